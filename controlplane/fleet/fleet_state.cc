@@ -1,0 +1,140 @@
+#include "controlplane/fleet/fleet_state.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace switchboard::controlplane {
+
+absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now) {
+  RETURN_IF_ERROR(ValidateHello(hello, limits_));
+  {
+    absl::MutexLock lock(&mu_);
+    Node& node = nodes_[hello.node_id()];
+    node.hello = hello;
+    node.stream_id = stream_id;
+    node.connected = true;
+    node.last_sequence = 0;
+    node.last_seen = now;
+    // Forget reports for endpoints the node no longer declares.
+    for (auto it = node.latest.begin(); it != node.latest.end();) {
+      bool declared = false;
+      for (const v1::EndpointInfo& ep : hello.endpoints()) declared |= ep.address() == it->first;
+      it = declared ? std::next(it) : node.latest.erase(it);
+    }
+  }
+  NotifyChange();
+  return absl::OkStatus();
+}
+
+absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id,
+                                     const v1::Report& report, absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) return absl::FailedPreconditionError("Report before Hello");
+    Node& node = it->second;
+    if (node.stream_id != stream_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", node_id, " reconnected on a newer stream; this one is superseded"));
+    }
+    RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
+    node.last_sequence = report.sequence();
+    node.last_seen = now;
+    node.reported = true;
+    for (const v1::EndpointReport& ep : report.endpoints()) {
+      node.latest[ep.address()] = ep;
+      if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
+    }
+  }
+  NotifyChange();
+  return absl::OkStatus();
+}
+
+void FleetState::Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end() || it->second.stream_id != stream_id) return;
+    it->second.connected = false;
+    (void)now;  // last_seen keeps the last report time: staleness counts from there.
+  }
+  NotifyChange();
+}
+
+std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention, absl::Time now) {
+  std::vector<std::string> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+      if (!it->second.connected && now - it->second.last_seen > retention) {
+        removed.push_back(it->first);
+        it = nodes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (!removed.empty()) NotifyChange();
+  return removed;
+}
+
+std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
+  std::vector<EndpointView> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [node_id, node] : nodes_) {
+    for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+      EndpointView v;
+      v.node_id = node_id;
+      v.address = info.address();
+      v.labels.insert(node.hello.labels().begin(), node.hello.labels().end());
+      v.engine = info.engine();
+      v.models.assign(info.models().begin(), info.models().end());
+      v.slots_total = info.slots_total();
+      v.capacity_hint = info.capacity_hint();
+      v.connected = node.connected;
+      v.report_age = now - node.last_seen;
+      auto latest = node.latest.find(info.address());
+      if (latest != node.latest.end()) {
+        const v1::EndpointReport& r = latest->second;
+        v.reported = true;
+        v.state = r.state();
+        if (r.engine() != v1::ENGINE_UNSPECIFIED) v.engine = r.engine();
+        if (r.models_size() > 0) v.models.assign(r.models().begin(), r.models().end());
+        v.slots_total = r.slots_total();
+        v.slots_busy = r.slots_busy();
+        v.queue_depth = r.queue_depth();
+        v.kv_cache_usage = r.kv_cache_usage();
+        v.tokens_per_second = r.tokens_per_second();
+        v.ttft_p95_seconds = r.ttft_p95_seconds();
+        v.probe_error = r.probe_error();
+      }
+      auto tps = node.slot_tps.find(info.address());
+      if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
+}
+
+std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
+  std::vector<NodeView> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [node_id, node] : nodes_) {
+    NodeView v;
+    v.node_id = node_id;
+    v.labels.insert(node.hello.labels().begin(), node.hello.labels().end());
+    v.agent_version = node.hello.agent_version();
+    v.connected = node.connected;
+    v.last_report_age = now - node.last_seen;
+    v.endpoint_count = static_cast<uint32_t>(node.hello.endpoints_size());
+    v.last_sequence = node.last_sequence;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+void FleetState::NotifyChange() {
+  if (on_change_) on_change_();
+}
+
+}  // namespace switchboard::controlplane

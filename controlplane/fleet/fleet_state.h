@@ -1,0 +1,97 @@
+// FleetState: the latest Hello and Report of every node, keyed by node id. One mutex
+// guards all of it; callers get copies (EndpointView) and never hold references.
+#ifndef SWITCHBOARD_CONTROLPLANE_FLEET_FLEET_STATE_H_
+#define SWITCHBOARD_CONTROLPLANE_FLEET_FLEET_STATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controlplane/fleet/validation.h"
+#include "switchboard/v1/agent.pb.h"
+
+namespace switchboard::controlplane {
+
+// One endpoint as the policy sees it: a flat copy, safe to use without locks.
+struct EndpointView {
+  std::string node_id;
+  std::string address;
+  std::map<std::string, std::string> labels;  // The node's labels.
+  v1::Engine engine = v1::ENGINE_UNSPECIFIED;
+  std::vector<std::string> models;
+  v1::EndpointState state = v1::ENDPOINT_STATE_UNSPECIFIED;
+  uint32_t slots_total = 0;
+  uint32_t slots_busy = 0;
+  uint32_t queue_depth = 0;
+  double kv_cache_usage = 0;
+  double tokens_per_second = 0;
+  double slot_tokens_per_second = 0;  // Last non-zero measurement (kept while idle).
+  double capacity_hint = 0;
+  double ttft_p95_seconds = 0;
+  std::string probe_error;
+  bool reported = false;           // False until the first Report arrives.
+  bool connected = false;          // The node's stream is open now.
+  absl::Duration report_age;       // Since the node's last accepted Report (or Hello).
+};
+
+struct NodeView {
+  std::string node_id;
+  std::map<std::string, std::string> labels;
+  std::string agent_version;
+  bool connected = false;
+  absl::Duration last_report_age;
+  uint32_t endpoint_count = 0;
+  uint64_t last_sequence = 0;
+};
+
+class FleetState {
+ public:
+  // `on_change` is called (without FleetState's lock held) after every accepted change.
+  explicit FleetState(ValidationLimits limits = {}, std::function<void()> on_change = nullptr)
+      : limits_(limits), on_change_(std::move(on_change)) {}
+
+  // Binds `stream_id` to the node named in `hello`. A newer stream for the same node id
+  // supersedes the older one (the agent reconnected before the old stream was noticed
+  // dead); the older stream's later reports are refused.
+  absl::Status Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now);
+  // Validates and applies a report from `stream_id`. Changes nothing on error.
+  absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
+                           absl::Time now);
+  // The stream ended. Its node's data stays (it ages and goes stale) until Forget.
+  void Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now);
+  // Drops nodes that are disconnected and silent for longer than `retention`. Returns
+  // the ids removed.
+  std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
+
+  std::vector<EndpointView> Endpoints(absl::Time now) const;
+  std::vector<NodeView> Nodes(absl::Time now) const;
+
+ private:
+  struct Node {
+    v1::Hello hello;
+    uint64_t stream_id = 0;
+    bool connected = false;
+    uint64_t last_sequence = 0;
+    absl::Time last_seen;                              // Monotonic.
+    std::map<std::string, v1::EndpointReport> latest;  // By address.
+    std::map<std::string, double> slot_tps;            // Last non-zero per address.
+    bool reported = false;
+  };
+
+  void NotifyChange();
+
+  const ValidationLimits limits_;
+  const std::function<void()> on_change_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_FLEET_FLEET_STATE_H_

@@ -1,0 +1,193 @@
+#include "controlplane/fleet/validation.h"
+
+#include <cmath>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/net.h"
+#include "common/status_macros.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
+
+// Shortens untrusted text before it goes into an error message.
+std::string Clip(absl::string_view s) {
+  if (s.size() <= 64) return std::string(s);
+  return absl::StrCat(s.substr(0, 64), "...(", s.size(), " bytes)");
+}
+
+bool IsPrintable(absl::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+absl::Status CheckRatio(double v, absl::string_view field) {
+  if (!std::isfinite(v) || v < 0 || v > 1) {
+    return Invalid(absl::StrCat(field, " must be a finite number in [0, 1], got ", v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNonNegative(double v, double max, absl::string_view field) {
+  if (!std::isfinite(v) || v < 0 || v > max) {
+    return Invalid(absl::StrCat(field, " must be a finite number in [0, ", max, "], got ", v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAddress(absl::string_view address) {
+  absl::StatusOr<HostPort> hp = ParseHostPort(address);
+  if (!hp.ok() || hp->port == 0 || address.size() > 300) {
+    return Invalid(absl::StrCat("endpoint address '", Clip(address), "' is not host:port"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModels(const google::protobuf::RepeatedPtrField<std::string>& models,
+                            const ValidationLimits& limits, absl::string_view where) {
+  if (static_cast<size_t>(models.size()) > limits.max_models) {
+    return Invalid(absl::StrCat(where, ": too many models (", models.size(), ")"));
+  }
+  for (const std::string& m : models) {
+    absl::Status s = ValidateModelId(m, limits);
+    if (!s.ok()) return Invalid(absl::StrCat(where, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateNodeId(absl::string_view node_id, const ValidationLimits& limits) {
+  if (node_id.empty()) return Invalid("node_id is empty");
+  if (node_id.size() > limits.max_id_length) {
+    return Invalid(absl::StrCat("node_id is ", node_id.size(), " bytes; the limit is ",
+                                limits.max_id_length));
+  }
+  for (char c : node_id) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' && c != ':') {
+      return Invalid(absl::StrCat("node_id '", Clip(node_id),
+                                  "' may hold only letters, digits and . - _ :"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& limits) {
+  if (model.empty()) return Invalid("model id is empty");
+  if (model.size() > limits.max_model_length) {
+    return Invalid(absl::StrCat("model id is ", model.size(), " bytes; the limit is ",
+                                limits.max_model_length));
+  }
+  if (!IsPrintable(model)) return Invalid(absl::StrCat("model id '", Clip(model), "' has control characters"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limits) {
+  RETURN_IF_ERROR(ValidateNodeId(hello.node_id(), limits));
+  if (static_cast<size_t>(hello.labels_size()) > limits.max_labels) {
+    return Invalid(absl::StrCat("too many labels (", hello.labels_size(), ")"));
+  }
+  for (const auto& [k, v] : hello.labels()) {
+    if (k.empty() || k.size() > limits.max_label_length || v.size() > limits.max_label_length ||
+        !IsPrintable(k) || !IsPrintable(v)) {
+      return Invalid(absl::StrCat("bad label '", Clip(k), "'"));
+    }
+  }
+  if (hello.agent_version().size() > limits.max_label_length) return Invalid("agent_version too long");
+  if (static_cast<size_t>(hello.gpus_size()) > limits.max_gpus) return Invalid("too many GPUs");
+  for (const v1::GpuInfo& gpu : hello.gpus()) {
+    if (gpu.uuid().empty() || gpu.uuid().size() > limits.max_label_length) {
+      return Invalid("every GPU needs a uuid of at most 256 bytes");
+    }
+    if (gpu.name().size() > limits.max_label_length) return Invalid("GPU name too long");
+  }
+  if (static_cast<size_t>(hello.endpoints_size()) > limits.max_endpoints) {
+    return Invalid(absl::StrCat("too many endpoints (", hello.endpoints_size(), ")"));
+  }
+  std::set<std::string> seen;
+  for (const v1::EndpointInfo& ep : hello.endpoints()) {
+    RETURN_IF_ERROR(ValidateAddress(ep.address()));
+    if (!seen.insert(ep.address()).second) {
+      return Invalid(absl::StrCat("endpoint ", ep.address(), " is declared twice"));
+    }
+    RETURN_IF_ERROR(ValidateModels(ep.models(), limits, ep.address()));
+    if (ep.slots_total() > limits.max_slots) {
+      return Invalid(absl::StrCat(ep.address(), ": slots_total ", ep.slots_total(), " is absurd"));
+    }
+    RETURN_IF_ERROR(CheckNonNegative(ep.capacity_hint(), 1e6, "capacity_hint"));
+  }
+  if (hello.has_report_interval() &&
+      (hello.report_interval().seconds() < 0 || hello.report_interval().nanos() < 0)) {
+    return Invalid("report_interval is negative");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
+                            uint64_t last_sequence, const ValidationLimits& limits) {
+  if (report.sequence() <= last_sequence) {
+    return Invalid(absl::StrCat("report sequence ", report.sequence(),
+                                " does not follow the previous ", last_sequence));
+  }
+  std::set<std::string> declared;
+  for (const v1::EndpointInfo& ep : hello.endpoints()) declared.insert(ep.address());
+  std::set<std::string> gpus;
+  for (const v1::GpuInfo& gpu : hello.gpus()) gpus.insert(gpu.uuid());
+
+  for (const v1::GpuSample& gpu : report.gpus()) {
+    if (gpus.count(gpu.uuid()) == 0) {
+      return Invalid(absl::StrCat("GPU '", Clip(gpu.uuid()), "' was not declared in Hello"));
+    }
+    RETURN_IF_ERROR(CheckRatio(gpu.utilization(), "gpu utilization"));
+    RETURN_IF_ERROR(CheckNonNegative(gpu.temperature_celsius(), 200, "gpu temperature_celsius"));
+  }
+  std::set<std::string> seen;
+  for (const v1::EndpointReport& ep : report.endpoints()) {
+    if (declared.count(ep.address()) == 0) {
+      return Invalid(absl::StrCat("endpoint '", Clip(ep.address()), "' was not declared in Hello"));
+    }
+    if (!seen.insert(ep.address()).second) {
+      return Invalid(absl::StrCat("endpoint ", ep.address(), " is reported twice"));
+    }
+    const std::string& where = ep.address();
+    if (ep.state() == v1::ENDPOINT_STATE_UNSPECIFIED || !v1::EndpointState_IsValid(ep.state())) {
+      return Invalid(absl::StrCat(where, ": state is missing or unknown"));
+    }
+    RETURN_IF_ERROR(ValidateModels(ep.models(), limits, where));
+    if (ep.slots_total() > limits.max_slots) {
+      return Invalid(absl::StrCat(where, ": slots_total ", ep.slots_total(), " is absurd"));
+    }
+    if (ep.slots_busy() > ep.slots_total()) {
+      return Invalid(absl::StrCat(where, ": slots_busy ", ep.slots_busy(), " exceeds slots_total ",
+                                  ep.slots_total()));
+    }
+    if (ep.queue_depth() > limits.max_queue) {
+      return Invalid(absl::StrCat(where, ": queue_depth ", ep.queue_depth(), " is absurd"));
+    }
+    RETURN_IF_ERROR(CheckRatio(ep.kv_cache_usage(), absl::StrCat(where, ": kv_cache_usage")));
+    const double latencies[] = {ep.ttft_p50_seconds(), ep.ttft_p95_seconds(), ep.e2e_p50_seconds(),
+                                ep.e2e_p95_seconds()};
+    for (double v : latencies) {
+      RETURN_IF_ERROR(CheckNonNegative(v, limits.max_latency_seconds, absl::StrCat(where, ": latency")));
+    }
+    RETURN_IF_ERROR(CheckNonNegative(ep.tokens_per_second(), limits.max_tokens_per_second,
+                                     absl::StrCat(where, ": tokens_per_second")));
+    RETURN_IF_ERROR(CheckNonNegative(ep.slot_tokens_per_second(), limits.max_tokens_per_second,
+                                     absl::StrCat(where, ": slot_tokens_per_second")));
+    if (ep.errors_total() > ep.requests_total() && ep.requests_total() != 0) {
+      return Invalid(absl::StrCat(where, ": errors_total exceeds requests_total"));
+    }
+    if (ep.probe_error().size() > 4096) return Invalid(absl::StrCat(where, ": probe_error too long"));
+    if (ep.probe_latency().seconds() < 0 || ep.probe_latency().nanos() < 0) {
+      return Invalid(absl::StrCat(where, ": probe_latency is negative"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,265 @@
+#include "controlplane/history/history_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+absl::Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("sqlite: ", msg, " (in: ", sql, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("cannot open history database ", path, ": ", msg));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+absl::Status Migrate(sqlite3* db, const std::string& path) {
+  if (absl::Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a usable SQLite database: ", s.message()));
+  }
+  if (absl::Status s = Exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !s.ok()) {
+    return s;
+  }
+  int version = 0;
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &stmt, nullptr);
+  if (stmt && sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (version > kHistorySchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has history schema version ", version, ", newer than this build's ",
+        kHistorySchemaVersion, ": upgrade Switchboard or point --db elsewhere"));
+  }
+  if (version < 1) {
+    if (absl::Status s = Exec(db,
+        "BEGIN;"
+        "CREATE TABLE events ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  time_unix_ms INTEGER NOT NULL,"
+        "  kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL,"
+        "  address TEXT NOT NULL, detail TEXT NOT NULL);"
+        "CREATE INDEX events_by_time ON events(time_unix_ms);"
+        "CREATE TABLE pool_snapshots ("
+        "  pool TEXT PRIMARY KEY, version TEXT NOT NULL,"
+        "  time_unix_ms INTEGER NOT NULL, assignment BLOB NOT NULL);"
+        "INSERT INTO schema_version(version) VALUES (1);"
+        "COMMIT;");
+        !s.ok()) {
+      Exec(db, "ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int i) {
+  const unsigned char* text = sqlite3_column_text(stmt, i);
+  return text ? std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, i)) : "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::string& path,
+                                                                  size_t queue_limit) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
+  }
+  absl::StatusOr<sqlite3*> writer = OpenDb(path);
+  if (!writer.ok()) return writer.status();
+  if (absl::Status s = Migrate(*writer, path); !s.ok()) {
+    sqlite3_close(*writer);
+    return s;
+  }
+  absl::StatusOr<sqlite3*> reader = OpenDb(path);
+  if (!reader.ok()) {
+    sqlite3_close(*writer);
+    return reader.status();
+  }
+  return std::unique_ptr<HistoryStore>(new HistoryStore(*writer, *reader, queue_limit));
+}
+
+HistoryStore::HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit)
+    : writer_db_(writer), reader_db_(reader), queue_limit_(queue_limit) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+HistoryStore::~HistoryStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  writer_.join();  // Drains the queue first: nothing recorded is lost on shutdown.
+  sqlite3_close(writer_db_);
+  sqlite3_close(reader_db_);
+}
+
+void HistoryStore::Enqueue(Item item) {
+  absl::MutexLock lock(&mu_);
+  auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < queue_limit_; };
+  mu_.Await(absl::Condition(&has_room));
+  queue_.push_back(std::move(item));
+  ++enqueued_;
+}
+
+void HistoryStore::RecordEvent(HistoryEvent event) {
+  Item item;
+  item.is_event = true;
+  item.event = std::move(event);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordSnapshot(StoredSnapshot snapshot) {
+  Item item;
+  item.is_event = false;
+  item.snapshot = std::move(snapshot);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::Flush() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = enqueued_;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return committed_ >= target; };
+  mu_.Await(absl::Condition(&done));
+}
+
+uint64_t HistoryStore::write_errors() const {
+  absl::MutexLock lock(&mu_);
+  return write_errors_;
+}
+
+void HistoryStore::WriterLoop() {
+  while (true) {
+    std::vector<Item> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty() && stop_) return;
+      while (!queue_.empty() && batch.size() < 512) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    WriteBatch(batch);
+    absl::MutexLock lock(&mu_);
+    committed_ += batch.size();
+  }
+}
+
+void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
+  sqlite3* db = writer_db_;
+  absl::Status status = Exec(db, "BEGIN");
+  sqlite3_stmt* ev = nullptr;
+  sqlite3_stmt* snap = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     -1, &ev, nullptr);
+  sqlite3_prepare_v2(db,
+                     "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
+                     "VALUES (?, ?, ?, ?)",
+                     -1, &snap, nullptr);
+  for (const Item& item : batch) {
+    if (!status.ok() || ev == nullptr || snap == nullptr) break;
+    sqlite3_stmt* stmt = item.is_event ? ev : snap;
+    sqlite3_reset(stmt);
+    if (item.is_event) {
+      const HistoryEvent& e = item.event;
+      sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(e.time));
+      sqlite3_bind_text(stmt, 2, e.kind.data(), static_cast<int>(e.kind.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(stmt, 3, e.pool.data(), static_cast<int>(e.pool.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(stmt, 4, e.node_id.data(), static_cast<int>(e.node_id.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(stmt, 5, e.address.data(), static_cast<int>(e.address.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(stmt, 6, e.detail.data(), static_cast<int>(e.detail.size()), SQLITE_TRANSIENT);
+    } else {
+      const StoredSnapshot& s = item.snapshot;
+      sqlite3_bind_text(stmt, 1, s.pool.data(), static_cast<int>(s.pool.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(stmt, 2, s.version.data(), static_cast<int>(s.version.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_int64(stmt, 3, absl::ToUnixMillis(s.time));
+      sqlite3_bind_blob(stmt, 4, s.assignment.data(), static_cast<int>(s.assignment.size()), SQLITE_TRANSIENT);
+    }
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      status = absl::InternalError(sqlite3_errmsg(db));
+    }
+  }
+  sqlite3_finalize(ev);
+  sqlite3_finalize(snap);
+  if (status.ok()) status = Exec(db, "COMMIT");
+  if (!status.ok()) {
+    Exec(db, "ROLLBACK").IgnoreError();
+    SB_LOG(ERROR) << "history: lost a batch of " << batch.size() << " writes: " << status.message();
+    absl::MutexLock lock(&mu_);
+    ++write_errors_;
+  }
+}
+
+absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limit) const {
+  absl::MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_,
+                         "SELECT time_unix_ms, kind, pool, node_id, address, detail FROM events "
+                         "ORDER BY id DESC LIMIT ?",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  sqlite3_bind_int64(stmt, 1, static_cast<int64_t>(limit));
+  std::vector<HistoryEvent> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    HistoryEvent e;
+    e.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
+    e.kind = ColumnText(stmt, 1);
+    e.pool = ColumnText(stmt, 2);
+    e.node_id = ColumnText(stmt, 3);
+    e.address = ColumnText(stmt, 4);
+    e.detail = ColumnText(stmt, 5);
+    out.push_back(std::move(e));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() const {
+  absl::MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  std::vector<StoredSnapshot> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    StoredSnapshot s;
+    s.pool = ColumnText(stmt, 0);
+    s.version = ColumnText(stmt, 1);
+    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
+    const void* blob = sqlite3_column_blob(stmt, 3);
+    s.assignment.assign(static_cast<const char*>(blob), sqlite3_column_bytes(stmt, 3));
+    out.push_back(std::move(s));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+}  // namespace switchboard::controlplane

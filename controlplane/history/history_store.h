@@ -1,0 +1,95 @@
+// HistoryStore: the control plane's SQLite history (WAL mode, versioned schema).
+//
+// Writes go through a bounded queue to one writer thread that batches them in
+// transactions, so callers (the reconciler) never wait on the disk. Events are never
+// dropped: when the queue is full, RecordEvent waits for room. Reads use their own
+// connection and may run concurrently with the writer.
+#ifndef SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
+#define SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+struct sqlite3;
+
+namespace switchboard::controlplane {
+
+inline constexpr int kHistorySchemaVersion = 1;
+
+struct HistoryEvent {
+  absl::Time time;
+  std::string kind;     // "endpoint_joined", "endpoint_left", "circuit_changed", ...
+  std::string pool;
+  std::string node_id;
+  std::string address;
+  std::string detail;   // Human-readable: "CLOSED -> OPEN: probe failed".
+};
+
+struct StoredSnapshot {
+  std::string pool;
+  std::string version;
+  absl::Time time;
+  std::string assignment;  // Serialized switchboard.v1.Assignment.
+};
+
+class HistoryStore {
+ public:
+  // Opens (creating if needed) the database at `path`, creating its parent directory,
+  // and migrates it to kHistorySchemaVersion. Fails on a database written by a newer
+  // Switchboard or a file that is not SQLite.
+  static absl::StatusOr<std::unique_ptr<HistoryStore>> Open(const std::string& path,
+                                                            size_t queue_limit = 10000);
+  ~HistoryStore();
+  HistoryStore(const HistoryStore&) = delete;
+  HistoryStore& operator=(const HistoryStore&) = delete;
+
+  void RecordEvent(HistoryEvent event);
+  // Keeps the newest snapshot of each pool (for serving after a restart).
+  void RecordSnapshot(StoredSnapshot snapshot);
+  // Blocks until everything recorded before the call is committed.
+  void Flush();
+
+  // Newest first, at most `limit`.
+  absl::StatusOr<std::vector<HistoryEvent>> RecentEvents(size_t limit) const;
+  absl::StatusOr<std::vector<StoredSnapshot>> LatestSnapshots() const;
+
+  // Writes that failed (disk full, ...). Exposed as a metric.
+  uint64_t write_errors() const;
+
+ private:
+  struct Item {
+    bool is_event = true;
+    HistoryEvent event;
+    StoredSnapshot snapshot;
+  };
+
+  HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit);
+  void WriterLoop();
+  void WriteBatch(const std::vector<Item>& batch);
+  void Enqueue(Item item);
+
+  sqlite3* const writer_db_;  // Used only by the writer thread.
+  sqlite3* const reader_db_ ABSL_PT_GUARDED_BY(reader_mu_);
+  mutable absl::Mutex reader_mu_;
+  const size_t queue_limit_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t write_errors_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_

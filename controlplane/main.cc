@@ -1,0 +1,87 @@
+// switchboard-controlplane: computes weights and circuit states for every endpoint of
+// the fleet and pushes versioned assignments to subscribers.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "controlplane/server.h"
+
+namespace {
+
+bool ParseDurationFlag(const std::string& text, absl::Duration* out, const char* flag) {
+  if (!absl::ParseDuration(text, out) || *out <= absl::ZeroDuration()) {
+    std::cerr << "switchboard-controlplane: " << flag << ": '" << text
+              << "' is not a positive duration (examples: 500ms, 5s, 2m)\n";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  switchboard::SetLogProgramName("controlplane");
+#ifdef NDEBUG
+  // Debian's Abseil runs its deadlock detector on every lock unless told not to (see
+  // shared/reference/grpc-performance.md); keep it on in debug and sanitizer builds.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
+
+  switchboard::controlplane::ControlPlaneOptions options;
+  std::string staleness = "5s", forget_after = "5m";
+  bool insecure = false;
+  CLI::App app{
+      "switchboard-controlplane: the Switchboard control plane.\n"
+      "Agents stream endpoint state to it; it computes a weight and circuit state per\n"
+      "endpoint and pushes versioned assignments per model pool to subscribers."};
+  app.add_option("--listen", options.listen, "gRPC address for every service (port 0 picks a free port)")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "Prometheus /metrics address; empty disables it")
+      ->capture_default_str();
+  app.add_option("--db", options.db_path, "SQLite history file (created if missing); empty disables history")
+      ->capture_default_str();
+  app.add_option("--staleness-bound", staleness,
+                 "exclude a node's endpoints when it has not reported for this long")
+      ->capture_default_str();
+  app.add_option("--forget-after", forget_after,
+                 "forget a disconnected node (its endpoints leave their pools) after this long")
+      ->capture_default_str();
+  app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!ParseDurationFlag(staleness, &options.reconciler.policy.circuit.staleness_bound, "--staleness-bound") ||
+      !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
+    return 2;
+  }
+  switchboard::WarnIfPlaintextImplicit(insecure);
+
+  // Block the stop signals before any thread starts, then wait for one here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto cp = switchboard::controlplane::ControlPlane::Start(options);
+  if (!cp.ok()) {
+    std::cerr << "switchboard-controlplane: " << cp.status().message() << "\n";
+    return 1;
+  }
+  // Machine-readable lines (tests and scripts read the real ports from them).
+  std::printf("grpc listening on port %d\n", (*cp)->grpc_port());
+  if ((*cp)->metrics_port() != 0) std::printf("metrics listening on port %d\n", (*cp)->metrics_port());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  SB_LOG(INFO) << "received signal " << sig << ", shutting down";
+  (*cp)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,53 @@
+#include "controlplane/metrics.h"
+
+namespace switchboard::controlplane {
+
+std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Registry& registry) {
+  auto m = std::make_unique<ControlPlaneMetrics>();
+  auto& agent_messages = prometheus::BuildCounter()
+                             .Name("switchboard_agent_messages_total")
+                             .Help("Agent messages by kind and outcome")
+                             .Register(registry);
+  m->hellos_accepted = &agent_messages.Add({{"kind", "hello"}, {"result", "accepted"}});
+  m->reports_accepted = &agent_messages.Add({{"kind", "report"}, {"result", "accepted"}});
+  m->messages_rejected_invalid = &agent_messages.Add({{"kind", "any"}, {"result", "invalid_argument"}});
+  m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
+
+  auto& streams = prometheus::BuildGauge()
+                      .Name("switchboard_streams")
+                      .Help("Open gRPC streams by service")
+                      .Register(registry);
+  m->agent_streams = &streams.Add({{"service", "agent"}});
+  m->subscriber_streams = &streams.Add({{"service", "discovery"}});
+
+  auto& sent = prometheus::BuildCounter()
+                   .Name("switchboard_assignments_sent_total")
+                   .Help("Assignments written to native Subscribe streams")
+                   .Register(registry);
+  m->assignments_sent = &sent.Add({});
+  auto& replies = prometheus::BuildCounter()
+                      .Name("switchboard_subscriber_replies_total")
+                      .Help("ACKs and NACKs from subscribers")
+                      .Register(registry);
+  m->subscriber_acks = &replies.Add({{"type", "ack"}});
+  m->subscriber_nacks = &replies.Add({{"type", "nack"}});
+  m->snapshots_published = &prometheus::BuildCounter()
+                                .Name("switchboard_snapshots_published_total")
+                                .Help("New pool snapshot versions built by the reconciler")
+                                .Register(registry)
+                                .Add({});
+  m->pools = &prometheus::BuildGauge()
+                  .Name("switchboard_pools")
+                  .Help("Model pools known")
+                  .Register(registry)
+                  .Add({});
+  auto& endpoints = prometheus::BuildGauge()
+                        .Name("switchboard_endpoints")
+                        .Help("Endpoints in the newest snapshots (counted once per pool)")
+                        .Register(registry);
+  m->endpoints_routable = &endpoints.Add({{"routable", "true"}});
+  m->endpoints_excluded = &endpoints.Add({{"routable", "false"}});
+  return m;
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,59 @@
+// Endpoint weights within one pool. Pure: explicit inputs, explicit outputs.
+//
+// weight ~ capacity_per_slot x max(free_slots, busy_floor) / (1 + queue / slots_total)
+//
+// normalized so the best endpoint gets kMaxWeight and every routable endpoint at least 1:
+// proportional, never winner-take-all, so proxies acting on a slightly old view still
+// spread load. Capacity per slot is the measured decode speed when every routable
+// endpoint of the pool has one, else the configured hint when every one has that, else
+// equal: mixing measured tokens/s with unitless hints would compare apples to pears.
+#ifndef SWITCHBOARD_CONTROLPLANE_POLICY_WEIGHTS_H_
+#define SWITCHBOARD_CONTROLPLANE_POLICY_WEIGHTS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace switchboard::controlplane::policy {
+
+inline constexpr uint32_t kMaxWeight = 128;
+
+struct WeightConfig {
+  // Free-slot credit an endpoint keeps when all its slots are busy, so that it is never
+  // starved of new work it could queue briefly.
+  double busy_floor_slots = 0.25;
+  // A new weight replaces the previous one only when it differs by more than this share
+  // of the previous weight (and by more than 1): small changes make no new version.
+  double hysteresis = 0.10;
+};
+
+struct WeightInput {
+  bool routable = false;
+  uint32_t slots_total = 0;
+  uint32_t slots_busy = 0;
+  uint32_t queue_depth = 0;
+  double slot_tokens_per_second = 0;  // 0 = not measured.
+  double capacity_hint = 0;           // 0 = none.
+  uint32_t previous_weight = 0;       // 0 = none (new, or excluded before).
+};
+
+enum class CapacitySource { kMeasured, kHint, kEqual };
+
+struct WeightResult {
+  uint32_t weight = 0;   // 0 = excluded, else 1..kMaxWeight.
+  double raw = 0;        // Before normalization (for explain).
+  double capacity = 0;   // Capacity per slot used.
+};
+
+struct PoolWeights {
+  CapacitySource capacity_source = CapacitySource::kEqual;
+  std::vector<WeightResult> endpoints;  // Same order as the inputs.
+};
+
+PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config);
+
+const char* CapacitySourceName(CapacitySource source);
+
+}  // namespace switchboard::controlplane::policy
+
+#endif  // SWITCHBOARD_CONTROLPLANE_POLICY_WEIGHTS_H_

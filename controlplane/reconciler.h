@@ -1,0 +1,74 @@
+// Reconciler: turns FleetState into per-pool snapshots. Wakes on change (coalesced:
+// runs `coalesce` after the first change, so a burst of reports costs one pass) and on
+// a periodic tick (staleness needs time to pass, not a change). Owns no fleet data.
+#ifndef SWITCHBOARD_CONTROLPLANE_RECONCILER_H_
+#define SWITCHBOARD_CONTROLPLANE_RECONCILER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controlplane/fleet/fleet_state.h"
+#include "controlplane/history/history_store.h"
+#include "controlplane/snapshot/snapshot.h"
+#include "controlplane/snapshot/snapshot_store.h"
+
+namespace switchboard::controlplane {
+
+struct ReconcilerOptions {
+  PolicyConfig policy;
+  absl::Duration coalesce = absl::Milliseconds(50);
+  absl::Duration tick = absl::Milliseconds(250);
+  // Nodes disconnected and silent this long are forgotten (their endpoints leave).
+  absl::Duration forget_after = absl::Minutes(5);
+};
+
+class Reconciler {
+ public:
+  // `history` may be null (no history kept). All pointers must outlive the Reconciler.
+  Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history, const Clock* clock,
+             ReconcilerOptions options);
+  ~Reconciler();
+
+  // Starts / stops the background thread. Without Start, call ReconcileOnce directly
+  // (tests and the simulator do).
+  void Start();
+  void Stop();
+
+  // Something changed: reconcile soon. Cheap, callable from any thread.
+  void Notify();
+
+  // One pass: builds every pool's snapshot, publishes those whose version changed and
+  // records events. Returns the number of pools published.
+  int ReconcileOnce();
+
+  uint64_t passes() const;
+
+ private:
+  void Loop();
+  void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
+
+  FleetState* const fleet_;
+  SnapshotStore* const store_;
+  HistoryStore* const history_;
+  const Clock* const clock_;
+  const ReconcilerOptions options_;
+
+  mutable absl::Mutex mu_;
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Serializes passes (the loop and direct calls).
+  absl::Mutex pass_mu_;
+  std::thread thread_;
+};
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_RECONCILER_H_

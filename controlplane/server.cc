@@ -1,0 +1,124 @@
+#include "controlplane/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "controlplane/metrics.h"
+#include "controlplane/service/admin_service.h"
+#include "controlplane/service/agent_service.h"
+#include "controlplane/service/discovery_service.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
+
+namespace switchboard::controlplane {
+
+struct ControlPlane::Impl {
+  ControlPlaneOptions options;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<ControlPlaneMetrics> metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<HistoryStore> history;
+  std::unique_ptr<FleetState> fleet;
+  SnapshotStore store;
+  std::unique_ptr<Reconciler> reconciler;
+  std::unique_ptr<AgentServiceImpl> agent_service;
+  std::unique_ptr<DiscoveryServiceImpl> discovery_service;
+  std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<grpc::Server> server;
+  int grpc_port = 0;
+  bool shut_down = false;
+};
+
+absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlPlaneOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  Impl* p = impl.get();
+  p->metrics = ControlPlaneMetrics::Create(*p->registry);
+
+  absl::StatusOr<HostPort> listen = ParseHostPort(options.listen);
+  if (!listen.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen: ", listen.status().message()));
+
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<HostPort> ml = ParseHostPort(options.metrics_listen);
+    if (!ml.ok()) return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: ", ml.status().message()));
+    try {  // prometheus-cpp reports bind failures by throwing; keep that at this edge.
+      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString());
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen, ": ", e.what()));
+    }
+    p->exposer->RegisterCollectable(p->registry);
+  }
+
+  if (!options.db_path.empty()) {
+    absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path);
+    if (!history.ok()) return history.status();
+    p->history = std::move(*history);
+  }
+
+  p->fleet = std::make_unique<FleetState>(ValidationLimits{}, [p] {
+    if (p->reconciler) p->reconciler->Notify();
+  });
+  p->reconciler = std::make_unique<Reconciler>(p->fleet.get(), &p->store, p->history.get(),
+                                               options.clock, options.reconciler);
+  p->store.AddWatcher([p] {
+    // Runs on the reconciler thread after each publish.
+    p->metrics->snapshots_published->Increment();
+    double routable = 0, excluded = 0, pools = 0;
+    for (const auto& snap : p->store.All()) {
+      ++pools;
+      for (const auto& ep : snap->assignment.endpoints()) (ep.weight() > 0 ? routable : excluded) += 1;
+    }
+    p->metrics->pools->Set(pools);
+    p->metrics->endpoints_routable->Set(routable);
+    p->metrics->endpoints_excluded->Set(excluded);
+  });
+
+  p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
+  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
+  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, options.clock);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen->ToString(), grpc::InsecureServerCredentials(), &p->grpc_port);
+  // Agents and subscribers keep long-lived streams with keepalive pings every 10 s.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.RegisterService(p->agent_service.get());
+  builder.RegisterService(p->discovery_service.get());
+  builder.RegisterService(p->admin_service.get());
+  p->server = builder.BuildAndStart();
+  if (p->server == nullptr || p->grpc_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  p->reconciler->Start();
+  return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
+}
+
+ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlPlane::~ControlPlane() { Shutdown(); }
+
+int ControlPlane::grpc_port() const { return impl_->grpc_port; }
+
+int ControlPlane::metrics_port() const {
+  if (!impl_->exposer) return 0;
+  auto ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+void ControlPlane::Shutdown() {
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
+  // Open streams are cancelled after a short grace period so agents reconnect elsewhere.
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  impl_->server->Wait();
+  impl_->reconciler->Stop();
+  if (impl_->history) impl_->history->Flush();
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,41 @@
+// ControlPlane: wires FleetState, the Reconciler, the history and the gRPC services
+// into one running server. main.cc only parses flags and waits for a signal.
+#ifndef SWITCHBOARD_CONTROLPLANE_SERVER_H_
+#define SWITCHBOARD_CONTROLPLANE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "controlplane/reconciler.h"
+
+namespace switchboard::controlplane {
+
+struct ControlPlaneOptions {
+  std::string listen = "0.0.0.0:50051";          // gRPC, every service. Port 0 = pick one.
+  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics; empty = off.
+  std::string db_path = "var/switchboard.db";    // SQLite history; empty = none.
+  ReconcilerOptions reconciler;
+  const Clock* clock = SystemClock::Get();
+};
+
+class ControlPlane {
+ public:
+  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(const ControlPlaneOptions& options);
+  ~ControlPlane();
+
+  int grpc_port() const;
+  int metrics_port() const;  // 0 when metrics are off.
+  // Stops accepting, ends open streams, drains the history queue. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  explicit ControlPlane(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_SERVER_H_

@@ -1,0 +1,67 @@
+#include "controlplane/service/admin_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace switchboard::controlplane {
+
+using google::protobuf::util::TimeUtil;
+
+void FillPool(const Snapshot& snapshot, v1::Pool* pool) {
+  pool->set_name(snapshot.pool);
+  pool->set_version(snapshot.version);
+  pool->set_lb_policy(snapshot.assignment.lb_policy());
+  pool->set_desired_replicas(snapshot.assignment.desired_replicas());
+  for (const v1::EndpointStatus& d : snapshot.details) *pool->add_endpoints() = d;
+  *pool->mutable_assignment() = snapshot.assignment;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContext* context,
+                                                      const v1::ListNodesRequest* /*request*/,
+                                                      v1::ListNodesResponse* response) {
+  for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) {
+    v1::Node* node = response->add_nodes();
+    node->set_node_id(n.node_id);
+    node->mutable_labels()->insert(n.labels.begin(), n.labels.end());
+    node->set_agent_version(n.agent_version);
+    node->set_connected(n.connected);
+    *node->mutable_last_report_age() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(n.last_report_age));
+    node->set_endpoint_count(n.endpoint_count);
+    node->set_last_sequence(n.last_sequence);
+  }
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListPools(grpc::CallbackServerContext* context,
+                                                      const v1::ListPoolsRequest* /*request*/,
+                                                      v1::ListPoolsResponse* response) {
+  for (const auto& snap : store_->All()) FillPool(*snap, response->add_pools());
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext* context,
+                                                    const v1::GetPoolRequest* request,
+                                                    v1::Pool* response) {
+  auto* reactor = context->DefaultReactor();
+  std::shared_ptr<const Snapshot> snap = store_->Get(request->pool());
+  if (snap == nullptr) {
+    std::vector<std::string> known;
+    for (const auto& s : store_->All()) known.push_back(s->pool);
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::NOT_FOUND,
+        absl::StrCat("no pool named '", request->pool().substr(0, 256), "'; known pools: ",
+                     known.empty() ? "(none yet)" : absl::StrJoin(known, ", "))));
+    return reactor;
+  }
+  FillPool(*snap, response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace switchboard::controlplane

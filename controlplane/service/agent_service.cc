@@ -1,0 +1,141 @@
+#include "controlplane/service/agent_service.h"
+
+#include <optional>
+
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+#include "controlplane/service/grpc_status.h"
+
+namespace switchboard::controlplane {
+
+// One agent's Connect stream. Reads one message at a time; acks coalesce (only the
+// newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
+class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage> {
+ public:
+  AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context)
+      : service_(service), stream_id_(service->next_stream_id_++), peer_(context->peer()) {
+    service_->metrics_->agent_streams->Increment();
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // The agent closed its side or went away.
+      Disconnect();
+      FinishWhenIdle(grpc::Status::OK);
+      return;
+    }
+    absl::Status status = Handle();
+    if (!status.ok()) {
+      if (status.code() == absl::StatusCode::kInvalidArgument) {
+        service_->metrics_->messages_rejected_invalid->Increment();
+      } else {
+        service_->metrics_->messages_rejected_other->Increment();
+      }
+      SB_LOG(WARNING) << "rejected message from " << peer_
+                      << (node_id_.empty() ? "" : " node=" + node_id_) << ": " << status.message();
+      Disconnect();
+      FinishWhenIdle(ToGrpcStatus(status));
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) pending_ack_.reset();  // The stream is going away; a read error follows.
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    Disconnect();
+    service_->metrics_->agent_streams->Decrement();
+    delete this;
+  }
+
+ private:
+  absl::Status Handle() {
+    const absl::Time now = service_->clock_->MonotonicNow();
+    if (in_.has_hello()) {
+      if (!node_id_.empty()) return absl::InvalidArgumentError("second Hello on one stream");
+      absl::Status s = service_->fleet_->Connect(stream_id_, in_.hello(), now);
+      if (!s.ok()) return s;
+      node_id_ = in_.hello().node_id();
+      service_->metrics_->hellos_accepted->Increment();
+      SB_LOG(INFO) << "agent connected: node=" << node_id_ << " peer=" << peer_
+                   << " endpoints=" << in_.hello().endpoints_size();
+      QueueAck(0);
+      return absl::OkStatus();
+    }
+    if (in_.has_report()) {
+      if (node_id_.empty()) return absl::InvalidArgumentError("Report before Hello");
+      absl::Status s = service_->fleet_->ApplyReport(stream_id_, node_id_, in_.report(), now);
+      if (!s.ok()) return s;
+      service_->metrics_->reports_accepted->Increment();
+      QueueAck(in_.report().sequence());
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError("empty AgentMessage");
+  }
+
+  void Disconnect() {
+    absl::MutexLock lock(&mu_);
+    if (disconnected_ || node_id_.empty()) {
+      disconnected_ = true;
+      return;
+    }
+    disconnected_ = true;
+    service_->fleet_->Disconnect(stream_id_, node_id_, service_->clock_->MonotonicNow());
+    SB_LOG(INFO) << "agent disconnected: node=" << node_id_;
+  }
+
+  void QueueAck(uint64_t sequence) {
+    absl::MutexLock lock(&mu_);
+    pending_ack_ = sequence;
+    PumpLocked();
+  }
+
+  void FinishWhenIdle(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    pending_ack_.reset();
+    finish_status_ = std::move(status);
+    PumpLocked();
+  }
+
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (pending_ack_.has_value()) {
+      out_.Clear();
+      out_.mutable_ack()->set_sequence(*pending_ack_);
+      pending_ack_.reset();
+      writing_ = true;
+      StartWrite(&out_);
+      return;
+    }
+    if (finish_status_.has_value()) {
+      finished_ = true;
+      Finish(*finish_status_);
+    }
+  }
+
+  AgentServiceImpl* const service_;
+  const uint64_t stream_id_;
+  const std::string peer_;
+  v1::AgentMessage in_;    // Owned by the single outstanding read.
+  std::string node_id_;    // Set by the Hello; touched only from read callbacks.
+
+  absl::Mutex mu_;
+  v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool disconnected_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<uint64_t> pending_ack_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* AgentServiceImpl::Connect(
+    grpc::CallbackServerContext* context) {
+  return new AgentStream(this, context);
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,113 @@
+#include "controlplane/service/discovery_service.h"
+
+#include <map>
+#include <memory>
+#include <set>
+
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+
+namespace switchboard::controlplane {
+
+// One subscriber. Latest-wins: at most one write is in flight; when it completes the
+// stream sends the newest snapshot of any subscribed pool whose version it has not
+// sent yet, so a slow subscriber skips intermediate versions instead of queueing them.
+// The Assignment written is the snapshot's own immutable message (no copy per
+// subscriber); the stream holds a reference to it until the write completes.
+class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment> {
+ public:
+  SubscribeStream(DiscoveryServiceImpl* service, grpc::CallbackServerContext* context)
+      : service_(service), peer_(context->peer()) {
+    service_->metrics_->subscriber_streams->Increment();
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      finish_requested_ = true;
+      PumpLocked();
+      return;
+    }
+    if (!subscribed_) {
+      subscribed_ = true;
+      {
+        absl::MutexLock lock(&mu_);
+        subscriber_id_ = request_.subscriber_id();
+        all_pools_ = request_.pools().empty();
+        pools_.insert(request_.pools().begin(), request_.pools().end());
+      }
+      watcher_id_ = service_->store_->AddWatcher([this] {
+        absl::MutexLock lock(&mu_);
+        PumpLocked();
+      });
+      absl::MutexLock lock(&mu_);
+      PumpLocked();
+    } else if (request_.has_error_detail() && request_.error_detail().code() != 0) {
+      service_->metrics_->subscriber_nacks->Increment();
+      SB_LOG(WARNING) << "subscriber " << request_.subscriber_id() << " (" << peer_ << ") NACKed nonce "
+                      << request_.response_nonce() << ": " << request_.error_detail().message();
+    } else {
+      service_->metrics_->subscriber_acks->Increment();
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    in_flight_.reset();
+    if (!ok) {
+      finish_requested_ = true;
+    } else {
+      service_->metrics_->assignments_sent->Increment();
+    }
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    if (watcher_id_ != 0) service_->store_->RemoveWatcher(watcher_id_);
+    service_->metrics_->subscriber_streams->Decrement();
+    delete this;
+  }
+
+ private:
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (in_flight_ || finished_) return;
+    if (finish_requested_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+      return;
+    }
+    for (const std::shared_ptr<const Snapshot>& snap : service_->store_->All()) {
+      if (!all_pools_ && pools_.count(snap->pool) == 0) continue;
+      auto sent = sent_versions_.find(snap->pool);
+      if (sent != sent_versions_.end() && sent->second == snap->version) continue;
+      sent_versions_[snap->pool] = snap->version;
+      in_flight_ = snap;
+      StartWrite(&snap->assignment);
+      return;
+    }
+  }
+
+  DiscoveryServiceImpl* const service_;
+  const std::string peer_;
+  v1::SubscribeRequest request_;  // Owned by the single outstanding read.
+  bool subscribed_ = false;       // Touched only from read callbacks.
+  int watcher_id_ = 0;            // Set before the first write; read in OnDone.
+
+  absl::Mutex mu_;
+  std::string subscriber_id_ ABSL_GUARDED_BY(mu_);
+  bool all_pools_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<std::string> pools_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> sent_versions_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Snapshot> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* DiscoveryServiceImpl::Subscribe(
+    grpc::CallbackServerContext* context) {
+  return new SubscribeStream(this, context);
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,113 @@
+#include "controlplane/snapshot/snapshot.h"
+
+#include <map>
+
+#include "common/hash.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace switchboard::controlplane {
+
+std::string ComputeVersion(const v1::Assignment& assignment) {
+  v1::Assignment content = assignment;
+  content.clear_version();
+  content.clear_nonce();
+  content.clear_generated_at();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&raw);
+    coded.SetSerializationDeterministic(true);  // Sorted map keys.
+    content.SerializeToCodedStream(&coded);
+  }
+  return HashHex(bytes);
+}
+
+std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
+                                              const std::vector<EndpointView>& endpoints,
+                                              const Snapshot* previous, const PolicyConfig& config,
+                                              absl::Time now) {
+  std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
+  if (previous != nullptr) {
+    for (const v1::AssignedEndpoint& ep : previous->assignment.endpoints()) {
+      previous_weights[{ep.node_id(), ep.address()}] = ep.weight();
+    }
+  }
+
+  std::vector<policy::CircuitDecision> circuits;
+  std::vector<policy::WeightInput> weight_inputs;
+  for (const EndpointView& ep : endpoints) {
+    policy::CircuitInput ci;
+    ci.state = ep.state;
+    ci.reported = ep.reported;
+    ci.probe_ok = ep.probe_error.empty();
+    ci.report_age = ep.report_age;
+    circuits.push_back(policy::DecideCircuit(ci, config.circuit));
+
+    policy::WeightInput wi;
+    wi.routable = circuits.back().routable;
+    wi.slots_total = ep.slots_total;
+    wi.slots_busy = ep.slots_busy;
+    wi.queue_depth = ep.queue_depth;
+    wi.slot_tokens_per_second = ep.slot_tokens_per_second;
+    wi.capacity_hint = ep.capacity_hint;
+    auto prev = previous_weights.find({ep.node_id, ep.address});
+    wi.previous_weight = prev == previous_weights.end() ? 0 : prev->second;
+    weight_inputs.push_back(wi);
+  }
+  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
+
+  auto snap = std::make_shared<Snapshot>();
+  snap->pool = pool;
+  snap->capacity_source = weights.capacity_source;
+  v1::Assignment& a = snap->assignment;
+  a.set_pool(pool);
+  a.set_lb_policy(config.lb_policy);
+  uint32_t routable = 0;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const EndpointView& ep = endpoints[i];
+    const uint32_t weight = weights.endpoints[i].weight;
+    routable += weight > 0 ? 1 : 0;
+    v1::AssignedEndpoint* out = a.add_endpoints();
+    out->set_address(ep.address);
+    out->set_node_id(ep.node_id);
+    out->set_weight(weight);
+    out->set_state(ep.state);
+    out->set_circuit(circuits[i].circuit);
+    out->set_slots_total(ep.slots_total);
+    out->set_slots_free(ep.slots_total - std::min(ep.slots_busy, ep.slots_total));
+    out->set_queue_depth(ep.queue_depth);
+    out->mutable_labels()->insert(ep.labels.begin(), ep.labels.end());
+
+    v1::EndpointStatus d;
+    d.set_address(ep.address);
+    d.set_node_id(ep.node_id);
+    d.set_engine(ep.engine);
+    d.set_state(ep.state);
+    d.set_circuit(circuits[i].circuit);
+    d.set_weight(weight);
+    d.set_slots_total(ep.slots_total);
+    d.set_slots_busy(ep.slots_busy);
+    d.set_queue_depth(ep.queue_depth);
+    d.set_kv_cache_usage(ep.kv_cache_usage);
+    d.set_tokens_per_second(ep.tokens_per_second);
+    d.set_slot_tokens_per_second(ep.slot_tokens_per_second);
+    d.set_ttft_p95_seconds(ep.ttft_p95_seconds);
+    *d.mutable_report_age() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
+        absl::ToInt64Nanoseconds(ep.report_age));
+    d.set_probe_error(ep.probe_error);
+    d.set_reason(circuits[i].reason);
+    snap->details.push_back(std::move(d));
+  }
+  // Until the autoscaler lands (policy/autoscale), the desired count is what is routable.
+  a.set_desired_replicas(routable);
+  snap->version = ComputeVersion(a);
+  a.set_version(snap->version);
+  a.set_nonce(snap->version);
+  *a.mutable_generated_at() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  return snap;
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,47 @@
+// Snapshot: the immutable, versioned assignment of one pool, shared by every publisher.
+#ifndef SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
+#define SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "controlplane/fleet/fleet_state.h"
+#include "controlplane/policy/circuit.h"
+#include "controlplane/policy/weights.h"
+#include "switchboard/v1/admin.pb.h"
+#include "switchboard/v1/discovery.pb.h"
+
+namespace switchboard::controlplane {
+
+struct Snapshot {
+  std::string pool;
+  std::string version;              // == assignment.version(): hash of the content.
+  v1::Assignment assignment;        // What subscribers receive (nonce = version).
+  std::vector<v1::EndpointStatus> details;  // What the admin API shows, same order.
+  policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
+};
+
+struct PolicyConfig {
+  policy::CircuitConfig circuit;
+  policy::WeightConfig weights;
+  v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;
+};
+
+// Runs the policy over one pool's endpoints and builds its snapshot. `previous` (may be
+// null) supplies the weights that hysteresis compares against. `now` is wall time for
+// generated_at only: it is not part of the version.
+std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
+                                              const std::vector<EndpointView>& endpoints,
+                                              const Snapshot* previous, const PolicyConfig& config,
+                                              absl::Time now);
+
+// The version of an assignment: a hash of its deterministic serialization with the
+// version, nonce and generated_at fields cleared. Same content, same version, on every
+// replica and after a restart.
+std::string ComputeVersion(const v1::Assignment& assignment);
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_

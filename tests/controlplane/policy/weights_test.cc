@@ -1,0 +1,114 @@
+#include "controlplane/policy/weights.h"
+
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane::policy {
+namespace {
+
+WeightInput Ep(uint32_t total, uint32_t busy, uint32_t queue = 0, double slot_tps = 0, double hint = 0) {
+  WeightInput in;
+  in.routable = true;
+  in.slots_total = total;
+  in.slots_busy = busy;
+  in.queue_depth = queue;
+  in.slot_tokens_per_second = slot_tps;
+  in.capacity_hint = hint;
+  return in;
+}
+
+TEST(WeightsTest, FreeSlotsTimesCapacity) {
+  // 8 free slots at 40 tok/s vs 2 free at 10 tok/s: raw 320 vs 20.
+  PoolWeights w = ComputeWeights({Ep(8, 0, 0, 40), Ep(4, 2, 0, 10)}, {});
+  EXPECT_EQ(w.capacity_source, CapacitySource::kMeasured);
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 8u);  // round(128 * 20 / 320)
+}
+
+TEST(WeightsTest, SaturatedEndpointKeepsSmallWeight) {
+  PoolWeights w = ComputeWeights({Ep(4, 4, 10), Ep(4, 0)}, {});
+  EXPECT_EQ(w.endpoints[1].weight, 128u);
+  // raw 0.25 x 1 / (1 + 10/4) = 0.0714 against 4: round(128 x 0.0714 / 4) = 2.
+  EXPECT_EQ(w.endpoints[0].weight, 2u) << "never winner-take-all: a busy endpoint keeps a weight";
+  w = ComputeWeights({Ep(4, 4, 100), Ep(64, 0)}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 1u) << "the floor is weight 1, never 0";
+}
+
+TEST(WeightsTest, QueueLowersWeight) {
+  PoolWeights w = ComputeWeights({Ep(4, 2, 0), Ep(4, 2, 4)}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 64u);  // raw halved by queue 4 over 4 slots
+}
+
+TEST(WeightsTest, MixedMeasurementFallsBackToHintsThenEqual) {
+  PoolWeights hinted = ComputeWeights({Ep(4, 0, 0, 40, 4), Ep(4, 0, 0, 0, 1)}, {});
+  EXPECT_EQ(hinted.capacity_source, CapacitySource::kHint);
+  EXPECT_EQ(hinted.endpoints[0].weight, 128u);
+  EXPECT_EQ(hinted.endpoints[1].weight, 32u);
+  PoolWeights equal = ComputeWeights({Ep(4, 0, 0, 40, 0), Ep(4, 0, 0, 0, 1)}, {});
+  EXPECT_EQ(equal.capacity_source, CapacitySource::kEqual);
+  EXPECT_EQ(equal.endpoints[0].weight, equal.endpoints[1].weight);
+}
+
+TEST(WeightsTest, ExcludedEndpointsGetZeroAndDoNotCount) {
+  WeightInput excluded = Ep(100, 0, 0, 1000);
+  excluded.routable = false;
+  PoolWeights w = ComputeWeights({excluded, Ep(4, 0, 0, 10)}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 0u);
+  EXPECT_EQ(w.endpoints[1].weight, 128u);
+  EXPECT_EQ(w.capacity_source, CapacitySource::kMeasured);
+}
+
+TEST(WeightsTest, HysteresisKeepsPreviousWeightForSmallChanges) {
+  WeightInput a = Ep(10, 0), b = Ep(10, 1);  // raw 10 vs 9 -> 128 vs 115
+  b.previous_weight = 120;                    // |115 - 120| <= 12: keep 120
+  PoolWeights w = ComputeWeights({a, b}, {});
+  EXPECT_EQ(w.endpoints[1].weight, 120u);
+  b.previous_weight = 100;                    // |115 - 100| > 10: move
+  w = ComputeWeights({a, b}, {});
+  EXPECT_EQ(w.endpoints[1].weight, 115u);
+}
+
+TEST(WeightsTest, NoRoutableEndpoints) {
+  WeightInput a = Ep(4, 0);
+  a.routable = false;
+  PoolWeights w = ComputeWeights({a}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 0u);
+  EXPECT_TRUE(ComputeWeights({}, {}).endpoints.empty());
+}
+
+// Property: whatever the inputs, routable endpoints get 1..128, excluded get 0, and when
+// two or more are routable no single one holds all the weight.
+TEST(WeightsTest, PropertyBoundedAndNeverAllOnOne) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<WeightInput> inputs;
+    const int n = 1 + rng() % 8;
+    int routable = 0;
+    for (int i = 0; i < n; ++i) {
+      uint32_t total = rng() % 17;
+      WeightInput in = Ep(total, total ? rng() % (total + 1) : 0, rng() % 50, (rng() % 3) * 17.5,
+                          (rng() % 3) * 1.5);
+      in.routable = rng() % 4 != 0;
+      in.previous_weight = rng() % 3 == 0 ? rng() % 129 : 0;
+      routable += in.routable;
+      inputs.push_back(in);
+    }
+    PoolWeights w = ComputeWeights(inputs, {});
+    uint32_t positive = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].routable) {
+        EXPECT_GE(w.endpoints[i].weight, 1u);
+        EXPECT_LE(w.endpoints[i].weight, kMaxWeight);
+        ++positive;
+      } else {
+        EXPECT_EQ(w.endpoints[i].weight, 0u);
+      }
+    }
+    EXPECT_EQ(positive, static_cast<uint32_t>(routable));
+  }
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane::policy

@@ -1,0 +1,82 @@
+#include "controlplane/snapshot/snapshot.h"
+
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+EndpointView Ep(const std::string& node, const std::string& addr, uint32_t total, uint32_t busy) {
+  EndpointView v;
+  v.node_id = node;
+  v.address = addr;
+  v.models = {"m"};
+  v.state = v1::ENDPOINT_STATE_READY;
+  v.reported = true;
+  v.connected = true;
+  v.slots_total = total;
+  v.slots_busy = busy;
+  v.report_age = absl::Milliseconds(100);
+  return v;
+}
+
+const absl::Time kNow = absl::FromUnixSeconds(2000);
+
+TEST(SnapshotTest, SameContentSameVersionWhateverTheTime) {
+  auto a = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 1)}, nullptr, {}, kNow);
+  auto b = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 1)}, nullptr, {},
+                         kNow + absl::Hours(3));
+  EXPECT_EQ(a->version, b->version);
+  EXPECT_EQ(a->version.size(), 16u);
+  EXPECT_EQ(a->assignment.version(), a->version);
+  EXPECT_NE(a->assignment.generated_at().seconds(), b->assignment.generated_at().seconds());
+}
+
+TEST(SnapshotTest, VersionIsStableAcrossProcesses) {
+  // A golden value: if this changes, every replica and restarted control plane would
+  // announce a new version for unchanged content. Update only with a schema change.
+  auto a = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0)}, nullptr, {}, kNow);
+  EXPECT_EQ(a->version, "2624427599b5034d");
+  EXPECT_EQ(ComputeVersion(a->assignment), a->version) << "version fields are excluded from the hash";
+}
+
+TEST(SnapshotTest, MaterialChangesMakeANewVersion) {
+  auto base = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 0)}, nullptr, {}, kNow);
+  std::vector<std::vector<EndpointView>> variants;
+  variants.push_back({Ep("n1", "a:1", 4, 0)});                         // endpoint left
+  variants.push_back({Ep("n1", "a:1", 4, 3), Ep("n2", "b:1", 4, 0)});  // slots/weight moved
+  auto unhealthy = Ep("n2", "b:1", 4, 0);
+  unhealthy.probe_error = "connection refused";
+  variants.push_back({Ep("n1", "a:1", 4, 0), unhealthy});             // circuit opened
+  auto labelled = Ep("n2", "b:1", 4, 0);
+  labelled.labels["gpu"] = "a100";
+  variants.push_back({Ep("n1", "a:1", 4, 0), labelled});              // label
+  for (const auto& v : variants) {
+    EXPECT_NE(BuildSnapshot("m", v, nullptr, {}, kNow)->version, base->version);
+  }
+  EXPECT_NE(BuildSnapshot("other", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 0)}, nullptr, {}, kNow)->version,
+            base->version);
+}
+
+TEST(SnapshotTest, StaleEndpointIsExcludedWithReason) {
+  auto stale = Ep("n2", "b:1", 4, 0);
+  stale.report_age = absl::Seconds(30);
+  auto snap = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), stale}, nullptr, {}, kNow);
+  EXPECT_GT(snap->assignment.endpoints(0).weight(), 0u);
+  EXPECT_EQ(snap->assignment.endpoints(1).weight(), 0u);
+  EXPECT_EQ(snap->assignment.endpoints(1).circuit(), v1::CIRCUIT_STATE_OPEN);
+  EXPECT_NE(snap->details[1].reason().find("stale"), std::string::npos);
+  EXPECT_EQ(snap->assignment.desired_replicas(), 1u);
+}
+
+TEST(SnapshotTest, HysteresisUsesPreviousSnapshot) {
+  auto first = BuildSnapshot("m", {Ep("n1", "a:1", 10, 0), Ep("n2", "b:1", 10, 1)}, nullptr, {}, kNow);
+  // One more busy slot on b: 115 -> 102 is outside the 10% band, a new weight.
+  auto second = BuildSnapshot("m", {Ep("n1", "a:1", 10, 0), Ep("n2", "b:1", 10, 2)}, first.get(), {}, kNow);
+  EXPECT_NE(second->assignment.endpoints(1).weight(), first->assignment.endpoints(1).weight());
+  // Nothing changed at all: identical version.
+  auto third = BuildSnapshot("m", {Ep("n1", "a:1", 10, 0), Ep("n2", "b:1", 10, 2)}, second.get(), {}, kNow);
+  EXPECT_EQ(third->version, second->version);
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
