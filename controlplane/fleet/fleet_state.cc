@@ -9,6 +9,12 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
   RETURN_IF_ERROR(ValidateHello(hello, limits_));
   {
     absl::MutexLock lock(&mu_);
+    auto existing = nodes_.find(hello.node_id());
+    if (existing != nodes_.end() && existing->second.connected && existing->second.stream_id != stream_id) {
+      return absl::AlreadyExistsError(absl::StrCat("node ", hello.node_id(),
+                                                   " is already connected on another stream; "
+                                                   "node ids must be unique per control plane"));
+    }
     Node& node = nodes_[hello.node_id()];
     node.hello = hello;
     node.stream_id = stream_id;
@@ -35,7 +41,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     Node& node = it->second;
     if (node.stream_id != stream_id) {
       return absl::FailedPreconditionError(
-          absl::StrCat("node ", node_id, " reconnected on a newer stream; this one is superseded"));
+          absl::StrCat("node ", node_id, " is bound to another stream"));
     }
     RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
     node.last_sequence = report.sequence();

@@ -56,9 +56,11 @@ class FleetState {
   explicit FleetState(ValidationLimits limits = {}, std::function<void()> on_change = nullptr)
       : limits_(limits), on_change_(std::move(on_change)) {}
 
-  // Binds `stream_id` to the node named in `hello`. A newer stream for the same node id
-  // supersedes the older one (the agent reconnected before the old stream was noticed
-  // dead); the older stream's later reports are refused.
+  // Binds `stream_id` to the node named in `hello`. While another stream holds the node
+  // id, the new one is refused with ALREADY_EXISTS: one agent can never overwrite
+  // another's node. (An agent that restarts comes back as soon as its old connection is
+  // seen closed: at once when its process died, within the keepalive timeout on a
+  // network partition.) A disconnected node's id may be taken by a new stream.
   absl::Status Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now);
   // Validates and applies a report from `stream_id`. Changes nothing on error.
   absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,

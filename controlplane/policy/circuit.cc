@@ -16,9 +16,9 @@ CircuitDecision DecideCircuit(const CircuitInput& in, const CircuitConfig& confi
     d.reason = "waiting for the first report";
     return d;  // Not a failure: CLOSED, but nothing to route on yet.
   }
-  if (!in.probe_ok || in.state == v1::ENDPOINT_STATE_UNHEALTHY) {
+  if (in.state == v1::ENDPOINT_STATE_UNHEALTHY) {
     d.circuit = v1::CIRCUIT_STATE_OPEN;
-    d.reason = in.probe_ok ? "agent reports the endpoint unhealthy" : "probe failed";
+    d.reason = in.probe_error.empty() ? "unhealthy" : absl::StrCat("unhealthy: ", in.probe_error);
     return d;
   }
   switch (in.state) {

@@ -19,7 +19,9 @@ struct CircuitConfig {
 struct CircuitInput {
   v1::EndpointState state = v1::ENDPOINT_STATE_UNSPECIFIED;
   bool reported = false;        // Any report seen since the node connected.
-  bool probe_ok = true;         // The agent's last probe of the endpoint succeeded.
+  // The agent's last probe error (informational: the agent applies failure thresholds
+  // and reports UNHEALTHY when probes have really failed, so one slow probe does not flap).
+  std::string probe_error;
   absl::Duration report_age;    // Since the node's last report.
 };
 

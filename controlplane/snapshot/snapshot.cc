@@ -41,7 +41,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     policy::CircuitInput ci;
     ci.state = ep.state;
     ci.reported = ep.reported;
-    ci.probe_ok = ep.probe_error.empty();
+    ci.probe_error = ep.probe_error;
     ci.report_age = ep.report_age;
     circuits.push_back(policy::DecideCircuit(ci, config.circuit));
 

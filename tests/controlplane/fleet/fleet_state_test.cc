@@ -56,16 +56,20 @@ TEST(FleetStateTest, RejectedReportChangesNothing) {
   EXPECT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m", 4, 2)}), kT0).ok());
 }
 
-TEST(FleetStateTest, NewerStreamSupersedesOlderForSameNode) {
+TEST(FleetStateTest, SecondStreamCannotTakeAConnectedNode) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
-  ASSERT_TRUE(fleet.Connect(2, MakeHello("n1", {"a:1"}), kT0).ok());
-  EXPECT_EQ(fleet.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), kT0).code(),
+  EXPECT_EQ(fleet.Connect(2, MakeHello("n1", {"evil:1"}), kT0).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(fleet.ApplyReport(2, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), kT0).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(fleet.ApplyReport(2, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), kT0).ok());
-  fleet.Disconnect(1, "n1", kT0);  // The old stream ending must not mark the node gone.
+  fleet.Disconnect(2, "n1", kT0);  // The refused stream ending must not mark the node gone.
   ASSERT_EQ(fleet.Nodes(kT0).size(), 1u);
   EXPECT_TRUE(fleet.Nodes(kT0)[0].connected);
+  EXPECT_EQ(fleet.Endpoints(kT0)[0].address, "a:1");
+  // Once the first stream is gone, the node id is free again (agent restart).
+  fleet.Disconnect(1, "n1", kT0);
+  EXPECT_TRUE(fleet.Connect(3, MakeHello("n1", {"a:1"}), kT0).ok());
+  EXPECT_TRUE(fleet.ApplyReport(3, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), kT0).ok());
 }
 
 TEST(FleetStateTest, ForgetsOnlyDisconnectedSilentNodes) {

@@ -32,13 +32,20 @@ TEST(CircuitTest, StalenessBoundOpensTheCircuit) {
   EXPECT_THAT(d.reason, HasSubstr("stale"));
 }
 
-TEST(CircuitTest, ProbeFailureOrUnhealthyOpens) {
+TEST(CircuitTest, UnhealthyOpensWithTheProbeErrorAsReason) {
   CircuitInput in = Ready();
-  in.probe_ok = false;
-  EXPECT_EQ(DecideCircuit(in, {}).circuit, v1::CIRCUIT_STATE_OPEN);
-  in = Ready();
   in.state = v1::ENDPOINT_STATE_UNHEALTHY;
-  EXPECT_EQ(DecideCircuit(in, {}).circuit, v1::CIRCUIT_STATE_OPEN);
+  in.probe_error = "connection refused";
+  CircuitDecision d = DecideCircuit(in, {});
+  EXPECT_EQ(d.circuit, v1::CIRCUIT_STATE_OPEN);
+  EXPECT_FALSE(d.routable);
+  EXPECT_THAT(d.reason, HasSubstr("connection refused"));
+}
+
+TEST(CircuitTest, OneFailedProbeBelowTheAgentThresholdDoesNotOpen) {
+  CircuitInput in = Ready();
+  in.probe_error = "timeout";  // The agent still says READY: under its failure threshold.
+  EXPECT_TRUE(DecideCircuit(in, {}).routable);
 }
 
 TEST(CircuitTest, StartingAndDrainingAreExcludedButNotFailures) {

@@ -45,6 +45,7 @@ TEST(SnapshotTest, MaterialChangesMakeANewVersion) {
   variants.push_back({Ep("n1", "a:1", 4, 0)});                         // endpoint left
   variants.push_back({Ep("n1", "a:1", 4, 3), Ep("n2", "b:1", 4, 0)});  // slots/weight moved
   auto unhealthy = Ep("n2", "b:1", 4, 0);
+  unhealthy.state = v1::ENDPOINT_STATE_UNHEALTHY;
   unhealthy.probe_error = "connection refused";
   variants.push_back({Ep("n1", "a:1", 4, 0), unhealthy});             // circuit opened
   auto labelled = Ep("n2", "b:1", 4, 0);

@@ -1,0 +1,39 @@
+// HTTP GET for probes. An interface so that adapter tests can serve canned bodies
+// (including real captures) without a server.
+#ifndef SWITCHBOARD_AGENT_PROBE_HTTP_CLIENT_H_
+#define SWITCHBOARD_AGENT_PROBE_HTTP_CLIENT_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace switchboard::agent {
+
+struct HttpResponse {
+  int status = 0;          // 0 when no HTTP answer arrived (see error).
+  std::string body;
+  std::string error;       // Transport error ("connection refused", "timeout"); empty if answered.
+  absl::Duration latency;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // Thread-safe. Never throws; bounded by `timeout` end to end.
+  virtual HttpResponse Get(const std::string& url, absl::Duration timeout) = 0;
+};
+
+// libcurl. Bodies above `max_body_bytes` are cut off and reported as an error, so a
+// backend answering garbage cannot exhaust the agent's memory.
+class CurlHttpClient final : public HttpClient {
+ public:
+  explicit CurlHttpClient(size_t max_body_bytes = 8 << 20);
+  HttpResponse Get(const std::string& url, absl::Duration timeout) override;
+
+ private:
+  const size_t max_body_bytes_;
+};
+
+}  // namespace switchboard::agent
+
+#endif  // SWITCHBOARD_AGENT_PROBE_HTTP_CLIENT_H_

@@ -1,0 +1,261 @@
+#include "agent/probe/llamacpp_probe.h"
+
+#include <cmath>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/prometheus_text.h"
+#include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
+
+namespace switchboard::agent {
+namespace {
+
+using json = nlohmann::json;
+
+// Describes an HTTP failure in a few words, with a short excerpt of the body.
+std::string HttpFailure(const std::string& path, const HttpResponse& r) {
+  if (!r.error.empty()) return absl::StrCat(path, ": ", r.error);
+  std::string excerpt = r.body.substr(0, 120);
+  for (char& c : excerpt) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return absl::StrCat(path, ": HTTP ", r.status, excerpt.empty() ? "" : absl::StrCat(" ", excerpt));
+}
+
+std::optional<json> ParseJson(const std::string& body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+// A non-negative integer field, or nullopt if missing or of another type.
+std::optional<int64_t> IntField(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return std::nullopt;
+  const json& v = j[key];
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
+  if (v.is_number_float() && std::isfinite(v.get<double>())) return static_cast<int64_t>(v.get<double>());
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string CleanModelName(const std::string& id) {
+  std::string name = id;
+  size_t slash = name.find_last_of('/');
+  if (slash != std::string::npos && slash + 1 < name.size()) name = name.substr(slash + 1);
+  if (absl::EndsWithIgnoreCase(name, ".gguf")) name.resize(name.size() - 5);
+  return name.empty() ? id : name;
+}
+
+v1::EndpointReport LlamaCppProbe::Poll(absl::Time now) {
+  v1::EndpointReport out;
+  out.set_address(options_.address);
+  out.set_engine(v1::ENGINE_LLAMACPP);
+  const absl::Time start = absl::Now();
+  bool loading = false;
+  std::string error = PollOnce(now, &out, &loading);
+  *out.mutable_probe_latency() =
+      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
+
+  if (error.empty()) {
+    consecutive_failures_ = 0;
+    if (!healthy_ && ++consecutive_successes_ >= options_.thresholds.successes_to_recover) healthy_ = true;
+  } else {
+    consecutive_successes_ = 0;
+    if (++consecutive_failures_ >= options_.thresholds.failures_to_unhealthy) healthy_ = false;
+  }
+
+  if (error.empty() && healthy_) {
+    out.set_state(loading ? v1::ENDPOINT_STATE_STARTING : v1::ENDPOINT_STATE_READY);
+    if (!loading) last_good_ = out;
+    return out;
+  }
+  // Failing (or recovering): keep the last known shape so the control plane still knows
+  // the endpoint's slots and models, but mark it.
+  v1::EndpointReport failed = last_good_;
+  failed.set_address(options_.address);
+  failed.set_engine(v1::ENGINE_LLAMACPP);
+  failed.set_slots_busy(0);
+  failed.set_queue_depth(0);
+  failed.set_tokens_per_second(0);
+  *failed.mutable_probe_latency() = out.probe_latency();
+  failed.set_probe_error(error.empty() ? "recovering" : error);
+  failed.set_state(healthy_ ? v1::ENDPOINT_STATE_READY : v1::ENDPOINT_STATE_UNHEALTHY);
+  if (healthy_) {
+    // Under the failure threshold: carry on with the last good numbers.
+    failed.set_slots_busy(last_good_.slots_busy());
+    failed.set_queue_depth(last_good_.queue_depth());
+  }
+  return failed;
+}
+
+std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) {
+  const std::string& base = options_.base_url;
+  HttpResponse health = http_->Get(base + "/health", options_.timeout);
+  if (!health.error.empty()) return HttpFailure("/health", health);
+  if (health.status == 503 && absl::StrContains(health.body, "Loading model")) {
+    *loading = true;
+    out->mutable_models()->Assign(models_.begin(), models_.end());
+    out->set_slots_total(total_slots_);
+    return "";
+  }
+  std::optional<json> hj = ParseJson(health.body);
+  if (health.status != 200 || !hj || !hj->is_object()) {
+    return health.status == 200 ? "/health: body is not a JSON object" : HttpFailure("/health", health);
+  }
+  // 2024 builds: {"status":"ok"|"no slot available","slots_idle":N,"slots_processing":M}.
+  std::optional<int64_t> h_idle = IntField(*hj, "slots_idle");
+  std::optional<int64_t> h_busy = IntField(*hj, "slots_processing");
+
+  if (total_slots_ == 0) {
+    if (std::string e = FetchProps(); !e.empty()) return e;
+  }
+  if (models_.empty()) {
+    if (std::string e = FetchModels(); !e.empty()) return e;
+  }
+  out->mutable_models()->Assign(models_.begin(), models_.end());
+  out->set_slots_total(total_slots_);
+
+  bool have_load = false;
+  if (metrics_supported_) {
+    bool unsupported = false;
+    if (std::string e = ReadMetrics(now, out, &unsupported); !e.empty()) return e;
+    if (unsupported) {
+      metrics_supported_ = false;
+    } else {
+      have_load = true;
+    }
+  }
+  if (!have_load && slots_supported_) {
+    bool unsupported = false;
+    if (std::string e = ReadSlots(out, &unsupported); !e.empty()) return e;
+    if (unsupported) {
+      slots_supported_ = false;
+    } else {
+      have_load = true;
+    }
+  }
+  if (!have_load && h_busy) {
+    out->set_slots_busy(static_cast<uint32_t>(*h_busy));
+    if (total_slots_ == 0 && h_idle) out->set_slots_total(static_cast<uint32_t>(*h_idle + *h_busy));
+  }
+  if (out->slots_busy() > out->slots_total()) {
+    return absl::StrCat("server reports ", out->slots_busy(), " busy slots of ", out->slots_total());
+  }
+  return "";
+}
+
+std::string LlamaCppProbe::FetchProps() {
+  HttpResponse r = http_->Get(options_.base_url + "/props", options_.timeout);
+  if (r.status != 200) return HttpFailure("/props", r);
+  std::optional<json> j = ParseJson(r.body);
+  if (!j || !j->is_object()) return "/props: body is not a JSON object";
+  std::optional<int64_t> total = IntField(*j, "total_slots");
+  if (!total || *total <= 0 || *total > 65536) return "/props: total_slots missing or absurd";
+  total_slots_ = static_cast<uint32_t>(*total);
+  return "";
+}
+
+std::string LlamaCppProbe::FetchModels() {
+  HttpResponse r = http_->Get(options_.base_url + "/v1/models", options_.timeout);
+  if (r.status != 200) return HttpFailure("/v1/models", r);
+  std::optional<json> j = ParseJson(r.body);
+  if (!j || !j->is_object() || !j->contains("data") || !(*j)["data"].is_array()) {
+    return "/v1/models: no data[] list";
+  }
+  std::vector<std::string> models;
+  for (const json& m : (*j)["data"]) {
+    if (m.is_object() && m.contains("id") && m["id"].is_string() && !m["id"].get<std::string>().empty()) {
+      models.push_back(CleanModelName(m["id"].get<std::string>()));
+    }
+  }
+  if (models.empty()) return "/v1/models: no model ids";
+  models_ = std::move(models);
+  return "";
+}
+
+std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported) {
+  HttpResponse r = http_->Get(options_.base_url + "/metrics", options_.timeout);
+  if (r.status == 501 || r.status == 404) {
+    *unsupported = true;
+    return "";
+  }
+  if (r.status != 200) return HttpFailure("/metrics", r);
+  absl::StatusOr<PromScrape> scrape = PromScrape::Parse(r.body);
+  if (!scrape.ok()) return absl::StrCat("/metrics: ", scrape.status().message());
+  std::optional<double> processing = scrape->Value("llamacpp:requests_processing");
+  std::optional<double> deferred = scrape->Value("llamacpp:requests_deferred");
+  if (!processing || !deferred || !std::isfinite(*processing) || !std::isfinite(*deferred) || *processing < 0 ||
+      *deferred < 0) {
+    return "/metrics: requests_processing / requests_deferred missing or invalid";
+  }
+  out->set_slots_busy(static_cast<uint32_t>(*processing));
+  out->set_queue_depth(static_cast<uint32_t>(*deferred));
+  if (std::optional<double> kv = scrape->Value("llamacpp:kv_cache_usage_ratio"); kv && *kv >= 0 && *kv <= 1) {
+    out->set_kv_cache_usage(*kv);  // 2024 builds only.
+  }
+
+  // Rates from counters. They grow only when a request finishes (llama.cpp), so a rate
+  // is per finished work. A counter that goes down means a restart: re-baseline.
+  std::optional<double> tokens = scrape->Value("llamacpp:tokens_predicted_total");
+  std::optional<double> seconds = scrape->Value("llamacpp:tokens_predicted_seconds_total");
+  if (tokens && seconds && std::isfinite(*tokens) && std::isfinite(*seconds)) {
+    if (last_counters_at_ && *tokens >= last_tokens_predicted_ && *seconds >= last_tokens_seconds_) {
+      const double dt = absl::ToDoubleSeconds(now - *last_counters_at_);
+      const double dtokens = *tokens - last_tokens_predicted_;
+      const double dseconds = *seconds - last_tokens_seconds_;
+      if (dt > 0) out->set_tokens_per_second(dtokens / dt);
+      if (dseconds > 0 && dtokens > 0) slot_tokens_per_second_ = dtokens / dseconds;
+    }
+    last_counters_at_ = now;
+    last_tokens_predicted_ = *tokens;
+    last_tokens_seconds_ = *seconds;
+  }
+  out->set_slot_tokens_per_second(slot_tokens_per_second_);
+  return "";
+}
+
+std::string LlamaCppProbe::ReadSlots(v1::EndpointReport* out, bool* unsupported) {
+  HttpResponse r = http_->Get(options_.base_url + "/slots", options_.timeout);
+  if (r.status == 501 || r.status == 404) {
+    *unsupported = true;
+    return "";
+  }
+  if (r.status != 200) return HttpFailure("/slots", r);
+  std::optional<json> j = ParseJson(r.body);
+  if (!j || !j->is_array()) return "/slots: body is not a JSON array";
+  uint32_t busy = 0;
+  double used_tokens = 0, ctx_tokens = 0;
+  for (const json& slot : *j) {
+    if (!slot.is_object()) return "/slots: entry is not an object";
+    bool processing = false;
+    if (slot.contains("is_processing") && slot["is_processing"].is_boolean()) {
+      processing = slot["is_processing"].get<bool>();
+    } else if (std::optional<int64_t> state = IntField(slot, "state")) {
+      processing = *state != 0;  // Before Nov 2024: 0 idle, else busy.
+    } else {
+      return "/slots: slot has neither is_processing nor state";
+    }
+    busy += processing ? 1 : 0;
+    if (std::optional<int64_t> n_ctx = IntField(slot, "n_ctx"); n_ctx && *n_ctx > 0) {
+      ctx_tokens += static_cast<double>(*n_ctx);
+      if (processing) {
+        // n_prompt_tokens counts the prompt plus the tokens generated so far.
+        if (std::optional<int64_t> used = IntField(slot, "n_prompt_tokens"); used && *used > 0) {
+          used_tokens += static_cast<double>(*used);
+        }
+      }
+    }
+  }
+  if (total_slots_ == 0) out->set_slots_total(static_cast<uint32_t>(j->size()));
+  out->set_slots_busy(busy);
+  if (ctx_tokens > 0) {
+    out->set_kv_cache_usage(std::min(1.0, used_tokens / ctx_tokens));
+    out->set_kv_cache_estimated(true);
+  }
+  return "";
+}
+
+}  // namespace switchboard::agent

@@ -1,0 +1,57 @@
+// Probe: what every engine adapter does. One Probe per endpoint; Poll is called once per
+// report interval from one thread at a time.
+#ifndef SWITCHBOARD_AGENT_PROBE_PROBE_H_
+#define SWITCHBOARD_AGENT_PROBE_PROBE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/probe/http_client.h"
+#include "switchboard/v1/agent.pb.h"
+
+namespace switchboard::agent {
+
+// Health thresholds: N consecutive failed polls turn an endpoint UNHEALTHY, M consecutive
+// good ones bring it back, so one slow probe does not flap the fleet.
+struct HealthThresholds {
+  int failures_to_unhealthy = 2;
+  int successes_to_recover = 1;
+};
+
+struct ProbeOptions {
+  std::string base_url;            // http://host:port, no trailing slash.
+  std::string address;             // host:port that proxies route to.
+  absl::Duration timeout = absl::Milliseconds(800);  // Per HTTP request.
+  HealthThresholds thresholds;
+  double capacity_hint = 0;
+};
+
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  virtual v1::Engine engine() const = 0;
+  const ProbeOptions& options() const { return options_; }
+  // One probe round. Never fails: failures are expressed in the report (state,
+  // probe_error). `now` is monotonic time, used for rates.
+  virtual v1::EndpointReport Poll(absl::Time now) = 0;
+
+ protected:
+  explicit Probe(ProbeOptions options) : options_(std::move(options)) {}
+  const ProbeOptions options_;
+};
+
+// Parses "ENGINE=URL[,capacity=X]" (ENGINE: llamacpp) into an engine name and options.
+struct BackendSpec {
+  std::string engine;
+  ProbeOptions options;
+};
+absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec);
+
+// Builds the adapter for `spec`. `http` must outlive the probe.
+absl::StatusOr<std::unique_ptr<Probe>> MakeProbe(const BackendSpec& spec, HttpClient* http);
+
+}  // namespace switchboard::agent
+
+#endif  // SWITCHBOARD_AGENT_PROBE_PROBE_H_

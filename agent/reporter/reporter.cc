@@ -1,0 +1,131 @@
+#include "agent/reporter/reporter.h"
+
+#include "common/log.h"
+#include "common/net.h"
+
+namespace switchboard::agent {
+
+Reporter::Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello)
+    : options_(std::move(options)),
+      make_hello_(std::move(make_hello)),
+      rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
+
+Reporter::~Reporter() { Stop(); }
+
+void Reporter::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void Reporter::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    if (active_context_ != nullptr) active_context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Reporter::Publish(std::shared_ptr<const v1::Report> report) {
+  absl::MutexLock lock(&mu_);
+  latest_ = std::move(report);
+}
+
+bool Reporter::connected() const {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+uint64_t Reporter::last_acked_sequence() const {
+  absl::MutexLock lock(&mu_);
+  return acked_sequence_;
+}
+
+void Reporter::Loop() {
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(options_.target);
+  auto stub = v1::AgentService::NewStub(channel);
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    const absl::Time started = absl::Now();
+    RunStream(stub.get());
+    // A stream that lived a while was healthy: start the backoff over.
+    if (absl::Now() - started > absl::Seconds(5)) backoff = options_.initial_backoff;
+    // Full jitter in [backoff/2, backoff]: agents that lost the same control plane do
+    // not all come back in the same millisecond.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    const absl::Duration wait = backoff * jitter(rng_);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+    absl::MutexLock lock(&mu_);
+    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopped), wait)) return;
+  }
+}
+
+void Reporter::RunStream(v1::AgentService::Stub* stub) {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    active_context_ = &context;
+    stream_broken_ = false;
+    sent_sequence_ = 0;
+  }
+  auto stream = stub->Connect(&context);
+  v1::AgentMessage hello;
+  *hello.mutable_hello() = make_hello_();
+  bool ok = stream->Write(hello);
+
+  std::thread reader;
+  if (ok) {
+    reader = std::thread([this, &stream] {
+      v1::ControlMessage msg;
+      while (stream->Read(&msg)) {
+        absl::MutexLock lock(&mu_);
+        if (msg.has_ack()) {
+          if (!connected_) {
+            SB_LOG(INFO) << "connected to control plane " << options_.target;
+          }
+          connected_ = true;
+          acked_sequence_ = msg.ack().sequence();
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      stream_broken_ = true;
+    });
+    while (true) {
+      std::shared_ptr<const v1::Report> report;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || stream_broken_ || (latest_ && latest_->sequence() > sent_sequence_);
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (stop_ || stream_broken_) break;
+        report = latest_;
+        sent_sequence_ = report->sequence();
+      }
+      v1::AgentMessage msg;
+      *msg.mutable_report() = *report;
+      if (!stream->Write(msg)) break;
+    }
+    stream->WritesDone();
+  }
+  context.TryCancel();  // Unblocks the reader if the server has not ended the stream.
+  if (reader.joinable()) reader.join();
+  grpc::Status status = stream->Finish();
+  bool was_connected;
+  {
+    absl::MutexLock lock(&mu_);
+    active_context_ = nullptr;
+    was_connected = connected_;
+    connected_ = false;
+    if (stop_) return;
+  }
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+      status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    SB_LOG(ERROR) << "control plane " << options_.target << " rejected this agent: " << status.error_message();
+  } else if (was_connected) {
+    SB_LOG(WARNING) << "lost control plane " << options_.target << ": " << status.error_message();
+  } else {
+    SB_LOG(DEBUG) << "cannot reach control plane " << options_.target << ": " << status.error_message();
+  }
+}
+
+}  // namespace switchboard::agent

@@ -1,0 +1,65 @@
+// Reporter: keeps one AgentService.Connect stream to one control plane. Sends a Hello on
+// every (re)connect, then the newest Report whenever one is published (latest wins:
+// nothing is buffered beyond the newest report). Reconnects with jittered exponential
+// backoff capped at `max_backoff`, so a control plane that returns is rejoined quickly.
+#ifndef SWITCHBOARD_AGENT_REPORTER_REPORTER_H_
+#define SWITCHBOARD_AGENT_REPORTER_REPORTER_H_
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "switchboard/v1/agent.grpc.pb.h"
+
+namespace switchboard::agent {
+
+struct ReporterOptions {
+  std::string target;                                  // host:port of a control plane.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(1);
+  uint32_t seed = 0;                                   // Jitter RNG; 0 = random.
+};
+
+class Reporter {
+ public:
+  // `make_hello` is called on every connect (from the reporter's thread).
+  Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello);
+  ~Reporter();
+
+  void Start();
+  void Stop();
+
+  // Hands over the newest report. Cheap; never blocks on the network.
+  void Publish(std::shared_ptr<const v1::Report> report);
+
+  bool connected() const;
+  uint64_t last_acked_sequence() const;
+
+ private:
+  void Loop();
+  // One stream's life; returns when it breaks or Stop is called.
+  void RunStream(v1::AgentService::Stub* stub);
+
+  const ReporterOptions options_;
+  const std::function<v1::Hello()> make_hello_;
+  std::mt19937 rng_;  // Used only by the reporter thread.
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const v1::Report> latest_ ABSL_GUARDED_BY(mu_);
+  uint64_t sent_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t acked_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* active_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::thread thread_;
+};
+
+}  // namespace switchboard::agent
+
+#endif  // SWITCHBOARD_AGENT_REPORTER_REPORTER_H_

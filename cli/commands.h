@@ -1,0 +1,33 @@
+// sbctl commands. Each returns the process exit code: 0 success, 1 the control plane
+// answered with an error or could not be reached, 2 bad usage.
+#ifndef SWITCHBOARD_CLI_COMMANDS_H_
+#define SWITCHBOARD_CLI_COMMANDS_H_
+
+#include <ostream>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace switchboard::cli {
+
+struct GlobalOptions {
+  std::string controlplane;  // host:port
+  absl::Duration timeout = absl::Seconds(5);
+};
+
+struct StatusOptions {
+  std::string pool;  // Empty = every pool.
+  bool json = false;
+};
+int RunStatus(const GlobalOptions& global, const StatusOptions& options, std::ostream& out, std::ostream& err);
+
+struct WatchOptions {
+  std::string pool;  // Empty = every pool.
+  bool json = false;
+  int count = 0;     // Exit after this many assignments; 0 = until interrupted.
+};
+int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace switchboard::cli
+
+#endif  // SWITCHBOARD_CLI_COMMANDS_H_

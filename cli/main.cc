@@ -1,0 +1,47 @@
+// sbctl: query and steer a Switchboard control plane.
+#include <cstdlib>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "common/net.h"
+
+int main(int argc, char** argv) {
+  switchboard::cli::GlobalOptions global;
+  const char* env = std::getenv("SWITCHBOARD_ADDR");
+  global.controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
+  std::string timeout = "5s";
+  bool insecure = false;
+
+  CLI::App app{"sbctl: query and steer a Switchboard control plane."};
+  app.require_subcommand(1);
+  app.add_option("--controlplane", global.controlplane,
+                 "control plane HOST:PORT (default: $SWITCHBOARD_ADDR, else 127.0.0.1:50051)")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout, "deadline for each call")->capture_default_str();
+  app.add_flag("--insecure", insecure, "plaintext gRPC (the only mode in this release)");
+
+  switchboard::cli::StatusOptions status;
+  CLI::App* status_cmd = app.add_subcommand("status", "pools and their endpoints: state, slots, queue, weight, circuit");
+  status_cmd->add_option("pool", status.pool, "only this pool");
+  status_cmd->add_flag("--json", status.json, "print JSON instead of a table");
+
+  switchboard::cli::WatchOptions watch;
+  CLI::App* watch_cmd = app.add_subcommand("watch", "stream assignment versions of a pool as they are pushed");
+  watch_cmd->add_option("pool", watch.pool, "pool to watch (default: every pool)");
+  watch_cmd->add_flag("--json", watch.json, "one JSON object per assignment");
+  watch_cmd->add_option("--count", watch.count, "exit after this many assignments")->check(CLI::NonNegativeNumber);
+
+  CLI11_PARSE(app, argc, argv);
+  if (!absl::ParseDuration(timeout, &global.timeout) || global.timeout <= absl::ZeroDuration()) {
+    std::cerr << "sbctl: --timeout: '" << timeout << "' is not a positive duration\n";
+    return 2;
+  }
+  if (auto hp = switchboard::ParseHostPort(global.controlplane); !hp.ok() || hp->port == 0) {
+    std::cerr << "sbctl: --controlplane '" << global.controlplane << "': want HOST:PORT\n";
+    return 2;
+  }
+  if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
+  if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
+  return 2;
+}

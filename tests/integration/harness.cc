@@ -1,0 +1,157 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/net.h"
+
+namespace switchboard::testing {
+
+std::string BinDir() {
+  const char* dir = std::getenv("SWITCHBOARD_BIN_DIR");
+  return dir != nullptr ? dir : "build/bin";
+}
+
+std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const std::vector<std::string>& args) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return nullptr;
+  const std::string path = BinDir() + "/" + binary;
+  pid_t pid = fork();
+  if (pid < 0) return nullptr;
+  if (pid == 0) {
+    dup2(pipefd[1], STDOUT_FILENO);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    setenv("SWITCHBOARD_LOG_LEVEL", "warning", 0);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(path.c_str()));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(path.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  return std::unique_ptr<Subprocess>(new Subprocess(pid, pipefd[0]));
+}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    Wait();
+  }
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+absl::StatusOr<int> Subprocess::WaitForPort(const std::string& prefix, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    size_t nl;
+    while ((nl = buffer_.find('\n')) != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      absl::string_view rest = line;
+      if (absl::ConsumePrefix(&rest, prefix)) {
+        int port;
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &port)) return port;
+      }
+    }
+    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left_ms <= 0) return absl::DeadlineExceededError(absl::StrCat("no '", prefix, "' line on stdout"));
+    pollfd pfd{stdout_fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left_ms)) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(stdout_fd_, buf, sizeof(buf));
+    if (n <= 0) return absl::UnavailableError(absl::StrCat("process exited before printing '", prefix, "'"));
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Subprocess::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int Subprocess::Wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout, absl::Duration poll) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (absl::Now() >= deadline) return false;
+    // A poll interval between checks of a condition, not a guess at how long work takes.
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(poll));
+  }
+}
+
+Subscriber::Subscriber(const std::string& target, std::vector<std::string> pools)
+    : stub_(v1::DiscoveryService::NewStub(MakeChannel(target))) {
+  stream_ = stub_->Subscribe(&context_);
+  v1::SubscribeRequest req;
+  req.set_subscriber_id("integration-test");
+  for (const std::string& p : pools) req.add_pools(p);
+  stream_->Write(req);
+  reader_ = std::thread([this] {
+    v1::Assignment a;
+    while (stream_->Read(&a)) {
+      v1::SubscribeRequest ack;
+      ack.set_version_info(a.version());
+      ack.set_response_nonce(a.nonce());
+      stream_->Write(ack);
+      absl::MutexLock lock(&mu_);
+      latest_[a.pool()] = a;
+      ++received_;
+    }
+  });
+}
+
+Subscriber::~Subscriber() {
+  context_.TryCancel();
+  reader_.join();
+  stream_->Finish();
+}
+
+bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred,
+                         absl::Duration timeout, v1::Assignment* out) {
+  absl::MutexLock lock(&mu_);
+  auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = latest_.find(pool);
+    return it != latest_.end() && pred(it->second);
+  };
+  bool ok = mu_.AwaitWithTimeout(absl::Condition(&holds), timeout);
+  if (out != nullptr) {
+    auto it = latest_.find(pool);
+    *out = it == latest_.end() ? v1::Assignment() : it->second;
+  }
+  return ok;
+}
+
+int Subscriber::received() const {
+  absl::MutexLock lock(&mu_);
+  return received_;
+}
+
+int WeightOf(const v1::Assignment& a, const std::string& address) {
+  for (const auto& ep : a.endpoints()) {
+    if (ep.address() == address) return static_cast<int>(ep.weight());
+  }
+  return -1;
+}
+
+}  // namespace switchboard::testing

@@ -1,0 +1,81 @@
+// Test harness for integration tests: real binaries as child processes on loopback,
+// ports chosen by the kernel (port 0) and read back from each program's stdout, and
+// waits on conditions with deadlines (never fixed sleeps).
+#ifndef SWITCHBOARD_TESTS_INTEGRATION_HARNESS_H_
+#define SWITCHBOARD_TESTS_INTEGRATION_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "switchboard/v1/admin.grpc.pb.h"
+#include "switchboard/v1/discovery.grpc.pb.h"
+
+namespace switchboard::testing {
+
+// Directory of the project's binaries (SWITCHBOARD_BIN_DIR, set by CTest).
+std::string BinDir();
+
+class Subprocess {
+ public:
+  // Starts `binary` (a name in BinDir()) with `args`; stdout is captured for
+  // WaitForLine, stderr goes to the test's stderr.
+  static std::unique_ptr<Subprocess> Start(const std::string& binary, const std::vector<std::string>& args);
+  ~Subprocess();  // SIGKILLs and reaps the process if still running.
+
+  // Reads stdout until a line starts with `prefix`; returns the integer that ends it
+  // (the programs print "grpc listening on port N").
+  absl::StatusOr<int> WaitForPort(const std::string& prefix, absl::Duration timeout);
+  void Signal(int sig);
+  // Waits for exit; returns the exit status (or 128 + signal).
+  int Wait();
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+
+ private:
+  Subprocess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
+  pid_t pid_;
+  int stdout_fd_;
+  std::string buffer_;
+};
+
+// Polls `condition` until it holds or `timeout` passes; true if it held.
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout,
+             absl::Duration poll = absl::Milliseconds(20));
+
+// A native Subscribe client keeping the newest Assignment of every pool.
+class Subscriber {
+ public:
+  Subscriber(const std::string& target, std::vector<std::string> pools);
+  ~Subscriber();
+  // Waits until the newest assignment of `pool` satisfies `pred`; returns it (or the
+  // last one seen, with ok=false, on timeout).
+  bool WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred,
+               absl::Duration timeout, v1::Assignment* out = nullptr);
+  int received() const;
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<v1::DiscoveryService::Stub> stub_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::SubscribeRequest, v1::Assignment>> stream_;
+  std::thread reader_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, v1::Assignment> latest_ ABSL_GUARDED_BY(mu_);
+  int received_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Weight of `address` in `a`, or -1 if absent.
+int WeightOf(const v1::Assignment& a, const std::string& address);
+
+}  // namespace switchboard::testing
+
+#endif  // SWITCHBOARD_TESTS_INTEGRATION_HARNESS_H_
