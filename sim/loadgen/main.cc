@@ -1,0 +1,185 @@
+// switchboard-loadgen: a small load generator that acts like a gateway. It subscribes to
+// a pool's assignments over the native Subscribe stream and sends chat completions
+// (Poisson arrivals) to endpoints picked at random in proportion to their weights.
+// The demo uses it so that a newcomer sees weights move with load.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/net.h"
+#include "httplib.h"
+#include "switchboard/v1/discovery.grpc.pb.h"
+
+namespace {
+
+struct Stats {
+  absl::Mutex mu;
+  int64_t sent = 0, ok = 0, failed = 0, no_endpoint = 0;
+  std::map<std::string, int64_t> per_endpoint;
+  std::vector<double> latencies_s;
+};
+
+class AssignmentWatcher {
+ public:
+  AssignmentWatcher(const std::string& target, const std::string& pool)
+      : stub_(switchboard::v1::DiscoveryService::NewStub(switchboard::MakeChannel(target))), pool_(pool) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~AssignmentWatcher() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+      if (ctx_ != nullptr) ctx_->TryCancel();
+    }
+    thread_.join();
+  }
+  // Picks an endpoint in proportion to weight; empty when none is routable.
+  std::string Pick(std::mt19937& rng) {
+    absl::MutexLock lock(&mu_);
+    std::vector<double> weights;
+    for (const auto& ep : assignment_.endpoints()) weights.push_back(ep.weight());
+    if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) return "";
+    std::discrete_distribution<int> pick(weights.begin(), weights.end());
+    return assignment_.endpoints(pick(rng)).address();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      grpc::ClientContext ctx;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_) return;
+        ctx_ = &ctx;
+      }
+      auto stream = stub_->Subscribe(&ctx);
+      switchboard::v1::SubscribeRequest req;
+      req.set_subscriber_id("loadgen");
+      req.add_pools(pool_);
+      stream->Write(req);
+      switchboard::v1::Assignment a;
+      while (stream->Read(&a)) {
+        switchboard::v1::SubscribeRequest ack;
+        ack.add_pools(pool_);
+        ack.set_version_info(a.version());
+        ack.set_response_nonce(a.nonce());
+        stream->Write(ack);
+        absl::MutexLock lock(&mu_);
+        assignment_ = a;
+      }
+      stream->Finish();
+      absl::MutexLock lock(&mu_);
+      ctx_ = nullptr;
+      auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), absl::Milliseconds(500))) return;
+    }
+  }
+
+  std::unique_ptr<switchboard::v1::DiscoveryService::Stub> stub_;
+  const std::string pool_;
+  absl::Mutex mu_;
+  switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+std::atomic<bool> g_stop{false};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string controlplane = "127.0.0.1:50051", pool = "llama-3-8b", duration = "0s", report_every = "5s";
+  double rps = 2;
+  int max_tokens = 100, concurrency = 64, prompt_chars = 400;
+  uint32_t seed = 1;
+  CLI::App app{"switchboard-loadgen: weighted-random chat-completion load on a pool, following its assignments."};
+  app.add_option("--controlplane", controlplane, "control plane HOST:PORT")->capture_default_str();
+  app.add_option("--pool", pool, "pool (model) to load")->capture_default_str();
+  app.add_option("--rps", rps, "mean requests per second (Poisson arrivals)")->check(CLI::Range(0.01, 1e5))->capture_default_str();
+  app.add_option("--max-tokens", max_tokens, "output tokens per request")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--prompt-chars", prompt_chars, "prompt length in characters")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--concurrency", concurrency, "most requests in flight")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--duration", duration, "stop after this long (0s: until interrupted)")->capture_default_str();
+  app.add_option("--report-every", report_every, "print a summary line this often")->capture_default_str();
+  app.add_option("--seed", seed, "random seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  absl::Duration run_for, every;
+  if (!absl::ParseDuration(duration, &run_for) || !absl::ParseDuration(report_every, &every) ||
+      every <= absl::ZeroDuration()) {
+    std::cerr << "switchboard-loadgen: --duration / --report-every must be durations such as 30s\n";
+    return 2;
+  }
+  signal(SIGINT, [](int) { g_stop = true; });
+  signal(SIGTERM, [](int) { g_stop = true; });
+
+  AssignmentWatcher watcher(controlplane, pool);
+  Stats stats;
+  std::atomic<int> in_flight{0};
+  std::mt19937 rng(seed);
+  std::exponential_distribution<double> gap(rps);
+  const std::string body = absl::StrCat(R"({"messages":[{"role":"user","content":")", std::string(prompt_chars, 'x'),
+                                        R"("}],"max_tokens":)", max_tokens, "}");
+  const absl::Time start = absl::Now();
+  absl::Time next_arrival = start, next_report = start + every;
+  while (!g_stop && (run_for == absl::ZeroDuration() || absl::Now() - start < run_for)) {
+    // Pacing arrivals is this program's purpose.
+    std::this_thread::sleep_until(absl::ToChronoTime(next_arrival));
+    next_arrival += absl::Seconds(gap(rng));
+    if (absl::Now() >= next_report) {
+      absl::MutexLock lock(&stats.mu);
+      std::sort(stats.latencies_s.begin(), stats.latencies_s.end());
+      auto q = [&](double p) {
+        return stats.latencies_s.empty() ? 0.0 : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
+      };
+      std::string split;
+      for (const auto& [ep, n] : stats.per_endpoint) absl::StrAppend(&split, " ", ep, "=", n);
+      std::cout << absl::StrFormat("loadgen: sent %d ok %d failed %d unroutable %d in-flight %d p50 %.1fs p95 %.1fs |%s",
+                                   stats.sent, stats.ok, stats.failed, stats.no_endpoint, in_flight.load(), q(0.5),
+                                   q(0.95), split)
+                << std::endl;
+      next_report += every;
+    }
+    std::string target = watcher.Pick(rng);
+    if (target.empty() || in_flight >= concurrency) {
+      absl::MutexLock lock(&stats.mu);
+      ++stats.no_endpoint;
+      continue;
+    }
+    ++in_flight;
+    // Detached: each worker holds one request; main waits for in_flight == 0 at the end.
+    std::thread([target, &body, &stats, &in_flight] {
+      auto hp = switchboard::ParseHostPort(target);
+      httplib::Client client(hp->host, hp->port);
+      client.set_read_timeout(std::chrono::seconds(300));
+      const absl::Time t0 = absl::Now();
+      auto res = client.Post("/v1/chat/completions", body, "application/json");
+      const double latency = absl::ToDoubleSeconds(absl::Now() - t0);
+      absl::MutexLock lock(&stats.mu);
+      ++stats.sent;
+      ++stats.per_endpoint[target];
+      if (res && res->status == 200) {
+        ++stats.ok;
+        stats.latencies_s.push_back(latency);
+      } else {
+        ++stats.failed;
+      }
+      --in_flight;
+    }).detach();
+  }
+  absl::MutexLock lock(&stats.mu);
+  auto idle = [&in_flight] { return in_flight.load() == 0; };
+  stats.mu.Await(absl::Condition(&idle));
+  return 0;
+}
