@@ -81,18 +81,22 @@ int Reconciler::ReconcileOnce() {
     if (pools.count(old->pool) == 0 && old->assignment.endpoints_size() > 0) pools[old->pool];
   }
 
-  std::vector<std::shared_ptr<const Snapshot>> changed;
+  std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
   for (const auto& [pool, endpoints] : pools) {
     std::shared_ptr<const Snapshot> previous = store_->Get(pool);
     std::shared_ptr<const Snapshot> next =
         BuildSnapshot(pool, endpoints, previous.get(), options_.policy, wall);
-    if (previous && previous->version == next->version) continue;
+    if (previous && previous->version == next->version) {
+      refreshed.push_back(std::move(next));
+      continue;
+    }
     RecordTransitions(previous.get(), *next, wall);
     if (history_ != nullptr) {
       history_->RecordSnapshot({pool, next->version, wall, next->assignment.SerializeAsString()});
     }
     changed.push_back(std::move(next));
   }
+  store_->Refresh(refreshed);
   store_->Publish(changed);
   absl::MutexLock lock(&mu_);
   ++passes_;

@@ -1,6 +1,7 @@
 #include "agent/probe/llamacpp_probe.h"
 
 #include <cmath>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,7 +15,8 @@ namespace {
 
 using json = nlohmann::json;
 
-// Describes an HTTP failure in a few words, with a short excerpt of the body.
+}  // namespace
+
 std::string HttpFailure(const std::string& path, const HttpResponse& r) {
   if (!r.error.empty()) return absl::StrCat(path, ": ", r.error);
   std::string excerpt = r.body.substr(0, 120);
@@ -23,6 +25,8 @@ std::string HttpFailure(const std::string& path, const HttpResponse& r) {
   }
   return absl::StrCat(path, ": HTTP ", r.status, excerpt.empty() ? "" : absl::StrCat(" ", excerpt));
 }
+
+namespace {
 
 std::optional<json> ParseJson(const std::string& body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -47,48 +51,6 @@ std::string CleanModelName(const std::string& id) {
   if (slash != std::string::npos && slash + 1 < name.size()) name = name.substr(slash + 1);
   if (absl::EndsWithIgnoreCase(name, ".gguf")) name.resize(name.size() - 5);
   return name.empty() ? id : name;
-}
-
-v1::EndpointReport LlamaCppProbe::Poll(absl::Time now) {
-  v1::EndpointReport out;
-  out.set_address(options_.address);
-  out.set_engine(v1::ENGINE_LLAMACPP);
-  const absl::Time start = absl::Now();
-  bool loading = false;
-  std::string error = PollOnce(now, &out, &loading);
-  *out.mutable_probe_latency() =
-      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
-
-  if (error.empty()) {
-    consecutive_failures_ = 0;
-    if (!healthy_ && ++consecutive_successes_ >= options_.thresholds.successes_to_recover) healthy_ = true;
-  } else {
-    consecutive_successes_ = 0;
-    if (++consecutive_failures_ >= options_.thresholds.failures_to_unhealthy) healthy_ = false;
-  }
-
-  if (error.empty() && healthy_) {
-    out.set_state(loading ? v1::ENDPOINT_STATE_STARTING : v1::ENDPOINT_STATE_READY);
-    if (!loading) last_good_ = out;
-    return out;
-  }
-  // Failing (or recovering): keep the last known shape so the control plane still knows
-  // the endpoint's slots and models, but mark it.
-  v1::EndpointReport failed = last_good_;
-  failed.set_address(options_.address);
-  failed.set_engine(v1::ENGINE_LLAMACPP);
-  failed.set_slots_busy(0);
-  failed.set_queue_depth(0);
-  failed.set_tokens_per_second(0);
-  *failed.mutable_probe_latency() = out.probe_latency();
-  failed.set_probe_error(error.empty() ? "recovering" : error);
-  failed.set_state(healthy_ ? v1::ENDPOINT_STATE_READY : v1::ENDPOINT_STATE_UNHEALTHY);
-  if (healthy_) {
-    // Under the failure threshold: carry on with the last good numbers.
-    failed.set_slots_busy(last_good_.slots_busy());
-    failed.set_queue_depth(last_good_.queue_depth());
-  }
-  return failed;
 }
 
 std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) {
@@ -128,9 +90,16 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
       have_load = true;
     }
   }
+  if (have_load && out->slots_busy() > 0 && !out->kv_cache_usage() && slots_supported_) {
+    // Current builds export no KV gauge: estimate it from /slots, but only while busy
+    // (polling /slots costs the server; see inference-servers.md).
+    bool unsupported = false;
+    if (std::string e = ReadSlots(now, /*kv_only=*/true, out, &unsupported); !e.empty()) return e;
+    if (unsupported) slots_supported_ = false;
+  }
   if (!have_load && slots_supported_) {
     bool unsupported = false;
-    if (std::string e = ReadSlots(out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadSlots(now, /*kv_only=*/false, out, &unsupported); !e.empty()) return e;
     if (unsupported) {
       slots_supported_ = false;
     } else {
@@ -217,7 +186,7 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   return "";
 }
 
-std::string LlamaCppProbe::ReadSlots(v1::EndpointReport* out, bool* unsupported) {
+std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointReport* out, bool* unsupported) {
   HttpResponse r = http_->Get(options_.base_url + "/slots", options_.timeout);
   if (r.status == 501 || r.status == 404) {
     *unsupported = true;
@@ -228,6 +197,8 @@ std::string LlamaCppProbe::ReadSlots(v1::EndpointReport* out, bool* unsupported)
   if (!j || !j->is_array()) return "/slots: body is not a JSON array";
   uint32_t busy = 0;
   double used_tokens = 0, ctx_tokens = 0;
+  double decoded_delta = 0, decoding_slots = 0;
+  std::map<int64_t, std::pair<int64_t, int64_t>> progress;  // slot id -> (task id, n_decoded)
   for (const json& slot : *j) {
     if (!slot.is_object()) return "/slots: entry is not an object";
     bool processing = false;
@@ -248,13 +219,35 @@ std::string LlamaCppProbe::ReadSlots(v1::EndpointReport* out, bool* unsupported)
         }
       }
     }
+    // Decode progress: next_token is an array of one object (code) or an object (README).
+    std::optional<int64_t> id = IntField(slot, "id"), task = IntField(slot, "id_task");
+    if (processing && id && task && slot.contains("next_token")) {
+      const json& nt = slot["next_token"].is_array() && !slot["next_token"].empty() ? slot["next_token"][0]
+                                                                                     : slot["next_token"];
+      if (std::optional<int64_t> decoded = IntField(nt, "n_decoded")) {
+        progress[*id] = {*task, *decoded};
+        auto prev = slot_progress_.find(*id);
+        if (prev != slot_progress_.end() && prev->second.first == *task && *decoded > prev->second.second) {
+          decoded_delta += static_cast<double>(*decoded - prev->second.second);
+          decoding_slots += 1;
+        }
+      }
+    }
   }
-  if (total_slots_ == 0) out->set_slots_total(static_cast<uint32_t>(j->size()));
-  out->set_slots_busy(busy);
+  if (slot_progress_at_ && decoding_slots > 0) {
+    const double dt = absl::ToDoubleSeconds(now - *slot_progress_at_);
+    if (dt > 0) slot_tokens_per_second_ = decoded_delta / decoding_slots / dt;
+  }
+  slot_progress_ = std::move(progress);
+  slot_progress_at_ = now;
   if (ctx_tokens > 0) {
     out->set_kv_cache_usage(std::min(1.0, used_tokens / ctx_tokens));
     out->set_kv_cache_estimated(true);
   }
+  if (kv_only) return "";
+  if (total_slots_ == 0) out->set_slots_total(static_cast<uint32_t>(j->size()));
+  out->set_slots_busy(busy);
+  out->set_slot_tokens_per_second(slot_tokens_per_second_);
   return "";
 }
 

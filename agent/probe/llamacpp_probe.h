@@ -7,6 +7,7 @@
 #ifndef SWITCHBOARD_AGENT_PROBE_LLAMACPP_PROBE_H_
 #define SWITCHBOARD_AGENT_PROBE_LLAMACPP_PROBE_H_
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,39 +16,39 @@
 
 namespace switchboard::agent {
 
-class LlamaCppProbe final : public Probe {
+class LlamaCppProbe final : public HealthTrackingProbe {
  public:
-  LlamaCppProbe(ProbeOptions options, HttpClient* http) : Probe(std::move(options)), http_(http) {}
+  LlamaCppProbe(ProbeOptions options, HttpClient* http) : HealthTrackingProbe(std::move(options)), http_(http) {}
   v1::Engine engine() const override { return v1::ENGINE_LLAMACPP; }
-  v1::EndpointReport Poll(absl::Time now) override;
 
  private:
-  // Fills `out` from one round of HTTP calls; returns an error text on failure, or ""
-  // when the endpoint answered sanely (sets *loading when the model is still loading).
-  std::string PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading);
+  std::string PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) override;
   std::string FetchProps();
   std::string FetchModels();
   std::string ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported);
-  std::string ReadSlots(v1::EndpointReport* out, bool* unsupported);
+  // Busy slots and a KV-cache estimate from /slots (only the estimate when `kv_only`);
+  // also measures decode speed from n_decoded progress between two reads.
+  std::string ReadSlots(absl::Time now, bool kv_only, v1::EndpointReport* out, bool* unsupported);
 
   HttpClient* const http_;
-  int consecutive_failures_ = 0;
-  int consecutive_successes_ = 0;
-  bool healthy_ = true;           // Under the failure threshold.
   bool metrics_supported_ = true;
   bool slots_supported_ = true;
   uint32_t total_slots_ = 0;
   std::vector<std::string> models_;
-  v1::EndpointReport last_good_;  // Kept through failures: last known slots and models.
   // Counter baselines for rates.
   std::optional<absl::Time> last_counters_at_;
   double last_tokens_predicted_ = 0;
   double last_tokens_seconds_ = 0;
   double slot_tokens_per_second_ = 0;
+  std::map<int64_t, std::pair<int64_t, int64_t>> slot_progress_;  // slot id -> (task, n_decoded)
+  std::optional<absl::Time> slot_progress_at_;
 };
 
 // "/models/Llama-3-8B.Q4_K_M.gguf" -> "Llama-3-8B.Q4_K_M"; other ids unchanged.
 std::string CleanModelName(const std::string& id);
+
+// Describes an HTTP failure in a few words, with a short excerpt of the body.
+std::string HttpFailure(const std::string& path, const HttpResponse& r);
 
 }  // namespace switchboard::agent
 

@@ -4,10 +4,70 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "agent/probe/auto_probe.h"
 #include "agent/probe/llamacpp_probe.h"
+#include "agent/probe/metrics_engine_probe.h"
+#include "google/protobuf/util/time_util.h"
 #include "common/net.h"
 
 namespace switchboard::agent {
+
+v1::EndpointReport HealthTrackingProbe::Poll(absl::Time now) {
+  v1::EndpointReport out;
+  out.set_address(options_.address);
+  out.set_engine(engine());
+  const absl::Time start = absl::Now();
+  bool loading = false;
+  std::string error = PollOnce(now, &out, &loading);
+  *out.mutable_probe_latency() =
+      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
+
+  if (error.empty()) {
+    consecutive_failures_ = 0;
+    if (!healthy_ && ++consecutive_successes_ >= options_.thresholds.successes_to_recover) healthy_ = true;
+  } else {
+    consecutive_successes_ = 0;
+    if (++consecutive_failures_ >= options_.thresholds.failures_to_unhealthy) healthy_ = false;
+  }
+
+  if (error.empty() && healthy_) {
+    if (loading) {
+      out.set_state(v1::ENDPOINT_STATE_STARTING);
+    } else {
+      out.set_state(v1::ENDPOINT_STATE_READY);
+      ever_ready_ = true;
+      last_good_ = out;
+    }
+    return out;
+  }
+  // Failing (or recovering): keep the last known shape, but mark it.
+  v1::EndpointReport failed = last_good_;
+  failed.set_address(options_.address);
+  failed.set_engine(engine());
+  failed.set_tokens_per_second(0);
+  failed.clear_ttft_p50_seconds();
+  failed.clear_ttft_p95_seconds();
+  failed.clear_e2e_p50_seconds();
+  failed.clear_e2e_p95_seconds();
+  *failed.mutable_probe_latency() = out.probe_latency();
+  failed.set_probe_error(error.empty() ? "recovering" : error);
+  if (!ever_ready_) {
+    // Never answered sanely yet: a server still starting (vLLM and TGI refuse
+    // connections until their model is loaded). Never routed; not a failure.
+    failed.set_state(v1::ENDPOINT_STATE_STARTING);
+    failed.set_slots_busy(0);
+    failed.set_queue_depth(0);
+  } else if (healthy_) {
+    // Under the failure threshold: carry on with the last good numbers.
+    failed.set_state(v1::ENDPOINT_STATE_READY);
+  } else {
+    failed.set_state(v1::ENDPOINT_STATE_UNHEALTHY);
+    failed.set_slots_busy(0);
+    failed.set_queue_depth(0);
+  }
+  return failed;
+}
 
 absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
   std::vector<std::string> parts = absl::StrSplit(spec, ',');
@@ -18,9 +78,10 @@ absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
   BackendSpec out;
   out.engine = parts[0].substr(0, eq);
   std::string url = parts[0].substr(eq + 1);
-  if (out.engine != "llamacpp") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--backend '", spec, "': unknown engine '", out.engine, "' (this release supports: llamacpp)"));
+  if (out.engine != "llamacpp" && out.engine != "vllm" && out.engine != "sglang" && out.engine != "tgi" &&
+      out.engine != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': unknown engine '", out.engine,
+                                                   "' (known: llamacpp, vllm, sglang, tgi, auto)"));
   }
   absl::string_view rest = url;
   if (!absl::ConsumePrefix(&rest, "http://")) {
@@ -43,9 +104,14 @@ absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
           out.options.capacity_hint > 1e6) {
         return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': capacity must be a positive number"));
       }
+    } else if (absl::ConsumePrefix(&opt, "max_seqs=")) {
+      if (!absl::SimpleAtoi(opt, &out.options.max_seqs) || out.options.max_seqs == 0 ||
+          out.options.max_seqs > 65536) {
+        return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': max_seqs must be 1..65536"));
+      }
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--backend '", spec, "': unknown option '", parts[i], "' (known: capacity=X)"));
+      return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': unknown option '", parts[i],
+                                                     "' (known: capacity=X, max_seqs=N)"));
     }
   }
   return out;
@@ -53,6 +119,10 @@ absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
 
 absl::StatusOr<std::unique_ptr<Probe>> MakeProbe(const BackendSpec& spec, HttpClient* http) {
   if (spec.engine == "llamacpp") return std::unique_ptr<Probe>(new LlamaCppProbe(spec.options, http));
+  if (spec.engine == "vllm") return std::unique_ptr<Probe>(new MetricsEngineProbe(VllmSpec(), spec.options, http));
+  if (spec.engine == "sglang") return std::unique_ptr<Probe>(new MetricsEngineProbe(SglangSpec(), spec.options, http));
+  if (spec.engine == "tgi") return std::unique_ptr<Probe>(new MetricsEngineProbe(TgiSpec(), spec.options, http));
+  if (spec.engine == "auto") return std::unique_ptr<Probe>(new AutoProbe(spec.options, http));
   return absl::InvalidArgumentError(absl::StrCat("unknown engine '", spec.engine, "'"));
 }
 

@@ -26,11 +26,15 @@ struct ProbeOptions {
   absl::Duration timeout = absl::Milliseconds(800);  // Per HTTP request.
   HealthThresholds thresholds;
   double capacity_hint = 0;
+  // Batch limit for engines without fixed slots (vLLM --max-num-seqs, SGLang
+  // --max-running-requests); 0 = the engine's default (256).
+  uint32_t max_seqs = 0;
 };
 
 class Probe {
  public:
   virtual ~Probe() = default;
+  // ENGINE_UNSPECIFIED until an auto-detecting probe knows.
   virtual v1::Engine engine() const = 0;
   const ProbeOptions& options() const { return options_; }
   // One probe round. Never fails: failures are expressed in the report (state,
@@ -42,7 +46,29 @@ class Probe {
   const ProbeOptions options_;
 };
 
-// Parses "ENGINE=URL[,capacity=X]" (ENGINE: llamacpp) into an engine name and options.
+// What every adapter shares: health levels with failure thresholds, and the last good
+// report kept through failures (so the control plane still knows slots and models).
+// Subclasses implement one round of HTTP calls.
+class HealthTrackingProbe : public Probe {
+ public:
+  v1::EndpointReport Poll(absl::Time now) final;
+
+ protected:
+  explicit HealthTrackingProbe(ProbeOptions options) : Probe(std::move(options)) {}
+  // Fills `out` (address and engine already set) from one round; returns "" when the
+  // endpoint answered sanely, else a short error. Sets *loading while the model loads.
+  virtual std::string PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) = 0;
+
+ private:
+  int consecutive_failures_ = 0;
+  int consecutive_successes_ = 0;
+  bool healthy_ = true;      // Under the failure threshold.
+  bool ever_ready_ = false;  // Failures before the first success mean "still starting".
+  v1::EndpointReport last_good_;
+};
+
+// Parses "ENGINE=URL[,capacity=X][,max_seqs=N]" (ENGINE: llamacpp, vllm, sglang, tgi,
+// auto) into an engine name and options.
 struct BackendSpec {
   std::string engine;
   ProbeOptions options;

@@ -12,6 +12,11 @@ void SnapshotStore::Publish(const std::vector<std::shared_ptr<const Snapshot>>& 
   for (auto& [id, watcher] : watchers_) watcher();
 }
 
+void SnapshotStore::Refresh(const std::vector<std::shared_ptr<const Snapshot>>& snapshots) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& snap : snapshots) pools_[snap->pool] = snap;
+}
+
 std::shared_ptr<const Snapshot> SnapshotStore::Get(const std::string& pool) const {
   absl::MutexLock lock(&mu_);
   auto it = pools_.find(pool);

@@ -22,6 +22,10 @@ class SnapshotStore {
 
   // Replaces the snapshots of the given pools and notifies every watcher once.
   void Publish(const std::vector<std::shared_ptr<const Snapshot>>& snapshots);
+  // Replaces snapshots whose version is unchanged but whose admin details (latency,
+  // KV-cache use, report age...) moved. Subscribers are not notified: nothing they
+  // receive changed.
+  void Refresh(const std::vector<std::shared_ptr<const Snapshot>>& snapshots);
 
   std::shared_ptr<const Snapshot> Get(const std::string& pool) const;
   std::vector<std::shared_ptr<const Snapshot>> All() const;

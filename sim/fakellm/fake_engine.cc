@@ -11,7 +11,32 @@ namespace switchboard::fakellm {
 int EstimateTokens(const std::string& text) { return std::max<int>(1, static_cast<int>(text.size() + 3) / 4); }
 
 FakeEngine::FakeEngine(FakeEngineOptions options)
-    : options_(std::move(options)), started_(absl::Now()), slots_(std::max(1, options_.slots)) {}
+    : options_(std::move(options)),
+      started_(absl::Now()),
+      slots_(std::max(1, options_.slots)),
+      ttft_buckets_(LatencyBuckets().size() + 1, 0),
+      e2e_buckets_(LatencyBuckets().size() + 1, 0) {}
+
+const std::vector<double>& FakeEngine::LatencyBuckets() {
+  static const std::vector<double>* buckets =
+      new std::vector<double>{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80};
+  return *buckets;
+}
+
+void FakeEngine::Observe(std::vector<double>* buckets, double* sum, double value) {
+  const std::vector<double>& bounds = LatencyBuckets();
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    if (value <= bounds[i]) (*buckets)[i] += 1;
+  }
+  buckets->back() += 1;  // +Inf
+  *sum += value;
+}
+
+void FakeEngine::RecordFailure() {
+  absl::MutexLock lock(&mu_);
+  requests_total_ += 1;
+  requests_failed_ += 1;
+}
 
 bool FakeEngine::Ready() const { return absl::Now() - started_ >= options_.startup_delay; }
 
@@ -35,7 +60,7 @@ int FakeEngine::idle_slots() const {
   return static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; }));
 }
 
-int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens) {
+int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrived) {
   absl::MutexLock lock(&mu_);
   const uint64_t ticket = next_ticket_++;
   ++deferred_;
@@ -56,6 +81,7 @@ int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens) {
   s.task_id = next_task_id_++;
   s.prompt_tokens = prompt_tokens;
   s.max_tokens = max_tokens;
+  s.arrived = arrived;
   return id;
 }
 
@@ -92,6 +118,7 @@ bool FakeEngine::DecodeToken(int slot) {
   s.decode_time += due - s.next_token_at;
   s.next_token_at = due;
   ++s.decoded;
+  if (s.decoded == 1) Observe(&ttft_buckets_, &ttft_sum_, absl::ToDoubleSeconds(due - s.arrived));
   n_decode_total_ += 1;
   return true;
 }
@@ -110,43 +137,56 @@ void FakeEngine::ReleaseSlot(int slot) {
   scrape_predicted_tokens_ += s.decoded;
   scrape_predicted_seconds_ += decode_s;
   n_tokens_max_ = std::max<int64_t>(n_tokens_max_, s.prompt_tokens + s.decoded);
+  requests_total_ += 1;
+  requests_success_ += 1;
+  Observe(&e2e_buckets_, &e2e_sum_, absl::ToDoubleSeconds(absl::Now() - s.arrived));
   s.busy = false;
 }
 
-std::string FakeEngine::MetricsText() {
+FakeEngine::Stats FakeEngine::ReadStats(bool reset_scrape) {
   absl::MutexLock lock(&mu_);
-  int busy = 0;
-  for (const Slot& s : slots_) busy += s.busy ? 1 : 0;
+  Stats st;
+  for (const Slot& s : slots_) {
+    if (!s.busy) continue;
+    ++st.slots_busy;
+    st.kv_tokens_used += s.prompt_tokens + s.decoded;
+  }
+  st.kv_tokens_total = static_cast<double>(slots_.size()) * options_.n_ctx;
+  st.deferred = deferred_;
+  st.prompt_tokens_total = prompt_tokens_total_;
+  st.prompt_seconds_total = prompt_seconds_total_;
+  st.tokens_predicted_total = tokens_predicted_total_;
+  st.tokens_predicted_seconds_total = tokens_predicted_seconds_total_;
+  st.n_decode_total = n_decode_total_;
+  st.tokens_decoded_live = n_decode_total_;  // One decode call per token here.
+  st.n_tokens_max = n_tokens_max_;
+  st.requests_total = requests_total_;
+  st.requests_success = requests_success_;
+  st.requests_failed = requests_failed_;
   auto rate = [](double tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; };
-  std::string out;
-  auto metric = [&out](const char* name, const char* type, const char* help, double value) {
-    absl::StrAppendFormat(&out, "# HELP llamacpp:%s %s\n# TYPE llamacpp:%s %s\nllamacpp:%s %.6g\n", name,
-                          help, name, type, name, value);
-  };
-  metric("prompt_tokens_total", "counter", "Number of prompt tokens processed", prompt_tokens_total_);
-  metric("prompt_seconds_total", "counter", "Total time spent processing prompts", prompt_seconds_total_);
-  metric("tokens_predicted_total", "counter", "Number of generation tokens processed", tokens_predicted_total_);
-  metric("tokens_predicted_seconds_total", "counter", "Total time spent generating tokens",
-         tokens_predicted_seconds_total_);
-  metric("n_decode_total", "counter", "Total number of llama_decode() calls", n_decode_total_);
-  metric("n_tokens_max", "counter", "Largest observed sequence length", static_cast<double>(n_tokens_max_));
-  metric("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s",
-         rate(scrape_prompt_tokens_, scrape_prompt_seconds_));
-  metric("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s",
-         rate(scrape_predicted_tokens_, scrape_predicted_seconds_));
-  metric("requests_processing", "gauge", "Number of requests processing", busy);
-  metric("requests_deferred", "gauge", "Number of requests deferred", deferred_);
-  // As in llama.cpp, each scrape resets the per-scrape throughput gauges.
-  scrape_prompt_tokens_ = scrape_prompt_seconds_ = scrape_predicted_tokens_ = scrape_predicted_seconds_ = 0;
-  return out;
+  st.scrape_prompt_tokens_per_s = rate(scrape_prompt_tokens_, scrape_prompt_seconds_);
+  st.scrape_predicted_tokens_per_s = rate(scrape_predicted_tokens_, scrape_predicted_seconds_);
+  st.ttft_buckets = ttft_buckets_;
+  st.e2e_buckets = e2e_buckets_;
+  st.ttft_sum = ttft_sum_;
+  st.e2e_sum = e2e_sum_;
+  if (reset_scrape) {
+    scrape_prompt_tokens_ = scrape_prompt_seconds_ = scrape_predicted_tokens_ = scrape_predicted_seconds_ = 0;
+  }
+  return st;
 }
 
-std::string FakeEngine::SlotsJson() const {
+std::string FakeEngine::SlotsJson(bool legacy_state) const {
   absl::MutexLock lock(&mu_);
   nlohmann::json slots = nlohmann::json::array();
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
-    nlohmann::json j = {{"id", i}, {"n_ctx", options_.n_ctx}, {"speculative", false}, {"is_processing", s.busy}};
+    nlohmann::json j = {{"id", i}, {"n_ctx", options_.n_ctx}, {"speculative", false}};
+    if (legacy_state) {
+      j["state"] = s.busy ? 1 : 0;  // Before Nov 2024 (b4027).
+    } else {
+      j["is_processing"] = s.busy;
+    }
     if (s.task_id > 0 || s.busy) {
       j["id_task"] = s.task_id;
       j["n_prompt_tokens"] = s.prompt_tokens + s.decoded;
@@ -159,31 +199,6 @@ std::string FakeEngine::SlotsJson() const {
     slots.push_back(std::move(j));
   }
   return slots.dump();
-}
-
-std::string FakeEngine::PropsJson() const {
-  nlohmann::json j = {
-      {"default_generation_settings", {{"n_ctx", options_.n_ctx}, {"params", {{"n_predict", -1}}}}},
-      {"total_slots", options_.slots},
-      {"model_alias", options_.model},
-      {"model_path", "/models/" + options_.model + ".gguf"},
-      {"build_info", "fakellm"},
-      {"endpoint_slots", true},
-      {"endpoint_metrics", true},
-      {"is_sleeping", false}};
-  return j.dump();
-}
-
-std::string FakeEngine::ModelsJson() const {
-  const std::string path = "/models/" + options_.model + ".gguf";
-  nlohmann::json j = {
-      {"models", nlohmann::json::array({{{"name", path}, {"model", path}}})},
-      {"object", "list"},
-      {"data", nlohmann::json::array({{{"id", path},
-                                       {"object", "model"},
-                                       {"owned_by", "llamacpp"},
-                                       {"meta", {{"n_ctx_train", options_.n_ctx}}}}})}};
-  return j.dump();
 }
 
 }  // namespace switchboard::fakellm

@@ -40,7 +40,8 @@ class FakeEngine {
   void WaitUntilStopped() const;
 
   // Blocks until a slot is free (or Stop); returns its id, or -1 when stopped.
-  int AcquireSlot(int prompt_tokens, int max_tokens);
+  // `arrived` is when the request reached the server (for TTFT and end-to-end latency).
+  int AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrived = absl::Now());
   // Sleeps through prefill; false when stopped.
   bool Prefill(int slot);
   // Sleeps until the next token is due and counts it; false when stopped.
@@ -49,10 +50,36 @@ class FakeEngine {
   // request finishes).
   void ReleaseSlot(int slot);
 
-  std::string MetricsText();   // Prometheus text, llama.cpp names.
-  std::string SlotsJson() const;
-  std::string PropsJson() const;
-  std::string ModelsJson() const;
+  // Counts a request answered with an error (HTTP 5xx) without running it.
+  void RecordFailure();
+
+  // Bucket bounds (seconds) of the latency histograms, +Inf implied.
+  static const std::vector<double>& LatencyBuckets();
+
+  // Everything an engine's /metrics shows, read at once.
+  struct Stats {
+    int slots_busy = 0;
+    int deferred = 0;
+    double kv_tokens_used = 0;   // Prompt + decoded tokens of busy slots.
+    double kv_tokens_total = 0;  // slots x n_ctx.
+    double prompt_tokens_total = 0, prompt_seconds_total = 0;
+    double tokens_predicted_total = 0, tokens_predicted_seconds_total = 0;
+    // Every token decoded so far, including unfinished requests (vLLM-style counters
+    // grow per step; llama.cpp's only when a request ends).
+    double tokens_decoded_live = 0;
+    double n_decode_total = 0;
+    int64_t n_tokens_max = 0;
+    double requests_total = 0, requests_success = 0, requests_failed = 0;
+    // Per-scrape throughput (llama.cpp's *_tokens_seconds gauges).
+    double scrape_prompt_tokens_per_s = 0, scrape_predicted_tokens_per_s = 0;
+    // Cumulative bucket counts (one per LatencyBuckets() bound, then +Inf), sum.
+    std::vector<double> ttft_buckets, e2e_buckets;
+    double ttft_sum = 0, e2e_sum = 0;
+  };
+  // `reset_scrape`: reset the per-scrape gauges, as a llama.cpp scrape does.
+  Stats ReadStats(bool reset_scrape);
+
+  std::string SlotsJson(bool legacy_state) const;
   int idle_slots() const;
 
  private:
@@ -65,7 +92,9 @@ class FakeEngine {
     absl::Time next_token_at;
     absl::Duration prefill_time;
     absl::Duration decode_time;
+    absl::Time arrived;
   };
+  static void Observe(std::vector<double>* buckets, double* sum, double value);
 
   bool SleepUntil(absl::Time deadline);  // false when stopped
 
@@ -85,6 +114,13 @@ class FakeEngine {
   double tokens_predicted_seconds_total_ ABSL_GUARDED_BY(mu_) = 0;
   double n_decode_total_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t n_tokens_max_ ABSL_GUARDED_BY(mu_) = 0;
+  double requests_total_ ABSL_GUARDED_BY(mu_) = 0;
+  double requests_success_ ABSL_GUARDED_BY(mu_) = 0;
+  double requests_failed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<double> ttft_buckets_ ABSL_GUARDED_BY(mu_);
+  std::vector<double> e2e_buckets_ ABSL_GUARDED_BY(mu_);
+  double ttft_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  double e2e_sum_ ABSL_GUARDED_BY(mu_) = 0;
   // For the *_tokens_seconds gauges, which reset at every scrape.
   double scrape_prompt_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   double scrape_prompt_seconds_ ABSL_GUARDED_BY(mu_) = 0;

@@ -15,11 +15,14 @@
 #include "common/net.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "sim/fakellm/engine_shapes.h"
 #include "sim/fakellm/fake_engine.h"
 
 namespace {
 
 using switchboard::fakellm::FakeEngine;
+using switchboard::fakellm::Flavor;
+using switchboard::fakellm::HttpAnswer;
 using json = nlohmann::json;
 
 enum class Fault { kNone, kError, kHang, kGarbage };
@@ -42,6 +45,11 @@ std::string ErrorJson(int code, const std::string& message, const std::string& t
 void SetJson(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body, "application/json; charset=utf-8");
+}
+
+void SetAnswer(httplib::Response& res, const HttpAnswer& a) {
+  res.status = a.status;
+  res.set_content(a.body, a.content_type.c_str());
 }
 
 struct Completion {
@@ -70,7 +78,7 @@ std::string ParseCompletion(const std::string& body, bool chat, const ServerConf
   } else {
     if (!j.contains("prompt") || !j["prompt"].is_string()) return "'prompt' must be a string";
     text = j["prompt"].get<std::string>();
-    out->max_tokens = j.value("n_predict", config.default_max_tokens);
+    out->max_tokens = j.value("n_predict", j.value("max_tokens", config.default_max_tokens));
   }
   if (out->max_tokens < 0) out->max_tokens = config.default_max_tokens;
   out->prompt_tokens = switchboard::fakellm::EstimateTokens(text);
@@ -118,8 +126,10 @@ std::atomic<uint64_t> g_request_id{0};
 
 void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat, const httplib::Request& req,
                       httplib::Response& res) {
+  const absl::Time arrived = absl::Now();
   thread_local std::mt19937 rng(std::random_device{}());
   if (config.fail_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < config.fail_rate) {
+    engine.RecordFailure();
     SetJson(res, 500, ErrorJson(500, "injected failure", "server_error"));
     return;
   }
@@ -132,7 +142,7 @@ void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat,
   const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", g_request_id++);
   const std::string model = engine.options().model;
   if (!c.stream) {
-    int slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens);
+    int slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens, arrived);
     if (slot < 0) {
       SetJson(res, 503, ErrorJson(503, "server is shutting down", "unavailable_error"));
       return;
@@ -163,7 +173,7 @@ void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat,
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&engine, c, id, model, state](size_t, httplib::DataSink& sink) {
+      [&engine, c, id, model, state, arrived](size_t, httplib::DataSink& sink) {
         if (state->done) {
           sink.done();
           return true;
@@ -173,7 +183,7 @@ void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat,
           return sink.write(frame.data(), frame.size());
         };
         if (state->slot < 0) {
-          state->slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens);
+          state->slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens, arrived);
           if (state->slot < 0 || !engine.Prefill(state->slot)) return false;
           if (c.chat) {
             json first = {{"id", id}, {"object", "chat.completion.chunk"}, {"model", model},
@@ -208,6 +218,7 @@ int main(int argc, char** argv) {
   std::string startup_delay = "0s";
   std::string fault = "none";
   bool no_metrics = false, no_slots = false;
+  std::string engine_name = "llamacpp";
   CLI::App app{
       "switchboard-fakellm: a fake LLM inference server speaking llama.cpp server's HTTP API\n"
       "(/health, /slots, /props, /metrics, /v1/models, /v1/chat/completions, /completion).\n"
@@ -232,6 +243,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "error", "hang", "garbage"}))->capture_default_str();
   app.add_option("--fail-rate", config.fail_rate, "share of completions answered with HTTP 500")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--engine", engine_name,
+                 "which server's HTTP shapes to speak: llamacpp | llamacpp-2024 | vllm | sglang | tgi")
+      ->check(CLI::IsMember({"llamacpp", "llamacpp-2024", "vllm", "sglang", "tgi"}))->capture_default_str();
   app.add_flag("--no-metrics", no_metrics, "answer 501 on /metrics (llama-server without --metrics)");
   app.add_flag("--no-slots", no_slots, "answer 501 on /slots (llama-server --no-slots)");
   CLI11_PARSE(app, argc, argv);
@@ -257,6 +271,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  const Flavor flavor = *switchboard::fakellm::ParseFlavor(engine_name);
+  const bool llama = flavor == Flavor::kLlamaCpp || flavor == Flavor::kLlamaCpp2024;
   FakeEngine engine(options);
   httplib::Server server;
   // Every waiting request holds a connection thread; leave room for a deep queue.
@@ -265,15 +281,15 @@ int main(int argc, char** argv) {
   server.set_keep_alive_max_count(1000);
 
   // Routing wrapper: loading state and faults apply to every path, as on llama-server.
-  auto route = [&engine, &config](auto handler) {
-    return [&engine, &config, handler](const httplib::Request& req, httplib::Response& res) {
-      res.set_header("Server", "llama.cpp");
+  auto route = [&engine, &config, flavor, llama](auto handler) {
+    return [&engine, &config, handler, flavor, llama](const httplib::Request& req, httplib::Response& res) {
+      if (llama) res.set_header("Server", "llama.cpp");
       if (config.fault == Fault::kHang) {
         engine.WaitUntilStopped();
         return;
       }
       if (!engine.Ready()) {
-        SetJson(res, 503, ErrorJson(503, "Loading model", "unavailable_error"));
+        SetAnswer(res, switchboard::fakellm::LoadingAnswer(flavor));
         return;
       }
       if (config.fault == Fault::kError) {
@@ -289,45 +305,62 @@ int main(int argc, char** argv) {
     };
   };
 
-  auto health = route([](const httplib::Request&, httplib::Response& res) { SetJson(res, 200, R"({"status":"ok"})"); });
+  auto health = route([&engine, flavor](const httplib::Request&, httplib::Response& res) {
+    SetAnswer(res, switchboard::fakellm::HealthAnswer(flavor, engine));
+  });
   server.Get("/health", health);
-  server.Get("/v1/health", health);
-  server.Get("/slots", route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
-    if (!config.slots_endpoint) {
-      SetJson(res, 501, ErrorJson(501, "This server does not support slots endpoint.", "not_supported_error"));
-      return;
-    }
-    if (req.has_param("fail_on_no_slot") && req.get_param_value("fail_on_no_slot") == "1" &&
-        engine.idle_slots() == 0) {
-      SetJson(res, 503, ErrorJson(503, "no slot available", "unavailable_error"));
-      return;
-    }
-    SetJson(res, 200, engine.SlotsJson());
-  }));
-  server.Get("/props", route([&engine](const httplib::Request&, httplib::Response& res) {
-    SetJson(res, 200, engine.PropsJson());
-  }));
-  server.Get("/metrics", route([&engine, &config](const httplib::Request&, httplib::Response& res) {
-    if (!config.metrics) {
+  if (llama) server.Get("/v1/health", health);
+  if (flavor == Flavor::kSglang) server.Get("/health_generate", health);
+  if (llama) {
+    server.Get("/slots", route([&engine, &config, flavor](const httplib::Request& req, httplib::Response& res) {
+      if (!config.slots_endpoint) {
+        SetJson(res, 501, ErrorJson(501, "This server does not support slots endpoint.", "not_supported_error"));
+        return;
+      }
+      if (req.has_param("fail_on_no_slot") && req.get_param_value("fail_on_no_slot") == "1" &&
+          engine.idle_slots() == 0) {
+        SetJson(res, 503, ErrorJson(503, "no slot available", "unavailable_error"));
+        return;
+      }
+      SetJson(res, 200, engine.SlotsJson(/*legacy_state=*/flavor == Flavor::kLlamaCpp2024));
+    }));
+    server.Get("/props", route([&engine](const httplib::Request&, httplib::Response& res) {
+      SetAnswer(res, switchboard::fakellm::PropsAnswer(engine));
+    }));
+  }
+  if (flavor == Flavor::kTgi) {
+    server.Get("/info", route([&engine](const httplib::Request&, httplib::Response& res) {
+      SetAnswer(res, switchboard::fakellm::InfoAnswer(engine));
+    }));
+  }
+  if (flavor == Flavor::kSglang) {
+    server.Get("/get_load", route([&engine](const httplib::Request&, httplib::Response& res) {
+      SetAnswer(res, switchboard::fakellm::LoadAnswer(engine));
+    }));
+  }
+  server.Get("/metrics", route([&engine, &config, flavor, llama](const httplib::Request&, httplib::Response& res) {
+    if (llama && !config.metrics) {
       SetJson(res, 501, ErrorJson(501, "This server does not support metrics endpoint.", "not_supported_error"));
       return;
     }
-    res.status = 200;
-    res.set_content(engine.MetricsText(), "text/plain; version=0.0.4");
+    SetAnswer(res, switchboard::fakellm::MetricsAnswer(flavor, engine));
   }));
-  auto models = route([&engine](const httplib::Request&, httplib::Response& res) {
-    SetJson(res, 200, engine.ModelsJson());
+  auto models = route([&engine, flavor](const httplib::Request&, httplib::Response& res) {
+    SetAnswer(res, switchboard::fakellm::ModelsAnswer(flavor, engine));
   });
   server.Get("/v1/models", models);
-  server.Get("/models", models);
+  if (llama) server.Get("/models", models);
   server.Post("/v1/chat/completions", route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(engine, config, /*chat=*/true, req, res);
   }));
   auto completion = route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(engine, config, /*chat=*/false, req, res);
   });
-  server.Post("/completion", completion);
-  server.Post("/completions", completion);
+  server.Post("/v1/completions", completion);
+  if (llama) {
+    server.Post("/completion", completion);
+    server.Post("/completions", completion);
+  }
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.status == 404) SetJson(res, 404, ErrorJson(404, "File Not Found", "not_found_error"));
   });

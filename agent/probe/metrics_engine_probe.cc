@@ -1,0 +1,187 @@
+#include "agent/probe/metrics_engine_probe.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "agent/probe/llamacpp_probe.h"
+#include "common/prometheus_text.h"
+#include "nlohmann/json.hpp"
+
+namespace switchboard::agent {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint32_t kDefaultMaxSeqs = 256;
+
+// p50 and p95 of what a histogram observed since the previous scrape; 0 when nothing was.
+void IntervalQuantiles(const std::optional<Histogram>& now, std::optional<Histogram>* before, double* p50,
+                       double* p95) {
+  if (now && *before) {
+    if (std::optional<Histogram> d = HistogramDelta(*now, **before)) {
+      *p50 = HistogramQuantile(*d, 0.50).value_or(0);
+      *p95 = HistogramQuantile(*d, 0.95).value_or(0);
+    }
+  }
+  *before = now;  // A failed delta (server restart) re-baselines here.
+}
+
+bool FiniteNonNegative(std::optional<double> v) { return v && std::isfinite(*v) && *v >= 0; }
+
+}  // namespace
+
+const EngineSpec& VllmSpec() {
+  static const EngineSpec* spec = [] {
+    auto* s = new EngineSpec;
+    s->engine = v1::ENGINE_VLLM;
+    s->running = "vllm:num_requests_running";
+    s->waiting = "vllm:num_requests_waiting";
+    s->kv_usage = {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"};  // new, then <= 0.9
+    s->ttft_histogram = "vllm:time_to_first_token_seconds";
+    s->e2e_histogram = "vllm:e2e_request_latency_seconds";
+    s->generated_tokens = "vllm:generation_tokens_total";
+    s->requests = "vllm:request_success_total";
+    return s;
+  }();
+  return *spec;
+}
+
+const EngineSpec& SglangSpec() {
+  static const EngineSpec* spec = [] {
+    auto* s = new EngineSpec;
+    s->engine = v1::ENGINE_SGLANG;
+    s->running = "sglang:num_running_reqs";
+    s->waiting = "sglang:num_queue_reqs";
+    s->kv_usage = {"sglang:token_usage"};
+    s->ttft_histogram = "sglang:time_to_first_token_seconds";
+    s->e2e_histogram = "sglang:e2e_request_latency_seconds";
+    s->generated_tokens = "sglang:generation_tokens_total";
+    s->requests = "sglang:num_requests_total";
+    return s;
+  }();
+  return *spec;
+}
+
+const EngineSpec& TgiSpec() {
+  static const EngineSpec* spec = [] {
+    auto* s = new EngineSpec;
+    s->engine = v1::ENGINE_TGI;
+    s->running = "tgi_batch_current_size";
+    s->waiting = "tgi_queue_size";
+    s->e2e_histogram = "tgi_request_duration";
+    s->generated_tokens = "tgi_request_generated_tokens_sum";
+    s->requests = "tgi_request_count";
+    s->failures = "tgi_request_failure";
+    s->models_from_info = true;
+    return s;
+  }();
+  return *spec;
+}
+
+std::string MetricsEngineProbe::FetchModels() {
+  if (spec_.models_from_info) {
+    HttpResponse r = http_->Get(options_.base_url + "/info", options_.timeout);
+    if (r.status != 200) return HttpFailure("/info", r);
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("model_id") || !j["model_id"].is_string()) {
+      return "/info: no model_id";
+    }
+    models_ = {j["model_id"].get<std::string>()};
+    if (j.contains("max_concurrent_requests") && j["max_concurrent_requests"].is_number_unsigned()) {
+      slots_total_ = std::min<uint32_t>(j["max_concurrent_requests"].get<uint32_t>(), 65536);
+    }
+  } else {
+    HttpResponse r = http_->Get(options_.base_url + "/v1/models", options_.timeout);
+    if (r.status != 200) return HttpFailure("/v1/models", r);
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("data") || !j["data"].is_array()) {
+      return "/v1/models: no data[] list";
+    }
+    std::vector<std::string> models;
+    for (const json& m : j["data"]) {
+      if (m.is_object() && m.contains("id") && m["id"].is_string() && !m["id"].get<std::string>().empty()) {
+        models.push_back(m["id"].get<std::string>());
+      }
+    }
+    if (models.empty()) return "/v1/models: no model ids";
+    models_ = std::move(models);
+  }
+  if (options_.max_seqs > 0) slots_total_ = options_.max_seqs;  // Configuration wins.
+  if (slots_total_ == 0) slots_total_ = kDefaultMaxSeqs;
+  return "";
+}
+
+std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out, bool* /*loading*/) {
+  HttpResponse health = http_->Get(options_.base_url + "/health", options_.timeout);
+  if (health.status != 200) return HttpFailure("/health", health);
+  if (models_.empty()) {
+    if (std::string e = FetchModels(); !e.empty()) return e;
+  }
+  out->mutable_models()->Assign(models_.begin(), models_.end());
+  out->set_slots_total(slots_total_);
+
+  HttpResponse r = http_->Get(options_.base_url + "/metrics", options_.timeout);
+  if (r.status != 200) return HttpFailure("/metrics", r);
+  absl::StatusOr<PromScrape> scrape = PromScrape::Parse(r.body);
+  if (!scrape.ok()) return absl::StrCat("/metrics: ", scrape.status().message());
+
+  std::optional<double> running = scrape->Sum(spec_.running);
+  std::optional<double> waiting = scrape->Sum(spec_.waiting);
+  if (!FiniteNonNegative(running) || !FiniteNonNegative(waiting)) {
+    return absl::StrCat("/metrics: ", spec_.running, " / ", spec_.waiting, " missing or invalid");
+  }
+  // A batch can briefly exceed a configured limit we were told; never report busy > total.
+  out->set_slots_busy(static_cast<uint32_t>(std::min<double>(*running, slots_total_)));
+  out->set_queue_depth(static_cast<uint32_t>(std::min(*waiting, 1e7)));
+  bool kv_found = false;
+  for (const std::string& name : spec_.kv_usage) {
+    std::optional<double> kv = scrape->Value(name);
+    if (FiniteNonNegative(kv) && *kv <= 1) {
+      out->set_kv_cache_usage(*kv);
+      kv_found = true;
+      break;
+    }
+  }
+  if (!kv_found) {
+    // No KV gauge (TGI): estimate from batch occupancy, and say so.
+    out->set_kv_cache_usage(slots_total_ > 0 ? std::min(1.0, *running / slots_total_) : 0);
+    out->set_kv_cache_estimated(true);
+  }
+
+  std::optional<Histogram> ttft, e2e;
+  if (!spec_.ttft_histogram.empty()) ttft = ReadHistogram(*scrape, spec_.ttft_histogram);
+  if (!spec_.e2e_histogram.empty()) e2e = ReadHistogram(*scrape, spec_.e2e_histogram);
+  double p50 = 0, p95 = 0;
+  IntervalQuantiles(ttft, &last_ttft_, &p50, &p95);
+  out->set_ttft_p50_seconds(p50);
+  out->set_ttft_p95_seconds(p95);
+  p50 = p95 = 0;
+  IntervalQuantiles(e2e, &last_e2e_, &p50, &p95);
+  out->set_e2e_p50_seconds(p50);
+  out->set_e2e_p95_seconds(p95);
+
+  std::optional<double> tokens = scrape->Sum(spec_.generated_tokens);
+  if (FiniteNonNegative(tokens)) {
+    if (last_at_ && last_tokens_ >= 0 && *tokens >= last_tokens_) {
+      const double dt = absl::ToDoubleSeconds(now - *last_at_);
+      if (dt > 0) {
+        const double tps = (*tokens - last_tokens_) / dt;
+        out->set_tokens_per_second(tps);
+        // No per-sequence timing counter here: decode speed per busy sequence.
+        if (tps > 0 && *running >= 1) slot_tokens_per_second_ = tps / *running;
+      }
+    }  // A counter that went down is a restart: this scrape becomes the new baseline.
+    last_at_ = now;
+    last_tokens_ = *tokens;
+  }
+  out->set_slot_tokens_per_second(slot_tokens_per_second_);
+
+  std::optional<double> requests = scrape->Sum(spec_.requests);
+  std::optional<double> failures = spec_.failures.empty() ? std::optional<double>(0) : scrape->Sum(spec_.failures);
+  if (FiniteNonNegative(requests)) out->set_requests_total(static_cast<uint64_t>(*requests));
+  if (FiniteNonNegative(failures) && FiniteNonNegative(requests) && *failures <= *requests) {
+    out->set_errors_total(static_cast<uint64_t>(*failures));
+  }
+  return "";
+}
+
+}  // namespace switchboard::agent

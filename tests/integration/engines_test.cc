@@ -1,0 +1,138 @@
+// The agent against every engine shape fakellm speaks (llama.cpp current and 2024, vLLM,
+// SGLang, TGI, and auto-detection): what the control plane shows must be the same
+// normalized state whatever the engine.
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/net.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "tests/integration/harness.h"
+
+namespace switchboard::testing {
+namespace {
+
+struct EngineCase {
+  std::string name;           // Test name suffix.
+  std::string fake_engine;    // fakellm --engine
+  std::string backend;        // agent --backend ENGINE (before '=')
+  std::vector<std::string> fake_flags;
+  v1::Engine expected_engine;
+  bool has_queue = true;      // Whether the engine exports a queue depth.
+  bool has_ttft = false;      // Whether the engine exports a TTFT histogram.
+};
+
+class EnginesTest : public ::testing::TestWithParam<EngineCase> {
+ protected:
+  void SetUp() override {
+    cp_ = Subprocess::Start("switchboard-controlplane",
+                            {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
+    auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(port.ok()) << port.status();
+    cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "3",
+                                     "--tokens-per-second", "50", "--engine", GetParam().fake_engine};
+    args.insert(args.end(), GetParam().fake_flags.begin(), GetParam().fake_flags.end());
+    server_ = Subprocess::Start("switchboard-fakellm", args);
+    auto sp = server_->WaitForPort("http listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(sp.ok()) << sp.status();
+    server_port_ = *sp;
+    agent_ = Subprocess::Start(
+        "switchboard-agent",
+        {"--controlplane", cp_addr_, "--backend",
+         absl::StrCat(GetParam().backend, "=http://127.0.0.1:", server_port_, ",max_seqs=3"), "--node-id", "n1",
+         "--report-interval", "250ms", "--insecure"});
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    server_.reset();
+    for (auto& t : load_) t.join();
+    cp_.reset();
+  }
+
+  std::optional<v1::EndpointStatus> Endpoint() {
+    auto stub = v1::AdminService::NewStub(MakeChannel(cp_addr_));
+    grpc::ClientContext ctx;
+    v1::GetPoolRequest req;
+    req.set_pool("m-7b");
+    v1::Pool pool;
+    if (!stub->GetPool(&ctx, req, &pool).ok() || pool.endpoints_size() != 1) return std::nullopt;
+    return pool.endpoints(0);
+  }
+
+  void Send(int n, int max_tokens) {
+    for (int i = 0; i < n; ++i) {
+      load_.emplace_back([port = server_port_, max_tokens] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(std::chrono::seconds(60));
+        c.Post("/v1/chat/completions",
+               absl::StrCat(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)", max_tokens, "}"),
+               "application/json");
+      });
+    }
+  }
+
+  std::unique_ptr<Subprocess> cp_, server_, agent_;
+  std::string cp_addr_;
+  int server_port_ = 0;
+  std::vector<std::thread> load_;
+};
+
+TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
+  const EngineCase& c = GetParam();
+  std::optional<v1::EndpointStatus> ep;
+  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->weight() > 0; }, absl::Seconds(15)))
+      << (ep ? ep->DebugString() : "no endpoint in pool m-7b");
+  EXPECT_EQ(ep->engine(), c.expected_engine);
+  EXPECT_EQ(ep->state(), v1::ENDPOINT_STATE_READY);
+  EXPECT_EQ(ep->slots_total(), 3u);
+  EXPECT_EQ(ep->slots_busy(), 0u);
+
+  // Short requests first, so that latency histograms and token counters move.
+  Send(3, 5);
+  if (c.has_ttft) {
+    ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->ttft_p95_seconds() > 0; }, absl::Seconds(10)))
+        << ep->DebugString();
+  }
+  for (auto& t : load_) t.join();
+  load_.clear();
+  // Then five long ones on three slots: three busy, two queued.
+  Send(5, 2000);
+  ASSERT_TRUE(WaitFor(
+      [&] { return (ep = Endpoint()) && ep->slots_busy() == 3 && (!c.has_queue || ep->queue_depth() == 2); },
+      absl::Seconds(10)))
+      << ep->DebugString();
+  // KV-cache use (measured or estimated) and decode speed per sequence become known.
+  EXPECT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->kv_cache_usage() > 0 && ep->slot_tokens_per_second() > 0; },
+                      absl::Seconds(5)))
+      << ep->DebugString();
+
+  // The server dies: after the failure threshold the endpoint is excluded.
+  server_->Signal(SIGKILL);
+  server_->Wait();
+  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_UNHEALTHY; },
+                      absl::Seconds(10)))
+      << ep->DebugString();
+  EXPECT_EQ(ep->weight(), 0u);
+  EXPECT_FALSE(ep->probe_error().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllEngines, EnginesTest,
+    ::testing::Values(
+        EngineCase{"llamacpp", "llamacpp", "llamacpp", {}, v1::ENGINE_LLAMACPP, true, false},
+        EngineCase{"llamacpp_2024", "llamacpp-2024", "llamacpp", {}, v1::ENGINE_LLAMACPP, true, false},
+        EngineCase{"llamacpp_no_metrics", "llamacpp", "llamacpp", {"--no-metrics"}, v1::ENGINE_LLAMACPP, false,
+                   false},
+        EngineCase{"vllm", "vllm", "vllm", {}, v1::ENGINE_VLLM, true, true},
+        EngineCase{"sglang", "sglang", "sglang", {}, v1::ENGINE_SGLANG, true, true},
+        EngineCase{"tgi", "tgi", "tgi", {}, v1::ENGINE_TGI, true, false},
+        EngineCase{"auto_llamacpp", "llamacpp", "auto", {}, v1::ENGINE_LLAMACPP, true, false},
+        EngineCase{"auto_vllm", "vllm", "auto", {}, v1::ENGINE_VLLM, true, true},
+        EngineCase{"auto_sglang", "sglang", "auto", {}, v1::ENGINE_SGLANG, true, true},
+        EngineCase{"auto_tgi", "tgi", "auto", {}, v1::ENGINE_TGI, true, false}),
+    [](const ::testing::TestParamInfo<EngineCase>& p) { return p.param.name; });
+
+}  // namespace
+}  // namespace switchboard::testing
