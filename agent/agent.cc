@@ -2,16 +2,25 @@
 
 #include <future>
 
+#include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace switchboard::agent {
 
-Agent::Agent(AgentOptions options, std::vector<std::unique_ptr<Probe>> probes, const Clock* clock)
-    : options_(std::move(options)), probes_(std::move(probes)), clock_(clock) {
+using google::protobuf::util::TimeUtil;
+
+Agent::Agent(AgentOptions options, std::vector<std::unique_ptr<Probe>> probes, std::unique_ptr<GpuSource> gpus,
+             const Clock* clock, AgentMetrics* metrics)
+    : options_(std::move(options)),
+      probes_(std::move(probes)),
+      gpus_(gpus ? std::move(gpus) : std::make_unique<NoGpuSource>()),
+      clock_(clock),
+      metrics_(metrics) {
   for (const std::string& target : options_.controlplanes) {
     ReporterOptions ro;
     ro.target = target;
-    reporters_.push_back(std::make_unique<Reporter>(ro, [this] { return MakeHello(); }));
+    reporters_.push_back(std::make_unique<Reporter>(
+        ro, [this] { return MakeHello(); }, [this](const v1::Command& c) { HandleCommand(c); }));
   }
 }
 
@@ -25,9 +34,10 @@ v1::Hello Agent::MakeHello() const {
   hello.set_node_id(options_.node_id);
   hello.mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
   hello.set_agent_version(kAgentVersion);
-  *hello.mutable_report_interval() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
-      absl::ToInt64Nanoseconds(options_.report_interval));
+  *hello.mutable_report_interval() =
+      TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.report_interval));
   absl::MutexLock lock(&mu_);
+  for (const v1::GpuInfo& gpu : gpu_infos_) *hello.add_gpus() = gpu;
   for (const auto& probe : probes_) {
     v1::EndpointInfo* ep = hello.add_endpoints();
     ep->set_address(probe->options().address);
@@ -42,6 +52,43 @@ v1::Hello Agent::MakeHello() const {
   return hello;
 }
 
+void Agent::ReadGpus(v1::Report* report) {
+  absl::StatusOr<std::vector<GpuReading>> readings = gpus_->Read();
+  if (!readings.ok()) {
+    // Logged once per distinct error, not every second.
+    if (std::string(readings.status().message()) != last_gpu_error_) {
+      last_gpu_error_ = std::string(readings.status().message());
+      SB_LOG(WARNING) << "GPU readings (" << gpus_->name() << ") failed: " << last_gpu_error_;
+    }
+    return;
+  }
+  last_gpu_error_.clear();
+  absl::MutexLock lock(&mu_);
+  if (!gpus_known_) {
+    gpus_known_ = true;
+    for (const GpuReading& g : *readings) {
+      v1::GpuInfo info;
+      info.set_uuid(g.uuid);
+      info.set_name(g.name);
+      info.set_vram_total_bytes(g.vram_total_bytes);
+      gpu_infos_.push_back(std::move(info));
+    }
+    SB_LOG(INFO) << "GPUs via " << gpus_->name() << ": " << gpu_infos_.size();
+    if (metrics_) metrics_->gpus->Set(static_cast<double>(gpu_infos_.size()));
+  }
+  for (const GpuReading& g : *readings) {
+    bool declared = false;
+    for (const v1::GpuInfo& info : gpu_infos_) declared |= info.uuid() == g.uuid;
+    if (!declared) continue;
+    v1::GpuSample* s = report->add_gpus();
+    s->set_uuid(g.uuid);
+    s->set_vram_used_bytes(g.vram_used_bytes);
+    s->set_has_utilization(g.utilization.has_value());
+    s->set_utilization(g.utilization.value_or(0));
+    s->set_temperature_celsius(g.temperature_celsius.value_or(0));
+  }
+}
+
 v1::Report Agent::ProbeRound() {
   const absl::Time now = clock_->MonotonicNow();
   std::vector<std::future<v1::EndpointReport>> polls;
@@ -50,32 +97,112 @@ v1::Report Agent::ProbeRound() {
     polls.push_back(std::async(std::launch::async, [p, now] { return p->Poll(now); }));
   }
   v1::Report report;
-  *report.mutable_agent_time() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_->Now()));
+  *report.mutable_agent_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_->Now()));
+  ReadGpus(&report);
   for (auto& f : polls) *report.add_endpoints() = f.get();
+
   absl::MutexLock lock(&mu_);
+  for (v1::EndpointReport& ep : *report.mutable_endpoints()) {
+    if (draining_ && ep.state() != v1::ENDPOINT_STATE_UNHEALTHY) ep.set_state(v1::ENDPOINT_STATE_DRAINING);
+    if (metrics_ != nullptr) {
+      metrics_->probes->Add({{"endpoint", ep.address()}, {"result", ep.probe_error().empty() ? "ok" : "error"}})
+          .Increment();
+      metrics_->probe_seconds->Add({{"endpoint", ep.address()}})
+          .Set(ep.probe_latency().seconds() + ep.probe_latency().nanos() / 1e9);
+      metrics_->endpoint_ready->Add({{"endpoint", ep.address()}})
+          .Set(ep.state() == v1::ENDPOINT_STATE_READY ? 1 : 0);
+    }
+  }
   report.set_sequence(++sequence_);
   for (const v1::EndpointReport& ep : report.endpoints()) last_[ep.address()] = ep;
   return report;
 }
 
+bool Agent::AllIdle(const v1::Report& report) const {
+  for (const v1::EndpointReport& ep : report.endpoints()) {
+    if (ep.slots_busy() > 0 || ep.queue_depth() > 0) return false;
+  }
+  return true;
+}
+
 void Agent::Run() {
-  ProbeRound();  // Learn models and slots before the first Hello goes out.
+  ProbeRound();  // Learn models, slots and GPUs before the first Hello goes out.
   for (auto& r : reporters_) r->Start();
   while (true) {
     const absl::Time round_start = clock_->MonotonicNow();
     auto report = std::make_shared<const v1::Report>(ProbeRound());
     for (auto& r : reporters_) r->Publish(report);
+    if (metrics_ != nullptr) {
+      metrics_->reports->Increment();
+      for (size_t i = 0; i < reporters_.size(); ++i) {
+        metrics_->controlplane_up->Add({{"target", options_.controlplanes[i]}})
+            .Set(reporters_[i]->connected() ? 1 : 0);
+      }
+    }
+    bool exit_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (exit_when_idle_) {
+        const bool idle = AllIdle(*report);
+        const bool expired = clock_->MonotonicNow() >= drain_deadline_;
+        if (idle || expired) {
+          SB_LOG(INFO) << (idle ? "drained: every endpoint is idle" : "drain timeout reached") << ", exiting";
+          exit_now = true;
+        }
+      }
+    }
+    if (exit_now) {
+      // Make sure the control planes saw the last DRAINING report (bounded).
+      for (auto& r : reporters_) r->WaitForAck(report->sequence(), absl::Seconds(2));
+      return;
+    }
     absl::MutexLock lock(&mu_);
-    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
     const absl::Duration elapsed = clock_->MonotonicNow() - round_start;
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopped), options_.report_interval - elapsed)) return;
+    mu_.AwaitWithTimeout(absl::Condition(&woken), options_.report_interval - elapsed);
+    if (stop_) return;
+    wake_ = false;
   }
 }
 
 void Agent::Stop() {
   absl::MutexLock lock(&mu_);
   stop_ = true;
+}
+
+void Agent::StartDrain(bool exit_when_idle) {
+  absl::MutexLock lock(&mu_);
+  if (!draining_) SB_LOG(INFO) << "draining" << (exit_when_idle ? " before exit" : "");
+  draining_ = true;
+  if (exit_when_idle && !exit_when_idle_) {
+    exit_when_idle_ = true;
+    drain_deadline_ = clock_->MonotonicNow() + options_.drain_timeout;
+  }
+  wake_ = true;  // Report DRAINING now, not at the next tick.
+  if (metrics_ != nullptr) metrics_->draining->Set(1);
+}
+
+void Agent::Undrain() {
+  absl::MutexLock lock(&mu_);
+  if (exit_when_idle_) return;  // Shutting down: stays drained.
+  if (draining_) SB_LOG(INFO) << "undrained";
+  draining_ = false;
+  wake_ = true;
+  if (metrics_ != nullptr) metrics_->draining->Set(0);
+}
+
+bool Agent::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+void Agent::HandleCommand(const v1::Command& command) {
+  if (command.has_drain()) {
+    SB_LOG(INFO) << "control plane asks to drain";
+    StartDrain(/*exit_when_idle=*/false);
+  } else if (command.has_undrain()) {
+    Undrain();
+  }
 }
 
 }  // namespace switchboard::agent

@@ -3,24 +3,41 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <iostream>
 #include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "agent/agent.h"
+#include "agent/gpu/gpu_source.h"
+#include "agent/metrics.h"
 #include "agent/probe/http_client.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "controlplane/fleet/validation.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
 
 int main(int argc, char** argv) {
   switchboard::SetLogProgramName("agent");
+  // Block the stop signals before any thread starts (gRPC, prometheus, curl): only the
+  // signal thread below takes them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
 #ifdef NDEBUG
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
   std::vector<std::string> controlplanes, backends, labels;
-  std::string node_id, interval = "1s", probe_timeout = "800ms";
+  std::string node_id, interval = "1s", probe_timeout = "800ms", drain_timeout = "5m";
+  std::string gpu_mode = "auto", nvml_library = "libnvidia-ml.so.1", metrics_listen, health_listen;
   bool insecure = false;
   int failures_to_unhealthy = 2, successes_to_recover = 1;
   CLI::App app{
@@ -40,6 +57,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))->capture_default_str();
   app.add_option("--healthy-after", successes_to_recover, "consecutive good probe rounds before READY again")
       ->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--drain-timeout", drain_timeout,
+                 "on SIGTERM, report DRAINING and wait at most this long for endpoints to go idle")
+      ->capture_default_str();
+  app.add_option("--gpu", gpu_mode, "GPU readings: auto (NVML, else nvidia-smi, else none) | nvml | nvidia-smi | none")
+      ->check(CLI::IsMember({"auto", "nvml", "nvidia-smi", "none"}))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // The last one wins, as usual.
+      ->capture_default_str();
+  app.add_option("--nvml-library", nvml_library, "NVML library to dlopen")->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen, "serve the agent's Prometheus /metrics here (off when empty)");
+  app.add_option("--health-listen", health_listen, "serve grpc.health.v1 here (off when empty), e.g. 0.0.0.0:9467");
   app.add_flag("--insecure", insecure, "plaintext gRPC to the control plane (the only mode in this release)");
   CLI11_PARSE(app, argc, argv);
 
@@ -64,6 +91,10 @@ int main(int argc, char** argv) {
     options.labels[l.substr(0, eq)] = l.substr(eq + 1);
   }
   absl::Duration timeout;
+  if (!absl::ParseDuration(drain_timeout, &options.drain_timeout) || options.drain_timeout < absl::ZeroDuration()) {
+    std::cerr << "switchboard-agent: --drain-timeout: '" << drain_timeout << "' is not a duration\n";
+    return 2;
+  }
   if (!absl::ParseDuration(interval, &options.report_interval) || options.report_interval < absl::Milliseconds(50) ||
       !absl::ParseDuration(probe_timeout, &timeout) || timeout <= absl::ZeroDuration()) {
     std::cerr << "switchboard-agent: --report-interval must be a duration of at least 50ms and "
@@ -97,22 +128,63 @@ int main(int argc, char** argv) {
     probes.push_back(std::move(*probe));
   }
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  auto gpus = switchboard::agent::MakeGpuSource(gpu_mode, nvml_library);
+  if (!gpus.ok()) {
+    std::cerr << "switchboard-agent: --gpu " << gpu_mode << ": " << gpus.status().message() << "\n";
+    return 2;
+  }
 
-  switchboard::agent::Agent agent(options, std::move(probes), switchboard::SystemClock::Get());
-  std::thread signal_thread([&agent, &stop_signals] {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto metrics = switchboard::agent::AgentMetrics::Create(*registry);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!metrics_listen.empty()) {
+    try {  // prometheus-cpp reports bind failures by throwing.
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+    } catch (const std::exception& e) {
+      std::cerr << "switchboard-agent: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
+      return 1;
+    }
+    exposer->RegisterCollectable(registry);
+    std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
+  }
+  std::unique_ptr<grpc::Server> health_server;
+  if (!health_listen.empty()) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(), &port);
+    health_server = builder.BuildAndStart();
+    if (health_server == nullptr || port == 0) {
+      std::cerr << "switchboard-agent: --health-listen: cannot listen on " << health_listen << "\n";
+      return 1;
+    }
+    std::printf("grpc health listening on port %d\n", port);
+  }
+  std::fflush(stdout);
+
+
+  switchboard::agent::Agent agent(options, std::move(probes), std::move(*gpus), switchboard::SystemClock::Get(),
+                                  metrics.get());
+  std::atomic<bool> done{false};
+  std::thread signal_thread([&agent, &stop_signals, &health_server, &done] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    SB_LOG(INFO) << "received signal " << sig << ", stopping";
+    if (done) return;
+    SB_LOG(INFO) << "received signal " << sig << ": draining, then exiting (signal again to exit now)";
+    if (health_server) health_server->GetHealthCheckService()->SetServingStatus(false);
+    agent.StartDrain(/*exit_when_idle=*/true);
+    sigwait(&stop_signals, &sig);
+    if (done) return;
+    SB_LOG(INFO) << "received signal " << sig << " again: exiting now";
     agent.Stop();
   });
   SB_LOG(INFO) << "node " << options.node_id << ": probing " << backends.size() << " endpoint(s), reporting to "
                << controlplanes.size() << " control plane(s) every " << absl::FormatDuration(options.report_interval);
   agent.Run();
+  done = true;
+  pthread_kill(signal_thread.native_handle(), SIGTERM);  // Wake the signal thread.
   signal_thread.join();
+  if (health_server) health_server->Shutdown();
   return 0;
 }

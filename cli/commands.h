@@ -28,6 +28,10 @@ struct WatchOptions {
 };
 int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostream& out, std::ostream& err);
 
+// drain: stop routing to every endpoint of a node (kept until undrain).
+int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out,
+             std::ostream& err);
+
 }  // namespace switchboard::cli
 
 #endif  // SWITCHBOARD_CLI_COMMANDS_H_

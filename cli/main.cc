@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
   watch_cmd->add_flag("--json", watch.json, "one JSON object per assignment");
   watch_cmd->add_option("--count", watch.count, "exit after this many assignments")->check(CLI::NonNegativeNumber);
 
+  std::string drain_node, undrain_node;
+  CLI::App* drain_cmd = app.add_subcommand("drain", "stop routing to a node's endpoints and tell its agent to drain");
+  drain_cmd->add_option("node", drain_node, "node id")->required();
+  CLI::App* undrain_cmd = app.add_subcommand("undrain", "route to a drained node again");
+  undrain_cmd->add_option("node", undrain_node, "node id")->required();
+
   CLI11_PARSE(app, argc, argv);
   if (!absl::ParseDuration(timeout, &global.timeout) || global.timeout <= absl::ZeroDuration()) {
     std::cerr << "sbctl: --timeout: '" << timeout << "' is not a positive duration\n";
@@ -43,5 +49,7 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
+  if (*drain_cmd) return switchboard::cli::RunDrain(global, drain_node, true, std::cout, std::cerr);
+  if (*undrain_cmd) return switchboard::cli::RunDrain(global, undrain_node, false, std::cout, std::cerr);
   return 2;
 }

@@ -28,6 +28,11 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Turns a stream expression into void for SB_LOG's conditional.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace switchboard
 
 #define SB_LOG_SEVERITY_DEBUG ::switchboard::LogSeverity::kDebug
@@ -35,9 +40,12 @@ class LogMessage {
 #define SB_LOG_SEVERITY_WARNING ::switchboard::LogSeverity::kWarning
 #define SB_LOG_SEVERITY_ERROR ::switchboard::LogSeverity::kError
 
-#define SB_LOG(level)                                                  \
-  if (SB_LOG_SEVERITY_##level < ::switchboard::MinLogSeverity()) {     \
-  } else                                                               \
-    ::switchboard::LogMessage(SB_LOG_SEVERITY_##level, __FILE__, __LINE__).stream()
+// An expression (glog's "voidify" idiom), so it is safe under an unbraced if/else:
+// `<<` binds tighter than `&`, which binds tighter than `?:`.
+#define SB_LOG(level)                                                          \
+  (SB_LOG_SEVERITY_##level < ::switchboard::MinLogSeverity())                  \
+      ? (void)0                                                                \
+      : ::switchboard::LogVoidify() &                                          \
+            ::switchboard::LogMessage(SB_LOG_SEVERITY_##level, __FILE__, __LINE__).stream()
 
 #endif  // SWITCHBOARD_COMMON_LOG_H_

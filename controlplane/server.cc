@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
   p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
-  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, options.clock);
+  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->agent_service.get(),
+                                                        p->history.get(), options.clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

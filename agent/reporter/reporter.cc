@@ -5,9 +5,11 @@
 
 namespace switchboard::agent {
 
-Reporter::Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello)
+Reporter::Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello,
+                   std::function<void(const v1::Command&)> on_command)
     : options_(std::move(options)),
       make_hello_(std::move(make_hello)),
+      on_command_(std::move(on_command)),
       rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
 
 Reporter::~Reporter() { Stop(); }
@@ -36,6 +38,15 @@ bool Reporter::connected() const {
 uint64_t Reporter::last_acked_sequence() const {
   absl::MutexLock lock(&mu_);
   return acked_sequence_;
+}
+
+bool Reporter::WaitForAck(uint64_t sequence, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto done = [this, sequence]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return acked_sequence_ >= sequence || !connected_ || stop_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  return acked_sequence_ >= sequence;
 }
 
 void Reporter::Loop() {
@@ -77,6 +88,10 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
     reader = std::thread([this, &stream] {
       v1::ControlMessage msg;
       while (stream->Read(&msg)) {
+        if (msg.has_command()) {
+          if (on_command_) on_command_(msg.command());
+          continue;
+        }
         absl::MutexLock lock(&mu_);
         if (msg.has_ack()) {
           if (!connected_) {

@@ -27,8 +27,10 @@ struct ReporterOptions {
 
 class Reporter {
  public:
-  // `make_hello` is called on every connect (from the reporter's thread).
-  Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello);
+  // `make_hello` is called on every connect (from the reporter's thread); `on_command`
+  // (may be empty) for every command the control plane sends (from its reader thread).
+  Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello,
+           std::function<void(const v1::Command&)> on_command = nullptr);
   ~Reporter();
 
   void Start();
@@ -39,6 +41,9 @@ class Reporter {
 
   bool connected() const;
   uint64_t last_acked_sequence() const;
+  // Waits until `sequence` is acknowledged, the stream is down, or `timeout` passes;
+  // true if acknowledged.
+  bool WaitForAck(uint64_t sequence, absl::Duration timeout);
 
  private:
   void Loop();
@@ -47,6 +52,7 @@ class Reporter {
 
   const ReporterOptions options_;
   const std::function<v1::Hello()> make_hello_;
+  const std::function<void(const v1::Command&)> on_command_;
   std::mt19937 rng_;  // Used only by the reporter thread.
 
   mutable absl::Mutex mu_;

@@ -47,6 +47,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     node.last_sequence = report.sequence();
     node.last_seen = now;
     node.reported = true;
+    for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
     for (const v1::EndpointReport& ep : report.endpoints()) {
       node.latest[ep.address()] = ep;
       if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
@@ -114,6 +115,7 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
         v.ttft_p95_seconds = r.ttft_p95_seconds();
         v.probe_error = r.probe_error();
       }
+      if (node.drain_requested && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
       auto tps = node.slot_tps.find(info.address());
       if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
       out.push_back(std::move(v));
@@ -134,9 +136,45 @@ std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
     v.last_report_age = now - node.last_seen;
     v.endpoint_count = static_cast<uint32_t>(node.hello.endpoints_size());
     v.last_sequence = node.last_sequence;
+    v.drain_requested = node.drain_requested;
+    for (const v1::GpuInfo& info : node.hello.gpus()) {
+      v1::GpuStatus g;
+      g.set_uuid(info.uuid());
+      g.set_name(info.name());
+      g.set_vram_total_bytes(info.vram_total_bytes());
+      auto sample = node.gpus.find(info.uuid());
+      if (sample != node.gpus.end()) {
+        g.set_vram_used_bytes(sample->second.vram_used_bytes());
+        g.set_has_utilization(sample->second.has_utilization());
+        g.set_utilization(sample->second.utilization());
+        g.set_temperature_celsius(sample->second.temperature_celsius());
+      }
+      v.gpus.push_back(std::move(g));
+    }
     out.push_back(std::move(v));
   }
   return out;
+}
+
+absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, bool drain) {
+  bool connected;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) {
+      return absl::NotFoundError(absl::StrCat("no node named '", node_id.substr(0, 256), "'"));
+    }
+    it->second.drain_requested = drain;
+    connected = it->second.connected;
+  }
+  NotifyChange();
+  return connected;
+}
+
+bool FleetState::DrainRequested(const std::string& node_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  return it != nodes_.end() && it->second.drain_requested;
 }
 
 void FleetState::NotifyChange() {

@@ -13,7 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/status/statusor.h"
 #include "controlplane/fleet/validation.h"
+#include "switchboard/v1/admin.pb.h"
 #include "switchboard/v1/agent.pb.h"
 
 namespace switchboard::controlplane {
@@ -48,6 +50,8 @@ struct NodeView {
   absl::Duration last_report_age;
   uint32_t endpoint_count = 0;
   uint64_t last_sequence = 0;
+  std::vector<v1::GpuStatus> gpus;
+  bool drain_requested = false;
 };
 
 class FleetState {
@@ -71,6 +75,12 @@ class FleetState {
   // the ids removed.
   std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
 
+  // An operator's drain (kept across reconnects until undrained): the node's endpoints
+  // show DRAINING at once, whatever the agent last said. Returns whether the node is
+  // connected now; NOT_FOUND for an unknown node.
+  absl::StatusOr<bool> SetDrainRequested(const std::string& node_id, bool drain);
+  bool DrainRequested(const std::string& node_id) const;
+
   std::vector<EndpointView> Endpoints(absl::Time now) const;
   std::vector<NodeView> Nodes(absl::Time now) const;
 
@@ -83,7 +93,9 @@ class FleetState {
     absl::Time last_seen;                              // Monotonic.
     std::map<std::string, v1::EndpointReport> latest;  // By address.
     std::map<std::string, double> slot_tps;            // Last non-zero per address.
+    std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
     bool reported = false;
+    bool drain_requested = false;
   };
 
   void NotifyChange();

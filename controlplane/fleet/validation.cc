@@ -1,6 +1,7 @@
 #include "controlplane/fleet/validation.h"
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -136,12 +137,17 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
   }
   std::set<std::string> declared;
   for (const v1::EndpointInfo& ep : hello.endpoints()) declared.insert(ep.address());
-  std::set<std::string> gpus;
-  for (const v1::GpuInfo& gpu : hello.gpus()) gpus.insert(gpu.uuid());
+  std::map<std::string, uint64_t> gpus;  // uuid -> VRAM total
+  for (const v1::GpuInfo& gpu : hello.gpus()) gpus[gpu.uuid()] = gpu.vram_total_bytes();
 
   for (const v1::GpuSample& gpu : report.gpus()) {
-    if (gpus.count(gpu.uuid()) == 0) {
+    auto declared_gpu = gpus.find(gpu.uuid());
+    if (declared_gpu == gpus.end()) {
       return Invalid(absl::StrCat("GPU '", Clip(gpu.uuid()), "' was not declared in Hello"));
+    }
+    if (gpu.vram_used_bytes() > declared_gpu->second) {
+      return Invalid(absl::StrCat("GPU ", Clip(gpu.uuid()), ": vram_used_bytes ", gpu.vram_used_bytes(),
+                                  " exceeds its total ", declared_gpu->second));
     }
     RETURN_IF_ERROR(CheckRatio(gpu.utilization(), "gpu utilization"));
     RETURN_IF_ERROR(CheckNonNegative(gpu.temperature_celsius(), 200, "gpu temperature_celsius"));
@@ -158,6 +164,7 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
     if (ep.state() == v1::ENDPOINT_STATE_UNSPECIFIED || !v1::EndpointState_IsValid(ep.state())) {
       return Invalid(absl::StrCat(where, ": state is missing or unknown"));
     }
+    if (!v1::Engine_IsValid(ep.engine())) return Invalid(absl::StrCat(where, ": unknown engine"));
     RETURN_IF_ERROR(ValidateModels(ep.models(), limits, where));
     if (ep.slots_total() > limits.max_slots) {
       return Invalid(absl::StrCat(where, ": slots_total ", ep.slots_total(), " is absurd"));

@@ -30,6 +30,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(n.last_report_age));
     node->set_endpoint_count(n.endpoint_count);
     node->set_last_sequence(n.last_sequence);
+    node->set_drain_requested(n.drain_requested);
+    for (const v1::GpuStatus& g : n.gpus) *node->add_gpus() = g;
   }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -61,6 +63,43 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext*
   }
   FillPool(*snap, response);
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response) {
+  absl::StatusOr<bool> connected = fleet_->SetDrainRequested(request.node_id(), drain);
+  if (!connected.ok()) {
+    std::vector<std::string> known;
+    for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) known.push_back(n.node_id);
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat(connected.status().message(), "; known nodes: ",
+                                     known.empty() ? "(none)" : absl::StrJoin(known, ", ")));
+  }
+  v1::Command command;
+  if (drain) {
+    command.mutable_drain();
+  } else {
+    command.mutable_undrain();
+  }
+  response->set_agent_notified(*connected && agents_->SendCommand(request.node_id(), command));
+  if (history_ != nullptr) {
+    history_->RecordEvent({clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", request.node_id(), "",
+                           response->agent_notified() ? "agent notified" : "agent not connected: applies on reconnect"});
+  }
+  return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context,
+                                                  const v1::DrainRequest* request, v1::DrainResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(SetDrain(*request, true, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::Undrain(grpc::CallbackServerContext* context,
+                                                    const v1::DrainRequest* request, v1::DrainResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(SetDrain(*request, false, response));
   return reactor;
 }
 

@@ -4,6 +4,8 @@
 
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
+#include "controlplane/history/history_store.h"
+#include "controlplane/service/agent_service.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -11,8 +13,10 @@ namespace switchboard::controlplane {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, const Clock* clock)
-      : fleet_(fleet), store_(store), clock_(clock) {}
+  // `history` may be null.
+  AdminServiceImpl(FleetState* fleet, const SnapshotStore* store, AgentServiceImpl* agents, HistoryStore* history,
+                   const Clock* clock)
+      : fleet_(fleet), store_(store), agents_(agents), history_(history), clock_(clock) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -22,10 +26,18 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                       v1::ListPoolsResponse* response) override;
   grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* context,
                                     const v1::GetPoolRequest* request, v1::Pool* response) override;
+  grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
+                                  v1::DrainResponse* response) override;
+  grpc::ServerUnaryReactor* Undrain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
+                                    v1::DrainResponse* response) override;
 
  private:
-  const FleetState* const fleet_;
+  grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
+
+  FleetState* const fleet_;
   const SnapshotStore* const store_;
+  AgentServiceImpl* const agents_;
+  HistoryStore* const history_;
   const Clock* const clock_;
 };
 

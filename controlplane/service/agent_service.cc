@@ -1,5 +1,6 @@
 #include "controlplane/service/agent_service.h"
 
+#include <deque>
 #include <optional>
 
 #include "absl/synchronization/mutex.h"
@@ -47,8 +48,17 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     PumpLocked();
   }
 
+  // Sends `command` after any write in flight. Callable from any thread.
+  void QueueCommand(const v1::Command& command) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_status_.has_value()) return;
+    pending_commands_.push_back(command);
+    PumpLocked();
+  }
+
   void OnDone() override {
     Disconnect();
+    if (!node_id_.empty()) service_->Unregister(node_id_, this);
     service_->metrics_->agent_streams->Decrement();
     delete this;
   }
@@ -61,10 +71,16 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       absl::Status s = service_->fleet_->Connect(stream_id_, in_.hello(), now);
       if (!s.ok()) return s;
       node_id_ = in_.hello().node_id();
+      service_->Register(node_id_, this);
       service_->metrics_->hellos_accepted->Increment();
       SB_LOG(INFO) << "agent connected: node=" << node_id_ << " peer=" << peer_
                    << " endpoints=" << in_.hello().endpoints_size();
       QueueAck(0);
+      if (service_->fleet_->DrainRequested(node_id_)) {
+        v1::Command drain;
+        drain.mutable_drain();
+        QueueCommand(drain);  // An operator's drain outlives reconnects.
+      }
       return absl::OkStatus();
     }
     if (in_.has_report()) {
@@ -104,6 +120,14 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_) return;
+    if (!pending_commands_.empty()) {
+      out_.Clear();
+      *out_.mutable_command() = std::move(pending_commands_.front());
+      pending_commands_.pop_front();
+      writing_ = true;
+      StartWrite(&out_);
+      return;
+    }
     if (pending_ack_.has_value()) {
       out_.Clear();
       out_.mutable_ack()->set_sequence(*pending_ack_);
@@ -130,8 +154,29 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool disconnected_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> pending_ack_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::Command> pending_commands_ ABSL_GUARDED_BY(mu_);  // Few: operator actions.
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
 };
+
+void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_[node_id] = stream;
+}
+
+void AgentServiceImpl::Unregister(const std::string& node_id, AgentStream* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(node_id);
+  if (it != streams_.end() && it->second == stream) streams_.erase(it);
+}
+
+bool AgentServiceImpl::SendCommand(const std::string& node_id, const v1::Command& command) {
+  // Holding streams_mu_ keeps the stream alive: OnDone unregisters under it first.
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(node_id);
+  if (it == streams_.end()) return false;
+  it->second->QueueCommand(command);
+  return true;
+}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {

@@ -1,0 +1,67 @@
+#include <cstdlib>
+
+#include "agent/gpu/nvidia_smi_gpu_source.h"
+#include "agent/gpu/nvml_gpu_source.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::agent {
+namespace {
+
+TEST(NvmlGpuSourceTest, ReadsEveryGpuThroughDlopen) {
+  auto source = NvmlGpuSource::Open(FAKE_NVML_PATH);
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto gpus = (*source)->Read();
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  ASSERT_EQ(gpus->size(), 2u);
+  const GpuReading& h100 = (*gpus)[0];
+  EXPECT_EQ(h100.uuid, "GPU-fake-0");
+  EXPECT_EQ(h100.name, "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(h100.vram_total_bytes, 80ull << 30);
+  EXPECT_EQ(h100.vram_used_bytes, 10ull << 30);
+  EXPECT_EQ(h100.vram_free_bytes, 70ull << 30);
+  EXPECT_DOUBLE_EQ(h100.utilization.value(), 0.35);
+  EXPECT_DOUBLE_EQ(h100.temperature_celsius.value(), 40);
+  const GpuReading& mig = (*gpus)[1];
+  EXPECT_FALSE(mig.utilization.has_value()) << "NOT_SUPPORTED on MIG leaves the field absent";
+  EXPECT_EQ(mig.vram_used_bytes, 20ull << 30);
+}
+
+TEST(NvmlGpuSourceTest, NoLibraryOrNoDriverIsUnavailable) {
+  auto missing = NvmlGpuSource::Open("/nonexistent/libnvidia-ml.so.1");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kUnavailable);
+  setenv("FAKE_NVML_INIT_FAIL", "1", 1);
+  auto no_driver = NvmlGpuSource::Open(FAKE_NVML_PATH);
+  unsetenv("FAKE_NVML_INIT_FAIL");
+  ASSERT_FALSE(no_driver.ok());
+  EXPECT_THAT(std::string(no_driver.status().message()), ::testing::HasSubstr("Driver Not Loaded"));
+}
+
+TEST(NvmlGpuSourceTest, AutoFallsBackToNoneQuietly) {
+  auto source = MakeGpuSource("auto", "/nonexistent/libnvidia-ml.so.1");
+  ASSERT_TRUE(source.ok());
+  // This machine has no nvidia-smi either (or, if it does, it works): never an error.
+  auto gpus = (*source)->Read();
+  EXPECT_TRUE(gpus.ok());
+  EXPECT_FALSE(MakeGpuSource("nvml", "/nonexistent/libnvidia-ml.so.1").ok());
+  EXPECT_FALSE(MakeGpuSource("bogus", "").ok());
+  EXPECT_EQ((*MakeGpuSource("nvml", FAKE_NVML_PATH))->name(), "nvml");
+}
+
+TEST(NvidiaSmiCsvTest, ParsesLinesAndNotAvailable) {
+  auto gpus = ParseNvidiaSmiCsv(
+      "0, GPU-1111, NVIDIA H100 80GB HBM3, 81559, 1024, 80535, 37, 41\n"
+      "1, GPU-2222, NVIDIA A100-SXM4-40GB, 40960, 0, 40960, [N/A], [N/A]\n");
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  ASSERT_EQ(gpus->size(), 2u);
+  EXPECT_EQ((*gpus)[0].vram_total_bytes, 81559ull << 20);
+  EXPECT_DOUBLE_EQ((*gpus)[0].utilization.value(), 0.37);
+  EXPECT_FALSE((*gpus)[1].utilization.has_value());
+  EXPECT_FALSE((*gpus)[1].temperature_celsius.has_value());
+  EXPECT_TRUE(ParseNvidiaSmiCsv("").value().empty());
+  EXPECT_FALSE(ParseNvidiaSmiCsv("garbage\n").ok());
+  EXPECT_FALSE(ParseNvidiaSmiCsv("0, GPU-1, x, lots, 1, 1, 1, 1\n").ok());
+}
+
+}  // namespace
+}  // namespace switchboard::agent
