@@ -5,7 +5,7 @@ PRESET ?= default
 JOBS ?= $(shell nproc)
 BUILD_DIR = $(if $(filter default,$(PRESET)),build,build-$(PRESET))
 
-.PHONY: all deps configure build demo test test-asan test-tsan format tidy clean
+.PHONY: all deps configure build demo test test-asan test-tsan bench fuzz format tidy clean
 
 all: build
 
@@ -29,6 +29,26 @@ test-asan:
 
 test-tsan:
 	@$(MAKE) test PRESET=tsan
+
+# Benchmarks: agent overhead (BENCH_SECONDS, default 120). Figures: docs/performance.md.
+BENCH_SECONDS ?= 120
+bench: build
+	@./bench/agent_overhead.sh $(BENCH_SECONDS)
+
+# Fuzzing: each target runs FUZZ_SECONDS (default 60) from its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS) --target fuzz_prometheus_text fuzz_probes
+	@for t in prometheus_text probes; do \
+	  mkdir -p build-fuzz/corpus/$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ ; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	  if ! build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	      build-fuzz/corpus/$$t > build-fuzz/fuzz_$$t.log 2>&1; then \
+	    tail -n 40 build-fuzz/fuzz_$$t.log; exit 1; \
+	  fi; \
+	  grep -E "^stat::(number_of_executed_units|peak_rss_mb)" build-fuzz/fuzz_$$t.log; \
+	done
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,9 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const s
   pid_t pid = fork();
   if (pid < 0) return nullptr;
   if (pid == 0) {
+    // If the test process dies (a crash, a failed ASSERT in a fixture), its children
+    // must not outlive it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(pipefd[1], STDOUT_FILENO);
     close(pipefd[0]);
     close(pipefd[1]);

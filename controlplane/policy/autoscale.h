@@ -1,0 +1,131 @@
+// Replica recommendations per pool with Kubernetes HPA semantics (autoscaling/v2,
+// pkg/controller/podautoscaler): per-metric proposals with tolerance, the largest
+// proposal across metrics, then either the `behavior` rules (stabilization windows,
+// Pods/Percent policies over periods, selectPolicy) or, without behavior, the legacy
+// 5-minute downscale stabilization and max(2 x current, 4) scale-up cap; finally
+// [min, max]. A manual override (SetReplicas) wins while it lasts.
+//
+// Pure: explicit inputs, the history the HPA keeps (recommendations and scale events)
+// passed in and out as AutoscaleState, the time injected.
+#ifndef SWITCHBOARD_CONTROLPLANE_POLICY_AUTOSCALE_H_
+#define SWITCHBOARD_CONTROLPLANE_POLICY_AUTOSCALE_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace switchboard::controlplane::policy {
+
+// One HPA scaling policy: at most `value` pods (or percent) per `period`.
+struct HpaScalingPolicy {
+  enum class Type { kPods, kPercent };
+  Type type = Type::kPods;
+  int32_t value = 0;
+  absl::Duration period = absl::Seconds(15);
+};
+
+// HPAScalingRules.
+struct HpaScalingRules {
+  enum class Select { kMax, kMin, kDisabled };
+  absl::Duration stabilization_window;
+  Select select = Select::kMax;
+  std::vector<HpaScalingPolicy> policies;
+};
+
+// HorizontalPodAutoscalerBehavior, with Kubernetes' defaults for any part left unset:
+// scaleUp window 0 s, policies {Pods 4 / 15 s, Percent 100 / 15 s}, Max;
+// scaleDown window 300 s, policy {Percent 100 / 15 s}, Max.
+struct HpaBehavior {
+  HpaScalingRules scale_up = DefaultScaleUp();
+  HpaScalingRules scale_down = DefaultScaleDown();
+  static HpaScalingRules DefaultScaleUp();
+  static HpaScalingRules DefaultScaleDown();
+};
+
+// The signals a pool can scale on.
+enum class ScalingSignal {
+  kQueuePerReplica,    // AverageValue over the pool's total queued requests.
+  kSlotOccupancy,      // Utilization: busy slots / total slots averaged over ready replicas (0..1).
+  kRequestsPerSecond,  // AverageValue over the pool's total request rate.
+  kPredicted,          // A replica count from the forecaster (predictive scaling).
+};
+const char* ScalingSignalName(ScalingSignal s);
+
+struct MetricTarget {
+  ScalingSignal signal = ScalingSignal::kQueuePerReplica;
+  double target = 0;  // Per replica (AverageValue) or a 0..1 ratio (occupancy). > 0.
+};
+
+struct AutoscaleConfig {
+  int32_t min_replicas = 1;
+  int32_t max_replicas = 10;
+  double tolerance = 0.1;
+  std::vector<MetricTarget> metrics;
+  std::optional<HpaBehavior> behavior;  // nullopt: the legacy HPA algorithm.
+};
+
+struct MetricObservation {
+  ScalingSignal signal = ScalingSignal::kQueuePerReplica;
+  // kQueuePerReplica, kRequestsPerSecond: the pool's total. kSlotOccupancy: the average
+  // over ready replicas. kPredicted: the replica count itself.
+  double value = 0;
+  bool valid = true;  // False when the metric could not be read this time.
+};
+
+struct ManualOverride {
+  int32_t replicas = 0;
+  absl::Time expires;
+  std::string reason;
+};
+
+struct AutoscaleInput {
+  int32_t current_replicas = 0;
+  int32_t ready_replicas = 0;
+  std::vector<MetricObservation> metrics;
+  std::optional<ManualOverride> manual;
+  absl::Time now;
+};
+
+// What the HPA remembers between syncs.
+struct AutoscaleState {
+  struct Recommendation {
+    absl::Time time;
+    int32_t replicas;
+  };
+  struct ScaleEvent {
+    absl::Time time;
+    int32_t change;  // Always > 0; direction given by the list it is in.
+  };
+  std::deque<Recommendation> recommendations;
+  std::deque<ScaleEvent> scale_up_events;
+  std::deque<ScaleEvent> scale_down_events;
+};
+
+struct MetricProposal {
+  ScalingSignal signal;
+  double value = 0;
+  double target = 0;
+  double ratio = 0;
+  int32_t replicas = 0;
+  bool within_tolerance = false;
+  bool valid = true;
+};
+
+struct AutoscaleDecision {
+  int32_t desired_replicas = 0;
+  int32_t proposal = 0;         // Largest metric proposal, before stabilization and limits.
+  int32_t stabilized = 0;       // After the stabilization window.
+  std::vector<MetricProposal> proposals;
+  std::string reason;           // One line, with the arithmetic.
+};
+
+// One sync. Records this sync's recommendation and scale event in `state`.
+AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput& input, AutoscaleState* state);
+
+}  // namespace switchboard::controlplane::policy
+
+#endif  // SWITCHBOARD_CONTROLPLANE_POLICY_AUTOSCALE_H_

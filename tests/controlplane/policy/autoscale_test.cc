@@ -1,0 +1,207 @@
+// HPA examples worked by hand, following pkg/controller/podautoscaler.
+#include "controlplane/policy/autoscale.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane::policy {
+namespace {
+
+using ::testing::HasSubstr;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+AutoscaleInput Input(int32_t current, std::vector<MetricObservation> metrics, absl::Duration at = {}) {
+  AutoscaleInput in;
+  in.current_replicas = current;
+  in.ready_replicas = current;
+  in.metrics = std::move(metrics);
+  in.now = kT0 + at;
+  return in;
+}
+
+MetricObservation Queue(double total) { return {ScalingSignal::kQueuePerReplica, total, true}; }
+MetricObservation Occupancy(double avg) { return {ScalingSignal::kSlotOccupancy, avg, true}; }
+
+AutoscaleConfig QueueConfig(int32_t max = 100) {
+  AutoscaleConfig c;
+  c.min_replicas = 1;
+  c.max_replicas = max;
+  c.metrics = {{ScalingSignal::kQueuePerReplica, 5}};
+  return c;
+}
+
+TEST(AutoscaleLegacyTest, AverageValueAndTheScaleUpCap) {
+  AutoscaleState s;
+  // 30 queued, 5 per replica wanted: ceil(30 / 5) = 6; legacy cap max(2 x 2, 4) = 4.
+  AutoscaleDecision d = Autoscale(QueueConfig(), Input(2, {Queue(30)}), &s);
+  EXPECT_EQ(d.proposal, 6);
+  EXPECT_EQ(d.desired_replicas, 4);
+  EXPECT_THAT(d.reason, HasSubstr("capped at max(2 x 2, 4) = 4"));
+  // Next sync at 4 replicas: 6 is within max(8, 4).
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(4, {Queue(30)}, absl::Seconds(15)), &s).desired_replicas, 6);
+}
+
+TEST(AutoscaleLegacyTest, ToleranceKeepsCurrent) {
+  AutoscaleState s;
+  // 21 / (5 x 4) = 1.05: within 0.1 of 1.
+  AutoscaleDecision d = Autoscale(QueueConfig(), Input(4, {Queue(21)}), &s);
+  EXPECT_EQ(d.desired_replicas, 4);
+  EXPECT_TRUE(d.proposals[0].within_tolerance);
+  // 23 / 20 = 1.15: outside; ceil(23 / 5) = 5.
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(4, {Queue(23)}), &s).desired_replicas, 5);
+}
+
+TEST(AutoscaleLegacyTest, FiveMinuteDownscaleStabilization) {
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(6, {Queue(30)}), &s).desired_replicas, 6);
+  // Demand drops: proposal 2, but the highest recommendation of 5 minutes is 6.
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(6, {Queue(10)}, absl::Seconds(60)), &s).desired_replicas, 6);
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(6, {Queue(10)}, absl::Seconds(299)), &s).desired_replicas, 6);
+  // 301 s later the 6 has left the window.
+  EXPECT_EQ(Autoscale(QueueConfig(), Input(6, {Queue(10)}, absl::Seconds(301)), &s).desired_replicas, 2);
+}
+
+TEST(AutoscaleTest, UtilizationOverReadyReplicas) {
+  AutoscaleConfig c;
+  c.metrics = {{ScalingSignal::kSlotOccupancy, 0.6}};
+  AutoscaleState s;
+  // 0.9 / 0.6 = 1.5 over 4 ready: ceil(6.0) = 6.
+  EXPECT_EQ(Autoscale(c, Input(4, {Occupancy(0.9)}), &s).proposal, 6);
+}
+
+TEST(AutoscaleTest, SeveralMetricsTakeTheLargest) {
+  AutoscaleConfig c = QueueConfig();
+  c.metrics.push_back({ScalingSignal::kSlotOccupancy, 0.5});
+  AutoscaleState s;
+  // Queue: ceil(15 / 5) = 3. Occupancy: 1.0 / 0.5 x 4 = 8.
+  AutoscaleDecision d = Autoscale(c, Input(4, {Queue(15), Occupancy(1.0)}), &s);
+  EXPECT_EQ(d.proposal, 8);
+  EXPECT_THAT(d.reason, HasSubstr("slot_occupancy"));
+}
+
+TEST(AutoscaleTest, InvalidMetricForbidsScaleDown) {
+  AutoscaleConfig c = QueueConfig();
+  c.metrics.push_back({ScalingSignal::kSlotOccupancy, 0.5});
+  AutoscaleState s;
+  MetricObservation broken = Queue(0);
+  broken.valid = false;
+  // Occupancy alone says 0.25 / 0.5 x 4 = 2, but the queue is unknown: keep 4.
+  AutoscaleDecision d = Autoscale(c, Input(4, {broken, Occupancy(0.25)}), &s);
+  EXPECT_EQ(d.desired_replicas, 4);
+  EXPECT_THAT(d.reason, HasSubstr("no scale-down"));
+}
+
+AutoscaleConfig BehaviorConfig() {
+  AutoscaleConfig c = QueueConfig();
+  c.behavior = HpaBehavior();  // Kubernetes defaults.
+  return c;
+}
+
+TEST(AutoscaleBehaviorTest, DefaultScaleUpPoliciesPerPeriod) {
+  AutoscaleConfig c = BehaviorConfig();
+  AutoscaleState s;
+  // From 1, proposal ceil(100 / 5) = 20: Pods 1 + 4 = 5, Percent ceil(1 x 2) = 2; Max -> 5.
+  EXPECT_EQ(Autoscale(c, Input(1, {Queue(100)}), &s).desired_replicas, 5);
+  // 5 s later at 5: the period started at 5 - 4 = 1 replicas: limit still 5.
+  EXPECT_EQ(Autoscale(c, Input(5, {Queue(100)}, absl::Seconds(5)), &s).desired_replicas, 5);
+  // 16 s after the first step the period is clean: Pods 5 + 4 = 9, Percent 10 -> 10.
+  EXPECT_EQ(Autoscale(c, Input(5, {Queue(100)}, absl::Seconds(16)), &s).desired_replicas, 10);
+}
+
+TEST(AutoscaleBehaviorTest, SelectPolicyMinOnScaleUp) {
+  AutoscaleConfig c = BehaviorConfig();
+  c.behavior->scale_up.select = HpaScalingRules::Select::kMin;
+  AutoscaleState s;
+  // From 10, proposal 40: Pods 14, Percent 20; Min -> 14.
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(200)}), &s).desired_replicas, 14);
+}
+
+TEST(AutoscaleBehaviorTest, ScaleDownWindowThenPolicy) {
+  AutoscaleConfig c = BehaviorConfig();
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(50)}), &s).desired_replicas, 10);
+  // Proposal 3, but the 300 s window still holds the 10.
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(15)}, absl::Seconds(100)), &s).desired_replicas, 10);
+  // At 301 s the 10 is gone; Percent 100 per 15 s allows going all the way: 3.
+  AutoscaleDecision d = Autoscale(c, Input(10, {Queue(15)}, absl::Seconds(301)), &s);
+  EXPECT_EQ(d.stabilized, 3);
+  EXPECT_EQ(d.desired_replicas, 3);
+}
+
+TEST(AutoscaleBehaviorTest, PercentScaleDownTruncates) {
+  AutoscaleConfig c = BehaviorConfig();
+  c.behavior->scale_down.stabilization_window = absl::ZeroDuration();
+  c.behavior->scale_down.policies = {{HpaScalingPolicy::Type::kPercent, 50, absl::Seconds(60)}};
+  AutoscaleState s;
+  // From 5 toward 1: trunc(5 x 0.5) = 2.
+  AutoscaleDecision d = Autoscale(c, Input(5, {Queue(1)}), &s);
+  EXPECT_EQ(d.desired_replicas, 2);
+  EXPECT_THAT(d.reason, HasSubstr("limited to 2 by behavior.scaleDown"));
+  // 30 s later at 2: the period began at 2 + 3 = 5; trunc(2.5) = 2: no further step.
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(1)}, absl::Seconds(30)), &s).desired_replicas, 2);
+  // After the period: trunc(2 x 0.5) = 1.
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(1)}, absl::Seconds(61)), &s).desired_replicas, 1);
+}
+
+TEST(AutoscaleBehaviorTest, PodsScaleDownPolicy) {
+  AutoscaleConfig c = BehaviorConfig();
+  c.behavior->scale_down.stabilization_window = absl::ZeroDuration();
+  c.behavior->scale_down.policies = {{HpaScalingPolicy::Type::kPods, 2, absl::Seconds(60)}};
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(5)}), &s).desired_replicas, 8);
+}
+
+TEST(AutoscaleBehaviorTest, DisabledDirectionNeverMoves) {
+  AutoscaleConfig c = BehaviorConfig();
+  c.behavior->scale_down.stabilization_window = absl::ZeroDuration();
+  c.behavior->scale_down.select = HpaScalingRules::Select::kDisabled;
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(5)}), &s).desired_replicas, 10);
+  c.behavior->scale_up.select = HpaScalingRules::Select::kDisabled;
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(500)}, absl::Seconds(1)), &s).desired_replicas, 2);
+}
+
+TEST(AutoscaleBehaviorTest, UpWindowNeedsTheWholeWindowToAgree) {
+  AutoscaleConfig c = BehaviorConfig();
+  c.behavior->scale_up.stabilization_window = absl::Seconds(60);
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(10)}), &s).desired_replicas, 2);
+  // A burst: proposal 8, but the lowest of the last 60 s is 2.
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(40)}, absl::Seconds(30)), &s).desired_replicas, 2);
+  // 61 s on, every recommendation in the window says >= 8: Pods 2 + 4 = 6, Percent 4 -> 6.
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(40)}, absl::Seconds(61)), &s).desired_replicas, 6);
+}
+
+TEST(AutoscaleTest, ClampsToMinAndMax) {
+  AutoscaleConfig c = QueueConfig(/*max=*/3);
+  c.min_replicas = 2;
+  AutoscaleState s;
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(100)}), &s).desired_replicas, 3);
+  AutoscaleState s2;
+  EXPECT_EQ(Autoscale(c, Input(2, {Queue(0)}), &s2).desired_replicas, 2);
+}
+
+TEST(AutoscaleTest, ManualOverrideWinsUntilItExpires) {
+  AutoscaleInput in = Input(2, {Queue(100)});
+  in.manual = ManualOverride{7, kT0 + absl::Minutes(10), "launch event"};
+  AutoscaleState s;
+  AutoscaleDecision d = Autoscale(QueueConfig(), in, &s);
+  EXPECT_EQ(d.desired_replicas, 7);
+  EXPECT_THAT(d.reason, HasSubstr("manual override"));
+  in.now = kT0 + absl::Minutes(11);
+  EXPECT_EQ(Autoscale(QueueConfig(), in, &s).desired_replicas, 4) << "expired: back to the HPA (capped 4)";
+}
+
+TEST(AutoscaleTest, PredictedReplicasActLikeAMetric) {
+  AutoscaleConfig c = QueueConfig();
+  c.metrics.push_back({ScalingSignal::kPredicted, 1});
+  AutoscaleState s;
+  // Queue empty now, but a peak is forecast that needs 3 replicas when they are ready.
+  AutoscaleDecision d = Autoscale(c, Input(1, {Queue(0), {ScalingSignal::kPredicted, 3, true}}), &s);
+  EXPECT_EQ(d.desired_replicas, 3);
+  EXPECT_THAT(d.reason, HasSubstr("predicted"));
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane::policy
