@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "cli/planner.h"
 
 namespace switchboard::cli {
 
@@ -31,6 +32,16 @@ int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostr
 // drain: stop routing to every endpoint of a node (kept until undrain).
 int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out,
              std::ostream& err);
+
+struct PlanOptions {
+  std::string model;        // Catalog name; empty for a custom model.
+  double parameters = 0;    // Custom shape (overrides the catalog's when set).
+  int layers = 0, kv_heads = 0, head_dim = 0;
+  PlanRequest request;
+  bool json = false;
+};
+// plan: memory needed to serve a model, and which GPUs fit it. Needs no control plane.
+int RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace switchboard::cli
 

@@ -38,7 +38,37 @@ int main(int argc, char** argv) {
   CLI::App* undrain_cmd = app.add_subcommand("undrain", "route to a drained node again");
   undrain_cmd->add_option("node", undrain_node, "node id")->required();
 
+  switchboard::cli::PlanOptions plan;
+  double overhead_gib = 0.5;
+  CLI::App* plan_cmd = app.add_subcommand(
+      "plan", "capacity planner: memory for weights + KV cache + overhead, and the GPUs that fit");
+  plan_cmd->add_option("--model", plan.model, "catalog model (e.g. llama-3-8b, mistral-7b, llama-3-70b)");
+  plan_cmd->add_option("--quant", plan.request.quant, "weight format: Q4_K_M, Q5_K_M, Q6_K, Q8_0, f16, bf16, fp8, int4, ...")
+      ->capture_default_str();
+  plan_cmd->add_option("--kv-type", plan.request.kv_type, "KV-cache type: f16, bf16, f32, q8_0, q4_0, fp8")
+      ->capture_default_str();
+  plan_cmd->add_option("--ctx", plan.request.ctx_per_slot, "context per slot, tokens")->capture_default_str();
+  plan_cmd->add_option("--slots", plan.request.slots, "parallel slots (llama-server -np, vLLM max-num-seqs)")
+      ->capture_default_str();
+  plan_cmd->add_option("--params", plan.parameters, "custom model: parameter count (e.g. 8.03e9)");
+  plan_cmd->add_option("--layers", plan.layers, "custom model: transformer layers");
+  plan_cmd->add_option("--kv-heads", plan.kv_heads, "custom model: key/value heads (GQA)");
+  plan_cmd->add_option("--head-dim", plan.head_dim, "custom model: dimension per head");
+  plan_cmd->add_option("--overhead-gib", overhead_gib, "runtime overhead per GPU (CUDA context, buffers)")
+      ->capture_default_str();
+  plan_cmd->add_option("--usable", plan.request.usable_fraction, "share of a GPU's memory that may be used")
+      ->capture_default_str();
+  plan_cmd->add_flag("--json", plan.json, "print JSON (every size in bytes, *_bytes keys)");
+
   CLI11_PARSE(app, argc, argv);
+  plan.request.runtime_overhead_bytes = overhead_gib * 1024.0 * 1024 * 1024;
+  if (*plan_cmd) {
+    if (plan.model.empty() && (plan.parameters <= 0 || plan.layers <= 0 || plan.kv_heads <= 0 || plan.head_dim <= 0)) {
+      std::cerr << "sbctl plan: give --model NAME, or --params, --layers, --kv-heads and --head-dim\n";
+      return 2;
+    }
+    return switchboard::cli::RunPlan(plan, std::cout, std::cerr);
+  }
   if (!absl::ParseDuration(timeout, &global.timeout) || global.timeout <= absl::ZeroDuration()) {
     std::cerr << "sbctl: --timeout: '" << timeout << "' is not a positive duration\n";
     return 2;
