@@ -85,7 +85,7 @@ int Reconciler::ReconcileOnce() {
   for (const auto& [pool, endpoints] : pools) {
     std::shared_ptr<const Snapshot> previous = store_->Get(pool);
     std::shared_ptr<const Snapshot> next =
-        BuildSnapshot(pool, endpoints, previous.get(), options_.policy, wall);
+        BuildSnapshot(pool, endpoints, previous.get(), options_.policy, wall, &circuits_[pool], now);
     if (previous && previous->version == next->version) {
       refreshed.push_back(std::move(next));
       continue;

@@ -66,6 +66,7 @@ class Reconciler {
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   // Serializes passes (the loop and direct calls).
   absl::Mutex pass_mu_;
+  std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);  // By pool.
   std::thread thread_;
 };
 

@@ -113,6 +113,8 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
         v.kv_cache_usage = r.kv_cache_usage();
         v.tokens_per_second = r.tokens_per_second();
         v.ttft_p95_seconds = r.ttft_p95_seconds();
+        v.requests_total = r.requests_total();
+        v.errors_total = r.errors_total();
         v.probe_error = r.probe_error();
       }
       if (node.drain_requested && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;

@@ -36,6 +36,8 @@ struct EndpointView {
   double slot_tokens_per_second = 0;  // Last non-zero measurement (kept while idle).
   double capacity_hint = 0;
   double ttft_p95_seconds = 0;
+  uint64_t requests_total = 0;
+  uint64_t errors_total = 0;
   std::string probe_error;
   bool reported = false;           // False until the first Report arrives.
   bool connected = false;          // The node's stream is open now.

@@ -27,7 +27,8 @@ std::string ComputeVersion(const v1::Assignment& assignment) {
 std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
                                               const std::vector<EndpointView>& endpoints,
                                               const Snapshot* previous, const PolicyConfig& config,
-                                              absl::Time now) {
+                                              absl::Time now, CircuitMemories* memories,
+                                              absl::Time monotonic_now) {
   std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
   if (previous != nullptr) {
     for (const v1::AssignedEndpoint& ep : previous->assignment.endpoints()) {
@@ -35,18 +36,37 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     }
   }
 
-  std::vector<policy::CircuitDecision> circuits;
-  std::vector<policy::WeightInput> weight_inputs;
+  std::vector<policy::CircuitInput> circuit_inputs;
+  std::vector<policy::CircuitMemory> memory;
   for (const EndpointView& ep : endpoints) {
     policy::CircuitInput ci;
     ci.state = ep.state;
     ci.reported = ep.reported;
     ci.probe_error = ep.probe_error;
     ci.report_age = ep.report_age;
-    circuits.push_back(policy::DecideCircuit(ci, config.circuit));
+    ci.requests_total = ep.requests_total;
+    ci.errors_total = ep.errors_total;
+    ci.ttft_p95_seconds = ep.ttft_p95_seconds;
+    circuit_inputs.push_back(ci);
+    if (memories != nullptr) {
+      auto it = memories->find(ep.node_id + "/" + ep.address);
+      memory.push_back(it == memories->end() ? policy::CircuitMemory() : it->second);
+    }
+  }
+  std::vector<policy::CircuitDecision> circuits =
+      policy::DecidePoolCircuits(circuit_inputs, &memory, config.circuit, monotonic_now);
+  if (memories != nullptr) {
+    memories->clear();  // Endpoints that left the pool are forgotten.
+    for (size_t i = 0; i < endpoints.size(); ++i) {
+      (*memories)[endpoints[i].node_id + "/" + endpoints[i].address] = memory[i];
+    }
+  }
 
+  std::vector<policy::WeightInput> weight_inputs;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const EndpointView& ep = endpoints[i];
     policy::WeightInput wi;
-    wi.routable = circuits.back().routable;
+    wi.routable = circuits[i].routable;
     wi.slots_total = ep.slots_total;
     wi.slots_busy = ep.slots_busy;
     wi.queue_depth = ep.queue_depth;
@@ -57,6 +77,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     weight_inputs.push_back(wi);
   }
   policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    uint32_t& w = weights.endpoints[i].weight;
+    if (circuits[i].weight_cap > 0 && w > circuits[i].weight_cap) w = circuits[i].weight_cap;  // HALF_OPEN trial
+  }
 
   auto snap = std::make_shared<Snapshot>();
   snap->pool = pool;

@@ -2,6 +2,7 @@
 #ifndef SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
 #define SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,13 +30,19 @@ struct PolicyConfig {
   v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;
 };
 
+// Circuit-breaker memory of a pool's endpoints, keyed by "node/address".
+using CircuitMemories = std::map<std::string, policy::CircuitMemory>;
+
 // Runs the policy over one pool's endpoints and builds its snapshot. `previous` (may be
 // null) supplies the weights that hysteresis compares against. `now` is wall time for
-// generated_at only: it is not part of the version.
+// generated_at only: it is not part of the version. `memories` (may be null: no memory,
+// every call starts CLOSED) carries the breakers' state across calls, against
+// `monotonic_now`.
 std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
                                               const std::vector<EndpointView>& endpoints,
                                               const Snapshot* previous, const PolicyConfig& config,
-                                              absl::Time now);
+                                              absl::Time now, CircuitMemories* memories = nullptr,
+                                              absl::Time monotonic_now = absl::InfinitePast());
 
 // The version of an assignment: a hash of its deterministic serialization with the
 // version, nonce and generated_at fields cleared. Same content, same version, on every
