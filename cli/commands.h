@@ -33,6 +33,13 @@ int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostr
 int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out,
              std::ostream& err);
 
+// explain: the arithmetic behind weights, circuits and the replica count.
+int RunExplain(const GlobalOptions& global, const std::string& pool, const std::string& endpoint, std::ostream& out,
+               std::ostream& err);
+// scale: a manual replica count for `ttl` (replicas < 0 clears it).
+int RunScale(const GlobalOptions& global, const std::string& pool, int replicas, absl::Duration ttl,
+             const std::string& reason, std::ostream& out, std::ostream& err);
+
 struct PlanOptions {
   std::string model;        // Catalog name; empty for a custom model.
   double parameters = 0;    // Custom shape (overrides the catalog's when set).

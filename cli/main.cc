@@ -38,6 +38,22 @@ int main(int argc, char** argv) {
   CLI::App* undrain_cmd = app.add_subcommand("undrain", "route to a drained node again");
   undrain_cmd->add_option("node", undrain_node, "node id")->required();
 
+  std::string explain_pool, explain_endpoint;
+  CLI::App* explain_cmd =
+      app.add_subcommand("explain", "why each endpoint has its weight and circuit state, and the pool its replica count");
+  explain_cmd->add_option("pool", explain_pool, "pool")->required();
+  explain_cmd->add_option("endpoint", explain_endpoint, "only this endpoint (host:port)");
+
+  std::string scale_pool, scale_for = "1h", scale_reason;
+  int scale_replicas = 0;
+  bool scale_clear = false;
+  CLI::App* scale_cmd = app.add_subcommand("scale", "set a pool's replica count by hand for a while (wins over autoscaling)");
+  scale_cmd->add_option("pool", scale_pool, "pool")->required();
+  scale_cmd->add_option("replicas", scale_replicas, "replica count")->check(CLI::Range(0, 100000));
+  scale_cmd->add_option("--for", scale_for, "how long the override lasts")->capture_default_str();
+  scale_cmd->add_option("--reason", scale_reason, "recorded in the history");
+  scale_cmd->add_flag("--clear", scale_clear, "remove the override now");
+
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
   CLI::App* plan_cmd = app.add_subcommand(
@@ -79,6 +95,20 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
+  if (*explain_cmd) return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr);
+  if (*scale_cmd) {
+    absl::Duration ttl;
+    if (!absl::ParseDuration(scale_for, &ttl) || ttl <= absl::ZeroDuration()) {
+      std::cerr << "sbctl scale: --for: '" << scale_for << "' is not a positive duration\n";
+      return 2;
+    }
+    if (!scale_clear && scale_cmd->count("replicas") == 0) {
+      std::cerr << "sbctl scale: give a replica count, or --clear\n";
+      return 2;
+    }
+    return switchboard::cli::RunScale(global, scale_pool, scale_clear ? -1 : scale_replicas, ttl, scale_reason,
+                                      std::cout, std::cerr);
+  }
   if (*drain_cmd) return switchboard::cli::RunDrain(global, drain_node, true, std::cout, std::cerr);
   if (*undrain_cmd) return switchboard::cli::RunDrain(global, undrain_node, false, std::cout, std::cerr);
   return 2;

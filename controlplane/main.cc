@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
 #endif
 
   switchboard::controlplane::ControlPlaneOptions options;
-  std::string staleness = "5s", forget_after = "5m";
+  std::string staleness = "5s", forget_after = "5m", config_path;
   bool insecure = false;
   CLI::App app{
       "switchboard-controlplane: the Switchboard control plane.\n"
@@ -53,20 +53,43 @@ int main(int argc, char** argv) {
   app.add_option("--forget-after", forget_after,
                  "forget a disconnected node (its endpoints leave their pools) after this long")
       ->capture_default_str();
+  app.add_option("--config", config_path,
+                 "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
+                 "See docs/configuration.md");
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   CLI11_PARSE(app, argc, argv);
 
-  if (!ParseDurationFlag(staleness, &options.reconciler.policy.circuit.staleness_bound, "--staleness-bound") ||
+  if (!ParseDurationFlag(staleness, &options.reconciler.config.defaults.policy.circuit.staleness_bound,
+                         "--staleness-bound") ||
       !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
     return 2;
   }
   switchboard::WarnIfPlaintextImplicit(insecure);
+  // The flag sets the built-in default; a config file may override it per pool.
+  const absl::Duration staleness_bound = options.reconciler.config.defaults.policy.circuit.staleness_bound;
+  auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::FleetConfig> {
+    if (config_path.empty()) {
+      auto c = switchboard::controlplane::DefaultFleetConfig();
+      c.defaults.policy.circuit.staleness_bound = staleness_bound;
+      return c;
+    }
+    return switchboard::controlplane::LoadFleetConfig(config_path);
+  };
+  {
+    auto config = load_config();
+    if (!config.ok()) {
+      std::cerr << "switchboard-controlplane: " << config.status().message() << "\n";
+      return 2;
+    }
+    options.reconciler.config = std::move(*config);
+  }
 
   // Block the stop signals before any thread starts, then wait for one here.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto cp = switchboard::controlplane::ControlPlane::Start(options);
@@ -80,7 +103,16 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    auto config = load_config();
+    if (!config.ok()) {
+      // A broken file changes nothing: the running configuration stays.
+      SB_LOG(ERROR) << "SIGHUP: keeping the current configuration: " << config.status().message();
+      continue;
+    }
+    SB_LOG(INFO) << "SIGHUP: loaded " << config->source;
+    (*cp)->ReloadConfig(std::move(*config));
+  }
   SB_LOG(INFO) << "received signal " << sig << ", shutting down";
   (*cp)->Shutdown();
   return 0;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "controlplane/fleet/pools.h"
 
@@ -22,7 +23,109 @@ const char* CircuitName(v1::CircuitState c) {
 
 Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history,
                        const Clock* clock, ReconcilerOptions options)
-    : fleet_(fleet), store_(store), history_(history), clock_(clock), options_(options) {}
+    : fleet_(fleet),
+      store_(store),
+      history_(history),
+      clock_(clock),
+      options_(options),
+      config_(std::make_shared<const FleetConfig>(options.config)) {}
+
+void Reconciler::SetConfig(FleetConfig config) {
+  absl::MutexLock lock(&mu_);
+  config_ = std::make_shared<const FleetConfig>(std::move(config));
+  dirty_ = true;
+}
+
+std::shared_ptr<const FleetConfig> Reconciler::config() const {
+  absl::MutexLock lock(&mu_);
+  return config_;
+}
+
+void Reconciler::SetManualReplicas(const std::string& pool, int32_t replicas, absl::Time expires, std::string reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (replicas < 0) {
+      manual_.erase(pool);
+    } else {
+      manual_[pool] = {replicas, expires, std::move(reason)};
+    }
+    ++manual_generation_;  // The next pass decides again (without waiting for the sync period).
+    dirty_ = true;
+  }
+}
+
+std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& pool,
+                                                          const std::vector<EndpointView>& endpoints,
+                                                          const PoolPolicy& pp, absl::Time now) {
+  if (!pp.autoscale) return std::nullopt;
+  PoolAutoscale& as = autoscale_[pool];
+  std::optional<policy::ManualOverride> manual;
+  uint64_t manual_generation;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = manual_.find(pool);
+    if (it != manual_.end()) manual = it->second;
+    manual_generation = manual_generation_;
+  }
+  // Like the HPA, decide once per sync period; a new manual override, or one that just
+  // expired, decides at once.
+  const bool manual_changed = manual_generation != as.manual_generation ||
+                              (manual && as.last_sync < manual->expires && now >= manual->expires);
+  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed) return as.last;
+  as.manual_generation = manual_generation;
+
+  // The pool's signals: replicas that exist (reported, fresh, not unhealthy), those
+  // ready, the total queue, slot occupancy over ready replicas, and the request rate.
+  int32_t current = 0, ready = 0;
+  double queue = 0, busy = 0, slots = 0, requests = 0;
+  for (const EndpointView& ep : endpoints) {
+    if (!ep.reported || ep.report_age > pp.policy.circuit.staleness_bound ||
+        ep.state == v1::ENDPOINT_STATE_UNHEALTHY) {
+      continue;
+    }
+    ++current;
+    queue += ep.queue_depth;
+    requests += static_cast<double>(ep.requests_total);
+    if (ep.state == v1::ENDPOINT_STATE_READY) {
+      ++ready;
+      busy += ep.slots_busy;
+      slots += ep.slots_total;
+    }
+  }
+  policy::AutoscaleInput in;
+  in.current_replicas = current;
+  in.ready_replicas = ready;
+  in.now = now;
+  in.manual = manual;
+  in.metrics.push_back({policy::ScalingSignal::kQueuePerReplica, queue, true});
+  in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0});
+  double rps = 0;
+  const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;
+  if (rps_valid) rps = (requests - as.last_requests) / absl::ToDoubleSeconds(now - as.last_requests_at);
+  in.metrics.push_back({policy::ScalingSignal::kRequestsPerSecond, rps, rps_valid});
+  as.last_requests = requests;
+  as.last_requests_at = now;
+
+  policy::AutoscaleDecision d = policy::Autoscale(*pp.autoscale, in, &as.state);
+  ReplicaDecision out;
+  out.desired = d.desired_replicas;
+  out.explanation = absl::StrFormat(
+      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, requests/s %s; "
+      "min %d, max %d, tolerance %.2f, %s",
+      d.desired_replicas, current, ready, d.reason, queue, slots > 0 ? busy / slots : 0.0,
+      rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", pp.autoscale->min_replicas, pp.autoscale->max_replicas,
+      pp.autoscale->tolerance, pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");
+  if (as.last && as.last->desired != out.desired) {
+    SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << d.reason;
+    if (history_ != nullptr) {
+      history_->RecordEvent({clock_->Now(), "scaling_decision", pool, "", "",
+                             absl::StrCat(as.last->desired, " -> ", out.desired, ": ", d.reason)});
+    }
+  }
+  as.last = out;
+  as.last_sync = now;
+  return out;
+}
 
 Reconciler::~Reconciler() { Stop(); }
 
@@ -75,6 +178,7 @@ int Reconciler::ReconcileOnce() {
                  << absl::FormatDuration(options_.forget_after) << ")";
   }
 
+  std::shared_ptr<const FleetConfig> config = this->config();
   std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now));
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
@@ -84,8 +188,10 @@ int Reconciler::ReconcileOnce() {
   std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
   for (const auto& [pool, endpoints] : pools) {
     std::shared_ptr<const Snapshot> previous = store_->Get(pool);
+    const PoolPolicy& pp = config->For(pool);
+    std::optional<ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
     std::shared_ptr<const Snapshot> next =
-        BuildSnapshot(pool, endpoints, previous.get(), options_.policy, wall, &circuits_[pool], now);
+        BuildSnapshot(pool, endpoints, previous.get(), pp.policy, wall, &circuits_[pool], now, replicas);
     if (previous && previous->version == next->version) {
       refreshed.push_back(std::move(next));
       continue;

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "controlplane/config/pool_config.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/history/history_store.h"
 #include "controlplane/snapshot/snapshot.h"
@@ -22,7 +23,7 @@
 namespace switchboard::controlplane {
 
 struct ReconcilerOptions {
-  PolicyConfig policy;
+  FleetConfig config = DefaultFleetConfig();
   absl::Duration coalesce = absl::Milliseconds(50);
   absl::Duration tick = absl::Milliseconds(250);
   // Nodes disconnected and silent this long are forgotten (their endpoints leave).
@@ -50,9 +51,29 @@ class Reconciler {
 
   uint64_t passes() const;
 
+  // Replaces the pool configuration (SIGHUP); takes effect at the next pass. Streams and
+  // breaker memories are kept.
+  void SetConfig(FleetConfig config);
+  std::shared_ptr<const FleetConfig> config() const;
+
+  // A manual replica count for `pool` that wins over the autoscaler until `expires`
+  // (monotonic time). replicas < 0 clears it.
+  void SetManualReplicas(const std::string& pool, int32_t replicas, absl::Time expires, std::string reason);
+
  private:
   void Loop();
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
+  std::optional<ReplicaDecision> DecideReplicas(const std::string& pool, const std::vector<EndpointView>& endpoints,
+                                                const PoolPolicy& policy, absl::Time now);
+
+  struct PoolAutoscale {
+    policy::AutoscaleState state;
+    absl::Time last_sync = absl::InfinitePast();
+    std::optional<ReplicaDecision> last;
+    double last_requests = -1;  // Pool's summed request counters at the last sync.
+    absl::Time last_requests_at;
+    uint64_t manual_generation = 0;
+  };
 
   FleetState* const fleet_;
   SnapshotStore* const store_;
@@ -64,9 +85,13 @@ class Reconciler {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const FleetConfig> config_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
+  uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Serializes passes (the loop and direct calls).
   absl::Mutex pass_mu_;
   std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);  // By pool.
+  std::map<std::string, PoolAutoscale> autoscale_ ABSL_GUARDED_BY(pass_mu_);   // By pool.
   std::thread thread_;
 };
 

@@ -79,7 +79,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
   p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
   p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->agent_service.get(),
-                                                        p->history.get(), options.clock);
+                                                        p->history.get(), p->reconciler.get(), options.clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -110,6 +110,15 @@ int ControlPlane::metrics_port() const {
   if (!impl_->exposer) return 0;
   auto ports = impl_->exposer->GetListeningPorts();
   return ports.empty() ? 0 : ports.front();
+}
+
+void ControlPlane::ReloadConfig(FleetConfig config) {
+  impl_->reconciler->SetConfig(std::move(config));
+  impl_->reconciler->Notify();
+  if (impl_->history) {
+    impl_->history->RecordEvent({impl_->options.clock->Now(), "config_changed", "", "", "",
+                                 absl::StrCat("loaded ", impl_->reconciler->config()->source)});
+  }
 }
 
 void ControlPlane::Shutdown() {

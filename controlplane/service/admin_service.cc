@@ -89,6 +89,71 @@ grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool dr
   return grpc::Status::OK;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext* context,
+                                                    const v1::ExplainRequest* request, v1::ExplainResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  std::shared_ptr<const Snapshot> snap = store_->Get(request->pool());
+  if (snap == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'")));
+    return reactor;
+  }
+  response->set_pool(snap->pool);
+  response->set_version(snap->version);
+  response->set_lb_policy(snap->assignment.lb_policy());
+  response->set_desired_replicas(snap->assignment.desired_replicas());
+  response->set_replicas_arithmetic(snap->autoscale_explanation);
+  for (size_t i = 0; i < snap->details.size(); ++i) {
+    const v1::EndpointStatus& d = snap->details[i];
+    if (!request->endpoint().empty() && d.address() != request->endpoint()) continue;
+    v1::EndpointExplanation* e = response->add_endpoints();
+    e->set_address(d.address());
+    e->set_node_id(d.node_id());
+    e->set_circuit(d.circuit());
+    e->set_circuit_reason(d.reason());
+    e->set_weight(d.weight());
+    if (i < snap->weight_explanations.size()) e->set_weight_arithmetic(snap->weight_explanations[i]);
+  }
+  if (!request->endpoint().empty() && response->endpoints().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("pool ", snap->pool, " has no endpoint ", request->endpoint().substr(0, 256))));
+    return reactor;
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerContext* context,
+                                                        const v1::SetReplicasRequest* request,
+                                                        v1::SetReplicasResponse* /*response*/) {
+  auto* reactor = context->DefaultReactor();
+  const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
+  if (store_->Get(request->pool()) == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'")));
+    return reactor;
+  }
+  if (request->replicas() < -1 || request->replicas() > 100000) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "replicas must be 0..100000 (or -1 to clear)"));
+    return reactor;
+  }
+  if (request->replicas() >= 0 && (ttl <= absl::ZeroDuration() || ttl > absl::Hours(24 * 7))) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ttl must be positive and at most 7 days"));
+    return reactor;
+  }
+  reconciler_->SetManualReplicas(request->pool(), request->replicas(), clock_->MonotonicNow() + ttl,
+                                 request->reason().substr(0, 256));
+  if (history_ != nullptr) {
+    history_->RecordEvent({clock_->Now(), "manual_replicas", request->pool(), "", "",
+                           request->replicas() < 0
+                               ? std::string("override cleared")
+                               : absl::StrCat(request->replicas(), " replicas for ", absl::FormatDuration(ttl),
+                                              request->reason().empty() ? "" : ": " + request->reason().substr(0, 256))});
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context,
                                                   const v1::DrainRequest* request, v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();

@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/history/history_store.h"
+#include "controlplane/reconciler.h"
 #include "controlplane/service/agent_service.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
@@ -15,8 +16,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   // `history` may be null.
   AdminServiceImpl(FleetState* fleet, const SnapshotStore* store, AgentServiceImpl* agents, HistoryStore* history,
-                   const Clock* clock)
-      : fleet_(fleet), store_(store), agents_(agents), history_(history), clock_(clock) {}
+                   Reconciler* reconciler, const Clock* clock)
+      : fleet_(fleet), store_(store), agents_(agents), history_(history), reconciler_(reconciler), clock_(clock) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -30,6 +31,10 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                   v1::DrainResponse* response) override;
   grpc::ServerUnaryReactor* Undrain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
                                     v1::DrainResponse* response) override;
+  grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* context, const v1::ExplainRequest* request,
+                                    v1::ExplainResponse* response) override;
+  grpc::ServerUnaryReactor* SetReplicas(grpc::CallbackServerContext* context, const v1::SetReplicasRequest* request,
+                                        v1::SetReplicasResponse* response) override;
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
@@ -38,6 +43,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const SnapshotStore* const store_;
   AgentServiceImpl* const agents_;
   HistoryStore* const history_;
+  Reconciler* const reconciler_;
   const Clock* const clock_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -28,7 +30,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
                                               const std::vector<EndpointView>& endpoints,
                                               const Snapshot* previous, const PolicyConfig& config,
                                               absl::Time now, CircuitMemories* memories,
-                                              absl::Time monotonic_now) {
+                                              absl::Time monotonic_now,
+                                              const std::optional<ReplicaDecision>& replicas) {
   std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
   if (previous != nullptr) {
     for (const v1::AssignedEndpoint& ep : previous->assignment.endpoints()) {
@@ -124,8 +127,29 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     d.set_reason(circuits[i].reason);
     snap->details.push_back(std::move(d));
   }
-  // Until the autoscaler lands (policy/autoscale), the desired count is what is routable.
-  a.set_desired_replicas(routable);
+  if (replicas) {
+    a.set_desired_replicas(static_cast<uint32_t>(std::max(0, replicas->desired)));
+    snap->autoscale_explanation = replicas->explanation;
+  } else {
+    a.set_desired_replicas(routable);
+    snap->autoscale_explanation = "no autoscaling configured: desired = routable endpoints";
+  }
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const policy::WeightResult& w = weights.endpoints[i];
+    const EndpointView& ep = endpoints[i];
+    if (!circuit_inputs.empty() && !circuits[i].routable) {
+      snap->weight_explanations.push_back(absl::StrCat("weight 0: excluded (", circuits[i].reason, ")"));
+      continue;
+    }
+    const uint32_t free_slots = ep.slots_total - std::min(ep.slots_busy, ep.slots_total);
+    snap->weight_explanations.push_back(absl::StrFormat(
+        "weight %d: capacity %.4g (%s) x max(free slots %d, %.2f) / (1 + queue %d / %d slots) = %.4g; "
+        "scaled by %d / pool max%s%s",
+        w.weight, w.capacity, policy::CapacitySourceName(weights.capacity_source), free_slots,
+        config.weights.busy_floor_slots, ep.queue_depth, std::max<uint32_t>(ep.slots_total, 1), w.raw,
+        policy::kMaxWeight, circuits[i].weight_cap > 0 ? absl::StrCat(", capped at ", circuits[i].weight_cap, " (half-open)") : "",
+        "; a change within 10% of the previous weight is ignored (hysteresis)"));
+  }
   snap->version = ComputeVersion(a);
   a.set_version(snap->version);
   a.set_nonce(snap->version);

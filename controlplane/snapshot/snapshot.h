@@ -3,6 +3,7 @@
 #define SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,12 +23,21 @@ struct Snapshot {
   v1::Assignment assignment;        // What subscribers receive (nonce = version).
   std::vector<v1::EndpointStatus> details;  // What the admin API shows, same order.
   policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
+  std::vector<std::string> weight_explanations;  // The arithmetic per endpoint, same order.
+  std::string autoscale_explanation;             // How desired_replicas came about.
 };
 
 struct PolicyConfig {
   policy::CircuitConfig circuit;
   policy::WeightConfig weights;
   v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;
+};
+
+// The autoscaler's answer for the pool, computed by the caller (it keeps the HPA's
+// history); nullopt: desired replicas = the routable endpoints.
+struct ReplicaDecision {
+  int32_t desired = 0;
+  std::string explanation;
 };
 
 // Circuit-breaker memory of a pool's endpoints, keyed by "node/address".
@@ -42,7 +52,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
                                               const std::vector<EndpointView>& endpoints,
                                               const Snapshot* previous, const PolicyConfig& config,
                                               absl::Time now, CircuitMemories* memories = nullptr,
-                                              absl::Time monotonic_now = absl::InfinitePast());
+                                              absl::Time monotonic_now = absl::InfinitePast(),
+                                              const std::optional<ReplicaDecision>& replicas = std::nullopt);
 
 // The version of an assignment: a hash of its deterministic serialization with the
 // version, nonce and generated_at fields cleared. Same content, same version, on every

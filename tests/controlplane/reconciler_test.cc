@@ -18,7 +18,7 @@ class ReconcilerTest : public ::testing::Test {
     path_ = (std::filesystem::path(::testing::TempDir()) / "reconciler_test.db").string();
     std::filesystem::remove(path_);
     history_ = std::move(HistoryStore::Open(path_).value());
-    options_.policy.circuit.staleness_bound = absl::Seconds(3);
+    options_.config.defaults.policy.circuit.staleness_bound = absl::Seconds(3);
     options_.forget_after = absl::Seconds(60);
     reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, history_.get(), &clock_, options_);
   }

@@ -1,0 +1,297 @@
+#include "controlplane/config/pool_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "yaml-cpp/yaml.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+using policy::AutoscaleConfig;
+using policy::HpaBehavior;
+using policy::HpaScalingPolicy;
+using policy::HpaScalingRules;
+
+// Errors carry "file:line: field: message". yaml-cpp throws on type errors; this file
+// is the one place that catches, turning them into absl::Status.
+class Parser {
+ public:
+  explicit Parser(std::string name) : name_(std::move(name)) {}
+
+  absl::Status Error(const YAML::Node& node, const std::string& field, const std::string& message) const {
+    const int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
+    return absl::InvalidArgumentError(absl::StrCat(name_, ":", line, ": ", field, ": ", message));
+  }
+
+  absl::Status OnlyKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& known) const {
+    if (!node.IsMap()) return Error(node, field, "must be a mapping");
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      if (known.count(key) == 0) {
+        return Error(kv.first, field.empty() ? key : field + "." + key,
+                     absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Duration(const YAML::Node& node, const std::string& field, absl::Duration* out) const {
+    if (!node.IsScalar() || !absl::ParseDuration(node.as<std::string>(), out) || *out < absl::ZeroDuration()) {
+      return Error(node, field, "must be a duration such as 500ms, 5s or 2m");
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename T>
+  absl::Status Number(const YAML::Node& node, const std::string& field, T min, T max, T* out) const {
+    try {
+      *out = node.as<T>();
+    } catch (const YAML::Exception&) {
+      return Error(node, field, "must be a number");
+    }
+    if (!(*out >= min && *out <= max)) return Error(node, field, absl::StrCat("must be in [", min, ", ", max, "]"));
+    return absl::OkStatus();
+  }
+
+  absl::Status Rules(const YAML::Node& node, const std::string& field, HpaScalingRules* rules) const {
+    if (absl::Status s = OnlyKeys(node, field, {"stabilizationWindowSeconds", "selectPolicy", "policies"}); !s.ok()) {
+      return s;
+    }
+    if (node["stabilizationWindowSeconds"]) {
+      int64_t seconds;
+      if (absl::Status s = Number<int64_t>(node["stabilizationWindowSeconds"], field + ".stabilizationWindowSeconds",
+                                           0, 3600, &seconds);
+          !s.ok()) {
+        return s;
+      }
+      rules->stabilization_window = absl::Seconds(seconds);
+    }
+    if (node["selectPolicy"]) {
+      const std::string v = node["selectPolicy"].as<std::string>();
+      if (v == "Max") {
+        rules->select = HpaScalingRules::Select::kMax;
+      } else if (v == "Min") {
+        rules->select = HpaScalingRules::Select::kMin;
+      } else if (v == "Disabled") {
+        rules->select = HpaScalingRules::Select::kDisabled;
+      } else {
+        return Error(node["selectPolicy"], field + ".selectPolicy", "must be Max, Min or Disabled");
+      }
+    }
+    if (node["policies"]) {
+      const YAML::Node& list = node["policies"];
+      if (!list.IsSequence() || list.size() == 0) return Error(list, field + ".policies", "must be a non-empty list");
+      rules->policies.clear();
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string f = absl::StrCat(field, ".policies[", i, "]");
+        if (absl::Status s = OnlyKeys(list[i], f, {"type", "value", "periodSeconds"}); !s.ok()) return s;
+        if (!list[i]["type"] || !list[i]["value"] || !list[i]["periodSeconds"]) {
+          return Error(list[i], f, "needs type, value and periodSeconds");
+        }
+        HpaScalingPolicy p;
+        const std::string type = list[i]["type"].as<std::string>();
+        if (type == "Pods") {
+          p.type = HpaScalingPolicy::Type::kPods;
+        } else if (type == "Percent") {
+          p.type = HpaScalingPolicy::Type::kPercent;
+        } else {
+          return Error(list[i]["type"], f + ".type", "must be Pods or Percent");
+        }
+        int64_t period;
+        if (absl::Status s = Number<int32_t>(list[i]["value"], f + ".value", 1, 100000, &p.value); !s.ok()) return s;
+        if (absl::Status s = Number<int64_t>(list[i]["periodSeconds"], f + ".periodSeconds", 1, 1800, &period); !s.ok()) {
+          return s;
+        }
+        p.period = absl::Seconds(period);
+        rules->policies.push_back(p);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Autoscaling(const YAML::Node& node, const std::string& field, std::optional<AutoscaleConfig>* out) const {
+    if (node.IsScalar() && (node.as<std::string>() == "off" || node.as<std::string>() == "false")) {
+      out->reset();
+      return absl::OkStatus();
+    }
+    if (absl::Status s = OnlyKeys(node, field,
+                                  {"min_replicas", "max_replicas", "tolerance", "metrics", "behavior", "sync_period"});
+        !s.ok()) {
+      return s;
+    }
+    AutoscaleConfig c = out->value_or(*DefaultFleetConfig().defaults.autoscale);
+    if (node["min_replicas"]) {
+      if (absl::Status s = Number<int32_t>(node["min_replicas"], field + ".min_replicas", 0, 100000, &c.min_replicas);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (node["max_replicas"]) {
+      if (absl::Status s = Number<int32_t>(node["max_replicas"], field + ".max_replicas", 1, 100000, &c.max_replicas);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (c.min_replicas > c.max_replicas) return Error(node, field, "min_replicas exceeds max_replicas");
+    if (node["tolerance"]) {
+      if (absl::Status s = Number<double>(node["tolerance"], field + ".tolerance", 0.0, 1.0, &c.tolerance); !s.ok()) {
+        return s;
+      }
+    }
+    if (node["metrics"]) {
+      const YAML::Node& list = node["metrics"];
+      if (!list.IsSequence() || list.size() == 0) return Error(list, field + ".metrics", "must be a non-empty list");
+      c.metrics.clear();
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string f = absl::StrCat(field, ".metrics[", i, "]");
+        if (absl::Status s = OnlyKeys(list[i], f, {"type", "target"}); !s.ok()) return s;
+        if (!list[i]["type"] || !list[i]["target"]) return Error(list[i], f, "needs type and target");
+        policy::MetricTarget t;
+        const std::string type = list[i]["type"].as<std::string>();
+        double max_target = 1e9;
+        if (type == "queue_per_replica") {
+          t.signal = policy::ScalingSignal::kQueuePerReplica;
+        } else if (type == "slot_occupancy") {
+          t.signal = policy::ScalingSignal::kSlotOccupancy;
+          max_target = 1.0;
+        } else if (type == "requests_per_second") {
+          t.signal = policy::ScalingSignal::kRequestsPerSecond;
+        } else {
+          return Error(list[i]["type"], f + ".type",
+                       "must be queue_per_replica, slot_occupancy or requests_per_second");
+        }
+        if (absl::Status s = Number<double>(list[i]["target"], f + ".target", 1e-9, max_target, &t.target); !s.ok()) {
+          return s;
+        }
+        c.metrics.push_back(t);
+      }
+    }
+    if (node["behavior"]) {
+      const YAML::Node& b = node["behavior"];
+      if (absl::Status s = OnlyKeys(b, field + ".behavior", {"scaleUp", "scaleDown"}); !s.ok()) return s;
+      HpaBehavior behavior;
+      if (b["scaleUp"]) {
+        if (absl::Status s = Rules(b["scaleUp"], field + ".behavior.scaleUp", &behavior.scale_up); !s.ok()) return s;
+      }
+      if (b["scaleDown"]) {
+        if (absl::Status s = Rules(b["scaleDown"], field + ".behavior.scaleDown", &behavior.scale_down); !s.ok()) {
+          return s;
+        }
+      }
+      c.behavior = behavior;
+    }
+    *out = c;
+    return absl::OkStatus();
+  }
+
+  absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
+    if (absl::Status s = OnlyKeys(node, field,
+                                  {"lb_policy", "staleness_bound", "max_ejection_share", "autoscaling"});
+        !s.ok()) {
+      return s;
+    }
+    if (node["lb_policy"]) {
+      const std::string v = node["lb_policy"].as<std::string>();
+      if (v == "weighted") {
+        p->policy.lb_policy = v1::LB_POLICY_WEIGHTED;
+      } else if (v == "round_robin") {
+        p->policy.lb_policy = v1::LB_POLICY_ROUND_ROBIN;
+      } else if (v == "least_request") {
+        p->policy.lb_policy = v1::LB_POLICY_LEAST_REQUEST;
+      } else if (v == "slot_based") {
+        p->policy.lb_policy = v1::LB_POLICY_SLOT_BASED;
+      } else {
+        return Error(node["lb_policy"], field + ".lb_policy",
+                     "must be weighted, round_robin, least_request or slot_based");
+      }
+    }
+    if (node["staleness_bound"]) {
+      if (absl::Status s = Duration(node["staleness_bound"], field + ".staleness_bound",
+                                    &p->policy.circuit.staleness_bound);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (node["max_ejection_share"]) {
+      if (absl::Status s = Number<double>(node["max_ejection_share"], field + ".max_ejection_share", 0.0, 1.0,
+                                          &p->policy.circuit.max_ejection_share);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (node["autoscaling"]) {
+      if (node["autoscaling"].IsMap() && node["autoscaling"]["sync_period"]) {
+        if (absl::Status s = Duration(node["autoscaling"]["sync_period"], field + ".autoscaling.sync_period",
+                                      &p->autoscale_sync_period);
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (absl::Status s = Autoscaling(node["autoscaling"], field + ".autoscaling", &p->autoscale); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::string name_;
+};
+
+}  // namespace
+
+const PoolPolicy& FleetConfig::For(const std::string& pool) const {
+  auto it = pools.find(pool);
+  return it == pools.end() ? defaults : it->second;
+}
+
+FleetConfig DefaultFleetConfig() {
+  FleetConfig c;
+  AutoscaleConfig a;
+  a.min_replicas = 1;
+  a.max_replicas = 100;
+  a.metrics = {{policy::ScalingSignal::kQueuePerReplica, 5}};
+  a.behavior = HpaBehavior();
+  c.defaults.autoscale = a;
+  return c;
+}
+
+absl::StatusOr<FleetConfig> ParseFleetConfig(const std::string& yaml, const std::string& name) {
+  Parser parser(name);
+  FleetConfig config = DefaultFleetConfig();
+  config.source = name;
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    if (root.IsNull()) return config;  // An empty file: the defaults.
+    if (absl::Status s = parser.OnlyKeys(root, "", {"defaults", "pools"}); !s.ok()) return s;
+    if (root["defaults"]) {
+      if (absl::Status s = parser.Pool(root["defaults"], "defaults", &config.defaults); !s.ok()) return s;
+    }
+    if (root["pools"]) {
+      const YAML::Node& pools = root["pools"];
+      if (!pools.IsMap()) return parser.Error(pools, "pools", "must be a mapping of pool name to settings");
+      for (const auto& kv : pools) {
+        const std::string pool = kv.first.as<std::string>();
+        PoolPolicy p = config.defaults;  // A pool starts from the defaults.
+        if (absl::Status s = parser.Pool(kv.second, "pools." + pool, &p); !s.ok()) return s;
+        config.pools[pool] = p;
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", line, ": ", e.msg));
+  }
+  return config;
+}
+
+absl::StatusOr<FleetConfig> LoadFleetConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseFleetConfig(ss.str(), path);
+}
+
+}  // namespace switchboard::controlplane
