@@ -230,8 +230,10 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
   desired = clamped;
 
   // 3. Remember the scale event (as the HPA does after it scales).
-  if (desired > current) state->scale_up_events.push_back({now, desired - current});
-  if (desired < current) state->scale_down_events.push_back({now, current - desired});
+  const int32_t previous = state->last_desired.value_or(current);
+  if (desired > previous) state->scale_up_events.push_back({now, desired - previous});
+  if (desired < previous) state->scale_down_events.push_back({now, previous - desired});
+  state->last_desired = desired;
   const absl::Duration keep_events =
       config.behavior ? std::max(LongestPeriod(config.behavior->scale_up), LongestPeriod(config.behavior->scale_down))
                       : absl::ZeroDuration();

@@ -103,6 +103,11 @@ struct AutoscaleState {
   std::deque<Recommendation> recommendations;
   std::deque<ScaleEvent> scale_up_events;
   std::deque<ScaleEvent> scale_down_events;
+  // The last recommendation. A scale event is a change of recommendation (what the HPA
+  // would have written to the scale target), not a difference from the replicas that
+  // exist: those lag by minutes while new replicas load, and counting that gap again at
+  // every sync would exhaust the rate limits.
+  std::optional<int32_t> last_desired;
 };
 
 struct MetricProposal {

@@ -173,6 +173,18 @@ TEST(AutoscaleBehaviorTest, UpWindowNeedsTheWholeWindowToAgree) {
   EXPECT_EQ(Autoscale(c, Input(2, {Queue(40)}, absl::Seconds(61)), &s).desired_replicas, 6);
 }
 
+TEST(AutoscaleBehaviorTest, ReplicasThatLagDoNotExhaustTheRateLimit) {
+  AutoscaleConfig c = BehaviorConfig();
+  AutoscaleState s;
+  // The pool's only replica is still loading: 0 exist, min is 1. Every sync recommends
+  // 1; that is one scale event, not one per sync.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Autoscale(c, Input(0, {Queue(0)}, absl::Seconds(i)), &s).desired_replicas, 1);
+  }
+  // It is up; demand needs 4: Pods policy from the period start (1 - 1 = 0) + 4 = 4.
+  EXPECT_EQ(Autoscale(c, Input(1, {Queue(20)}, absl::Seconds(6)), &s).desired_replicas, 4);
+}
+
 TEST(AutoscaleTest, ClampsToMinAndMax) {
   AutoscaleConfig c = QueueConfig(/*max=*/3);
   c.min_replicas = 2;

@@ -1,0 +1,104 @@
+#include "controlplane/config/pool_config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(PoolConfigTest, EmptyFileGivesDefaults) {
+  auto c = ParseFleetConfig("", "empty.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const PoolPolicy& p = c->For("anything");
+  EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_WEIGHTED);
+  ASSERT_TRUE(p.autoscale.has_value());
+  EXPECT_EQ(p.autoscale->metrics.size(), 1u);
+  EXPECT_TRUE(p.autoscale->behavior.has_value());
+}
+
+TEST(PoolConfigTest, HpaBehaviorExactlyAsInKubernetes) {
+  auto c = ParseFleetConfig(R"(
+defaults:
+  staleness_bound: 3s
+pools:
+  llama-3-8b:
+    lb_policy: least_request
+    autoscaling:
+      min_replicas: 2
+      max_replicas: 12
+      metrics:
+        - type: queue_per_replica
+          target: 4
+        - type: slot_occupancy
+          target: 0.8
+      behavior:
+        scaleUp:
+          stabilizationWindowSeconds: 0
+          selectPolicy: Max
+          policies:
+          - type: Pods
+            value: 2
+            periodSeconds: 60
+        scaleDown:
+          stabilizationWindowSeconds: 600
+          selectPolicy: Min
+          policies:
+          - type: Percent
+            value: 10
+            periodSeconds: 120
+  small-model:
+    autoscaling: off
+)",
+                            "pools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const PoolPolicy& p = c->For("llama-3-8b");
+  EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_LEAST_REQUEST);
+  EXPECT_EQ(p.policy.circuit.staleness_bound, absl::Seconds(3)) << "inherited from defaults";
+  ASSERT_TRUE(p.autoscale.has_value());
+  EXPECT_EQ(p.autoscale->min_replicas, 2);
+  EXPECT_EQ(p.autoscale->max_replicas, 12);
+  ASSERT_EQ(p.autoscale->metrics.size(), 2u);
+  EXPECT_EQ(p.autoscale->metrics[1].signal, policy::ScalingSignal::kSlotOccupancy);
+  const auto& b = *p.autoscale->behavior;
+  ASSERT_EQ(b.scale_up.policies.size(), 1u);
+  EXPECT_EQ(b.scale_up.policies[0].value, 2);
+  EXPECT_EQ(b.scale_up.policies[0].period, absl::Seconds(60));
+  EXPECT_EQ(b.scale_down.stabilization_window, absl::Seconds(600));
+  EXPECT_EQ(b.scale_down.select, policy::HpaScalingRules::Select::kMin);
+  EXPECT_EQ(b.scale_down.policies[0].type, policy::HpaScalingPolicy::Type::kPercent);
+  EXPECT_FALSE(c->For("small-model").autoscale.has_value());
+  EXPECT_EQ(c->For("other").policy.lb_policy, v1::LB_POLICY_WEIGHTED);
+}
+
+TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"pools:\n  m:\n    lb_policy: random\n", "pools.yaml:3: pools.m.lb_policy: must be weighted"},
+      {"pools:\n  m:\n    autoscaling:\n      max_replicas: -2\n", "pools.yaml:4: pools.m.autoscaling.max_replicas"},
+      {"pools:\n  m:\n    typo: 1\n", "pools.yaml:3: pools.m.typo: unknown field"},
+      {"defaults:\n  staleness_bound: soon\n", "pools.yaml:2: defaults.staleness_bound: must be a duration"},
+      {"pools:\n  m:\n    autoscaling:\n      min_replicas: 5\n      max_replicas: 2\n", "min_replicas exceeds max_replicas"},
+      {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleUp:\n          selectPolicy: Most\n",
+       "pools.yaml:6: pools.m.autoscaling.behavior.scaleUp.selectPolicy: must be Max, Min or Disabled"},
+      {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: gpu_memory, target: 1}\n",
+       "pools.m.autoscaling.metrics[0].type"},
+      {"pools: [unclosed\n", "pools.yaml:"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseFleetConfig(c.yaml, "pools.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.want)) << c.yaml;
+  }
+}
+
+TEST(PoolConfigTest, MissingFile) {
+  auto r = LoadFleetConfig("/nonexistent/pools.yaml");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane

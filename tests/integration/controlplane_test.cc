@@ -1,0 +1,155 @@
+// The control plane as an operator drives it: pool configuration from a file and its
+// reload on SIGHUP (streams stay up), autoscaling on the queue, manual scaling, and
+// explain.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/net.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "tests/integration/harness.h"
+
+namespace switchboard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kConfig[] = R"(
+pools:
+  m:
+    lb_policy: weighted
+    autoscaling:
+      sync_period: 500ms
+      min_replicas: 1
+      max_replicas: 8
+      metrics:
+        - {type: queue_per_replica, target: 2}
+      behavior:
+        scaleDown:
+          stabilizationWindowSeconds: 0
+)";
+
+class ControlPlaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           absl::StrCat("cp_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    config_ = (dir_ / "pools.yaml").string();
+    WriteConfig(kConfig);
+    cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db",
+                                                         (dir_ / "h.db").string(), "--config", config_, "--insecure"});
+    auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(port.ok()) << port.status();
+    addr_ = absl::StrCat("127.0.0.1:", *port);
+    server_ = Subprocess::Start("switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m", "--slots", "2",
+                                                        "--tokens-per-second", "20"});
+    auto sp = server_->WaitForPort("http listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(sp.ok()) << sp.status();
+    server_port_ = *sp;
+    agent_ = Subprocess::Start("switchboard-agent",
+                               {"--controlplane", addr_, "--backend", absl::StrCat("llamacpp=http://127.0.0.1:", *sp),
+                                "--node-id", "n1", "--report-interval", "250ms", "--gpu", "none", "--insecure"});
+    subscriber_ = std::make_unique<Subscriber>(addr_, std::vector<std::string>{"m"});
+    ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& a) { return a.endpoints_size() == 1 && a.endpoints(0).weight() > 0; },
+                                     absl::Seconds(15)));
+  }
+  void TearDown() override {
+    subscriber_.reset();
+    agent_.reset();
+    server_.reset();
+    for (auto& t : load_) t.join();
+    cp_.reset();
+  }
+  void WriteConfig(const std::string& text) { std::ofstream(config_) << text; }
+  std::pair<int, std::string> Sbctl(const std::string& args) {
+    FILE* p = popen((BinDir() + "/sbctl --insecure --controlplane " + addr_ + " " + args + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    int status = pclose(p);
+    return {WEXITSTATUS(status), out};
+  }
+  void Send(int n, int max_tokens) {
+    for (int i = 0; i < n; ++i) {
+      load_.emplace_back([port = server_port_, max_tokens] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(std::chrono::seconds(120));
+        c.Post("/v1/chat/completions",
+               absl::StrCat(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)", max_tokens, "}"),
+               "application/json");
+      });
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::string config_, addr_;
+  std::unique_ptr<Subprocess> cp_, server_, agent_;
+  std::unique_ptr<Subscriber> subscriber_;
+  int server_port_ = 0;
+  std::vector<std::thread> load_;
+};
+
+TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
+  v1::Assignment a;
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 1; },
+                                   absl::Seconds(5), &a))
+      << a.DebugString();
+  Send(10, 400);  // 2 busy, 8 queued: ceil(8 / 2) = 4 replicas wanted.
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 4; },
+                                   absl::Seconds(10), &a))
+      << a.DebugString();
+  auto [rc, out] = Sbctl("explain m");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("queue_per_replica 8 / target 2 (ratio 4.00) -> 4"));
+  EXPECT_THAT(out, HasSubstr("weight "));
+
+  auto [rc2, out2] = Sbctl("scale m 7 --for 10m --reason launch");
+  EXPECT_EQ(rc2, 0) << out2;
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 7; },
+                                   absl::Seconds(5), &a));
+  EXPECT_THAT(Sbctl("explain m").second, HasSubstr("manual override to 7"));
+  auto [rc3, out3] = Sbctl("scale m --clear");
+  EXPECT_EQ(rc3, 0) << out3;
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() != 7; },
+                                   absl::Seconds(5), &a));
+  EXPECT_EQ(Sbctl("scale nope 3").first, 1);
+  server_.reset();  // Ends the long requests.
+}
+
+TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
+  const int before = subscriber_->received();
+  WriteConfig("pools:\n  m:\n    lb_policy: round_robin\n");
+  cp_->Signal(SIGHUP);
+  v1::Assignment a;
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_ROUND_ROBIN; },
+                                   absl::Seconds(5), &a))
+      << a.DebugString();
+  EXPECT_GT(subscriber_->received(), before) << "the same stream got the new version";
+  // A broken file changes nothing.
+  WriteConfig("pools:\n  m:\n    lb_policy: bogus\n");
+  cp_->Signal(SIGHUP);
+  WriteConfig("pools:\n  m:\n    lb_policy: least_request\n");
+  cp_->Signal(SIGHUP);
+  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_LEAST_REQUEST; },
+                                   absl::Seconds(5), &a));
+}
+
+TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
+  const std::string path = (std::filesystem::path(::testing::TempDir()) / "broken.yaml").string();
+  std::ofstream(path) << "pools:\n  m:\n    autoscaling:\n      max_replicas: lots\n";
+  auto cp = Subprocess::Start("switchboard-controlplane",
+                              {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--config", path});
+  EXPECT_EQ(cp->Wait(), 2);
+}
+
+}  // namespace
+}  // namespace switchboard::testing
