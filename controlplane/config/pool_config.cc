@@ -198,12 +198,16 @@ class Parser {
       const std::string v = node["lb_policy"].as<std::string>();
       if (v == "weighted") {
         p->policy.lb_policy = v1::LB_POLICY_WEIGHTED;
+        p->policy.weights.rule = policy::WeightRule::kWeighted;
       } else if (v == "round_robin") {
         p->policy.lb_policy = v1::LB_POLICY_ROUND_ROBIN;
+        p->policy.weights.rule = policy::WeightRule::kRoundRobin;
       } else if (v == "least_request") {
         p->policy.lb_policy = v1::LB_POLICY_LEAST_REQUEST;
+        p->policy.weights.rule = policy::WeightRule::kLeastRequest;
       } else if (v == "slot_based") {
         p->policy.lb_policy = v1::LB_POLICY_SLOT_BASED;
+        p->policy.weights.rule = policy::WeightRule::kSlotBased;
       } else {
         return Error(node["lb_policy"], field + ".lb_policy",
                      "must be weighted, round_robin, least_request or slot_based");

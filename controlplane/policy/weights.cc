@@ -33,7 +33,7 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     out.capacity_source = CapacitySource::kHint;
   }
 
-  double max_raw = 0;
+  double max_raw = 0;  // With the slot-based rule and every slot busy, all raw are 0.
   for (size_t i = 0; i < inputs.size(); ++i) {
     const WeightInput& in = inputs[i];
     if (!in.routable) continue;
@@ -43,7 +43,20 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     const double slots = std::max<uint32_t>(in.slots_total, 1);
     const double free_slots = in.slots_total >= in.slots_busy ? in.slots_total - in.slots_busy : 0;
     const double credit = std::max(free_slots, config.busy_floor_slots);
-    const double raw = capacity * credit / (1.0 + in.queue_depth / slots);
+    double raw = capacity * credit / (1.0 + in.queue_depth / slots);
+    switch (config.rule) {
+      case WeightRule::kWeighted:
+        break;
+      case WeightRule::kRoundRobin:
+        raw = 1;
+        break;
+      case WeightRule::kLeastRequest:
+        raw = capacity * slots;  // Static: what the endpoint can hold.
+        break;
+      case WeightRule::kSlotBased:
+        raw = free_slots;
+        break;
+    }
     out.endpoints[i].capacity = capacity;
     out.endpoints[i].raw = raw;
     max_raw = std::max(max_raw, raw);
@@ -52,10 +65,15 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
   for (size_t i = 0; i < inputs.size(); ++i) {
     const WeightInput& in = inputs[i];
     WeightResult& r = out.endpoints[i];
-    if (!in.routable || max_raw <= 0) continue;
-    const double scaled = std::round(kMaxWeight * r.raw / max_raw);
+    if (!in.routable) continue;
+    if (max_raw <= 0) {
+      r.weight = 1;  // Nothing free anywhere (slot-based): spread evenly rather than exclude.
+      continue;
+    }
+    double scaled = std::round(kMaxWeight * r.raw / max_raw);
+    if (config.rule == WeightRule::kSlotBased) scaled = r.raw == max_raw ? kMaxWeight : 1;
     uint32_t w = static_cast<uint32_t>(std::clamp(scaled, 1.0, static_cast<double>(kMaxWeight)));
-    if (in.previous_weight > 0) {
+    if (in.previous_weight > 0 && config.rule == WeightRule::kWeighted) {
       const double band = std::max(1.0, config.hysteresis * in.previous_weight);
       if (std::abs(static_cast<double>(w) - in.previous_weight) <= band) w = in.previous_weight;
     }

@@ -18,7 +18,17 @@ namespace switchboard::controlplane::policy {
 
 inline constexpr uint32_t kMaxWeight = 128;
 
+// Which rule turns endpoint state into weights (the pool's LB policy).
+enum class WeightRule {
+  kWeighted,      // Capacity x free slots, queue-discounted (the default, above).
+  kRoundRobin,    // Every routable endpoint the same weight: plain round robin.
+  kLeastRequest,  // Capacity only: the proxy's own least-request picks by load.
+  kSlotBased,     // The "most free slots" rule: the endpoint(s) with the most free slots
+                  // get kMaxWeight, the rest 1. Winner-take-all on purpose, to compare.
+};
+
 struct WeightConfig {
+  WeightRule rule = WeightRule::kWeighted;
   // Free-slot credit an endpoint keeps when all its slots are busy, so that it is never
   // starved of new work it could queue briefly.
   double busy_floor_slots = 0.25;

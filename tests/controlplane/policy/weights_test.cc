@@ -78,6 +78,28 @@ TEST(WeightsTest, NoRoutableEndpoints) {
   EXPECT_TRUE(ComputeWeights({}, {}).endpoints.empty());
 }
 
+TEST(WeightsTest, PoolLbPolicyRules) {
+  WeightConfig c;
+  std::vector<WeightInput> in = {Ep(8, 0, 0, 40), Ep(2, 1, 3, 10), Ep(2, 0, 0, 10)};
+  c.rule = WeightRule::kRoundRobin;
+  PoolWeights w = ComputeWeights(in, c);
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 128u);
+  c.rule = WeightRule::kLeastRequest;  // Capacity x slots: 320, 20, 20.
+  w = ComputeWeights(in, c);
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 8u);
+  EXPECT_EQ(w.endpoints[1].weight, w.endpoints[2].weight) << "load plays no part";
+  c.rule = WeightRule::kSlotBased;  // Most free slots (8) takes it all; the rest keep 1.
+  w = ComputeWeights(in, c);
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 1u);
+  EXPECT_EQ(w.endpoints[2].weight, 1u);
+  w = ComputeWeights({Ep(2, 2), Ep(4, 4)}, c);
+  EXPECT_EQ(w.endpoints[0].weight, 1u) << "all busy: even, never excluded";
+  EXPECT_EQ(w.endpoints[1].weight, 1u);
+}
+
 // Property: whatever the inputs, routable endpoints get 1..128, excluded get 0, and when
 // two or more are routable no single one holds all the weight.
 TEST(WeightsTest, PropertyBoundedAndNeverAllOnOne) {
