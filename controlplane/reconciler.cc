@@ -106,15 +106,37 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   as.last_requests = requests;
   as.last_requests_at = now;
 
-  policy::AutoscaleDecision d = policy::Autoscale(*pp.autoscale, in, &as.state);
+  // Predictive: learn demand (busy + queued) by hour of week; propose what the forecast
+  // `lead_time` ahead needs at the target occupancy.
+  policy::AutoscaleConfig autoscale = *pp.autoscale;
+  const absl::Time wall = clock_->Now();
+  const double demand = busy + queue;
+  as.forecast.Observe(wall, demand);
+  std::string predicted_text;
+  if (pp.predictive) {
+    std::optional<double> expected = as.forecast.Predict(wall + pp.predictive->lead_time);
+    const double slots_per_replica = ready > 0 ? slots / ready : 0;
+    const bool valid = expected.has_value() && slots_per_replica > 0;
+    const double replicas_needed =
+        valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
+    autoscale.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
+    in.metrics.push_back({policy::ScalingSignal::kPredicted, replicas_needed, valid});
+    predicted_text = valid ? absl::StrFormat("; forecast in %s: demand %.1f (trend x%.2f) -> %.2f replicas",
+                                             absl::FormatDuration(pp.predictive->lead_time), *expected,
+                                             as.forecast.trend(), replicas_needed)
+                           : "; forecast: not enough history yet";
+  }
+
+  policy::AutoscaleDecision d = policy::Autoscale(autoscale, in, &as.state);
   ReplicaDecision out;
   out.desired = d.desired_replicas;
   out.explanation = absl::StrFormat(
-      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, requests/s %s; "
+      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, requests/s %s%s; "
       "min %d, max %d, tolerance %.2f, %s",
       d.desired_replicas, current, ready, d.reason, queue, slots > 0 ? busy / slots : 0.0,
-      rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", pp.autoscale->min_replicas, pp.autoscale->max_replicas,
-      pp.autoscale->tolerance, pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");
+      rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", predicted_text, pp.autoscale->min_replicas,
+      pp.autoscale->max_replicas, pp.autoscale->tolerance,
+      pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");
   if (as.last && as.last->desired != out.desired) {
     SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << d.reason;
     if (history_ != nullptr) {

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "controlplane/config/pool_config.h"
 #include "controlplane/fleet/fleet_state.h"
+#include "controlplane/policy/forecast.h"
 #include "controlplane/history/history_store.h"
 #include "controlplane/snapshot/snapshot.h"
 #include "controlplane/snapshot/snapshot_store.h"
@@ -73,6 +74,7 @@ class Reconciler {
     double last_requests = -1;  // Pool's summed request counters at the last sync.
     absl::Time last_requests_at;
     uint64_t manual_generation = 0;
+    policy::SeasonalForecast forecast;  // In memory: relearned after a restart.
   };
 
   FleetState* const fleet_;

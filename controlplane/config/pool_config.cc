@@ -119,7 +119,8 @@ class Parser {
       return absl::OkStatus();
     }
     if (absl::Status s = OnlyKeys(node, field,
-                                  {"min_replicas", "max_replicas", "tolerance", "metrics", "behavior", "sync_period"});
+                                  {"min_replicas", "max_replicas", "tolerance", "metrics", "behavior", "sync_period",
+                                   "predictive"});
         !s.ok()) {
       return s;
     }
@@ -234,6 +235,23 @@ class Parser {
             !s.ok()) {
           return s;
         }
+      }
+      if (node["autoscaling"].IsMap() && node["autoscaling"]["predictive"]) {
+        const YAML::Node& pr = node["autoscaling"]["predictive"];
+        const std::string f = field + ".autoscaling.predictive";
+        if (absl::Status s = OnlyKeys(pr, f, {"lead_time", "target_occupancy"}); !s.ok()) return s;
+        PredictiveConfig pc;
+        if (pr["lead_time"]) {
+          if (absl::Status s = Duration(pr["lead_time"], f + ".lead_time", &pc.lead_time); !s.ok()) return s;
+        }
+        if (pr["target_occupancy"]) {
+          if (absl::Status s = Number<double>(pr["target_occupancy"], f + ".target_occupancy", 0.05, 1.0,
+                                              &pc.target_occupancy);
+              !s.ok()) {
+            return s;
+          }
+        }
+        p->predictive = pc;
       }
       if (absl::Status s = Autoscaling(node["autoscaling"], field + ".autoscaling", &p->autoscale); !s.ok()) return s;
     }

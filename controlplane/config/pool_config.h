@@ -33,10 +33,19 @@
 
 namespace switchboard::controlplane {
 
+// Predictive scaling: forecast demand (slots busy + queued) `lead_time` ahead from the
+// seasonal profile and add it as a replica proposal, so that replicas which take minutes
+// to load are ready for a known peak.
+struct PredictiveConfig {
+  absl::Duration lead_time = absl::Minutes(3);
+  double target_occupancy = 0.8;  // Of each replica's slots at the forecast peak.
+};
+
 struct PoolPolicy {
   PolicyConfig policy;                                // LB policy, circuits, weights.
   std::optional<policy::AutoscaleConfig> autoscale;   // nullopt: autoscaling off.
   absl::Duration autoscale_sync_period = absl::Seconds(15);  // The HPA's sync period.
+  std::optional<PredictiveConfig> predictive;                 // nullopt: reactive only.
 };
 
 struct FleetConfig {

@@ -116,3 +116,66 @@ TEST_F(ReconcilerTest, ForgottenNodeLeavesAndEmptyPoolIsPublished) {
 
 }  // namespace
 }  // namespace switchboard::controlplane
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::switchboard::testing::MakeEndpointReport;
+using ::switchboard::testing::MakeHello;
+using ::switchboard::testing::MakeReport;
+
+// Predictive scaling end to end in the reconciler, on a fake clock: two weeks of a
+// working-hours peak, then the third Monday just before 09:00.
+TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
+  // Monday 2026-11-02 00:00 UTC.
+  FakeClock clock(absl::FromCivil(absl::CivilSecond(2026, 11, 2, 0, 0, 0), absl::UTCTimeZone()));
+  FleetState fleet;
+  SnapshotStore store;
+  ReconcilerOptions options;
+  PoolPolicy& pp = options.config.defaults;
+  pp.autoscale_sync_period = absl::Minutes(10);
+  pp.predictive = PredictiveConfig{absl::Minutes(15), 0.8};
+  pp.autoscale->max_replicas = 20;
+  options.forget_after = absl::Hours(24 * 30);
+  Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
+
+  std::vector<std::string> addrs = {"a:1", "a:2", "a:3", "a:4"};
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
+  uint64_t seq = 0;
+  auto report = [&](bool peak) {
+    std::vector<v1::EndpointReport> eps;
+    for (const auto& a : addrs) eps.push_back(MakeEndpointReport(a, "m", 4, peak ? 4 : 0, peak ? 3 : 0));
+    eps[0].set_slots_busy(peak ? 4 : 2);
+    ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(++seq, eps), clock.MonotonicNow()).ok());
+  };
+  auto is_peak = [&] {
+    const int hour = absl::ToCivilHour(clock.Now(), absl::UTCTimeZone()).hour();
+    return hour >= 9 && hour < 17;
+  };
+  for (int step = 0; step < 14 * 24 * 6; ++step) {  // Two weeks, every 10 minutes.
+    report(is_peak());
+    reconciler.ReconcileOnce();
+    clock.Advance(absl::Minutes(10));
+  }
+  // Third Monday, 00:00 -> 08:50: off-peak, with 4 replicas idle: the forecast alone
+  // keeps a floor.
+  for (int step = 0; step < 53; ++step) {
+    report(is_peak());
+    reconciler.ReconcileOnce();
+    clock.Advance(absl::Minutes(10));
+  }
+  ASSERT_EQ(absl::ToCivilMinute(clock.Now(), absl::UTCTimeZone()).hour(), 8);
+  ASSERT_NE(store.Get("m"), nullptr);
+  EXPECT_LE(store.Get("m")->assignment.desired_replicas(), 2u)
+      << "08:40: the forecast for 08:55 is quiet: " << store.Get("m")->autoscale_explanation;
+  report(false);  // 08:50: still quiet (2 busy, no queue).
+  reconciler.ReconcileOnce();
+  const auto snap = store.Get("m");
+  ASSERT_NE(snap, nullptr);
+  // Peak demand 4 x 4 busy + 4 x 3 queued = 28; per replica 4 slots x 0.8: ceil(8.75) = 9.
+  EXPECT_GE(snap->assignment.desired_replicas(), 8u) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("forecast in 15m"), std::string::npos) << snap->autoscale_explanation;
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane

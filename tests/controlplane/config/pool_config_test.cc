@@ -50,6 +50,9 @@ pools:
             periodSeconds: 120
   small-model:
     autoscaling: off
+  predicted:
+    autoscaling:
+      predictive: {lead_time: 5m, target_occupancy: 0.7}
 )",
                             "pools.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -69,6 +72,10 @@ pools:
   EXPECT_EQ(b.scale_down.select, policy::HpaScalingRules::Select::kMin);
   EXPECT_EQ(b.scale_down.policies[0].type, policy::HpaScalingPolicy::Type::kPercent);
   EXPECT_FALSE(c->For("small-model").autoscale.has_value());
+  ASSERT_TRUE(c->For("predicted").predictive.has_value());
+  EXPECT_EQ(c->For("predicted").predictive->lead_time, absl::Minutes(5));
+  EXPECT_DOUBLE_EQ(c->For("predicted").predictive->target_occupancy, 0.7);
+  EXPECT_FALSE(c->For("llama-3-8b").predictive.has_value());
   EXPECT_EQ(c->For("other").policy.lb_policy, v1::LB_POLICY_WEIGHTED);
 }
 
