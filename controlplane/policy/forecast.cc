@@ -11,6 +11,14 @@ int SeasonalForecast::Bucket(absl::Time t) {
   return weekday * 24 + h.hour();
 }
 
+int SeasonalForecast::BucketOf(absl::Time t) const {
+  if (period_ <= absl::ZeroDuration()) return Bucket(t);
+  const int64_t period_ns = absl::ToInt64Nanoseconds(period_);
+  int64_t offset = absl::ToUnixNanos(t) % period_ns;
+  if (offset < 0) offset += period_ns;
+  return static_cast<int>(offset / (period_ns / buckets_)) % buckets_;
+}
+
 double SeasonalForecast::Decayed(const Cell& c, absl::Time at, double* weight) const {
   const double age = std::max(0.0, absl::ToDoubleSeconds(at - c.updated));
   const double factor = std::pow(0.5, age / absl::ToDoubleSeconds(half_life_));
@@ -21,7 +29,7 @@ double SeasonalForecast::Decayed(const Cell& c, absl::Time at, double* weight) c
 void SeasonalForecast::Observe(absl::Time time, double demand) {
   if (!std::isfinite(demand) || demand < 0) return;  // Garbage in changes nothing.
   std::optional<double> profile = Profile(time);
-  Cell& c = cells_[Bucket(time)];
+  Cell& c = cells_[BucketOf(time)];
   double weight = 0;
   const double sum = c.updated == absl::InfinitePast() ? 0 : Decayed(c, time, &weight);
   c.sum = sum + demand;
@@ -32,7 +40,7 @@ void SeasonalForecast::Observe(absl::Time time, double demand) {
 }
 
 std::optional<double> SeasonalForecast::Profile(absl::Time at) const {
-  const Cell& c = cells_[Bucket(at)];
+  const Cell& c = cells_[BucketOf(at)];
   if (c.weight <= 0) return std::nullopt;
   double weight = 0;
   const double sum = Decayed(c, at, &weight);

@@ -8,6 +8,7 @@
 #ifndef SWITCHBOARD_CONTROLPLANE_POLICY_FORECAST_H_
 #define SWITCHBOARD_CONTROLPLANE_POLICY_FORECAST_H_
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <optional>
@@ -21,6 +22,10 @@ class SeasonalForecast {
   static constexpr int kBuckets = 7 * 24;
 
   explicit SeasonalForecast(absl::Duration half_life = absl::Hours(24 * 14)) : half_life_(half_life) {}
+  // A custom season (the simulator compresses a day into an hour): `buckets` equal slices
+  // of `period`, counted from the Unix epoch. At most kBuckets.
+  SeasonalForecast(absl::Duration half_life, absl::Duration period, int buckets)
+      : half_life_(half_life), period_(period), buckets_(std::min(buckets, kBuckets)) {}
 
   // Records the demand seen at `time` (e.g. requests in flight plus queued).
   void Observe(absl::Time time, double demand);
@@ -32,6 +37,7 @@ class SeasonalForecast {
   double trend() const;
 
   static int Bucket(absl::Time t);  // 0 = Monday 00:00-01:00 UTC.
+  int BucketOf(absl::Time t) const;  // Bucket() for the week, else the custom season.
 
  private:
   struct Cell {
@@ -45,6 +51,8 @@ class SeasonalForecast {
   double Decayed(const Cell& c, absl::Time at, double* weight) const;
 
   const absl::Duration half_life_;
+  const absl::Duration period_ = absl::ZeroDuration();  // Zero: the calendar week.
+  const int buckets_ = kBuckets;
   std::array<Cell, kBuckets> cells_;
   std::deque<Recent> recent_;  // The last hour: for the trend.
 };

@@ -42,8 +42,8 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     if (out.capacity_source == CapacitySource::kHint) capacity = in.capacity_hint;
     const double slots = std::max<uint32_t>(in.slots_total, 1);
     const double free_slots = in.slots_total >= in.slots_busy ? in.slots_total - in.slots_busy : 0;
-    const double credit = std::max(free_slots, config.busy_floor_slots);
-    double raw = capacity * credit / (1.0 + in.queue_depth / slots);
+    const double credit = std::max(free_slots, config.busy_floor_share * slots);
+    double raw = capacity * credit / (1.0 + in.queue_depth / (config.busy_floor_share * slots));
     switch (config.rule) {
       case WeightRule::kWeighted:
         break;

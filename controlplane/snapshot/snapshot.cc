@@ -143,10 +143,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     }
     const uint32_t free_slots = ep.slots_total - std::min(ep.slots_busy, ep.slots_total);
     snap->weight_explanations.push_back(absl::StrFormat(
-        "weight %d: capacity %.4g (%s) x max(free slots %d, %.2f) / (1 + queue %d / %d slots) = %.4g; "
+        "weight %d: capacity %.4g (%s) x max(free slots %d, %.2f x %d slots) / (1 + queue %d / that floor) = %.4g; "
         "scaled by %d / pool max%s%s",
         w.weight, w.capacity, policy::CapacitySourceName(weights.capacity_source), free_slots,
-        config.weights.busy_floor_slots, ep.queue_depth, std::max<uint32_t>(ep.slots_total, 1), w.raw,
+        config.weights.busy_floor_share, std::max<uint32_t>(ep.slots_total, 1), ep.queue_depth, w.raw,
         policy::kMaxWeight, circuits[i].weight_cap > 0 ? absl::StrCat(", capped at ", circuits[i].weight_cap, " (half-open)") : "",
         "; a change within 10% of the previous weight is ignored (hysteresis)"));
   }

@@ -29,16 +29,30 @@ TEST(WeightsTest, FreeSlotsTimesCapacity) {
 TEST(WeightsTest, SaturatedEndpointKeepsSmallWeight) {
   PoolWeights w = ComputeWeights({Ep(4, 4, 10), Ep(4, 0)}, {});
   EXPECT_EQ(w.endpoints[1].weight, 128u);
-  // raw 0.25 x 1 / (1 + 10/4) = 0.0714 against 4: round(128 x 0.0714 / 4) = 2.
-  EXPECT_EQ(w.endpoints[0].weight, 2u) << "never winner-take-all: a busy endpoint keeps a weight";
+  // Floor 0.25 x 4 slots = 1: raw 1 / (1 + 10 / 1) = 0.0909 against 4: round(128 x 0.0909 / 4) = 3.
+  EXPECT_EQ(w.endpoints[0].weight, 3u) << "never winner-take-all: a busy endpoint keeps a weight";
   w = ComputeWeights({Ep(4, 4, 100), Ep(64, 0)}, {});
   EXPECT_EQ(w.endpoints[0].weight, 1u) << "the floor is weight 1, never 0";
+}
+
+TEST(WeightsTest, BigSaturatedServerStillBeatsSmallSlowOneWithAFreeSlot) {
+  // 16 slots at 60 tok/s, all busy, no queue: 60 x (0.25 x 16) = 240. A 4-slot T4 at
+  // 15 tok/s with every slot free: 15 x 4 = 60. The big one keeps the larger weight.
+  PoolWeights w = ComputeWeights({Ep(16, 16, 0, 60), Ep(4, 0, 0, 15)}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 128u);
+  EXPECT_EQ(w.endpoints[1].weight, 32u);
+  // Its queue wears that down: 3 queued against a floor of 4: 240 / 1.75 = 137 -> still ahead.
+  w = ComputeWeights({Ep(16, 16, 3, 60), Ep(4, 0, 0, 15)}, {});
+  EXPECT_GT(w.endpoints[0].weight, w.endpoints[1].weight);
+  // 12 queued: 240 / 4 = 60: even.
+  w = ComputeWeights({Ep(16, 16, 12, 60), Ep(4, 0, 0, 15)}, {});
+  EXPECT_EQ(w.endpoints[0].weight, w.endpoints[1].weight);
 }
 
 TEST(WeightsTest, QueueLowersWeight) {
   PoolWeights w = ComputeWeights({Ep(4, 2, 0), Ep(4, 2, 4)}, {});
   EXPECT_EQ(w.endpoints[0].weight, 128u);
-  EXPECT_EQ(w.endpoints[1].weight, 64u);  // raw halved by queue 4 over 4 slots
+  EXPECT_EQ(w.endpoints[1].weight, 26u);  // raw 2 / (1 + queue 4 / floor 1) = 0.4: 128 x 0.2
 }
 
 TEST(WeightsTest, MixedMeasurementFallsBackToHintsThenEqual) {

@@ -1,0 +1,425 @@
+#include "sim/simulator/fleet_sim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <optional>
+#include <queue>
+
+#include "absl/time/time.h"
+#include "controlplane/policy/autoscale.h"
+#include "controlplane/policy/forecast.h"
+#include "controlplane/policy/weights.h"
+
+namespace switchboard::sim {
+namespace {
+
+namespace policy = switchboard::controlplane::policy;
+
+enum class ServerState { kLoading, kReady, kDraining, kGone };
+
+struct Server {
+  const ServerType* type;
+  ServerState state = ServerState::kReady;
+  int busy = 0;
+  std::deque<int> queue;  // Request indices, FIFO.
+  double created_s = 0, removed_s = -1;
+};
+
+// What the control plane last knew of a server (reported every interval).
+struct ServerView {
+  int busy = 0, queue = 0, slots = 0;
+  double decode_tps = 0;
+  bool routable = false;
+};
+
+struct View {
+  std::vector<ServerView> servers;
+  std::vector<uint32_t> weights;  // Switchboard's weights for this view.
+};
+
+enum class EventType { kArrival, kCompletion, kReport, kViewArrives, kAutoscale, kServerReady };
+
+struct Event {
+  double t;
+  uint64_t seq;
+  EventType type;
+  int a = 0, b = 0;
+  bool operator>(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+};
+
+double Percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+class FleetSim {
+ public:
+  FleetSim(const Scenario& s, const std::vector<SimRequest>& w, Routing routing, Scaling scaling, uint64_t seed)
+      : s_(s), w_(w), routing_(routing), scaling_(scaling), rng_(seed),
+        forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24) {
+    for (const ServerType& t : s.servers) {
+      for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1});
+      if (t.name == s.scale_server_type) scale_type_ = &t;
+    }
+    if (scale_type_ == nullptr) scale_type_ = &s.servers.front();
+    proxy_view_.assign(s.proxies, MakeView());
+    outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
+    rr_.assign(s.proxies, 0);
+    request_proxy_.assign(w.size(), 0);
+    request_server_.assign(w.size(), -1);
+    start_s_.assign(w.size(), 0);
+    ttft_.assign(w.size(), -1);
+    e2e_.assign(w.size(), -1);
+    ConfigureScaling();
+  }
+
+  PolicyResult Run() {
+    for (size_t i = 0; i < w_.size(); ++i) Push(w_[i].arrival_s, EventType::kArrival, static_cast<int>(i));
+    Push(0, EventType::kReport);
+    if (scaling_ != Scaling::kNone) Push(s_.autoscale_interval_s, EventType::kAutoscale);
+    while (!events_.empty()) {
+      Event e = events_.top();
+      events_.pop();
+      now_ = e.t;
+      if (now_ > s_.duration_s && e.type != EventType::kCompletion) continue;  // Drain in-flight work only.
+      switch (e.type) {
+        case EventType::kArrival: Arrive(e.a); break;
+        case EventType::kCompletion: Complete(e.a, e.b); break;
+        case EventType::kReport: Report(); break;
+        case EventType::kViewArrives: proxy_view_[e.a] = views_.at(e.b - views_base_); break;
+        case EventType::kAutoscale: Autoscale(); break;
+        case EventType::kServerReady:
+          if (servers_[e.a].state == ServerState::kLoading) servers_[e.a].state = ServerState::kReady;
+          break;
+      }
+    }
+    return Results();
+  }
+
+ private:
+  void Push(double t, EventType type, int a = 0, int b = 0) { events_.push({t, seq_++, type, a, b}); }
+
+  View MakeView() {
+    View v;
+    std::vector<policy::WeightInput> inputs;
+    for (const Server& srv : servers_) {
+      ServerView sv;
+      sv.busy = srv.busy;
+      sv.queue = static_cast<int>(srv.queue.size());
+      sv.slots = srv.type->slots;
+      sv.decode_tps = srv.type->decode_tps;
+      sv.routable = srv.state == ServerState::kReady;
+      v.servers.push_back(sv);
+      policy::WeightInput in;
+      in.routable = sv.routable;
+      in.slots_total = sv.slots;
+      in.slots_busy = std::min(sv.busy, sv.slots);
+      in.queue_depth = sv.queue;
+      in.slot_tokens_per_second = sv.decode_tps;  // What the agent measures.
+      in.previous_weight = previous_weights_.size() > inputs.size() ? previous_weights_[inputs.size()] : 0;
+      inputs.push_back(in);
+    }
+    policy::PoolWeights pw = policy::ComputeWeights(inputs, policy::WeightConfig());
+    for (const auto& r : pw.endpoints) v.weights.push_back(r.weight);
+    previous_weights_ = v.weights;
+    return v;
+  }
+
+  // The control plane's reconcile: a new view, pushed to each proxy after the delay.
+  void Report() {
+    views_.push_back(MakeView());
+    const int id = static_cast<int>(views_base_ + views_.size() - 1);
+    for (int p = 0; p < s_.proxies; ++p) Push(now_ + s_.push_delay_s, EventType::kViewArrives, p, id);
+    Push(now_ + s_.report_interval_s, EventType::kReport);
+    // Old views nobody can still be waiting for are not needed.
+    if (views_.size() > 64) views_.pop_front(), ++views_base_;
+  }
+
+  int Choose(int proxy, const SimRequest& request) {
+    const View& v = ViewOf(proxy);
+    std::vector<int> candidates;
+    for (size_t i = 0; i < v.servers.size(); ++i) {
+      if (v.servers[i].routable && servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
+    }
+    if (routing_ == Routing::kOracle) {
+      candidates.clear();
+      for (size_t i = 0; i < servers_.size(); ++i) {
+        if (servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
+      }
+    }
+    if (candidates.empty()) return -1;
+    std::vector<int>& local = outstanding_[proxy];
+    switch (routing_) {
+      case Routing::kRoundRobin:
+        return candidates[rr_[proxy]++ % candidates.size()];
+      case Routing::kLeastConnections: {
+        int best = candidates[0];
+        for (int c : candidates) {
+          if (local[c] < local[best]) best = c;
+        }
+        return best;
+      }
+      case Routing::kStaticWeights: {
+        std::vector<double> wts;
+        for (int c : candidates) wts.push_back(servers_[c].type->slots * servers_[c].type->decode_tps);
+        return candidates[std::discrete_distribution<int>(wts.begin(), wts.end())(rng_)];
+      }
+      case Routing::kSlotPolling: {
+        // The seed's rule: the most free slots in the last poll (every proxy sees the same).
+        int best = candidates[0];
+        auto free_slots = [&](int c) { return v.servers[c].slots - v.servers[c].busy - v.servers[c].queue; };
+        for (int c : candidates) {
+          if (free_slots(c) > free_slots(best)) best = c;
+        }
+        return best;
+      }
+      case Routing::kSwitchboard: {
+        // Envoy-style weighted least request: two choices drawn by weight, the one with
+        // fewer requests outstanding from this proxy per unit of weight wins.
+        std::vector<double> wts;
+        for (int c : candidates) wts.push_back(std::max<uint32_t>(1, v.weights[c]));
+        std::discrete_distribution<int> pick(wts.begin(), wts.end());
+        const int a = candidates[pick(rng_)], b = candidates[pick(rng_)];
+        auto score = [&](int c) { return (local[c] + 1.0) / std::max<uint32_t>(1, v.weights[c]); };
+        return score(a) <= score(b) ? a : b;
+      }
+      case Routing::kOracle: {
+        // Perfect global knowledge (join the shortest expected TTFT): the wait for a slot
+        // (queue ahead over the slots, at the mean service time) plus this request's own
+        // prefill and first token on that server.
+        int best = candidates[0];
+        double best_score = 1e300;
+        for (int c : candidates) {
+          const Server& srv = servers_[c];
+          const double service = s_.prompt_tokens_mean / srv.type->prefill_tps + s_.output_tokens_mean / srv.type->decode_tps;
+          const double wait = srv.busy < srv.type->slots ? 0 : (srv.queue.size() + 1.0) * service / srv.type->slots;
+          const double score = wait + request.prompt_tokens / srv.type->prefill_tps + 1.0 / srv.type->decode_tps;
+          if (score < best_score) best_score = score, best = c;
+        }
+        return best;
+      }
+    }
+    return candidates[0];
+  }
+
+  const View& ViewOf(int proxy) { return proxy_view_[proxy]; }
+
+  void Arrive(int r) {
+    const int proxy = static_cast<int>(rng_() % s_.proxies);
+    const int server = Choose(proxy, w_[r]);
+    if (server < 0) {
+      ++rejected_;
+      return;
+    }
+    request_proxy_[r] = proxy;
+    request_server_[r] = server;
+    ++outstanding_[proxy][server];
+    Server& srv = servers_[server];
+    if (srv.busy < srv.type->slots) {
+      Start(r, server);
+    } else {
+      srv.queue.push_back(r);
+    }
+  }
+
+  void Start(int r, int server) {
+    Server& srv = servers_[server];
+    ++srv.busy;
+    const SimRequest& q = w_[r];
+    const double prefill = q.prompt_tokens / srv.type->prefill_tps;
+    const double per_token = 1.0 / srv.type->decode_tps;
+    ttft_[r] = now_ + prefill + per_token - q.arrival_s;
+    e2e_[r] = now_ + prefill + q.output_tokens * per_token - q.arrival_s;
+    Push(now_ + prefill + q.output_tokens * per_token, EventType::kCompletion, r, server);
+  }
+
+  void Complete(int r, int server) {
+    Server& srv = servers_[server];
+    --srv.busy;
+    --outstanding_[request_proxy_[r]][server];
+    ++completed_;
+    if (!srv.queue.empty()) {
+      const int next = srv.queue.front();
+      srv.queue.pop_front();
+      Start(next, server);
+    } else if (srv.state == ServerState::kDraining && srv.busy == 0) {
+      srv.state = ServerState::kGone;
+      srv.removed_s = now_;
+    }
+  }
+
+  void ConfigureScaling() {
+    config_.min_replicas = s_.min_replicas;
+    config_.max_replicas = s_.max_replicas;
+    switch (scaling_) {
+      case Scaling::kNone:
+        break;
+      case Scaling::kHpaUtilization:  // The seed's "CPU 70%" rule, on slot occupancy.
+        config_.metrics = {{policy::ScalingSignal::kSlotOccupancy, 0.7}};
+        break;
+      case Scaling::kHpaQueue:
+        config_.metrics = {{policy::ScalingSignal::kQueuePerReplica, 5}};
+        break;
+      case Scaling::kSwitchboardReactive:
+      case Scaling::kSwitchboardPredictive: {
+        config_.metrics = {{policy::ScalingSignal::kQueuePerReplica, 3}, {policy::ScalingSignal::kSlotOccupancy, 0.85}};
+        policy::HpaBehavior b;
+        b.scale_down.stabilization_window = absl::Seconds(600);
+        b.scale_down.policies = {{policy::HpaScalingPolicy::Type::kPods, 1, absl::Seconds(60)}};
+        config_.behavior = b;
+        if (scaling_ == Scaling::kSwitchboardPredictive) config_.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
+        break;
+      }
+    }
+  }
+
+  void Autoscale() {
+    Push(now_ + s_.autoscale_interval_s, EventType::kAutoscale);
+    int current = 0, ready = 0;
+    double queue = 0, busy = 0, slots = 0;
+    for (const Server& srv : servers_) {
+      if (srv.state == ServerState::kLoading || srv.state == ServerState::kReady) ++current;
+      if (srv.state != ServerState::kReady) continue;
+      ++ready;
+      busy += srv.busy;
+      queue += srv.queue.size();
+      slots += srv.type->slots;
+    }
+    policy::AutoscaleInput in;
+    in.current_replicas = current;
+    in.ready_replicas = ready;
+    in.now = absl::UnixEpoch() + absl::Seconds(now_);
+    in.metrics = {{policy::ScalingSignal::kQueuePerReplica, queue, true},
+                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0}};
+    forecast_.Observe(in.now, busy + queue);
+    if (scaling_ == Scaling::kSwitchboardPredictive) {
+      std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));
+      const double per_replica = scale_type_->slots * 0.8;
+      in.metrics.push_back({policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0,
+                            expected.has_value()});
+    }
+    const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
+    if (last_desired_ && *last_desired_ != desired) ++scaling_changes_;
+    last_desired_ = desired;
+    for (int i = current; i < desired; ++i) {
+      servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
+      for (auto& o : outstanding_) o.push_back(0);
+      Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);
+    }
+    for (int i = desired; i < current; ++i) {
+      // Remove a loading replica first, else the least busy ready one (it drains).
+      int victim = -1;
+      for (size_t k = 0; k < servers_.size(); ++k) {
+        if (servers_[k].state == ServerState::kLoading) victim = static_cast<int>(k);
+      }
+      if (victim < 0) {
+        for (size_t k = 0; k < servers_.size(); ++k) {
+          if (servers_[k].state != ServerState::kReady) continue;
+          if (victim < 0 || servers_[k].busy + servers_[k].queue.size() <
+                                servers_[victim].busy + servers_[victim].queue.size()) {
+            victim = static_cast<int>(k);
+          }
+        }
+      }
+      if (victim < 0) break;
+      Server& v = servers_[victim];
+      if (v.state == ServerState::kLoading || (v.busy == 0 && v.queue.empty())) {
+        v.state = ServerState::kGone;
+        v.removed_s = now_;
+      } else {
+        v.state = ServerState::kDraining;  // Finishes its work, takes no more.
+      }
+    }
+  }
+
+  PolicyResult Results() {
+    PolicyResult out;
+    std::vector<double> ttft, e2e;
+    std::map<int, std::vector<double>> by_minute;
+    for (size_t i = 0; i < w_.size(); ++i) {
+      if (ttft_[i] < 0 || w_[i].arrival_s < s_.warmup_s || w_[i].arrival_s > s_.duration_s) continue;
+      ttft.push_back(ttft_[i]);
+      e2e.push_back(e2e_[i]);
+      by_minute[static_cast<int>(w_[i].arrival_s / 60)].push_back(ttft_[i]);
+    }
+    out.completed = completed_;
+    out.ttft_p50_s = Percentile(ttft, 0.50);
+    out.ttft_p95_s = Percentile(ttft, 0.95);
+    out.ttft_p99_s = Percentile(ttft, 0.99);
+    out.e2e_p99_s = Percentile(e2e, 0.99);
+    out.throughput_rps = ttft.size() / std::max(1.0, s_.duration_s - s_.warmup_s);
+    for (auto& [minute, v] : by_minute) {
+      if (Percentile(v, 0.95) > s_.slo_ttft_s) out.slo_violation_minutes += 1;
+    }
+    for (const Server& srv : servers_) {
+      const double end = srv.removed_s >= 0 ? std::min(srv.removed_s, s_.duration_s) : s_.duration_s;
+      out.gpu_hours += std::max(0.0, end - srv.created_s) / 3600;
+    }
+    out.scaling_changes = scaling_changes_;
+    return out;
+  }
+
+  const Scenario& s_;
+  const std::vector<SimRequest>& w_;
+  const Routing routing_;
+  const Scaling scaling_;
+  std::mt19937_64 rng_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+  uint64_t seq_ = 0;
+  double now_ = 0;
+  std::vector<Server> servers_;
+  const ServerType* scale_type_ = nullptr;
+  std::deque<View> views_;
+  size_t views_base_ = 0;
+  std::vector<View> proxy_view_;
+  std::vector<uint32_t> previous_weights_;
+  std::vector<std::vector<int>> outstanding_;  // [proxy][server]: requests sent, not done.
+  std::vector<uint32_t> rr_;
+  std::vector<int> request_proxy_, request_server_;
+  std::vector<double> start_s_, ttft_, e2e_;
+  int64_t completed_ = 0, rejected_ = 0;
+  policy::AutoscaleConfig config_;
+  policy::AutoscaleState state_;
+  policy::SeasonalForecast forecast_;
+  std::optional<int> last_desired_;
+  int scaling_changes_ = 0;
+};
+
+}  // namespace
+
+const char* RoutingName(Routing r) {
+  switch (r) {
+    case Routing::kRoundRobin: return "round_robin";
+    case Routing::kLeastConnections: return "least_connections";
+    case Routing::kStaticWeights: return "static_weights";
+    case Routing::kSlotPolling: return "slot_polling";
+    case Routing::kSwitchboard: return "switchboard";
+    case Routing::kOracle: return "oracle";
+  }
+  return "?";
+}
+
+const char* ScalingName(Scaling s) {
+  switch (s) {
+    case Scaling::kNone: return "none";
+    case Scaling::kHpaUtilization: return "hpa_utilization";
+    case Scaling::kHpaQueue: return "hpa_queue";
+    case Scaling::kSwitchboardReactive: return "switchboard_reactive";
+    case Scaling::kSwitchboardPredictive: return "switchboard_predictive";
+  }
+  return "?";
+}
+
+PolicyResult Simulate(const Scenario& scenario, const std::vector<SimRequest>& workload, Routing routing,
+                      Scaling scaling, uint64_t seed) {
+  FleetSim sim(scenario, workload, routing, scaling, seed);
+  PolicyResult r = sim.Run();
+  r.policy = scaling == Scaling::kNone ? RoutingName(routing) : ScalingName(scaling);
+  return r;
+}
+
+}  // namespace switchboard::sim

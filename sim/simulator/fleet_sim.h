@@ -1,0 +1,47 @@
+// A discrete-event model of an LLM fleet: servers with slots, prefill and decode speed
+// and cold starts; K proxies that route with their own local view and see the control
+// plane's state only every report interval plus the push delay; and the same policy
+// code the control plane runs (controlplane/policy) on simulated time.
+#ifndef SWITCHBOARD_SIM_SIMULATOR_FLEET_SIM_H_
+#define SWITCHBOARD_SIM_SIMULATOR_FLEET_SIM_H_
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sim/simulator/scenario.h"
+
+namespace switchboard::sim {
+
+struct SimRequest {
+  double arrival_s = 0;
+  int prompt_tokens = 0;
+  int output_tokens = 0;
+};
+
+// The scenario's traffic, deterministic for a seed.
+absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& scenario, uint64_t seed);
+
+enum class Routing { kRoundRobin, kLeastConnections, kStaticWeights, kSlotPolling, kSwitchboard, kOracle };
+enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kSwitchboardPredictive };
+const char* RoutingName(Routing r);
+const char* ScalingName(Scaling s);
+
+struct PolicyResult {
+  std::string policy;
+  double ttft_p50_s = 0, ttft_p95_s = 0, ttft_p99_s = 0, e2e_p99_s = 0;
+  double throughput_rps = 0;
+  double slo_violation_minutes = 0;  // Minutes whose p95 TTFT exceeded the SLO.
+  double gpu_hours = 0;
+  int scaling_changes = 0;
+  int64_t completed = 0;
+};
+
+PolicyResult Simulate(const Scenario& scenario, const std::vector<SimRequest>& workload, Routing routing,
+                      Scaling scaling, uint64_t seed);
+
+}  // namespace switchboard::sim
+
+#endif  // SWITCHBOARD_SIM_SIMULATOR_FLEET_SIM_H_

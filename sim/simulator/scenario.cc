@@ -1,0 +1,124 @@
+#include "sim/simulator/scenario.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "yaml-cpp/yaml.h"
+
+namespace switchboard::sim {
+namespace {
+
+absl::Status Bad(const YAML::Node& n, const std::string& name, const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(name, ":", n.Mark().line + 1, ": ", field, ": ", what));
+}
+
+template <typename T>
+absl::Status Get(const YAML::Node& parent, const char* key, const std::string& name, T min, T max, T* out) {
+  if (!parent[key]) return absl::OkStatus();
+  try {
+    *out = parent[key].as<T>();
+  } catch (const YAML::Exception&) {
+    return Bad(parent[key], name, key, "has the wrong type");
+  }
+  if (!(*out >= min && *out <= max)) return Bad(parent[key], name, key, absl::StrCat("must be in [", min, ", ", max, "]"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+double FleetCapacityRps(const Scenario& s) {
+  double rps = 0;
+  for (const ServerType& t : s.servers) {
+    const double service_s = s.prompt_tokens_mean / t.prefill_tps + s.output_tokens_mean / t.decode_tps;
+    rps += t.count * t.slots / service_s;
+  }
+  return rps;
+}
+
+absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::string& name) {
+  Scenario s;
+  s.name = name;
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
+    static const std::set<std::string> known = {
+        "name", "servers", "proxies", "report_interval_s", "push_delay_s", "duration_s", "warmup_s", "seed",
+        "traffic", "slo_ttft_s", "autoscaling"};
+    for (const auto& kv : root) {
+      if (!known.count(kv.first.as<std::string>())) return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
+    }
+    if (root["name"]) s.name = root["name"].as<std::string>();
+    if (!root["servers"] || !root["servers"].IsSequence() || root["servers"].size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": servers: a non-empty list is required"));
+    }
+    for (const YAML::Node& n : root["servers"]) {
+      ServerType t;
+      if (!n["name"]) return Bad(n, name, "servers[].name", "is required");
+      t.name = n["name"].as<std::string>();
+      for (absl::Status st : {Get<int>(n, "count", name, 0, 10000, &t.count), Get<int>(n, "slots", name, 1, 4096, &t.slots),
+                              Get<double>(n, "decode_tps", name, 0.1, 1e6, &t.decode_tps),
+                              Get<double>(n, "prefill_tps", name, 1, 1e9, &t.prefill_tps),
+                              Get<double>(n, "cold_start_s", name, 0, 86400, &t.cold_start_s)}) {
+        if (!st.ok()) return st;
+      }
+      s.servers.push_back(t);
+    }
+    uint64_t seed = s.seed;
+    for (absl::Status st : {Get<int>(root, "proxies", name, 1, 10000, &s.proxies),
+                            Get<double>(root, "report_interval_s", name, 0.01, 3600, &s.report_interval_s),
+                            Get<double>(root, "push_delay_s", name, 0, 3600, &s.push_delay_s),
+                            Get<double>(root, "duration_s", name, 1, 30 * 86400, &s.duration_s),
+                            Get<double>(root, "warmup_s", name, 0, 86400, &s.warmup_s),
+                            Get<uint64_t>(root, "seed", name, 0, UINT64_MAX, &seed),
+                            Get<double>(root, "slo_ttft_s", name, 0.001, 3600, &s.slo_ttft_s)}) {
+      if (!st.ok()) return st;
+    }
+    s.seed = seed;
+    if (const YAML::Node& t = root["traffic"]) {
+      if (t["generator"]) s.generator = t["generator"].as<std::string>();
+      if (s.generator != "poisson" && s.generator != "diurnal" && s.generator != "burst" && s.generator != "trace") {
+        return Bad(t["generator"], name, "traffic.generator", "must be poisson, diurnal, burst or trace");
+      }
+      if (t["trace_file"]) s.trace_file = t["trace_file"].as<std::string>();
+      for (absl::Status st : {Get<double>(t, "load", name, 0.0, 100.0, &s.load),
+                              Get<double>(t, "rate_rps", name, 0.0, 1e6, &s.rate_rps),
+                              Get<double>(t, "prompt_tokens_mean", name, 1.0, 1e6, &s.prompt_tokens_mean),
+                              Get<double>(t, "output_tokens_mean", name, 1.0, 1e6, &s.output_tokens_mean),
+                              Get<double>(t, "diurnal_period_s", name, 1.0, 1e8, &s.diurnal_period_s),
+                              Get<double>(t, "diurnal_peak_factor", name, 1.0, 1000.0, &s.diurnal_peak_factor),
+                              Get<double>(t, "burst_start_s", name, 0.0, 1e8, &s.burst_start_s),
+                              Get<double>(t, "burst_duration_s", name, 0.0, 1e8, &s.burst_duration_s),
+                              Get<double>(t, "burst_factor", name, 0.0, 1000.0, &s.burst_factor)}) {
+        if (!st.ok()) return st;
+      }
+      if (s.generator == "trace" && s.trace_file.empty()) {
+        return Bad(t, name, "traffic.trace_file", "is required with generator: trace");
+      }
+    }
+    if (const YAML::Node& a = root["autoscaling"]) {
+      s.autoscaling = a["enabled"] ? a["enabled"].as<bool>() : true;
+      if (a["server_type"]) s.scale_server_type = a["server_type"].as<std::string>();
+      for (absl::Status st : {Get<int>(a, "min_replicas", name, 0, 10000, &s.min_replicas),
+                              Get<int>(a, "max_replicas", name, 1, 10000, &s.max_replicas),
+                              Get<double>(a, "interval_s", name, 1.0, 3600.0, &s.autoscale_interval_s)}) {
+        if (!st.ok()) return st;
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  if (s.scale_server_type.empty()) s.scale_server_type = s.servers.front().name;
+  return s;
+}
+
+absl::StatusOr<Scenario> LoadScenario(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read scenario ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseScenario(ss.str(), path);
+}
+
+}  // namespace switchboard::sim
