@@ -1,5 +1,6 @@
 #include "sim/simulator/scenario.h"
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -118,7 +119,12 @@ absl::StatusOr<Scenario> LoadScenario(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read scenario ", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseScenario(ss.str(), path);
+  absl::StatusOr<Scenario> s = ParseScenario(ss.str(), path);
+  // A relative trace path is relative to the scenario file.
+  if (s.ok() && !s->trace_file.empty() && s->trace_file.front() != '/') {
+    s->trace_file = (std::filesystem::path(path).parent_path() / s->trace_file).string();
+  }
+  return s;
 }
 
 }  // namespace switchboard::sim

@@ -1,0 +1,88 @@
+#include "sim/simulator/fleet_sim.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::sim {
+namespace {
+
+const char* kHeterogeneous = R"(
+name: test
+seed: 3
+servers:
+  - {name: fast, count: 1, slots: 16, decode_tps: 60, prefill_tps: 8000}
+  - {name: slow, count: 3, slots: 4, decode_tps: 15, prefill_tps: 1500}
+proxies: 4
+duration_s: 600
+warmup_s: 30
+traffic: {generator: poisson, load: 0.8, prompt_tokens_mean: 500, output_tokens_mean: 100}
+)";
+
+TEST(FleetSimTest, DeterministicForASeed) {
+  Scenario s = ParseScenario(kHeterogeneous, "test.yaml").value();
+  auto w1 = GenerateWorkload(s, 9).value();
+  auto w2 = GenerateWorkload(s, 9).value();
+  ASSERT_EQ(w1.size(), w2.size());
+  ASSERT_GT(w1.size(), 100u);
+  for (Routing r : {Routing::kSwitchboard, Routing::kLeastConnections}) {
+    PolicyResult a = Simulate(s, w1, r, Scaling::kNone, 9);
+    PolicyResult b = Simulate(s, w2, r, Scaling::kNone, 9);
+    EXPECT_EQ(a.ttft_p99_s, b.ttft_p99_s);
+    EXPECT_EQ(a.completed, b.completed);
+  }
+  EXPECT_NE(GenerateWorkload(s, 10).value().size(), w1.size()) << "another seed, other traffic";
+}
+
+TEST(FleetSimTest, WorkloadMatchesTheRequestedLoad) {
+  Scenario s = ParseScenario(kHeterogeneous, "test.yaml").value();
+  auto w = GenerateWorkload(s, 1).value();
+  const double expected = 0.8 * FleetCapacityRps(s) * s.duration_s;
+  EXPECT_NEAR(static_cast<double>(w.size()), expected, 0.1 * expected);
+}
+
+TEST(FleetSimTest, EveryRequestCompletesAndCapacityAwareRoutingBeatsRoundRobin) {
+  Scenario s = ParseScenario(kHeterogeneous, "test.yaml").value();
+  auto w = GenerateWorkload(s, 1).value();
+  PolicyResult rr = Simulate(s, w, Routing::kRoundRobin, Scaling::kNone, 1);
+  PolicyResult sb = Simulate(s, w, Routing::kSwitchboard, Scaling::kNone, 1);
+  PolicyResult oracle = Simulate(s, w, Routing::kOracle, Scaling::kNone, 1);
+  EXPECT_EQ(sb.completed, static_cast<int64_t>(w.size()));
+  EXPECT_EQ(rr.completed, static_cast<int64_t>(w.size()));
+  // Round robin gives the slow servers a quarter of the traffic each: they overflow.
+  EXPECT_LT(sb.ttft_p99_s, rr.ttft_p99_s);
+  EXPECT_LE(oracle.ttft_p99_s, sb.ttft_p99_s * 1.05);
+  EXPECT_NEAR(sb.gpu_hours, 4 * 600 / 3600.0, 1e-9);
+}
+
+TEST(FleetSimTest, AutoscalingAddsReplicasUnderLoad) {
+  Scenario s = ParseScenario(R"(
+servers: [{name: g, count: 1, slots: 8, decode_tps: 40, prefill_tps: 4000, cold_start_s: 60}]
+duration_s: 1800
+traffic: {generator: poisson, rate_rps: 6, prompt_tokens_mean: 400, output_tokens_mean: 100}
+autoscaling: {min_replicas: 1, max_replicas: 10, interval_s: 15}
+)",
+                             "as.yaml")
+                   .value();
+  auto w = GenerateWorkload(s, 2).value();
+  PolicyResult fixed = Simulate(s, w, Routing::kSwitchboard, Scaling::kNone, 2);
+  PolicyResult scaled = Simulate(s, w, Routing::kSwitchboard, Scaling::kSwitchboardReactive, 2);
+  EXPECT_GT(scaled.gpu_hours, fixed.gpu_hours) << "6 req/s needs more than one 8-slot server";
+  EXPECT_GT(scaled.scaling_changes, 0);
+  EXPECT_LT(scaled.ttft_p95_s, fixed.ttft_p95_s);
+}
+
+TEST(ScenarioTest, ErrorsNameTheField) {
+  EXPECT_THAT(std::string(ParseScenario("servers: []\n", "s.yaml").status().message()),
+              ::testing::HasSubstr("servers"));
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a, slots: 0}]\n", "s.yaml").status().message()),
+              ::testing::HasSubstr("slots"));
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\ntraffic: {generator: chaos}\n", "s.yaml")
+                              .status()
+                              .message()),
+              ::testing::HasSubstr("traffic.generator"));
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\nbogus: 1\n", "s.yaml").status().message()),
+              ::testing::HasSubstr("bogus: unknown field"));
+}
+
+}  // namespace
+}  // namespace switchboard::sim
