@@ -146,12 +146,28 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   }
   as.last = out;
   as.last_sync = now;
+  if (history_ != nullptr) history_->RecordSample({wall, pool, demand, current, out.desired});
   return out;
 }
 
 Reconciler::~Reconciler() { Stop(); }
 
-void Reconciler::Start() { thread_ = std::thread([this] { Loop(); }); }
+void Reconciler::Start() {
+  LoadForecastHistory();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Reconciler::LoadForecastHistory() {
+  if (history_ == nullptr) return;
+  absl::StatusOr<std::vector<PoolSample>> samples = history_->SamplesSince(clock_->Now() - absl::Hours(24 * 15));
+  if (!samples.ok()) {
+    SB_LOG(WARNING) << "cannot read demand history for the forecast: " << samples.status().message();
+    return;
+  }
+  absl::MutexLock lock(&pass_mu_);
+  for (const PoolSample& s : *samples) autoscale_[s.pool].forecast.Observe(s.time, s.demand);
+  if (!samples->empty()) SB_LOG(INFO) << "forecast: replayed " << samples->size() << " demand samples from history";
+}
 
 void Reconciler::Stop() {
   {

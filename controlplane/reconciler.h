@@ -38,9 +38,11 @@ class Reconciler {
              ReconcilerOptions options);
   ~Reconciler();
 
-  // Starts / stops the background thread. Without Start, call ReconcileOnce directly
-  // (tests and the simulator do).
+  // Starts / stops the background thread (Start first replays the stored demand
+  // samples into the forecasters, so predictive scaling survives restarts). Without
+  // Start, call ReconcileOnce directly (tests and the simulator do).
   void Start();
+  void LoadForecastHistory();
   void Stop();
 
   // Something changed: reconcile soon. Cheap, callable from any thread.
@@ -65,7 +67,8 @@ class Reconciler {
   void Loop();
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
   std::optional<ReplicaDecision> DecideReplicas(const std::string& pool, const std::vector<EndpointView>& endpoints,
-                                                const PoolPolicy& policy, absl::Time now);
+                                                const PoolPolicy& policy, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
 
   struct PoolAutoscale {
     policy::AutoscaleState state;
@@ -74,7 +77,7 @@ class Reconciler {
     double last_requests = -1;  // Pool's summed request counters at the last sync.
     absl::Time last_requests_at;
     uint64_t manual_generation = 0;
-    policy::SeasonalForecast forecast;  // In memory: relearned after a restart.
+    policy::SeasonalForecast forecast;  // Replayed from history samples at start.
   };
 
   FleetState* const fleet_;

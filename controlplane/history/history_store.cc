@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,20 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
       return s;
     }
   }
+  if (version < 2) {
+    if (absl::Status s = Exec(db,
+        "BEGIN;"
+        "CREATE TABLE pool_samples ("
+        "  time_unix_ms INTEGER NOT NULL, pool TEXT NOT NULL,"
+        "  demand REAL NOT NULL, replicas INTEGER NOT NULL, desired INTEGER NOT NULL);"
+        "CREATE INDEX pool_samples_by_time ON pool_samples(time_unix_ms);"
+        "INSERT INTO schema_version(version) VALUES (2);"
+        "COMMIT;");
+        !s.ok()) {
+      Exec(db, "ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -126,16 +141,47 @@ void HistoryStore::Enqueue(Item item) {
 
 void HistoryStore::RecordEvent(HistoryEvent event) {
   Item item;
-  item.is_event = true;
+  item.kind = Item::Kind::kEvent;
   item.event = std::move(event);
   Enqueue(std::move(item));
 }
 
 void HistoryStore::RecordSnapshot(StoredSnapshot snapshot) {
   Item item;
-  item.is_event = false;
+  item.kind = Item::Kind::kSnapshot;
   item.snapshot = std::move(snapshot);
   Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordSample(PoolSample sample) {
+  Item item;
+  item.kind = Item::Kind::kSample;
+  item.sample = std::move(sample);
+  Enqueue(std::move(item));
+}
+
+absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time since) const {
+  absl::MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_,
+                         "SELECT time_unix_ms, pool, demand, replicas, desired FROM pool_samples "
+                         "WHERE time_unix_ms >= ? ORDER BY time_unix_ms",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(since));
+  std::vector<PoolSample> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    PoolSample s;
+    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
+    s.pool = ColumnText(stmt, 1);
+    s.demand = sqlite3_column_double(stmt, 2);
+    s.replicas = sqlite3_column_int(stmt, 3);
+    s.desired = sqlite3_column_int(stmt, 4);
+    out.push_back(std::move(s));
+  }
+  sqlite3_finalize(stmt);
+  return out;
 }
 
 void HistoryStore::Flush() {
@@ -174,6 +220,10 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   absl::Status status = Exec(db, "BEGIN");
   sqlite3_stmt* ev = nullptr;
   sqlite3_stmt* snap = nullptr;
+  sqlite3_stmt* sample = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)",
+                     -1, &sample, nullptr);
   sqlite3_prepare_v2(db,
                      "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
                      "VALUES (?, ?, ?, ?, ?, ?)",
@@ -183,10 +233,17 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
                      "VALUES (?, ?, ?, ?)",
                      -1, &snap, nullptr);
   for (const Item& item : batch) {
-    if (!status.ok() || ev == nullptr || snap == nullptr) break;
-    sqlite3_stmt* stmt = item.is_event ? ev : snap;
+    if (!status.ok() || ev == nullptr || snap == nullptr || sample == nullptr) break;
+    sqlite3_stmt* stmt = item.kind == Item::Kind::kEvent ? ev : item.kind == Item::Kind::kSnapshot ? snap : sample;
     sqlite3_reset(stmt);
-    if (item.is_event) {
+    if (item.kind == Item::Kind::kSample) {
+      const PoolSample& p = item.sample;
+      sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(p.time));
+      sqlite3_bind_text(stmt, 2, p.pool.data(), static_cast<int>(p.pool.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_double(stmt, 3, p.demand);
+      sqlite3_bind_int(stmt, 4, p.replicas);
+      sqlite3_bind_int(stmt, 5, p.desired);
+    } else if (item.kind == Item::Kind::kEvent) {
       const HistoryEvent& e = item.event;
       sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(e.time));
       sqlite3_bind_text(stmt, 2, e.kind.data(), static_cast<int>(e.kind.size()), SQLITE_TRANSIENT);
@@ -207,6 +264,21 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   }
   sqlite3_finalize(ev);
   sqlite3_finalize(snap);
+  sqlite3_finalize(sample);
+  // Samples older than the forecaster can use are dropped (events are kept), measured
+  // from the newest sample written (no clock read here).
+  absl::Time newest = absl::InfinitePast();
+  for (const Item& item : batch) {
+    if (item.kind == Item::Kind::kSample) newest = std::max(newest, item.sample.time);
+  }
+  if (status.ok() && newest != absl::InfinitePast()) {
+    sqlite3_stmt* prune = nullptr;
+    if (sqlite3_prepare_v2(db, "DELETE FROM pool_samples WHERE time_unix_ms < ?", -1, &prune, nullptr) == SQLITE_OK) {
+      sqlite3_bind_int64(prune, 1, absl::ToUnixMillis(newest - absl::Hours(24 * 15)));
+      sqlite3_step(prune);
+    }
+    sqlite3_finalize(prune);
+  }
   if (status.ok()) status = Exec(db, "COMMIT");
   if (!status.ok()) {
     Exec(db, "ROLLBACK").IgnoreError();

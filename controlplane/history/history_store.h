@@ -22,7 +22,7 @@ struct sqlite3;
 
 namespace switchboard::controlplane {
 
-inline constexpr int kHistorySchemaVersion = 1;
+inline constexpr int kHistorySchemaVersion = 2;
 
 struct HistoryEvent {
   absl::Time time;
@@ -31,6 +31,15 @@ struct HistoryEvent {
   std::string node_id;
   std::string address;
   std::string detail;   // Human-readable: "CLOSED -> OPEN: probe failed".
+};
+
+// One autoscaler sync of a pool: what the forecaster learns from (kept 15 days).
+struct PoolSample {
+  absl::Time time;
+  std::string pool;
+  double demand = 0;        // Slots busy + queued.
+  int32_t replicas = 0;     // Replicas that existed.
+  int32_t desired = 0;      // The recommendation.
 };
 
 struct StoredSnapshot {
@@ -54,6 +63,9 @@ class HistoryStore {
   void RecordEvent(HistoryEvent event);
   // Keeps the newest snapshot of each pool (for serving after a restart).
   void RecordSnapshot(StoredSnapshot snapshot);
+  void RecordSample(PoolSample sample);
+  // Samples since `since`, oldest first.
+  absl::StatusOr<std::vector<PoolSample>> SamplesSince(absl::Time since) const;
   // Blocks until everything recorded before the call is committed.
   void Flush();
 
@@ -66,9 +78,10 @@ class HistoryStore {
 
  private:
   struct Item {
-    bool is_event = true;
+    enum class Kind { kEvent, kSnapshot, kSample } kind = Kind::kEvent;
     HistoryEvent event;
     StoredSnapshot snapshot;
+    PoolSample sample;
   };
 
   HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit);

@@ -80,10 +80,22 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
     }
     case ScalingSignal::kSlotOccupancy: {
       // Utilization over ready replicas: desired = ceil(ratio x ready).
+      const int32_t ready = std::max(input.ready_replicas, 0);
+      const int32_t unready = std::max(0, current - ready);
       p.ratio = obs.value / target.target;
       p.within_tolerance = std::abs(p.ratio - 1.0) <= config.tolerance;
-      p.replicas =
-          p.within_tolerance ? current : static_cast<int32_t>(std::ceil(p.ratio * std::max(input.ready_replicas, 0)));
+      if (p.within_tolerance) {
+        p.replicas = current;
+      } else if (p.ratio > 1 && unready > 0) {
+        // As the HPA does when scaling up: replicas still starting count as idle; if
+        // that makes the ratio fall into tolerance (or reverse), wait for them.
+        const double ratio = obs.value * ready / (ready + unready) / target.target;
+        p.ratio = ratio;
+        p.within_tolerance = ratio <= 1.0 + config.tolerance;
+        p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(ratio * (ready + unready)));
+      } else {
+        p.replicas = static_cast<int32_t>(std::ceil(p.ratio * ready));
+      }
       break;
     }
     case ScalingSignal::kPredicted:

@@ -179,3 +179,42 @@ TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
 
 }  // namespace
 }  // namespace switchboard::controlplane
+
+namespace switchboard::controlplane {
+namespace {
+
+// After a restart the forecast comes back from the SQLite history.
+TEST(ReconcilerPredictiveTest, ForecastSurvivesARestart) {
+  const absl::Time monday = absl::FromCivil(absl::CivilSecond(2026, 11, 2, 0, 0, 0), absl::UTCTimeZone());
+  const std::string path = (std::filesystem::path(::testing::TempDir()) / "forecast_restart.db").string();
+  std::filesystem::remove(path);
+  {
+    auto history = HistoryStore::Open(path).value();
+    for (absl::Time t = monday; t < monday + absl::Hours(24 * 14); t += absl::Minutes(10)) {
+      const int hour = absl::ToCivilHour(t, absl::UTCTimeZone()).hour();
+      history->RecordSample({t, "m", hour >= 9 && hour < 17 ? 28.0 : 2.0, 4, 4});
+    }
+  }
+  auto history = HistoryStore::Open(path).value();
+  FakeClock clock(monday + absl::Hours(24 * 14 + 8) + absl::Minutes(50));  // Third Monday 08:50.
+  FleetState fleet;
+  SnapshotStore store;
+  ReconcilerOptions options;
+  options.config.defaults.predictive = PredictiveConfig{absl::Minutes(15), 0.8};
+  options.config.defaults.autoscale->max_replicas = 20;
+  Reconciler reconciler(&fleet, &store, history.get(), &clock, options);
+  reconciler.LoadForecastHistory();
+  std::vector<std::string> addrs = {"a:1", "a:2", "a:3", "a:4"};
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
+  std::vector<v1::EndpointReport> eps;
+  for (const auto& a : addrs) eps.push_back(MakeEndpointReport(a, "m", 4, 0));
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(1, eps), clock.MonotonicNow()).ok());
+  reconciler.ReconcileOnce();
+  auto snap = store.Get("m");
+  ASSERT_NE(snap, nullptr);
+  // 28 expected at 09:05 / (4 slots x 0.8) = 8.75 -> 9, within the scale-up policies (4 -> 8).
+  EXPECT_GE(snap->assignment.desired_replicas(), 8u) << snap->autoscale_explanation;
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane

@@ -49,6 +49,48 @@ TEST_F(HistoryStoreTest, EventsSurviveReopen) {
   EXPECT_EQ((*snaps)[0].assignment, "bytes2");
 }
 
+TEST_F(HistoryStoreTest, SamplesRoundTripAndOldOnesArePruned) {
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  (*store)->RecordSample({t0 - absl::Hours(24 * 20), "m", 1, 1, 1});  // Too old to keep.
+  (*store)->RecordSample({t0, "m", 12.5, 3, 4});
+  (*store)->RecordSample({t0 + absl::Seconds(15), "other", 2, 1, 1});
+  (*store)->Flush();
+  auto samples = (*store)->SamplesSince(t0 - absl::Hours(24 * 30));
+  ASSERT_TRUE(samples.ok());
+  ASSERT_EQ(samples->size(), 2u);
+  EXPECT_EQ((*samples)[0].pool, "m");
+  EXPECT_DOUBLE_EQ((*samples)[0].demand, 12.5);
+  EXPECT_EQ((*samples)[0].desired, 4);
+  EXPECT_EQ((*samples)[1].time, t0 + absl::Seconds(15));
+}
+
+TEST_F(HistoryStoreTest, MigratesAVersion1Database) {
+  sqlite3* db = nullptr;
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                         "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_unix_ms INTEGER NOT NULL,"
+                         " kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL, address TEXT NOT NULL,"
+                         " detail TEXT NOT NULL);"
+                         "CREATE TABLE pool_snapshots (pool TEXT PRIMARY KEY, version TEXT NOT NULL,"
+                         " time_unix_ms INTEGER NOT NULL, assignment BLOB NOT NULL);"
+                         "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail)"
+                         " VALUES (1, 'endpoint_joined', 'm', 'n', 'a:1', 'old');"
+                         "INSERT INTO schema_version VALUES (1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->RecentEvents(5)->at(0).detail, "old") << "events survive the migration";
+  (*store)->RecordSample({absl::FromUnixSeconds(5), "m", 1, 1, 1});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->SamplesSince(absl::FromUnixSeconds(0))->size(), 1u);
+}
+
 TEST_F(HistoryStoreTest, FlushMakesWritesVisible) {
   auto store = HistoryStore::Open(path_);
   ASSERT_TRUE(store.ok());

@@ -70,6 +70,20 @@ TEST(AutoscaleTest, UtilizationOverReadyReplicas) {
   EXPECT_EQ(Autoscale(c, Input(4, {Occupancy(0.9)}), &s).proposal, 6);
 }
 
+TEST(AutoscaleTest, StartingReplicasCountAsIdleWhenScalingUp) {
+  AutoscaleConfig c;
+  c.metrics = {{ScalingSignal::kSlotOccupancy, 0.6}};
+  AutoscaleState s;
+  AutoscaleInput in = Input(6, {Occupancy(0.9)});
+  in.ready_replicas = 4;  // Two replicas still load.
+  // 0.9 x 4 / 6 = 0.6: exactly on target once the new ones count: wait for them.
+  EXPECT_EQ(Autoscale(c, in, &s).desired_replicas, 6);
+  // Hotter: 1.2 x 4 / 6 = 0.8; 0.8 / 0.6 x 6 = 8.
+  AutoscaleState s2;
+  in.metrics = {Occupancy(1.2)};
+  EXPECT_EQ(Autoscale(c, in, &s2).proposal, 8);
+}
+
 TEST(AutoscaleTest, SeveralMetricsTakeTheLargest) {
   AutoscaleConfig c = QueueConfig();
   c.metrics.push_back({ScalingSignal::kSlotOccupancy, 0.5});
