@@ -10,7 +10,6 @@
 namespace switchboard::cli {
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024 * 1024;
 
 struct Format {
   const char* name;

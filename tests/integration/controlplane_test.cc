@@ -105,7 +105,7 @@ TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
       << a.DebugString();
   Send(10, 400);  // 2 busy, 8 queued: ceil(8 / 2) = 4 replicas wanted.
   ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 4; },
-                                   absl::Seconds(10), &a))
+                                   absl::Seconds(20), &a))
       << a.DebugString();
   auto [rc, out] = Sbctl("explain m");
   EXPECT_EQ(rc, 0) << out;
