@@ -71,29 +71,12 @@ class AgentTest : public ::testing::Test {
     return ep && ep->weight() > 0 && ep->state() == v1::ENDPOINT_STATE_READY;
   }
 
-  void Send(int n, int max_tokens) {
-    for (int i = 0; i < n; ++i) {
-      load_.emplace_back([port = server_port_, max_tokens] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(std::chrono::seconds(60));
-        c.Post("/v1/chat/completions",
-               absl::StrCat(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)", max_tokens, "}"),
-               "application/json");
-      });
-    }
-  }
+  void Send(int n, int max_tokens) { SendChatCompletions(server_port_, n, max_tokens, &load_); }
 
-  // Runs sbctl with `args`; returns its exit code and stdout.
   std::pair<int, std::string> Sbctl(const std::vector<std::string>& args) {
-    std::string cmd = BinDir() + "/sbctl --insecure --controlplane " + cp_addr_;
-    for (const auto& a : args) cmd += " " + a;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    std::string out;
-    char buf[512];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    int status = pclose(p);
-    return {WEXITSTATUS(status), out};
+    std::string joined;
+    for (const auto& a : args) joined += " " + a;
+    return RunSbctl(cp_addr_, joined);
   }
 
   std::unique_ptr<Subprocess> cp_, cp2_, server_, agent_;

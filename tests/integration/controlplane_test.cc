@@ -69,26 +69,8 @@ class ControlPlaneTest : public ::testing::Test {
     cp_.reset();
   }
   void WriteConfig(const std::string& text) { std::ofstream(config_) << text; }
-  std::pair<int, std::string> Sbctl(const std::string& args) {
-    FILE* p = popen((BinDir() + "/sbctl --insecure --controlplane " + addr_ + " " + args + " 2>&1").c_str(), "r");
-    std::string out;
-    char buf[512];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    int status = pclose(p);
-    return {WEXITSTATUS(status), out};
-  }
-  void Send(int n, int max_tokens) {
-    for (int i = 0; i < n; ++i) {
-      load_.emplace_back([port = server_port_, max_tokens] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(std::chrono::seconds(120));
-        c.Post("/v1/chat/completions",
-               absl::StrCat(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)", max_tokens, "}"),
-               "application/json");
-      });
-    }
-  }
+  std::pair<int, std::string> Sbctl(const std::string& args) { return RunSbctl(addr_, args); }
+  void Send(int n, int max_tokens) { SendChatCompletions(server_port_, n, max_tokens, &load_); }
 
   std::filesystem::path dir_;
   std::string config_, addr_;

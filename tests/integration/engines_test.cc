@@ -61,17 +61,7 @@ class EnginesTest : public ::testing::TestWithParam<EngineCase> {
     return pool.endpoints(0);
   }
 
-  void Send(int n, int max_tokens) {
-    for (int i = 0; i < n; ++i) {
-      load_.emplace_back([port = server_port_, max_tokens] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(std::chrono::seconds(60));
-        c.Post("/v1/chat/completions",
-               absl::StrCat(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)", max_tokens, "}"),
-               "application/json");
-      });
-    }
-  }
+  void Send(int n, int max_tokens) { SendChatCompletions(server_port_, n, max_tokens, &load_); }
 
   std::unique_ptr<Subprocess> cp_, server_, agent_;
   std::string cp_addr_;

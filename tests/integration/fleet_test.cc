@@ -83,17 +83,7 @@ class FleetTest : public ::testing::Test {
   }
 
   // Fills every slot of `b` (and queues as many again) with long requests.
-  void Saturate(const Backend& b) {
-    for (int i = 0; i < 2 * b.slots; ++i) {
-      load_.emplace_back([port = b.port] {
-        httplib::Client client("127.0.0.1", port);
-        client.set_read_timeout(std::chrono::seconds(120));
-        client.Post("/v1/chat/completions",
-                    R"({"messages":[{"role":"user","content":"tell me a long story"}],"max_tokens":4000})",
-                    "application/json");
-      });
-    }
-  }
+  void Saturate(const Backend& b) { SendChatCompletions(b.port, 2 * b.slots, 4000, &load_); }
 
   bool AllRoutable(const v1::Assignment& a) {
     if (a.endpoints_size() != static_cast<int>(backends_.size())) return false;

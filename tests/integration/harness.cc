@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/net.h"
+#include "httplib.h"
 
 namespace switchboard::testing {
 
@@ -149,6 +151,30 @@ bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const
 int Subscriber::received() const {
   absl::MutexLock lock(&mu_);
   return received_;
+}
+
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads) {
+  for (int i = 0; i < n; ++i) {
+    threads->emplace_back([port, max_tokens] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_read_timeout(std::chrono::seconds(300));
+      client.Post("/v1/chat/completions",
+                  absl::StrCat(R"({"messages":[{"role":"user","content":"tell me a story"}],"max_tokens":)",
+                               max_tokens, "}"),
+                  "application/json");
+    });
+  }
+}
+
+std::pair<int, std::string> RunSbctl(const std::string& target, const std::string& args) {
+  FILE* p = popen((BinDir() + "/sbctl --insecure --controlplane " + target + " " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::string out;
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
 }
 
 int WeightOf(const v1::Assignment& a, const std::string& address) {

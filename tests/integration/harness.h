@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -72,6 +73,15 @@ class Subscriber {
   std::map<std::string, v1::Assignment> latest_ ABSL_GUARDED_BY(mu_);
   int received_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// Starts `n` chat completions of `max_tokens` output tokens against 127.0.0.1:port,
+// each on its own thread, appended to `threads` (join them after the server is gone or
+// the requests are done).
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads);
+
+// Runs `sbctl --insecure --controlplane TARGET ARGS`; returns its exit code and output
+// (stdout and stderr).
+std::pair<int, std::string> RunSbctl(const std::string& target, const std::string& args);
 
 // Weight of `address` in `a`, or -1 if absent.
 int WeightOf(const v1::Assignment& a, const std::string& address);
