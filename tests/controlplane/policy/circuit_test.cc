@@ -75,7 +75,7 @@ const absl::Time kT0 = absl::FromUnixSeconds(5000);
 class PoolCircuitTest : public ::testing::Test {
  protected:
   // n READY endpoints, each with `requests` and `errors` cumulative counters.
-  void Setup(int n) {
+  void MakePool(int n) {
     inputs_.assign(n, CircuitInput());
     for (auto& in : inputs_) {
       in.state = v1::ENDPOINT_STATE_READY;
@@ -100,7 +100,7 @@ class PoolCircuitTest : public ::testing::Test {
 };
 
 TEST_F(PoolCircuitTest, ErrorRateEjectsAndEjectionTimeGrows) {
-  Setup(4);
+  MakePool(4);
   Step(absl::Seconds(1), 0, {});  // Baseline counters.
   auto d = Step(absl::Seconds(1), 50, {30});  // 60% 5xx over 50 requests.
   EXPECT_EQ(d[0].circuit, v1::CIRCUIT_STATE_OPEN);
@@ -130,7 +130,7 @@ TEST_F(PoolCircuitTest, ErrorRateEjectsAndEjectionTimeGrows) {
 }
 
 TEST_F(PoolCircuitTest, TooFewRequestsOrACounterResetNeverEject) {
-  Setup(3);
+  MakePool(3);
   Step(absl::Seconds(1), 0, {});
   auto d = Step(absl::Seconds(1), 10, {10});  // 100% of 10: under min_requests (20).
   EXPECT_EQ(d[0].circuit, v1::CIRCUIT_STATE_CLOSED);
@@ -143,7 +143,7 @@ TEST_F(PoolCircuitTest, TooFewRequestsOrACounterResetNeverEject) {
 }
 
 TEST_F(PoolCircuitTest, EjectionCapFailsOpen) {
-  Setup(4);
+  MakePool(4);
   Step(absl::Seconds(1), 0, {});
   auto d = Step(absl::Seconds(1), 50, {50, 50, 50, 50});  // A shared cause: all failing.
   int open = 0, routable = 0;
@@ -157,7 +157,7 @@ TEST_F(PoolCircuitTest, EjectionCapFailsOpen) {
 }
 
 TEST_F(PoolCircuitTest, PlainlyDownDoNotCountAgainstTheCapButStayExcluded) {
-  Setup(4);
+  MakePool(4);
   inputs_[0].state = v1::ENDPOINT_STATE_UNHEALTHY;
   inputs_[1].report_age = absl::Seconds(60);  // Stale.
   Step(absl::Seconds(1), 0, {});
@@ -171,7 +171,7 @@ TEST_F(PoolCircuitTest, PlainlyDownDoNotCountAgainstTheCapButStayExcluded) {
 }
 
 TEST_F(PoolCircuitTest, LatencyOutlierAgainstThePoolMedian) {
-  Setup(4);
+  MakePool(4);
   inputs_[0].ttft_p95_seconds = 0.2;
   inputs_[1].ttft_p95_seconds = 0.25;
   inputs_[2].ttft_p95_seconds = 0.3;
@@ -181,7 +181,7 @@ TEST_F(PoolCircuitTest, LatencyOutlierAgainstThePoolMedian) {
   EXPECT_THAT(d[3].reason, HasSubstr("latency outlier: TTFT p95 2.00s > 3.0 x pool median 0.28s"));
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(d[i].routable);
   // Under the floor nothing is an outlier, however far from the median.
-  Setup(3);
+  MakePool(3);
   memories_.clear();
   inputs_[0].ttft_p95_seconds = 0.01;
   inputs_[1].ttft_p95_seconds = 0.01;
