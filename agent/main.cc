@@ -24,7 +24,7 @@
 
 int main(int argc, char** argv) {
   switchboard::SetLogProgramName("agent");
-  // Block the stop signals before any thread starts (gRPC, prometheus, curl): only the
+  // Block the stop signals before any thread starts (gRPC, prometheus): only the
   // signal thread below takes them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   }
   switchboard::WarnIfPlaintextImplicit(insecure);
 
-  switchboard::agent::CurlHttpClient http;
+  switchboard::agent::PlainHttpClient http;
   std::vector<std::unique_ptr<switchboard::agent::Probe>> probes;
   for (const std::string& b : backends) {
     auto spec = switchboard::agent::ParseBackendSpec(b);

@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   sqlite3 curl procps
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
 )
