@@ -40,6 +40,9 @@ int RunExplain(const GlobalOptions& global, const std::string& pool, const std::
 int RunScale(const GlobalOptions& global, const std::string& pool, int replicas, absl::Duration ttl,
              const std::string& reason, std::ostream& out, std::ostream& err);
 
+// events: the control plane's history, oldest first (optionally one pool's).
+int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err);
+
 struct PlanOptions {
   std::string model;        // Catalog name; empty for a custom model.
   double parameters = 0;    // Custom shape (overrides the catalog's when set).

@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
   scale_cmd->add_option("--reason", scale_reason, "recorded in the history");
   scale_cmd->add_flag("--clear", scale_clear, "remove the override now");
 
+  std::string events_pool;
+  int events_limit = 50;
+  CLI::App* events_cmd = app.add_subcommand(
+      "events", "history: endpoints joining and leaving, circuit changes, scaling decisions, drains, reloads");
+  events_cmd->add_option("pool", events_pool, "only this pool's events");
+  events_cmd->add_option("--limit", events_limit, "most events shown")->check(CLI::Range(1, 1000))->capture_default_str();
+
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
   CLI::App* plan_cmd = app.add_subcommand(
@@ -95,6 +102,7 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
+  if (*events_cmd) return switchboard::cli::RunEvents(global, events_pool, events_limit, std::cout, std::cerr);
   if (*explain_cmd) return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr);
   if (*scale_cmd) {
     absl::Duration ttl;

@@ -1,5 +1,7 @@
 #include "controlplane/service/admin_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
@@ -149,6 +151,36 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                ? std::string("override cleared")
                                : absl::StrCat(request->replicas(), " replicas for ", absl::FormatDuration(ttl),
                                               request->reason().empty() ? "" : ": " + request->reason().substr(0, 256))});
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* context,
+                                                   const v1::EventsRequest* request, v1::EventsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (history_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "this control plane keeps no history (started with --db \"\")"));
+    return reactor;
+  }
+  const uint32_t limit = request->limit() == 0 ? 50 : std::min<uint32_t>(request->limit(), 1000);
+  // Read a generous window and filter by pool here: the table is indexed by time.
+  absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(request->pool().empty() ? limit : 10000);
+  if (!events.ok()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(events.status().message())));
+    return reactor;
+  }
+  for (const HistoryEvent& e : *events) {
+    if (!request->pool().empty() && e.pool != request->pool()) continue;
+    if (static_cast<uint32_t>(response->events_size()) >= limit) break;
+    v1::Event* out = response->add_events();
+    *out->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(e.time));
+    out->set_kind(e.kind);
+    out->set_pool(e.pool);
+    out->set_node_id(e.node_id);
+    out->set_address(e.address);
+    out->set_detail(e.detail);
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;

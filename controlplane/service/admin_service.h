@@ -35,6 +35,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                     v1::ExplainResponse* response) override;
   grpc::ServerUnaryReactor* SetReplicas(grpc::CallbackServerContext* context, const v1::SetReplicasRequest* request,
                                         v1::SetReplicasResponse* response) override;
+  grpc::ServerUnaryReactor* Events(grpc::CallbackServerContext* context, const v1::EventsRequest* request,
+                                   v1::EventsResponse* response) override;
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);

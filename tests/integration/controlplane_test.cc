@@ -104,6 +104,13 @@ TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
   ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() != 7; },
                                    absl::Seconds(5), &a));
   EXPECT_EQ(Sbctl("scale nope 3").first, 1);
+  // The history tells the story, oldest first.
+  auto [rc4, events] = Sbctl("events m");
+  EXPECT_EQ(rc4, 0) << events;
+  EXPECT_THAT(events, HasSubstr("endpoint_joined pool=m node=n1"));
+  EXPECT_THAT(events, HasSubstr("scaling_decision pool=m"));
+  EXPECT_THAT(events, HasSubstr("manual_replicas pool=m  7 replicas for 10m: launch"));
+  EXPECT_LT(events.find("endpoint_joined"), events.find("manual_replicas"));
   server_.reset();  // Ends the long requests.
 }
 
