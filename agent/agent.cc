@@ -36,7 +36,7 @@ v1::Hello Agent::MakeHello() const {
   hello.set_agent_version(kAgentVersion);
   *hello.mutable_report_interval() =
       TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.report_interval));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const v1::GpuInfo& gpu : gpu_infos_) *hello.add_gpus() = gpu;
   for (const auto& probe : probes_) {
     v1::EndpointInfo* ep = hello.add_endpoints();
@@ -63,7 +63,7 @@ void Agent::ReadGpus(v1::Report* report) {
     return;
   }
   last_gpu_error_.clear();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!gpus_known_) {
     gpus_known_ = true;
     for (const GpuReading& g : *readings) {
@@ -101,7 +101,7 @@ v1::Report Agent::ProbeRound() {
   ReadGpus(&report);
   for (auto& f : polls) *report.add_endpoints() = f.get();
 
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (v1::EndpointReport& ep : *report.mutable_endpoints()) {
     if (draining_ && ep.state() != v1::ENDPOINT_STATE_UNHEALTHY) ep.set_state(v1::ENDPOINT_STATE_DRAINING);
     if (metrics_ != nullptr) {
@@ -141,7 +141,7 @@ void Agent::Run() {
     }
     bool exit_now = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (exit_when_idle_) {
         const bool idle = AllIdle(*report);
         const bool expired = clock_->MonotonicNow() >= drain_deadline_;
@@ -156,22 +156,22 @@ void Agent::Run() {
       for (auto& r : reporters_) r->WaitForAck(report->sequence(), absl::Seconds(2));
       return;
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
     const absl::Duration elapsed = clock_->MonotonicNow() - round_start;
-    mu_.AwaitWithTimeout(absl::Condition(&woken), options_.report_interval - elapsed);
+    mu_.AwaitWithTimeout(Condition(&woken), options_.report_interval - elapsed);
     if (stop_) return;
     wake_ = false;
   }
 }
 
 void Agent::Stop() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stop_ = true;
 }
 
 void Agent::StartDrain(bool exit_when_idle) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!draining_) SB_LOG(INFO) << "draining" << (exit_when_idle ? " before exit" : "");
   draining_ = true;
   if (exit_when_idle && !exit_when_idle_) {
@@ -183,7 +183,7 @@ void Agent::StartDrain(bool exit_when_idle) {
 }
 
 void Agent::Undrain() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (exit_when_idle_) return;  // Shutting down: stays drained.
   if (draining_) SB_LOG(INFO) << "undrained";
   draining_ = false;
@@ -192,7 +192,7 @@ void Agent::Undrain() {
 }
 
 bool Agent::draining() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return draining_;
 }
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "agent/gpu/gpu_source.h"
 #include "agent/metrics.h"
@@ -69,7 +69,7 @@ class Agent {
   AgentMetrics* const metrics_;
   std::vector<std::unique_ptr<Reporter>> reporters_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;          // Run a round now.
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

@@ -31,19 +31,19 @@ Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* hi
       config_(std::make_shared<const FleetConfig>(options.config)) {}
 
 void Reconciler::SetConfig(FleetConfig config) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   config_ = std::make_shared<const FleetConfig>(std::move(config));
   dirty_ = true;
 }
 
 std::shared_ptr<const FleetConfig> Reconciler::config() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return config_;
 }
 
 void Reconciler::SetManualReplicas(const std::string& pool, int32_t replicas, absl::Time expires, std::string reason) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (replicas < 0) {
       manual_.erase(pool);
     } else {
@@ -62,7 +62,7 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   std::optional<policy::ManualOverride> manual;
   uint64_t manual_generation;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = manual_.find(pool);
     if (it != manual_.end()) manual = it->second;
     manual_generation = manual_generation_;
@@ -164,40 +164,40 @@ void Reconciler::LoadForecastHistory() {
     SB_LOG(WARNING) << "cannot read demand history for the forecast: " << samples.status().message();
     return;
   }
-  absl::MutexLock lock(&pass_mu_);
+  MutexLock lock(&pass_mu_);
   for (const PoolSample& s : *samples) autoscale_[s.pool].forecast.Observe(s.time, s.demand);
   if (!samples->empty()) SB_LOG(INFO) << "forecast: replayed " << samples->size() << " demand samples from history";
 }
 
 void Reconciler::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
 }
 
 void Reconciler::Notify() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   dirty_ = true;
 }
 
 uint64_t Reconciler::passes() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return passes_;
 }
 
 void Reconciler::Loop() {
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       // Wait for a change or the tick; then let a burst of changes settle briefly.
       auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || dirty_; };
-      mu_.AwaitWithTimeout(absl::Condition(&woken), options_.tick);
+      mu_.AwaitWithTimeout(Condition(&woken), options_.tick);
       if (stop_) return;
       if (dirty_) {
         auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-        mu_.AwaitWithTimeout(absl::Condition(&stopped), options_.coalesce);
+        mu_.AwaitWithTimeout(Condition(&stopped), options_.coalesce);
         if (stop_) return;
       }
       dirty_ = false;
@@ -207,7 +207,7 @@ void Reconciler::Loop() {
 }
 
 int Reconciler::ReconcileOnce() {
-  absl::MutexLock pass_lock(&pass_mu_);
+  MutexLock pass_lock(&pass_mu_);
   const absl::Time now = clock_->MonotonicNow();
   const absl::Time wall = clock_->Now();
 
@@ -242,7 +242,7 @@ int Reconciler::ReconcileOnce() {
   }
   store_->Refresh(refreshed);
   store_->Publish(changed);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ++passes_;
   return static_cast<int>(changed.size());
 }

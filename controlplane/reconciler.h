@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "controlplane/config/pool_config.h"
@@ -86,7 +86,7 @@ class Reconciler {
   const Clock* const clock_;
   const ReconcilerOptions options_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -94,7 +94,7 @@ class Reconciler {
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Serializes passes (the loop and direct calls).
-  absl::Mutex pass_mu_;
+  Mutex pass_mu_;
   std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);  // By pool.
   std::map<std::string, PoolAutoscale> autoscale_ ABSL_GUARDED_BY(pass_mu_);   // By pool.
   std::thread thread_;

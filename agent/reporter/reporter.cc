@@ -18,7 +18,7 @@ void Reporter::Start() { thread_ = std::thread([this] { Loop(); }); }
 
 void Reporter::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
     if (active_context_ != nullptr) active_context_->TryCancel();
   }
@@ -26,26 +26,26 @@ void Reporter::Stop() {
 }
 
 void Reporter::Publish(std::shared_ptr<const v1::Report> report) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   latest_ = std::move(report);
 }
 
 bool Reporter::connected() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return connected_;
 }
 
 uint64_t Reporter::last_acked_sequence() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return acked_sequence_;
 }
 
 bool Reporter::WaitForAck(uint64_t sequence, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto done = [this, sequence]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return acked_sequence_ >= sequence || !connected_ || stop_;
   };
-  mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  mu_.AwaitWithTimeout(Condition(&done), timeout);
   return acked_sequence_ >= sequence;
 }
 
@@ -63,16 +63,16 @@ void Reporter::Loop() {
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     const absl::Duration wait = backoff * jitter(rng_);
     backoff = std::min(backoff * 2, options_.max_backoff);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopped), wait)) return;
+    if (mu_.AwaitWithTimeout(Condition(&stopped), wait)) return;
   }
 }
 
 void Reporter::RunStream(v1::AgentService::Stub* stub) {
   grpc::ClientContext context;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stop_) return;
     active_context_ = &context;
     stream_broken_ = false;
@@ -92,7 +92,7 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
           if (on_command_) on_command_(msg.command());
           continue;
         }
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         if (msg.has_ack()) {
           if (!connected_) {
             SB_LOG(INFO) << "connected to control plane " << options_.target;
@@ -101,17 +101,17 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
           acked_sequence_ = msg.ack().sequence();
         }
       }
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stream_broken_ = true;
     });
     while (true) {
       std::shared_ptr<const v1::Report> report;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return stop_ || stream_broken_ || (latest_ && latest_->sequence() > sent_sequence_);
         };
-        mu_.Await(absl::Condition(&ready));
+        mu_.Await(Condition(&ready));
         if (stop_ || stream_broken_) break;
         report = latest_;
         sent_sequence_ = report->sequence();
@@ -127,7 +127,7 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
   grpc::Status status = stream->Finish();
   bool was_connected;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     active_context_ = nullptr;
     was_connected = connected_;
     connected_ = false;

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
@@ -55,7 +55,7 @@ class Reporter {
   const std::function<void(const v1::Command&)> on_command_;
   std::mt19937 rng_;  // Used only by the reporter thread.
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::shared_ptr<const v1::Report> latest_ ABSL_GUARDED_BY(mu_);
   uint64_t sent_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t acked_sequence_ ABSL_GUARDED_BY(mu_) = 0;

@@ -8,7 +8,7 @@ namespace switchboard::controlplane {
 absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now) {
   RETURN_IF_ERROR(ValidateHello(hello, limits_));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto existing = nodes_.find(hello.node_id());
     if (existing != nodes_.end() && existing->second.connected && existing->second.stream_id != stream_id) {
       return absl::AlreadyExistsError(absl::StrCat("node ", hello.node_id(),
@@ -35,7 +35,7 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
 absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id,
                                      const v1::Report& report, absl::Time now) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
     if (it == nodes_.end()) return absl::FailedPreconditionError("Report before Hello");
     Node& node = it->second;
@@ -59,7 +59,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
 
 void FleetState::Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
     if (it == nodes_.end() || it->second.stream_id != stream_id) return;
     it->second.connected = false;
@@ -71,7 +71,7 @@ void FleetState::Disconnect(uint64_t stream_id, const std::string& node_id, absl
 std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention, absl::Time now) {
   std::vector<std::string> removed;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto it = nodes_.begin(); it != nodes_.end();) {
       if (!it->second.connected && now - it->second.last_seen > retention) {
         removed.push_back(it->first);
@@ -87,7 +87,7 @@ std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention,
 
 std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
   std::vector<EndpointView> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& [node_id, node] : nodes_) {
     for (const v1::EndpointInfo& info : node.hello.endpoints()) {
       EndpointView v;
@@ -128,7 +128,7 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
 
 std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
   std::vector<NodeView> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& [node_id, node] : nodes_) {
     NodeView v;
     v.node_id = node_id;
@@ -161,7 +161,7 @@ std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
 absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, bool drain) {
   bool connected;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
     if (it == nodes_.end()) {
       return absl::NotFoundError(absl::StrCat("no node named '", node_id.substr(0, 256), "'"));
@@ -174,7 +174,7 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
 }
 
 bool FleetState::DrainRequested(const std::string& node_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = nodes_.find(node_id);
   return it != nodes_.end() && it->second.drain_requested;
 }

@@ -11,7 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "controlplane/fleet/validation.h"
@@ -104,7 +104,7 @@ class FleetState {
 
   const ValidationLimits limits_;
   const std::function<void()> on_change_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -123,7 +123,7 @@ HistoryStore::HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit)
 
 HistoryStore::~HistoryStore() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
   writer_.join();  // Drains the queue first: nothing recorded is lost on shutdown.
@@ -132,9 +132,9 @@ HistoryStore::~HistoryStore() {
 }
 
 void HistoryStore::Enqueue(Item item) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < queue_limit_; };
-  mu_.Await(absl::Condition(&has_room));
+  mu_.Await(Condition(&has_room));
   queue_.push_back(std::move(item));
   ++enqueued_;
 }
@@ -161,7 +161,7 @@ void HistoryStore::RecordSample(PoolSample sample) {
 }
 
 absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time since) const {
-  absl::MutexLock lock(&reader_mu_);
+  MutexLock lock(&reader_mu_);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(reader_db_,
                          "SELECT time_unix_ms, pool, demand, replicas, desired FROM pool_samples "
@@ -185,14 +185,14 @@ absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time si
 }
 
 void HistoryStore::Flush() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
   auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return committed_ >= target; };
-  mu_.Await(absl::Condition(&done));
+  mu_.Await(Condition(&done));
 }
 
 uint64_t HistoryStore::write_errors() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return write_errors_;
 }
 
@@ -200,9 +200,9 @@ void HistoryStore::WriterLoop() {
   while (true) {
     std::vector<Item> batch;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
-      mu_.Await(absl::Condition(&ready));
+      mu_.Await(Condition(&ready));
       if (queue_.empty() && stop_) return;
       while (!queue_.empty() && batch.size() < 512) {
         batch.push_back(std::move(queue_.front()));
@@ -210,7 +210,7 @@ void HistoryStore::WriterLoop() {
       }
     }
     WriteBatch(batch);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     committed_ += batch.size();
   }
 }
@@ -283,13 +283,13 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   if (!status.ok()) {
     Exec(db, "ROLLBACK").IgnoreError();
     SB_LOG(ERROR) << "history: lost a batch of " << batch.size() << " writes: " << status.message();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++write_errors_;
   }
 }
 
 absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limit) const {
-  absl::MutexLock lock(&reader_mu_);
+  MutexLock lock(&reader_mu_);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(reader_db_,
                          "SELECT time_unix_ms, kind, pool, node_id, address, detail FROM events "
@@ -314,7 +314,7 @@ absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limi
 }
 
 absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() const {
-  absl::MutexLock lock(&reader_mu_);
+  MutexLock lock(&reader_mu_);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots",
                          -1, &stmt, nullptr) != SQLITE_OK) {

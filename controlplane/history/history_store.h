@@ -15,7 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 
 struct sqlite3;
@@ -91,10 +91,10 @@ class HistoryStore {
 
   sqlite3* const writer_db_;  // Used only by the writer thread.
   sqlite3* const reader_db_ ABSL_PT_GUARDED_BY(reader_mu_);
-  mutable absl::Mutex reader_mu_;
+  mutable Mutex reader_mu_;
   const size_t queue_limit_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;

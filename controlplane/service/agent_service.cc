@@ -3,7 +3,7 @@
 #include <deque>
 #include <optional>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/log.h"
 #include "controlplane/service/grpc_status.h"
 
@@ -42,7 +42,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) pending_ack_.reset();  // The stream is going away; a read error follows.
     PumpLocked();
@@ -50,7 +50,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
   // Sends `command` after any write in flight. Callable from any thread.
   void QueueCommand(const v1::Command& command) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_ || finish_status_.has_value()) return;
     pending_commands_.push_back(command);
     PumpLocked();
@@ -95,7 +95,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   void Disconnect() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (disconnected_ || node_id_.empty()) {
       disconnected_ = true;
       return;
@@ -106,13 +106,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   void QueueAck(uint64_t sequence) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pending_ack_ = sequence;
     PumpLocked();
   }
 
   void FinishWhenIdle(grpc::Status status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pending_ack_.reset();
     finish_status_ = std::move(status);
     PumpLocked();
@@ -148,7 +148,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   v1::AgentMessage in_;    // Owned by the single outstanding read.
   std::string node_id_;    // Set by the Hello; touched only from read callbacks.
 
-  absl::Mutex mu_;
+  Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -159,19 +159,19 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 };
 
 void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream) {
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   streams_[node_id] = stream;
 }
 
 void AgentServiceImpl::Unregister(const std::string& node_id, AgentStream* stream) {
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   auto it = streams_.find(node_id);
   if (it != streams_.end() && it->second == stream) streams_.erase(it);
 }
 
 bool AgentServiceImpl::SendCommand(const std::string& node_id, const v1::Command& command) {
   // Holding streams_mu_ keeps the stream alive: OnDone unregisters under it first.
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   auto it = streams_.find(node_id);
   if (it == streams_.end()) return false;
   it->second->QueueCommand(command);

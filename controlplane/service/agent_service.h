@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
@@ -32,7 +32,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   void Register(const std::string& node_id, AgentStream* stream);
   void Unregister(const std::string& node_id, AgentStream* stream);
 
-  absl::Mutex streams_mu_;
+  Mutex streams_mu_;
   // Streams that own a node (after an accepted Hello), by node id.
   std::map<std::string, AgentStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
   FleetState* const fleet_;

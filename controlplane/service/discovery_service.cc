@@ -4,7 +4,7 @@
 #include <memory>
 #include <set>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/log.h"
 
 namespace switchboard::controlplane {
@@ -24,7 +24,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       finish_requested_ = true;
       PumpLocked();
       return;
@@ -32,16 +32,16 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
     if (!subscribed_) {
       subscribed_ = true;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         subscriber_id_ = request_.subscriber_id();
         all_pools_ = request_.pools().empty();
         pools_.insert(request_.pools().begin(), request_.pools().end());
       }
       watcher_id_ = service_->store_->AddWatcher([this] {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         PumpLocked();
       });
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       PumpLocked();
     } else if (request_.has_error_detail() && request_.error_detail().code() != 0) {
       service_->metrics_->subscriber_nacks->Increment();
@@ -54,7 +54,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     in_flight_.reset();
     if (!ok) {
       finish_requested_ = true;
@@ -95,7 +95,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   bool subscribed_ = false;       // Touched only from read callbacks.
   int watcher_id_ = 0;            // Set before the first write; read in OnDone.
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::string subscriber_id_ ABSL_GUARDED_BY(mu_);
   bool all_pools_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> pools_ ABSL_GUARDED_BY(mu_);

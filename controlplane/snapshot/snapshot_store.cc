@@ -5,26 +5,26 @@ namespace switchboard::controlplane {
 void SnapshotStore::Publish(const std::vector<std::shared_ptr<const Snapshot>>& snapshots) {
   if (snapshots.empty()) return;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& snap : snapshots) pools_[snap->pool] = snap;
   }
-  absl::MutexLock lock(&watchers_mu_);
+  MutexLock lock(&watchers_mu_);
   for (auto& [id, watcher] : watchers_) watcher();
 }
 
 void SnapshotStore::Refresh(const std::vector<std::shared_ptr<const Snapshot>>& snapshots) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& snap : snapshots) pools_[snap->pool] = snap;
 }
 
 std::shared_ptr<const Snapshot> SnapshotStore::Get(const std::string& pool) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = pools_.find(pool);
   return it == pools_.end() ? nullptr : it->second;
 }
 
 std::vector<std::shared_ptr<const Snapshot>> SnapshotStore::All() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<const Snapshot>> out;
   out.reserve(pools_.size());
   for (const auto& [name, snap] : pools_) out.push_back(snap);
@@ -32,14 +32,14 @@ std::vector<std::shared_ptr<const Snapshot>> SnapshotStore::All() const {
 }
 
 int SnapshotStore::AddWatcher(Watcher watcher) {
-  absl::MutexLock lock(&watchers_mu_);
+  MutexLock lock(&watchers_mu_);
   int id = next_watcher_id_++;
   watchers_[id] = std::move(watcher);
   return id;
 }
 
 void SnapshotStore::RemoveWatcher(int id) {
-  absl::MutexLock lock(&watchers_mu_);
+  MutexLock lock(&watchers_mu_);
   watchers_.erase(id);
 }
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "controlplane/snapshot/snapshot.h"
 
 namespace switchboard::controlplane {
@@ -37,11 +37,11 @@ class SnapshotStore {
   void RemoveWatcher(int id);
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<const Snapshot>> pools_ ABSL_GUARDED_BY(mu_);
 
   // Held while watchers run (never together with mu_), so removal waits for them.
-  absl::Mutex watchers_mu_;
+  Mutex watchers_mu_;
   std::map<int, Watcher> watchers_ ABSL_GUARDED_BY(watchers_mu_);
   int next_watcher_id_ ABSL_GUARDED_BY(watchers_mu_) = 1;
 };

@@ -33,7 +33,7 @@ void FakeEngine::Observe(std::vector<double>* buckets, double* sum, double value
 }
 
 void FakeEngine::RecordFailure() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   requests_total_ += 1;
   requests_failed_ += 1;
 }
@@ -41,27 +41,27 @@ void FakeEngine::RecordFailure() {
 bool FakeEngine::Ready() const { return absl::Now() - started_ >= options_.startup_delay; }
 
 void FakeEngine::Stop() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stopped_ = true;
 }
 
 bool FakeEngine::stopped() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stopped_;
 }
 
 void FakeEngine::WaitUntilStopped() const {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(&stopped_));
+  MutexLock lock(&mu_);
+  mu_.Await(Condition(&stopped_));
 }
 
 int FakeEngine::idle_slots() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; }));
 }
 
 int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrived) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const uint64_t ticket = next_ticket_++;
   ++deferred_;
   auto can_go = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -69,7 +69,7 @@ int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrive
     if (ticket != serving_ticket_) return false;
     return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; });
   };
-  mu_.Await(absl::Condition(&can_go));
+  mu_.Await(Condition(&can_go));
   --deferred_;
   ++serving_ticket_;
   if (stopped_) return -1;
@@ -86,21 +86,21 @@ int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrive
 }
 
 bool FakeEngine::SleepUntil(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Emulating compute time is this program's job; Stop() cuts it short.
-  mu_.AwaitWithDeadline(absl::Condition(&stopped_), deadline);
+  mu_.AwaitWithDeadline(Condition(&stopped_), deadline);
   return !stopped_;
 }
 
 bool FakeEngine::Prefill(int slot) {
   absl::Duration d;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     d = absl::Seconds(slots_[slot].prompt_tokens / std::max(1e-3, options_.prefill_tokens_per_second));
   }
   const absl::Time start = absl::Now();
   if (!SleepUntil(start + d)) return false;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   slots_[slot].prefill_time = absl::Now() - start;
   slots_[slot].next_token_at = absl::Now();
   return true;
@@ -109,11 +109,11 @@ bool FakeEngine::Prefill(int slot) {
 bool FakeEngine::DecodeToken(int slot) {
   absl::Time due;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     due = slots_[slot].next_token_at + absl::Seconds(1.0 / std::max(1e-3, options_.tokens_per_second));
   }
   if (!SleepUntil(due)) return false;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Slot& s = slots_[slot];
   s.decode_time += due - s.next_token_at;
   s.next_token_at = due;
@@ -124,7 +124,7 @@ bool FakeEngine::DecodeToken(int slot) {
 }
 
 void FakeEngine::ReleaseSlot(int slot) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Slot& s = slots_[slot];
   const double prefill_s = absl::ToDoubleSeconds(s.prefill_time);
   const double decode_s = absl::ToDoubleSeconds(s.decode_time);
@@ -144,7 +144,7 @@ void FakeEngine::ReleaseSlot(int slot) {
 }
 
 FakeEngine::Stats FakeEngine::ReadStats(bool reset_scrape) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Stats st;
   for (const Slot& s : slots_) {
     if (!s.busy) continue;
@@ -177,7 +177,7 @@ FakeEngine::Stats FakeEngine::ReadStats(bool reset_scrape) {
 }
 
 std::string FakeEngine::SlotsJson(bool legacy_state) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   nlohmann::json slots = nlohmann::json::array();
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 
 namespace switchboard::fakellm {
@@ -100,7 +100,7 @@ class FakeEngine {
 
   const FakeEngineOptions options_;
   const absl::Time started_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   int deferred_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 0;   // FIFO order of waiting requests.

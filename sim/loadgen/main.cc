@@ -15,7 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "common/net.h"
 #include "httplib.h"
@@ -24,7 +24,7 @@
 namespace {
 
 struct Stats {
-  absl::Mutex mu;
+  switchboard::Mutex mu;
   int64_t sent = 0, ok = 0, failed = 0, no_endpoint = 0;
   std::map<std::string, int64_t> per_endpoint;
   std::vector<double> latencies_s;
@@ -38,7 +38,7 @@ class AssignmentWatcher {
   }
   ~AssignmentWatcher() {
     {
-      absl::MutexLock lock(&mu_);
+      switchboard::MutexLock lock(&mu_);
       stop_ = true;
       if (ctx_ != nullptr) ctx_->TryCancel();
     }
@@ -46,7 +46,7 @@ class AssignmentWatcher {
   }
   // Picks an endpoint in proportion to weight; empty when none is routable.
   std::string Pick(std::mt19937& rng) {
-    absl::MutexLock lock(&mu_);
+    switchboard::MutexLock lock(&mu_);
     std::vector<double> weights;
     for (const auto& ep : assignment_.endpoints()) weights.push_back(ep.weight());
     if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) return "";
@@ -59,7 +59,7 @@ class AssignmentWatcher {
     while (true) {
       grpc::ClientContext ctx;
       {
-        absl::MutexLock lock(&mu_);
+        switchboard::MutexLock lock(&mu_);
         if (stop_) return;
         ctx_ = &ctx;
       }
@@ -75,20 +75,20 @@ class AssignmentWatcher {
         ack.set_version_info(a.version());
         ack.set_response_nonce(a.nonce());
         stream->Write(ack);
-        absl::MutexLock lock(&mu_);
+        switchboard::MutexLock lock(&mu_);
         assignment_ = a;
       }
       stream->Finish();
-      absl::MutexLock lock(&mu_);
+      switchboard::MutexLock lock(&mu_);
       ctx_ = nullptr;
       auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), absl::Milliseconds(500))) return;
+      if (mu_.AwaitWithTimeout(switchboard::Condition(&stopped), absl::Milliseconds(500))) return;
     }
   }
 
   std::unique_ptr<switchboard::v1::DiscoveryService::Stub> stub_;
   const std::string pool_;
-  absl::Mutex mu_;
+  switchboard::Mutex mu_;
   switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(absl::ToChronoTime(next_arrival));
     next_arrival += absl::Seconds(gap(rng));
     if (absl::Now() >= next_report) {
-      absl::MutexLock lock(&stats.mu);
+      switchboard::MutexLock lock(&stats.mu);
       std::sort(stats.latencies_s.begin(), stats.latencies_s.end());
       auto q = [&](double p) {
         return stats.latencies_s.empty() ? 0.0 : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     }
     std::string target = watcher.Pick(rng);
     if (target.empty() || in_flight >= concurrency) {
-      absl::MutexLock lock(&stats.mu);
+      switchboard::MutexLock lock(&stats.mu);
       ++stats.no_endpoint;
       continue;
     }
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
       const absl::Time t0 = absl::Now();
       auto res = client.Post("/v1/chat/completions", body, "application/json");
       const double latency = absl::ToDoubleSeconds(absl::Now() - t0);
-      absl::MutexLock lock(&stats.mu);
+      switchboard::MutexLock lock(&stats.mu);
       ++stats.sent;
       ++stats.per_endpoint[target];
       if (res && res->status == 200) {
@@ -178,8 +178,8 @@ int main(int argc, char** argv) {
       --in_flight;
     }).detach();
   }
-  absl::MutexLock lock(&stats.mu);
+  switchboard::MutexLock lock(&stats.mu);
   auto idle = [&in_flight] { return in_flight.load() == 0; };
-  stats.mu.Await(absl::Condition(&idle));
+  stats.mu.Await(switchboard::Condition(&idle));
   return 0;
 }

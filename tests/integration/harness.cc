@@ -120,7 +120,7 @@ Subscriber::Subscriber(const std::string& target, std::vector<std::string> pools
       ack.set_version_info(a.version());
       ack.set_response_nonce(a.nonce());
       stream_->Write(ack);
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       latest_[a.pool()] = a;
       ++received_;
     }
@@ -135,12 +135,12 @@ Subscriber::~Subscriber() {
 
 bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred,
                          absl::Duration timeout, v1::Assignment* out) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = latest_.find(pool);
     return it != latest_.end() && pred(it->second);
   };
-  bool ok = mu_.AwaitWithTimeout(absl::Condition(&holds), timeout);
+  bool ok = mu_.AwaitWithTimeout(Condition(&holds), timeout);
   if (out != nullptr) {
     auto it = latest_.find(pool);
     *out = it == latest_.end() ? v1::Assignment() : it->second;
@@ -149,7 +149,7 @@ bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const
 }
 
 int Subscriber::received() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return received_;
 }
 

@@ -16,7 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
@@ -69,7 +69,7 @@ class Subscriber {
   std::unique_ptr<v1::DiscoveryService::Stub> stub_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::SubscribeRequest, v1::Assignment>> stream_;
   std::thread reader_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, v1::Assignment> latest_ ABSL_GUARDED_BY(mu_);
   int received_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -10,7 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "agent/probe/http_client.h"
 
 namespace switchboard::agent {
@@ -18,11 +18,11 @@ namespace switchboard::agent {
 class FakeHttpClient final : public HttpClient {
  public:
   void Set(const std::string& path, int status, std::string body) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     answers_[path] = {status, std::move(body), "", absl::Milliseconds(1)};
   }
   void SetError(const std::string& path, std::string error) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     answers_[path] = {0, "", std::move(error), absl::Milliseconds(1)};
   }
   // Loads a `curl -i` record: status from the first line, body after the blank line.
@@ -43,7 +43,7 @@ class FakeHttpClient final : public HttpClient {
     Set(path, status, body == std::string::npos ? "" : text.substr(body + skip));
   }
   HttpResponse Get(const std::string& url, absl::Duration) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++calls_;
     for (const auto& [path, answer] : answers_) {
       if (absl::EndsWith(url, path)) return answer;
@@ -51,12 +51,12 @@ class FakeHttpClient final : public HttpClient {
     return {404, R"({"error":{"code":404,"message":"File Not Found","type":"not_found_error"}})", "", absl::Milliseconds(1)};
   }
   int calls() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, HttpResponse> answers_;
   int calls_ = 0;
 };
