@@ -43,11 +43,11 @@ class Condition {
  public:
   // A pointer to a bool, or to a callable returning bool (as absl::Condition takes).
   template <typename T>
-  explicit Condition(T* target) {
+  explicit Condition(T* target) ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Evaluated under the mutex.
     if constexpr (std::is_same_v<std::remove_const_t<T>, bool>) {
       eval_ = [target] { return *target; };
     } else {
-      eval_ = [target] { return (*target)(); };
+      eval_ = [target]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return (*target)(); };
     }
   }
   bool Eval() const { return eval_(); }
