@@ -70,8 +70,6 @@ class FleetSim {
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     rr_.assign(s.proxies, 0);
     request_proxy_.assign(w.size(), 0);
-    request_server_.assign(w.size(), -1);
-    start_s_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
     e2e_.assign(w.size(), -1);
     ConfigureScaling();
@@ -216,7 +214,6 @@ class FleetSim {
       return;
     }
     request_proxy_[r] = proxy;
-    request_server_[r] = server;
     ++outstanding_[proxy][server];
     Server& srv = servers_[server];
     if (srv.busy < srv.type->slots) {
@@ -379,8 +376,8 @@ class FleetSim {
   std::vector<uint32_t> previous_weights_;
   std::vector<std::vector<int>> outstanding_;  // [proxy][server]: requests sent, not done.
   std::vector<uint32_t> rr_;
-  std::vector<int> request_proxy_, request_server_;
-  std::vector<double> start_s_, ttft_, e2e_;
+  std::vector<int> request_proxy_;
+  std::vector<double> ttft_, e2e_;
   int64_t completed_ = 0, rejected_ = 0;
   policy::AutoscaleConfig config_;
   policy::AutoscaleState state_;
