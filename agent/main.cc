@@ -46,8 +46,10 @@ int main(int argc, char** argv) {
   app.add_option("--controlplane", controlplanes, "control plane address HOST:PORT (repeatable: report to every replica)")
       ->required();
   app.add_option("--backend", backends,
-                 "inference server to probe, ENGINE=URL[,capacity=X] (repeatable). ENGINE: llamacpp. "
-                 "capacity: relative speed of one slot before any is measured (e.g. A100=4, T4=1)")
+                 "inference server to probe, ENGINE=URL[,capacity=X][,max_seqs=N] (repeatable). "
+                 "ENGINE: llamacpp | vllm | sglang | tgi | auto (detect from the server's endpoints). "
+                 "capacity: relative speed of one slot before any is measured (e.g. A100=4, T4=1); "
+                 "max_seqs: slots of an engine that does not report them (vLLM --max-num-seqs)")
       ->required();
   app.add_option("--node-id", node_id, "this host's id (default: the hostname)");
   app.add_option("--label", labels, "node label KEY=VALUE (repeatable), e.g. gpu=a100");

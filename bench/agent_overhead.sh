@@ -3,7 +3,10 @@
 # endpoints (fakellm, under light load) every second and reporting to a control plane.
 # Goal (issue "agent"): under 0.5% of one core and under 20 MiB RSS.
 #
-#   bench/agent_overhead.sh [SECONDS]      (default 120; BUILD_DIR=build)
+#   bench/agent_overhead.sh [SECONDS]      (default 120; BUILD_DIR=build; GPU=none)
+#
+# GPU=nvml or GPU=nvidia-smi (on a GPU host) includes the agent's GPU readings; the default
+# leaves them out so that machines without a GPU measure the same thing.
 #
 # Prints one line per figure and a JSON summary on the last line. CPU is the agent's
 # utime+stime from /proc over the measured window (after a 5 s warm-up), so the load of
@@ -11,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-120}
+GPU=${GPU:-none}
 BIN=${BUILD_DIR:-build}/bin
 RUN=$(mktemp -d)
 PIDS=()
@@ -36,7 +40,7 @@ for i in $(seq 8); do
   BACKENDS+=(--backend "llamacpp=http://127.0.0.1:$(wait_port "$RUN/f$i.out" "http listening on port")")
 done
 
-"$BIN/switchboard-agent" --insecure --controlplane "$CP" "${BACKENDS[@]}" --node-id bench --gpu none \
+"$BIN/switchboard-agent" --insecure --controlplane "$CP" "${BACKENDS[@]}" --node-id bench --gpu "$GPU" \
   --report-interval 1s 2>"$RUN/agent.log" &
 AGENT=$!
 PIDS+=($AGENT)
@@ -46,7 +50,9 @@ PIDS+=($AGENT)
 PIDS+=($!)
 
 sleep 5  # warm-up: connections, first reports
-ticks() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
+# utime + stime, plus the waited-for children's (cutime + cstime): with --gpu nvidia-smi the
+# agent runs nvidia-smi every interval, and that CPU is the agent's cost too.
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$AGENT/stat"; }
 HZ=$(getconf CLK_TCK)
 t0=$(ticks); s0=$(date +%s.%N)
 sleep "$DURATION"
@@ -58,6 +64,6 @@ hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT/status")
 pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$AGENT/smaps_rollup")
 anon_kib=$(awk '/^Anonymous:/ {print $2}' "/proc/$AGENT/smaps_rollup")
 cpu_pct=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v s="$s0" -v e="$s1" 'BEGIN {printf "%.3f", 100 * (b - a) / hz / (e - s)}')
-echo "agent CPU: ${cpu_pct}% of one core over ${DURATION}s (8 endpoints, 1 s interval)"
+echo "agent CPU: ${cpu_pct}% of one core over ${DURATION}s (8 endpoints, 1 s interval, --gpu $GPU)"
 echo "agent RSS: $((rss_kib / 1024)) MiB now, $((hwm_kib / 1024)) MiB peak; PSS $((pss_kib / 1024)) MiB; anonymous (own heap and stacks) $((anon_kib / 1024)) MiB"
-echo "{\"bench\":\"agent_overhead\",\"seconds\":$DURATION,\"endpoints\":8,\"cpu_percent_of_one_core\":$cpu_pct,\"rss_kib\":$rss_kib,\"rss_peak_kib\":$hwm_kib,\"pss_kib\":$pss_kib,\"anonymous_kib\":$anon_kib}"
+echo "{\"bench\":\"agent_overhead\",\"gpu\":\"$GPU\",\"seconds\":$DURATION,\"endpoints\":8,\"cpu_percent_of_one_core\":$cpu_pct,\"rss_kib\":$rss_kib,\"rss_peak_kib\":$hwm_kib,\"pss_kib\":$pss_kib,\"anonymous_kib\":$anon_kib}"

@@ -17,6 +17,15 @@ constexpr unsigned kNvmlTemperatureGpu = 0;
 struct NvmlMemory {
   unsigned long long total, free, used;  // Bytes. Note the order.
 };
+// nvmlDeviceGetMemoryInfo_v2 (drivers since R510) splits the driver's reserved memory out of
+// `used`, as nvidia-smi does; the first version counts it as used (about 480 MiB on an idle
+// H100 with driver 580, where nvidia-smi shows 0).
+struct NvmlMemoryV2 {
+  unsigned version;
+  unsigned long long total, reserved, free, used;
+};
+// NVML_STRUCT_VERSION(Memory, 2): the struct's size with the version in the top byte.
+constexpr unsigned kNvmlMemoryV2Version = static_cast<unsigned>(sizeof(NvmlMemoryV2)) | (2u << 24);
 struct NvmlUtilization {
   unsigned int gpu, memory;  // Percent.
 };
@@ -33,6 +42,7 @@ struct NvmlGpuSource::Api {
   nvmlReturn_t (*device_name)(nvmlDevice_t, char*, unsigned) = nullptr;
   nvmlReturn_t (*device_uuid)(nvmlDevice_t, char*, unsigned) = nullptr;
   nvmlReturn_t (*memory_info)(nvmlDevice_t, NvmlMemory*) = nullptr;
+  nvmlReturn_t (*memory_info_v2)(nvmlDevice_t, NvmlMemoryV2*) = nullptr;  // Optional.
   nvmlReturn_t (*utilization)(nvmlDevice_t, NvmlUtilization*) = nullptr;
   nvmlReturn_t (*temperature)(nvmlDevice_t, unsigned, unsigned*) = nullptr;
 
@@ -67,6 +77,9 @@ absl::StatusOr<std::unique_ptr<NvmlGpuSource>> NvmlGpuSource::Open(const std::st
   load(api->memory_info, "nvmlDeviceGetMemoryInfo");
   load(api->utilization, "nvmlDeviceGetUtilizationRates");
   load(api->temperature, "nvmlDeviceGetTemperature");
+  // Optional: older drivers lack it, and the first version is the fallback.
+  api->memory_info_v2 =
+      reinterpret_cast<decltype(api->memory_info_v2)>(dlsym(api->handle, "nvmlDeviceGetMemoryInfo_v2"));
   if (missing) {
     dlclose(api->handle);
     return absl::UnavailableError(absl::StrCat(library, " has no symbol ", missing_name));
@@ -103,13 +116,21 @@ absl::StatusOr<std::vector<GpuReading>> NvmlGpuSource::Read() {
     g.uuid.assign(buf, strnlen(buf, sizeof(buf)));
     char name[96] = {};
     if (api_->device_name(dev, name, sizeof(name)) == kNvmlSuccess) g.name.assign(name, strnlen(name, sizeof(name)));
-    NvmlMemory mem{};
-    if (nvmlReturn_t rc = api_->memory_info(dev, &mem); rc != kNvmlSuccess) {
-      return absl::UnavailableError(api_->Error("nvmlDeviceGetMemoryInfo", rc));
+    NvmlMemoryV2 mem2{};
+    mem2.version = kNvmlMemoryV2Version;
+    if (api_->memory_info_v2 != nullptr && api_->memory_info_v2(dev, &mem2) == kNvmlSuccess) {
+      g.vram_total_bytes = mem2.total;
+      g.vram_used_bytes = mem2.used;
+      g.vram_free_bytes = mem2.free;
+    } else {
+      NvmlMemory mem{};
+      if (nvmlReturn_t rc = api_->memory_info(dev, &mem); rc != kNvmlSuccess) {
+        return absl::UnavailableError(api_->Error("nvmlDeviceGetMemoryInfo", rc));
+      }
+      g.vram_total_bytes = mem.total;
+      g.vram_used_bytes = mem.used;
+      g.vram_free_bytes = mem.free;
     }
-    g.vram_total_bytes = mem.total;
-    g.vram_used_bytes = mem.used;
-    g.vram_free_bytes = mem.free;
     NvmlUtilization util{};
     nvmlReturn_t rc = api_->utilization(dev, &util);
     if (rc == kNvmlSuccess && util.gpu <= 100) g.utilization = util.gpu / 100.0;

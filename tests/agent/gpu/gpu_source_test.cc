@@ -18,13 +18,26 @@ TEST(NvmlGpuSourceTest, ReadsEveryGpuThroughDlopen) {
   EXPECT_EQ(h100.uuid, "GPU-fake-0");
   EXPECT_EQ(h100.name, "NVIDIA H100 80GB HBM3");
   EXPECT_EQ(h100.vram_total_bytes, 80ull << 30);
+  // nvmlDeviceGetMemoryInfo_v2: the driver's reserved 512 MiB is neither used nor free.
   EXPECT_EQ(h100.vram_used_bytes, 10ull << 30);
-  EXPECT_EQ(h100.vram_free_bytes, 70ull << 30);
+  EXPECT_EQ(h100.vram_free_bytes, (70ull << 30) - (512ull << 20));
   EXPECT_DOUBLE_EQ(h100.utilization.value(), 0.35);
   EXPECT_DOUBLE_EQ(h100.temperature_celsius.value(), 40);
   const GpuReading& mig = (*gpus)[1];
   EXPECT_FALSE(mig.utilization.has_value()) << "NOT_SUPPORTED on MIG leaves the field absent";
-  EXPECT_EQ(mig.vram_used_bytes, 20ull << 30);
+  EXPECT_EQ(mig.vram_used_bytes, 19ull << 30);
+}
+
+TEST(NvmlGpuSourceTest, FallsBackToFirstMemoryCallWithoutV2) {
+  setenv("FAKE_NVML_NO_V2", "1", 1);
+  auto source = NvmlGpuSource::Open(FAKE_NVML_PATH);
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto gpus = (*source)->Read();
+  unsetenv("FAKE_NVML_NO_V2");
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  // The first version counts reserved memory as used: the best an old driver offers.
+  EXPECT_EQ((*gpus)[0].vram_used_bytes, (10ull << 30) + (512ull << 20));
+  EXPECT_EQ((*gpus)[0].vram_total_bytes, 80ull << 30);
 }
 
 TEST(NvmlGpuSourceTest, NoLibraryOrNoDriverIsUnavailable) {
