@@ -8,6 +8,7 @@
 #include <queue>
 
 #include "absl/time/time.h"
+#include "controlplane/config/pool_config.h"
 #include "controlplane/policy/autoscale.h"
 #include "controlplane/policy/forecast.h"
 #include "controlplane/policy/weights.h"
@@ -143,7 +144,7 @@ class FleetSim {
     for (size_t i = 0; i < v.servers.size(); ++i) {
       if (v.servers[i].routable && servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
     }
-    if (routing_ == Routing::kOracle) {
+    if (routing_ == Routing::kOracle || routing_ == Routing::kOracleSizeBlind) {
       candidates.clear();
       for (size_t i = 0; i < servers_.size(); ++i) {
         if (servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
@@ -185,17 +186,21 @@ class FleetSim {
         auto score = [&](int c) { return (local[c] + 1.0) / std::max<uint32_t>(1, v.weights[c]); };
         return score(a) <= score(b) ? a : b;
       }
-      case Routing::kOracle: {
+      case Routing::kOracle:
+      case Routing::kOracleSizeBlind: {
         // Perfect global knowledge (join the shortest expected TTFT): the wait for a slot
         // (queue ahead over the slots, at the mean service time) plus this request's own
-        // prefill and first token on that server.
+        // prefill and first token on that server. The size-blind oracle assumes every
+        // prompt has the mean length: the best any router can do that, like Envoy, does
+        // not look at request sizes.
         int best = candidates[0];
         double best_score = 1e300;
         for (int c : candidates) {
           const Server& srv = servers_[c];
           const double service = s_.prompt_tokens_mean / srv.type->prefill_tps + s_.output_tokens_mean / srv.type->decode_tps;
           const double wait = srv.busy < srv.type->slots ? 0 : (srv.queue.size() + 1.0) * service / srv.type->slots;
-          const double score = wait + request.prompt_tokens / srv.type->prefill_tps + 1.0 / srv.type->decode_tps;
+          const double prompt = routing_ == Routing::kOracle ? request.prompt_tokens : s_.prompt_tokens_mean;
+          const double score = wait + prompt / srv.type->prefill_tps + 1.0 / srv.type->decode_tps;
           if (score < best_score) best_score = score, best = c;
         }
         return best;
@@ -263,11 +268,11 @@ class FleetSim {
         break;
       case Scaling::kSwitchboardReactive:
       case Scaling::kSwitchboardPredictive: {
-        config_.metrics = {{policy::ScalingSignal::kQueuePerReplica, 3}, {policy::ScalingSignal::kSlotOccupancy, 0.85}};
-        policy::HpaBehavior b;
-        b.scale_down.stabilization_window = absl::Seconds(600);
-        b.scale_down.policies = {{policy::HpaScalingPolicy::Type::kPods, 1, absl::Seconds(60)}};
-        config_.behavior = b;
+        // Exactly what the control plane does for a pool with no configuration file
+        // (controlplane/config: DefaultFleetConfig), plus the forecast when predictive.
+        config_ = *controlplane::DefaultFleetConfig().defaults.autoscale;
+        config_.min_replicas = s_.min_replicas;
+        config_.max_replicas = s_.max_replicas;
         if (scaling_ == Scaling::kSwitchboardPredictive) config_.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
         break;
       }
@@ -295,7 +300,9 @@ class FleetSim {
     forecast_.Observe(in.now, busy + queue);
     if (scaling_ == Scaling::kSwitchboardPredictive) {
       std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));
-      const double per_replica = scale_type_->slots * 0.8;
+      // The forecast one cold start ahead (the scenario's lead_time), in replicas at the
+      // configured occupancy: what the reconciler does with `autoscaling.predictive`.
+      const double per_replica = scale_type_->slots * controlplane::PredictiveConfig().target_occupancy;
       in.metrics.push_back({policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0,
                             expected.has_value()});
     }
@@ -396,6 +403,7 @@ const char* RoutingName(Routing r) {
     case Routing::kSlotPolling: return "slot_polling";
     case Routing::kSwitchboard: return "switchboard";
     case Routing::kOracle: return "oracle";
+    case Routing::kOracleSizeBlind: return "oracle_size_blind";
   }
   return "?";
 }

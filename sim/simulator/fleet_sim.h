@@ -24,7 +24,15 @@ struct SimRequest {
 // The scenario's traffic, deterministic for a seed.
 absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& scenario, uint64_t seed);
 
-enum class Routing { kRoundRobin, kLeastConnections, kStaticWeights, kSlotPolling, kSwitchboard, kOracle };
+enum class Routing {
+  kRoundRobin,
+  kLeastConnections,
+  kStaticWeights,
+  kSlotPolling,
+  kSwitchboard,
+  kOracleSizeBlind,  // Perfect knowledge of every server, but not of request sizes.
+  kOracle,           // Perfect knowledge, request sizes included.
+};
 enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kSwitchboardPredictive };
 const char* RoutingName(Routing r);
 const char* ScalingName(Scaling s);

@@ -14,8 +14,18 @@ TEST(PoolConfigTest, EmptyFileGivesDefaults) {
   const PoolPolicy& p = c->For("anything");
   EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_WEIGHTED);
   ASSERT_TRUE(p.autoscale.has_value());
-  EXPECT_EQ(p.autoscale->metrics.size(), 1u);
-  EXPECT_TRUE(p.autoscale->behavior.has_value());
+  // The evaluated default (docs/policy-evaluation.md): slot occupancy at 75%, scale-down
+  // after 300 s by at most 2 replicas a minute, scale-up as Kubernetes does.
+  ASSERT_EQ(p.autoscale->metrics.size(), 1u);
+  EXPECT_EQ(p.autoscale->metrics[0].signal, policy::ScalingSignal::kSlotOccupancy);
+  EXPECT_DOUBLE_EQ(p.autoscale->metrics[0].target, 0.75);
+  ASSERT_TRUE(p.autoscale->behavior.has_value());
+  EXPECT_EQ(p.autoscale->behavior->scale_down.stabilization_window, absl::Seconds(300));
+  ASSERT_EQ(p.autoscale->behavior->scale_down.policies.size(), 1u);
+  EXPECT_EQ(p.autoscale->behavior->scale_down.policies[0].value, 2);
+  EXPECT_EQ(p.autoscale->behavior->scale_down.policies[0].period, absl::Seconds(60));
+  EXPECT_EQ(p.autoscale->behavior->scale_up.policies.size(), 2u);
+  EXPECT_FALSE(p.predictive.has_value());
 }
 
 TEST(PoolConfigTest, HpaBehaviorExactlyAsInKubernetes) {
