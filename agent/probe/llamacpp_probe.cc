@@ -183,6 +183,19 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
     last_tokens_seconds_ = *seconds;
   }
   out->set_slot_tokens_per_second(slot_tokens_per_second_);
+
+  // Prefill speed: prompt tokens over the time spent on prompts, between two scrapes.
+  std::optional<double> prompt_tokens = scrape->Value("llamacpp:prompt_tokens_total");
+  std::optional<double> prompt_seconds = scrape->Value("llamacpp:prompt_seconds_total");
+  if (prompt_tokens && prompt_seconds && std::isfinite(*prompt_tokens) && std::isfinite(*prompt_seconds)) {
+    if (last_prompt_ && *prompt_tokens >= last_prompt_->first && *prompt_seconds >= last_prompt_->second) {
+      const double dtokens = *prompt_tokens - last_prompt_->first;
+      const double dseconds = *prompt_seconds - last_prompt_->second;
+      if (dseconds > 0 && dtokens > 0) prefill_tokens_per_second_ = dtokens / dseconds;
+    }
+    last_prompt_ = std::make_pair(*prompt_tokens, *prompt_seconds);
+  }
+  out->set_prefill_tokens_per_second(prefill_tokens_per_second_);
   return "";
 }
 

@@ -40,6 +40,8 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   double last_tokens_predicted_ = 0;
   double last_tokens_seconds_ = 0;
   double slot_tokens_per_second_ = 0;
+  std::optional<std::pair<double, double>> last_prompt_;  // (prompt_tokens_total, prompt_seconds_total)
+  double prefill_tokens_per_second_ = 0;
   std::map<int64_t, std::pair<int64_t, int64_t>> slot_progress_;  // slot id -> (task, n_decoded)
   std::optional<absl::Time> slot_progress_at_;
 };

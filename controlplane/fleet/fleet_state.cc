@@ -51,6 +51,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     for (const v1::EndpointReport& ep : report.endpoints()) {
       node.latest[ep.address()] = ep;
       if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
+      if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
     }
   }
   NotifyChange();
@@ -120,6 +121,9 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
       if (node.drain_requested && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
       auto tps = node.slot_tps.find(info.address());
       if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
+      if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
+        v.prefill_tokens_per_second = p->second;
+      }
       out.push_back(std::move(v));
     }
   }

@@ -33,7 +33,8 @@ struct EndpointView {
   uint32_t queue_depth = 0;
   double kv_cache_usage = 0;
   double tokens_per_second = 0;
-  double slot_tokens_per_second = 0;  // Last non-zero measurement (kept while idle).
+  double slot_tokens_per_second = 0;     // Last non-zero measurement (kept while idle).
+  double prefill_tokens_per_second = 0;  // Likewise.
   double capacity_hint = 0;
   double ttft_p95_seconds = 0;
   uint64_t requests_total = 0;
@@ -95,6 +96,7 @@ class FleetState {
     absl::Time last_seen;                              // Monotonic.
     std::map<std::string, v1::EndpointReport> latest;  // By address.
     std::map<std::string, double> slot_tps;            // Last non-zero per address.
+    std::map<std::string, double> prefill_tps;         // Last non-zero per address.
     std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
     bool reported = false;
     bool drain_requested = false;

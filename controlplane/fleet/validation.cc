@@ -186,6 +186,8 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
                                      absl::StrCat(where, ": tokens_per_second")));
     RETURN_IF_ERROR(CheckNonNegative(ep.slot_tokens_per_second(), limits.max_tokens_per_second,
                                      absl::StrCat(where, ": slot_tokens_per_second")));
+    RETURN_IF_ERROR(CheckNonNegative(ep.prefill_tokens_per_second(), limits.max_tokens_per_second,
+                                     absl::StrCat(where, ": prefill_tokens_per_second")));
     if (ep.errors_total() > ep.requests_total() && ep.requests_total() != 0) {
       return Invalid(absl::StrCat(where, ": errors_total exceeds requests_total"));
     }

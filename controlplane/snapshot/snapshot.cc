@@ -1,5 +1,6 @@
 #include "controlplane/snapshot/snapshot.h"
 
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,17 @@
 #include "google/protobuf/util/time_util.h"
 
 namespace switchboard::controlplane {
+namespace {
+
+// Speeds go into the assignment rounded, so that measurement noise does not make a new
+// version at every report (1234.5 -> 1200, 61.7 -> 62, 0 stays 0).
+double TwoSignificantDigits(double v) {
+  if (!(v > 0) || !std::isfinite(v)) return 0;
+  const double scale = std::pow(10.0, std::floor(std::log10(v)) - 1);
+  return std::round(v / scale) * scale;
+}
+
+}  // namespace
 
 std::string ComputeVersion(const v1::Assignment& assignment) {
   v1::Assignment content = assignment;
@@ -106,6 +118,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     out->set_slots_free(ep.slots_total - std::min(ep.slots_busy, ep.slots_total));
     out->set_queue_depth(ep.queue_depth);
     out->mutable_labels()->insert(ep.labels.begin(), ep.labels.end());
+    out->set_decode_tokens_per_second(TwoSignificantDigits(ep.slot_tokens_per_second));
+    out->set_prefill_tokens_per_second(TwoSignificantDigits(ep.prefill_tokens_per_second));
 
     v1::EndpointStatus d;
     d.set_address(ep.address);

@@ -18,6 +18,7 @@
 #include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "common/net.h"
+#include "controlplane/policy/picker.h"
 #include "httplib.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -45,13 +46,37 @@ class AssignmentWatcher {
     thread_.join();
   }
   // Picks an endpoint in proportion to weight; empty when none is routable.
-  std::string Pick(std::mt19937& rng) {
+  std::string Pick(std::mt19937_64& rng) {
     switchboard::MutexLock lock(&mu_);
     std::vector<double> weights;
     for (const auto& ep : assignment_.endpoints()) weights.push_back(ep.weight());
     if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) return "";
     std::discrete_distribution<int> pick(weights.begin(), weights.end());
     return assignment_.endpoints(pick(rng)).address();
+  }
+
+  // Picks by expected time to first token for a prompt of `prompt_tokens`
+  // (controlplane/policy/picker), counting this process's sends since the assignment.
+  std::string PickSizeAware(double prompt_tokens, std::mt19937_64& rng) {
+    switchboard::MutexLock lock(&mu_);
+    std::vector<switchboard::controlplane::policy::PickerEndpoint> eps;
+    for (const auto& ep : assignment_.endpoints()) {
+      switchboard::controlplane::policy::PickerEndpoint e;
+      e.weight = ep.weight();
+      e.slots_total = ep.slots_total();
+      e.slots_free = ep.slots_free();
+      e.queue_depth = ep.queue_depth();
+      e.decode_tokens_per_second = ep.decode_tokens_per_second();
+      e.prefill_tokens_per_second = ep.prefill_tokens_per_second();
+      e.sent_since_assignment = sent_since_assignment_[ep.address()];
+      eps.push_back(e);
+    }
+    const int k = switchboard::controlplane::policy::PickEndpoint(
+        eps, prompt_tokens, switchboard::controlplane::policy::PickerConfig(), rng);
+    if (k < 0) return "";
+    const std::string& address = assignment_.endpoints(k).address();
+    ++sent_since_assignment_[address];
+    return address;
   }
 
  private:
@@ -77,6 +102,7 @@ class AssignmentWatcher {
         stream->Write(ack);
         switchboard::MutexLock lock(&mu_);
         assignment_ = a;
+        sent_since_assignment_.clear();
       }
       stream->Finish();
       switchboard::MutexLock lock(&mu_);
@@ -90,6 +116,7 @@ class AssignmentWatcher {
   const std::string pool_;
   switchboard::Mutex mu_;
   switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint32_t> sent_since_assignment_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
@@ -104,7 +131,8 @@ int main(int argc, char** argv) {
   double rps = 2;
   int max_tokens = 100, concurrency = 64, prompt_chars = 400;
   uint32_t seed = 1;
-  CLI::App app{"switchboard-loadgen: weighted-random chat-completion load on a pool, following its assignments."};
+  std::string picker = "weighted";
+  CLI::App app{"switchboard-loadgen: chat-completion load on a pool, routed by its pushed assignments."};
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT")->capture_default_str();
   app.add_option("--pool", pool, "pool (model) to load")->capture_default_str();
   app.add_option("--rps", rps, "mean requests per second (Poisson arrivals)")->check(CLI::Range(0.01, 1e5))->capture_default_str();
@@ -114,6 +142,12 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration, "stop after this long (0s: until interrupted)")->capture_default_str();
   app.add_option("--report-every", report_every, "print a summary line this often")->capture_default_str();
   app.add_option("--seed", seed, "random seed")->capture_default_str();
+  app.add_option("--picker", picker,
+                 "how to pick an endpoint: weighted (random in proportion to weight, as a weighted proxy does) | "
+                 "size-aware (lowest expected time to first token for the prompt, from the assignment's "
+                 "slots, queue and measured speeds)")
+      ->check(CLI::IsMember({"weighted", "size-aware"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   absl::Duration run_for, every;
   if (!absl::ParseDuration(duration, &run_for) || !absl::ParseDuration(report_every, &every) ||
@@ -127,7 +161,8 @@ int main(int argc, char** argv) {
   AssignmentWatcher watcher(controlplane, pool);
   Stats stats;
   std::atomic<int> in_flight{0};
-  std::mt19937 rng(seed);
+  std::mt19937_64 rng(seed);
+  const double prompt_tokens = prompt_chars / 4.0;  // About 4 characters per token.
   std::exponential_distribution<double> gap(rps);
   const std::string body = absl::StrCat(R"({"messages":[{"role":"user","content":")", std::string(prompt_chars, 'x'),
                                         R"("}],"max_tokens":)", max_tokens, "}");
@@ -151,7 +186,7 @@ int main(int argc, char** argv) {
                 << std::endl;
       next_report += every;
     }
-    std::string target = watcher.Pick(rng);
+    std::string target = picker == "size-aware" ? watcher.PickSizeAware(prompt_tokens, rng) : watcher.Pick(rng);
     if (target.empty() || in_flight >= concurrency) {
       switchboard::MutexLock lock(&stats.mu);
       ++stats.no_endpoint;

@@ -11,6 +11,7 @@
 #include "controlplane/config/pool_config.h"
 #include "controlplane/policy/autoscale.h"
 #include "controlplane/policy/forecast.h"
+#include "controlplane/policy/picker.h"
 #include "controlplane/policy/weights.h"
 
 namespace switchboard::sim {
@@ -31,7 +32,7 @@ struct Server {
 // What the control plane last knew of a server (reported every interval).
 struct ServerView {
   int busy = 0, queue = 0, slots = 0;
-  double decode_tps = 0;
+  double decode_tps = 0, prefill_tps = 0;  // As the agent measures them.
   bool routable = false;
 };
 
@@ -69,6 +70,7 @@ class FleetSim {
     if (scale_type_ == nullptr) scale_type_ = &s.servers.front();
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
+    sent_since_view_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     rr_.assign(s.proxies, 0);
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
@@ -89,7 +91,10 @@ class FleetSim {
         case EventType::kArrival: Arrive(e.a); break;
         case EventType::kCompletion: Complete(e.a, e.b); break;
         case EventType::kReport: Report(); break;
-        case EventType::kViewArrives: proxy_view_[e.a] = views_.at(e.b - views_base_); break;
+        case EventType::kViewArrives:
+          proxy_view_[e.a] = views_.at(e.b - views_base_);
+          std::fill(sent_since_view_[e.a].begin(), sent_since_view_[e.a].end(), 0);
+          break;
         case EventType::kAutoscale: Autoscale(); break;
         case EventType::kServerReady:
           if (servers_[e.a].state == ServerState::kLoading) servers_[e.a].state = ServerState::kReady;
@@ -111,6 +116,7 @@ class FleetSim {
       sv.queue = static_cast<int>(srv.queue.size());
       sv.slots = srv.type->slots;
       sv.decode_tps = srv.type->decode_tps;
+      sv.prefill_tps = srv.type->prefill_tps;
       sv.routable = srv.state == ServerState::kReady;
       v.servers.push_back(sv);
       policy::WeightInput in;
@@ -186,6 +192,29 @@ class FleetSim {
         auto score = [&](int c) { return (local[c] + 1.0) / std::max<uint32_t>(1, v.weights[c]); };
         return score(a) <= score(b) ? a : b;
       }
+      case Routing::kSwitchboardSizeAware: {
+        // A gateway that reads each request: policy/picker on the same pushed weights and
+        // state, knowing the prompt's length and how many gateways share the pool.
+        std::vector<policy::PickerEndpoint> eps;
+        for (int c : candidates) {
+          const ServerView& sv = v.servers[c];
+          policy::PickerEndpoint e;
+          e.weight = v.weights[c];
+          e.slots_total = sv.slots;
+          e.slots_free = static_cast<uint32_t>(std::max(0, sv.slots - sv.busy));
+          e.queue_depth = sv.queue;
+          e.decode_tokens_per_second = sv.decode_tps;
+          e.prefill_tokens_per_second = sv.prefill_tps;
+          e.sent_since_assignment = sent_since_view_[proxy][c];
+          eps.push_back(e);
+        }
+        policy::PickerConfig pc;
+        pc.gateways = s_.proxies;
+        pc.mean_prompt_tokens = s_.prompt_tokens_mean;
+        pc.mean_output_tokens = s_.output_tokens_mean;
+        const int k = policy::PickEndpoint(eps, request.prompt_tokens, pc, rng_);
+        return k < 0 ? -1 : candidates[k];
+      }
       case Routing::kOracle:
       case Routing::kOracleSizeBlind: {
         // Perfect global knowledge (join the shortest expected TTFT): the wait for a slot
@@ -220,6 +249,7 @@ class FleetSim {
     }
     request_proxy_[r] = proxy;
     ++outstanding_[proxy][server];
+    ++sent_since_view_[proxy][server];
     Server& srv = servers_[server];
     if (srv.busy < srv.type->slots) {
       Start(r, server);
@@ -312,6 +342,7 @@ class FleetSim {
     for (int i = current; i < desired; ++i) {
       servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
       for (auto& o : outstanding_) o.push_back(0);
+      for (auto& o : sent_since_view_) o.push_back(0);
       Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);
     }
     for (int i = desired; i < current; ++i) {
@@ -382,6 +413,7 @@ class FleetSim {
   std::vector<View> proxy_view_;
   std::vector<uint32_t> previous_weights_;
   std::vector<std::vector<int>> outstanding_;  // [proxy][server]: requests sent, not done.
+  std::vector<std::vector<int>> sent_since_view_;  // [proxy][server]: sent since its last view.
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
@@ -402,6 +434,7 @@ const char* RoutingName(Routing r) {
     case Routing::kStaticWeights: return "static_weights";
     case Routing::kSlotPolling: return "slot_polling";
     case Routing::kSwitchboard: return "switchboard";
+    case Routing::kSwitchboardSizeAware: return "switchboard_size_aware";
     case Routing::kOracle: return "oracle";
     case Routing::kOracleSizeBlind: return "oracle_size_blind";
   }

@@ -29,7 +29,8 @@ enum class Routing {
   kLeastConnections,
   kStaticWeights,
   kSlotPolling,
-  kSwitchboard,
+  kSwitchboard,           // Pushed weights, Envoy-style weighted least request in the proxies.
+  kSwitchboardSizeAware,  // Pushed weights and speeds, policy/picker in gateways that read requests.
   kOracleSizeBlind,  // Perfect knowledge of every server, but not of request sizes.
   kOracle,           // Perfect knowledge, request sizes included.
 };

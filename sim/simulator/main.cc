@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
   }
   std::vector<PolicyResult> routing, scaling;
   for (Routing r : {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
-                    Routing::kSwitchboard, Routing::kOracleSizeBlind, Routing::kOracle}) {
+                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleSizeBlind,
+                    Routing::kOracle}) {
     routing.push_back(Simulate(*scenario, *workload, r, Scaling::kNone, seed));
   }
   if (scenario->autoscaling) {

@@ -126,3 +126,49 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace switchboard::testing
+
+namespace switchboard::testing {
+namespace {
+
+// The agent measures prefill and decode speed from llama.cpp's counters, and the control
+// plane passes both (rounded) to every subscriber, for size-aware gateways.
+TEST(MeasuredSpeedsTest, AssignmentsCarryPrefillAndDecodeSpeed) {
+  auto cp = Subprocess::Start("switchboard-controlplane",
+                              {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
+  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string cp_addr = absl::StrCat("127.0.0.1:", *port);
+  auto server = Subprocess::Start("switchboard-fakellm",
+                                  {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "2", "--tokens-per-second",
+                                   "50", "--prefill-tokens-per-second", "100"});
+  auto sp = server->WaitForPort("http listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(sp.ok()) << sp.status();
+  auto agent = Subprocess::Start("switchboard-agent", {"--controlplane", cp_addr, "--backend",
+                                                       absl::StrCat("llamacpp=http://127.0.0.1:", *sp), "--node-id",
+                                                       "n1", "--report-interval", "200ms", "--insecure"});
+  Subscriber sub(cp_addr, {"m-7b"});
+  ASSERT_TRUE(sub.WaitFor("m-7b", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, absl::Seconds(15)));
+  std::vector<std::thread> load;
+  // Requests in two rounds, so that the counters move between two scrapes.
+  SendChatCompletions(*sp, 2, 10, &load);
+  for (auto& t : load) t.join();
+  load.clear();
+  SendChatCompletions(*sp, 2, 10, &load);
+  for (auto& t : load) t.join();
+  v1::Assignment a;
+  const bool measured = sub.WaitFor(
+      "m-7b",
+      [](const v1::Assignment& x) {
+        return x.endpoints_size() == 1 && x.endpoints(0).prefill_tokens_per_second() > 0 &&
+               x.endpoints(0).decode_tokens_per_second() > 0;
+      },
+      absl::Seconds(15), &a);
+  ASSERT_TRUE(measured) << a.DebugString();
+  // fakellm's prompt takes 4 tokens at 100 tokens/s and each output token 1/50 s; the
+  // measured figures include the scheduler's overshoot on those sleeps.
+  EXPECT_NEAR(a.endpoints(0).prefill_tokens_per_second(), 100, 25) << a.DebugString();
+  EXPECT_NEAR(a.endpoints(0).decode_tokens_per_second(), 50, 10) << a.DebugString();
+}
+
+}  // namespace
+}  // namespace switchboard::testing

@@ -115,6 +115,24 @@ TEST_F(LlamaCppProbeTest, CountersGiveRatesAndARestartRebaselines) {
   EXPECT_DOUBLE_EQ(r.tokens_per_second(), 100) << "rates resume from the new baseline";
 }
 
+TEST_F(LlamaCppProbeTest, PrefillSpeedFromPromptCounters) {
+  ServeIdleCaptures();
+  auto metrics = [](double prompt_tokens, double prompt_seconds) {
+    return "llamacpp:requests_processing 1\nllamacpp:requests_deferred 0\nllamacpp:prompt_tokens_total " +
+           std::to_string(prompt_tokens) + "\nllamacpp:prompt_seconds_total " + std::to_string(prompt_seconds) + "\n";
+  };
+  http_.Set("/metrics", 200, metrics(164, 0.457887));  // The real capture's counters.
+  EXPECT_EQ(Poll().prefill_tokens_per_second(), 0) << "one scrape is no rate";
+  http_.Set("/metrics", 200, metrics(164 + 6000, 0.457887 + 2.5));  // 6000 prompt tokens in 2.5 s
+  EXPECT_DOUBLE_EQ(Poll().prefill_tokens_per_second(), 2400);
+  http_.Set("/metrics", 200, metrics(164 + 6000, 0.457887 + 2.5));  // Idle: the last speed stays.
+  EXPECT_DOUBLE_EQ(Poll().prefill_tokens_per_second(), 2400);
+  http_.Set("/metrics", 200, metrics(100, 0.1));  // Restarted: re-baseline, keep the old speed.
+  EXPECT_DOUBLE_EQ(Poll().prefill_tokens_per_second(), 2400);
+  http_.Set("/metrics", 200, metrics(1100, 0.6));
+  EXPECT_DOUBLE_EQ(Poll().prefill_tokens_per_second(), 2000);
+}
+
 TEST_F(LlamaCppProbeTest, GarbageIsAProbeErrorAndThresholdsApply) {
   ServeIdleCaptures();
   http_.SetFromCapture("/metrics", Capture("busy__GET_metrics.txt"));

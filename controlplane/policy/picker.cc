@@ -1,0 +1,55 @@
+#include "controlplane/policy/picker.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace switchboard::controlplane::policy {
+namespace {
+
+// Median of the positive values; `otherwise` when there is none.
+double MedianKnown(std::vector<double> v, double otherwise) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0) || !std::isfinite(x); }), v.end());
+  if (v.empty()) return otherwise;
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
+                           double fallback_prefill, double fallback_decode) {
+  const double prefill = e.prefill_tokens_per_second > 0 ? e.prefill_tokens_per_second : fallback_prefill;
+  const double decode = e.decode_tokens_per_second > 0 ? e.decode_tokens_per_second : fallback_decode;
+  const double slots = std::max<uint32_t>(1, e.slots_total);
+  const double busy = e.slots_total - std::min(e.slots_free, e.slots_total);
+  const double occupancy =
+      busy + e.queue_depth + e.sent_since_assignment * std::max(1.0, config.gateways);
+  const double service = config.mean_prompt_tokens / prefill + config.mean_output_tokens / decode;
+  const double wait = std::max(0.0, occupancy - slots + 1) * service / slots;
+  return wait + std::max(0.0, prompt_tokens) / prefill + 1.0 / decode;
+}
+
+int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
+                 std::mt19937_64& rng) {
+  std::vector<double> weights, prefill, decode;
+  for (const PickerEndpoint& e : endpoints) {
+    weights.push_back(e.weight);
+    prefill.push_back(e.prefill_tokens_per_second);
+    decode.push_back(e.decode_tokens_per_second);
+  }
+  if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) return -1;
+  // With no speed measured anywhere, every endpoint is alike and occupancy decides.
+  const double fallback_prefill = MedianKnown(prefill, 1000);
+  const double fallback_decode = MedianKnown(decode, 30);
+  std::discrete_distribution<int> draw(weights.begin(), weights.end());
+  int best = -1;
+  double best_ttft = 0;
+  for (int i = 0; i < std::max(1, config.draws); ++i) {
+    const int c = draw(rng);
+    const double ttft = ExpectedTtftSeconds(endpoints[c], prompt_tokens, config, fallback_prefill, fallback_decode);
+    if (best < 0 || ttft < best_ttft) best = c, best_ttft = ttft;
+  }
+  return best;
+}
+
+}  // namespace switchboard::controlplane::policy

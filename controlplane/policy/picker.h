@@ -1,0 +1,56 @@
+// Size-aware endpoint picking, for gateways that see each request before routing it (a
+// custom gateway on the native Subscribe stream, the load generator, the simulator).
+//
+// Envoy-style weighted least request cannot know that a 5,000-token prompt takes 3 s of
+// prefill on a slow server and 0.6 s on a fast one; a gateway that reads the request can.
+// PickEndpoint draws a few candidates in proportion to the control plane's weights (so
+// that gateways acting on the same assignment spread out rather than pile onto one
+// server) and takes the one with the lowest expected time to first token:
+//
+//   occupancy = slots busy + queued (as of the assignment)
+//               + requests this gateway sent there since x gateways
+//   wait      = max(0, occupancy - slots + 1) x mean service time / slots
+//   TTFT      = wait + prompt tokens / prefill speed + 1 / decode speed
+//
+// where the mean service time is mean prompt / prefill speed + mean output / decode speed.
+// Speeds come from the assignment (measured by the agents); an endpoint with no
+// measurement yet takes the median of those that have one.
+#ifndef SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
+#define SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace switchboard::controlplane::policy {
+
+struct PickerEndpoint {
+  uint32_t weight = 0;  // From the assignment; 0 = never picked.
+  uint32_t slots_total = 0;
+  uint32_t slots_free = 0;
+  uint32_t queue_depth = 0;
+  double decode_tokens_per_second = 0;   // Of one sequence; 0 = unknown.
+  double prefill_tokens_per_second = 0;  // 0 = unknown.
+  uint32_t sent_since_assignment = 0;    // By this gateway, since the assignment arrived.
+};
+
+struct PickerConfig {
+  int draws = 3;            // Candidates drawn in proportion to weight (with replacement).
+  double gateways = 1;      // Gateways sharing the pool: scales this one's own recent sends.
+  double mean_prompt_tokens = 1000;
+  double mean_output_tokens = 130;
+};
+
+// Expected seconds to the first token of a `prompt_tokens` request on `e`, with unknown
+// speeds replaced by the fallbacks.
+double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
+                           double fallback_prefill, double fallback_decode);
+
+// The index of the endpoint to send a `prompt_tokens` request to, or -1 when no endpoint
+// has a weight.
+int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
+                 std::mt19937_64& rng);
+
+}  // namespace switchboard::controlplane::policy
+
+#endif  // SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
