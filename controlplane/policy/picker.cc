@@ -27,8 +27,9 @@ double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens,
       e.decode_tokens_per_second > 0 ? e.decode_tokens_per_second : fallback_decode;
   const double slots = std::max<uint32_t>(1, e.slots_total);
   const double busy = e.slots_total - std::min(e.slots_free, e.slots_total);
+  const double change = static_cast<double>(e.sent_since_assignment) - e.done_since_assignment;
   const double occupancy =
-      busy + e.queue_depth + e.sent_since_assignment * std::max(1.0, config.gateways);
+      std::max(0.0, busy + e.queue_depth + change * std::max(1.0, config.gateways));
   const double service = config.mean_prompt_tokens / prefill + config.mean_output_tokens / decode;
   const double wait = std::max(0.0, occupancy - slots + 1) * service / slots;
   return wait + std::max(0.0, prompt_tokens) / prefill + 1.0 / decode;

@@ -8,11 +8,15 @@
 // server) and takes the one with the lowest expected time to first token:
 //
 //   occupancy = slots busy + queued (as of the assignment)
-//               + requests this gateway sent there since x gateways
+//               + (requests this gateway sent there since - those of its requests that
+//                  finished there since) x gateways
 //   wait      = max(0, occupancy - slots + 1) x mean service time / slots
 //   TTFT      = wait + prompt tokens / prefill speed + 1 / decode speed
 //
 // where the mean service time is mean prompt / prefill speed + mean output / decode speed.
+// A gateway sees only its own traffic between assignments; scaled by the number of
+// gateways, the change in its own outstanding requests estimates everyone's (arrivals and
+// completions), so a fast server that has freed slots since the report looks free again.
 // Speeds come from the assignment (measured by the agents); an endpoint with no
 // measurement yet takes the median of those that have one.
 #ifndef SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
@@ -32,10 +36,15 @@ struct PickerEndpoint {
   double decode_tokens_per_second = 0;   // Of one sequence; 0 = unknown.
   double prefill_tokens_per_second = 0;  // 0 = unknown.
   uint32_t sent_since_assignment = 0;    // By this gateway, since the assignment arrived.
+  uint32_t done_since_assignment = 0;    // This gateway's requests that finished since then.
 };
 
 struct PickerConfig {
-  int draws = 3;        // Candidates drawn in proportion to weight (with replacement).
+  // Candidates drawn in proportion to weight (with replacement). More draws find the
+  // free fast server more often; drawing (rather than scanning all) keeps gateways that
+  // share a stale view from all choosing the same one. 8 was best in the simulator
+  // (docs/policy-evaluation.md).
+  int draws = 8;
   double gateways = 1;  // Gateways sharing the pool: scales this one's own recent sends.
   double mean_prompt_tokens = 1000;
   double mean_output_tokens = 130;

@@ -69,6 +69,7 @@ class AssignmentWatcher {
       e.decode_tokens_per_second = ep.decode_tokens_per_second();
       e.prefill_tokens_per_second = ep.prefill_tokens_per_second();
       e.sent_since_assignment = sent_since_assignment_[ep.address()];
+      e.done_since_assignment = done_since_assignment_[ep.address()];
       eps.push_back(e);
     }
     const int k = switchboard::controlplane::policy::PickEndpoint(
@@ -77,6 +78,12 @@ class AssignmentWatcher {
     const std::string& address = assignment_.endpoints(k).address();
     ++sent_since_assignment_[address];
     return address;
+  }
+
+  // A request to `address` finished (either way).
+  void Done(const std::string& address) {
+    switchboard::MutexLock lock(&mu_);
+    ++done_since_assignment_[address];
   }
 
  private:
@@ -103,6 +110,7 @@ class AssignmentWatcher {
         switchboard::MutexLock lock(&mu_);
         assignment_ = a;
         sent_since_assignment_.clear();
+        done_since_assignment_.clear();
       }
       stream->Finish();
       switchboard::MutexLock lock(&mu_);
@@ -117,6 +125,7 @@ class AssignmentWatcher {
   switchboard::Mutex mu_;
   switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint32_t> sent_since_assignment_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint32_t> done_since_assignment_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
@@ -194,13 +203,14 @@ int main(int argc, char** argv) {
     }
     ++in_flight;
     // Detached: each worker holds one request; main waits for in_flight == 0 at the end.
-    std::thread([target, &body, &stats, &in_flight] {
+    std::thread([target, &body, &stats, &in_flight, &watcher] {
       auto hp = switchboard::ParseHostPort(target);
       httplib::Client client(hp->host, hp->port);
       client.set_read_timeout(std::chrono::seconds(300));
       const absl::Time t0 = absl::Now();
       auto res = client.Post("/v1/chat/completions", body, "application/json");
       const double latency = absl::ToDoubleSeconds(absl::Now() - t0);
+      watcher.Done(target);
       switchboard::MutexLock lock(&stats.mu);
       ++stats.sent;
       ++stats.per_endpoint[target];

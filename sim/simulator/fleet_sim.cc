@@ -71,6 +71,7 @@ class FleetSim {
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     sent_since_view_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
+    done_since_view_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     rr_.assign(s.proxies, 0);
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
@@ -94,6 +95,7 @@ class FleetSim {
         case EventType::kViewArrives:
           proxy_view_[e.a] = views_.at(e.b - views_base_);
           std::fill(sent_since_view_[e.a].begin(), sent_since_view_[e.a].end(), 0);
+          std::fill(done_since_view_[e.a].begin(), done_since_view_[e.a].end(), 0);
           break;
         case EventType::kAutoscale: Autoscale(); break;
         case EventType::kServerReady:
@@ -150,7 +152,7 @@ class FleetSim {
     for (size_t i = 0; i < v.servers.size(); ++i) {
       if (v.servers[i].routable && servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
     }
-    if (routing_ == Routing::kOracle || routing_ == Routing::kOracleSizeBlind) {
+    if (routing_ == Routing::kOracle || routing_ == Routing::kOracleSizeBlind || routing_ == Routing::kOracleJsq) {
       candidates.clear();
       for (size_t i = 0; i < servers_.size(); ++i) {
         if (servers_[i].state == ServerState::kReady) candidates.push_back(static_cast<int>(i));
@@ -206,6 +208,7 @@ class FleetSim {
           e.decode_tokens_per_second = sv.decode_tps;
           e.prefill_tokens_per_second = sv.prefill_tps;
           e.sent_since_assignment = sent_since_view_[proxy][c];
+          e.done_since_assignment = done_since_view_[proxy][c];
           eps.push_back(e);
         }
         policy::PickerConfig pc;
@@ -214,6 +217,19 @@ class FleetSim {
         pc.mean_output_tokens = s_.output_tokens_mean;
         const int k = policy::PickEndpoint(eps, request.prompt_tokens, pc, rng_);
         return k < 0 ? -1 : candidates[k];
+      }
+      case Routing::kOracleJsq: {
+        // Join the shortest queue with perfect global knowledge, counted in free slots
+        // (slots - busy - queued) so that a 16-slot server is not "longer" than a 4-slot one
+        // at the same occupancy. It knows neither speeds nor request sizes.
+        int best = candidates[0];
+        auto free_slots = [&](int c) {
+          return servers_[c].type->slots - servers_[c].busy - static_cast<int>(servers_[c].queue.size());
+        };
+        for (int c : candidates) {
+          if (free_slots(c) > free_slots(best)) best = c;
+        }
+        return best;
       }
       case Routing::kOracle:
       case Routing::kOracleSizeBlind: {
@@ -273,6 +289,7 @@ class FleetSim {
     Server& srv = servers_[server];
     --srv.busy;
     --outstanding_[request_proxy_[r]][server];
+    ++done_since_view_[request_proxy_[r]][server];
     ++completed_;
     if (!srv.queue.empty()) {
       const int next = srv.queue.front();
@@ -343,6 +360,7 @@ class FleetSim {
       servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
       for (auto& o : outstanding_) o.push_back(0);
       for (auto& o : sent_since_view_) o.push_back(0);
+      for (auto& o : done_since_view_) o.push_back(0);
       Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);
     }
     for (int i = desired; i < current; ++i) {
@@ -414,6 +432,7 @@ class FleetSim {
   std::vector<uint32_t> previous_weights_;
   std::vector<std::vector<int>> outstanding_;  // [proxy][server]: requests sent, not done.
   std::vector<std::vector<int>> sent_since_view_;  // [proxy][server]: sent since its last view.
+  std::vector<std::vector<int>> done_since_view_;  // [proxy][server]: of its requests, finished since.
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
@@ -435,6 +454,7 @@ const char* RoutingName(Routing r) {
     case Routing::kSlotPolling: return "slot_polling";
     case Routing::kSwitchboard: return "switchboard";
     case Routing::kSwitchboardSizeAware: return "switchboard_size_aware";
+    case Routing::kOracleJsq: return "oracle_jsq";
     case Routing::kOracle: return "oracle";
     case Routing::kOracleSizeBlind: return "oracle_size_blind";
   }

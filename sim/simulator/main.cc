@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   }
   std::vector<PolicyResult> routing, scaling;
   for (Routing r : {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
-                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleSizeBlind,
+                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleJsq, Routing::kOracleSizeBlind,
                     Routing::kOracle}) {
     routing.push_back(Simulate(*scenario, *workload, r, Scaling::kNone, seed));
   }

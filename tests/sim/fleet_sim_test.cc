@@ -54,6 +54,20 @@ TEST(FleetSimTest, EveryRequestCompletesAndCapacityAwareRoutingBeatsRoundRobin) 
   EXPECT_NEAR(sb.gpu_hours, 4 * 600 / 3600.0, 1e-9);
 }
 
+TEST(FleetSimTest, KnowingSizesAndSpeedsBeatsCountingSlots) {
+  // Join-shortest-queue by free slots sends long prompts to the slow servers whenever
+  // they have a free slot; the size-aware gateways, with only stale views, do better;
+  // the oracle with the same sizes and speeds but perfect knowledge does best.
+  Scenario s = ParseScenario(kHeterogeneous, "test.yaml").value();
+  auto w = GenerateWorkload(s, 4).value();
+  PolicyResult jsq = Simulate(s, w, Routing::kOracleJsq, Scaling::kNone, 4);
+  PolicyResult aware = Simulate(s, w, Routing::kSwitchboardSizeAware, Scaling::kNone, 4);
+  PolicyResult oracle = Simulate(s, w, Routing::kOracle, Scaling::kNone, 4);
+  EXPECT_EQ(aware.completed, static_cast<int64_t>(w.size()));
+  EXPECT_LT(aware.ttft_p99_s, jsq.ttft_p99_s);
+  EXPECT_LE(oracle.ttft_p99_s, aware.ttft_p99_s);
+}
+
 TEST(FleetSimTest, AutoscalingAddsReplicasUnderLoad) {
   Scenario s = ParseScenario(R"(
 servers: [{name: g, count: 1, slots: 8, decode_tps: 40, prefill_tps: 4000, cold_start_s: 60}]

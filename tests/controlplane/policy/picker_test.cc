@@ -29,6 +29,16 @@ TEST(PickerTest, ExpectedTtftWorkedByHand) {
   c.gateways = 4;  // 4 busy slots estimated: occupancy 4 -> wait 1 x service/4.
   EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15,
               1e-9);
+  // Its requests that finished since count the same way: sent 3, done 2 is the same +4.
+  sent.sent_since_assignment = 3;
+  sent.done_since_assignment = 2;
+  EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15,
+              1e-9);
+  // A full server whose slots this gateway has seen free up since the report: 4 busy,
+  // 1 queued, 2 done x 4 gateways -> estimated idle (never below zero), no wait.
+  PickerEndpoint freed = full;
+  freed.done_since_assignment = 2;
+  EXPECT_NEAR(ExpectedTtftSeconds(freed, 1500, c, 0, 0), 1.0 + 1.0 / 15, 1e-9);
 }
 
 TEST(PickerTest, LongPromptsGoToFastPrefillShortOnesMayNot) {
@@ -61,6 +71,7 @@ TEST(PickerTest, ZeroWeightIsNeverPickedAndNoWeightIsNoPick) {
 TEST(PickerTest, UnknownSpeedsTakeTheMedianAndSpreadByOccupancy) {
   std::mt19937_64 rng(3);
   PickerConfig c;
+  c.draws = 3;
   // No speeds at all: two equal servers; the fuller one loses whenever both are drawn.
   std::vector<PickerEndpoint> eps = {{10, 4, 0, 2, 0, 0, 0}, {10, 4, 4, 0, 0, 0, 0}};
   std::map<int, int> picks;
