@@ -86,7 +86,13 @@ TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
                                    absl::Seconds(5), &a))
       << a.DebugString();
   Send(10, 400);  // 2 busy, 8 queued: ceil(8 / 2) = 4 replicas wanted.
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 4; },
+  // Wait for the report that has all 8 queued: one with 7 (a request still arriving)
+  // already asks for ceil(3.5) = 4 replicas, with a different explanation.
+  ASSERT_TRUE(subscriber_->WaitFor("m",
+                                   [](const v1::Assignment& x) {
+                                     return x.desired_replicas() == 4 && x.endpoints_size() == 1 &&
+                                            x.endpoints(0).queue_depth() == 8;
+                                   },
                                    absl::Seconds(20), &a))
       << a.DebugString();
   auto [rc, out] = Sbctl("explain m");
