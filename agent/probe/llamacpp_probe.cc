@@ -167,33 +167,20 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   }
 
   // Rates from counters. They grow only when a request finishes (llama.cpp), so a rate
-  // is per finished work. A counter that goes down means a restart: re-baseline.
-  std::optional<double> tokens = scrape->Value("llamacpp:tokens_predicted_total");
-  std::optional<double> seconds = scrape->Value("llamacpp:tokens_predicted_seconds_total");
-  if (tokens && seconds && std::isfinite(*tokens) && std::isfinite(*seconds)) {
-    if (last_counters_at_ && *tokens >= last_tokens_predicted_ && *seconds >= last_tokens_seconds_) {
-      const double dt = absl::ToDoubleSeconds(now - *last_counters_at_);
-      const double dtokens = *tokens - last_tokens_predicted_;
-      const double dseconds = *seconds - last_tokens_seconds_;
-      if (dt > 0) out->set_tokens_per_second(dtokens / dt);
-      if (dseconds > 0 && dtokens > 0) slot_tokens_per_second_ = dtokens / dseconds;
-    }
-    last_counters_at_ = now;
-    last_tokens_predicted_ = *tokens;
-    last_tokens_seconds_ = *seconds;
+  // is per finished work.
+  if (std::optional<CounterPair::Growth> g =
+          decode_counters_.Update(now, scrape->Value("llamacpp:tokens_predicted_total"),
+                                  scrape->Value("llamacpp:tokens_predicted_seconds_total"))) {
+    if (g->seconds > 0) out->set_tokens_per_second(g->first / g->seconds);
+    if (g->Ratio() > 0) slot_tokens_per_second_ = g->Ratio();
   }
   out->set_slot_tokens_per_second(slot_tokens_per_second_);
 
   // Prefill speed: prompt tokens over the time spent on prompts, between two scrapes.
-  std::optional<double> prompt_tokens = scrape->Value("llamacpp:prompt_tokens_total");
-  std::optional<double> prompt_seconds = scrape->Value("llamacpp:prompt_seconds_total");
-  if (prompt_tokens && prompt_seconds && std::isfinite(*prompt_tokens) && std::isfinite(*prompt_seconds)) {
-    if (last_prompt_ && *prompt_tokens >= last_prompt_->first && *prompt_seconds >= last_prompt_->second) {
-      const double dtokens = *prompt_tokens - last_prompt_->first;
-      const double dseconds = *prompt_seconds - last_prompt_->second;
-      if (dseconds > 0 && dtokens > 0) prefill_tokens_per_second_ = dtokens / dseconds;
-    }
-    last_prompt_ = std::make_pair(*prompt_tokens, *prompt_seconds);
+  if (std::optional<CounterPair::Growth> g = prefill_counters_.Update(
+          now, scrape->Value("llamacpp:prompt_tokens_total"), scrape->Value("llamacpp:prompt_seconds_total"));
+      g && g->Ratio() > 0) {
+    prefill_tokens_per_second_ = g->Ratio();
   }
   out->set_prefill_tokens_per_second(prefill_tokens_per_second_);
   return "";

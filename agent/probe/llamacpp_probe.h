@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/probe/counter_pair.h"
 #include "agent/probe/probe.h"
 
 namespace switchboard::agent {
@@ -35,12 +36,10 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   bool slots_supported_ = true;
   uint32_t total_slots_ = 0;
   std::vector<std::string> models_;
-  // Counter baselines for rates.
-  std::optional<absl::Time> last_counters_at_;
-  double last_tokens_predicted_ = 0;
-  double last_tokens_seconds_ = 0;
+  // Counter baselines for rates, and the last speeds measured.
+  CounterPair decode_counters_;   // tokens_predicted_total, tokens_predicted_seconds_total
+  CounterPair prefill_counters_;  // prompt_tokens_total, prompt_seconds_total
   double slot_tokens_per_second_ = 0;
-  std::optional<std::pair<double, double>> last_prompt_;  // (prompt_tokens_total, prompt_seconds_total)
   double prefill_tokens_per_second_ = 0;
   std::map<int64_t, std::pair<int64_t, int64_t>> slot_progress_;  // slot id -> (task, n_decoded)
   std::optional<absl::Time> slot_progress_at_;

@@ -40,6 +40,10 @@ const EngineSpec& VllmSpec() {
     s->e2e_histogram = "vllm:e2e_request_latency_seconds";
     s->generated_tokens = "vllm:generation_tokens_total";
     s->requests = "vllm:request_success_total";
+    // V1 engine (0.7+): per-request histograms observed when a request finishes; their
+    // _sum series pair up (prompt tokens, seconds from scheduled to first token).
+    s->prefill_tokens = "vllm:request_prompt_tokens_sum";
+    s->prefill_seconds = "vllm:request_prefill_time_seconds_sum";
     return s;
   }();
   return *spec;
@@ -159,21 +163,24 @@ std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out
   out->set_e2e_p50_seconds(p50);
   out->set_e2e_p95_seconds(p95);
 
-  std::optional<double> tokens = scrape->Sum(spec_.generated_tokens);
-  if (FiniteNonNegative(tokens)) {
-    if (last_at_ && last_tokens_ >= 0 && *tokens >= last_tokens_) {
-      const double dt = absl::ToDoubleSeconds(now - *last_at_);
-      if (dt > 0) {
-        const double tps = (*tokens - last_tokens_) / dt;
-        out->set_tokens_per_second(tps);
-        // No per-sequence timing counter here: decode speed per busy sequence.
-        if (tps > 0 && *running >= 1) slot_tokens_per_second_ = tps / *running;
-      }
-    }  // A counter that went down is a restart: this scrape becomes the new baseline.
-    last_at_ = now;
-    last_tokens_ = *tokens;
+  if (std::optional<CounterPair::Growth> g = generated_.Update(now, scrape->Sum(spec_.generated_tokens));
+      g && g->seconds > 0) {
+    const double tps = g->first / g->seconds;
+    out->set_tokens_per_second(tps);
+    // No per-sequence timing counter here: decode speed per busy sequence.
+    if (tps > 0 && *running >= 1) slot_tokens_per_second_ = tps / *running;
   }
   out->set_slot_tokens_per_second(slot_tokens_per_second_);
+
+  // Prefill speed: prompt tokens over prefill time, both observed as requests finish.
+  if (!spec_.prefill_tokens.empty()) {
+    if (std::optional<CounterPair::Growth> g = prefill_.Update(now, scrape->Sum(spec_.prefill_tokens),
+                                                               scrape->Sum(spec_.prefill_seconds));
+        g && g->Ratio() > 0) {
+      prefill_tokens_per_second_ = g->Ratio();
+    }
+  }
+  out->set_prefill_tokens_per_second(prefill_tokens_per_second_);
 
   std::optional<double> requests = scrape->Sum(spec_.requests);
   std::optional<double> failures = spec_.failures.empty() ? std::optional<double>(0) : scrape->Sum(spec_.failures);

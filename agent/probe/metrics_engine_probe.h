@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/probe/counter_pair.h"
 #include "agent/probe/probe.h"
 #include "common/histogram.h"
 
@@ -23,6 +24,10 @@ struct EngineSpec {
   std::string generated_tokens;        // Counter (or a histogram's _sum).
   std::string requests;                // Counter of finished requests (summed over labels).
   std::string failures;                // Counter of failed requests; empty if none.
+  // Prompt tokens and the seconds spent prefilling them, as a pair of counters that grow
+  // together (vLLM: two histograms' _sum); empty when the engine exports no prefill time.
+  std::string prefill_tokens;
+  std::string prefill_seconds;
   bool models_from_info = false;       // TGI: /info model_id and max_concurrent_requests.
 };
 
@@ -44,11 +49,13 @@ class MetricsEngineProbe final : public HealthTrackingProbe {
   HttpClient* const http_;
   std::vector<std::string> models_;
   uint32_t slots_total_ = 0;
-  // Baselines of the previous scrape, for per-interval rates and latency quantiles.
-  std::optional<absl::Time> last_at_;
-  double last_tokens_ = -1;
+  // Baselines of the previous scrape, for per-interval rates and latency quantiles, and
+  // the last speeds measured.
+  CounterPair generated_;  // generated tokens
+  CounterPair prefill_;    // prompt tokens, prefill seconds
   std::optional<Histogram> last_ttft_, last_e2e_;
   double slot_tokens_per_second_ = 0;
+  double prefill_tokens_per_second_ = 0;
 };
 
 }  // namespace switchboard::agent

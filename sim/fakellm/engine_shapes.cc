@@ -16,9 +16,8 @@ void Metric(std::string* out, const std::string& name, const char* type, double 
 }
 
 void HistogramText(std::string* out, const std::string& name, const std::vector<double>& buckets, double sum,
-                   const std::string& labels) {
+                   const std::string& labels, const std::vector<double>& bounds = FakeEngine::LatencyBuckets()) {
   absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s histogram\n", name, name, name);
-  const std::vector<double>& bounds = FakeEngine::LatencyBuckets();
   const std::string sep = labels.empty() ? "" : ",";
   for (size_t i = 0; i < bounds.size(); ++i) {
     absl::StrAppendFormat(out, "%s_bucket{%s%sle=\"%g\"} %.0f\n", name, labels, sep, bounds[i], buckets[i]);
@@ -111,6 +110,9 @@ HttpAnswer MetricsAnswer(Flavor flavor, FakeEngine& engine) {
              absl::StrCat("finished_reason=\"length\",", l));
       HistogramText(&out, "vllm:time_to_first_token_seconds", st.ttft_buckets, st.ttft_sum, l);
       HistogramText(&out, "vllm:e2e_request_latency_seconds", st.e2e_buckets, st.e2e_sum, l);
+      HistogramText(&out, "vllm:request_prefill_time_seconds", st.prefill_buckets, st.prefill_sum, l);
+      HistogramText(&out, "vllm:request_prompt_tokens", st.prompt_len_buckets, st.prompt_len_sum, l,
+                    FakeEngine::TokenBuckets());
       break;
     }
     case Flavor::kSglang: {

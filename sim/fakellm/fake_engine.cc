@@ -15,7 +15,9 @@ FakeEngine::FakeEngine(FakeEngineOptions options)
       started_(absl::Now()),
       slots_(std::max(1, options_.slots)),
       ttft_buckets_(LatencyBuckets().size() + 1, 0),
-      e2e_buckets_(LatencyBuckets().size() + 1, 0) {}
+      e2e_buckets_(LatencyBuckets().size() + 1, 0),
+      prefill_buckets_(LatencyBuckets().size() + 1, 0),
+      prompt_len_buckets_(TokenBuckets().size() + 1, 0) {}
 
 const std::vector<double>& FakeEngine::LatencyBuckets() {
   static const std::vector<double>* buckets =
@@ -23,8 +25,14 @@ const std::vector<double>& FakeEngine::LatencyBuckets() {
   return *buckets;
 }
 
-void FakeEngine::Observe(std::vector<double>* buckets, double* sum, double value) {
-  const std::vector<double>& bounds = LatencyBuckets();
+const std::vector<double>& FakeEngine::TokenBuckets() {
+  static const std::vector<double>* buckets =
+      new std::vector<double>{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+  return *buckets;
+}
+
+void FakeEngine::Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum,
+                         double value) {
   for (size_t i = 0; i < bounds.size(); ++i) {
     if (value <= bounds[i]) (*buckets)[i] += 1;
   }
@@ -118,7 +126,7 @@ bool FakeEngine::DecodeToken(int slot) {
   s.decode_time += due - s.next_token_at;
   s.next_token_at = due;
   ++s.decoded;
-  if (s.decoded == 1) Observe(&ttft_buckets_, &ttft_sum_, absl::ToDoubleSeconds(due - s.arrived));
+  if (s.decoded == 1) Observe(LatencyBuckets(), &ttft_buckets_, &ttft_sum_, absl::ToDoubleSeconds(due - s.arrived));
   n_decode_total_ += 1;
   return true;
 }
@@ -139,7 +147,9 @@ void FakeEngine::ReleaseSlot(int slot) {
   n_tokens_max_ = std::max<int64_t>(n_tokens_max_, s.prompt_tokens + s.decoded);
   requests_total_ += 1;
   requests_success_ += 1;
-  Observe(&e2e_buckets_, &e2e_sum_, absl::ToDoubleSeconds(absl::Now() - s.arrived));
+  Observe(LatencyBuckets(), &e2e_buckets_, &e2e_sum_, absl::ToDoubleSeconds(absl::Now() - s.arrived));
+  Observe(LatencyBuckets(), &prefill_buckets_, &prefill_sum_, prefill_s);
+  Observe(TokenBuckets(), &prompt_len_buckets_, &prompt_len_sum_, s.prompt_tokens);
   s.busy = false;
 }
 
@@ -170,6 +180,10 @@ FakeEngine::Stats FakeEngine::ReadStats(bool reset_scrape) {
   st.e2e_buckets = e2e_buckets_;
   st.ttft_sum = ttft_sum_;
   st.e2e_sum = e2e_sum_;
+  st.prefill_buckets = prefill_buckets_;
+  st.prefill_sum = prefill_sum_;
+  st.prompt_len_buckets = prompt_len_buckets_;
+  st.prompt_len_sum = prompt_len_sum_;
   if (reset_scrape) {
     scrape_prompt_tokens_ = scrape_prompt_seconds_ = scrape_predicted_tokens_ = scrape_predicted_seconds_ = 0;
   }

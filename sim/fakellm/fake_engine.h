@@ -55,6 +55,8 @@ class FakeEngine {
 
   // Bucket bounds (seconds) of the latency histograms, +Inf implied.
   static const std::vector<double>& LatencyBuckets();
+  // Bucket bounds (tokens) of the prompt-length histogram, +Inf implied.
+  static const std::vector<double>& TokenBuckets();
 
   // Everything an engine's /metrics shows, read at once.
   struct Stats {
@@ -73,8 +75,11 @@ class FakeEngine {
     // Per-scrape throughput (llama.cpp's *_tokens_seconds gauges).
     double scrape_prompt_tokens_per_s = 0, scrape_predicted_tokens_per_s = 0;
     // Cumulative bucket counts (one per LatencyBuckets() bound, then +Inf), sum.
-    std::vector<double> ttft_buckets, e2e_buckets;
-    double ttft_sum = 0, e2e_sum = 0;
+    std::vector<double> ttft_buckets, e2e_buckets, prefill_buckets;
+    double ttft_sum = 0, e2e_sum = 0, prefill_sum = 0;
+    // Prompt lengths of finished requests (TokenBuckets() bounds, then +Inf), sum.
+    std::vector<double> prompt_len_buckets;
+    double prompt_len_sum = 0;
   };
   // `reset_scrape`: reset the per-scrape gauges, as a llama.cpp scrape does.
   Stats ReadStats(bool reset_scrape);
@@ -94,7 +99,8 @@ class FakeEngine {
     absl::Duration decode_time;
     absl::Time arrived;
   };
-  static void Observe(std::vector<double>* buckets, double* sum, double value);
+  static void Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum,
+                      double value);
 
   bool SleepUntil(absl::Time deadline);  // false when stopped
 
@@ -121,6 +127,10 @@ class FakeEngine {
   std::vector<double> e2e_buckets_ ABSL_GUARDED_BY(mu_);
   double ttft_sum_ ABSL_GUARDED_BY(mu_) = 0;
   double e2e_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<double> prefill_buckets_ ABSL_GUARDED_BY(mu_);     // Seconds, per finished request.
+  double prefill_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<double> prompt_len_buckets_ ABSL_GUARDED_BY(mu_);  // Tokens, per finished request.
+  double prompt_len_sum_ ABSL_GUARDED_BY(mu_) = 0;
   // For the *_tokens_seconds gauges, which reset at every scrape.
   double scrape_prompt_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   double scrape_prompt_seconds_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,0 +1,124 @@
+#include "agent/probe/metrics_engine_probe.h"
+
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "agent/probe/counter_pair.h"
+#include "gtest/gtest.h"
+#include "tests/agent/probe/fake_http_client.h"
+
+namespace switchboard::agent {
+namespace {
+
+TEST(CounterPairTest, GrowthRatioRestartAndBadValues) {
+  CounterPair c;
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  EXPECT_FALSE(c.Update(t0, 100.0, 2.0)) << "the first scrape is a baseline";
+  std::optional<CounterPair::Growth> g = c.Update(t0 + absl::Seconds(2), 700.0, 3.5);
+  ASSERT_TRUE(g);
+  EXPECT_DOUBLE_EQ(g->first, 600);
+  EXPECT_DOUBLE_EQ(g->second, 1.5);
+  EXPECT_DOUBLE_EQ(g->seconds, 2);
+  EXPECT_DOUBLE_EQ(g->Ratio(), 400);
+  // Missing, negative or not finite: ignored, the baseline stays.
+  EXPECT_FALSE(c.Update(t0 + absl::Seconds(3), std::nullopt, 4.0));
+  EXPECT_FALSE(c.Update(t0 + absl::Seconds(3), -1.0, 4.0));
+  EXPECT_FALSE(c.Update(t0 + absl::Seconds(3), 800.0, std::numeric_limits<double>::infinity()));
+  g = c.Update(t0 + absl::Seconds(4), 900.0, 4.0);
+  ASSERT_TRUE(g);
+  EXPECT_DOUBLE_EQ(g->first, 200);
+  EXPECT_DOUBLE_EQ(g->seconds, 2);
+  // Nothing moved: growth 0, no ratio.
+  g = c.Update(t0 + absl::Seconds(5), 900.0, 4.0);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->Ratio(), 0);
+  // Either counter going down is a restart: no growth, new baseline.
+  EXPECT_FALSE(c.Update(t0 + absl::Seconds(6), 50.0, 4.5));
+  g = c.Update(t0 + absl::Seconds(7), 150.0, 5.0);
+  ASSERT_TRUE(g);
+  EXPECT_DOUBLE_EQ(g->Ratio(), 200);
+  // One counter alone: its growth and the time between scrapes.
+  CounterPair one;
+  EXPECT_FALSE(one.Update(t0, 10.0));
+  g = one.Update(t0 + absl::Milliseconds(500), 60.0);
+  ASSERT_TRUE(g);
+  EXPECT_DOUBLE_EQ(g->first / g->seconds, 100);
+}
+
+// vLLM's V1 metrics as a real server prints them (model_name label, histogram series).
+std::string VllmMetrics(double prompt_tokens_sum, double prefill_seconds_sum, double generated) {
+  const std::string l = R"(model_name="meta-llama/Llama-3.1-8B-Instruct")";
+  std::string out;
+  absl::StrAppendFormat(
+      &out, "vllm:num_requests_running{%s} 2.0\nvllm:num_requests_waiting{%s} 0.0\n", l, l);
+  absl::StrAppendFormat(&out,
+                        "vllm:kv_cache_usage_perc{%s} 0.1\nvllm:generation_tokens_total{%s} %f\n",
+                        l, l, generated);
+  absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_bucket{%s,le=\"+Inf\"} 3.0\n", l);
+  absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_sum{%s} %f\n", l, prompt_tokens_sum);
+  absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_count{%s} 3.0\n", l);
+  absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_bucket{%s,le=\"+Inf\"} 3.0\n", l);
+  absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_sum{%s} %f\n", l,
+                        prefill_seconds_sum);
+  absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_count{%s} 3.0\n", l);
+  return out;
+}
+
+class VllmProbeTest : public ::testing::Test {
+ protected:
+  VllmProbeTest() {
+    ProbeOptions o;
+    o.base_url = "http://127.0.0.1:8000";
+    o.address = "127.0.0.1:8000";
+    probe_ = std::make_unique<MetricsEngineProbe>(VllmSpec(), o, &http_);
+    http_.Set("/health", 200, "");
+    http_.Set("/v1/models", 200,
+              R"({"data":[{"id":"meta-llama/Llama-3.1-8B-Instruct","max_model_len":8192}]})");
+  }
+  v1::EndpointReport Poll(double prompt_tokens_sum, double prefill_seconds_sum, double generated) {
+    http_.Set("/metrics", 200, VllmMetrics(prompt_tokens_sum, prefill_seconds_sum, generated));
+    now_ += absl::Seconds(1);
+    return probe_->Poll(now_);
+  }
+  FakeHttpClient http_;
+  std::unique_ptr<MetricsEngineProbe> probe_;
+  absl::Time now_ = absl::FromUnixSeconds(100);
+};
+
+TEST_F(VllmProbeTest, PrefillSpeedFromPromptAndPrefillTimeHistograms) {
+  v1::EndpointReport r = Poll(1200, 0.3, 500);
+  EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
+  EXPECT_EQ(r.prefill_tokens_per_second(), 0) << "one scrape is no rate";
+  // Three requests finished: 9000 prompt tokens prefilled in 1.5 s of their prefill time.
+  r = Poll(1200 + 9000, 0.3 + 1.5, 700);
+  EXPECT_DOUBLE_EQ(r.prefill_tokens_per_second(), 6000);
+  EXPECT_DOUBLE_EQ(r.tokens_per_second(), 200);
+  EXPECT_DOUBLE_EQ(r.slot_tokens_per_second(), 100) << "200 tokens/s over 2 running";
+  r = Poll(1200 + 9000, 0.3 + 1.5, 700);  // Nothing finished: the last speed stays.
+  EXPECT_DOUBLE_EQ(r.prefill_tokens_per_second(), 6000);
+  r = Poll(10, 0.01, 5);  // Restarted: re-baseline, never a negative or absurd speed.
+  EXPECT_DOUBLE_EQ(r.prefill_tokens_per_second(), 6000);
+  r = Poll(10 + 4000, 0.01 + 1.0, 105);
+  EXPECT_DOUBLE_EQ(r.prefill_tokens_per_second(), 4000);
+}
+
+TEST_F(VllmProbeTest, OlderVllmWithoutPrefillHistogramReportsZero) {
+  auto old_metrics = [](double generated) {
+    return absl::StrFormat(
+        "vllm:num_requests_running 1\nvllm:num_requests_waiting 0\nvllm:gpu_cache_usage_perc 0.2\n"
+        "vllm:generation_tokens_total %f\n",
+        generated);
+  };
+  http_.Set("/metrics", 200, old_metrics(10));
+  now_ += absl::Seconds(1);
+  probe_->Poll(now_);
+  http_.Set("/metrics", 200, old_metrics(40));
+  now_ += absl::Seconds(1);
+  v1::EndpointReport r = probe_->Poll(now_);
+  EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
+  EXPECT_EQ(r.prefill_tokens_per_second(), 0) << "unknown: the picker assumes the pool's median";
+  EXPECT_DOUBLE_EQ(r.tokens_per_second(), 30);
+}
+
+}  // namespace
+}  // namespace switchboard::agent
