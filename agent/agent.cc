@@ -53,6 +53,15 @@ v1::Hello Agent::MakeHello() const {
 }
 
 void Agent::ReadGpus(v1::Report* report) {
+  const absl::Time now = clock_->MonotonicNow();
+  // Half a report interval of slack, so that rounds that start a little early do not
+  // postpone the read by a whole round.
+  if (next_gpu_read_ && now < *next_gpu_read_ - options_.report_interval / 2) {
+    for (const v1::GpuSample& s : last_gpu_samples_) *report->add_gpus() = s;
+    return;
+  }
+  next_gpu_read_ = now + options_.gpu_interval;
+  last_gpu_samples_.clear();
   absl::StatusOr<std::vector<GpuReading>> readings = gpus_->Read();
   if (!readings.ok()) {
     // Logged once per distinct error, not every second.
@@ -87,6 +96,7 @@ void Agent::ReadGpus(v1::Report* report) {
     s->set_utilization(g.utilization.value_or(0));
     s->set_temperature_celsius(g.temperature_celsius.value_or(0));
   }
+  last_gpu_samples_.assign(report->gpus().begin(), report->gpus().end());
 }
 
 v1::Report Agent::ProbeRound() {

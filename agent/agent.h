@@ -11,6 +11,7 @@
 #define SWITCHBOARD_AGENT_AGENT_H_
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct AgentOptions {
   std::vector<std::string> controlplanes;
   absl::Duration report_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Minutes(5);
+  // Read the GPUs at most this often; the reports in between repeat the last readings
+  // (VRAM moves slowly, and nvidia-smi costs a process per read). 0: every report.
+  absl::Duration gpu_interval = absl::ZeroDuration();
 };
 
 class Agent {
@@ -80,7 +84,11 @@ class Agent {
   // GPUs are declared once, from the first good reading (no hot-plug).
   std::vector<v1::GpuInfo> gpu_infos_ ABSL_GUARDED_BY(mu_);
   bool gpus_known_ ABSL_GUARDED_BY(mu_) = false;
-  std::string last_gpu_error_;  // Touched only by the Run thread.
+  // Touched only by the thread running probe rounds.
+  std::string last_gpu_error_;
+  std::optional<absl::Time> next_gpu_read_;     // Monotonic; none: read at the next round.
+  std::vector<v1::GpuSample> last_gpu_samples_;  // Repeated until the next read.
+
 };
 
 }  // namespace switchboard::agent

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
 #endif
   std::vector<std::string> controlplanes, backends, labels;
   std::string node_id, interval = "1s", probe_timeout = "800ms", drain_timeout = "5m";
+  std::string gpu_interval = "0s";
   std::string gpu_mode = "auto", nvml_library = "libnvidia-ml.so.1", metrics_listen, health_listen;
   bool insecure = false;
   int failures_to_unhealthy = 2, successes_to_recover = 1;
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
   app.add_option("--gpu", gpu_mode, "GPU readings: auto (NVML, else nvidia-smi, else none) | nvml | nvidia-smi | none")
       ->check(CLI::IsMember({"auto", "nvml", "nvidia-smi", "none"}))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // The last one wins, as usual.
+      ->capture_default_str();
+  app.add_option("--gpu-interval", gpu_interval,
+                 "read the GPUs at most this often; reports in between repeat the last readings "
+                 "(0s: every report; 5s makes --gpu nvidia-smi cheap)")
       ->capture_default_str();
   app.add_option("--nvml-library", nvml_library, "NVML library to dlopen")->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen, "serve the agent's Prometheus /metrics here (off when empty)");
@@ -95,6 +100,11 @@ int main(int argc, char** argv) {
   absl::Duration timeout;
   if (!absl::ParseDuration(drain_timeout, &options.drain_timeout) || options.drain_timeout < absl::ZeroDuration()) {
     std::cerr << "switchboard-agent: --drain-timeout: '" << drain_timeout << "' is not a duration\n";
+    return 2;
+  }
+  if (!absl::ParseDuration(gpu_interval, &options.gpu_interval) || options.gpu_interval < absl::ZeroDuration()) {
+    std::cerr << "switchboard-agent: --gpu-interval: '" << gpu_interval
+              << "' is not a duration of 0s or more (examples: 0s, 5s)\n";
     return 2;
   }
   if (!absl::ParseDuration(interval, &options.report_interval) || options.report_interval < absl::Milliseconds(50) ||

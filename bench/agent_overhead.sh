@@ -6,7 +6,8 @@
 #   bench/agent_overhead.sh [SECONDS]      (default 120; BUILD_DIR=build; GPU=none)
 #
 # GPU=nvml or GPU=nvidia-smi (on a GPU host) includes the agent's GPU readings; the default
-# leaves them out so that machines without a GPU measure the same thing.
+# leaves them out so that machines without a GPU measure the same thing. GPU_INTERVAL
+# (default 0s: every report) is passed as --gpu-interval.
 #
 # Prints one line per figure and a JSON summary on the last line. CPU is the agent's
 # utime+stime from /proc over the measured window (after a 5 s warm-up), so the load of
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-120}
 GPU=${GPU:-none}
+GPU_INTERVAL=${GPU_INTERVAL:-0s}
 BIN=${BUILD_DIR:-build}/bin
 RUN=$(mktemp -d)
 PIDS=()
@@ -41,7 +43,7 @@ for i in $(seq 8); do
 done
 
 "$BIN/switchboard-agent" --insecure --controlplane "$CP" "${BACKENDS[@]}" --node-id bench --gpu "$GPU" \
-  --report-interval 1s 2>"$RUN/agent.log" &
+  --gpu-interval "$GPU_INTERVAL" --report-interval 1s 2>"$RUN/agent.log" &
 AGENT=$!
 PIDS+=($AGENT)
 
@@ -64,6 +66,6 @@ hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT/status")
 pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$AGENT/smaps_rollup")
 anon_kib=$(awk '/^Anonymous:/ {print $2}' "/proc/$AGENT/smaps_rollup")
 cpu_pct=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v s="$s0" -v e="$s1" 'BEGIN {printf "%.3f", 100 * (b - a) / hz / (e - s)}')
-echo "agent CPU: ${cpu_pct}% of one core over ${DURATION}s (8 endpoints, 1 s interval, --gpu $GPU)"
+echo "agent CPU: ${cpu_pct}% of one core over ${DURATION}s (8 endpoints, 1 s interval, --gpu $GPU, --gpu-interval $GPU_INTERVAL)"
 echo "agent RSS: $((rss_kib / 1024)) MiB now, $((hwm_kib / 1024)) MiB peak; PSS $((pss_kib / 1024)) MiB; anonymous (own heap and stacks) $((anon_kib / 1024)) MiB"
-echo "{\"bench\":\"agent_overhead\",\"gpu\":\"$GPU\",\"seconds\":$DURATION,\"endpoints\":8,\"cpu_percent_of_one_core\":$cpu_pct,\"rss_kib\":$rss_kib,\"rss_peak_kib\":$hwm_kib,\"pss_kib\":$pss_kib,\"anonymous_kib\":$anon_kib}"
+echo "{\"bench\":\"agent_overhead\",\"gpu\":\"$GPU\",\"gpu_interval\":\"$GPU_INTERVAL\",\"seconds\":$DURATION,\"endpoints\":8,\"cpu_percent_of_one_core\":$cpu_pct,\"rss_kib\":$rss_kib,\"rss_peak_kib\":$hwm_kib,\"pss_kib\":$pss_kib,\"anonymous_kib\":$anon_kib}"

@@ -1,7 +1,9 @@
 #include <cstdlib>
 
+#include "agent/agent.h"
 #include "agent/gpu/nvidia_smi_gpu_source.h"
 #include "agent/gpu/nvml_gpu_source.h"
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -74,6 +76,64 @@ TEST(NvidiaSmiCsvTest, ParsesLinesAndNotAvailable) {
   EXPECT_TRUE(ParseNvidiaSmiCsv("").value().empty());
   EXPECT_FALSE(ParseNvidiaSmiCsv("garbage\n").ok());
   EXPECT_FALSE(ParseNvidiaSmiCsv("0, GPU-1, x, lots, 1, 1, 1, 1\n").ok());
+}
+
+}  // namespace
+}  // namespace switchboard::agent
+
+namespace switchboard::agent {
+namespace {
+
+// Counts reads; VRAM used grows by 1 GiB per read, so a repeated sample is recognizable.
+class CountingGpuSource final : public GpuSource {
+ public:
+  explicit CountingGpuSource(int* reads) : reads_(reads) {}
+  std::string name() const override { return "counting"; }
+  absl::StatusOr<std::vector<GpuReading>> Read() override {
+    ++*reads_;
+    GpuReading g;
+    g.uuid = "GPU-0";
+    g.name = "test";
+    g.vram_total_bytes = 80ull << 30;
+    g.vram_used_bytes = static_cast<uint64_t>(*reads_) << 30;
+    return std::vector<GpuReading>{g};
+  }
+
+ private:
+  int* const reads_;
+};
+
+TEST(AgentGpuIntervalTest, ReadsAtMostEveryIntervalAndRepeatsTheLastReading) {
+  int reads = 0;
+  FakeClock clock;
+  AgentOptions options;
+  options.node_id = "n1";
+  options.report_interval = absl::Seconds(1);
+  options.gpu_interval = absl::Seconds(5);
+  Agent agent(options, {}, std::make_unique<CountingGpuSource>(&reads), &clock);
+  std::vector<uint64_t> used;
+  for (int round = 0; round < 11; ++round) {
+    v1::Report r = agent.ProbeRound();
+    ASSERT_EQ(r.gpus_size(), 1) << "every report carries the GPUs, read or repeated";
+    used.push_back(r.gpus(0).vram_used_bytes() >> 30);
+    // Rounds start a little early or late, as real ones do.
+    clock.Advance(absl::Seconds(1) + absl::Milliseconds(round % 2 == 0 ? -20 : 20));
+  }
+  EXPECT_EQ(reads, 3);
+  EXPECT_THAT(used, ::testing::ElementsAre(1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3));
+}
+
+TEST(AgentGpuIntervalTest, ZeroReadsEveryReport) {
+  int reads = 0;
+  FakeClock clock;
+  AgentOptions options;
+  options.node_id = "n1";
+  Agent agent(options, {}, std::make_unique<CountingGpuSource>(&reads), &clock);
+  for (int round = 0; round < 4; ++round) {
+    agent.ProbeRound();
+    clock.Advance(absl::Seconds(1));
+  }
+  EXPECT_EQ(reads, 4);
 }
 
 }  // namespace
