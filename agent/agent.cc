@@ -119,8 +119,7 @@ v1::Report Agent::ProbeRound() {
           .Increment();
       metrics_->probe_seconds->Add({{"endpoint", ep.address()}})
           .Set(ep.probe_latency().seconds() + ep.probe_latency().nanos() / 1e9);
-      metrics_->endpoint_ready->Add({{"endpoint", ep.address()}})
-          .Set(ep.state() == v1::ENDPOINT_STATE_READY ? 1 : 0);
+      metrics_->endpoint_ready->Add({{"endpoint", ep.address()}}).Set(ep.state() == v1::ENDPOINT_STATE_READY ? 1 : 0);
     }
   }
   report.set_sequence(++sequence_);
@@ -145,8 +144,7 @@ void Agent::Run() {
     if (metrics_ != nullptr) {
       metrics_->reports->Increment();
       for (size_t i = 0; i < reporters_.size(); ++i) {
-        metrics_->controlplane_up->Add({{"target", options_.controlplanes[i]}})
-            .Set(reporters_[i]->connected() ? 1 : 0);
+        metrics_->controlplane_up->Add({{"target", options_.controlplanes[i]}}).Set(reporters_[i]->connected() ? 1 : 0);
       }
     }
     bool exit_now = false;

@@ -11,19 +11,19 @@
 #define SWITCHBOARD_AGENT_AGENT_H_
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "agent/gpu/gpu_source.h"
 #include "agent/metrics.h"
 #include "agent/probe/probe.h"
 #include "agent/reporter/reporter.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 
 namespace switchboard::agent {
 
@@ -75,7 +75,7 @@ class Agent {
 
   mutable Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool wake_ ABSL_GUARDED_BY(mu_) = false;          // Run a round now.
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // Run a round now.
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool exit_when_idle_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_);
@@ -86,9 +86,8 @@ class Agent {
   bool gpus_known_ ABSL_GUARDED_BY(mu_) = false;
   // Touched only by the thread running probe rounds.
   std::string last_gpu_error_;
-  std::optional<absl::Time> next_gpu_read_;     // Monotonic; none: read at the next round.
+  std::optional<absl::Time> next_gpu_read_;      // Monotonic; none: read at the next round.
   std::vector<v1::GpuSample> last_gpu_samples_;  // Repeated until the next read.
-
 };
 
 }  // namespace switchboard::agent

@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "switchboard-agent: probes the inference servers on this host and streams their\n"
       "slots, queue depth, KV-cache use and health to the Switchboard control plane(s)."};
-  app.add_option("--controlplane", controlplanes, "control plane address HOST:PORT (repeatable: report to every replica)")
+  app.add_option("--controlplane", controlplanes,
+                 "control plane address HOST:PORT (repeatable: report to every replica)")
       ->required();
   app.add_option("--backend", backends,
                  "inference server to probe, ENGINE=URL[,capacity=X][,max_seqs=N] (repeatable). "
@@ -57,9 +58,11 @@ int main(int argc, char** argv) {
   app.add_option("--report-interval", interval, "how often to probe and report")->capture_default_str();
   app.add_option("--probe-timeout", probe_timeout, "timeout of each HTTP probe request")->capture_default_str();
   app.add_option("--unhealthy-after", failures_to_unhealthy, "consecutive failed probe rounds before UNHEALTHY")
-      ->check(CLI::Range(1, 100))->capture_default_str();
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--healthy-after", successes_to_recover, "consecutive good probe rounds before READY again")
-      ->check(CLI::Range(1, 100))->capture_default_str();
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout,
                  "on SIGTERM, report DRAINING and wait at most this long for endpoints to go idle")
       ->capture_default_str();
@@ -174,7 +177,6 @@ int main(int argc, char** argv) {
     std::printf("grpc health listening on port %d\n", port);
   }
   std::fflush(stdout);
-
 
   switchboard::agent::Agent agent(options, std::move(probes), std::move(*gpus), switchboard::SystemClock::Get(),
                                   metrics.get());

@@ -25,11 +25,8 @@ std::unique_ptr<AgentMetrics> AgentMetrics::Create(prometheus::Registry& registr
                     .Help("Reports built (one per probe round)")
                     .Register(registry)
                     .Add({});
-  m->draining = &prometheus::BuildGauge()
-                     .Name("switchboard_agent_draining")
-                     .Help("1 while draining")
-                     .Register(registry)
-                     .Add({});
+  m->draining =
+      &prometheus::BuildGauge().Name("switchboard_agent_draining").Help("1 while draining").Register(registry).Add({});
   m->gpus = &prometheus::BuildGauge().Name("switchboard_agent_gpus").Help("GPUs seen").Register(registry).Add({});
   return m;
 }

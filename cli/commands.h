@@ -25,13 +25,12 @@ int RunStatus(const GlobalOptions& global, const StatusOptions& options, std::os
 struct WatchOptions {
   std::string pool;  // Empty = every pool.
   bool json = false;
-  int count = 0;     // Exit after this many assignments; 0 = until interrupted.
+  int count = 0;  // Exit after this many assignments; 0 = until interrupted.
 };
 int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostream& out, std::ostream& err);
 
 // drain: stop routing to every endpoint of a node (kept until undrain).
-int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out,
-             std::ostream& err);
+int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out, std::ostream& err);
 
 // explain: the arithmetic behind weights, circuits and the replica count.
 int RunExplain(const GlobalOptions& global, const std::string& pool, const std::string& endpoint, std::ostream& out,
@@ -44,8 +43,8 @@ int RunScale(const GlobalOptions& global, const std::string& pool, int replicas,
 int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err);
 
 struct PlanOptions {
-  std::string model;        // Catalog name; empty for a custom model.
-  double parameters = 0;    // Custom shape (overrides the catalog's when set).
+  std::string model;      // Catalog name; empty for a custom model.
+  double parameters = 0;  // Custom shape (overrides the catalog's when set).
   int layers = 0, kv_heads = 0, head_dim = 0;
   PlanRequest request;
   bool json = false;

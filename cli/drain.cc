@@ -20,8 +20,7 @@ int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain
     return 1;
   }
   out << "node " << node_id << ": " << (drain ? "draining (no new requests are routed to it)" : "undrained")
-      << (resp.agent_notified() ? "; agent notified" : "; agent not connected, it is told when it reconnects")
-      << "\n";
+      << (resp.agent_notified() ? "; agent notified" : "; agent not connected, it is told when it reconnects") << "\n";
   return 0;
 }
 

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure, "plaintext gRPC (the only mode in this release)");
 
   switchboard::cli::StatusOptions status;
-  CLI::App* status_cmd = app.add_subcommand("status", "pools and their endpoints: state, slots, queue, weight, circuit");
+  CLI::App* status_cmd =
+      app.add_subcommand("status", "pools and their endpoints: state, slots, queue, weight, circuit");
   status_cmd->add_option("pool", status.pool, "only this pool");
   status_cmd->add_flag("--json", status.json, "print JSON instead of a table");
 
@@ -39,15 +40,16 @@ int main(int argc, char** argv) {
   undrain_cmd->add_option("node", undrain_node, "node id")->required();
 
   std::string explain_pool, explain_endpoint;
-  CLI::App* explain_cmd =
-      app.add_subcommand("explain", "why each endpoint has its weight and circuit state, and the pool its replica count");
+  CLI::App* explain_cmd = app.add_subcommand(
+      "explain", "why each endpoint has its weight and circuit state, and the pool its replica count");
   explain_cmd->add_option("pool", explain_pool, "pool")->required();
   explain_cmd->add_option("endpoint", explain_endpoint, "only this endpoint (host:port)");
 
   std::string scale_pool, scale_for = "1h", scale_reason;
   int scale_replicas = 0;
   bool scale_clear = false;
-  CLI::App* scale_cmd = app.add_subcommand("scale", "set a pool's replica count by hand for a while (wins over autoscaling)");
+  CLI::App* scale_cmd =
+      app.add_subcommand("scale", "set a pool's replica count by hand for a while (wins over autoscaling)");
   scale_cmd->add_option("pool", scale_pool, "pool")->required();
   scale_cmd->add_option("replicas", scale_replicas, "replica count")->check(CLI::Range(0, 100000));
   scale_cmd->add_option("--for", scale_for, "how long the override lasts")->capture_default_str();
@@ -59,14 +61,18 @@ int main(int argc, char** argv) {
   CLI::App* events_cmd = app.add_subcommand(
       "events", "history: endpoints joining and leaving, circuit changes, scaling decisions, drains, reloads");
   events_cmd->add_option("pool", events_pool, "only this pool's events");
-  events_cmd->add_option("--limit", events_limit, "most events shown")->check(CLI::Range(1, 1000))->capture_default_str();
+  events_cmd->add_option("--limit", events_limit, "most events shown")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
 
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
-  CLI::App* plan_cmd = app.add_subcommand(
-      "plan", "capacity planner: memory for weights + KV cache + overhead, and the GPUs that fit");
+  CLI::App* plan_cmd =
+      app.add_subcommand("plan", "capacity planner: memory for weights + KV cache + overhead, and the GPUs that fit");
   plan_cmd->add_option("--model", plan.model, "catalog model (e.g. llama-3-8b, mistral-7b, llama-3-70b)");
-  plan_cmd->add_option("--quant", plan.request.quant, "weight format: Q4_K_M, Q5_K_M, Q6_K, Q8_0, f16, bf16, fp8, int4, ...")
+  plan_cmd
+      ->add_option("--quant", plan.request.quant,
+                   "weight format: Q4_K_M, Q5_K_M, Q6_K, Q8_0, f16, bf16, fp8, int4, ...")
       ->capture_default_str();
   plan_cmd->add_option("--kv-type", plan.request.kv_type, "KV-cache type: f16, bf16, f32, q8_0, q4_0, fp8")
       ->capture_default_str();

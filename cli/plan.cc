@@ -60,14 +60,15 @@ int RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err) {
     return 0;
   }
   const ModelShape& m = request.model;
-  out << absl::StrFormat("%s: %.2fB parameters, %d layers, %d KV heads x %d dims; %s weights, %s KV cache\n",
-                         m.name, m.parameters / 1e9, m.layers, m.kv_heads, m.head_dim, request.quant, request.kv_type);
+  out << absl::StrFormat("%s: %.2fB parameters, %d layers, %d KV heads x %d dims; %s weights, %s KV cache\n", m.name,
+                         m.parameters / 1e9, m.layers, m.kv_heads, m.head_dim, request.quant, request.kv_type);
   out << absl::StrFormat("  weights   %10s  (%.3g params x %.4g bits / 8)\n", GiB(plan->weights_bytes), m.parameters,
                          plan->bits_per_weight);
-  out << absl::StrFormat("  KV cache  %10s  (2 x %d layers x %d heads x %d dims x %.4g bytes = %d bytes/token,\n"
-                         "                          x %d ctx x %d slots)\n",
-                         GiB(plan->kv_cache_bytes), m.layers, m.kv_heads, m.head_dim, plan->kv_bytes_per_element,
-                         plan->kv_bytes_per_token, request.ctx_per_slot, request.slots);
+  out << absl::StrFormat(
+      "  KV cache  %10s  (2 x %d layers x %d heads x %d dims x %.4g bytes = %d bytes/token,\n"
+      "                          x %d ctx x %d slots)\n",
+      GiB(plan->kv_cache_bytes), m.layers, m.kv_heads, m.head_dim, plan->kv_bytes_per_element, plan->kv_bytes_per_token,
+      request.ctx_per_slot, request.slots);
   out << absl::StrFormat("  overhead  %10s  (runtime %s + %.0f%% of weights)\n", GiB(plan->overhead_bytes),
                          GiB(request.runtime_overhead_bytes), 100 * request.activation_share);
   out << absl::StrFormat("  total     %10s\n\n", GiB(plan->total_bytes));

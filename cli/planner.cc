@@ -10,7 +10,6 @@
 namespace switchboard::cli {
 namespace {
 
-
 struct Format {
   const char* name;
   double value;
@@ -19,9 +18,9 @@ struct Format {
 // Effective bits per weight of llama.cpp's GGUF types (with their block scales), and
 // plain formats. Approximate for the k-quants, whose mix varies slightly per model.
 const Format kWeightFormats[] = {
-    {"f32", 32},    {"f16", 16},     {"bf16", 16},    {"fp8", 8},       {"int8", 8},      {"int4", 4.25},
-    {"q8_0", 8.5},  {"q6_k", 6.5625}, {"q5_k_m", 5.69}, {"q5_0", 5.5},  {"q4_k_m", 4.85}, {"q4_k_s", 4.58},
-    {"q4_0", 4.55}, {"q3_k_m", 3.91}, {"q2_k", 2.63},
+    {"f32", 32},      {"f16", 16},      {"bf16", 16},     {"fp8", 8},       {"int8", 8},
+    {"int4", 4.25},   {"q8_0", 8.5},    {"q6_k", 6.5625}, {"q5_k_m", 5.69}, {"q5_0", 5.5},
+    {"q4_k_m", 4.85}, {"q4_k_s", 4.58}, {"q4_0", 4.55},   {"q3_k_m", 3.91}, {"q2_k", 2.63},
 };
 
 // KV-cache element sizes: llama.cpp's --cache-type-k/-v (q8_0: 34 bytes per 32
@@ -38,7 +37,8 @@ absl::StatusOr<double> Lookup(const Format (&table)[N], const std::string& name,
     if (key == f.name) return f.value;
     known.push_back(f.name);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown ", what, " '", name, "' (known: ", absl::StrJoin(known, ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown ", what, " '", name, "' (known: ", absl::StrJoin(known, ", "), ")"));
 }
 
 }  // namespace
@@ -46,11 +46,10 @@ absl::StatusOr<double> Lookup(const Format (&table)[N], const std::string& name,
 const std::vector<ModelShape>& ModelCatalog() {
   static const auto* catalog = new std::vector<ModelShape>{
       // name, parameters, layers, kv_heads, head_dim (from each model's config.json)
-      {"llama-3-8b", 8.03e9, 32, 8, 128},     {"llama-3-70b", 70.6e9, 80, 8, 128},
-      {"llama-2-7b", 6.74e9, 32, 32, 128},    {"llama-2-13b", 13.0e9, 40, 40, 128},
-      {"mistral-7b", 7.24e9, 32, 8, 128},     {"mixtral-8x7b", 46.7e9, 32, 8, 128},
-      {"qwen2.5-7b", 7.62e9, 28, 4, 128},     {"qwen2.5-72b", 72.7e9, 80, 8, 128},
-      {"gemma-2-9b", 9.24e9, 42, 8, 256},     {"phi-3-mini", 3.82e9, 32, 32, 96},
+      {"llama-3-8b", 8.03e9, 32, 8, 128},   {"llama-3-70b", 70.6e9, 80, 8, 128}, {"llama-2-7b", 6.74e9, 32, 32, 128},
+      {"llama-2-13b", 13.0e9, 40, 40, 128}, {"mistral-7b", 7.24e9, 32, 8, 128},  {"mixtral-8x7b", 46.7e9, 32, 8, 128},
+      {"qwen2.5-7b", 7.62e9, 28, 4, 128},   {"qwen2.5-72b", 72.7e9, 80, 8, 128}, {"gemma-2-9b", 9.24e9, 42, 8, 256},
+      {"phi-3-mini", 3.82e9, 32, 32, 96},
   };
   return *catalog;
 }
@@ -88,9 +87,11 @@ absl::StatusOr<Plan> MakePlan(const PlanRequest& r) {
       m.kv_heads > 1024 || m.head_dim <= 0 || m.head_dim > 4096) {
     return absl::InvalidArgumentError("model shape must have parameters > 0 and layers, kv heads, head dim in range");
   }
-  if (r.ctx_per_slot <= 0 || r.ctx_per_slot > (1 << 24)) return absl::InvalidArgumentError("--ctx must be 1..16M tokens");
+  if (r.ctx_per_slot <= 0 || r.ctx_per_slot > (1 << 24))
+    return absl::InvalidArgumentError("--ctx must be 1..16M tokens");
   if (r.slots <= 0 || r.slots > 65536) return absl::InvalidArgumentError("--slots must be 1..65536");
-  if (!(r.usable_fraction > 0) || r.usable_fraction > 1) return absl::InvalidArgumentError("usable fraction must be in (0, 1]");
+  if (!(r.usable_fraction > 0) || r.usable_fraction > 1)
+    return absl::InvalidArgumentError("usable fraction must be in (0, 1]");
   if (!(r.runtime_overhead_bytes >= 0) || !(r.activation_share >= 0)) {
     return absl::InvalidArgumentError("overheads must be >= 0");
   }
@@ -116,7 +117,8 @@ absl::StatusOr<Plan> MakePlan(const PlanRequest& r) {
     fit.gpu = gpu;
     for (int n : {1, 2, 4, 8}) {
       // Weights and KV split evenly; every GPU carries its own runtime overhead.
-      const double per_gpu = (weights + per_token * tokens + r.activation_share * weights) / n + r.runtime_overhead_bytes;
+      const double per_gpu =
+          (weights + per_token * tokens + r.activation_share * weights) / n + r.runtime_overhead_bytes;
       const double usable = gpu.memory_bytes * r.usable_fraction;
       if (per_gpu <= usable) {
         fit.count = n;

@@ -23,7 +23,7 @@ struct ModelShape {
   std::string name;
   double parameters = 0;  // Count, e.g. 8.03e9.
   int layers = 0;
-  int kv_heads = 0;       // Grouped-query attention: fewer than attention heads.
+  int kv_heads = 0;  // Grouped-query attention: fewer than attention heads.
   int head_dim = 0;
 };
 
@@ -36,8 +36,8 @@ struct GpuModel {
 
 struct PlanRequest {
   ModelShape model;
-  std::string quant = "Q4_K_M";     // Weight format.
-  std::string kv_type = "f16";      // KV-cache element type.
+  std::string quant = "Q4_K_M";  // Weight format.
+  std::string kv_type = "f16";   // KV-cache element type.
   int64_t ctx_per_slot = 4096;
   int slots = 1;
   double runtime_overhead_bytes = 512.0 * 1024 * 1024;
@@ -47,8 +47,8 @@ struct PlanRequest {
 
 struct GpuFit {
   GpuModel gpu;
-  int count = 0;                  // GPUs needed (0: does not fit even on 8).
-  double headroom_bytes = 0;      // Usable memory left per GPU.
+  int count = 0;              // GPUs needed (0: does not fit even on 8).
+  double headroom_bytes = 0;  // Usable memory left per GPU.
 };
 
 struct Plan {
@@ -59,7 +59,7 @@ struct Plan {
   uint64_t kv_cache_bytes = 0;
   uint64_t overhead_bytes = 0;
   uint64_t total_bytes = 0;
-  std::vector<GpuFit> gpus;        // Every catalog GPU; fitting ones first, fewest GPUs first.
+  std::vector<GpuFit> gpus;  // Every catalog GPU; fitting ones first, fewest GPUs first.
 };
 
 // Known models and GPUs (names are case-insensitive).

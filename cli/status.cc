@@ -89,10 +89,10 @@ int RunStatus(const GlobalOptions& global, const StatusOptions& options, std::os
   for (const v1::Node& n : nodes.nodes()) {
     std::string gpus = n.gpus().empty() ? "-" : "";
     for (const v1::GpuStatus& g : n.gpus()) {
-      absl::StrAppend(&gpus, gpus.empty() ? "" : "; ", g.name(),
-                      absl::StrFormat(" %.1f/%.1f GiB", g.vram_used_bytes() / 1073741824.0,
-                                      g.vram_total_bytes() / 1073741824.0),
-                      g.has_utilization() ? absl::StrFormat(" %.0f%%", 100 * g.utilization()) : "");
+      absl::StrAppend(
+          &gpus, gpus.empty() ? "" : "; ", g.name(),
+          absl::StrFormat(" %.1f/%.1f GiB", g.vram_used_bytes() / 1073741824.0, g.vram_total_bytes() / 1073741824.0),
+          g.has_utilization() ? absl::StrFormat(" %.0f%%", 100 * g.utilization()) : "");
     }
     t.AddRow({n.node_id() + (n.drain_requested() ? " (drained)" : ""), n.connected() ? "yes" : "no",
               absl::StrCat(n.endpoint_count()), absl::StrCat(Age(n.last_report_age()), " ago"), gpus,

@@ -41,11 +41,12 @@ int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostr
     } else {
       std::vector<std::string> eps;
       for (const v1::AssignedEndpoint& ep : a.endpoints()) {
-        eps.push_back(absl::StrCat(ep.address(), "=", ep.weight(), ep.weight() == 0 ? "(" + ShortName(ep.circuit()) + ")" : ""));
+        eps.push_back(
+            absl::StrCat(ep.address(), "=", ep.weight(), ep.weight() == 0 ? "(" + ShortName(ep.circuit()) + ")" : ""));
       }
       out << absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()) << " " << a.pool() << " version "
-          << a.version() << (a.stale() ? " (stale)" : "") << "  " << (eps.empty() ? "(no endpoints)" : absl::StrJoin(eps, " "))
-          << "\n"
+          << a.version() << (a.stale() ? " (stale)" : "") << "  "
+          << (eps.empty() ? "(no endpoints)" : absl::StrJoin(eps, " ")) << "\n"
           << std::flush;
     }
     v1::SubscribeRequest ack;

@@ -4,9 +4,9 @@
 #define SWITCHBOARD_COMMON_CLOCK_H_
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 
 namespace switchboard {
 

@@ -25,10 +25,14 @@ std::atomic<const char*> g_program{"switchboard"};
 
 const char* SeverityLetter(LogSeverity s) {
   switch (s) {
-    case LogSeverity::kDebug: return "D";
-    case LogSeverity::kInfo: return "I";
-    case LogSeverity::kWarning: return "W";
-    case LogSeverity::kError: return "E";
+    case LogSeverity::kDebug:
+      return "D";
+    case LogSeverity::kInfo:
+      return "I";
+    case LogSeverity::kWarning:
+      return "W";
+    case LogSeverity::kError:
+      return "E";
   }
   return "?";
 }
@@ -41,9 +45,8 @@ void SetLogProgramName(const char* name) { g_program = name; }
 
 LogMessage::LogMessage(LogSeverity severity, const char* file, int line) : severity_(severity) {
   const char* base = std::strrchr(file, '/');
-  stream_ << SeverityLetter(severity_)
-          << absl::FormatTime(" %H:%M:%E3S ", absl::Now(), absl::LocalTimeZone()) << g_program.load()
-          << " " << (base ? base + 1 : file) << ":" << line << "] ";
+  stream_ << SeverityLetter(severity_) << absl::FormatTime(" %H:%M:%E3S ", absl::Now(), absl::LocalTimeZone())
+          << g_program.load() << " " << (base ? base + 1 : file) << ":" << line << "] ";
 }
 
 LogMessage::~LogMessage() {

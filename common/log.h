@@ -42,10 +42,9 @@ struct LogVoidify {
 
 // An expression (glog's "voidify" idiom), so it is safe under an unbraced if/else:
 // `<<` binds tighter than `&`, which binds tighter than `?:`.
-#define SB_LOG(level)                                                          \
-  (SB_LOG_SEVERITY_##level < ::switchboard::MinLogSeverity())                  \
-      ? (void)0                                                                \
-      : ::switchboard::LogVoidify() &                                          \
-            ::switchboard::LogMessage(SB_LOG_SEVERITY_##level, __FILE__, __LINE__).stream()
+#define SB_LOG(level)                                         \
+  (SB_LOG_SEVERITY_##level < ::switchboard::MinLogSeverity()) \
+      ? (void)0                                               \
+      : ::switchboard::LogVoidify() & ::switchboard::LogMessage(SB_LOG_SEVERITY_##level, __FILE__, __LINE__).stream()
 
 #endif  // SWITCHBOARD_COMMON_LOG_H_

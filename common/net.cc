@@ -1,8 +1,8 @@
 #include "common/net.h"
 
 #include "absl/strings/numbers.h"
-#include "common/log.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 

@@ -79,8 +79,7 @@ absl::Status ParseSampleLine(absl::string_view line, PromSample* out) {
   if (i >= line.size() || (line[i] != ' ' && line[i] != '\t')) {
     return absl::InvalidArgumentError("expected a value after the name");
   }
-  std::vector<absl::string_view> rest =
-      absl::StrSplit(line.substr(i), absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  std::vector<absl::string_view> rest = absl::StrSplit(line.substr(i), absl::ByAnyChar(" \t"), absl::SkipEmpty());
   if (rest.empty() || rest.size() > 2) return absl::InvalidArgumentError("expected 'value [timestamp]'");
   std::optional<double> value = ParseValue(rest[0]);
   if (!value) return absl::InvalidArgumentError(absl::StrCat("bad value '", rest[0], "'"));
@@ -105,8 +104,7 @@ absl::StatusOr<PromScrape> PromScrape::Parse(absl::string_view text) {
     PromSample sample;
     absl::Status status = ParseSampleLine(line, &sample);
     if (!status.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("metrics line ", line_number, ": ", status.message()));
+      return absl::InvalidArgumentError(absl::StrCat("metrics line ", line_number, ": ", status.message()));
     }
     scrape.samples_.push_back(std::move(sample));
   }

@@ -30,8 +30,7 @@ class PromScrape {
 
   // The value of the first sample named `name` whose labels include every pair in
   // `labels` (empty matches any); nullopt when there is none.
-  std::optional<double> Value(absl::string_view name,
-                              const std::map<std::string, std::string>& labels = {}) const;
+  std::optional<double> Value(absl::string_view name, const std::map<std::string, std::string>& labels = {}) const;
   // Sum over every sample named `name` (e.g. a counter split by a label); nullopt if none.
   std::optional<double> Sum(absl::string_view name) const;
 

@@ -42,13 +42,11 @@ int main(int argc, char** argv) {
       "endpoint and pushes versioned assignments per model pool to subscribers."};
   app.add_option("--listen", options.listen, "gRPC address for every service (port 0 picks a free port)")
       ->capture_default_str();
-  app.add_option("--metrics-listen", options.metrics_listen,
-                 "Prometheus /metrics address; empty disables it")
+  app.add_option("--metrics-listen", options.metrics_listen, "Prometheus /metrics address; empty disables it")
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite history file (created if missing); empty disables history")
       ->capture_default_str();
-  app.add_option("--staleness-bound", staleness,
-                 "exclude a node's endpoints when it has not reported for this long")
+  app.add_option("--staleness-bound", staleness, "exclude a node's endpoints when it has not reported for this long")
       ->capture_default_str();
   app.add_option("--forget-after", forget_after,
                  "forget a disconnected node (its endpoints leave their pools) after this long")

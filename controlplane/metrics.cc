@@ -13,10 +13,8 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
   m->messages_rejected_invalid = &agent_messages.Add({{"kind", "any"}, {"result", "invalid_argument"}});
   m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
 
-  auto& streams = prometheus::BuildGauge()
-                      .Name("switchboard_streams")
-                      .Help("Open gRPC streams by service")
-                      .Register(registry);
+  auto& streams =
+      prometheus::BuildGauge().Name("switchboard_streams").Help("Open gRPC streams by service").Register(registry);
   m->agent_streams = &streams.Add({{"service", "agent"}});
   m->subscriber_streams = &streams.Add({{"service", "discovery"}});
 
@@ -36,11 +34,7 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
                                 .Help("New pool snapshot versions built by the reconciler")
                                 .Register(registry)
                                 .Add({});
-  m->pools = &prometheus::BuildGauge()
-                  .Name("switchboard_pools")
-                  .Help("Model pools known")
-                  .Register(registry)
-                  .Add({});
+  m->pools = &prometheus::BuildGauge().Name("switchboard_pools").Help("Model pools known").Register(registry).Add({});
   auto& endpoints = prometheus::BuildGauge()
                         .Name("switchboard_endpoints")
                         .Help("Endpoints in the newest snapshots (counted once per pool)")

@@ -14,8 +14,8 @@ namespace switchboard::controlplane {
 struct ControlPlaneMetrics {
   prometheus::Counter* hellos_accepted;
   prometheus::Counter* reports_accepted;
-  prometheus::Counter* messages_rejected_invalid;   // INVALID_ARGUMENT
-  prometheus::Counter* messages_rejected_other;     // superseded stream, report before hello
+  prometheus::Counter* messages_rejected_invalid;  // INVALID_ARGUMENT
+  prometheus::Counter* messages_rejected_other;    // superseded stream, report before hello
   prometheus::Gauge* agent_streams;
   prometheus::Gauge* subscriber_streams;
   prometheus::Counter* assignments_sent;

@@ -12,17 +12,21 @@ namespace {
 
 const char* CircuitName(v1::CircuitState c) {
   switch (c) {
-    case v1::CIRCUIT_STATE_CLOSED: return "CLOSED";
-    case v1::CIRCUIT_STATE_OPEN: return "OPEN";
-    case v1::CIRCUIT_STATE_HALF_OPEN: return "HALF_OPEN";
-    default: return "UNSPECIFIED";
+    case v1::CIRCUIT_STATE_CLOSED:
+      return "CLOSED";
+    case v1::CIRCUIT_STATE_OPEN:
+      return "OPEN";
+    case v1::CIRCUIT_STATE_HALF_OPEN:
+      return "HALF_OPEN";
+    default:
+      return "UNSPECIFIED";
   }
 }
 
 }  // namespace
 
-Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history,
-                       const Clock* clock, ReconcilerOptions options)
+Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history, const Clock* clock,
+                       ReconcilerOptions options)
     : fleet_(fleet),
       store_(store),
       history_(history),
@@ -69,8 +73,8 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   }
   // Like the HPA, decide once per sync period; a new manual override, or one that just
   // expired, decides at once.
-  const bool manual_changed = manual_generation != as.manual_generation ||
-                              (manual && as.last_sync < manual->expires && now >= manual->expires);
+  const bool manual_changed =
+      manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
   if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed) return as.last;
   as.manual_generation = manual_generation;
 
@@ -79,8 +83,7 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   int32_t current = 0, ready = 0;
   double queue = 0, busy = 0, slots = 0, requests = 0;
   for (const EndpointView& ep : endpoints) {
-    if (!ep.reported || ep.report_age > pp.policy.circuit.staleness_bound ||
-        ep.state == v1::ENDPOINT_STATE_UNHEALTHY) {
+    if (!ep.reported || ep.report_age > pp.policy.circuit.staleness_bound || ep.state == v1::ENDPOINT_STATE_UNHEALTHY) {
       continue;
     }
     ++current;
@@ -117,8 +120,7 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
     std::optional<double> expected = as.forecast.Predict(wall + pp.predictive->lead_time);
     const double slots_per_replica = ready > 0 ? slots / ready : 0;
     const bool valid = expected.has_value() && slots_per_replica > 0;
-    const double replicas_needed =
-        valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
+    const double replicas_needed = valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
     autoscale.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
     in.metrics.push_back({policy::ScalingSignal::kPredicted, replicas_needed, valid});
     predicted_text = valid ? absl::StrFormat("; forecast in %s: demand %.1f (trend x%.2f) -> %.2f replicas",
@@ -212,8 +214,8 @@ int Reconciler::ReconcileOnce() {
   const absl::Time wall = clock_->Now();
 
   for (const std::string& node : fleet_->ForgetSilentNodes(options_.forget_after, now)) {
-    SB_LOG(INFO) << "forgot node " << node << " (silent for over "
-                 << absl::FormatDuration(options_.forget_after) << ")";
+    SB_LOG(INFO) << "forgot node " << node << " (silent for over " << absl::FormatDuration(options_.forget_after)
+                 << ")";
   }
 
   std::shared_ptr<const FleetConfig> config = this->config();
@@ -253,8 +255,8 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
     for (const v1::EndpointStatus& d : before->details) old_eps[d.node_id() + "/" + d.address()] = &d;
   }
   auto emit = [&](const std::string& kind, const v1::EndpointStatus& d, std::string detail) {
-    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << d.node_id() << " endpoint=" << d.address()
-                 << " " << detail;
+    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << d.node_id() << " endpoint=" << d.address() << " "
+                 << detail;
     if (history_ != nullptr) {
       history_->RecordEvent({wall, kind, after.pool, d.node_id(), d.address(), std::move(detail)});
     }
@@ -271,8 +273,7 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
     if (old.circuit() != d.circuit() || was_routable != is_routable) {
       emit("circuit_changed", d,
            absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
-                        CircuitName(d.circuit()), is_routable ? " (routable)" : " (excluded)", ": ",
-                        d.reason()));
+                        CircuitName(d.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", d.reason()));
     }
     old_eps.erase(it);
   }

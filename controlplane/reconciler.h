@@ -11,13 +11,13 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "controlplane/config/pool_config.h"
 #include "controlplane/fleet/fleet_state.h"
-#include "controlplane/policy/forecast.h"
 #include "controlplane/history/history_store.h"
+#include "controlplane/policy/forecast.h"
 #include "controlplane/snapshot/snapshot.h"
 #include "controlplane/snapshot/snapshot_store.h"
 

@@ -61,8 +61,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->fleet = std::make_unique<FleetState>(ValidationLimits{}, [p] {
     if (p->reconciler) p->reconciler->Notify();
   });
-  p->reconciler = std::make_unique<Reconciler>(p->fleet.get(), &p->store, p->history.get(),
-                                               options.clock, options.reconciler);
+  p->reconciler =
+      std::make_unique<Reconciler>(p->fleet.get(), &p->store, p->history.get(), options.clock, options.reconciler);
   p->store.AddWatcher([p] {
     // Runs on the reconciler thread after each publish.
     p->metrics->snapshots_published->Increment();

@@ -13,9 +13,9 @@
 namespace switchboard::controlplane {
 
 struct ControlPlaneOptions {
-  std::string listen = "0.0.0.0:50051";          // gRPC, every service. Port 0 = pick one.
-  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics; empty = off.
-  std::string db_path = "var/switchboard.db";    // SQLite history; empty = none.
+  std::string listen = "0.0.0.0:50051";         // gRPC, every service. Port 0 = pick one.
+  std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty = off.
+  std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
   ReconcilerOptions reconciler;
   const Clock* clock = SystemClock::Get();
 };

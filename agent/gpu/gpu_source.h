@@ -18,7 +18,7 @@ struct GpuReading {
   uint64_t vram_total_bytes = 0;
   uint64_t vram_used_bytes = 0;
   uint64_t vram_free_bytes = 0;
-  std::optional<double> utilization;          // 0..1; absent when not supported (MIG).
+  std::optional<double> utilization;  // 0..1; absent when not supported (MIG).
   std::optional<double> temperature_celsius;
 };
 

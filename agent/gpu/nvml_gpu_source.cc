@@ -112,7 +112,8 @@ absl::StatusOr<std::vector<GpuReading>> NvmlGpuSource::Read() {
     }
     GpuReading g;
     char buf[96] = {};
-    if (api_->device_uuid(dev, buf, sizeof(buf)) != kNvmlSuccess) return absl::UnavailableError("nvmlDeviceGetUUID failed");
+    if (api_->device_uuid(dev, buf, sizeof(buf)) != kNvmlSuccess)
+      return absl::UnavailableError("nvmlDeviceGetUUID failed");
     g.uuid.assign(buf, strnlen(buf, sizeof(buf)));
     char name[96] = {};
     if (api_->device_name(dev, name, sizeof(name)) == kNvmlSuccess) g.name.assign(name, strnlen(name, sizeof(name)));

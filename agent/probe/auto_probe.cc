@@ -22,7 +22,8 @@ absl::StatusOr<std::string> AutoProbe::Detect(const ProbeOptions& options, HttpC
   }
   HttpResponse metrics = http->Get(options.base_url + "/metrics", options.timeout);
   if (metrics.status == 200) {
-    if (absl::StrContains(metrics.body, "\nvllm:") || absl::StartsWith(metrics.body, "vllm:")) return std::string("vllm");
+    if (absl::StrContains(metrics.body, "\nvllm:") || absl::StartsWith(metrics.body, "vllm:"))
+      return std::string("vllm");
     if (absl::StrContains(metrics.body, "sglang:")) return std::string("sglang");
     if (absl::StrContains(metrics.body, "llamacpp:")) return std::string("llamacpp");
     if (absl::StrContains(metrics.body, "tgi_")) return std::string("tgi");

@@ -14,8 +14,7 @@ std::optional<CounterPair::Growth> CounterPair::Update(absl::Time now, std::opti
   if (!Valid(first) || !Valid(second)) return std::nullopt;
   std::optional<Growth> growth;
   if (last_ && *first >= last_->first && *second >= last_->second) {
-    growth = Growth{*first - last_->first, *second - last_->second,
-                    absl::ToDoubleSeconds(now - last_->at)};
+    growth = Growth{*first - last_->first, *second - last_->second, absl::ToDoubleSeconds(now - last_->at)};
   }
   last_ = Sample{now, *first, *second};
   return growth;

@@ -26,12 +26,9 @@ class CounterPair {
 
   // Feeds one scrape taken at `now`; the growth since the previous one, or nothing on the
   // first scrape, on invalid values, and on a restart.
-  std::optional<Growth> Update(absl::Time now, std::optional<double> first,
-                               std::optional<double> second);
+  std::optional<Growth> Update(absl::Time now, std::optional<double> first, std::optional<double> second);
   // One counter alone (its growth is `first`, with `seconds` for a rate).
-  std::optional<Growth> Update(absl::Time now, std::optional<double> counter) {
-    return Update(now, counter, 0.0);
-  }
+  std::optional<Growth> Update(absl::Time now, std::optional<double> counter) { return Update(now, counter, 0.0); }
 
  private:
   struct Sample {

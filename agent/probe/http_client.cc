@@ -47,10 +47,18 @@ HttpResponse PlainHttpClient::Get(const std::string& url, absl::Duration timeout
   } else if (!res) {
     out.body.clear();
     switch (res.error()) {
-      case httplib::Error::Connection: out.error = "Couldn't connect to server"; break;
-      case httplib::Error::Read: out.error = "read failed or timed out"; break;
-      case httplib::Error::ConnectionTimeout: out.error = "connection timed out"; break;
-      default: out.error = httplib::to_string(res.error()); break;
+      case httplib::Error::Connection:
+        out.error = "Couldn't connect to server";
+        break;
+      case httplib::Error::Read:
+        out.error = "read failed or timed out";
+        break;
+      case httplib::Error::ConnectionTimeout:
+        out.error = "connection timed out";
+        break;
+      default:
+        out.error = httplib::to_string(res.error());
+        break;
     }
   } else {
     out.status = res->status;

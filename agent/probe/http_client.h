@@ -10,9 +10,9 @@
 namespace switchboard::agent {
 
 struct HttpResponse {
-  int status = 0;          // 0 when no HTTP answer arrived (see error).
+  int status = 0;  // 0 when no HTTP answer arrived (see error).
   std::string body;
-  std::string error;       // Transport error ("connection refused", "timeout"); empty if answered.
+  std::string error;  // Transport error ("connection refused", "timeout"); empty if answered.
   absl::Duration latency;
 };
 

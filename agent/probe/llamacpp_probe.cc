@@ -222,8 +222,8 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointR
     // Decode progress: next_token is an array of one object (code) or an object (README).
     std::optional<int64_t> id = IntField(slot, "id"), task = IntField(slot, "id_task");
     if (processing && id && task && slot.contains("next_token")) {
-      const json& nt = slot["next_token"].is_array() && !slot["next_token"].empty() ? slot["next_token"][0]
-                                                                                     : slot["next_token"];
+      const json& nt =
+          slot["next_token"].is_array() && !slot["next_token"].empty() ? slot["next_token"][0] : slot["next_token"];
       if (std::optional<int64_t> decoded = IntField(nt, "n_decoded")) {
         progress[*id] = {*task, *decoded};
         auto prev = slot_progress_.find(*id);

@@ -174,8 +174,8 @@ std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out
 
   // Prefill speed: prompt tokens over prefill time, both observed as requests finish.
   if (!spec_.prefill_tokens.empty()) {
-    if (std::optional<CounterPair::Growth> g = prefill_.Update(now, scrape->Sum(spec_.prefill_tokens),
-                                                               scrape->Sum(spec_.prefill_seconds));
+    if (std::optional<CounterPair::Growth> g =
+            prefill_.Update(now, scrape->Sum(spec_.prefill_tokens), scrape->Sum(spec_.prefill_seconds));
         g && g->Ratio() > 0) {
       prefill_tokens_per_second_ = g->Ratio();
     }

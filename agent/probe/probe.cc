@@ -8,8 +8,8 @@
 #include "agent/probe/auto_probe.h"
 #include "agent/probe/llamacpp_probe.h"
 #include "agent/probe/metrics_engine_probe.h"
-#include "google/protobuf/util/time_util.h"
 #include "common/net.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace switchboard::agent {
 
@@ -73,7 +73,8 @@ absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
   std::vector<std::string> parts = absl::StrSplit(spec, ',');
   size_t eq = parts[0].find('=');
   if (eq == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': want ENGINE=URL, e.g. llamacpp=http://127.0.0.1:8080"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend '", spec, "': want ENGINE=URL, e.g. llamacpp=http://127.0.0.1:8080"));
   }
   BackendSpec out;
   out.engine = parts[0].substr(0, eq);
@@ -105,13 +106,12 @@ absl::StatusOr<BackendSpec> ParseBackendSpec(const std::string& spec) {
         return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': capacity must be a positive number"));
       }
     } else if (absl::ConsumePrefix(&opt, "max_seqs=")) {
-      if (!absl::SimpleAtoi(opt, &out.options.max_seqs) || out.options.max_seqs == 0 ||
-          out.options.max_seqs > 65536) {
+      if (!absl::SimpleAtoi(opt, &out.options.max_seqs) || out.options.max_seqs == 0 || out.options.max_seqs > 65536) {
         return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': max_seqs must be 1..65536"));
       }
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--backend '", spec, "': unknown option '", parts[i],
-                                                     "' (known: capacity=X, max_seqs=N)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend '", spec, "': unknown option '", parts[i], "' (known: capacity=X, max_seqs=N)"));
     }
   }
   return out;

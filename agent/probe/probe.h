@@ -21,8 +21,8 @@ struct HealthThresholds {
 };
 
 struct ProbeOptions {
-  std::string base_url;            // http://host:port, no trailing slash.
-  std::string address;             // host:port that proxies route to.
+  std::string base_url;                              // http://host:port, no trailing slash.
+  std::string address;                               // host:port that proxies route to.
   absl::Duration timeout = absl::Milliseconds(800);  // Per HTTP request.
   HealthThresholds thresholds;
   double capacity_hint = 0;

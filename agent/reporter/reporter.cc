@@ -14,7 +14,9 @@ Reporter::Reporter(ReporterOptions options, std::function<v1::Hello()> make_hell
 
 Reporter::~Reporter() { Stop(); }
 
-void Reporter::Start() { thread_ = std::thread([this] { Loop(); }); }
+void Reporter::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void Reporter::Stop() {
   {
@@ -42,9 +44,8 @@ uint64_t Reporter::last_acked_sequence() const {
 
 bool Reporter::WaitForAck(uint64_t sequence, absl::Duration timeout) {
   MutexLock lock(&mu_);
-  auto done = [this, sequence]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return acked_sequence_ >= sequence || !connected_ || stop_;
-  };
+  auto done = [this, sequence]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return acked_sequence_ >= sequence || !connected_ || stop_; };
   mu_.AwaitWithTimeout(Condition(&done), timeout);
   return acked_sequence_ >= sequence;
 }

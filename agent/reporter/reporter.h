@@ -12,17 +12,17 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
 namespace switchboard::agent {
 
 struct ReporterOptions {
-  std::string target;                                  // host:port of a control plane.
+  std::string target;  // host:port of a control plane.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(1);
-  uint32_t seed = 0;                                   // Jitter RNG; 0 = random.
+  uint32_t seed = 0;  // Jitter RNG; 0 = random.
 };
 
 class Reporter {

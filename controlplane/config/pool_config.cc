@@ -63,8 +63,8 @@ class Parser {
     }
     if (node["stabilizationWindowSeconds"]) {
       int64_t seconds;
-      if (absl::Status s = Number<int64_t>(node["stabilizationWindowSeconds"], field + ".stabilizationWindowSeconds",
-                                           0, 3600, &seconds);
+      if (absl::Status s = Number<int64_t>(node["stabilizationWindowSeconds"], field + ".stabilizationWindowSeconds", 0,
+                                           3600, &seconds);
           !s.ok()) {
         return s;
       }
@@ -103,7 +103,8 @@ class Parser {
         }
         int64_t period;
         if (absl::Status s = Number<int32_t>(list[i]["value"], f + ".value", 1, 100000, &p.value); !s.ok()) return s;
-        if (absl::Status s = Number<int64_t>(list[i]["periodSeconds"], f + ".periodSeconds", 1, 1800, &period); !s.ok()) {
+        if (absl::Status s = Number<int64_t>(list[i]["periodSeconds"], f + ".periodSeconds", 1, 1800, &period);
+            !s.ok()) {
           return s;
         }
         p.period = absl::Seconds(period);
@@ -113,14 +114,15 @@ class Parser {
     return absl::OkStatus();
   }
 
-  absl::Status Autoscaling(const YAML::Node& node, const std::string& field, std::optional<AutoscaleConfig>* out) const {
+  absl::Status Autoscaling(const YAML::Node& node, const std::string& field,
+                           std::optional<AutoscaleConfig>* out) const {
     if (node.IsScalar() && (node.as<std::string>() == "off" || node.as<std::string>() == "false")) {
       out->reset();
       return absl::OkStatus();
     }
-    if (absl::Status s = OnlyKeys(node, field,
-                                  {"min_replicas", "max_replicas", "tolerance", "metrics", "behavior", "sync_period",
-                                   "predictive"});
+    if (absl::Status s =
+            OnlyKeys(node, field,
+                     {"min_replicas", "max_replicas", "tolerance", "metrics", "behavior", "sync_period", "predictive"});
         !s.ok()) {
       return s;
     }
@@ -190,8 +192,7 @@ class Parser {
   }
 
   absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
-    if (absl::Status s = OnlyKeys(node, field,
-                                  {"lb_policy", "staleness_bound", "max_ejection_share", "autoscaling"});
+    if (absl::Status s = OnlyKeys(node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "autoscaling"});
         !s.ok()) {
       return s;
     }
@@ -215,8 +216,8 @@ class Parser {
       }
     }
     if (node["staleness_bound"]) {
-      if (absl::Status s = Duration(node["staleness_bound"], field + ".staleness_bound",
-                                    &p->policy.circuit.staleness_bound);
+      if (absl::Status s =
+              Duration(node["staleness_bound"], field + ".staleness_bound", &p->policy.circuit.staleness_bound);
           !s.ok()) {
         return s;
       }
@@ -245,8 +246,8 @@ class Parser {
           if (absl::Status s = Duration(pr["lead_time"], f + ".lead_time", &pc.lead_time); !s.ok()) return s;
         }
         if (pr["target_occupancy"]) {
-          if (absl::Status s = Number<double>(pr["target_occupancy"], f + ".target_occupancy", 0.05, 1.0,
-                                              &pc.target_occupancy);
+          if (absl::Status s =
+                  Number<double>(pr["target_occupancy"], f + ".target_occupancy", 0.05, 1.0, &pc.target_occupancy);
               !s.ok()) {
             return s;
           }

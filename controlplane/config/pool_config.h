@@ -42,10 +42,10 @@ struct PredictiveConfig {
 };
 
 struct PoolPolicy {
-  PolicyConfig policy;                                // LB policy, circuits, weights.
-  std::optional<policy::AutoscaleConfig> autoscale;   // nullopt: autoscaling off.
+  PolicyConfig policy;                                       // LB policy, circuits, weights.
+  std::optional<policy::AutoscaleConfig> autoscale;          // nullopt: autoscaling off.
   absl::Duration autoscale_sync_period = absl::Seconds(15);  // The HPA's sync period.
-  std::optional<PredictiveConfig> predictive;                 // nullopt: reactive only.
+  std::optional<PredictiveConfig> predictive;                // nullopt: reactive only.
 };
 
 struct FleetConfig {

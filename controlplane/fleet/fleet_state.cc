@@ -32,16 +32,15 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
   return absl::OkStatus();
 }
 
-absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id,
-                                     const v1::Report& report, absl::Time now) {
+absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
+                                     absl::Time now) {
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
     if (it == nodes_.end()) return absl::FailedPreconditionError("Report before Hello");
     Node& node = it->second;
     if (node.stream_id != stream_id) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("node ", node_id, " is bound to another stream"));
+      return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is bound to another stream"));
     }
     RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
     node.last_sequence = report.sequence();

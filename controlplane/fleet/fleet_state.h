@@ -11,9 +11,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "common/mutex.h"
-#include "absl/time/time.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/mutex.h"
 #include "controlplane/fleet/validation.h"
 #include "switchboard/v1/admin.pb.h"
 #include "switchboard/v1/agent.pb.h"
@@ -40,9 +40,9 @@ struct EndpointView {
   uint64_t requests_total = 0;
   uint64_t errors_total = 0;
   std::string probe_error;
-  bool reported = false;           // False until the first Report arrives.
-  bool connected = false;          // The node's stream is open now.
-  absl::Duration report_age;       // Since the node's last accepted Report (or Hello).
+  bool reported = false;      // False until the first Report arrives.
+  bool connected = false;     // The node's stream is open now.
+  absl::Duration report_age;  // Since the node's last accepted Report (or Hello).
 };
 
 struct NodeView {
@@ -70,8 +70,7 @@ class FleetState {
   // network partition.) A disconnected node's id may be taken by a new stream.
   absl::Status Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now);
   // Validates and applies a report from `stream_id`. Changes nothing on error.
-  absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
-                           absl::Time now);
+  absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report, absl::Time now);
   // The stream ended. Its node's data stays (it ages and goes stale) until Forget.
   void Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now);
   // Drops nodes that are disconnected and silent for longer than `retention`. Returns

@@ -66,13 +66,11 @@ absl::Status ValidateModels(const google::protobuf::RepeatedPtrField<std::string
 absl::Status ValidateNodeId(absl::string_view node_id, const ValidationLimits& limits) {
   if (node_id.empty()) return Invalid("node_id is empty");
   if (node_id.size() > limits.max_id_length) {
-    return Invalid(absl::StrCat("node_id is ", node_id.size(), " bytes; the limit is ",
-                                limits.max_id_length));
+    return Invalid(absl::StrCat("node_id is ", node_id.size(), " bytes; the limit is ", limits.max_id_length));
   }
   for (char c : node_id) {
     if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' && c != ':') {
-      return Invalid(absl::StrCat("node_id '", Clip(node_id),
-                                  "' may hold only letters, digits and . - _ :"));
+      return Invalid(absl::StrCat("node_id '", Clip(node_id), "' may hold only letters, digits and . - _ :"));
     }
   }
   return absl::OkStatus();
@@ -81,8 +79,7 @@ absl::Status ValidateNodeId(absl::string_view node_id, const ValidationLimits& l
 absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& limits) {
   if (model.empty()) return Invalid("model id is empty");
   if (model.size() > limits.max_model_length) {
-    return Invalid(absl::StrCat("model id is ", model.size(), " bytes; the limit is ",
-                                limits.max_model_length));
+    return Invalid(absl::StrCat("model id is ", model.size(), " bytes; the limit is ", limits.max_model_length));
   }
   if (!IsPrintable(model)) return Invalid(absl::StrCat("model id '", Clip(model), "' has control characters"));
   return absl::OkStatus();
@@ -94,8 +91,8 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
     return Invalid(absl::StrCat("too many labels (", hello.labels_size(), ")"));
   }
   for (const auto& [k, v] : hello.labels()) {
-    if (k.empty() || k.size() > limits.max_label_length || v.size() > limits.max_label_length ||
-        !IsPrintable(k) || !IsPrintable(v)) {
+    if (k.empty() || k.size() > limits.max_label_length || v.size() > limits.max_label_length || !IsPrintable(k) ||
+        !IsPrintable(v)) {
       return Invalid(absl::StrCat("bad label '", Clip(k), "'"));
     }
   }
@@ -122,18 +119,17 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
     }
     RETURN_IF_ERROR(CheckNonNegative(ep.capacity_hint(), 1e6, "capacity_hint"));
   }
-  if (hello.has_report_interval() &&
-      (hello.report_interval().seconds() < 0 || hello.report_interval().nanos() < 0)) {
+  if (hello.has_report_interval() && (hello.report_interval().seconds() < 0 || hello.report_interval().nanos() < 0)) {
     return Invalid("report_interval is negative");
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
-                            uint64_t last_sequence, const ValidationLimits& limits) {
+absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, uint64_t last_sequence,
+                            const ValidationLimits& limits) {
   if (report.sequence() <= last_sequence) {
-    return Invalid(absl::StrCat("report sequence ", report.sequence(),
-                                " does not follow the previous ", last_sequence));
+    return Invalid(
+        absl::StrCat("report sequence ", report.sequence(), " does not follow the previous ", last_sequence));
   }
   std::set<std::string> declared;
   for (const v1::EndpointInfo& ep : hello.endpoints()) declared.insert(ep.address());
@@ -170,8 +166,7 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
       return Invalid(absl::StrCat(where, ": slots_total ", ep.slots_total(), " is absurd"));
     }
     if (ep.slots_busy() > ep.slots_total()) {
-      return Invalid(absl::StrCat(where, ": slots_busy ", ep.slots_busy(), " exceeds slots_total ",
-                                  ep.slots_total()));
+      return Invalid(absl::StrCat(where, ": slots_busy ", ep.slots_busy(), " exceeds slots_total ", ep.slots_total()));
     }
     if (ep.queue_depth() > limits.max_queue) {
       return Invalid(absl::StrCat(where, ": queue_depth ", ep.queue_depth(), " is absurd"));

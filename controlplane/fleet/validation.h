@@ -10,13 +10,13 @@ namespace switchboard::controlplane {
 
 // Limits on agent input. Generous for real fleets, small enough to bound memory.
 struct ValidationLimits {
-  size_t max_id_length = 253;        // Node ids: a DNS name fits.
+  size_t max_id_length = 253;  // Node ids: a DNS name fits.
   size_t max_model_length = 256;
   size_t max_label_length = 256;
   size_t max_labels = 64;
-  size_t max_endpoints = 256;        // Per node.
+  size_t max_endpoints = 256;  // Per node.
   size_t max_gpus = 64;
-  size_t max_models = 64;            // Per endpoint.
+  size_t max_models = 64;  // Per endpoint.
   uint32_t max_slots = 65536;
   uint32_t max_queue = 10'000'000;
   double max_latency_seconds = 86400;
@@ -28,8 +28,8 @@ absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& li
 absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limits = {});
 // Checks a report on its own and against the node's Hello (only declared endpoints).
 // `last_sequence` is the previous report's sequence on this stream (0 before the first).
-absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello,
-                            uint64_t last_sequence, const ValidationLimits& limits = {});
+absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, uint64_t last_sequence,
+                            const ValidationLimits& limits = {});
 
 }  // namespace switchboard::controlplane
 

@@ -23,8 +23,8 @@ absl::Status Exec(sqlite3* db, const char* sql) {
 
 absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -47,24 +47,24 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
   if (stmt && sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
   sqlite3_finalize(stmt);
   if (version > kHistorySchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has history schema version ", version, ", newer than this build's ",
-        kHistorySchemaVersion, ": upgrade Switchboard or point --db elsewhere"));
+    return absl::FailedPreconditionError(absl::StrCat(path, " has history schema version ", version,
+                                                      ", newer than this build's ", kHistorySchemaVersion,
+                                                      ": upgrade Switchboard or point --db elsewhere"));
   }
   if (version < 1) {
     if (absl::Status s = Exec(db,
-        "BEGIN;"
-        "CREATE TABLE events ("
-        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        "  time_unix_ms INTEGER NOT NULL,"
-        "  kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL,"
-        "  address TEXT NOT NULL, detail TEXT NOT NULL);"
-        "CREATE INDEX events_by_time ON events(time_unix_ms);"
-        "CREATE TABLE pool_snapshots ("
-        "  pool TEXT PRIMARY KEY, version TEXT NOT NULL,"
-        "  time_unix_ms INTEGER NOT NULL, assignment BLOB NOT NULL);"
-        "INSERT INTO schema_version(version) VALUES (1);"
-        "COMMIT;");
+                              "BEGIN;"
+                              "CREATE TABLE events ("
+                              "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                              "  time_unix_ms INTEGER NOT NULL,"
+                              "  kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL,"
+                              "  address TEXT NOT NULL, detail TEXT NOT NULL);"
+                              "CREATE INDEX events_by_time ON events(time_unix_ms);"
+                              "CREATE TABLE pool_snapshots ("
+                              "  pool TEXT PRIMARY KEY, version TEXT NOT NULL,"
+                              "  time_unix_ms INTEGER NOT NULL, assignment BLOB NOT NULL);"
+                              "INSERT INTO schema_version(version) VALUES (1);"
+                              "COMMIT;");
         !s.ok()) {
       Exec(db, "ROLLBACK").IgnoreError();
       return s;
@@ -72,13 +72,13 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
   }
   if (version < 2) {
     if (absl::Status s = Exec(db,
-        "BEGIN;"
-        "CREATE TABLE pool_samples ("
-        "  time_unix_ms INTEGER NOT NULL, pool TEXT NOT NULL,"
-        "  demand REAL NOT NULL, replicas INTEGER NOT NULL, desired INTEGER NOT NULL);"
-        "CREATE INDEX pool_samples_by_time ON pool_samples(time_unix_ms);"
-        "INSERT INTO schema_version(version) VALUES (2);"
-        "COMMIT;");
+                              "BEGIN;"
+                              "CREATE TABLE pool_samples ("
+                              "  time_unix_ms INTEGER NOT NULL, pool TEXT NOT NULL,"
+                              "  demand REAL NOT NULL, replicas INTEGER NOT NULL, desired INTEGER NOT NULL);"
+                              "CREATE INDEX pool_samples_by_time ON pool_samples(time_unix_ms);"
+                              "INSERT INTO schema_version(version) VALUES (2);"
+                              "COMMIT;");
         !s.ok()) {
       Exec(db, "ROLLBACK").IgnoreError();
       return s;
@@ -94,8 +94,7 @@ std::string ColumnText(sqlite3_stmt* stmt, int i) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::string& path,
-                                                                  size_t queue_limit) {
+absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::string& path, size_t queue_limit) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -316,8 +315,8 @@ absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limi
 absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() const {
   MutexLock lock(&reader_mu_);
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots", -1, &stmt,
+                         nullptr) != SQLITE_OK) {
     return absl::InternalError(sqlite3_errmsg(reader_db_));
   }
   std::vector<StoredSnapshot> out;

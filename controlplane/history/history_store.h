@@ -15,8 +15,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 
 struct sqlite3;
 
@@ -26,20 +26,20 @@ inline constexpr int kHistorySchemaVersion = 2;
 
 struct HistoryEvent {
   absl::Time time;
-  std::string kind;     // "endpoint_joined", "endpoint_left", "circuit_changed", ...
+  std::string kind;  // "endpoint_joined", "endpoint_left", "circuit_changed", ...
   std::string pool;
   std::string node_id;
   std::string address;
-  std::string detail;   // Human-readable: "CLOSED -> OPEN: probe failed".
+  std::string detail;  // Human-readable: "CLOSED -> OPEN: probe failed".
 };
 
 // One autoscaler sync of a pool: what the forecaster learns from (kept 15 days).
 struct PoolSample {
   absl::Time time;
   std::string pool;
-  double demand = 0;        // Slots busy + queued.
-  int32_t replicas = 0;     // Replicas that existed.
-  int32_t desired = 0;      // The recommendation.
+  double demand = 0;     // Slots busy + queued.
+  int32_t replicas = 0;  // Replicas that existed.
+  int32_t desired = 0;   // The recommendation.
 };
 
 struct StoredSnapshot {
@@ -54,8 +54,7 @@ class HistoryStore {
   // Opens (creating if needed) the database at `path`, creating its parent directory,
   // and migrates it to kHistorySchemaVersion. Fails on a database written by a newer
   // Switchboard or a file that is not SQLite.
-  static absl::StatusOr<std::unique_ptr<HistoryStore>> Open(const std::string& path,
-                                                            size_t queue_limit = 10000);
+  static absl::StatusOr<std::unique_ptr<HistoryStore>> Open(const std::string& path, size_t queue_limit = 10000);
   ~HistoryStore();
   HistoryStore(const HistoryStore&) = delete;
   HistoryStore& operator=(const HistoryStore&) = delete;

@@ -127,10 +127,14 @@ HpaScalingRules HpaBehavior::DefaultScaleDown() {
 
 const char* ScalingSignalName(ScalingSignal s) {
   switch (s) {
-    case ScalingSignal::kQueuePerReplica: return "queue_per_replica";
-    case ScalingSignal::kSlotOccupancy: return "slot_occupancy";
-    case ScalingSignal::kRequestsPerSecond: return "requests_per_second";
-    case ScalingSignal::kPredicted: return "predicted";
+    case ScalingSignal::kQueuePerReplica:
+      return "queue_per_replica";
+    case ScalingSignal::kSlotOccupancy:
+      return "slot_occupancy";
+    case ScalingSignal::kRequestsPerSecond:
+      return "requests_per_second";
+    case ScalingSignal::kPredicted:
+      return "predicted";
   }
   return "?";
 }
@@ -169,8 +173,8 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
     if (p.replicas > proposal) {
       proposal = p.replicas;
       why = p.within_tolerance
-                ? absl::StrFormat("%s %.3g vs target %.3g is within tolerance %.2f: keep %d", ScalingSignalName(p.signal),
-                                  p.value, p.target, config.tolerance, current)
+                ? absl::StrFormat("%s %.3g vs target %.3g is within tolerance %.2f: keep %d",
+                                  ScalingSignalName(p.signal), p.value, p.target, config.tolerance, current)
                 : absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d", ScalingSignalName(p.signal), p.value,
                                   p.target, p.ratio, p.replicas);
     }

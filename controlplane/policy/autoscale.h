@@ -122,10 +122,10 @@ struct MetricProposal {
 
 struct AutoscaleDecision {
   int32_t desired_replicas = 0;
-  int32_t proposal = 0;         // Largest metric proposal, before stabilization and limits.
-  int32_t stabilized = 0;       // After the stabilization window.
+  int32_t proposal = 0;    // Largest metric proposal, before stabilization and limits.
+  int32_t stabilized = 0;  // After the stabilization window.
   std::vector<MetricProposal> proposals;
-  std::string reason;           // One line, with the arithmetic.
+  std::string reason;  // One line, with the arithmetic.
 };
 
 // One sync. Records this sync's recommendation and scale event in `state`.

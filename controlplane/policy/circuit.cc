@@ -82,8 +82,7 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
   double median = 0;
   if (ttfts.size() >= 3) {
     std::sort(ttfts.begin(), ttfts.end());
-    median = ttfts.size() % 2 ? ttfts[ttfts.size() / 2]
-                              : (ttfts[ttfts.size() / 2 - 1] + ttfts[ttfts.size() / 2]) / 2;
+    median = ttfts.size() % 2 ? ttfts[ttfts.size() / 2] : (ttfts[ttfts.size() / 2 - 1] + ttfts[ttfts.size() / 2]) / 2;
   }
 
   // 1. Plainly down, not routable for other reasons, and the soft verdicts.
@@ -110,8 +109,8 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
                                    Seconds(config.error_window), 100 * config.max_error_rate);
     } else if (median > 0 && in.ttft_p95_seconds > config.latency_outlier_factor * median &&
                in.ttft_p95_seconds > absl::ToDoubleSeconds(config.latency_floor)) {
-      failure[i] = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs",
-                                   in.ttft_p95_seconds, config.latency_outlier_factor, median);
+      failure[i] = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs", in.ttft_p95_seconds,
+                                   config.latency_outlier_factor, median);
     }
   }
 
@@ -128,8 +127,8 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
       } else {
         ++open_now;
         d.circuit = v1::CIRCUIT_STATE_OPEN;
-        d.reason = absl::StrCat("ejected (", m.open_reason, "); half-open in ",
-                                Seconds(m.ejection - (now - m.changed_at)));
+        d.reason =
+            absl::StrCat("ejected (", m.open_reason, "); half-open in ", Seconds(m.ejection - (now - m.changed_at)));
         continue;
       }
     }
@@ -181,9 +180,9 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
         d.circuit = v1::CIRCUIT_STATE_HALF_OPEN;
         d.weight_cap = config.half_open_weight;
       }
-      d.reason = absl::StrCat("would eject (", failure[i], ") but ", open_now, " of ", eligible,
-                              " are already ejected (cap ", static_cast<int>(100 * config.max_ejection_share),
-                              "%): failing open");
+      d.reason =
+          absl::StrCat("would eject (", failure[i], ") but ", open_now, " of ", eligible, " are already ejected (cap ",
+                       static_cast<int>(100 * config.max_ejection_share), "%): failing open");
     }
   }
   return out;

@@ -49,22 +49,22 @@ struct CircuitConfig {
 
 struct CircuitInput {
   v1::EndpointState state = v1::ENDPOINT_STATE_UNSPECIFIED;
-  bool reported = false;          // Any report seen since the node connected.
+  bool reported = false;  // Any report seen since the node connected.
   // The agent's last probe error (informational: the agent applies failure thresholds
   // and reports UNHEALTHY when probes have really failed, so one slow probe does not flap).
   std::string probe_error;
-  absl::Duration report_age;      // Since the node's last report.
-  uint64_t requests_total = 0;    // Cumulative counters from the server (0 = none).
-  uint64_t errors_total = 0;      // 5xx only.
-  double ttft_p95_seconds = 0;    // 0 = no data this interval.
+  absl::Duration report_age;    // Since the node's last report.
+  uint64_t requests_total = 0;  // Cumulative counters from the server (0 = none).
+  uint64_t errors_total = 0;    // 5xx only.
+  double ttft_p95_seconds = 0;  // 0 = no data this interval.
 };
 
 // What a breaker remembers about one endpoint between reconciles.
 struct CircuitMemory {
   v1::CircuitState state = v1::CIRCUIT_STATE_CLOSED;
   int times_ejected = 0;
-  absl::Time changed_at;              // Monotonic.
-  absl::Duration ejection;            // Current ejection time while OPEN.
+  absl::Time changed_at;    // Monotonic.
+  absl::Duration ejection;  // Current ejection time while OPEN.
   std::string open_reason;
   struct CounterSample {
     absl::Time time;
@@ -75,9 +75,9 @@ struct CircuitMemory {
 
 struct CircuitDecision {
   v1::CircuitState circuit = v1::CIRCUIT_STATE_CLOSED;
-  bool routable = false;          // May receive new requests (weight > 0).
-  uint32_t weight_cap = 0;        // 0 = none; HALF_OPEN caps the weight.
-  std::string reason;             // One line for people, with the numbers.
+  bool routable = false;    // May receive new requests (weight > 0).
+  uint32_t weight_cap = 0;  // 0 = none; HALF_OPEN caps the weight.
+  std::string reason;       // One line for people, with the numbers.
 };
 
 // Decides every endpoint of one pool. `memories` is resized to match `inputs` (same

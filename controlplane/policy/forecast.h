@@ -36,7 +36,7 @@ class SeasonalForecast {
   std::optional<double> Profile(absl::Time at) const;
   double trend() const;
 
-  static int Bucket(absl::Time t);  // 0 = Monday 00:00-01:00 UTC.
+  static int Bucket(absl::Time t);   // 0 = Monday 00:00-01:00 UTC.
   int BucketOf(absl::Time t) const;  // Bucket() for the week, else the custom season.
 
  private:

@@ -8,9 +8,7 @@ namespace {
 
 // Median of the positive values; `otherwise` when there is none.
 double MedianKnown(std::vector<double> v, double otherwise) {
-  v.erase(
-      std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0) || !std::isfinite(x); }),
-      v.end());
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0) || !std::isfinite(x); }), v.end());
   if (v.empty()) return otherwise;
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
   return v[v.size() / 2];
@@ -18,25 +16,21 @@ double MedianKnown(std::vector<double> v, double otherwise) {
 
 }  // namespace
 
-double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens,
-                           const PickerConfig& config, double fallback_prefill,
-                           double fallback_decode) {
-  const double prefill =
-      e.prefill_tokens_per_second > 0 ? e.prefill_tokens_per_second : fallback_prefill;
-  const double decode =
-      e.decode_tokens_per_second > 0 ? e.decode_tokens_per_second : fallback_decode;
+double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
+                           double fallback_prefill, double fallback_decode) {
+  const double prefill = e.prefill_tokens_per_second > 0 ? e.prefill_tokens_per_second : fallback_prefill;
+  const double decode = e.decode_tokens_per_second > 0 ? e.decode_tokens_per_second : fallback_decode;
   const double slots = std::max<uint32_t>(1, e.slots_total);
   const double busy = e.slots_total - std::min(e.slots_free, e.slots_total);
   const double change = static_cast<double>(e.sent_since_assignment) - e.done_since_assignment;
-  const double occupancy =
-      std::max(0.0, busy + e.queue_depth + change * std::max(1.0, config.gateways));
+  const double occupancy = std::max(0.0, busy + e.queue_depth + change * std::max(1.0, config.gateways));
   const double service = config.mean_prompt_tokens / prefill + config.mean_output_tokens / decode;
   const double wait = std::max(0.0, occupancy - slots + 1) * service / slots;
   return wait + std::max(0.0, prompt_tokens) / prefill + 1.0 / decode;
 }
 
-int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens,
-                 const PickerConfig& config, std::mt19937_64& rng) {
+int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
+                 std::mt19937_64& rng) {
   std::vector<double> weights, prefill, decode;
   for (const PickerEndpoint& e : endpoints) {
     weights.push_back(e.weight);
@@ -52,8 +46,7 @@ int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tok
   double best_ttft = 0;
   for (int i = 0; i < std::max(1, config.draws); ++i) {
     const int c = draw(rng);
-    const double ttft =
-        ExpectedTtftSeconds(endpoints[c], prompt_tokens, config, fallback_prefill, fallback_decode);
+    const double ttft = ExpectedTtftSeconds(endpoints[c], prompt_tokens, config, fallback_prefill, fallback_decode);
     if (best < 0 || ttft < best_ttft) best = c, best_ttft = ttft;
   }
   return best;

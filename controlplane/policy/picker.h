@@ -52,14 +52,13 @@ struct PickerConfig {
 
 // Expected seconds to the first token of a `prompt_tokens` request on `e`, with unknown
 // speeds replaced by the fallbacks.
-double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens,
-                           const PickerConfig& config, double fallback_prefill,
-                           double fallback_decode);
+double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
+                           double fallback_prefill, double fallback_decode);
 
 // The index of the endpoint to send a `prompt_tokens` request to, or -1 when no endpoint
 // has a weight.
-int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens,
-                 const PickerConfig& config, std::mt19937_64& rng);
+int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
+                 std::mt19937_64& rng);
 
 }  // namespace switchboard::controlplane::policy
 

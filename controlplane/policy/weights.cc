@@ -7,9 +7,12 @@ namespace switchboard::controlplane::policy {
 
 const char* CapacitySourceName(CapacitySource source) {
   switch (source) {
-    case CapacitySource::kMeasured: return "measured tokens/s per slot";
-    case CapacitySource::kHint: return "capacity hint";
-    case CapacitySource::kEqual: return "equal";
+    case CapacitySource::kMeasured:
+      return "measured tokens/s per slot";
+    case CapacitySource::kHint:
+      return "capacity hint";
+    case CapacitySource::kEqual:
+      return "equal";
   }
   return "?";
 }

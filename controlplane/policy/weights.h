@@ -53,9 +53,9 @@ struct WeightInput {
 enum class CapacitySource { kMeasured, kHint, kEqual };
 
 struct WeightResult {
-  uint32_t weight = 0;   // 0 = excluded, else 1..kMaxWeight.
-  double raw = 0;        // Before normalization (for explain).
-  double capacity = 0;   // Capacity per slot used.
+  uint32_t weight = 0;  // 0 = excluded, else 1..kMaxWeight.
+  double raw = 0;       // Before normalization (for explain).
+  double capacity = 0;  // Capacity per slot used.
 };
 
 struct PoolWeights {

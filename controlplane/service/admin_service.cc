@@ -28,8 +28,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
     node->mutable_labels()->insert(n.labels.begin(), n.labels.end());
     node->set_agent_version(n.agent_version);
     node->set_connected(n.connected);
-    *node->mutable_last_report_age() =
-        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(n.last_report_age));
+    *node->mutable_last_report_age() = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(n.last_report_age));
     node->set_endpoint_count(n.endpoint_count);
     node->set_last_sequence(n.last_sequence);
     node->set_drain_requested(n.drain_requested);
@@ -50,17 +49,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListPools(grpc::CallbackServerContex
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext* context,
-                                                    const v1::GetPoolRequest* request,
-                                                    v1::Pool* response) {
+                                                    const v1::GetPoolRequest* request, v1::Pool* response) {
   auto* reactor = context->DefaultReactor();
   std::shared_ptr<const Snapshot> snap = store_->Get(request->pool());
   if (snap == nullptr) {
     std::vector<std::string> known;
     for (const auto& s : store_->All()) known.push_back(s->pool);
-    reactor->Finish(grpc::Status(
-        grpc::StatusCode::NOT_FOUND,
-        absl::StrCat("no pool named '", request->pool().substr(0, 256), "'; known pools: ",
-                     known.empty() ? "(none yet)" : absl::StrJoin(known, ", "))));
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'; known pools: ",
+                                              known.empty() ? "(none yet)" : absl::StrJoin(known, ", "))));
     return reactor;
   }
   FillPool(*snap, response);
@@ -74,8 +71,8 @@ grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool dr
     std::vector<std::string> known;
     for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) known.push_back(n.node_id);
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat(connected.status().message(), "; known nodes: ",
-                                     known.empty() ? "(none)" : absl::StrJoin(known, ", ")));
+                        absl::StrCat(connected.status().message(),
+                                     "; known nodes: ", known.empty() ? "(none)" : absl::StrJoin(known, ", ")));
   }
   v1::Command command;
   if (drain) {
@@ -85,8 +82,9 @@ grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool dr
   }
   response->set_agent_notified(*connected && agents_->SendCommand(request.node_id(), command));
   if (history_ != nullptr) {
-    history_->RecordEvent({clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", request.node_id(), "",
-                           response->agent_notified() ? "agent notified" : "agent not connected: applies on reconnect"});
+    history_->RecordEvent(
+        {clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", request.node_id(), "",
+         response->agent_notified() ? "agent notified" : "agent not connected: applies on reconnect"});
   }
   return grpc::Status::OK;
 }
@@ -117,8 +115,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext*
     if (i < snap->weight_explanations.size()) e->set_weight_arithmetic(snap->weight_explanations[i]);
   }
   if (!request->endpoint().empty() && response->endpoints().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("pool ", snap->pool, " has no endpoint ", request->endpoint().substr(0, 256))));
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("pool ", snap->pool, " has no endpoint ",
+                                                                           request->endpoint().substr(0, 256))));
     return reactor;
   }
   reactor->Finish(grpc::Status::OK);
@@ -146,11 +144,12 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
   reconciler_->SetManualReplicas(request->pool(), request->replicas(), clock_->MonotonicNow() + ttl,
                                  request->reason().substr(0, 256));
   if (history_ != nullptr) {
-    history_->RecordEvent({clock_->Now(), "manual_replicas", request->pool(), "", "",
-                           request->replicas() < 0
-                               ? std::string("override cleared")
-                               : absl::StrCat(request->replicas(), " replicas for ", absl::FormatDuration(ttl),
-                                              request->reason().empty() ? "" : ": " + request->reason().substr(0, 256))});
+    history_->RecordEvent(
+        {clock_->Now(), "manual_replicas", request->pool(), "", "",
+         request->replicas() < 0
+             ? std::string("override cleared")
+             : absl::StrCat(request->replicas(), " replicas for ", absl::FormatDuration(ttl),
+                            request->reason().empty() ? "" : ": " + request->reason().substr(0, 256))});
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -186,8 +185,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* 
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context,
-                                                  const v1::DrainRequest* request, v1::DrainResponse* response) {
+grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
+                                                  v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();
   reactor->Finish(SetDrain(*request, true, response));
   return reactor;

@@ -19,14 +19,12 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                    Reconciler* reconciler, const Clock* clock)
       : fleet_(fleet), store_(store), agents_(agents), history_(history), reconciler_(reconciler), clock_(clock) {}
 
-  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
-                                      const v1::ListNodesRequest* request,
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
-  grpc::ServerUnaryReactor* ListPools(grpc::CallbackServerContext* context,
-                                      const v1::ListPoolsRequest* request,
+  grpc::ServerUnaryReactor* ListPools(grpc::CallbackServerContext* context, const v1::ListPoolsRequest* request,
                                       v1::ListPoolsResponse* response) override;
-  grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* context,
-                                    const v1::GetPoolRequest* request, v1::Pool* response) override;
+  grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* context, const v1::GetPoolRequest* request,
+                                    v1::Pool* response) override;
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
                                   v1::DrainResponse* response) override;
   grpc::ServerUnaryReactor* Undrain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,

@@ -3,8 +3,8 @@
 #include <deque>
 #include <optional>
 
-#include "common/mutex.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "controlplane/service/grpc_status.h"
 
 namespace switchboard::controlplane {
@@ -32,8 +32,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       } else {
         service_->metrics_->messages_rejected_other->Increment();
       }
-      SB_LOG(WARNING) << "rejected message from " << peer_
-                      << (node_id_.empty() ? "" : " node=" + node_id_) << ": " << status.message();
+      SB_LOG(WARNING) << "rejected message from " << peer_ << (node_id_.empty() ? "" : " node=" + node_id_) << ": "
+                      << status.message();
       Disconnect();
       FinishWhenIdle(ToGrpcStatus(status));
       return;
@@ -145,8 +145,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   AgentServiceImpl* const service_;
   const uint64_t stream_id_;
   const std::string peer_;
-  v1::AgentMessage in_;    // Owned by the single outstanding read.
-  std::string node_id_;    // Set by the Hello; touched only from read callbacks.
+  v1::AgentMessage in_;  // Owned by the single outstanding read.
+  std::string node_id_;  // Set by the Hello; touched only from read callbacks.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);

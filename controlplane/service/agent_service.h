@@ -6,8 +6,8 @@
 #include <map>
 #include <string>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
 #include "switchboard/v1/agent.grpc.pb.h"
@@ -21,8 +21,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics)
       : fleet_(fleet), clock_(clock), metrics_(metrics) {}
 
-  grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* Connect(
-      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* Connect(grpc::CallbackServerContext* context) override;
 
   // Queues `command` on the node's open stream; false when the node has none.
   bool SendCommand(const std::string& node_id, const v1::Command& command);

@@ -4,8 +4,8 @@
 #include <memory>
 #include <set>
 
-#include "common/mutex.h"
 #include "common/log.h"
+#include "common/mutex.h"
 
 namespace switchboard::controlplane {
 

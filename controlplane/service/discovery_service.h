@@ -10,8 +10,7 @@ namespace switchboard::controlplane {
 
 class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService {
  public:
-  DiscoveryServiceImpl(SnapshotStore* store, ControlPlaneMetrics* metrics)
-      : store_(store), metrics_(metrics) {}
+  DiscoveryServiceImpl(SnapshotStore* store, ControlPlaneMetrics* metrics) : store_(store), metrics_(metrics) {}
 
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* Subscribe(
       grpc::CallbackServerContext* context) override;

@@ -38,11 +38,9 @@ std::string ComputeVersion(const v1::Assignment& assignment) {
   return HashHex(bytes);
 }
 
-std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
-                                              const std::vector<EndpointView>& endpoints,
-                                              const Snapshot* previous, const PolicyConfig& config,
-                                              absl::Time now, CircuitMemories* memories,
-                                              absl::Time monotonic_now,
+std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std::vector<EndpointView>& endpoints,
+                                              const Snapshot* previous, const PolicyConfig& config, absl::Time now,
+                                              CircuitMemories* memories, absl::Time monotonic_now,
                                               const std::optional<ReplicaDecision>& replicas) {
   std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
   if (previous != nullptr) {
@@ -135,8 +133,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
     d.set_tokens_per_second(ep.tokens_per_second);
     d.set_slot_tokens_per_second(ep.slot_tokens_per_second);
     d.set_ttft_p95_seconds(ep.ttft_p95_seconds);
-    *d.mutable_report_age() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
-        absl::ToInt64Nanoseconds(ep.report_age));
+    *d.mutable_report_age() =
+        google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(ep.report_age));
     d.set_probe_error(ep.probe_error);
     d.set_reason(circuits[i].reason);
     snap->details.push_back(std::move(d));
@@ -161,14 +159,14 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
         "scaled by %d / pool max%s%s",
         w.weight, w.capacity, policy::CapacitySourceName(weights.capacity_source), free_slots,
         config.weights.busy_floor_share, std::max<uint32_t>(ep.slots_total, 1), ep.queue_depth, w.raw,
-        policy::kMaxWeight, circuits[i].weight_cap > 0 ? absl::StrCat(", capped at ", circuits[i].weight_cap, " (half-open)") : "",
+        policy::kMaxWeight,
+        circuits[i].weight_cap > 0 ? absl::StrCat(", capped at ", circuits[i].weight_cap, " (half-open)") : "",
         "; a change within 10% of the previous weight is ignored (hysteresis)"));
   }
   snap->version = ComputeVersion(a);
   a.set_version(snap->version);
   a.set_nonce(snap->version);
-  *a.mutable_generated_at() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  *a.mutable_generated_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
   return snap;
 }
 

@@ -3,8 +3,8 @@
 #define SWITCHBOARD_CONTROLPLANE_SNAPSHOT_SNAPSHOT_H_
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +19,8 @@ namespace switchboard::controlplane {
 
 struct Snapshot {
   std::string pool;
-  std::string version;              // == assignment.version(): hash of the content.
-  v1::Assignment assignment;        // What subscribers receive (nonce = version).
+  std::string version;                      // == assignment.version(): hash of the content.
+  v1::Assignment assignment;                // What subscribers receive (nonce = version).
   std::vector<v1::EndpointStatus> details;  // What the admin API shows, same order.
   policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
   std::vector<std::string> weight_explanations;  // The arithmetic per endpoint, same order.
@@ -48,10 +48,9 @@ using CircuitMemories = std::map<std::string, policy::CircuitMemory>;
 // generated_at only: it is not part of the version. `memories` (may be null: no memory,
 // every call starts CLOSED) carries the breakers' state across calls, against
 // `monotonic_now`.
-std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool,
-                                              const std::vector<EndpointView>& endpoints,
-                                              const Snapshot* previous, const PolicyConfig& config,
-                                              absl::Time now, CircuitMemories* memories = nullptr,
+std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std::vector<EndpointView>& endpoints,
+                                              const Snapshot* previous, const PolicyConfig& config, absl::Time now,
+                                              CircuitMemories* memories = nullptr,
                                               absl::Time monotonic_now = absl::InfinitePast(),
                                               const std::optional<ReplicaDecision>& replicas = std::nullopt);
 

@@ -9,8 +9,7 @@ namespace {
 
 using json = nlohmann::json;
 
-void Metric(std::string* out, const std::string& name, const char* type, double value,
-            const std::string& labels = "") {
+void Metric(std::string* out, const std::string& name, const char* type, double value, const std::string& labels = "") {
   absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s %s\n%s%s %.9g\n", name, name, name, type, name,
                         labels.empty() ? "" : absl::StrCat("{", labels, "}"), value);
 }
@@ -47,9 +46,8 @@ HttpAnswer HealthAnswer(Flavor flavor, FakeEngine& engine) {
     case Flavor::kLlamaCpp2024: {
       const int idle = engine.idle_slots();
       const int busy = engine.options().slots - idle;
-      return Json(200, {{"status", idle > 0 ? "ok" : "no slot available"},
-                        {"slots_idle", idle},
-                        {"slots_processing", busy}});
+      return Json(
+          200, {{"status", idle > 0 ? "ok" : "no slot available"}, {"slots_idle", idle}, {"slots_processing", busy}});
     }
     case Flavor::kVllm:
     case Flavor::kSglang:

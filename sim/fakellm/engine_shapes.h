@@ -33,9 +33,9 @@ HttpAnswer HealthAnswer(Flavor flavor, FakeEngine& engine);
 HttpAnswer LoadingAnswer(Flavor flavor);
 HttpAnswer MetricsAnswer(Flavor flavor, FakeEngine& engine);
 HttpAnswer ModelsAnswer(Flavor flavor, const FakeEngine& engine);
-HttpAnswer PropsAnswer(const FakeEngine& engine);   // llama.cpp only
-HttpAnswer InfoAnswer(const FakeEngine& engine);    // TGI only
-HttpAnswer LoadAnswer(FakeEngine& engine);          // SGLang /get_load
+HttpAnswer PropsAnswer(const FakeEngine& engine);  // llama.cpp only
+HttpAnswer InfoAnswer(const FakeEngine& engine);   // TGI only
+HttpAnswer LoadAnswer(FakeEngine& engine);         // SGLang /get_load
 
 }  // namespace switchboard::fakellm
 

@@ -20,8 +20,7 @@ FakeEngine::FakeEngine(FakeEngineOptions options)
       prompt_len_buckets_(TokenBuckets().size() + 1, 0) {}
 
 const std::vector<double>& FakeEngine::LatencyBuckets() {
-  static const std::vector<double>* buckets =
-      new std::vector<double>{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80};
+  static const std::vector<double>* buckets = new std::vector<double>{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80};
   return *buckets;
 }
 
@@ -31,8 +30,7 @@ const std::vector<double>& FakeEngine::TokenBuckets() {
   return *buckets;
 }
 
-void FakeEngine::Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum,
-                         double value) {
+void FakeEngine::Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum, double value) {
   for (size_t i = 0; i < bounds.size(); ++i) {
     if (value <= bounds[i]) (*buckets)[i] += 1;
   }

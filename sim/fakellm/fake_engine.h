@@ -12,16 +12,16 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 
 namespace switchboard::fakellm {
 
 struct FakeEngineOptions {
   std::string model = "llama-3-8b";
   int slots = 4;
-  int n_ctx = 4096;                          // Context per slot, in tokens.
-  double tokens_per_second = 30;             // Decode speed of one sequence.
+  int n_ctx = 4096;               // Context per slot, in tokens.
+  double tokens_per_second = 30;  // Decode speed of one sequence.
   double prefill_tokens_per_second = 2000;
   absl::Duration startup_delay = absl::ZeroDuration();
 };
@@ -99,8 +99,7 @@ class FakeEngine {
     absl::Duration decode_time;
     absl::Time arrived;
   };
-  static void Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum,
-                      double value);
+  static void Observe(const std::vector<double>& bounds, std::vector<double>* buckets, double* sum, double value);
 
   bool SleepUntil(absl::Time deadline);  // false when stopped
 
@@ -109,7 +108,7 @@ class FakeEngine {
   mutable Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   int deferred_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 0;   // FIFO order of waiting requests.
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 0;  // FIFO order of waiting requests.
   uint64_t serving_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_task_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
@@ -127,7 +126,7 @@ class FakeEngine {
   std::vector<double> e2e_buckets_ ABSL_GUARDED_BY(mu_);
   double ttft_sum_ ABSL_GUARDED_BY(mu_) = 0;
   double e2e_sum_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<double> prefill_buckets_ ABSL_GUARDED_BY(mu_);     // Seconds, per finished request.
+  std::vector<double> prefill_buckets_ ABSL_GUARDED_BY(mu_);  // Seconds, per finished request.
   double prefill_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<double> prompt_len_buckets_ ABSL_GUARDED_BY(mu_);  // Tokens, per finished request.
   double prompt_len_sum_ ABSL_GUARDED_BY(mu_) = 0;

@@ -29,14 +29,14 @@ enum class Fault { kNone, kError, kHang, kGarbage };
 
 struct ServerConfig {
   Fault fault = Fault::kNone;
-  double fail_rate = 0;      // Share of completions answered with HTTP 500.
-  bool metrics = true;       // false: /metrics answers 501, as llama-server without --metrics.
+  double fail_rate = 0;  // Share of completions answered with HTTP 500.
+  bool metrics = true;   // false: /metrics answers 501, as llama-server without --metrics.
   bool slots_endpoint = true;
   int default_max_tokens = 128;
 };
 
-const char* kWords[] = {" the", " model", " answers", " slowly", " with", " tokens", " from", " a",
-                        " fake", " server", " that", " fills", " its", " slots", " and", " drains"};
+const char* kWords[] = {" the",  " model",  " answers", " slowly", " with", " tokens", " from", " a",
+                        " fake", " server", " that",    " fills",  " its",  " slots",  " and",  " drains"};
 
 std::string ErrorJson(int code, const std::string& message, const std::string& type) {
   return json{{"error", {{"code", code}, {"message", message}, {"type", type}}}}.dump();
@@ -82,7 +82,8 @@ std::string ParseCompletion(const std::string& body, bool chat, const ServerConf
   }
   if (out->max_tokens < 0) out->max_tokens = config.default_max_tokens;
   out->prompt_tokens = switchboard::fakellm::EstimateTokens(text);
-  if (out->prompt_tokens >= n_ctx) return absl::StrCat("prompt of ", out->prompt_tokens, " tokens exceeds n_ctx ", n_ctx);
+  if (out->prompt_tokens >= n_ctx)
+    return absl::StrCat("prompt of ", out->prompt_tokens, " tokens exceeds n_ctx ", n_ctx);
   out->max_tokens = std::min(out->max_tokens, n_ctx - out->prompt_tokens);
   return "";
 }
@@ -91,12 +92,13 @@ std::string ChunkJson(const Completion& c, const std::string& model, const std::
                       bool last, int decoded) {
   if (c.chat) {
     json delta = last ? json::object() : json{{"content", piece}};
-    json j = {{"id", id},
-              {"object", "chat.completion.chunk"},
-              {"model", model},
-              {"created", absl::ToUnixSeconds(absl::Now())},
-              {"choices", json::array({{{"index", 0}, {"delta", delta},
-                                        {"finish_reason", last ? json("length") : json(nullptr)}}})}};
+    json j = {
+        {"id", id},
+        {"object", "chat.completion.chunk"},
+        {"model", model},
+        {"created", absl::ToUnixSeconds(absl::Now())},
+        {"choices",
+         json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", last ? json("length") : json(nullptr)}}})}};
     return j.dump();
   }
   json j = {{"content", piece}, {"stop", last}};
@@ -107,15 +109,18 @@ std::string ChunkJson(const Completion& c, const std::string& model, const std::
 std::string FinalJson(const Completion& c, const std::string& model, const std::string& id, const std::string& text,
                       int decoded) {
   if (c.chat) {
-    return json{{"id", id},
-                {"object", "chat.completion"},
-                {"model", model},
-                {"created", absl::ToUnixSeconds(absl::Now())},
-                {"choices", json::array({{{"index", 0},
-                                          {"message", {{"role", "assistant"}, {"content", text}}},
-                                          {"finish_reason", "length"}}})},
-                {"usage", {{"prompt_tokens", c.prompt_tokens}, {"completion_tokens", decoded},
-                           {"total_tokens", c.prompt_tokens + decoded}}}}
+    return json{
+        {"id", id},
+        {"object", "chat.completion"},
+        {"model", model},
+        {"created", absl::ToUnixSeconds(absl::Now())},
+        {"choices",
+         json::array(
+             {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "length"}}})},
+        {"usage",
+         {{"prompt_tokens", c.prompt_tokens},
+          {"completion_tokens", decoded},
+          {"total_tokens", c.prompt_tokens + decoded}}}}
         .dump();
   }
   return json{{"content", text}, {"stop", true}, {"tokens_predicted", decoded}, {"tokens_evaluated", c.prompt_tokens}}
@@ -186,8 +191,11 @@ void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat,
           state->slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens, arrived);
           if (state->slot < 0 || !engine.Prefill(state->slot)) return false;
           if (c.chat) {
-            json first = {{"id", id}, {"object", "chat.completion.chunk"}, {"model", model},
-                          {"choices", json::array({{{"index", 0}, {"delta", {{"role", "assistant"}, {"content", nullptr}}},
+            json first = {{"id", id},
+                          {"object", "chat.completion.chunk"},
+                          {"model", model},
+                          {"choices", json::array({{{"index", 0},
+                                                    {"delta", {{"role", "assistant"}, {"content", nullptr}}},
                                                     {"finish_reason", nullptr}}})}};
             if (!send(first.dump())) return false;
           }
@@ -227,25 +235,35 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HTTP address (port 0 picks a free port, printed on stdout)")
       ->capture_default_str();
   app.add_option("--model", options.model, "model name served (reported as /models/NAME.gguf)")->capture_default_str();
-  app.add_option("--slots", options.slots, "parallel slots (llama-server -np)")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--ctx", options.n_ctx, "context per slot, tokens")->check(CLI::Range(16, 1 << 22))->capture_default_str();
+  app.add_option("--slots", options.slots, "parallel slots (llama-server -np)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--ctx", options.n_ctx, "context per slot, tokens")
+      ->check(CLI::Range(16, 1 << 22))
+      ->capture_default_str();
   app.add_option("--tokens-per-second", options.tokens_per_second, "decode speed of one sequence")
-      ->check(CLI::Range(0.1, 1e6))->capture_default_str();
+      ->check(CLI::Range(0.1, 1e6))
+      ->capture_default_str();
   app.add_option("--prefill-tokens-per-second", options.prefill_tokens_per_second, "prompt processing speed")
-      ->check(CLI::Range(1.0, 1e9))->capture_default_str();
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
   app.add_option("--startup-delay", startup_delay, "answer 503 'Loading model' for this long (e.g. 5s)")
       ->capture_default_str();
   app.add_option("--default-max-tokens", config.default_max_tokens, "output length when a request sets none")
-      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_option("--fault", fault,
                  "inject a fault: none | error (HTTP 500 everywhere) | hang (never answer) | "
                  "garbage (200 with unparseable bodies)")
-      ->check(CLI::IsMember({"none", "error", "hang", "garbage"}))->capture_default_str();
+      ->check(CLI::IsMember({"none", "error", "hang", "garbage"}))
+      ->capture_default_str();
   app.add_option("--fail-rate", config.fail_rate, "share of completions answered with HTTP 500")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--engine", engine_name,
                  "which server's HTTP shapes to speak: llamacpp | llamacpp-2024 | vllm | sglang | tgi")
-      ->check(CLI::IsMember({"llamacpp", "llamacpp-2024", "vllm", "sglang", "tgi"}))->capture_default_str();
+      ->check(CLI::IsMember({"llamacpp", "llamacpp-2024", "vllm", "sglang", "tgi"}))
+      ->capture_default_str();
   app.add_flag("--no-metrics", no_metrics, "answer 501 on /metrics (llama-server without --metrics)");
   app.add_flag("--no-slots", no_slots, "answer 501 on /slots (llama-server --no-slots)");
   CLI11_PARSE(app, argc, argv);
@@ -254,8 +272,10 @@ int main(int argc, char** argv) {
     std::cerr << "switchboard-fakellm: --startup-delay: '" << startup_delay << "' is not a duration (e.g. 5s)\n";
     return 2;
   }
-  config.fault = fault == "error" ? Fault::kError : fault == "hang" ? Fault::kHang
-               : fault == "garbage" ? Fault::kGarbage : Fault::kNone;
+  config.fault = fault == "error"     ? Fault::kError
+                 : fault == "hang"    ? Fault::kHang
+                 : fault == "garbage" ? Fault::kGarbage
+                                      : Fault::kNone;
   config.metrics = !no_metrics;
   config.slots_endpoint = !no_slots;
   absl::StatusOr<switchboard::HostPort> hp = switchboard::ParseHostPort(listen);
@@ -313,46 +333,48 @@ int main(int argc, char** argv) {
   if (flavor == Flavor::kSglang) server.Get("/health_generate", health);
   if (llama) {
     server.Get("/slots", route([&engine, &config, flavor](const httplib::Request& req, httplib::Response& res) {
-      if (!config.slots_endpoint) {
-        SetJson(res, 501, ErrorJson(501, "This server does not support slots endpoint.", "not_supported_error"));
-        return;
-      }
-      if (req.has_param("fail_on_no_slot") && req.get_param_value("fail_on_no_slot") == "1" &&
-          engine.idle_slots() == 0) {
-        SetJson(res, 503, ErrorJson(503, "no slot available", "unavailable_error"));
-        return;
-      }
-      SetJson(res, 200, engine.SlotsJson(/*legacy_state=*/flavor == Flavor::kLlamaCpp2024));
-    }));
+                 if (!config.slots_endpoint) {
+                   SetJson(res, 501,
+                           ErrorJson(501, "This server does not support slots endpoint.", "not_supported_error"));
+                   return;
+                 }
+                 if (req.has_param("fail_on_no_slot") && req.get_param_value("fail_on_no_slot") == "1" &&
+                     engine.idle_slots() == 0) {
+                   SetJson(res, 503, ErrorJson(503, "no slot available", "unavailable_error"));
+                   return;
+                 }
+                 SetJson(res, 200, engine.SlotsJson(/*legacy_state=*/flavor == Flavor::kLlamaCpp2024));
+               }));
     server.Get("/props", route([&engine](const httplib::Request&, httplib::Response& res) {
-      SetAnswer(res, switchboard::fakellm::PropsAnswer(engine));
-    }));
+                 SetAnswer(res, switchboard::fakellm::PropsAnswer(engine));
+               }));
   }
   if (flavor == Flavor::kTgi) {
     server.Get("/info", route([&engine](const httplib::Request&, httplib::Response& res) {
-      SetAnswer(res, switchboard::fakellm::InfoAnswer(engine));
-    }));
+                 SetAnswer(res, switchboard::fakellm::InfoAnswer(engine));
+               }));
   }
   if (flavor == Flavor::kSglang) {
     server.Get("/get_load", route([&engine](const httplib::Request&, httplib::Response& res) {
-      SetAnswer(res, switchboard::fakellm::LoadAnswer(engine));
-    }));
+                 SetAnswer(res, switchboard::fakellm::LoadAnswer(engine));
+               }));
   }
   server.Get("/metrics", route([&engine, &config, flavor, llama](const httplib::Request&, httplib::Response& res) {
-    if (llama && !config.metrics) {
-      SetJson(res, 501, ErrorJson(501, "This server does not support metrics endpoint.", "not_supported_error"));
-      return;
-    }
-    SetAnswer(res, switchboard::fakellm::MetricsAnswer(flavor, engine));
-  }));
+               if (llama && !config.metrics) {
+                 SetJson(res, 501,
+                         ErrorJson(501, "This server does not support metrics endpoint.", "not_supported_error"));
+                 return;
+               }
+               SetAnswer(res, switchboard::fakellm::MetricsAnswer(flavor, engine));
+             }));
   auto models = route([&engine, flavor](const httplib::Request&, httplib::Response& res) {
     SetAnswer(res, switchboard::fakellm::ModelsAnswer(flavor, engine));
   });
   server.Get("/v1/models", models);
   if (llama) server.Get("/models", models);
   server.Post("/v1/chat/completions", route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
-    HandleCompletion(engine, config, /*chat=*/true, req, res);
-  }));
+                HandleCompletion(engine, config, /*chat=*/true, req, res);
+              }));
   auto completion = route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(engine, config, /*chat=*/false, req, res);
   });

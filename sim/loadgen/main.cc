@@ -15,8 +15,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/mutex.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "common/net.h"
 #include "controlplane/policy/picker.h"
 #include "httplib.h"
@@ -144,10 +144,18 @@ int main(int argc, char** argv) {
   CLI::App app{"switchboard-loadgen: chat-completion load on a pool, routed by its pushed assignments."};
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT")->capture_default_str();
   app.add_option("--pool", pool, "pool (model) to load")->capture_default_str();
-  app.add_option("--rps", rps, "mean requests per second (Poisson arrivals)")->check(CLI::Range(0.01, 1e5))->capture_default_str();
-  app.add_option("--max-tokens", max_tokens, "output tokens per request")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--prompt-chars", prompt_chars, "prompt length in characters")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--concurrency", concurrency, "most requests in flight")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--rps", rps, "mean requests per second (Poisson arrivals)")
+      ->check(CLI::Range(0.01, 1e5))
+      ->capture_default_str();
+  app.add_option("--max-tokens", max_tokens, "output tokens per request")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--prompt-chars", prompt_chars, "prompt length in characters")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--concurrency", concurrency, "most requests in flight")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   app.add_option("--duration", duration, "stop after this long (0s: until interrupted)")->capture_default_str();
   app.add_option("--report-every", report_every, "print a summary line this often")->capture_default_str();
   app.add_option("--seed", seed, "random seed")->capture_default_str();
@@ -185,13 +193,14 @@ int main(int argc, char** argv) {
       switchboard::MutexLock lock(&stats.mu);
       std::sort(stats.latencies_s.begin(), stats.latencies_s.end());
       auto q = [&](double p) {
-        return stats.latencies_s.empty() ? 0.0 : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
+        return stats.latencies_s.empty() ? 0.0
+                                         : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
       };
       std::string split;
       for (const auto& [ep, n] : stats.per_endpoint) absl::StrAppend(&split, " ", ep, "=", n);
-      std::cout << absl::StrFormat("loadgen: sent %d ok %d failed %d unroutable %d in-flight %d p50 %.1fs p95 %.1fs |%s",
-                                   stats.sent, stats.ok, stats.failed, stats.no_endpoint, in_flight.load(), q(0.5),
-                                   q(0.95), split)
+      std::cout << absl::StrFormat(
+                       "loadgen: sent %d ok %d failed %d unroutable %d in-flight %d p50 %.1fs p95 %.1fs |%s",
+                       stats.sent, stats.ok, stats.failed, stats.no_endpoint, in_flight.load(), q(0.5), q(0.95), split)
                 << std::endl;
       next_report += every;
     }

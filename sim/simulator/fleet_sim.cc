@@ -61,7 +61,11 @@ double Percentile(std::vector<double>& v, double q) {
 class FleetSim {
  public:
   FleetSim(const Scenario& s, const std::vector<SimRequest>& w, Routing routing, Scaling scaling, uint64_t seed)
-      : s_(s), w_(w), routing_(routing), scaling_(scaling), rng_(seed),
+      : s_(s),
+        w_(w),
+        routing_(routing),
+        scaling_(scaling),
+        rng_(seed),
         forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24) {
     for (const ServerType& t : s.servers) {
       for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1});
@@ -89,15 +93,23 @@ class FleetSim {
       now_ = e.t;
       if (now_ > s_.duration_s && e.type != EventType::kCompletion) continue;  // Drain in-flight work only.
       switch (e.type) {
-        case EventType::kArrival: Arrive(e.a); break;
-        case EventType::kCompletion: Complete(e.a, e.b); break;
-        case EventType::kReport: Report(); break;
+        case EventType::kArrival:
+          Arrive(e.a);
+          break;
+        case EventType::kCompletion:
+          Complete(e.a, e.b);
+          break;
+        case EventType::kReport:
+          Report();
+          break;
         case EventType::kViewArrives:
           proxy_view_[e.a] = views_.at(e.b - views_base_);
           std::fill(sent_since_view_[e.a].begin(), sent_since_view_[e.a].end(), 0);
           std::fill(done_since_view_[e.a].begin(), done_since_view_[e.a].end(), 0);
           break;
-        case EventType::kAutoscale: Autoscale(); break;
+        case EventType::kAutoscale:
+          Autoscale();
+          break;
         case EventType::kServerReady:
           if (servers_[e.a].state == ServerState::kLoading) servers_[e.a].state = ServerState::kReady;
           break;
@@ -242,7 +254,8 @@ class FleetSim {
         double best_score = 1e300;
         for (int c : candidates) {
           const Server& srv = servers_[c];
-          const double service = s_.prompt_tokens_mean / srv.type->prefill_tps + s_.output_tokens_mean / srv.type->decode_tps;
+          const double service =
+              s_.prompt_tokens_mean / srv.type->prefill_tps + s_.output_tokens_mean / srv.type->decode_tps;
           const double wait = srv.busy < srv.type->slots ? 0 : (srv.queue.size() + 1.0) * service / srv.type->slots;
           const double prompt = routing_ == Routing::kOracle ? request.prompt_tokens : s_.prompt_tokens_mean;
           const double score = wait + prompt / srv.type->prefill_tps + 1.0 / srv.type->decode_tps;
@@ -320,7 +333,8 @@ class FleetSim {
         config_ = *controlplane::DefaultFleetConfig().defaults.autoscale;
         config_.min_replicas = s_.min_replicas;
         config_.max_replicas = s_.max_replicas;
-        if (scaling_ == Scaling::kSwitchboardPredictive) config_.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
+        if (scaling_ == Scaling::kSwitchboardPredictive)
+          config_.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
         break;
       }
     }
@@ -350,8 +364,8 @@ class FleetSim {
       // The forecast one cold start ahead (the scenario's lead_time), in replicas at the
       // configured occupancy: what the reconciler does with `autoscaling.predictive`.
       const double per_replica = scale_type_->slots * controlplane::PredictiveConfig().target_occupancy;
-      in.metrics.push_back({policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0,
-                            expected.has_value()});
+      in.metrics.push_back(
+          {policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0, expected.has_value()});
     }
     const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
     if (last_desired_ && *last_desired_ != desired) ++scaling_changes_;
@@ -372,8 +386,8 @@ class FleetSim {
       if (victim < 0) {
         for (size_t k = 0; k < servers_.size(); ++k) {
           if (servers_[k].state != ServerState::kReady) continue;
-          if (victim < 0 || servers_[k].busy + servers_[k].queue.size() <
-                                servers_[victim].busy + servers_[victim].queue.size()) {
+          if (victim < 0 ||
+              servers_[k].busy + servers_[k].queue.size() < servers_[victim].busy + servers_[victim].queue.size()) {
             victim = static_cast<int>(k);
           }
         }
@@ -430,7 +444,7 @@ class FleetSim {
   size_t views_base_ = 0;
   std::vector<View> proxy_view_;
   std::vector<uint32_t> previous_weights_;
-  std::vector<std::vector<int>> outstanding_;  // [proxy][server]: requests sent, not done.
+  std::vector<std::vector<int>> outstanding_;      // [proxy][server]: requests sent, not done.
   std::vector<std::vector<int>> sent_since_view_;  // [proxy][server]: sent since its last view.
   std::vector<std::vector<int>> done_since_view_;  // [proxy][server]: of its requests, finished since.
   std::vector<uint32_t> rr_;
@@ -448,26 +462,40 @@ class FleetSim {
 
 const char* RoutingName(Routing r) {
   switch (r) {
-    case Routing::kRoundRobin: return "round_robin";
-    case Routing::kLeastConnections: return "least_connections";
-    case Routing::kStaticWeights: return "static_weights";
-    case Routing::kSlotPolling: return "slot_polling";
-    case Routing::kSwitchboard: return "switchboard";
-    case Routing::kSwitchboardSizeAware: return "switchboard_size_aware";
-    case Routing::kOracleJsq: return "oracle_jsq";
-    case Routing::kOracle: return "oracle";
-    case Routing::kOracleSizeBlind: return "oracle_size_blind";
+    case Routing::kRoundRobin:
+      return "round_robin";
+    case Routing::kLeastConnections:
+      return "least_connections";
+    case Routing::kStaticWeights:
+      return "static_weights";
+    case Routing::kSlotPolling:
+      return "slot_polling";
+    case Routing::kSwitchboard:
+      return "switchboard";
+    case Routing::kSwitchboardSizeAware:
+      return "switchboard_size_aware";
+    case Routing::kOracleJsq:
+      return "oracle_jsq";
+    case Routing::kOracle:
+      return "oracle";
+    case Routing::kOracleSizeBlind:
+      return "oracle_size_blind";
   }
   return "?";
 }
 
 const char* ScalingName(Scaling s) {
   switch (s) {
-    case Scaling::kNone: return "none";
-    case Scaling::kHpaUtilization: return "hpa_utilization";
-    case Scaling::kHpaQueue: return "hpa_queue";
-    case Scaling::kSwitchboardReactive: return "switchboard_reactive";
-    case Scaling::kSwitchboardPredictive: return "switchboard_predictive";
+    case Scaling::kNone:
+      return "none";
+    case Scaling::kHpaUtilization:
+      return "hpa_utilization";
+    case Scaling::kHpaQueue:
+      return "hpa_queue";
+    case Scaling::kSwitchboardReactive:
+      return "switchboard_reactive";
+    case Scaling::kSwitchboardPredictive:
+      return "switchboard_predictive";
   }
   return "?";
 }

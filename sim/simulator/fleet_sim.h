@@ -31,9 +31,9 @@ enum class Routing {
   kSlotPolling,
   kSwitchboard,           // Pushed weights, Envoy-style weighted least request in the proxies.
   kSwitchboardSizeAware,  // Pushed weights and speeds, policy/picker in gateways that read requests.
-  kOracleJsq,        // Join-shortest-queue (most free slots) with perfect global knowledge.
-  kOracleSizeBlind,  // Perfect knowledge of every server, but not of request sizes.
-  kOracle,           // Perfect knowledge, request sizes included.
+  kOracleJsq,             // Join-shortest-queue (most free slots) with perfect global knowledge.
+  kOracleSizeBlind,       // Perfect knowledge of every server, but not of request sizes.
+  kOracle,                // Perfect knowledge, request sizes included.
 };
 enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kSwitchboardPredictive };
 const char* RoutingName(Routing r);

@@ -36,8 +36,8 @@ void WriteBarChart(const std::string& path, const std::string& title,
     const int w = static_cast<int>((width - left - 110) * scale(v));
     const bool ours = results[i].policy.rfind("switchboard", 0) == 0;
     out << "<text x=\"" << left - 8 << "\" y=\"" << y + 18 << "\" text-anchor=\"end\">" << results[i].policy
-        << "</text>\n<rect x=\"" << left << "\" y=\"" << y + 4 << "\" width=\"" << std::max(w, 1)
-        << "\" height=\"" << bar_h - 8 << "\" fill=\"" << (ours ? "#2b7bb9" : "#9aa5b1") << "\"/>\n<text x=\""
+        << "</text>\n<rect x=\"" << left << "\" y=\"" << y + 4 << "\" width=\"" << std::max(w, 1) << "\" height=\""
+        << bar_h - 8 << "\" fill=\"" << (ours ? "#2b7bb9" : "#9aa5b1") << "\"/>\n<text x=\""
         << left + std::max(w, 1) + 6 << "\" y=\"" << y + 18 << "\">" << absl::StrFormat("%.2f", v) << unit
         << "</text>\n";
   }
@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
   }
   std::vector<PolicyResult> routing, scaling;
   for (Routing r : {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
-                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleJsq, Routing::kOracleSizeBlind,
-                    Routing::kOracle}) {
+                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleJsq,
+                    Routing::kOracleSizeBlind, Routing::kOracle}) {
     routing.push_back(Simulate(*scenario, *workload, r, Scaling::kNone, seed));
   }
   if (scenario->autoscaling) {
@@ -86,11 +86,13 @@ int main(int argc, char** argv) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   if (!svg.empty()) {
-    WriteBarChart(svg + "-routing.svg", scenario->name + ": TTFT p99 by routing policy (log scale)", routing,
-                  [](const PolicyResult& r) { return r.ttft_p99_s; }, "s", true);
+    WriteBarChart(
+        svg + "-routing.svg", scenario->name + ": TTFT p99 by routing policy (log scale)", routing,
+        [](const PolicyResult& r) { return r.ttft_p99_s; }, "s", true);
     if (!scaling.empty()) {
-      WriteBarChart(svg + "-autoscaling.svg", scenario->name + ": SLO-violation minutes by autoscaling policy", scaling,
-                    [](const PolicyResult& r) { return r.slo_violation_minutes; }, " min", false);
+      WriteBarChart(
+          svg + "-autoscaling.svg", scenario->name + ": SLO-violation minutes by autoscaling policy", scaling,
+          [](const PolicyResult& r) { return r.slo_violation_minutes; }, " min", false);
     }
   }
 
@@ -111,12 +113,9 @@ int main(int argc, char** argv) {
     return list;
   };
   if (json) {
-    nlohmann::json out = {{"scenario", scenario->name},
-                          {"seed", seed},
-                          {"requests", workload->size()},
-                          {"simulated_seconds", scenario->duration_s},
-                          {"wall_seconds", elapsed},
-                          {"routing", to_json(routing)},
+    nlohmann::json out = {{"scenario", scenario->name},     {"seed", seed},
+                          {"requests", workload->size()},   {"simulated_seconds", scenario->duration_s},
+                          {"wall_seconds", elapsed},        {"routing", to_json(routing)},
                           {"autoscaling", to_json(scaling)}};
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -124,7 +123,8 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat("%s: %d requests over %.0f s simulated (seed %d), %.2f s wall\n\n", scenario->name,
                                workload->size(), scenario->duration_s, seed, elapsed);
   auto table = [](const std::vector<PolicyResult>& rs) {
-    switchboard::cli::Table t({"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS"});
+    switchboard::cli::Table t(
+        {"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS"});
     for (const PolicyResult& r : rs) {
       t.AddRow({r.policy, absl::StrFormat("%.2fs", r.ttft_p50_s), absl::StrFormat("%.2fs", r.ttft_p95_s),
                 absl::StrFormat("%.2fs", r.ttft_p99_s), absl::StrFormat("%.1fs", r.e2e_p99_s),

@@ -23,7 +23,8 @@ absl::Status Get(const YAML::Node& parent, const char* key, const std::string& n
   } catch (const YAML::Exception&) {
     return Bad(parent[key], name, key, "has the wrong type");
   }
-  if (!(*out >= min && *out <= max)) return Bad(parent[key], name, key, absl::StrCat("must be in [", min, ", ", max, "]"));
+  if (!(*out >= min && *out <= max))
+    return Bad(parent[key], name, key, absl::StrCat("must be in [", min, ", ", max, "]"));
   return absl::OkStatus();
 }
 
@@ -44,11 +45,12 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
-    static const std::set<std::string> known = {
-        "name", "servers", "proxies", "report_interval_s", "push_delay_s", "duration_s", "warmup_s", "seed",
-        "traffic", "slo_ttft_s", "autoscaling"};
+    static const std::set<std::string> known = {"name",         "servers",    "proxies",    "report_interval_s",
+                                                "push_delay_s", "duration_s", "warmup_s",   "seed",
+                                                "traffic",      "slo_ttft_s", "autoscaling"};
     for (const auto& kv : root) {
-      if (!known.count(kv.first.as<std::string>())) return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
+      if (!known.count(kv.first.as<std::string>()))
+        return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
     }
     if (root["name"]) s.name = root["name"].as<std::string>();
     if (!root["servers"] || !root["servers"].IsSequence() || root["servers"].size() == 0) {
@@ -58,10 +60,11 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
       ServerType t;
       if (!n["name"]) return Bad(n, name, "servers[].name", "is required");
       t.name = n["name"].as<std::string>();
-      for (absl::Status st : {Get<int>(n, "count", name, 0, 10000, &t.count), Get<int>(n, "slots", name, 1, 4096, &t.slots),
-                              Get<double>(n, "decode_tps", name, 0.1, 1e6, &t.decode_tps),
-                              Get<double>(n, "prefill_tps", name, 1, 1e9, &t.prefill_tps),
-                              Get<double>(n, "cold_start_s", name, 0, 86400, &t.cold_start_s)}) {
+      for (absl::Status st :
+           {Get<int>(n, "count", name, 0, 10000, &t.count), Get<int>(n, "slots", name, 1, 4096, &t.slots),
+            Get<double>(n, "decode_tps", name, 0.1, 1e6, &t.decode_tps),
+            Get<double>(n, "prefill_tps", name, 1, 1e9, &t.prefill_tps),
+            Get<double>(n, "cold_start_s", name, 0, 86400, &t.cold_start_s)}) {
         if (!st.ok()) return st;
       }
       s.servers.push_back(t);
@@ -83,15 +86,15 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
         return Bad(t["generator"], name, "traffic.generator", "must be poisson, diurnal, burst or trace");
       }
       if (t["trace_file"]) s.trace_file = t["trace_file"].as<std::string>();
-      for (absl::Status st : {Get<double>(t, "load", name, 0.0, 100.0, &s.load),
-                              Get<double>(t, "rate_rps", name, 0.0, 1e6, &s.rate_rps),
-                              Get<double>(t, "prompt_tokens_mean", name, 1.0, 1e6, &s.prompt_tokens_mean),
-                              Get<double>(t, "output_tokens_mean", name, 1.0, 1e6, &s.output_tokens_mean),
-                              Get<double>(t, "diurnal_period_s", name, 1.0, 1e8, &s.diurnal_period_s),
-                              Get<double>(t, "diurnal_peak_factor", name, 1.0, 1000.0, &s.diurnal_peak_factor),
-                              Get<double>(t, "burst_start_s", name, 0.0, 1e8, &s.burst_start_s),
-                              Get<double>(t, "burst_duration_s", name, 0.0, 1e8, &s.burst_duration_s),
-                              Get<double>(t, "burst_factor", name, 0.0, 1000.0, &s.burst_factor)}) {
+      for (absl::Status st :
+           {Get<double>(t, "load", name, 0.0, 100.0, &s.load), Get<double>(t, "rate_rps", name, 0.0, 1e6, &s.rate_rps),
+            Get<double>(t, "prompt_tokens_mean", name, 1.0, 1e6, &s.prompt_tokens_mean),
+            Get<double>(t, "output_tokens_mean", name, 1.0, 1e6, &s.output_tokens_mean),
+            Get<double>(t, "diurnal_period_s", name, 1.0, 1e8, &s.diurnal_period_s),
+            Get<double>(t, "diurnal_peak_factor", name, 1.0, 1000.0, &s.diurnal_peak_factor),
+            Get<double>(t, "burst_start_s", name, 0.0, 1e8, &s.burst_start_s),
+            Get<double>(t, "burst_duration_s", name, 0.0, 1e8, &s.burst_duration_s),
+            Get<double>(t, "burst_factor", name, 0.0, 1000.0, &s.burst_factor)}) {
         if (!st.ok()) return st;
       }
       if (s.generator == "trace" && s.trace_file.empty()) {

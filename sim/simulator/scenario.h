@@ -12,11 +12,11 @@ namespace switchboard::sim {
 
 struct ServerType {
   std::string name;
-  int count = 1;                   // Replicas at the start.
+  int count = 1;  // Replicas at the start.
   int slots = 4;
-  double decode_tps = 30;          // Tokens/s of one sequence.
-  double prefill_tps = 3000;       // Prompt tokens/s.
-  double cold_start_s = 120;       // A new replica's load time (autoscaling).
+  double decode_tps = 30;     // Tokens/s of one sequence.
+  double prefill_tps = 3000;  // Prompt tokens/s.
+  double cold_start_s = 120;  // A new replica's load time (autoscaling).
 };
 
 struct Scenario {
@@ -26,22 +26,22 @@ struct Scenario {
   double report_interval_s = 1;
   double push_delay_s = 0.1;
   double duration_s = 600;
-  double warmup_s = 30;            // Requests arriving before this are not measured.
+  double warmup_s = 30;  // Requests arriving before this are not measured.
   uint64_t seed = 1;
   // Traffic.
   std::string generator = "poisson";  // poisson | diurnal | burst | trace
-  double load = 0.85;              // Share of the initial fleet's capacity (when rate_rps is 0).
-  double rate_rps = 0;             // Explicit mean rate, overrides load.
+  double load = 0.85;                 // Share of the initial fleet's capacity (when rate_rps is 0).
+  double rate_rps = 0;                // Explicit mean rate, overrides load.
   double prompt_tokens_mean = 1000;
   double output_tokens_mean = 130;
   double diurnal_period_s = 3600;  // diurnal: one "day" in simulated seconds.
   double diurnal_peak_factor = 1;  // peak rate / trough rate (diurnal and burst; 1 = flat).
   double burst_start_s = 0, burst_duration_s = 0, burst_factor = 1;
-  std::string trace_file;          // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
+  std::string trace_file;  // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
   // Goals and autoscaling.
   double slo_ttft_s = 2;
   bool autoscaling = false;
-  std::string scale_server_type;   // Type added by scale-ups (default: the first).
+  std::string scale_server_type;  // Type added by scale-ups (default: the first).
   int min_replicas = 1, max_replicas = 32;
   double autoscale_interval_s = 15;
 };

@@ -31,9 +31,10 @@ absl::StatusOr<std::vector<SimRequest>> ReadTrace(const Scenario& s) {
     absl::Time t;
     std::string err;
     int prompt, output;
-    if (f.size() != 3 || !absl::ParseTime("%Y-%m-%d %H:%M:%E*S", f[0], &t, &err) ||
-        !absl::SimpleAtoi(f[1], &prompt) || !absl::SimpleAtoi(f[2], &output) || prompt < 0 || output < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(s.trace_file, ":", line_number, ": want TIMESTAMP,ContextTokens,GeneratedTokens"));
+    if (f.size() != 3 || !absl::ParseTime("%Y-%m-%d %H:%M:%E*S", f[0], &t, &err) || !absl::SimpleAtoi(f[1], &prompt) ||
+        !absl::SimpleAtoi(f[2], &output) || prompt < 0 || output < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(s.trace_file, ":", line_number, ": want TIMESTAMP,ContextTokens,GeneratedTokens"));
     }
     const double at = absl::ToDoubleSeconds(t - absl::UnixEpoch());
     if (first < 0) first = at;

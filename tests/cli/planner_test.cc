@@ -41,8 +41,8 @@ TEST(PlannerTest, KvCacheTypeAndQuantChangeTheFigures) {
   r.ctx_per_slot = 4096;
   r.slots = 1;
   Plan p = MakePlan(r).value();
-  EXPECT_EQ(p.weights_bytes, 16'060'000'000u);           // 8.03e9 x 2 bytes
-  EXPECT_EQ(p.kv_bytes_per_token, 69'632u);              // 2 x 32 x 8 x 128 x 34/32
+  EXPECT_EQ(p.weights_bytes, 16'060'000'000u);  // 8.03e9 x 2 bytes
+  EXPECT_EQ(p.kv_bytes_per_token, 69'632u);     // 2 x 32 x 8 x 128 x 34/32
   EXPECT_EQ(p.kv_cache_bytes, 69'632ull * 4096);
 }
 

@@ -36,8 +36,8 @@ TEST(PromScrapeTest, ParsesSpecialValues) {
 }
 
 TEST(PromScrapeTest, RejectsGarbageWithLineNumber) {
-  for (const char* bad : {"<html>oops</html>", "metric", "metric{a=\"1\" 2", "m{a=1} 2", "m abc",
-                          "m 1 2 3", "m{a=\"1\"}2"}) {
+  for (const char* bad :
+       {"<html>oops</html>", "metric", "metric{a=\"1\" 2", "m{a=1} 2", "m abc", "m 1 2 3", "m{a=\"1\"}2"}) {
     auto scrape = PromScrape::Parse(std::string("ok 1\n") + bad + "\n");
     ASSERT_FALSE(scrape.ok()) << bad;
     EXPECT_NE(scrape.status().message().find("line 2"), absl::string_view::npos) << scrape.status();

@@ -23,11 +23,11 @@ class ReconcilerTest : public ::testing::Test {
     reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, history_.get(), &clock_, options_);
   }
 
-  void Report(uint64_t stream, const std::string& node, uint64_t seq, const std::string& addr,
-              uint32_t busy) {
-    ASSERT_TRUE(fleet_.ApplyReport(stream, node, MakeReport(seq, {MakeEndpointReport(addr, "m", 4, busy)}),
-                                   clock_.MonotonicNow())
-                    .ok());
+  void Report(uint64_t stream, const std::string& node, uint64_t seq, const std::string& addr, uint32_t busy) {
+    ASSERT_TRUE(
+        fleet_
+            .ApplyReport(stream, node, MakeReport(seq, {MakeEndpointReport(addr, "m", 4, busy)}), clock_.MonotonicNow())
+            .ok());
   }
 
   uint32_t Weight(const std::string& addr) {

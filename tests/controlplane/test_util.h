@@ -9,8 +9,8 @@
 
 namespace switchboard::testing {
 
-inline v1::Hello MakeHello(const std::string& node, const std::vector<std::string>& addresses,
-                           uint32_t slots = 4, double capacity_hint = 0) {
+inline v1::Hello MakeHello(const std::string& node, const std::vector<std::string>& addresses, uint32_t slots = 4,
+                           double capacity_hint = 0) {
   v1::Hello hello;
   hello.set_node_id(node);
   hello.set_agent_version("test");
@@ -24,9 +24,8 @@ inline v1::Hello MakeHello(const std::string& node, const std::vector<std::strin
   return hello;
 }
 
-inline v1::EndpointReport MakeEndpointReport(const std::string& address, const std::string& model,
-                                             uint32_t slots_total, uint32_t slots_busy,
-                                             uint32_t queue = 0) {
+inline v1::EndpointReport MakeEndpointReport(const std::string& address, const std::string& model, uint32_t slots_total,
+                                             uint32_t slots_busy, uint32_t queue = 0) {
   v1::EndpointReport ep;
   ep.set_address(address);
   ep.set_state(v1::ENDPOINT_STATE_READY);

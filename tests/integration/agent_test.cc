@@ -7,9 +7,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/net.h"
 #include "gmock/gmock.h"
-#include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -47,9 +47,17 @@ class AgentTest : public ::testing::Test {
   }
 
   void StartAgent(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--controlplane", cp_addr_, "--backend",
-                                     absl::StrCat("llamacpp=http://127.0.0.1:", server_port_), "--node-id", "gpu-1",
-                                     "--report-interval", "250ms", "--insecure", "--gpu", "none"};
+    std::vector<std::string> args = {"--controlplane",
+                                     cp_addr_,
+                                     "--backend",
+                                     absl::StrCat("llamacpp=http://127.0.0.1:", server_port_),
+                                     "--node-id",
+                                     "gpu-1",
+                                     "--report-interval",
+                                     "250ms",
+                                     "--insecure",
+                                     "--gpu",
+                                     "none"};
     args.insert(args.end(), extra.begin(), extra.end());
     agent_ = Subprocess::Start("switchboard-agent", args);
     ASSERT_NE(agent_, nullptr);
@@ -107,12 +115,17 @@ TEST_F(AgentTest, SigtermDrainsThenExitsWhenIdle) {
   StartAgent({});
   ASSERT_TRUE(WaitFor([&] { return Routable(cp_addr_); }, absl::Seconds(15)));
   Send(2, 40);  // Two slots busy for about 2 s.
-  ASSERT_TRUE(WaitFor([&] { auto ep = Endpoint(); return ep && ep->slots_busy() == 2; }, absl::Seconds(5)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto ep = Endpoint();
+        return ep && ep->slots_busy() == 2;
+      },
+      absl::Seconds(5)));
   const absl::Time sent = absl::Now();
   agent_->Signal(SIGTERM);
   std::optional<v1::EndpointStatus> ep;
-  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_DRAINING; },
-                      absl::Seconds(2)))
+  ASSERT_TRUE(
+      WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_DRAINING; }, absl::Seconds(2)))
       << "DRAINING must be reported at once (a probe round, not the drain, bounds this)";
   EXPECT_EQ(ep->weight(), 0u);
   EXPECT_EQ(ep->slots_busy(), 2u) << "still working on what it has";
@@ -126,7 +139,12 @@ TEST_F(AgentTest, DrainTimeoutBoundsTheWait) {
   StartAgent({"--drain-timeout", "1s"});
   ASSERT_TRUE(WaitFor([&] { return Routable(cp_addr_); }, absl::Seconds(15)));
   Send(1, 100000);  // Would take over an hour.
-  ASSERT_TRUE(WaitFor([&] { auto ep = Endpoint(); return ep && ep->slots_busy() == 1; }, absl::Seconds(5)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto ep = Endpoint();
+        return ep && ep->slots_busy() == 1;
+      },
+      absl::Seconds(5)));
   const absl::Time sent = absl::Now();
   agent_->Signal(SIGTERM);
   EXPECT_EQ(agent_->Wait(), 0);
@@ -205,7 +223,12 @@ TEST_F(AgentTest, ServesHealthAndMetrics) {
   };
   EXPECT_EQ(check(), 1);
   Send(1, 100000);
-  ASSERT_TRUE(WaitFor([&] { auto ep = Endpoint(); return ep && ep->slots_busy() == 1; }, absl::Seconds(5)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto ep = Endpoint();
+        return ep && ep->slots_busy() == 1;
+      },
+      absl::Seconds(5)));
   agent_->Signal(SIGTERM);
   EXPECT_TRUE(WaitFor([&] { return check() == 2; }, absl::Seconds(5)));
   agent_->Signal(SIGTERM);  // A second signal: exit now.

@@ -58,8 +58,9 @@ class ControlPlaneTest : public ::testing::Test {
                                {"--controlplane", addr_, "--backend", absl::StrCat("llamacpp=http://127.0.0.1:", *sp),
                                 "--node-id", "n1", "--report-interval", "250ms", "--gpu", "none", "--insecure"});
     subscriber_ = std::make_unique<Subscriber>(addr_, std::vector<std::string>{"m"});
-    ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& a) { return a.endpoints_size() == 1 && a.endpoints(0).weight() > 0; },
-                                     absl::Seconds(15)));
+    ASSERT_TRUE(subscriber_->WaitFor(
+        "m", [](const v1::Assignment& a) { return a.endpoints_size() == 1 && a.endpoints(0).weight() > 0; },
+        absl::Seconds(15)));
   }
   void TearDown() override {
     subscriber_.reset();
@@ -82,18 +83,18 @@ class ControlPlaneTest : public ::testing::Test {
 
 TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
   v1::Assignment a;
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 1; },
-                                   absl::Seconds(5), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m", [](const v1::Assignment& x) { return x.desired_replicas() == 1; }, absl::Seconds(5), &a))
       << a.DebugString();
   Send(10, 400);  // 2 busy, 8 queued: ceil(8 / 2) = 4 replicas wanted.
   // Wait for the report that has all 8 queued: one with 7 (a request still arriving)
   // already asks for ceil(3.5) = 4 replicas, with a different explanation.
-  ASSERT_TRUE(subscriber_->WaitFor("m",
-                                   [](const v1::Assignment& x) {
-                                     return x.desired_replicas() == 4 && x.endpoints_size() == 1 &&
-                                            x.endpoints(0).queue_depth() == 8;
-                                   },
-                                   absl::Seconds(20), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m",
+      [](const v1::Assignment& x) {
+        return x.desired_replicas() == 4 && x.endpoints_size() == 1 && x.endpoints(0).queue_depth() == 8;
+      },
+      absl::Seconds(20), &a))
       << a.DebugString();
   auto [rc, out] = Sbctl("explain m");
   EXPECT_EQ(rc, 0) << out;
@@ -102,13 +103,13 @@ TEST_F(ControlPlaneTest, QueueDrivesDesiredReplicasAndManualScaleWins) {
 
   auto [rc2, out2] = Sbctl("scale m 7 --for 10m --reason launch");
   EXPECT_EQ(rc2, 0) << out2;
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() == 7; },
-                                   absl::Seconds(5), &a));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m", [](const v1::Assignment& x) { return x.desired_replicas() == 7; }, absl::Seconds(5), &a));
   EXPECT_THAT(Sbctl("explain m").second, HasSubstr("manual override to 7"));
   auto [rc3, out3] = Sbctl("scale m --clear");
   EXPECT_EQ(rc3, 0) << out3;
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.desired_replicas() != 7; },
-                                   absl::Seconds(5), &a));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m", [](const v1::Assignment& x) { return x.desired_replicas() != 7; }, absl::Seconds(5), &a));
   EXPECT_EQ(Sbctl("scale nope 3").first, 1);
   // The history tells the story, oldest first.
   auto [rc4, events] = Sbctl("events m");
@@ -125,8 +126,8 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   WriteConfig("pools:\n  m:\n    lb_policy: round_robin\n");
   cp_->Signal(SIGHUP);
   v1::Assignment a;
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_ROUND_ROBIN; },
-                                   absl::Seconds(5), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_ROUND_ROBIN; }, absl::Seconds(5), &a))
       << a.DebugString();
   EXPECT_GT(subscriber_->received(), before) << "the same stream got the new version";
   // A broken file changes nothing.
@@ -134,8 +135,8 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   cp_->Signal(SIGHUP);
   WriteConfig("pools:\n  m:\n    lb_policy: least_request\n");
   cp_->Signal(SIGHUP);
-  ASSERT_TRUE(subscriber_->WaitFor("m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_LEAST_REQUEST; },
-                                   absl::Seconds(5), &a));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_LEAST_REQUEST; }, absl::Seconds(5), &a));
 }
 
 TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {

@@ -13,13 +13,13 @@ namespace switchboard::testing {
 namespace {
 
 struct EngineCase {
-  std::string name;           // Test name suffix.
-  std::string fake_engine;    // fakellm --engine
-  std::string backend;        // agent --backend ENGINE (before '=')
+  std::string name;         // Test name suffix.
+  std::string fake_engine;  // fakellm --engine
+  std::string backend;      // agent --backend ENGINE (before '=')
   std::vector<std::string> fake_flags;
   v1::Engine expected_engine;
-  bool has_queue = true;      // Whether the engine exports a queue depth.
-  bool has_ttft = false;      // Whether the engine exports a TTFT histogram.
+  bool has_queue = true;  // Whether the engine exports a queue depth.
+  bool has_ttft = false;  // Whether the engine exports a TTFT histogram.
 };
 
 class EnginesTest : public ::testing::TestWithParam<EngineCase> {
@@ -30,18 +30,17 @@ class EnginesTest : public ::testing::TestWithParam<EngineCase> {
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "3",
-                                     "--tokens-per-second", "50", "--engine", GetParam().fake_engine};
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0",         "--model", "m-7b",     "--slots",
+                                     "3",        "--tokens-per-second", "50",      "--engine", GetParam().fake_engine};
     args.insert(args.end(), GetParam().fake_flags.begin(), GetParam().fake_flags.end());
     server_ = Subprocess::Start("switchboard-fakellm", args);
     auto sp = server_->WaitForPort("http listening on port ", absl::Seconds(20));
     ASSERT_TRUE(sp.ok()) << sp.status();
     server_port_ = *sp;
-    agent_ = Subprocess::Start(
-        "switchboard-agent",
-        {"--controlplane", cp_addr_, "--backend",
-         absl::StrCat(GetParam().backend, "=http://127.0.0.1:", server_port_, ",max_seqs=3"), "--node-id", "n1",
-         "--report-interval", "250ms", "--insecure"});
+    agent_ = Subprocess::Start("switchboard-agent",
+                               {"--controlplane", cp_addr_, "--backend",
+                                absl::StrCat(GetParam().backend, "=http://127.0.0.1:", server_port_, ",max_seqs=3"),
+                                "--node-id", "n1", "--report-interval", "250ms", "--insecure"});
   }
 
   void TearDown() override {
@@ -89,9 +88,9 @@ TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
   load_.clear();
   // Then five long ones on three slots: three busy, two queued.
   Send(5, 2000);
-  ASSERT_TRUE(WaitFor(
-      [&] { return (ep = Endpoint()) && ep->slots_busy() == 3 && (!c.has_queue || ep->queue_depth() == 2); },
-      absl::Seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return (ep = Endpoint()) && ep->slots_busy() == 3 && (!c.has_queue || ep->queue_depth() == 2); },
+              absl::Seconds(10)))
       << ep->DebugString();
   // KV-cache use (measured or estimated) and decode speed per sequence become known.
   EXPECT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->kv_cache_usage() > 0 && ep->slot_tokens_per_second() > 0; },
@@ -101,8 +100,8 @@ TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
   // The server dies: after the failure threshold the endpoint is excluded.
   server_->Signal(SIGKILL);
   server_->Wait();
-  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_UNHEALTHY; },
-                      absl::Seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_UNHEALTHY; }, absl::Seconds(10)))
       << ep->DebugString();
   EXPECT_EQ(ep->weight(), 0u);
   EXPECT_FALSE(ep->probe_error().empty());
@@ -113,8 +112,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         EngineCase{"llamacpp", "llamacpp", "llamacpp", {}, v1::ENGINE_LLAMACPP, true, false},
         EngineCase{"llamacpp_2024", "llamacpp-2024", "llamacpp", {}, v1::ENGINE_LLAMACPP, true, false},
-        EngineCase{"llamacpp_no_metrics", "llamacpp", "llamacpp", {"--no-metrics"}, v1::ENGINE_LLAMACPP, false,
-                   false},
+        EngineCase{"llamacpp_no_metrics", "llamacpp", "llamacpp", {"--no-metrics"}, v1::ENGINE_LLAMACPP, false, false},
         EngineCase{"vllm", "vllm", "vllm", {}, v1::ENGINE_VLLM, true, true},
         EngineCase{"sglang", "sglang", "sglang", {}, v1::ENGINE_SGLANG, true, true},
         EngineCase{"tgi", "tgi", "tgi", {}, v1::ENGINE_TGI, true, false},
@@ -142,9 +140,9 @@ v1::Assignment AssignmentWithMeasuredSpeeds(const std::string& engine) {
   EXPECT_TRUE(port.ok()) << port.status();
   if (!port.ok()) return {};
   const std::string cp_addr = absl::StrCat("127.0.0.1:", *port);
-  auto server = Subprocess::Start("switchboard-fakellm",
-                                  {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "2", "--tokens-per-second",
-                                   "50", "--prefill-tokens-per-second", "100", "--engine", engine});
+  auto server = Subprocess::Start(
+      "switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "2", "--tokens-per-second", "50",
+                              "--prefill-tokens-per-second", "100", "--engine", engine});
   auto sp = server->WaitForPort("http listening on port ", absl::Seconds(20));
   EXPECT_TRUE(sp.ok()) << sp.status();
   if (!sp.ok()) return {};
@@ -152,7 +150,8 @@ v1::Assignment AssignmentWithMeasuredSpeeds(const std::string& engine) {
                                                        absl::StrCat(engine, "=http://127.0.0.1:", *sp, ",max_seqs=2"),
                                                        "--node-id", "n1", "--report-interval", "200ms", "--insecure"});
   Subscriber sub(cp_addr, {"m-7b"});
-  EXPECT_TRUE(sub.WaitFor("m-7b", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, absl::Seconds(15)));
+  EXPECT_TRUE(sub.WaitFor(
+      "m-7b", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, absl::Seconds(15)));
   std::vector<std::thread> load;
   // Requests in two rounds, so that the counters move between two scrapes.
   SendChatCompletions(*sp, 2, 10, &load);

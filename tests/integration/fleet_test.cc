@@ -76,9 +76,9 @@ class FleetTest : public ::testing::Test {
   }
 
   void StartAgent(Backend& b, size_t index) {
-    b.agent = Subprocess::Start("switchboard-agent", {"--controlplane", cp_addr_, "--backend",
-                                                      absl::StrCat("llamacpp=http://", b.address()), "--node-id",
-                                                      absl::StrCat("node-", index), "--insecure"});
+    b.agent = Subprocess::Start("switchboard-agent",
+                                {"--controlplane", cp_addr_, "--backend", absl::StrCat("llamacpp=http://", b.address()),
+                                 "--node-id", absl::StrCat("node-", index), "--insecure"});
     ASSERT_NE(b.agent, nullptr);
   }
 
@@ -115,8 +115,8 @@ class FleetTest : public ::testing::Test {
 // (a) The subscriber receives all three endpoints with weights > 0.
 TEST_F(FleetTest, SubscriberReceivesEveryEndpointWithWeight) {
   v1::Assignment a;
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(15), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15), &a))
       << a.DebugString();
   for (const Backend& b : backends_) EXPECT_GT(WeightOf(a, b.address()), 0) << b.address();
   EXPECT_EQ(a.version().size(), 16u);
@@ -128,8 +128,8 @@ TEST_F(FleetTest, SubscriberReceivesEveryEndpointWithWeight) {
 // (b) Saturating one server's slots lowers its weight relative to the others within 3 s.
 TEST_F(FleetTest, SaturatingServerLowersItsWeight) {
   v1::Assignment before;
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(15), &before));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15), &before));
   const double ratio_before =
       double(WeightOf(before, backends_[0].address())) / WeightOf(before, backends_[1].address());
   Saturate(backends_[0]);
@@ -150,15 +150,15 @@ TEST_F(FleetTest, SaturatingServerLowersItsWeight) {
 
 // (c) Killing a server excludes its endpoint within 5 s; restarting it brings it back.
 TEST_F(FleetTest, KilledServerIsExcludedAndComesBack) {
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(15)));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15)));
   Backend& victim = backends_[1];
   const int port = victim.port;
   victim.server->Signal(SIGKILL);
   victim.server->Wait();
   v1::Assignment a;
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return WeightOf(x, victim.address()) == 0; },
-                                   absl::Seconds(5), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return WeightOf(x, victim.address()) == 0; }, absl::Seconds(5), &a))
       << a.DebugString();
   EXPECT_GT(WeightOf(a, backends_[0].address()), 0);
   EXPECT_GT(WeightOf(a, backends_[2].address()), 0);
@@ -169,15 +169,15 @@ TEST_F(FleetTest, KilledServerIsExcludedAndComesBack) {
   }
 
   StartServer(victim, port);  // Same address: the agent is still probing it.
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(10), &a))
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(10), &a))
       << a.DebugString();
 }
 
 // (d) Killing an agent excludes its endpoints after the staleness bound (3 s here).
 TEST_F(FleetTest, KilledAgentGoesStale) {
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(15)));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15)));
   const absl::Time killed = absl::Now();
   backends_[2].agent->Signal(SIGKILL);
   backends_[2].agent->Wait();
@@ -197,8 +197,8 @@ TEST_F(FleetTest, KilledAgentGoesStale) {
 // (e) Bad input gets INVALID_ARGUMENT and the control plane keeps serving the others
 // unchanged.
 TEST_F(FleetTest, BadReportsAreRejectedWithoutDisturbingOthers) {
-  ASSERT_TRUE(subscriber_->WaitFor(kPool, [&](const v1::Assignment& x) { return AllRoutable(x); },
-                                   absl::Seconds(15)));
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15)));
   const v1::Pool before = GetPool();
 
   auto stub = v1::AgentService::NewStub(MakeChannel(cp_addr_));

@@ -158,10 +158,10 @@ void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::threa
     threads->emplace_back([port, max_tokens] {
       httplib::Client client("127.0.0.1", port);
       client.set_read_timeout(std::chrono::seconds(300));
-      client.Post("/v1/chat/completions",
-                  absl::StrCat(R"({"messages":[{"role":"user","content":"tell me a story"}],"max_tokens":)",
-                               max_tokens, "}"),
-                  "application/json");
+      client.Post(
+          "/v1/chat/completions",
+          absl::StrCat(R"({"messages":[{"role":"user","content":"tell me a story"}],"max_tokens":)", max_tokens, "}"),
+          "application/json");
     });
   }
 }

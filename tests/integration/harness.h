@@ -16,8 +16,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -60,8 +60,8 @@ class Subscriber {
   ~Subscriber();
   // Waits until the newest assignment of `pool` satisfies `pred`; returns it (or the
   // last one seen, with ok=false, on timeout).
-  bool WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred,
-               absl::Duration timeout, v1::Assignment* out = nullptr);
+  bool WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred, absl::Duration timeout,
+               v1::Assignment* out = nullptr);
   int received() const;
 
  private:

@@ -90,10 +90,9 @@ TEST(ScenarioTest, ErrorsNameTheField) {
               ::testing::HasSubstr("servers"));
   EXPECT_THAT(std::string(ParseScenario("servers: [{name: a, slots: 0}]\n", "s.yaml").status().message()),
               ::testing::HasSubstr("slots"));
-  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\ntraffic: {generator: chaos}\n", "s.yaml")
-                              .status()
-                              .message()),
-              ::testing::HasSubstr("traffic.generator"));
+  EXPECT_THAT(
+      std::string(ParseScenario("servers: [{name: a}]\ntraffic: {generator: chaos}\n", "s.yaml").status().message()),
+      ::testing::HasSubstr("traffic.generator"));
   EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\nbogus: 1\n", "s.yaml").status().message()),
               ::testing::HasSubstr("bogus: unknown field"));
 }

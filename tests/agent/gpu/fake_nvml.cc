@@ -34,7 +34,9 @@ int nvmlShutdown() {
   g_initialized = 0;
   return 0;
 }
-const char* nvmlErrorString(int rc) { return rc == 9 ? "Driver Not Loaded" : rc == 3 ? "Not Supported" : "Unknown Error"; }
+const char* nvmlErrorString(int rc) {
+  return rc == 9 ? "Driver Not Loaded" : rc == 3 ? "Not Supported" : "Unknown Error";
+}
 int nvmlDeviceGetCount_v2(unsigned* count) {
   if (!g_initialized) return 1;
   *count = 2;
@@ -66,7 +68,7 @@ int nvmlDeviceGetMemoryInfo(void* device, FakeMemory* memory) {
 }
 int nvmlDeviceGetMemoryInfo_v2(void* device, FakeMemoryV2* memory) {
   const char* no_v2 = std::getenv("FAKE_NVML_NO_V2");
-  if (no_v2 != nullptr && std::strcmp(no_v2, "1") == 0) return 13;  // FUNCTION_NOT_FOUND
+  if (no_v2 != nullptr && std::strcmp(no_v2, "1") == 0) return 13;        // FUNCTION_NOT_FOUND
   if (memory->version != (sizeof(FakeMemoryV2) | (2u << 24))) return 25;  // ARGUMENT_VERSION_MISMATCH
   memory->total = Total(device);
   memory->reserved = kReserved;

@@ -10,8 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "common/mutex.h"
 #include "agent/probe/http_client.h"
+#include "common/mutex.h"
 
 namespace switchboard::agent {
 
@@ -48,7 +48,8 @@ class FakeHttpClient final : public HttpClient {
     for (const auto& [path, answer] : answers_) {
       if (absl::EndsWith(url, path)) return answer;
     }
-    return {404, R"({"error":{"code":404,"message":"File Not Found","type":"not_found_error"}})", "", absl::Milliseconds(1)};
+    return {404, R"({"error":{"code":404,"message":"File Not Found","type":"not_found_error"}})", "",
+            absl::Milliseconds(1)};
   }
   int calls() const {
     MutexLock lock(&mu_);

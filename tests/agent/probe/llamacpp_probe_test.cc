@@ -186,9 +186,9 @@ TEST(ParseBackendSpecTest, GoodAndBad) {
   EXPECT_EQ(s->options.address, "10.0.0.2:8000");
   EXPECT_EQ(s->options.capacity_hint, 4);
   EXPECT_EQ(s->options.max_seqs, 128u);
-  for (const char* bad : {"http://h:1", "nope=http://h:1", "llamacpp=https://h:1", "llamacpp=http://h",
-                          "llamacpp=http://h:1/v1", "llamacpp=http://h:1,capacity=-1", "llamacpp=http://h:1,foo=1",
-                          "vllm=http://h:1,max_seqs=0"}) {
+  for (const char* bad :
+       {"http://h:1", "nope=http://h:1", "llamacpp=https://h:1", "llamacpp=http://h", "llamacpp=http://h:1/v1",
+        "llamacpp=http://h:1,capacity=-1", "llamacpp=http://h:1,foo=1", "vllm=http://h:1,max_seqs=0"}) {
     EXPECT_FALSE(ParseBackendSpec(bad).ok()) << bad;
   }
 }

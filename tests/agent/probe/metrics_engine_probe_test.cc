@@ -49,17 +49,14 @@ TEST(CounterPairTest, GrowthRatioRestartAndBadValues) {
 std::string VllmMetrics(double prompt_tokens_sum, double prefill_seconds_sum, double generated) {
   const std::string l = R"(model_name="meta-llama/Llama-3.1-8B-Instruct")";
   std::string out;
-  absl::StrAppendFormat(
-      &out, "vllm:num_requests_running{%s} 2.0\nvllm:num_requests_waiting{%s} 0.0\n", l, l);
-  absl::StrAppendFormat(&out,
-                        "vllm:kv_cache_usage_perc{%s} 0.1\nvllm:generation_tokens_total{%s} %f\n",
-                        l, l, generated);
+  absl::StrAppendFormat(&out, "vllm:num_requests_running{%s} 2.0\nvllm:num_requests_waiting{%s} 0.0\n", l, l);
+  absl::StrAppendFormat(&out, "vllm:kv_cache_usage_perc{%s} 0.1\nvllm:generation_tokens_total{%s} %f\n", l, l,
+                        generated);
   absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_bucket{%s,le=\"+Inf\"} 3.0\n", l);
   absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_sum{%s} %f\n", l, prompt_tokens_sum);
   absl::StrAppendFormat(&out, "vllm:request_prompt_tokens_count{%s} 3.0\n", l);
   absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_bucket{%s,le=\"+Inf\"} 3.0\n", l);
-  absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_sum{%s} %f\n", l,
-                        prefill_seconds_sum);
+  absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_sum{%s} %f\n", l, prefill_seconds_sum);
   absl::StrAppendFormat(&out, "vllm:request_prefill_time_seconds_count{%s} 3.0\n", l);
   return out;
 }
@@ -72,8 +69,7 @@ class VllmProbeTest : public ::testing::Test {
     o.address = "127.0.0.1:8000";
     probe_ = std::make_unique<MetricsEngineProbe>(VllmSpec(), o, &http_);
     http_.Set("/health", 200, "");
-    http_.Set("/v1/models", 200,
-              R"({"data":[{"id":"meta-llama/Llama-3.1-8B-Instruct","max_model_len":8192}]})");
+    http_.Set("/v1/models", 200, R"({"data":[{"id":"meta-llama/Llama-3.1-8B-Instruct","max_model_len":8192}]})");
   }
   v1::EndpointReport Poll(double prompt_tokens_sum, double prefill_seconds_sum, double generated) {
     http_.Set("/metrics", 200, VllmMetrics(prompt_tokens_sum, prefill_seconds_sum, generated));

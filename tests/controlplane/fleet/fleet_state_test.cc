@@ -17,10 +17,11 @@ TEST(FleetStateTest, GroupsEndpointsIntoPoolsByReportedModel) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "a:2"}), kT0).ok());
   ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"b:1"}), kT0).ok());
-  ASSERT_TRUE(fleet.ApplyReport(1, "n1",
-                                MakeReport(1, {MakeEndpointReport("a:1", "llama-8b", 4, 0),
-                                               MakeEndpointReport("a:2", "mistral-7b", 4, 0)}),
-                                kT0)
+  ASSERT_TRUE(fleet
+                  .ApplyReport(1, "n1",
+                               MakeReport(1, {MakeEndpointReport("a:1", "llama-8b", 4, 0),
+                                              MakeEndpointReport("a:2", "mistral-7b", 4, 0)}),
+                               kT0)
                   .ok());
   v1::EndpointReport multi = MakeEndpointReport("b:1", "llama-8b", 2, 1);
   multi.add_models("mistral-7b");

@@ -51,9 +51,7 @@ class ValidateReportTest : public ::testing::Test {
   v1::EndpointReport Good() { return MakeEndpointReport("h:1", "llama", 4, 2, 1); }
 };
 
-TEST_F(ValidateReportTest, AcceptsWellFormed) {
-  EXPECT_TRUE(ValidateReport(MakeReport(1, {Good()}), hello_, 0).ok());
-}
+TEST_F(ValidateReportTest, AcceptsWellFormed) { EXPECT_TRUE(ValidateReport(MakeReport(1, {Good()}), hello_, 0).ok()); }
 
 TEST_F(ValidateReportTest, RejectsBusyAboveTotal) {
   v1::EndpointReport ep = Good();
@@ -87,8 +85,7 @@ TEST_F(ValidateReportTest, RejectsSequenceThatDoesNotIncrease) {
 TEST_F(ValidateReportTest, RejectsUndeclaredOrRepeatedEndpoint) {
   EXPECT_EQ(ValidateReport(MakeReport(1, {MakeEndpointReport("other:1", "m", 4, 0)}), hello_, 0).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateReport(MakeReport(1, {Good(), Good()}), hello_, 0).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateReport(MakeReport(1, {Good(), Good()}), hello_, 0).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(ValidateReportTest, RejectsMissingStateAndBadModel) {

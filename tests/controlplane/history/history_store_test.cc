@@ -29,8 +29,8 @@ TEST_F(HistoryStoreTest, EventsSurviveReopen) {
     auto store = HistoryStore::Open(path_);
     ASSERT_TRUE(store.ok()) << store.status();
     for (int i = 0; i < 100; ++i) {
-      (*store)->RecordEvent({absl::FromUnixMillis(1000 + i), "circuit_changed", "m", "n1", "a:1",
-                             "event " + std::to_string(i)});
+      (*store)->RecordEvent(
+          {absl::FromUnixMillis(1000 + i), "circuit_changed", "m", "n1", "a:1", "event " + std::to_string(i)});
     }
     (*store)->RecordSnapshot({"m", "v1", absl::FromUnixMillis(5), "bytes"});
     (*store)->RecordSnapshot({"m", "v2", absl::FromUnixMillis(6), "bytes2"});

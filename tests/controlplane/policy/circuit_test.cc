@@ -101,7 +101,7 @@ class PoolCircuitTest : public ::testing::Test {
 
 TEST_F(PoolCircuitTest, ErrorRateEjectsAndEjectionTimeGrows) {
   MakePool(4);
-  Step(absl::Seconds(1), 0, {});  // Baseline counters.
+  Step(absl::Seconds(1), 0, {});              // Baseline counters.
   auto d = Step(absl::Seconds(1), 50, {30});  // 60% 5xx over 50 requests.
   EXPECT_EQ(d[0].circuit, v1::CIRCUIT_STATE_OPEN);
   EXPECT_FALSE(d[0].routable);

@@ -21,19 +21,17 @@ TEST(PickerTest, ExpectedTtftWorkedByHand) {
   PickerEndpoint full = Slow();
   full.slots_free = 0;
   full.queue_depth = 1;
-  EXPECT_NEAR(ExpectedTtftSeconds(full, 1000, c, 0, 0),
-              2 * (1000.0 / 1500 + 130.0 / 15) / 4 + 1000.0 / 1500 + 1.0 / 15, 1e-9);
+  EXPECT_NEAR(ExpectedTtftSeconds(full, 1000, c, 0, 0), 2 * (1000.0 / 1500 + 130.0 / 15) / 4 + 1000.0 / 1500 + 1.0 / 15,
+              1e-9);
   // This gateway's own sends since the assignment count once per gateway sharing the pool.
   PickerEndpoint sent = Slow();
   sent.sent_since_assignment = 1;
   c.gateways = 4;  // 4 busy slots estimated: occupancy 4 -> wait 1 x service/4.
-  EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15,
-              1e-9);
+  EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15, 1e-9);
   // Its requests that finished since count the same way: sent 3, done 2 is the same +4.
   sent.sent_since_assignment = 3;
   sent.done_since_assignment = 2;
-  EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15,
-              1e-9);
+  EXPECT_NEAR(ExpectedTtftSeconds(sent, 0, c, 0, 0), (1000.0 / 1500 + 130.0 / 15) / 4 + 1.0 / 15, 1e-9);
   // A full server whose slots this gateway has seen free up since the report: 4 busy,
   // 1 queued, 2 done x 4 gateways -> estimated idle (never below zero), no wait.
   PickerEndpoint freed = full;

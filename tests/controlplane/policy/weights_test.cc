@@ -76,10 +76,10 @@ TEST(WeightsTest, ExcludedEndpointsGetZeroAndDoNotCount) {
 
 TEST(WeightsTest, HysteresisKeepsPreviousWeightForSmallChanges) {
   WeightInput a = Ep(10, 0), b = Ep(10, 1);  // raw 10 vs 9 -> 128 vs 115
-  b.previous_weight = 120;                    // |115 - 120| <= 12: keep 120
+  b.previous_weight = 120;                   // |115 - 120| <= 12: keep 120
   PoolWeights w = ComputeWeights({a, b}, {});
   EXPECT_EQ(w.endpoints[1].weight, 120u);
-  b.previous_weight = 100;                    // |115 - 100| > 10: move
+  b.previous_weight = 100;  // |115 - 100| > 10: move
   w = ComputeWeights({a, b}, {});
   EXPECT_EQ(w.endpoints[1].weight, 115u);
 }
@@ -124,8 +124,7 @@ TEST(WeightsTest, PropertyBoundedAndNeverAllOnOne) {
     int routable = 0;
     for (int i = 0; i < n; ++i) {
       uint32_t total = rng() % 17;
-      WeightInput in = Ep(total, total ? rng() % (total + 1) : 0, rng() % 50, (rng() % 3) * 17.5,
-                          (rng() % 3) * 1.5);
+      WeightInput in = Ep(total, total ? rng() % (total + 1) : 0, rng() % 50, (rng() % 3) * 17.5, (rng() % 3) * 1.5);
       in.routable = rng() % 4 != 0;
       in.previous_weight = rng() % 3 == 0 ? rng() % 129 : 0;
       routable += in.routable;

@@ -23,8 +23,7 @@ const absl::Time kNow = absl::FromUnixSeconds(2000);
 
 TEST(SnapshotTest, SameContentSameVersionWhateverTheTime) {
   auto a = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 1)}, nullptr, {}, kNow);
-  auto b = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 1)}, nullptr, {},
-                         kNow + absl::Hours(3));
+  auto b = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 1)}, nullptr, {}, kNow + absl::Hours(3));
   EXPECT_EQ(a->version, b->version);
   EXPECT_EQ(a->version.size(), 16u);
   EXPECT_EQ(a->assignment.version(), a->version);
@@ -47,10 +46,10 @@ TEST(SnapshotTest, MaterialChangesMakeANewVersion) {
   auto unhealthy = Ep("n2", "b:1", 4, 0);
   unhealthy.state = v1::ENDPOINT_STATE_UNHEALTHY;
   unhealthy.probe_error = "connection refused";
-  variants.push_back({Ep("n1", "a:1", 4, 0), unhealthy});             // circuit opened
+  variants.push_back({Ep("n1", "a:1", 4, 0), unhealthy});  // circuit opened
   auto labelled = Ep("n2", "b:1", 4, 0);
   labelled.labels["gpu"] = "a100";
-  variants.push_back({Ep("n1", "a:1", 4, 0), labelled});              // label
+  variants.push_back({Ep("n1", "a:1", 4, 0), labelled});  // label
   for (const auto& v : variants) {
     EXPECT_NE(BuildSnapshot("m", v, nullptr, {}, kNow)->version, base->version);
   }
