@@ -54,7 +54,7 @@ format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 tidy: configure
-	@git ls-files '*.cc' | grep -v '^tests/' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+	@git ls-files '*.cc' | grep -v '^tests/' | xargs clang-tidy -p $(BUILD_DIR) --quiet --extra-arg=-Wno-unknown-warning-option
 
 clean:
 	@rm -rf build build-asan build-tsan

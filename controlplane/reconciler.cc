@@ -31,8 +31,8 @@ Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* hi
       store_(store),
       history_(history),
       clock_(clock),
-      options_(options),
-      config_(std::make_shared<const FleetConfig>(options.config)) {}
+      options_(std::move(options)),
+      config_(std::make_shared<const FleetConfig>(options_.config)) {}
 
 void Reconciler::SetConfig(FleetConfig config) {
   MutexLock lock(&mu_);

@@ -12,7 +12,7 @@
 namespace switchboard::agent {
 namespace {
 
-constexpr uint64_t kMiB = 1024 * 1024;
+constexpr uint64_t kMiB = uint64_t{1024} * 1024;
 
 bool NotAvailable(absl::string_view field) { return absl::StartsWith(field, "["); }
 

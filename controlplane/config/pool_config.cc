@@ -32,7 +32,7 @@ class Parser {
     for (const auto& kv : node) {
       const std::string key = kv.first.as<std::string>();
       if (known.count(key) == 0) {
-        return Error(kv.first, field.empty() ? key : field + "." + key,
+        return Error(kv.first, field.empty() ? key : absl::StrCat(field, ".", key),
                      absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
       }
     }

@@ -53,7 +53,7 @@ struct Event {
 
 double Percentile(std::vector<double>& v, double q) {
   if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5));
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1))));
   std::nth_element(v.begin(), v.begin() + k, v.end());
   return v[k];
 }
@@ -184,6 +184,7 @@ class FleetSim {
       }
       case Routing::kStaticWeights: {
         std::vector<double> wts;
+        wts.reserve(candidates.size());
         for (int c : candidates) wts.push_back(servers_[c].type->slots * servers_[c].type->decode_tps);
         return candidates[std::discrete_distribution<int>(wts.begin(), wts.end())(rng_)];
       }
@@ -200,6 +201,7 @@ class FleetSim {
         // Envoy-style weighted least request: two choices drawn by weight, the one with
         // fewer requests outstanding from this proxy per unit of weight wins.
         std::vector<double> wts;
+        wts.reserve(candidates.size());
         for (int c : candidates) wts.push_back(std::max<uint32_t>(1, v.weights[c]));
         std::discrete_distribution<int> pick(wts.begin(), wts.end());
         const int a = candidates[pick(rng_)], b = candidates[pick(rng_)];

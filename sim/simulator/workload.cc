@@ -81,8 +81,9 @@ absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint
   if (peak <= 0) return out;
   std::exponential_distribution<double> gap(peak);
   std::uniform_real_distribution<double> u(0, 1);
-  for (double t = gap(rng); t < s.duration_s; t += gap(rng)) {
-    if (u(rng) * peak > rate_at(t)) continue;
+  double t = 0;
+  while ((t += gap(rng)) < s.duration_s) {
+    if (u(rng) * peak > rate_at(t)) continue;  // Thinning: keep with probability rate(t) / peak.
     out.push_back({t, Tokens(rng, s.prompt_tokens_mean), Tokens(rng, s.output_tokens_mean)});
   }
   return out;
