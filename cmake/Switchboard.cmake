@@ -33,4 +33,10 @@ function(switchboard_test)
   if(SB_LABELS)
     set_tests_properties(${SB_NAME} PROPERTIES LABELS "${SB_LABELS}")
   endif()
+  # An integration test starts a whole fleet of processes on loopback; two at once on a
+  # 2-core machine under ThreadSanitizer starve each other past their deadlines. They
+  # take turns; unit tests still run beside them.
+  if("integration" IN_LIST SB_LABELS)
+    set_tests_properties(${SB_NAME} PROPERTIES RESOURCE_LOCK loopback_fleet)
+  endif()
 endfunction()

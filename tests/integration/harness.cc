@@ -20,6 +20,15 @@
 
 namespace switchboard::testing {
 
+absl::Duration Scaled(absl::Duration d) {
+  static const double factor = [] {
+    const char* s = std::getenv("SWITCHBOARD_TEST_SLOWDOWN");
+    double f = 1;
+    return s != nullptr && absl::SimpleAtod(s, &f) && f >= 1 && f <= 100 ? f : 1.0;
+  }();
+  return d * factor;
+}
+
 std::string BinDir() {
   const char* dir = std::getenv("SWITCHBOARD_BIN_DIR");
   return dir != nullptr ? dir : "build/bin";
@@ -59,7 +68,7 @@ Subprocess::~Subprocess() {
 }
 
 absl::StatusOr<int> Subprocess::WaitForPort(const std::string& prefix, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = absl::Now() + Scaled(timeout);
   while (true) {
     size_t nl;
     while ((nl = buffer_.find('\n')) != std::string::npos) {
@@ -97,7 +106,7 @@ int Subprocess::Wait() {
 }
 
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout, absl::Duration poll) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = absl::Now() + Scaled(timeout);
   while (true) {
     if (condition()) return true;
     if (absl::Now() >= deadline) return false;
@@ -140,7 +149,7 @@ bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const
     auto it = latest_.find(pool);
     return it != latest_.end() && pred(it->second);
   };
-  bool ok = mu_.AwaitWithTimeout(Condition(&holds), timeout);
+  bool ok = mu_.AwaitWithTimeout(Condition(&holds), Scaled(timeout));
   if (out != nullptr) {
     auto it = latest_.find(pool);
     *out = it == latest_.end() ? v1::Assignment() : it->second;

@@ -26,6 +26,10 @@ namespace switchboard::testing {
 // Directory of the project's binaries (SWITCHBOARD_BIN_DIR, set by CTest).
 std::string BinDir();
 
+// `d` times SWITCHBOARD_TEST_SLOWDOWN (default 1): the sanitizer test presets set it, as
+// their binaries run several times slower. Every deadline below is scaled by it.
+absl::Duration Scaled(absl::Duration d);
+
 class Subprocess {
  public:
   // Starts `binary` (a name in BinDir()) with `args`; stdout is captured for
