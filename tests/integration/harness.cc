@@ -117,6 +117,10 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout, abs
 
 Subscriber::Subscriber(const std::string& target, std::vector<std::string> pools)
     : stub_(v1::DiscoveryService::NewStub(MakeChannel(target))) {
+  // Wait for the channel to connect rather than fail fast: a control plane still busy with
+  // its first agents (slow under sanitizers) may miss the first connection attempt, and
+  // this stream does not reconnect.
+  context_.set_wait_for_ready(true);
   stream_ = stub_->Subscribe(&context_);
   v1::SubscribeRequest req;
   req.set_subscriber_id("integration-test");
