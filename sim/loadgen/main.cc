@@ -31,6 +31,22 @@ struct Stats {
   std::vector<double> latencies_s;
 };
 
+// One summary line: counts, latency quantiles so far, and requests per endpoint.
+// `tag` is "" while running and " done" for the last line.
+void PrintSummary(Stats& stats, int in_flight, const char* tag) {
+  switchboard::MutexLock lock(&stats.mu);
+  std::sort(stats.latencies_s.begin(), stats.latencies_s.end());
+  auto q = [&](double p) {
+    return stats.latencies_s.empty() ? 0.0 : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
+  };
+  std::string split;
+  for (const auto& [ep, n] : stats.per_endpoint) absl::StrAppend(&split, " ", ep, "=", n);
+  std::cout << absl::StrFormat("loadgen:%s sent %d ok %d failed %d unroutable %d in-flight %d p50 %.1fs p95 %.1fs |%s",
+                               tag, stats.sent, stats.ok, stats.failed, stats.no_endpoint, in_flight, q(0.5), q(0.95),
+                               split)
+            << std::endl;
+}
+
 class AssignmentWatcher {
  public:
   AssignmentWatcher(const std::string& target, const std::string& pool)
@@ -190,18 +206,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(absl::ToChronoTime(next_arrival));
     next_arrival += absl::Seconds(gap(rng));
     if (absl::Now() >= next_report) {
-      switchboard::MutexLock lock(&stats.mu);
-      std::sort(stats.latencies_s.begin(), stats.latencies_s.end());
-      auto q = [&](double p) {
-        return stats.latencies_s.empty() ? 0.0
-                                         : stats.latencies_s[static_cast<size_t>(p * (stats.latencies_s.size() - 1))];
-      };
-      std::string split;
-      for (const auto& [ep, n] : stats.per_endpoint) absl::StrAppend(&split, " ", ep, "=", n);
-      std::cout << absl::StrFormat(
-                       "loadgen: sent %d ok %d failed %d unroutable %d in-flight %d p50 %.1fs p95 %.1fs |%s",
-                       stats.sent, stats.ok, stats.failed, stats.no_endpoint, in_flight.load(), q(0.5), q(0.95), split)
-                << std::endl;
+      PrintSummary(stats, in_flight.load(), "");
       next_report += every;
     }
     std::string target = picker == "size-aware" ? watcher.PickSizeAware(prompt_tokens, rng) : watcher.Pick(rng);
@@ -232,8 +237,11 @@ int main(int argc, char** argv) {
       --in_flight;
     }).detach();
   }
-  switchboard::MutexLock lock(&stats.mu);
-  auto idle = [&in_flight] { return in_flight.load() == 0; };
-  stats.mu.Await(switchboard::Condition(&idle));
+  {
+    switchboard::MutexLock lock(&stats.mu);
+    auto idle = [&in_flight] { return in_flight.load() == 0; };
+    stats.mu.Await(switchboard::Condition(&idle));
+  }
+  PrintSummary(stats, 0, " done");
   return 0;
 }

@@ -12,7 +12,7 @@ if [ "$ready" -ne 3 ]; then
   echo "demo_smoke: expected 3 READY endpoints on the last screen, saw $ready" >&2
   exit 1
 fi
-if ! printf '%s\n' "$last" | grep -qE '^loadgen: sent [0-9]+ ok [1-9]'; then
+if ! printf '%s\n' "$last" | grep -qE '^loadgen:( done)? sent [0-9]+ ok [1-9]'; then
   echo "demo_smoke: the load generator completed no request" >&2
   exit 1
 fi

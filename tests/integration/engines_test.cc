@@ -1,9 +1,12 @@
 // The agent against every engine shape fakellm speaks (llama.cpp current and 2024, vLLM,
 // SGLang, TGI, and auto-detection): what the control plane shows must be the same
 // normalized state whatever the engine.
+#include <map>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/net.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -186,6 +189,89 @@ TEST(MeasuredSpeedsTest, VllmPrefillSpeedFromItsHistograms) {
   v1::Assignment a = AssignmentWithMeasuredSpeeds("vllm");
   ASSERT_EQ(a.endpoints_size(), 1);
   EXPECT_NEAR(a.endpoints(0).prefill_tokens_per_second(), 100, 25) << a.DebugString();
+}
+
+// Runs switchboard-loadgen for 3 s with 2,000-token prompts and returns how many requests
+// each endpoint completed, from its last line ("loadgen: done ... | ADDR=N ADDR=M").
+std::map<std::string, int> RunLoadgen(const std::string& cp_addr, const std::string& picker) {
+  auto lg = Subprocess::Start("switchboard-loadgen", {"--controlplane", cp_addr, "--pool", "m-7b", "--rps", "4",
+                                                      "--duration", "3s", "--max-tokens", "2", "--prompt-chars", "8000",
+                                                      "--report-every", "1s", "--picker", picker, "--seed", "3"});
+  absl::StatusOr<std::string> line = lg->WaitForLine("loadgen: done", absl::Seconds(60));
+  EXPECT_TRUE(line.ok()) << line.status();
+  std::map<std::string, int> out;
+  if (!line.ok()) return out;
+  const size_t bar = line->find('|');
+  if (bar == std::string::npos) return out;
+  for (absl::string_view kv : absl::StrSplit(absl::string_view(*line).substr(bar + 1), ' ', absl::SkipEmpty())) {
+    const size_t eq = kv.rfind('=');
+    int n = 0;
+    if (eq != absl::string_view::npos && absl::SimpleAtoi(kv.substr(eq + 1), &n))
+      out[std::string(kv.substr(0, eq))] = n;
+  }
+  return out;
+}
+
+// The size-aware picker end to end: the agent measures two servers that differ only in
+// prefill speed (4,000 against 800 prompt tokens/s), the control plane passes the speeds
+// on, and loadgen --picker size-aware sends long prompts to the fast one; the weighted
+// pick (what a proxy does) splits them by weight.
+TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
+  auto cp = Subprocess::Start("switchboard-controlplane",
+                              {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
+  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string cp_addr = absl::StrCat("127.0.0.1:", *port);
+  std::vector<std::unique_ptr<Subprocess>> servers;
+  std::vector<int> ports;
+  for (const char* prefill : {"4000", "800"}) {
+    servers.push_back(Subprocess::Start(
+        "switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "4", "--tokens-per-second",
+                                "50", "--prefill-tokens-per-second", prefill}));
+    auto sp = servers.back()->WaitForPort("http listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(sp.ok()) << sp.status();
+    ports.push_back(*sp);
+  }
+  const std::string fast = absl::StrCat("127.0.0.1:", ports[0]), slow = absl::StrCat("127.0.0.1:", ports[1]);
+  auto agent = Subprocess::Start(
+      "switchboard-agent",
+      {"--controlplane", cp_addr, "--backend", absl::StrCat("llamacpp=http://", fast), "--backend",
+       absl::StrCat("llamacpp=http://", slow), "--node-id", "n1", "--report-interval", "200ms", "--insecure"});
+  Subscriber sub(cp_addr, {"m-7b"});
+  // Two rounds of short requests to each, so that both prefill speeds get measured.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::thread> load;
+    for (int p : ports) SendChatCompletions(p, 2, 5, &load);
+    for (auto& t : load) t.join();
+  }
+  auto prefill_of = [](const v1::Assignment& a, const std::string& address) {
+    for (const auto& ep : a.endpoints()) {
+      if (ep.address() == address) return ep.prefill_tokens_per_second();
+    }
+    return 0.0;
+  };
+  v1::Assignment a;
+  ASSERT_TRUE(sub.WaitFor(
+      "m-7b",
+      // The warm-up prompts are 4 tokens (1 ms and 5 ms of prefill), so the scheduler's
+      // overshoot blurs the figures; only their order matters here.
+      [&](const v1::Assignment& x) { return prefill_of(x, slow) > 0 && prefill_of(x, fast) > prefill_of(x, slow); },
+      absl::Seconds(15), &a))
+      << a.DebugString();
+
+  std::map<std::string, int> aware = RunLoadgen(cp_addr, "size-aware");
+  std::map<std::string, int> weighted = RunLoadgen(cp_addr, "weighted");
+  const int aware_total = aware[fast] + aware[slow], weighted_total = weighted[fast] + weighted[slow];
+  ASSERT_GE(aware_total, 4);
+  ASSERT_GE(weighted_total, 4);
+  const double aware_share = static_cast<double>(aware[fast]) / aware_total;
+  std::cout << "to the fast server: size-aware " << aware[fast] << "/" << aware_total << ", weighted " << weighted[fast]
+            << "/" << weighted_total << "\n";
+  // 2,000 tokens: 0.5 s of prefill on the fast server, 2.5 s on the slow one. The picker
+  // draws candidates by weight, which follows free slots, so a busy fast server is
+  // occasionally not among the draws: mostly, not always.
+  EXPECT_GE(aware_share, 0.75);
+  EXPECT_GE(weighted[slow], 2) << "a weighted pick does not look at sizes";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -67,18 +68,14 @@ Subprocess::~Subprocess() {
   if (stdout_fd_ >= 0) close(stdout_fd_);
 }
 
-absl::StatusOr<int> Subprocess::WaitForPort(const std::string& prefix, absl::Duration timeout) {
+absl::StatusOr<std::string> Subprocess::WaitForLine(const std::string& prefix, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + Scaled(timeout);
   while (true) {
     size_t nl;
     while ((nl = buffer_.find('\n')) != std::string::npos) {
       std::string line = buffer_.substr(0, nl);
       buffer_.erase(0, nl + 1);
-      absl::string_view rest = line;
-      if (absl::ConsumePrefix(&rest, prefix)) {
-        int port;
-        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &port)) return port;
-      }
+      if (absl::StartsWith(line, prefix)) return line;
     }
     const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (left_ms <= 0) return absl::DeadlineExceededError(absl::StrCat("no '", prefix, "' line on stdout"));
@@ -89,6 +86,16 @@ absl::StatusOr<int> Subprocess::WaitForPort(const std::string& prefix, absl::Dur
     if (n <= 0) return absl::UnavailableError(absl::StrCat("process exited before printing '", prefix, "'"));
     buffer_.append(buf, static_cast<size_t>(n));
   }
+}
+
+absl::StatusOr<int> Subprocess::WaitForPort(const std::string& prefix, absl::Duration timeout) {
+  absl::StatusOr<std::string> line = WaitForLine(prefix, timeout);
+  if (!line.ok()) return line.status();
+  int port;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(*line).substr(prefix.size())), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("not a port: ", *line));
+  }
+  return port;
 }
 
 void Subprocess::Signal(int sig) {

@@ -40,6 +40,8 @@ class Subprocess {
   // Reads stdout until a line starts with `prefix`; returns the integer that ends it
   // (the programs print "grpc listening on port N").
   absl::StatusOr<int> WaitForPort(const std::string& prefix, absl::Duration timeout);
+  // The first line on stdout that starts with `prefix` (lines before it are dropped).
+  absl::StatusOr<std::string> WaitForLine(const std::string& prefix, absl::Duration timeout);
   void Signal(int sig);
   // Waits for exit; returns the exit status (or 128 + signal).
   int Wait();
