@@ -238,10 +238,11 @@ TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
       {"--controlplane", cp_addr, "--backend", absl::StrCat("llamacpp=http://", fast), "--backend",
        absl::StrCat("llamacpp=http://", slow), "--node-id", "n1", "--report-interval", "200ms", "--insecure"});
   Subscriber sub(cp_addr, {"m-7b"});
-  // Two rounds of short requests to each, so that both prefill speeds get measured.
+  // Two rounds of requests with 400-token prompts to each (0.1 s and 0.5 s of prefill), so
+  // that both prefill speeds get measured.
   for (int round = 0; round < 2; ++round) {
     std::vector<std::thread> load;
-    for (int p : ports) SendChatCompletions(p, 2, 5, &load);
+    for (int p : ports) SendChatCompletions(p, 2, 2, &load, 1600);
     for (auto& t : load) t.join();
   }
   auto prefill_of = [](const v1::Assignment& a, const std::string& address) {
@@ -253,9 +254,7 @@ TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
   v1::Assignment a;
   ASSERT_TRUE(sub.WaitFor(
       "m-7b",
-      // The warm-up prompts are 4 tokens (1 ms and 5 ms of prefill), so the scheduler's
-      // overshoot blurs the figures; only their order matters here.
-      [&](const v1::Assignment& x) { return prefill_of(x, slow) > 0 && prefill_of(x, fast) > prefill_of(x, slow); },
+      [&](const v1::Assignment& x) { return prefill_of(x, slow) > 0 && prefill_of(x, fast) > 2 * prefill_of(x, slow); },
       absl::Seconds(15), &a))
       << a.DebugString();
 

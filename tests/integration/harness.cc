@@ -173,15 +173,15 @@ int Subscriber::received() const {
   return received_;
 }
 
-void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads) {
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars) {
+  const std::string prompt = prompt_chars > 0 ? std::string(prompt_chars, 'x') : "tell me a story";
+  const std::string body =
+      absl::StrCat(R"({"messages":[{"role":"user","content":")", prompt, R"("}],"max_tokens":)", max_tokens, "}");
   for (int i = 0; i < n; ++i) {
-    threads->emplace_back([port, max_tokens] {
+    threads->emplace_back([port, body] {
       httplib::Client client("127.0.0.1", port);
       client.set_read_timeout(std::chrono::seconds(300));
-      client.Post(
-          "/v1/chat/completions",
-          absl::StrCat(R"({"messages":[{"role":"user","content":"tell me a story"}],"max_tokens":)", max_tokens, "}"),
-          "application/json");
+      client.Post("/v1/chat/completions", body, "application/json");
     });
   }
 }

@@ -83,7 +83,8 @@ class Subscriber {
 // Starts `n` chat completions of `max_tokens` output tokens against 127.0.0.1:port,
 // each on its own thread, appended to `threads` (join them after the server is gone or
 // the requests are done).
-void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads);
+// `prompt_chars` > 0 sends a prompt of that many characters (about a quarter as many tokens).
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars = 0);
 
 // Runs `sbctl --insecure --controlplane TARGET ARGS`; returns its exit code and output
 // (stdout and stderr).
