@@ -1,12 +1,18 @@
 // The control plane as an operator drives it: pool configuration from a file and its
 // reload on SIGHUP (streams stay up), autoscaling on the queue, manual scaling, and
 // explain.
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/net.h"
@@ -145,6 +151,93 @@ TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
   auto cp = Subprocess::Start("switchboard-controlplane",
                               {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--config", path});
   EXPECT_EQ(cp->Wait(), 2);
+}
+
+// A TCP forwarder on loopback that holds every chunk for `delay` in each direction, so
+// that a connection's handshake takes several times `delay`: a distant or loaded control
+// plane. (The wait models the link; it synchronizes nothing.)
+class SlowLink {
+ public:
+  SlowLink(int target_port, absl::Duration delay) : target_port_(target_port), delay_(delay) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(listen_fd_, 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { Accept(); });
+  }
+  ~SlowLink() {
+    stop_ = true;
+    if (accept_thread_.joinable()) accept_thread_.join();  // Then nothing adds to fds_ or pumps_.
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    for (std::thread& t : pumps_) t.join();
+    for (int fd : fds_) close(fd);
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      pollfd pfd{listen_fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;  // Wakes to see stop_.
+      const int client = accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(client);
+        close(upstream);
+        continue;
+      }
+      fds_.push_back(client);
+      fds_.push_back(upstream);
+      pumps_.emplace_back([this, client, upstream] { Pump(client, upstream); });
+      pumps_.emplace_back([this, client, upstream] { Pump(upstream, client); });
+    }
+  }
+  void Pump(int from, int to) {
+    char buf[16384];
+    while (!stop_) {
+      const ssize_t n = recv(from, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(delay_));
+      if (send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    shutdown(to, SHUT_WR);
+  }
+
+  const int target_port_;
+  const absl::Duration delay_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+  std::vector<int> fds_;            // Touched by the accept thread, then (after joining it)
+  std::vector<std::thread> pumps_;  // by the destructor.
+};
+
+// Regression: the channels' minimum reconnect backoff was 100 ms, which gRPC also takes
+// as the longest one connection attempt may last, so any handshake slower than that
+// failed ("connection attempt timed out before receiving SETTINGS frame").
+TEST(ControlPlaneLinkTest, SbctlWorksOverASlowLink) {
+  auto cp = Subprocess::Start("switchboard-controlplane",
+                              {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--insecure"});
+  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  SlowLink link(*port, absl::Milliseconds(150));
+  ASSERT_GT(link.port(), 0);
+  auto [rc, out] = RunSbctl(absl::StrCat("127.0.0.1:", link.port()), "status");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("no pools yet"));
 }
 
 }  // namespace

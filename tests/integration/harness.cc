@@ -187,7 +187,12 @@ void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::threa
 }
 
 std::pair<int, std::string> RunSbctl(const std::string& target, const std::string& args) {
-  FILE* p = popen((BinDir() + "/sbctl --insecure --controlplane " + target + " " + args + " 2>&1").c_str(), "r");
+  // sbctl's own per-call deadline (default 5s) scales like every other deadline here.
+  const std::string timeout = absl::StrCat(absl::ToInt64Milliseconds(Scaled(absl::Seconds(5))), "ms");
+  FILE* p =
+      popen((BinDir() + "/sbctl --insecure --timeout " + timeout + " --controlplane " + target + " " + args + " 2>&1")
+                .c_str(),
+            "r");
   if (p == nullptr) return {-1, "popen failed"};
   std::string out;
   char buf[512];
