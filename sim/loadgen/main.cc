@@ -84,22 +84,23 @@ class AssignmentWatcher {
       e.queue_depth = ep.queue_depth();
       e.decode_tokens_per_second = ep.decode_tokens_per_second();
       e.prefill_tokens_per_second = ep.prefill_tokens_per_second();
-      e.sent_since_assignment = sent_since_assignment_[ep.address()];
-      e.done_since_assignment = done_since_assignment_[ep.address()];
+      const SinceAssignment& since = since_assignment_[ep.address()];
+      e.sent_since_assignment = since.sent;
+      e.done_since_assignment = since.done;
       eps.push_back(e);
     }
     const int k = switchboard::controlplane::policy::PickEndpoint(
         eps, prompt_tokens, switchboard::controlplane::policy::PickerConfig(), rng);
     if (k < 0) return "";
     const std::string& address = assignment_.endpoints(k).address();
-    ++sent_since_assignment_[address];
+    ++since_assignment_[address].sent;
     return address;
   }
 
   // A request to `address` finished (either way).
   void Done(const std::string& address) {
     switchboard::MutexLock lock(&mu_);
-    ++done_since_assignment_[address];
+    ++since_assignment_[address].done;
   }
 
  private:
@@ -125,8 +126,7 @@ class AssignmentWatcher {
         stream->Write(ack);
         switchboard::MutexLock lock(&mu_);
         assignment_ = a;
-        sent_since_assignment_.clear();
-        done_since_assignment_.clear();
+        since_assignment_.clear();
       }
       stream->Finish();
       switchboard::MutexLock lock(&mu_);
@@ -140,8 +140,12 @@ class AssignmentWatcher {
   const std::string pool_;
   switchboard::Mutex mu_;
   switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint32_t> sent_since_assignment_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint32_t> done_since_assignment_ ABSL_GUARDED_BY(mu_);
+  // By address: requests this process sent there since the assignment arrived, and its
+  // requests there that finished since.
+  struct SinceAssignment {
+    uint32_t sent = 0, done = 0;
+  };
+  std::map<std::string, SinceAssignment> since_assignment_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

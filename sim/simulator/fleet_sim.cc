@@ -36,6 +36,12 @@ struct ServerView {
   bool routable = false;
 };
 
+// A proxy's own traffic to one server since its last view: requests it sent there, and
+// its requests there that finished (sent before or after the view).
+struct SinceView {
+  uint32_t sent = 0, done = 0;
+};
+
 struct View {
   std::vector<ServerView> servers;
   std::vector<uint32_t> weights;  // Switchboard's weights for this view.
@@ -74,8 +80,7 @@ class FleetSim {
     if (scale_type_ == nullptr) scale_type_ = &s.servers.front();
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
-    sent_since_view_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
-    done_since_view_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
+    since_view_.assign(s.proxies, std::vector<SinceView>(servers_.size()));
     rr_.assign(s.proxies, 0);
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
@@ -104,8 +109,7 @@ class FleetSim {
           break;
         case EventType::kViewArrives:
           proxy_view_[e.a] = views_.at(e.b - views_base_);
-          std::fill(sent_since_view_[e.a].begin(), sent_since_view_[e.a].end(), 0);
-          std::fill(done_since_view_[e.a].begin(), done_since_view_[e.a].end(), 0);
+          std::fill(since_view_[e.a].begin(), since_view_[e.a].end(), SinceView());
           break;
         case EventType::kAutoscale:
           Autoscale();
@@ -221,8 +225,8 @@ class FleetSim {
           e.queue_depth = sv.queue;
           e.decode_tokens_per_second = sv.decode_tps;
           e.prefill_tokens_per_second = sv.prefill_tps;
-          e.sent_since_assignment = sent_since_view_[proxy][c];
-          e.done_since_assignment = done_since_view_[proxy][c];
+          e.sent_since_assignment = since_view_[proxy][c].sent;
+          e.done_since_assignment = since_view_[proxy][c].done;
           eps.push_back(e);
         }
         policy::PickerConfig pc;
@@ -280,7 +284,7 @@ class FleetSim {
     }
     request_proxy_[r] = proxy;
     ++outstanding_[proxy][server];
-    ++sent_since_view_[proxy][server];
+    ++since_view_[proxy][server].sent;
     Server& srv = servers_[server];
     if (srv.busy < srv.type->slots) {
       Start(r, server);
@@ -304,7 +308,7 @@ class FleetSim {
     Server& srv = servers_[server];
     --srv.busy;
     --outstanding_[request_proxy_[r]][server];
-    ++done_since_view_[request_proxy_[r]][server];
+    ++since_view_[request_proxy_[r]][server].done;
     ++completed_;
     if (!srv.queue.empty()) {
       const int next = srv.queue.front();
@@ -375,8 +379,7 @@ class FleetSim {
     for (int i = current; i < desired; ++i) {
       servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
       for (auto& o : outstanding_) o.push_back(0);
-      for (auto& o : sent_since_view_) o.push_back(0);
-      for (auto& o : done_since_view_) o.push_back(0);
+      for (auto& o : since_view_) o.emplace_back();
       Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);
     }
     for (int i = desired; i < current; ++i) {
@@ -446,9 +449,8 @@ class FleetSim {
   size_t views_base_ = 0;
   std::vector<View> proxy_view_;
   std::vector<uint32_t> previous_weights_;
-  std::vector<std::vector<int>> outstanding_;      // [proxy][server]: requests sent, not done.
-  std::vector<std::vector<int>> sent_since_view_;  // [proxy][server]: sent since its last view.
-  std::vector<std::vector<int>> done_since_view_;  // [proxy][server]: of its requests, finished since.
+  std::vector<std::vector<int>> outstanding_;       // [proxy][server]: requests sent, not done.
+  std::vector<std::vector<SinceView>> since_view_;  // [proxy][server], since the proxy's last view.
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
