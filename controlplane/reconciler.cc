@@ -109,11 +109,11 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   as.last_requests = requests;
   as.last_requests_at = now;
 
-  // Predictive: learn demand (busy + queued) by hour of week; propose what the forecast
+  // Predictive: learn demand (busy + queued, capped) by hour of week; propose what the forecast
   // `lead_time` ahead needs at the target occupancy.
   policy::AutoscaleConfig autoscale = *pp.autoscale;
   const absl::Time wall = clock_->Now();
-  const double demand = busy + queue;
+  const double demand = policy::SeasonalForecast::Demand(busy, queue, slots);
   as.forecast.Observe(wall, demand);
   std::string predicted_text;
   if (pp.predictive) {

@@ -167,7 +167,10 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
     MetricProposal p = Propose(target, obs, config, input);
     d.proposals.push_back(p);
     if (!p.valid) {
-      any_invalid = true;
+      // A forecast without history for that hour has no opinion; it is not a metric that
+      // could not be read, and must not hold the pool at its size until the profile fills
+      // (a week, for the calendar profile).
+      if (target.signal != ScalingSignal::kPredicted) any_invalid = true;
       continue;
     }
     if (p.replicas > proposal) {

@@ -1,6 +1,10 @@
 // Seasonal demand forecast for predictive scaling: a profile by hour of the week
 // (168 buckets, each a time-decayed mean, half-life two weeks) times a trend factor (how
-// the last hour compared with the profile for that hour, clamped to [0.5, 2]).
+// the last bucket's worth of time, an hour, compared with the profile, clamped to
+// [0.5, 2]).
+// Until an hour has history, the forecast for it is the recent demand's straight-line
+// trend (least squares over the last `extrapolation_window`) carried forward, within
+// [0.5, 2] x the current level, so that even the first day's ramps are met ahead.
 // New LLM replicas take minutes to load: predicting demand `lead time` ahead lets the
 // autoscaler add them before a known peak instead of after it.
 // Pure and deterministic; time is always passed in (wall time: the profile is about the
@@ -21,17 +25,34 @@ class SeasonalForecast {
  public:
   static constexpr int kBuckets = 7 * 24;
 
-  explicit SeasonalForecast(absl::Duration half_life = absl::Hours(24 * 14)) : half_life_(half_life) {}
+  explicit SeasonalForecast(absl::Duration half_life = absl::Hours(24 * 14),
+                            absl::Duration extrapolation_window = absl::Minutes(15))
+      : half_life_(half_life), extrapolation_window_(extrapolation_window) {}
   // A custom season (the simulator compresses a day into an hour): `buckets` equal slices
   // of `period`, counted from the Unix epoch. At most kBuckets.
-  SeasonalForecast(absl::Duration half_life, absl::Duration period, int buckets)
-      : half_life_(half_life), period_(period), buckets_(std::min(buckets, kBuckets)) {}
+  SeasonalForecast(absl::Duration half_life, absl::Duration period, int buckets, absl::Duration extrapolation_window)
+      : half_life_(half_life),
+        extrapolation_window_(extrapolation_window),
+        period_(period),
+        buckets_(std::min(buckets, kBuckets)) {}
 
-  // Records the demand seen at `time` (e.g. requests in flight plus queued).
+  // The demand to observe for a pool: slots busy plus requests queued, but at most twice
+  // the slots. A queue that built up during an overload measures how long the pool was
+  // short, not how much capacity it lacked; uncapped, one burst's backlog would teach
+  // the profile (and the trend) a peak several times the real one.
+  static double Demand(double busy, double queue, double slots) {
+    const double d = busy + queue;
+    return slots > 0 ? std::min(d, 2 * slots) : d;
+  }
+
+  // Records the demand seen at `time` (see Demand()).
   void Observe(absl::Time time, double demand);
   // Demand expected at `at`: the profile of at's hour of the week times the recent trend;
-  // nullopt until that hour has been seen at least once.
+  // for an hour not seen in an earlier week yet, the straight-line extrapolation; nullopt
+  // when neither exists (fewer than 4 recent observations).
   std::optional<double> Predict(absl::Time at) const;
+  // The straight-line extrapolation alone, for explain.
+  std::optional<double> Extrapolate(absl::Time at) const;
   // The profile alone (no trend), for explain.
   std::optional<double> Profile(absl::Time at) const;
   double trend() const;
@@ -43,7 +64,11 @@ class SeasonalForecast {
   struct Cell {
     double sum = 0, weight = 0;
     absl::Time updated = absl::InfinitePast();
+    absl::Time first = absl::InfiniteFuture();  // The first observation ever.
   };
+  // Whether at's bucket was seen in an earlier season (not just earlier in this very
+  // occurrence of it, which says nothing about what comes next).
+  bool HasHistory(absl::Time at) const;
   struct Recent {
     absl::Time time;
     double actual, profile;
@@ -51,10 +76,16 @@ class SeasonalForecast {
   double Decayed(const Cell& c, absl::Time at, double* weight) const;
 
   const absl::Duration half_life_;
+  const absl::Duration extrapolation_window_;
   const absl::Duration period_ = absl::ZeroDuration();  // Zero: the calendar week.
   const int buckets_ = kBuckets;
   std::array<Cell, kBuckets> cells_;
-  std::deque<Recent> recent_;  // The last hour: for the trend.
+  std::deque<Recent> recent_;  // The last bucket's worth of time: for the trend.
+  struct Sample {
+    absl::Time time;
+    double demand;
+  };
+  std::deque<Sample> samples_;  // The last extrapolation window.
 };
 
 }  // namespace switchboard::controlplane::policy

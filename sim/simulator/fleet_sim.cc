@@ -64,6 +64,16 @@ double Percentile(std::vector<double>& v, double q) {
   return v[k];
 }
 
+// Look back for the straight-line trend as far as the forecast looks ahead (one cold
+// start), and at least over four autoscaling syncs.
+absl::Duration ExtrapolationWindow(const Scenario& s) {
+  double cold_start = 0;
+  for (const ServerType& t : s.servers) {
+    if (t.name == s.scale_server_type || cold_start == 0) cold_start = t.cold_start_s;
+  }
+  return absl::Seconds(std::max(2 * cold_start, 4 * s.autoscale_interval_s));
+}
+
 class FleetSim {
  public:
   FleetSim(const Scenario& s, const std::vector<SimRequest>& w, Routing routing, Scaling scaling, uint64_t seed)
@@ -72,7 +82,7 @@ class FleetSim {
         routing_(routing),
         scaling_(scaling),
         rng_(seed),
-        forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24) {
+        forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24, ExtrapolationWindow(s)) {
     for (const ServerType& t : s.servers) {
       for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1});
       if (t.name == s.scale_server_type) scale_type_ = &t;
@@ -364,7 +374,7 @@ class FleetSim {
     in.now = absl::UnixEpoch() + absl::Seconds(now_);
     in.metrics = {{policy::ScalingSignal::kQueuePerReplica, queue, true},
                   {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0}};
-    forecast_.Observe(in.now, busy + queue);
+    forecast_.Observe(in.now, policy::SeasonalForecast::Demand(busy, queue, slots));
     if (scaling_ == Scaling::kSwitchboardPredictive) {
       std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));
       // The forecast one cold start ahead (the scenario's lead_time), in replicas at the
@@ -373,6 +383,7 @@ class FleetSim {
       in.metrics.push_back(
           {policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0, expected.has_value()});
     }
+    replicas_by_minute_[static_cast<int>(now_ / 60)] = {current, ready};
     const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
     if (last_desired_ && *last_desired_ != desired) ++scaling_changes_;
     last_desired_ = desired;
@@ -425,7 +436,21 @@ class FleetSim {
     out.e2e_p99_s = Percentile(e2e, 0.99);
     out.throughput_rps = ttft.size() / std::max(1.0, s_.duration_s - s_.warmup_s);
     for (auto& [minute, v] : by_minute) {
-      if (Percentile(v, 0.95) > s_.slo_ttft_s) out.slo_violation_minutes += 1;
+      MinuteResult m;
+      m.minute = minute;
+      m.requests = static_cast<int>(v.size());
+      m.ttft_p95_s = Percentile(v, 0.95);
+      if (m.ttft_p95_s > s_.slo_ttft_s) out.slo_violation_minutes += 1;
+      // Replica counts as of the minute's last sync (or the last sync before it).
+      auto it = replicas_by_minute_.upper_bound(minute);
+      if (it != replicas_by_minute_.begin()) {
+        --it;
+        m.replicas = it->second.first;
+        m.ready_replicas = it->second.second;
+      } else {
+        m.replicas = m.ready_replicas = static_cast<int>(servers_.size());  // A fixed fleet.
+      }
+      out.minutes.push_back(m);
     }
     for (const Server& srv : servers_) {
       const double end = srv.removed_s >= 0 ? std::min(srv.removed_s, s_.duration_s) : s_.duration_s;
@@ -460,6 +485,7 @@ class FleetSim {
   policy::SeasonalForecast forecast_;
   std::optional<int> last_desired_;
   int scaling_changes_ = 0;
+  std::map<int, std::pair<int, int>> replicas_by_minute_;  // Minute -> {replicas, ready} at its last sync.
 };
 
 }  // namespace

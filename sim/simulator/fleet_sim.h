@@ -39,6 +39,15 @@ enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kS
 const char* RoutingName(Routing r);
 const char* ScalingName(Scaling s);
 
+// One simulated minute (by request arrival time), for timelines.
+struct MinuteResult {
+  int minute = 0;
+  int requests = 0;        // Arrived in this minute (and measured: after warmup).
+  double ttft_p95_s = 0;   // Of those requests.
+  int replicas = 0;        // Servers loading or ready at the minute's last autoscaling sync.
+  int ready_replicas = 0;  // Of which ready.
+};
+
 struct PolicyResult {
   std::string policy;
   double ttft_p50_s = 0, ttft_p95_s = 0, ttft_p99_s = 0, e2e_p99_s = 0;
@@ -47,6 +56,7 @@ struct PolicyResult {
   double gpu_hours = 0;
   int scaling_changes = 0;
   int64_t completed = 0;
+  std::vector<MinuteResult> minutes;  // Measured minutes, in order.
 };
 
 PolicyResult Simulate(const Scenario& scenario, const std::vector<SimRequest>& workload, Routing routing,

@@ -44,6 +44,100 @@ void WriteBarChart(const std::string& path, const std::string& title,
   out << "</svg>\n";
 }
 
+// The autoscaling policies minute by minute, as plain SVG: replicas (with the arrival
+// rate behind them) above, p95 TTFT against the SLO below.
+void WriteTimeline(const std::string& path, const std::string& title, double slo_s,
+                   const std::vector<switchboard::sim::PolicyResult>& results) {
+  const char* colors[] = {"#9aa5b1", "#d08c2b", "#7fb3d5", "#1f5f99", "#6a3d9a", "#2ca02c"};
+  const int width = 900, left = 60, right = 20, panel_h = 220, gap = 50, top = 60;
+  int first = 1 << 30, last = 0, max_replicas = 1, max_requests = 1;
+  for (const auto& r : results) {
+    for (const auto& m : r.minutes) {
+      first = std::min(first, m.minute);
+      last = std::max(last, m.minute);
+      max_replicas = std::max(max_replicas, m.replicas);
+      max_requests = std::max(max_requests, m.requests);
+    }
+  }
+  if (last <= first) return;
+  const double ttft_cap = 4 * slo_s;  // Overloaded minutes are drawn at the top edge.
+  auto x = [&](int minute) { return left + (width - left - right) * double(minute - first) / (last - first); };
+  auto y_rep = [&](double v) { return top + panel_h * (1 - v / (max_replicas * 1.1)); };
+  const int top2 = top + panel_h + gap;
+  auto y_ttft = [&](double v) { return top2 + panel_h * (1 - std::min(v, ttft_cap) / ttft_cap); };
+
+  std::ofstream out(path);
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << top2 + panel_h + 40
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\" font-size=\"15\">" << title
+      << "</text>\n";
+  // Legend.
+  for (size_t i = 0; i < results.size(); ++i) {
+    const double lx = left + 170.0 * i;
+    out << absl::StrFormat("<rect x=\"%.0f\" y=\"32\" width=\"14\" height=\"4\" fill=\"%s\"/>", lx, colors[i % 6])
+        << absl::StrFormat("<text x=\"%.0f\" y=\"38\">%s</text>\n", lx + 18, results[i].policy);
+  }
+  // Arrivals per minute (the same for every policy), shaded behind the replica lines.
+  std::string area = absl::StrFormat("M%.1f,%.1f", x(first), double(top + panel_h));
+  for (const auto& m : results.front().minutes) {
+    area +=
+        absl::StrFormat(" L%.1f,%.1f", x(m.minute), top + panel_h * (1 - double(m.requests) / (max_requests * 1.1)));
+  }
+  area += absl::StrFormat(" L%.1f,%.1f Z", x(last), double(top + panel_h));
+  out << "<path d=\"" << area << "\" fill=\"#eef1f4\"/>\n";
+  out << absl::StrFormat("<text x=\"%d\" y=\"%d\">replicas (lines); requests per minute (shaded, peak %d)</text>\n",
+                         left, top - 6 + 0, max_requests);
+  out << absl::StrFormat(
+      "<text x=\"%d\" y=\"%d\">p95 TTFT per minute (drawn up to %.0f s); dashed: the %.0f s SLO</text>\n", left,
+      top2 - 6, ttft_cap, slo_s);
+  for (int panel = 0; panel < 2; ++panel) {
+    const int y0 = panel == 0 ? top : top2;
+    out << absl::StrFormat("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#555\"/>\n", left,
+                           y0, width - left - right, panel_h);
+  }
+  for (int v = 0; v <= max_replicas; v += std::max(1, max_replicas / 5)) {
+    out << absl::StrFormat("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", left - 6, y_rep(v) + 4, v);
+  }
+  for (double v = 0; v <= ttft_cap; v += slo_s) {
+    out << absl::StrFormat("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0fs</text>\n", left - 6, y_ttft(v) + 4, v);
+  }
+  out << absl::StrFormat(
+      "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#c0392b\" stroke-dasharray=\"6,4\"/>\n", left,
+      width - right, y_ttft(slo_s), y_ttft(slo_s));
+  const int step = std::max(1, (last - first) / 8 / 10 * 10);
+  for (int m = first; m <= last; m += step) {
+    out << absl::StrFormat("<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d min</text>\n", x(m),
+                           top2 + panel_h + 16, m);
+  }
+  for (size_t i = 0; i < results.size(); ++i) {
+    std::string rep, ttft;
+    for (const auto& m : results[i].minutes) {
+      rep += absl::StrFormat("%s%.1f,%.1f", rep.empty() ? "M" : " L", x(m.minute), y_rep(m.replicas));
+      ttft += absl::StrFormat("%s%.1f,%.1f", ttft.empty() ? "M" : " L", x(m.minute), y_ttft(m.ttft_p95_s));
+    }
+    for (const std::string& d : {rep, ttft}) {
+      out << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << colors[i % 6] << "\" stroke-width=\"1.3\"/>\n";
+    }
+  }
+  out << "</svg>\n";
+}
+
+// One row per policy and minute: what the timeline chart draws, for other tools.
+bool WriteTimelineCsv(const std::string& path, const std::vector<switchboard::sim::PolicyResult>& routing,
+                      const std::vector<switchboard::sim::PolicyResult>& scaling) {
+  std::ofstream out(path);
+  if (!out) return false;
+  out << "kind,policy,minute,requests,ttft_p95_s,replicas,ready_replicas\n";
+  for (const auto* list : {&routing, &scaling}) {
+    for (const auto& r : *list) {
+      for (const auto& m : r.minutes) {
+        out << (list == &routing ? "routing" : "autoscaling") << "," << r.policy << "," << m.minute << "," << m.requests
+            << "," << absl::StrFormat("%.3f", m.ttft_p95_s) << "," << m.replicas << "," << m.ready_replicas << "\n";
+      }
+    }
+  }
+  return static_cast<bool>(out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,12 +145,18 @@ int main(int argc, char** argv) {
   std::string scenario_path;
   uint64_t seed = 0;
   bool json = false;
-  std::string svg;
+  std::string svg, timeline;
   CLI::App app{"switchboard-sim: compare routing and autoscaling policies on a simulated LLM fleet."};
   app.add_option("--scenario", scenario_path, "scenario YAML (see sim/scenarios/README.md)")->required();
   app.add_option("--seed", seed, "random seed (default: the scenario's)");
   app.add_flag("--json", json, "print {\"routing\": [...], \"autoscaling\": [...]} instead of tables");
-  app.add_option("--svg", svg, "also write bar charts: PREFIX-routing.svg (p99 TTFT) and PREFIX-autoscaling.svg");
+  app.add_option("--svg", svg,
+                 "also write charts: PREFIX-routing.svg (p99 TTFT), and for autoscaling scenarios "
+                 "PREFIX-autoscaling.svg (SLO-violation minutes) and PREFIX-timeline.svg (replicas and p95 TTFT "
+                 "minute by minute)");
+  app.add_option("--timeline", timeline,
+                 "also write every policy's minutes as CSV (kind,policy,minute,requests,ttft_p95_s,replicas,"
+                 "ready_replicas) to this file");
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<Scenario> scenario = LoadScenario(scenario_path);
@@ -93,7 +193,13 @@ int main(int argc, char** argv) {
       WriteBarChart(
           svg + "-autoscaling.svg", scenario->name + ": SLO-violation minutes by autoscaling policy", scaling,
           [](const PolicyResult& r) { return r.slo_violation_minutes; }, " min", false);
+      WriteTimeline(svg + "-timeline.svg", scenario->name + ": autoscaling minute by minute", scenario->slo_ttft_s,
+                    scaling);
     }
+  }
+  if (!timeline.empty() && !WriteTimelineCsv(timeline, routing, scaling)) {
+    std::cerr << "switchboard-sim: cannot write " << timeline << "\n";
+    return 2;
   }
 
   auto to_json = [](const std::vector<PolicyResult>& rs) {

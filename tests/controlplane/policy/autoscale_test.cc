@@ -229,5 +229,20 @@ TEST(AutoscaleTest, PredictedReplicasActLikeAMetric) {
   EXPECT_THAT(d.reason, HasSubstr("predicted"));
 }
 
+TEST(AutoscaleTest, ForecastWithoutHistoryDoesNotBlockScaleDown) {
+  // Found with the simulator: the pool held its startup size for a whole (simulated) day,
+  // because a forecast with no history counted as an unreadable metric.
+  AutoscaleConfig c = QueueConfig();
+  c.metrics.push_back({ScalingSignal::kPredicted, 1});
+  AutoscaleState s;
+  AutoscaleDecision d =
+      Autoscale(c, Input(8, {Queue(0), {ScalingSignal::kPredicted, 0, /*valid=*/false}}, absl::Minutes(10)), &s);
+  EXPECT_EQ(d.desired_replicas, 1) << d.reason;
+  // An unreadable queue, by contrast, still forbids the scale-down.
+  AutoscaleState s2;
+  d = Autoscale(c, Input(8, {{ScalingSignal::kQueuePerReplica, 0, false}, {ScalingSignal::kPredicted, 2, true}}), &s2);
+  EXPECT_EQ(d.desired_replicas, 8) << d.reason;
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane::policy

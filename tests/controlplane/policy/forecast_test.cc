@@ -51,5 +51,43 @@ TEST(ForecastTest, TrendScalesTheProfile) {
   EXPECT_GT(f.trend(), 1.4);
 }
 
+TEST(ForecastTest, DemandCountsTheQueueUpToTwiceTheSlots) {
+  EXPECT_EQ(SeasonalForecast::Demand(10, 3, 16), 13);
+  EXPECT_EQ(SeasonalForecast::Demand(16, 1000, 16), 32) << "a backlog is not a peak";
+  EXPECT_EQ(SeasonalForecast::Demand(0, 5, 0), 5) << "no ready slots: the queue is all there is";
+}
+
+TEST(ForecastTest, ExtrapolatesTheRampOfAnHourWithoutHistory) {
+  SeasonalForecast f(absl::Hours(24 * 14), absl::Minutes(10));
+  const absl::Time start = kMonday + absl::Hours(8);
+  // Three observations are not a trend yet.
+  for (int m = 0; m < 3; ++m) f.Observe(start + absl::Minutes(m), 20 + 2 * m);
+  EXPECT_FALSE(f.Predict(start + absl::Minutes(5)).has_value());
+  // Demand rising by 2 a minute; only the last 10 minutes count.
+  for (int m = 3; m <= 30; ++m) f.Observe(start + absl::Minutes(m), 20 + 2 * m);
+  const absl::Time now = start + absl::Minutes(30);
+  EXPECT_NEAR(*f.Extrapolate(now), 80, 1e-6);
+  EXPECT_NEAR(*f.Predict(now + absl::Minutes(5)), 90, 1e-6) << "the 08:00 hour has no history: the line";
+  EXPECT_NEAR(*f.Predict(now + absl::Hours(2)), 160, 1e-6) << "at most twice the current level";
+  // A falling demand bottoms out at half the level, never below zero.
+  SeasonalForecast g(absl::Hours(24 * 14), absl::Minutes(10));
+  for (int m = 0; m <= 10; ++m) g.Observe(start + absl::Minutes(m), 100 - 5 * m);
+  EXPECT_NEAR(*g.Predict(start + absl::Minutes(12)), 40, 1e-6);
+  EXPECT_NEAR(*g.Predict(start + absl::Minutes(60)), 25, 1e-6);
+}
+
+TEST(ForecastTest, ACustomSeasonTakesItsTrendOverOneBucket) {
+  // The simulator's compressed day: 24 buckets of 150 s in an hour.
+  SeasonalForecast f(absl::Hours(24 * 365), absl::Hours(1), 24, absl::Minutes(2));
+  const absl::Time t0 = absl::UnixEpoch();
+  for (int s = 0; s < 3600; s += 15) f.Observe(t0 + absl::Seconds(s), 10);
+  // The next day starts at twice the demand; 150 s later the trend says so.
+  for (int s = 3600; s < 3750; s += 15) f.Observe(t0 + absl::Seconds(s), 20);
+  EXPECT_GT(f.trend(), 1.5);
+  // And 150 s after the burst ends, the trend is back near 1.
+  for (int s = 3750; s < 3900; s += 15) f.Observe(t0 + absl::Seconds(s), 10);
+  EXPECT_NEAR(f.trend(), 1.0, 0.1);
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane::policy
