@@ -82,6 +82,10 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   // ready, the total queue, slot occupancy over ready replicas, and the request rate.
   int32_t current = 0, ready = 0;
   double queue = 0, busy = 0, slots = 0, requests = 0;
+  // Slot demand: over the endpoints seen at both syncs whose server counts finished
+  // requests, those finished and the growth of the requests in flight.
+  double completions = 0, in_flight_growth = 0;
+  std::map<std::string, PoolAutoscale::Flow> flow;
   for (const EndpointView& ep : endpoints) {
     if (!ep.reported || ep.report_age > pp.policy.circuit.staleness_bound || ep.state == v1::ENDPOINT_STATE_UNHEALTHY) {
       continue;
@@ -89,6 +93,13 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
     ++current;
     queue += ep.queue_depth;
     requests += static_cast<double>(ep.requests_total);
+    const std::string key = absl::StrCat(ep.node_id, "/", ep.address);
+    const double in_flight = static_cast<double>(ep.slots_busy) + ep.queue_depth;
+    if (ep.requests_total > 0) flow[key] = {ep.requests_total, in_flight};
+    if (auto it = as.last_flow.find(key); it != as.last_flow.end() && ep.requests_total >= it->second.requests_total) {
+      completions += static_cast<double>(ep.requests_total - it->second.requests_total);
+      in_flight_growth += in_flight - it->second.in_flight;
+    }
     if (ep.state == v1::ENDPOINT_STATE_READY) {
       ++ready;
       busy += ep.slots_busy;
@@ -102,6 +113,9 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   in.manual = manual;
   in.metrics.push_back({policy::ScalingSignal::kQueuePerReplica, queue, true});
   in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0});
+  as.last_flow = std::move(flow);
+  const double offered = policy::OfferedSlots(busy, in_flight_growth, completions, slots);
+  in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0});
   double rps = 0;
   const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;
   if (rps_valid) rps = (requests - as.last_requests) / absl::ToDoubleSeconds(now - as.last_requests_at);
@@ -109,11 +123,11 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   as.last_requests = requests;
   as.last_requests_at = now;
 
-  // Predictive: learn demand (busy + queued, capped) by hour of week; propose what the forecast
+  // Predictive: learn demand (the offered slots, as for slot demand) by hour of week; propose what the forecast
   // `lead_time` ahead needs at the target occupancy.
   policy::AutoscaleConfig autoscale = *pp.autoscale;
   const absl::Time wall = clock_->Now();
-  const double demand = policy::SeasonalForecast::Demand(busy, queue, slots);
+  const double demand = slots > 0 ? offered : queue;  // No replica ready: the queue is all there is.
   as.forecast.Observe(wall, demand);
   std::string predicted_text;
   if (pp.predictive) {
@@ -133,9 +147,10 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   ReplicaDecision out;
   out.desired = d.desired_replicas;
   out.explanation = absl::StrFormat(
-      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, requests/s %s%s; "
-      "min %d, max %d, tolerance %.2f, %s",
+      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, slot demand %.2f "
+      "(%.0f finished, in flight %+.0f since the last sync), requests/s %s%s; min %d, max %d, tolerance %.2f, %s",
       d.desired_replicas, current, ready, d.reason, queue, slots > 0 ? busy / slots : 0.0,
+      slots > 0 ? offered / slots : 0.0, completions, in_flight_growth,
       rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", predicted_text, pp.autoscale->min_replicas,
       pp.autoscale->max_replicas, pp.autoscale->tolerance,
       pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");

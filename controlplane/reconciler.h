@@ -76,6 +76,13 @@ class Reconciler {
     std::optional<ReplicaDecision> last;
     double last_requests = -1;  // Pool's summed request counters at the last sync.
     absl::Time last_requests_at;
+    // Per endpoint (node/address) at the last sync: finished-request counter and
+    // requests in flight, for the slot-demand signal.
+    struct Flow {
+      uint64_t requests_total = 0;
+      double in_flight = 0;
+    };
+    std::map<std::string, Flow> last_flow;
     uint64_t manual_generation = 0;
     policy::SeasonalForecast forecast;  // Replayed from history samples at start.
   };

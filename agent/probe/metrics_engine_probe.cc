@@ -39,7 +39,7 @@ const EngineSpec& VllmSpec() {
     s->ttft_histogram = "vllm:time_to_first_token_seconds";
     s->e2e_histogram = "vllm:e2e_request_latency_seconds";
     s->generated_tokens = "vllm:generation_tokens_total";
-    s->requests = "vllm:request_success_total";
+    s->requests = {"vllm:request_success_total"};
     // V1 engine (0.7+): per-request histograms observed when a request finishes; their
     // _sum series pair up (prompt tokens, seconds from scheduled to first token).
     s->prefill_tokens = "vllm:request_prompt_tokens_sum";
@@ -59,7 +59,7 @@ const EngineSpec& SglangSpec() {
     s->ttft_histogram = "sglang:time_to_first_token_seconds";
     s->e2e_histogram = "sglang:e2e_request_latency_seconds";
     s->generated_tokens = "sglang:generation_tokens_total";
-    s->requests = "sglang:num_requests_total";
+    s->requests = {"sglang:num_requests_total"};
     return s;
   }();
   return *spec;
@@ -73,7 +73,8 @@ const EngineSpec& TgiSpec() {
     s->waiting = "tgi_queue_size";
     s->e2e_histogram = "tgi_request_duration";
     s->generated_tokens = "tgi_request_generated_tokens_sum";
-    s->requests = "tgi_request_count";
+    // tgi_request_count counts requests as they arrive; finished ones are these two.
+    s->requests = {"tgi_request_success", "tgi_request_failure"};
     s->failures = "tgi_request_failure";
     s->models_from_info = true;
     return s;
@@ -182,7 +183,10 @@ std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out
   }
   out->set_prefill_tokens_per_second(prefill_tokens_per_second_);
 
-  std::optional<double> requests = scrape->Sum(spec_.requests);
+  std::optional<double> requests;
+  for (const std::string& name : spec_.requests) {
+    if (std::optional<double> v = scrape->Sum(name)) requests = requests.value_or(0) + *v;
+  }
   std::optional<double> failures = spec_.failures.empty() ? std::optional<double>(0) : scrape->Sum(spec_.failures);
   if (FiniteNonNegative(requests)) out->set_requests_total(static_cast<uint64_t>(*requests));
   if (FiniteNonNegative(failures) && FiniteNonNegative(requests) && *failures <= *requests) {

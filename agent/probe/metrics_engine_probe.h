@@ -21,9 +21,9 @@ struct EngineSpec {
   std::vector<std::string> kv_usage;  // 0-1 gauges, first present wins (newest name first).
   std::string ttft_histogram;         // Empty when the engine exports none (TGI).
   std::string e2e_histogram;
-  std::string generated_tokens;  // Counter (or a histogram's _sum).
-  std::string requests;          // Counter of finished requests (summed over labels).
-  std::string failures;          // Counter of failed requests; empty if none.
+  std::string generated_tokens;       // Counter (or a histogram's _sum).
+  std::vector<std::string> requests;  // Counters of finished requests (summed, over labels too).
+  std::string failures;               // Counter of failed requests; empty if none.
   // Prompt tokens and the seconds spent prefilling them, as a pair of counters that grow
   // together (vLLM: two histograms' _sum); empty when the engine exports no prefill time.
   std::string prefill_tokens;

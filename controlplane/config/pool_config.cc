@@ -161,11 +161,14 @@ class Parser {
         } else if (type == "slot_occupancy") {
           t.signal = policy::ScalingSignal::kSlotOccupancy;
           max_target = 1.0;
+        } else if (type == "slot_demand") {
+          t.signal = policy::ScalingSignal::kSlotDemand;
+          max_target = 1.0;
         } else if (type == "requests_per_second") {
           t.signal = policy::ScalingSignal::kRequestsPerSecond;
         } else {
           return Error(list[i]["type"], f + ".type",
-                       "must be queue_per_replica, slot_occupancy or requests_per_second");
+                       "must be queue_per_replica, slot_occupancy, slot_demand or requests_per_second");
         }
         if (absl::Status s = Number<double>(list[i]["target"], f + ".target", 1e-9, max_target, &t.target); !s.ok()) {
           return s;
@@ -275,11 +278,12 @@ FleetConfig DefaultFleetConfig() {
   AutoscaleConfig a;
   a.min_replicas = 1;
   a.max_replicas = 100;
-  // Slot occupancy at 75%, scale-down after 5 minutes at most 2 replicas a minute: the
+  // Slot demand at 75%, scale-down after 5 minutes at most 2 replicas a minute: the
   // best of the configurations evaluated in docs/policy-evaluation.md (a queue-length
-  // target overshoots once replicas take minutes to load; the simulator's
-  // switchboard_reactive policy is this configuration).
-  a.metrics = {{policy::ScalingSignal::kSlotOccupancy, 0.75}};
+  // target overshoots once replicas take minutes to load; occupancy alone cannot see
+  // how far past 100% a burst goes; the simulator's switchboard_reactive policy is this
+  // configuration).
+  a.metrics = {{policy::ScalingSignal::kSlotDemand, 0.75}};
   HpaBehavior b;
   b.scale_down.stabilization_window = absl::Seconds(300);
   b.scale_down.policies = {{policy::HpaScalingPolicy::Type::kPods, 2, absl::Seconds(60)}};

@@ -78,7 +78,8 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
       p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(obs.value / target.target));
       break;
     }
-    case ScalingSignal::kSlotOccupancy: {
+    case ScalingSignal::kSlotOccupancy:
+    case ScalingSignal::kSlotDemand: {
       // Utilization over ready replicas: desired = ceil(ratio x ready).
       const int32_t ready = std::max(input.ready_replicas, 0);
       const int32_t unready = std::max(0, current - ready);
@@ -108,6 +109,13 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
 
 }  // namespace
 
+double OfferedSlots(double busy, double in_flight_growth, double completions, double slots) {
+  if (!std::isfinite(busy) || busy < 0) return 0;
+  if (!(completions > 0) || !std::isfinite(in_flight_growth) || !std::isfinite(slots)) return busy;
+  const double arrivals = std::max(0.0, completions + in_flight_growth);
+  return std::clamp(busy * arrivals / completions, 0.0, std::max(busy, 2 * slots));
+}
+
 HpaScalingRules HpaBehavior::DefaultScaleUp() {
   HpaScalingRules r;
   r.stabilization_window = absl::ZeroDuration();
@@ -131,6 +139,8 @@ const char* ScalingSignalName(ScalingSignal s) {
       return "queue_per_replica";
     case ScalingSignal::kSlotOccupancy:
       return "slot_occupancy";
+    case ScalingSignal::kSlotDemand:
+      return "slot_demand";
     case ScalingSignal::kRequestsPerSecond:
       return "requests_per_second";
     case ScalingSignal::kPredicted:

@@ -50,10 +50,20 @@ struct HpaBehavior {
 enum class ScalingSignal {
   kQueuePerReplica,    // AverageValue over the pool's total queued requests.
   kSlotOccupancy,      // Utilization: busy slots / total slots averaged over ready replicas (0..1).
+  kSlotDemand,         // Utilization: OfferedSlots() / total slots over ready replicas (0..2).
   kRequestsPerSecond,  // AverageValue over the pool's total request rate.
   kPredicted,          // A replica count from the forecaster (predictive scaling).
 };
 const char* ScalingSignalName(ScalingSignal s);
+
+// The slots a pool's traffic asks for, which busy slots alone cannot show once every slot
+// is busy: by Little's law busy slots = completions x time in a slot, so the arrivals ask
+// for busy x arrivals / completions, where arrivals = completions + the growth of the
+// requests in flight (busy + queued) over the same interval. Between 0 and twice the
+// slots; just `busy` when nothing completed in the interval (no rate to scale by).
+// Occupancy caps at 100% and lets an HPA add at most 1/target of the ready replicas per
+// cold start; a burst of 2x needs two or three cold starts that way, one with this.
+double OfferedSlots(double busy, double in_flight_growth, double completions, double slots);
 
 struct MetricTarget {
   ScalingSignal signal = ScalingSignal::kQueuePerReplica;

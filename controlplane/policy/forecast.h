@@ -36,16 +36,7 @@ class SeasonalForecast {
         period_(period),
         buckets_(std::min(buckets, kBuckets)) {}
 
-  // The demand to observe for a pool: slots busy plus requests queued, but at most twice
-  // the slots. A queue that built up during an overload measures how long the pool was
-  // short, not how much capacity it lacked; uncapped, one burst's backlog would teach
-  // the profile (and the trend) a peak several times the real one.
-  static double Demand(double busy, double queue, double slots) {
-    const double d = busy + queue;
-    return slots > 0 ? std::min(d, 2 * slots) : d;
-  }
-
-  // Records the demand seen at `time` (see Demand()).
+  // Records the demand seen at `time`: the slots the traffic asks for (OfferedSlots()).
   void Observe(absl::Time time, double demand);
   // Demand expected at `at`: the profile of at's hour of the week times the recent trend;
   // for an hour not seen in an earlier week yet, the straight-line extrapolation; nullopt

@@ -372,9 +372,18 @@ class FleetSim {
     in.current_replicas = current;
     in.ready_replicas = ready;
     in.now = absl::UnixEpoch() + absl::Seconds(now_);
+    // Slot demand, as the reconciler computes it from the servers' finished-request
+    // counters: requests finished since the last sync and the growth of those in flight.
+    double in_flight = 0;
+    for (const Server& srv : servers_) in_flight += srv.busy + static_cast<double>(srv.queue.size());
+    const double offered = policy::OfferedSlots(busy, in_flight - last_in_flight_,
+                                                static_cast<double>(completed_ - last_completed_), slots);
+    last_in_flight_ = in_flight;
+    last_completed_ = completed_;
     in.metrics = {{policy::ScalingSignal::kQueuePerReplica, queue, true},
-                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0}};
-    forecast_.Observe(in.now, policy::SeasonalForecast::Demand(busy, queue, slots));
+                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0},
+                  {policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0}};
+    forecast_.Observe(in.now, slots > 0 ? offered : queue);  // As the reconciler does.
     if (scaling_ == Scaling::kSwitchboardPredictive) {
       std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));
       // The forecast one cold start ahead (the scenario's lead_time), in replicas at the
@@ -385,7 +394,12 @@ class FleetSim {
     }
     replicas_by_minute_[static_cast<int>(now_ / 60)] = {current, ready};
     const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
-    if (last_desired_ && *last_desired_ != desired) ++scaling_changes_;
+    if (last_desired_ && *last_desired_ != desired) {
+      ++scaling_changes_;
+      const int direction = desired > *last_desired_ ? 1 : -1;
+      if (last_direction_ != 0 && direction != last_direction_) ++scaling_reversals_;
+      last_direction_ = direction;
+    }
     last_desired_ = desired;
     for (int i = current; i < desired; ++i) {
       servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
@@ -457,6 +471,7 @@ class FleetSim {
       out.gpu_hours += std::max(0.0, end - srv.created_s) / 3600;
     }
     out.scaling_changes = scaling_changes_;
+    out.scaling_reversals = scaling_reversals_;
     return out;
   }
 
@@ -485,6 +500,10 @@ class FleetSim {
   policy::SeasonalForecast forecast_;
   std::optional<int> last_desired_;
   int scaling_changes_ = 0;
+  int scaling_reversals_ = 0;
+  int last_direction_ = 0;      // +1 up, -1 down: of the last change.
+  int64_t last_completed_ = 0;  // At the last autoscaling sync.
+  double last_in_flight_ = 0;
   std::map<int, std::pair<int, int>> replicas_by_minute_;  // Minute -> {replicas, ready} at its last sync.
 };
 

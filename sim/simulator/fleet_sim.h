@@ -54,7 +54,8 @@ struct PolicyResult {
   double throughput_rps = 0;
   double slo_violation_minutes = 0;  // Minutes whose p95 TTFT exceeded the SLO.
   double gpu_hours = 0;
-  int scaling_changes = 0;
+  int scaling_changes = 0;    // Syncs that changed the desired replica count.
+  int scaling_reversals = 0;  // Changes in the other direction than the one before: oscillations.
   int64_t completed = 0;
   std::vector<MinuteResult> minutes;  // Measured minutes, in order.
 };

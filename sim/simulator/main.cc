@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
                       {"slo_violation_minutes", r.slo_violation_minutes},
                       {"gpu_hours", r.gpu_hours},
                       {"scaling_changes", r.scaling_changes},
+                      {"scaling_reversals", r.scaling_reversals},
                       {"completed", r.completed}});
     }
     return list;
@@ -230,12 +231,13 @@ int main(int argc, char** argv) {
                                workload->size(), scenario->duration_s, seed, elapsed);
   auto table = [](const std::vector<PolicyResult>& rs) {
     switchboard::cli::Table t(
-        {"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS"});
+        {"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS", "REVERSALS"});
     for (const PolicyResult& r : rs) {
       t.AddRow({r.policy, absl::StrFormat("%.2fs", r.ttft_p50_s), absl::StrFormat("%.2fs", r.ttft_p95_s),
                 absl::StrFormat("%.2fs", r.ttft_p99_s), absl::StrFormat("%.1fs", r.e2e_p99_s),
                 absl::StrFormat("%.2f", r.throughput_rps), absl::StrFormat("%.0f", r.slo_violation_minutes),
-                absl::StrFormat("%.2f", r.gpu_hours), absl::StrFormat("%d", r.scaling_changes)});
+                absl::StrFormat("%.2f", r.gpu_hours), absl::StrFormat("%d", r.scaling_changes),
+                absl::StrFormat("%d", r.scaling_reversals)});
     }
     t.Print(std::cout, "  ");
   };

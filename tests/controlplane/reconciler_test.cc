@@ -124,6 +124,43 @@ using ::switchboard::testing::MakeEndpointReport;
 using ::switchboard::testing::MakeHello;
 using ::switchboard::testing::MakeReport;
 
+// Slot demand end to end in the reconciler: every slot busy, and the queue growing as
+// fast as requests finish, so the traffic asks for twice the slots; occupancy (capped at
+// 100%) cannot show that.
+TEST(ReconcilerSlotDemandTest, SeesPastFullSlotsFromCountersAndQueueGrowth) {
+  FakeClock clock;
+  FleetState fleet;
+  SnapshotStore store;
+  ReconcilerOptions options;  // Built-in defaults: slot demand, target 0.75.
+  Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
+  std::vector<std::string> addrs = {"a:1", "a:2", "a:3", "a:4"};
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
+  uint64_t seq = 0;
+  auto report = [&](uint64_t finished, uint32_t queue) {
+    std::vector<v1::EndpointReport> eps;
+    for (const auto& a : addrs) {
+      eps.push_back(MakeEndpointReport(a, "m", 4, 4, queue));
+      eps.back().set_engine(v1::ENGINE_VLLM);
+      eps.back().set_requests_total(finished);
+    }
+    ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(++seq, eps), clock.MonotonicNow()).ok());
+    reconciler.ReconcileOnce();
+  };
+  report(100, 0);
+  // First sync: no interval to measure yet, so demand = busy: occupancy 1.0 / 0.75 x 4.
+  EXPECT_EQ(store.Get("m")->assignment.desired_replicas(), 6u) << store.Get("m")->autoscale_explanation;
+  clock.Advance(absl::Seconds(15));
+  // 15 s later: 10 finished on each, and 10 more queued on each: arrivals = 2 x completions,
+  // demand = 16 x 2 = 32 slots of 16 = 2.0; 2.0 / 0.75 x 4 ready = ceil(10.67) = 11,
+  // which Kubernetes' default scale-up rule (at most +100% per 15 s) limits to 8.
+  report(110, 10);
+  const auto snap = store.Get("m");
+  EXPECT_EQ(snap->assignment.desired_replicas(), 8u) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("(ratio 2.67) -> 11"), std::string::npos) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("slot demand 2.00 (40 finished, in flight +40"), std::string::npos)
+      << snap->autoscale_explanation;
+}
+
 // Predictive scaling end to end in the reconciler, on a fake clock: two weeks of a
 // working-hours peak, then the third Monday just before 09:00.
 TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
@@ -172,8 +209,10 @@ TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
   reconciler.ReconcileOnce();
   const auto snap = store.Get("m");
   ASSERT_NE(snap, nullptr);
-  // Peak demand 4 x 4 busy + 4 x 3 queued = 28; per replica 4 slots x 0.8: ceil(8.75) = 9.
-  EXPECT_GE(snap->assignment.desired_replicas(), 8u) << snap->autoscale_explanation;
+  // Peak demand: all 16 slots busy (the standing queue neither grows nor shrinks, so the
+  // traffic asks for exactly the 16); per replica 4 slots x 0.8: ceil(16 / 3.2) = 5. The
+  // reactive signals alone would ask for 1 (2 of 16 slots busy).
+  EXPECT_GE(snap->assignment.desired_replicas(), 5u) << snap->autoscale_explanation;
   EXPECT_NE(snap->autoscale_explanation.find("forecast in 15m"), std::string::npos) << snap->autoscale_explanation;
 }
 

@@ -116,5 +116,28 @@ TEST_F(VllmProbeTest, OlderVllmWithoutPrefillHistogramReportsZero) {
   EXPECT_DOUBLE_EQ(r.tokens_per_second(), 30);
 }
 
+TEST(TgiProbeTest, RequestsTotalCountsFinishedRequests) {
+  // TGI's tgi_request_count grows as requests arrive; the control plane's slot demand
+  // needs finished ones: success + failure.
+  FakeHttpClient http;
+  ProbeOptions o;
+  o.base_url = "http://127.0.0.1:3000";
+  o.address = "127.0.0.1:3000";
+  MetricsEngineProbe probe(TgiSpec(), o, &http);
+  http.Set("/health", 200, "");
+  http.Set("/info", 200, R"({"model_id":"mistralai/Mistral-7B-Instruct-v0.3","max_concurrent_requests":128})");
+  http.Set("/metrics", 200,
+           "tgi_batch_current_size 3\ntgi_queue_size 2\ntgi_request_count 60\ntgi_request_success 50\n"
+           "tgi_request_failure{err=\"validation\"} 3\ntgi_request_failure{err=\"generation\"} 2\n");
+  v1::EndpointReport r = probe.Poll(absl::FromUnixSeconds(100));
+  EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
+  EXPECT_EQ(r.requests_total(), 55u) << "50 succeeded + 5 failed; 5 still running or queued";
+  EXPECT_EQ(r.errors_total(), 5u);
+  // A TGI that has not failed yet has no failure series at all.
+  http.Set("/metrics", 200, "tgi_batch_current_size 0\ntgi_queue_size 0\ntgi_request_count 7\ntgi_request_success 7\n");
+  r = probe.Poll(absl::FromUnixSeconds(101));
+  EXPECT_EQ(r.requests_total(), 7u);
+}
+
 }  // namespace
 }  // namespace switchboard::agent

@@ -14,10 +14,10 @@ TEST(PoolConfigTest, EmptyFileGivesDefaults) {
   const PoolPolicy& p = c->For("anything");
   EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_WEIGHTED);
   ASSERT_TRUE(p.autoscale.has_value());
-  // The evaluated default (docs/policy-evaluation.md): slot occupancy at 75%, scale-down
+  // The evaluated default (docs/policy-evaluation.md): slot demand at 75%, scale-down
   // after 300 s by at most 2 replicas a minute, scale-up as Kubernetes does.
   ASSERT_EQ(p.autoscale->metrics.size(), 1u);
-  EXPECT_EQ(p.autoscale->metrics[0].signal, policy::ScalingSignal::kSlotOccupancy);
+  EXPECT_EQ(p.autoscale->metrics[0].signal, policy::ScalingSignal::kSlotDemand);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[0].target, 0.75);
   ASSERT_TRUE(p.autoscale->behavior.has_value());
   EXPECT_EQ(p.autoscale->behavior->scale_down.stabilization_window, absl::Seconds(300));
@@ -43,6 +43,8 @@ pools:
           target: 4
         - type: slot_occupancy
           target: 0.8
+        - type: slot_demand
+          target: 0.7
       behavior:
         scaleUp:
           stabilizationWindowSeconds: 0
@@ -72,8 +74,10 @@ pools:
   ASSERT_TRUE(p.autoscale.has_value());
   EXPECT_EQ(p.autoscale->min_replicas, 2);
   EXPECT_EQ(p.autoscale->max_replicas, 12);
-  ASSERT_EQ(p.autoscale->metrics.size(), 2u);
+  ASSERT_EQ(p.autoscale->metrics.size(), 3u);
   EXPECT_EQ(p.autoscale->metrics[1].signal, policy::ScalingSignal::kSlotOccupancy);
+  EXPECT_EQ(p.autoscale->metrics[2].signal, policy::ScalingSignal::kSlotDemand);
+  EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].target, 0.7);
   const auto& b = *p.autoscale->behavior;
   ASSERT_EQ(b.scale_up.policies.size(), 1u);
   EXPECT_EQ(b.scale_up.policies[0].value, 2);

@@ -1,6 +1,8 @@
 // HPA examples worked by hand, following pkg/controller/podautoscaler.
 #include "controlplane/policy/autoscale.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -227,6 +229,37 @@ TEST(AutoscaleTest, PredictedReplicasActLikeAMetric) {
   AutoscaleDecision d = Autoscale(c, Input(1, {Queue(0), {ScalingSignal::kPredicted, 3, true}}), &s);
   EXPECT_EQ(d.desired_replicas, 3);
   EXPECT_THAT(d.reason, HasSubstr("predicted"));
+}
+
+TEST(AutoscaleTest, OfferedSlotsByLittlesLaw) {
+  // 16 busy, 40 finished and 40 more in flight: twice as many arrived as finished.
+  EXPECT_DOUBLE_EQ(OfferedSlots(16, 40, 40, 16), 32);
+  // Capped at twice the slots.
+  EXPECT_DOUBLE_EQ(OfferedSlots(16, 400, 40, 16), 32);
+  // Draining: fewer arrived than finished.
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, -20, 40, 16), 4);
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, -80, 40, 16), 0);
+  // Nothing finished (or no counters): busy is all we know.
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, 30, 0, 16), 8);
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, std::nan(""), 10, 16), 8);
+  EXPECT_DOUBLE_EQ(OfferedSlots(-1, 0, 10, 16), 0);
+}
+
+TEST(AutoscaleTest, SlotDemandIsUtilizationThatGoesPastOne) {
+  AutoscaleConfig c;
+  c.min_replicas = 1;
+  c.max_replicas = 100;
+  c.metrics = {{ScalingSignal::kSlotDemand, 0.75}};
+  AutoscaleState s;
+  // 4 ready replicas asked for twice their slots: 2.0 / 0.75 x 4 = 10.67 -> 11 (slot
+  // occupancy, capped at 1.0, would give 6).
+  AutoscaleDecision d = Autoscale(c, Input(4, {{ScalingSignal::kSlotDemand, 2.0, true}}), &s);
+  EXPECT_EQ(d.desired_replicas, 8) << "legacy scale-up cap max(2 x 4, 4); " << d.reason;
+  EXPECT_EQ(d.proposal, 11);
+  // While those load, they count as idle: 2.0 x 4 / 11 / 0.75 = 0.97, within tolerance.
+  AutoscaleInput in = Input(11, {{ScalingSignal::kSlotDemand, 2.0, true}}, absl::Seconds(15));
+  in.ready_replicas = 4;
+  EXPECT_EQ(Autoscale(c, in, &s).proposal, 11);
 }
 
 TEST(AutoscaleTest, ForecastWithoutHistoryDoesNotBlockScaleDown) {

@@ -51,12 +51,6 @@ TEST(ForecastTest, TrendScalesTheProfile) {
   EXPECT_GT(f.trend(), 1.4);
 }
 
-TEST(ForecastTest, DemandCountsTheQueueUpToTwiceTheSlots) {
-  EXPECT_EQ(SeasonalForecast::Demand(10, 3, 16), 13);
-  EXPECT_EQ(SeasonalForecast::Demand(16, 1000, 16), 32) << "a backlog is not a peak";
-  EXPECT_EQ(SeasonalForecast::Demand(0, 5, 0), 5) << "no ready slots: the queue is all there is";
-}
-
 TEST(ForecastTest, ExtrapolatesTheRampOfAnHourWithoutHistory) {
   SeasonalForecast f(absl::Hours(24 * 14), absl::Minutes(10));
   const absl::Time start = kMonday + absl::Hours(8);
