@@ -137,10 +137,13 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
     const double replicas_needed = valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
     autoscale.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
     in.metrics.push_back({policy::ScalingSignal::kPredicted, replicas_needed, valid});
-    predicted_text = valid ? absl::StrFormat("; forecast in %s: demand %.1f (trend x%.2f) -> %.2f replicas",
-                                             absl::FormatDuration(pp.predictive->lead_time), *expected,
-                                             as.forecast.trend(), replicas_needed)
-                           : "; forecast: not enough history yet";
+    const std::string basis = as.forecast.HasHistory(wall + pp.predictive->lead_time)
+                                  ? absl::StrFormat("hour-of-week profile x trend %.2f", as.forecast.trend())
+                                  : "straight line of the last 15 min: that hour has no history yet";
+    predicted_text =
+        valid ? absl::StrFormat("; forecast in %s: demand %.1f (%s) -> %.2f replicas",
+                                absl::FormatDuration(pp.predictive->lead_time), *expected, basis, replicas_needed)
+              : "; forecast: not enough history yet";
   }
 
   policy::AutoscaleDecision d = policy::Autoscale(autoscale, in, &as.state);

@@ -44,6 +44,10 @@ class SeasonalForecast {
   std::optional<double> Predict(absl::Time at) const;
   // The straight-line extrapolation alone, for explain.
   std::optional<double> Extrapolate(absl::Time at) const;
+  // Whether at's bucket was seen in an earlier season (not just earlier in this very
+  // occurrence of it, which says nothing about what comes next): Predict() uses the
+  // profile, else the straight line.
+  bool HasHistory(absl::Time at) const;
   // The profile alone (no trend), for explain.
   std::optional<double> Profile(absl::Time at) const;
   double trend() const;
@@ -57,9 +61,6 @@ class SeasonalForecast {
     absl::Time updated = absl::InfinitePast();
     absl::Time first = absl::InfiniteFuture();  // The first observation ever.
   };
-  // Whether at's bucket was seen in an earlier season (not just earlier in this very
-  // occurrence of it, which says nothing about what comes next).
-  bool HasHistory(absl::Time at) const;
   struct Recent {
     absl::Time time;
     double actual, profile;

@@ -214,6 +214,7 @@ TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
   // reactive signals alone would ask for 1 (2 of 16 slots busy).
   EXPECT_GE(snap->assignment.desired_replicas(), 5u) << snap->autoscale_explanation;
   EXPECT_NE(snap->autoscale_explanation.find("forecast in 15m"), std::string::npos) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("hour-of-week profile"), std::string::npos) << snap->autoscale_explanation;
 }
 
 }  // namespace
