@@ -97,7 +97,8 @@ void WriteTimeline(const std::string& path, const std::string& title, double slo
   for (int v = 0; v <= max_replicas; v += std::max(1, max_replicas / 5)) {
     out << absl::StrFormat("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", left - 6, y_rep(v) + 4, v);
   }
-  for (double v = 0; v <= ttft_cap; v += slo_s) {
+  for (int k = 0; k <= 4; ++k) {  // 0, SLO, ... 4 x SLO (the cap).
+    const double v = k * slo_s;
     out << absl::StrFormat("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0fs</text>\n", left - 6, y_ttft(v) + 4, v);
   }
   out << absl::StrFormat(
