@@ -115,8 +115,11 @@ void WriteTimeline(const std::string& path, const std::string& title, double slo
       rep += absl::StrFormat("%s%.1f,%.1f", rep.empty() ? "M" : " L", x(m.minute), y_rep(m.replicas));
       ttft += absl::StrFormat("%s%.1f,%.1f", ttft.empty() ? "M" : " L", x(m.minute), y_ttft(m.ttft_p95_s));
     }
+    // Baselines thin and dashed, Switchboard's policies solid on top.
+    const bool ours = results[i].policy.rfind("switchboard", 0) == 0;
     for (const std::string& d : {rep, ttft}) {
-      out << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << colors[i % 6] << "\" stroke-width=\"1.3\"/>\n";
+      out << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << colors[i % 6] << "\" stroke-width=\""
+          << (ours ? "1.6" : "1.1\" stroke-dasharray=\"5,3") << "\"/>\n";
     }
   }
   out << "</svg>\n";
