@@ -114,7 +114,7 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   in.metrics.push_back({policy::ScalingSignal::kQueuePerReplica, queue, true});
   in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0});
   as.last_flow = std::move(flow);
-  const double offered = policy::OfferedSlots(busy, in_flight_growth, completions, slots);
+  const double offered = policy::OfferedSlots(busy, queue, in_flight_growth, completions, slots);
   in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0});
   double rps = 0;
   const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;

@@ -109,11 +109,12 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
 
 }  // namespace
 
-double OfferedSlots(double busy, double in_flight_growth, double completions, double slots) {
+double OfferedSlots(double busy, double queue, double in_flight_growth, double completions, double slots) {
   if (!std::isfinite(busy) || busy < 0) return 0;
   if (!(completions > 0) || !std::isfinite(in_flight_growth) || !std::isfinite(slots)) return busy;
   const double arrivals = std::max(0.0, completions + in_flight_growth);
-  return std::clamp(busy * arrivals / completions, 0.0, std::max(busy, 2 * slots));
+  const double offered = std::clamp(busy * arrivals / completions, 0.0, std::max(busy, 2 * slots));
+  return queue > 0 ? std::max(offered, busy) : offered;
 }
 
 HpaScalingRules HpaBehavior::DefaultScaleUp() {

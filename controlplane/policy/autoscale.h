@@ -60,10 +60,12 @@ const char* ScalingSignalName(ScalingSignal s);
 // is busy: by Little's law busy slots = completions x time in a slot, so the arrivals ask
 // for busy x arrivals / completions, where arrivals = completions + the growth of the
 // requests in flight (busy + queued) over the same interval. Between 0 and twice the
-// slots; just `busy` when nothing completed in the interval (no rate to scale by).
+// slots; just `busy` when nothing completed in the interval (no rate to scale by), and
+// never below `busy` while requests wait (`queue` > 0): a backlog draining because fewer
+// arrive than finish still needs every busy slot.
 // Occupancy caps at 100% and lets an HPA add at most 1/target of the ready replicas per
 // cold start; a burst of 2x needs two or three cold starts that way, one with this.
-double OfferedSlots(double busy, double in_flight_growth, double completions, double slots);
+double OfferedSlots(double busy, double queue, double in_flight_growth, double completions, double slots);
 
 struct MetricTarget {
   ScalingSignal signal = ScalingSignal::kQueuePerReplica;

@@ -376,7 +376,7 @@ class FleetSim {
     // counters: requests finished since the last sync and the growth of those in flight.
     double in_flight = 0;
     for (const Server& srv : servers_) in_flight += srv.busy + static_cast<double>(srv.queue.size());
-    const double offered = policy::OfferedSlots(busy, in_flight - last_in_flight_,
+    const double offered = policy::OfferedSlots(busy, queue, in_flight - last_in_flight_,
                                                 static_cast<double>(completed_ - last_completed_), slots);
     last_in_flight_ = in_flight;
     last_completed_ = completed_;

@@ -233,16 +233,18 @@ TEST(AutoscaleTest, PredictedReplicasActLikeAMetric) {
 
 TEST(AutoscaleTest, OfferedSlotsByLittlesLaw) {
   // 16 busy, 40 finished and 40 more in flight: twice as many arrived as finished.
-  EXPECT_DOUBLE_EQ(OfferedSlots(16, 40, 40, 16), 32);
+  EXPECT_DOUBLE_EQ(OfferedSlots(16, 40, 40, 40, 16), 32);
   // Capped at twice the slots.
-  EXPECT_DOUBLE_EQ(OfferedSlots(16, 400, 40, 16), 32);
-  // Draining: fewer arrived than finished.
-  EXPECT_DOUBLE_EQ(OfferedSlots(8, -20, 40, 16), 4);
-  EXPECT_DOUBLE_EQ(OfferedSlots(8, -80, 40, 16), 0);
+  EXPECT_DOUBLE_EQ(OfferedSlots(16, 400, 400, 40, 16), 32);
+  // Fewer arrived than finished, nothing waiting: the traffic asks for less.
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, 0, -20, 40, 16), 4);
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, 0, -80, 40, 16), 0);
+  // The same while a backlog drains: every busy slot is still needed.
+  EXPECT_DOUBLE_EQ(OfferedSlots(16, 30, -20, 40, 16), 16);
   // Nothing finished (or no counters): busy is all we know.
-  EXPECT_DOUBLE_EQ(OfferedSlots(8, 30, 0, 16), 8);
-  EXPECT_DOUBLE_EQ(OfferedSlots(8, std::nan(""), 10, 16), 8);
-  EXPECT_DOUBLE_EQ(OfferedSlots(-1, 0, 10, 16), 0);
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, 30, 30, 0, 16), 8);
+  EXPECT_DOUBLE_EQ(OfferedSlots(8, 0, std::nan(""), 10, 16), 8);
+  EXPECT_DOUBLE_EQ(OfferedSlots(-1, 0, 0, 10, 16), 0);
 }
 
 TEST(AutoscaleTest, SlotDemandIsUtilizationThatGoesPastOne) {
