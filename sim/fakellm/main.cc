@@ -2,6 +2,7 @@
 // API (see shared/reference/inference-servers.md and the real captures there). It is
 // what the demo and the tests run instead of a GPU server.
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdio>
@@ -387,6 +388,16 @@ int main(int argc, char** argv) {
     if (res.status == 404) SetJson(res, 404, ErrorJson(404, "File Not Found", "not_found_error"));
   });
 
+  // cpp-httplib (Debian's, a shared library) listens with a backlog of 5: a burst of new
+  // connections beyond that has its SYNs dropped and retried after 1, 3, 7, 15 s, so
+  // requests sent together arrived up to 16 s late. Keep the listening socket (and the
+  // SO_REUSEADDR httplib would set) and widen the backlog once bound.
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = sock;
+  });
   int port = hp->port;
   if (port == 0) {
     port = server.bind_to_any_port(hp->host);
@@ -397,6 +408,7 @@ int main(int argc, char** argv) {
     std::cerr << "switchboard-fakellm: cannot listen on " << listen << "\n";
     return 1;
   }
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);  // Again, with the full backlog.
   std::printf("http listening on port %d\n", port);
   std::fflush(stdout);
 
