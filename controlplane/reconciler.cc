@@ -137,9 +137,11 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
     const double replicas_needed = valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
     autoscale.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
     in.metrics.push_back({policy::ScalingSignal::kPredicted, replicas_needed, valid});
-    const std::string basis = as.forecast.HasHistory(wall + pp.predictive->lead_time)
-                                  ? absl::StrFormat("hour-of-week profile x trend %.2f", as.forecast.trend())
-                                  : "straight line of the last 15 min: that hour has no history yet";
+    const std::string basis =
+        as.forecast.HasHistory(wall + pp.predictive->lead_time)
+            ? absl::StrFormat("hour-of-week profile x trend %.2f", as.forecast.trend())
+            : absl::StrCat("straight line of the last ", absl::FormatDuration(as.forecast.extrapolation_window()),
+                           ": that hour has no history yet");
     predicted_text =
         valid ? absl::StrFormat("; forecast in %s: demand %.1f (%s) -> %.2f replicas",
                                 absl::FormatDuration(pp.predictive->lead_time), *expected, basis, replicas_needed)

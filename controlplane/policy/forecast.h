@@ -51,6 +51,7 @@ class SeasonalForecast {
   // The profile alone (no trend), for explain.
   std::optional<double> Profile(absl::Time at) const;
   double trend() const;
+  absl::Duration extrapolation_window() const { return extrapolation_window_; }
 
   static int Bucket(absl::Time t);   // 0 = Monday 00:00-01:00 UTC.
   int BucketOf(absl::Time t) const;  // Bucket() for the week, else the custom season.

@@ -64,14 +64,18 @@ double Percentile(std::vector<double>& v, double q) {
   return v[k];
 }
 
-// Look back for the straight-line trend as far as the forecast looks ahead (one cold
-// start), and at least over four autoscaling syncs.
-absl::Duration ExtrapolationWindow(const Scenario& s) {
-  double cold_start = 0;
+// What a scale-up adds: the named type, else the first.
+const ServerType* ScaleType(const Scenario& s) {
   for (const ServerType& t : s.servers) {
-    if (t.name == s.scale_server_type || cold_start == 0) cold_start = t.cold_start_s;
+    if (t.name == s.scale_server_type) return &t;
   }
-  return absl::Seconds(std::max(2 * cold_start, 4 * s.autoscale_interval_s));
+  return &s.servers.front();
+}
+
+// Look back for the straight-line trend twice as far as the forecast looks ahead (one
+// cold start), and at least over four autoscaling syncs.
+absl::Duration ExtrapolationWindow(const Scenario& s) {
+  return absl::Seconds(std::max(2 * ScaleType(s)->cold_start_s, 4 * s.autoscale_interval_s));
 }
 
 class FleetSim {
@@ -82,12 +86,11 @@ class FleetSim {
         routing_(routing),
         scaling_(scaling),
         rng_(seed),
+        scale_type_(ScaleType(s)),
         forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24, ExtrapolationWindow(s)) {
     for (const ServerType& t : s.servers) {
       for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1});
-      if (t.name == s.scale_server_type) scale_type_ = &t;
     }
-    if (scale_type_ == nullptr) scale_type_ = &s.servers.front();
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     since_view_.assign(s.proxies, std::vector<SinceView>(servers_.size()));
@@ -484,7 +487,7 @@ class FleetSim {
   uint64_t seq_ = 0;
   double now_ = 0;
   std::vector<Server> servers_;
-  const ServerType* scale_type_ = nullptr;
+  const ServerType* const scale_type_;
   std::deque<View> views_;
   size_t views_base_ = 0;
   std::vector<View> proxy_view_;

@@ -173,15 +173,18 @@ int Subscriber::received() const {
   return received_;
 }
 
-void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars) {
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars,
+                         std::atomic<int>* in_flight) {
   const std::string prompt = prompt_chars > 0 ? std::string(prompt_chars, 'x') : "tell me a story";
   const std::string body =
       absl::StrCat(R"({"messages":[{"role":"user","content":")", prompt, R"("}],"max_tokens":)", max_tokens, "}");
   for (int i = 0; i < n; ++i) {
-    threads->emplace_back([port, body] {
+    if (in_flight != nullptr) ++*in_flight;
+    threads->emplace_back([port, body, in_flight] {
       httplib::Client client("127.0.0.1", port);
       client.set_read_timeout(std::chrono::seconds(300));
       client.Post("/v1/chat/completions", body, "application/json");
+      if (in_flight != nullptr) --*in_flight;
     });
   }
 }

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -84,7 +85,9 @@ class Subscriber {
 // each on its own thread, appended to `threads` (join them after the server is gone or
 // the requests are done).
 // `prompt_chars` > 0 sends a prompt of that many characters (about a quarter as many tokens).
-void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars = 0);
+// `in_flight`, when given, counts the requests sent and not yet answered.
+void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars = 0,
+                         std::atomic<int>* in_flight = nullptr);
 
 // Runs `sbctl --insecure --controlplane TARGET ARGS`; returns its exit code and output
 // (stdout and stderr).
