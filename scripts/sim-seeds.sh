@@ -4,7 +4,7 @@
 #   scripts/sim-seeds.sh sim/scenarios/diurnal-burst.yaml [SEEDS...]   (default seeds 1-5)
 # Routing: per policy, the mean p99 TTFT over the seeds and the mean of its ratio to the
 # oracle's p99 in the same seed. Autoscaling: per policy, SLO-violation minutes, GPU-hours,
-# scaling changes and reversals summed over the seeds, and the ratios to hpa_utilization.
+# scaling changes, reversals and quick reversals summed over the seeds, and the ratios to hpa_utilization.
 set -euo pipefail
 SCENARIO=${1:?usage: scripts/sim-seeds.sh SCENARIO [SEEDS...]}
 shift
@@ -27,7 +27,7 @@ done | awk -v seeds="${SEEDS[*]}" '
     next
   }
   section == "a" {
-    slo[$1] += $(NF-3); gpuh[$1] += $(NF-2); ch[$1] += $(NF-1); rev[$1] += $NF
+    slo[$1] += $(NF-4); gpuh[$1] += $(NF-3); ch[$1] += $(NF-2); rev[$1] += $(NF-1); quick[$1] += $NF
     if (!($1 in aseen)) { aseen[$1] = 1; aorder[an++] = $1 }
   }
   END {
@@ -38,11 +38,11 @@ done | awk -v seeds="${SEEDS[*]}" '
       for (i = 0; i < rn; i++) { p = rorder[i]; printf "%-24s %12.2f %16.2f\n", p, sum99[p] / k, ratio[p] / k }
     }
     if (an > 0) {
-      printf "%-24s %9s %9s %9s %9s %12s %12s\n", "SCALING POLICY", "SLO-MIN", "GPU-H", "CHANGES", "REVERSALS", "SLO/HPA-UTIL", "GPUH/HPA-UTIL"
+      printf "%-24s %9s %9s %9s %9s %9s %12s %12s\n", "SCALING POLICY", "SLO-MIN", "GPU-H", "CHANGES", "REVERSALS", "QUICK", "SLO/HPA-UTIL", "GPUH/HPA-UTIL"
       b = "hpa_utilization"
       for (i = 0; i < an; i++) {
         p = aorder[i]
-        printf "%-24s %9d %9.2f %9d %9d %12s %12.3f\n", p, slo[p], gpuh[p], ch[p], rev[p],
+        printf "%-24s %9d %9.2f %9d %9d %9d %12s %12.3f\n", p, slo[p], gpuh[p], ch[p], rev[p], quick[p],
                (slo[b] > 0 ? sprintf("%.2f", slo[p] / slo[b]) : "-"), gpuh[p] / gpuh[b]
       }
     }

@@ -400,8 +400,12 @@ class FleetSim {
     if (last_desired_ && *last_desired_ != desired) {
       ++scaling_changes_;
       const int direction = desired > *last_desired_ ? 1 : -1;
-      if (last_direction_ != 0 && direction != last_direction_) ++scaling_reversals_;
+      if (last_direction_ != 0 && direction != last_direction_) {
+        ++scaling_reversals_;
+        if (now_ - last_change_s_ <= kQuickReversalS) ++quick_reversals_;
+      }
       last_direction_ = direction;
+      last_change_s_ = now_;
     }
     last_desired_ = desired;
     for (int i = current; i < desired; ++i) {
@@ -475,6 +479,7 @@ class FleetSim {
     }
     out.scaling_changes = scaling_changes_;
     out.scaling_reversals = scaling_reversals_;
+    out.quick_reversals = quick_reversals_;
     return out;
   }
 
@@ -504,7 +509,9 @@ class FleetSim {
   std::optional<int> last_desired_;
   int scaling_changes_ = 0;
   int scaling_reversals_ = 0;
+  int quick_reversals_ = 0;
   int last_direction_ = 0;      // +1 up, -1 down: of the last change.
+  double last_change_s_ = 0;    // Simulated time of the last change.
   int64_t last_completed_ = 0;  // At the last autoscaling sync.
   double last_in_flight_ = 0;
   std::map<int, std::pair<int, int>> replicas_by_minute_;  // Minute -> {replicas, ready} at its last sync.

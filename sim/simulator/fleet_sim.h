@@ -39,6 +39,8 @@ enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kS
 const char* RoutingName(Routing r);
 const char* ScalingName(Scaling s);
 
+inline constexpr double kQuickReversalS = 300;
+
 // One simulated minute (by request arrival time), for timelines.
 struct MinuteResult {
   int minute = 0;
@@ -56,6 +58,10 @@ struct PolicyResult {
   double gpu_hours = 0;
   int scaling_changes = 0;    // Syncs that changed the desired replica count.
   int scaling_reversals = 0;  // Changes in the other direction than the one before: oscillations.
+  // Reversals within kQuickReversalS of the change they undo: a replica removed and asked
+  // for again within the five minutes an HPA waits before it scales down (the diurnal
+  // turns, minutes apart here, are reversals but seldom quick ones).
+  int quick_reversals = 0;
   int64_t completed = 0;
   std::vector<MinuteResult> minutes;  // Measured minutes, in order.
 };

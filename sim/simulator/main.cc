@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
                       {"gpu_hours", r.gpu_hours},
                       {"scaling_changes", r.scaling_changes},
                       {"scaling_reversals", r.scaling_reversals},
+                      {"quick_reversals", r.quick_reversals},
                       {"completed", r.completed}});
     }
     return list;
@@ -234,14 +235,14 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat("%s: %d requests over %.0f s simulated (seed %d), %.2f s wall\n\n", scenario->name,
                                workload->size(), scenario->duration_s, seed, elapsed);
   auto table = [](const std::vector<PolicyResult>& rs) {
-    switchboard::cli::Table t(
-        {"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS", "REVERSALS"});
+    switchboard::cli::Table t({"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H",
+                               "SCALINGS", "REVERSALS", "QUICK"});
     for (const PolicyResult& r : rs) {
       t.AddRow({r.policy, absl::StrFormat("%.2fs", r.ttft_p50_s), absl::StrFormat("%.2fs", r.ttft_p95_s),
                 absl::StrFormat("%.2fs", r.ttft_p99_s), absl::StrFormat("%.1fs", r.e2e_p99_s),
                 absl::StrFormat("%.2f", r.throughput_rps), absl::StrFormat("%.0f", r.slo_violation_minutes),
                 absl::StrFormat("%.2f", r.gpu_hours), absl::StrFormat("%d", r.scaling_changes),
-                absl::StrFormat("%d", r.scaling_reversals)});
+                absl::StrFormat("%d", r.scaling_reversals), absl::StrFormat("%d", r.quick_reversals)});
     }
     t.Print(std::cout, "  ");
   };

@@ -118,6 +118,12 @@ autoscaling: {min_replicas: 1, max_replicas: 40, interval_s: 15}
   EXPECT_EQ(violations, sb.slo_violation_minutes);
   EXPECT_GT(sb.minutes.back().replicas, sb.minutes.front().replicas) << "scaled up for the burst";
   EXPECT_LE(sb.scaling_reversals, sb.scaling_changes);
+  // The queue-only HPA adds replicas for a queue the loading ones will drain, then removes
+  // them: reversals, some within 5 minutes of the change they undo.
+  PolicyResult queue = Simulate(s, w, Routing::kSwitchboard, Scaling::kHpaQueue, 5);
+  EXPECT_GT(queue.quick_reversals, 0);
+  EXPECT_LE(queue.quick_reversals, queue.scaling_reversals);
+  EXPECT_LE(sb.quick_reversals, sb.scaling_reversals);
 }
 
 TEST(ScenarioTest, ErrorsNameTheField) {
