@@ -1,5 +1,6 @@
 #include "controlplane/reconciler.h"
 
+#include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -112,10 +113,13 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   in.now = now;
   in.manual = manual;
   in.metrics.push_back({policy::ScalingSignal::kQueuePerReplica, queue, true});
-  in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0});
+  // The sampling noise of a count of busy slots is about its square root (Poisson).
+  in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0,
+                        slots > 0 ? std::sqrt(busy) / slots : 0});
   as.last_flow = std::move(flow);
   const double offered = policy::OfferedSlots(busy, queue, in_flight_growth, completions, slots);
-  in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0});
+  in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0,
+                        slots > 0 ? std::sqrt(offered) / slots : 0});
   double rps = 0;
   const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;
   if (rps_valid) rps = (requests - as.last_requests) / absl::ToDoubleSeconds(now - as.last_requests_at);

@@ -38,7 +38,7 @@ namespace switchboard::controlplane {
 // to load are ready for a known peak.
 struct PredictiveConfig {
   absl::Duration lead_time = absl::Minutes(3);
-  double target_occupancy = 0.7;  // Of each replica's slots at the forecast peak.
+  double target_occupancy = 0.8;  // Of each replica's slots at the forecast peak.
 };
 
 struct PoolPolicy {

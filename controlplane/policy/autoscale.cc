@@ -102,7 +102,22 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
     case ScalingSignal::kPredicted:
       p.ratio = current > 0 ? obs.value / current : 1.0;
       p.replicas = static_cast<int32_t>(std::ceil(obs.value));
-      break;
+      return p;
+  }
+  // A scale-down must survive the value's noise: propose again from the value plus the
+  // margin, and take the larger of the two proposals (never more than current).
+  if (p.replicas < current && target.scale_down_margin > 0 && std::isfinite(obs.stddev) && obs.stddev > 0) {
+    MetricTarget plain = target;
+    plain.scale_down_margin = 0;
+    MetricObservation upper = obs;
+    upper.value = obs.value + target.scale_down_margin * obs.stddev;
+    const MetricProposal q = Propose(plain, upper, config, input);
+    if (q.replicas > p.replicas) {
+      p.held_by_margin = true;
+      p.upper_value = upper.value;
+      p.replicas_without_margin = p.replicas;
+      p.replicas = std::min(current, q.replicas);
+    }
   }
   return p;
 }
@@ -186,11 +201,17 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
     }
     if (p.replicas > proposal) {
       proposal = p.replicas;
-      why = p.within_tolerance
-                ? absl::StrFormat("%s %.3g vs target %.3g is within tolerance %.2f: keep %d",
-                                  ScalingSignalName(p.signal), p.value, p.target, config.tolerance, current)
-                : absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d", ScalingSignalName(p.signal), p.value,
-                                  p.target, p.ratio, p.replicas);
+      if (p.within_tolerance) {
+        why = absl::StrFormat("%s %.3g vs target %.3g is within tolerance %.2f: keep %d", ScalingSignalName(p.signal),
+                              p.value, p.target, config.tolerance, current);
+      } else if (p.held_by_margin) {
+        why = absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d, but with %.3g sd of noise (%.3g) -> %d",
+                              ScalingSignalName(p.signal), p.value, p.target, p.ratio, p.replicas_without_margin,
+                              target.scale_down_margin, p.upper_value, p.replicas);
+      } else {
+        why = absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d", ScalingSignalName(p.signal), p.value,
+                              p.target, p.ratio, p.replicas);
+      }
     }
   }
   if (proposal == INT32_MIN) {

@@ -70,6 +70,14 @@ double OfferedSlots(double busy, double queue, double in_flight_growth, double c
 struct MetricTarget {
   ScalingSignal signal = ScalingSignal::kQueuePerReplica;
   double target = 0;  // Per replica (AverageValue) or a 0..1 ratio (occupancy). > 0.
+  // Hysteresis sized to the metric's own noise (a Switchboard addition; 0 is the HPA):
+  // a scale-down is proposed only if the value plus this many standard deviations of its
+  // sampling noise (MetricObservation::stddev) still asks for fewer replicas. The HPA's
+  // 10% tolerance is the only gap between scaling down and scaling back up; in a pool of
+  // a few replicas one replica is 20-50% of the capacity and a count of busy slots moves
+  // by its square root from one sample to the next, so the next noisy sample undoes the
+  // scale-down.
+  double scale_down_margin = 0;
 };
 
 struct AutoscaleConfig {
@@ -86,6 +94,9 @@ struct MetricObservation {
   // over ready replicas. kPredicted: the replica count itself.
   double value = 0;
   bool valid = true;  // False when the metric could not be read this time.
+  // One standard deviation of the value's sampling noise, in the value's units; 0 when
+  // unknown. A count of busy slots is Poisson-like: sqrt(count).
+  double stddev = 0;
 };
 
 struct ManualOverride {
@@ -130,6 +141,11 @@ struct MetricProposal {
   int32_t replicas = 0;
   bool within_tolerance = false;
   bool valid = true;
+  // Set when the scale-down margin changed the proposal: the value plus the margin, and
+  // the replicas the value alone would have proposed.
+  double upper_value = 0;
+  int32_t replicas_without_margin = 0;
+  bool held_by_margin = false;
 };
 
 struct AutoscaleDecision {

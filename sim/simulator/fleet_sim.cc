@@ -384,8 +384,10 @@ class FleetSim {
     last_in_flight_ = in_flight;
     last_completed_ = completed_;
     in.metrics = {{policy::ScalingSignal::kQueuePerReplica, queue, true},
-                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0},
-                  {policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0}};
+                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0,
+                   slots > 0 ? std::sqrt(busy) / slots : 0},
+                  {policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0,
+                   slots > 0 ? std::sqrt(offered) / slots : 0}};
     forecast_.Observe(in.now, slots > 0 ? offered : queue);  // As the reconciler does.
     if (scaling_ == Scaling::kSwitchboardPredictive) {
       std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));

@@ -19,6 +19,7 @@ TEST(PoolConfigTest, EmptyFileGivesDefaults) {
   ASSERT_EQ(p.autoscale->metrics.size(), 1u);
   EXPECT_EQ(p.autoscale->metrics[0].signal, policy::ScalingSignal::kSlotDemand);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[0].target, 0.75);
+  EXPECT_DOUBLE_EQ(p.autoscale->metrics[0].scale_down_margin, 1.0) << "one standard deviation of the noise";
   ASSERT_TRUE(p.autoscale->behavior.has_value());
   EXPECT_EQ(p.autoscale->behavior->scale_down.stabilization_window, absl::Seconds(300));
   ASSERT_EQ(p.autoscale->behavior->scale_down.policies.size(), 1u);
@@ -45,6 +46,7 @@ pools:
           target: 0.8
         - type: slot_demand
           target: 0.7
+          scale_down_margin: 2
       behavior:
         scaleUp:
           stabilizationWindowSeconds: 0
@@ -78,6 +80,8 @@ pools:
   EXPECT_EQ(p.autoscale->metrics[1].signal, policy::ScalingSignal::kSlotOccupancy);
   EXPECT_EQ(p.autoscale->metrics[2].signal, policy::ScalingSignal::kSlotDemand);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].target, 0.7);
+  EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].scale_down_margin, 2);
+  EXPECT_DOUBLE_EQ(p.autoscale->metrics[1].scale_down_margin, 0) << "the HPA's, unless asked";
   const auto& b = *p.autoscale->behavior;
   ASSERT_EQ(b.scale_up.policies.size(), 1u);
   EXPECT_EQ(b.scale_up.policies[0].value, 2);
@@ -109,6 +113,9 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: gpu_memory, target: 1}\n",
        "pools.m.autoscaling.metrics[0].type"},
       {"pools: [unclosed\n", "pools.yaml:"},
+      {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.7, scale_down_margin: "
+       "-1}\n",
+       "pools.yaml:5: pools.m.autoscaling.metrics[0].scale_down_margin"},
   };
   for (const Case& c : cases) {
     auto r = ParseFleetConfig(c.yaml, "pools.yaml");

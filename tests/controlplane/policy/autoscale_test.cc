@@ -264,6 +264,56 @@ TEST(AutoscaleTest, SlotDemandIsUtilizationThatGoesPastOne) {
   EXPECT_EQ(Autoscale(c, in, &s).proposal, 11);
 }
 
+TEST(AutoscaleTest, ScaleDownMarginHoldsAgainstTheDemandsNoise) {
+  // Two 16-slot replicas, slot demand at 75% (24 slots) and a margin of one standard
+  // deviation. 11 slots asked for: 11 / 24 = 0.46 -> ceil(0.46 x 2) = 1 replica, which
+  // would then carry 11 of its 12 target slots: the next sample a standard deviation
+  // (sqrt(11) = 3.3 slots) higher asks for 2 again.
+  AutoscaleConfig c;
+  c.min_replicas = 1;
+  c.max_replicas = 10;
+  c.metrics = {{ScalingSignal::kSlotDemand, 0.75, 1.0}};
+  auto demand = [](double slots_asked) {
+    return MetricObservation{ScalingSignal::kSlotDemand, slots_asked / 32, true, std::sqrt(slots_asked) / 32};
+  };
+  AutoscaleState s1;
+  AutoscaleDecision d = Autoscale(c, Input(2, {demand(11)}), &s1);
+  // (11 + 3.32) / 24 = 0.60 -> ceil(0.60 x 2) = 2: keep both.
+  EXPECT_EQ(d.desired_replicas, 2) << d.reason;
+  ASSERT_EQ(d.proposals.size(), 1u);
+  EXPECT_TRUE(d.proposals[0].held_by_margin);
+  EXPECT_EQ(d.proposals[0].replicas_without_margin, 1);
+  EXPECT_NEAR(d.proposals[0].upper_value, (11 + std::sqrt(11.0)) / 32, 1e-12);
+  EXPECT_THAT(d.reason, HasSubstr("-> 1, but with 1 sd of noise"));
+  // Without the margin (the HPA), the same input scales down.
+  AutoscaleConfig hpa = c;
+  hpa.metrics[0].scale_down_margin = 0;
+  AutoscaleState s2;
+  EXPECT_EQ(Autoscale(hpa, Input(2, {demand(11)}), &s2).desired_replicas, 1);
+  // Well below, the margin does not stand in the way: (7 + 2.65) / 24 = 0.40 -> 1.
+  AutoscaleState s3;
+  d = Autoscale(c, Input(2, {demand(7)}), &s3);
+  EXPECT_EQ(d.desired_replicas, 1) << d.reason;
+  EXPECT_FALSE(d.proposals[0].held_by_margin);
+  // The margin never scales up, and never slows a scale-up: one replica asked for 14
+  // slots (1.17 of its 12-slot target, past the 10% tolerance) gets its second.
+  AutoscaleState s4;
+  MetricObservation up = demand(14);
+  up.value = 14.0 / 16;
+  up.stddev = std::sqrt(14.0) / 16;
+  EXPECT_EQ(Autoscale(c, Input(1, {up}), &s4).desired_replicas, 2);
+  // A large pool: 40 replicas (640 slots), 400 slots asked for: 400 / 480 x 40 = 33.3 ->
+  // 34; with the noise (20 slots) 420 / 480 x 40 = 35. The margin shrinks with the pool.
+  AutoscaleState s5;
+  MetricObservation big{ScalingSignal::kSlotDemand, 400.0 / 640, true, 20.0 / 640};
+  d = Autoscale(c, Input(40, {big}), &s5);
+  EXPECT_EQ(d.proposal, 35) << d.reason;
+  // No noise measured: the margin is moot.
+  AutoscaleState s6;
+  big.stddev = 0;
+  EXPECT_EQ(Autoscale(c, Input(40, {big}), &s6).proposal, 34);
+}
+
 TEST(AutoscaleTest, ForecastWithoutHistoryDoesNotBlockScaleDown) {
   // Found with the simulator: the pool held its startup size for a whole (simulated) day,
   // because a forecast with no history counted as an unreadable metric.
