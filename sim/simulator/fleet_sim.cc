@@ -399,7 +399,9 @@ class FleetSim {
     }
     replicas_by_minute_[static_cast<int>(now_ / 60)] = {current, ready};
     const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
-    if (last_desired_ && *last_desired_ != desired) {
+    // Like the latencies, scaling is measured after the warmup: the scenario's starting
+    // fleet is arbitrary, and the first minutes settle it (down from 10 replicas, say).
+    if (last_desired_ && *last_desired_ != desired && now_ >= s_.warmup_s) {
       ++scaling_changes_;
       const int direction = desired > *last_desired_ ? 1 : -1;
       if (last_direction_ != 0 && direction != last_direction_) {

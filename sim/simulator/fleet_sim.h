@@ -56,7 +56,7 @@ struct PolicyResult {
   double throughput_rps = 0;
   double slo_violation_minutes = 0;  // Minutes whose p95 TTFT exceeded the SLO.
   double gpu_hours = 0;
-  int scaling_changes = 0;    // Syncs that changed the desired replica count.
+  int scaling_changes = 0;    // Syncs after the warmup that changed the desired replica count.
   int scaling_reversals = 0;  // Changes in the other direction than the one before: oscillations.
   // Reversals within kQuickReversalS of the change they undo: a replica removed and asked
   // for again within the five minutes an HPA waits before it scales down (the diurnal
