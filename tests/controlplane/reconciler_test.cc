@@ -161,6 +161,41 @@ TEST(ReconcilerSlotDemandTest, SeesPastFullSlotsFromCountersAndQueueGrowth) {
       << snap->autoscale_explanation;
 }
 
+TEST(ReconcilerSlotDemandTest, HoldsAReplicaWhileTheDemandIsWithinItsNoise) {
+  // Two 16-slot replicas, built-in defaults (slot demand 0.75, scale-down margin one
+  // standard deviation, scale-down window 300 s). 10 busy slots, steady: 10 / 24 -> one
+  // replica by the HPA's rule, but 10 + sqrt(10) = 13.2 > 12 slots, one replica's target:
+  // keep two. At 6 busy, 6 + 2.4 = 8.4: one is enough, after the scale-down window.
+  FakeClock clock;
+  FleetState fleet;
+  SnapshotStore store;
+  ReconcilerOptions options;
+  Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
+  std::vector<std::string> addrs = {"a:1", "a:2"};
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
+  uint64_t seq = 0, finished = 100;
+  auto sync = [&](uint32_t busy_each) {
+    finished += 20;  // Steady: as many finish as arrive.
+    std::vector<v1::EndpointReport> eps;
+    for (const auto& a : addrs) {
+      eps.push_back(MakeEndpointReport(a, "m", 16, busy_each, 0));
+      eps.back().set_engine(v1::ENGINE_VLLM);
+      eps.back().set_requests_total(finished);
+    }
+    ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(++seq, eps), clock.MonotonicNow()).ok());
+    reconciler.ReconcileOnce();
+    clock.Advance(absl::Seconds(15));
+  };
+  for (int i = 0; i < 30; ++i) sync(5);  // 7.5 minutes.
+  auto snap = store.Get("m");
+  EXPECT_EQ(snap->assignment.desired_replicas(), 2u) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("-> 1, but with 1 sd of noise"), std::string::npos)
+      << snap->autoscale_explanation;
+  for (int i = 0; i < 30; ++i) sync(3);
+  snap = store.Get("m");
+  EXPECT_EQ(snap->assignment.desired_replicas(), 1u) << snap->autoscale_explanation;
+}
+
 // Predictive scaling end to end in the reconciler, on a fake clock: two weeks of a
 // working-hours peak, then the third Monday just before 09:00.
 TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
