@@ -157,11 +157,11 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   out.desired = d.desired_replicas;
   out.explanation = absl::StrFormat(
       "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, slot demand %.2f "
-      "(%.0f finished, in flight %+.0f since the last sync), requests/s %s%s; min %d, max %d, tolerance %.2f, %s",
+      "(%.0f finished, in flight %+.0f since the last sync), requests/s %s%s; min %d, max %d, tolerance %s, %s",
       d.desired_replicas, current, ready, d.reason, queue, slots > 0 ? busy / slots : 0.0,
       slots > 0 ? offered / slots : 0.0, completions, in_flight_growth,
       rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", predicted_text, pp.autoscale->min_replicas,
-      pp.autoscale->max_replicas, pp.autoscale->tolerance,
+      pp.autoscale->max_replicas, policy::DescribeTolerance(*pp.autoscale),
       pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");
   if (as.last && as.last->desired != out.desired) {
     SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << d.reason;

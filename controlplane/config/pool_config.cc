@@ -58,8 +58,14 @@ class Parser {
   }
 
   absl::Status Rules(const YAML::Node& node, const std::string& field, HpaScalingRules* rules) const {
-    if (absl::Status s = OnlyKeys(node, field, {"stabilizationWindowSeconds", "selectPolicy", "policies"}); !s.ok()) {
+    if (absl::Status s = OnlyKeys(node, field, {"stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance"});
+        !s.ok()) {
       return s;
+    }
+    if (node["tolerance"]) {  // Kubernetes 1.33+ (HPAConfigurableTolerance).
+      double t;
+      if (absl::Status s = Number<double>(node["tolerance"], field + ".tolerance", 0.0, 10.0, &t); !s.ok()) return s;
+      rules->tolerance = t;
     }
     if (node["stabilizationWindowSeconds"]) {
       int64_t seconds;

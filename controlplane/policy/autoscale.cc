@@ -59,6 +59,26 @@ int32_t ScaleDownLimit(int32_t current, const AutoscaleState& state, const HpaSc
   return result;
 }
 
+// Tolerances.isWithin: the band around a ratio of 1 in which nothing changes.
+struct Tolerances {
+  double down;
+  double up;
+  bool IsWithin(double ratio) const { return 1.0 - down <= ratio && ratio <= 1.0 + up; }
+};
+
+Tolerances TolerancesOf(const AutoscaleConfig& config) {
+  Tolerances t{config.tolerance, config.tolerance};
+  if (config.behavior) {
+    t.down = config.behavior->scale_down.tolerance.value_or(t.down);
+    t.up = config.behavior->scale_up.tolerance.value_or(t.up);
+  }
+  return t;
+}
+
+std::string ToleranceText(const Tolerances& t) {
+  return t.down == t.up ? absl::StrFormat("%.2f", t.up) : absl::StrFormat("-%.2f/+%.2f", t.down, t.up);
+}
+
 MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs, const AutoscaleConfig& config,
                        const AutoscaleInput& input) {
   MetricProposal p;
@@ -74,7 +94,7 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
       // AverageValue over an external total: current replicas enter only the
       // tolerance test; desired = ceil(total / target).
       p.ratio = current > 0 ? obs.value / (target.target * current) : (obs.value > 0 ? INFINITY : 1.0);
-      p.within_tolerance = std::abs(p.ratio - 1.0) <= config.tolerance;
+      p.within_tolerance = TolerancesOf(config).IsWithin(p.ratio);
       p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(obs.value / target.target));
       break;
     }
@@ -84,7 +104,7 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
       const int32_t ready = std::max(input.ready_replicas, 0);
       const int32_t unready = std::max(0, current - ready);
       p.ratio = obs.value / target.target;
-      p.within_tolerance = std::abs(p.ratio - 1.0) <= config.tolerance;
+      p.within_tolerance = TolerancesOf(config).IsWithin(p.ratio);
       if (p.within_tolerance) {
         p.replicas = current;
       } else if (p.ratio > 1 && unready > 0) {
@@ -92,7 +112,8 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
         // that makes the ratio fall into tolerance (or reverse), wait for them.
         const double ratio = obs.value * ready / (ready + unready) / target.target;
         p.ratio = ratio;
-        p.within_tolerance = ratio <= 1.0 + config.tolerance;
+        // Within tolerance, or the recount reverses the direction (ratio < 1): wait.
+        p.within_tolerance = ratio <= 1.0 + TolerancesOf(config).up;
         p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(ratio * (ready + unready)));
       } else {
         p.replicas = static_cast<int32_t>(std::ceil(p.ratio * ready));
@@ -149,6 +170,8 @@ HpaScalingRules HpaBehavior::DefaultScaleDown() {
   return r;
 }
 
+std::string DescribeTolerance(const AutoscaleConfig& config) { return ToleranceText(TolerancesOf(config)); }
+
 const char* ScalingSignalName(ScalingSignal s) {
   switch (s) {
     case ScalingSignal::kQueuePerReplica:
@@ -202,8 +225,8 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
     if (p.replicas > proposal) {
       proposal = p.replicas;
       if (p.within_tolerance) {
-        why = absl::StrFormat("%s %.3g vs target %.3g is within tolerance %.2f: keep %d", ScalingSignalName(p.signal),
-                              p.value, p.target, config.tolerance, current);
+        why = absl::StrFormat("%s %.3g vs target %.3g is within tolerance %s: keep %d", ScalingSignalName(p.signal),
+                              p.value, p.target, ToleranceText(TolerancesOf(config)), current);
       } else if (p.held_by_margin) {
         why = absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d, but with %.3g sd of noise (%.3g) -> %d",
                               ScalingSignalName(p.signal), p.value, p.target, p.ratio, p.replicas_without_margin,

@@ -34,6 +34,10 @@ struct HpaScalingRules {
   absl::Duration stabilization_window;
   Select select = Select::kMax;
   std::vector<HpaScalingPolicy> policies;
+  // This direction's tolerance (Kubernetes 1.33+, HPAConfigurableTolerance): a metric
+  // ratio r keeps the current count while 1 - scaleDown.tolerance <= r <= 1 +
+  // scaleUp.tolerance. Unset: AutoscaleConfig::tolerance (the cluster-wide 0.1).
+  std::optional<double> tolerance;
 };
 
 // HorizontalPodAutoscalerBehavior, with Kubernetes' defaults for any part left unset:
@@ -83,7 +87,7 @@ struct MetricTarget {
 struct AutoscaleConfig {
   int32_t min_replicas = 1;
   int32_t max_replicas = 10;
-  double tolerance = 0.1;
+  double tolerance = 0.1;  // Both directions, unless behavior sets its own.
   std::vector<MetricTarget> metrics;
   std::optional<HpaBehavior> behavior;  // nullopt: the legacy HPA algorithm.
 };
@@ -155,6 +159,9 @@ struct AutoscaleDecision {
   std::vector<MetricProposal> proposals;
   std::string reason;  // One line, with the arithmetic.
 };
+
+// "0.10", or "-0.30/+0.00" when behavior gives the directions their own tolerances.
+std::string DescribeTolerance(const AutoscaleConfig& config);
 
 // One sync. Records this sync's recommendation and scale event in `state`.
 AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput& input, AutoscaleState* state);

@@ -56,6 +56,7 @@ pools:
             value: 2
             periodSeconds: 60
         scaleDown:
+          tolerance: 0.05
           stabilizationWindowSeconds: 600
           selectPolicy: Min
           policies:
@@ -87,6 +88,8 @@ pools:
   EXPECT_EQ(b.scale_up.policies[0].value, 2);
   EXPECT_EQ(b.scale_up.policies[0].period, absl::Seconds(60));
   EXPECT_EQ(b.scale_down.stabilization_window, absl::Seconds(600));
+  EXPECT_EQ(b.scale_down.tolerance, 0.05);
+  EXPECT_FALSE(b.scale_up.tolerance.has_value()) << "unset: the pool's tolerance";
   EXPECT_EQ(b.scale_down.select, policy::HpaScalingRules::Select::kMin);
   EXPECT_EQ(b.scale_down.policies[0].type, policy::HpaScalingPolicy::Type::kPercent);
   EXPECT_FALSE(c->For("small-model").autoscale.has_value());
@@ -113,6 +116,8 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: gpu_memory, target: 1}\n",
        "pools.m.autoscaling.metrics[0].type"},
       {"pools: [unclosed\n", "pools.yaml:"},
+      {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleUp:\n          tolerance: -0.1\n",
+       "pools.yaml:6: pools.m.autoscaling.behavior.scaleUp.tolerance"},
       {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.7, scale_down_margin: "
        "-1}\n",
        "pools.yaml:5: pools.m.autoscaling.metrics[0].scale_down_margin"},

@@ -264,6 +264,44 @@ TEST(AutoscaleTest, SlotDemandIsUtilizationThatGoesPastOne) {
   EXPECT_EQ(Autoscale(c, in, &s).proposal, 11);
 }
 
+TEST(AutoscaleTest, PerDirectionToleranceAsInKubernetes133) {
+  // behavior.scaleDown.tolerance / scaleUp.tolerance (HPAConfigurableTolerance): the band
+  // is 1 - down <= ratio <= 1 + up. Occupancy target 0.5, 10 replicas, no windows.
+  AutoscaleConfig c;
+  c.min_replicas = 1;
+  c.max_replicas = 100;
+  c.metrics = {{ScalingSignal::kSlotOccupancy, 0.5}};
+  c.behavior = HpaBehavior{};
+  c.behavior->scale_down.stabilization_window = absl::ZeroDuration();
+  AutoscaleState s1;
+  // Cluster-wide 0.1 both ways: 0.4 / 0.5 = 0.8 -> ceil(8) = 8; 0.52 -> 1.04: keep 10.
+  EXPECT_EQ(Autoscale(c, Input(10, {Occupancy(0.4)}), &s1).desired_replicas, 8);
+  AutoscaleState s2;
+  EXPECT_EQ(Autoscale(c, Input(10, {Occupancy(0.52)}), &s2).desired_replicas, 10);
+  // The blog's example shape: scale down only 30% below target, scale up at any excess.
+  c.behavior->scale_down.tolerance = 0.3;
+  c.behavior->scale_up.tolerance = 0.0;
+  AutoscaleState s3;
+  AutoscaleDecision d = Autoscale(c, Input(10, {Occupancy(0.4)}), &s3);
+  EXPECT_EQ(d.desired_replicas, 10) << d.reason;
+  EXPECT_THAT(d.reason, HasSubstr("within tolerance -0.30/+0.00"));
+  AutoscaleState s4;
+  EXPECT_EQ(Autoscale(c, Input(10, {Occupancy(0.52)}), &s4).desired_replicas, 11) << "ceil(1.04 x 10)";
+  AutoscaleState s5;
+  EXPECT_EQ(Autoscale(c, Input(10, {Occupancy(0.3)}), &s5).desired_replicas, 6) << "0.6 < 0.7: ceil(0.6 x 10)";
+  // AverageValue metrics use the same band: 30 queued / (4 x 10) = 0.75 is within -0.30
+  // (with 0.1 it would be ceil(30 / 4) = 8) ...
+  c.metrics = {{ScalingSignal::kQueuePerReplica, 4}};
+  AutoscaleState s6;
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(30)}), &s6).desired_replicas, 10);
+  // ... and 41 / 40 = 1.025 is past a scale-up tolerance of 0: ceil(41 / 4) = 11.
+  AutoscaleState s7;
+  EXPECT_EQ(Autoscale(c, Input(10, {Queue(41)}), &s7).desired_replicas, 11);
+  EXPECT_EQ(DescribeTolerance(c), "-0.30/+0.00");
+  c.behavior.reset();
+  EXPECT_EQ(DescribeTolerance(c), "0.10") << "without behavior, the cluster-wide tolerance";
+}
+
 TEST(AutoscaleTest, ScaleDownMarginHoldsAgainstTheDemandsNoise) {
   // Two 16-slot replicas, slot demand at 75% (24 slots) and a margin of one standard
   // deviation. 11 slots asked for: 11 / 24 = 0.46 -> ceil(0.46 x 2) = 1 replica, which
