@@ -120,10 +120,15 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   const double offered = policy::OfferedSlots(busy, queue, in_flight_growth, completions, slots);
   in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0,
                         slots > 0 ? std::sqrt(offered) / slots : 0});
-  double rps = 0;
+  double rps = 0, rps_stddev = 0;
   const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;
-  if (rps_valid) rps = (requests - as.last_requests) / absl::ToDoubleSeconds(now - as.last_requests_at);
-  in.metrics.push_back({policy::ScalingSignal::kRequestsPerSecond, rps, rps_valid});
+  if (rps_valid) {
+    // A count of arrivals over the interval: Poisson, its noise the square root of the count.
+    const double seconds = absl::ToDoubleSeconds(now - as.last_requests_at);
+    rps = (requests - as.last_requests) / seconds;
+    rps_stddev = std::sqrt(requests - as.last_requests) / seconds;
+  }
+  in.metrics.push_back({policy::ScalingSignal::kRequestsPerSecond, rps, rps_valid, rps_stddev});
   as.last_requests = requests;
   as.last_requests_at = now;
 

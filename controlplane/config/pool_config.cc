@@ -180,6 +180,11 @@ class Parser {
           return s;
         }
         if (list[i]["scale_down_margin"]) {
+          if (t.signal == policy::ScalingSignal::kQueuePerReplica) {
+            // A queue's length is not a count of independent events: no noise estimate.
+            return Error(list[i]["scale_down_margin"], f + ".scale_down_margin",
+                         "applies to slot_occupancy, slot_demand and requests_per_second, whose noise is known");
+          }
           if (absl::Status s = Number<double>(list[i]["scale_down_margin"], f + ".scale_down_margin", 0.0, 10.0,
                                               &t.scale_down_margin);
               !s.ok()) {

@@ -55,8 +55,9 @@ struct FleetConfig {
   const PoolPolicy& For(const std::string& pool) const;
 };
 
-// Built-in defaults: weighted, staleness 5 s, autoscaling on queue per replica (target 5,
-// as vLLM's production stack) with Kubernetes' default behavior, 1..100 replicas.
+// Built-in defaults: weighted, staleness 5 s, autoscaling on slot demand at 75% with a
+// scale-down margin of one standard deviation, Kubernetes' scale-up, scale-down after
+// 300 s by at most 2 replicas a minute, 1..100 replicas (docs/configuration.md).
 FleetConfig DefaultFleetConfig();
 
 // Parses YAML text; `name` appears in errors ("pools.yaml:12: ...").

@@ -196,6 +196,40 @@ TEST(ReconcilerSlotDemandTest, HoldsAReplicaWhileTheDemandIsWithinItsNoise) {
   EXPECT_EQ(snap->assignment.desired_replicas(), 1u) << snap->autoscale_explanation;
 }
 
+TEST(ReconcilerSlotDemandTest, RequestRateCarriesItsPoissonNoise) {
+  // Requests per second, target 2 per replica, margin one standard deviation: 30 requests
+  // in 15 s on 2 replicas = 2 rps -> ceil(2 / 2) = 1 replica by the HPA's rule; 30 is a
+  // Poisson count, sqrt(30) / 15 = 0.37 rps of noise: (2 + 0.37) / 2 -> 2, keep both.
+  FakeClock clock;
+  FleetState fleet;
+  SnapshotStore store;
+  ReconcilerOptions options;
+  policy::AutoscaleConfig a;
+  a.metrics = {{policy::ScalingSignal::kRequestsPerSecond, 2, 1.0}};
+  options.config.defaults.autoscale = a;
+  Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
+  std::vector<std::string> addrs = {"a:1", "a:2"};
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
+  uint64_t seq = 0, total = 0;
+  for (int i = 0; i < 30; ++i) {
+    total += 15;
+    std::vector<v1::EndpointReport> eps;
+    for (const auto& addr : addrs) {
+      eps.push_back(MakeEndpointReport(addr, "m", 4, 1, 0));
+      eps.back().set_engine(v1::ENGINE_VLLM);
+      eps.back().set_requests_total(total);
+    }
+    ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(++seq, eps), clock.MonotonicNow()).ok());
+    reconciler.ReconcileOnce();
+    clock.Advance(absl::Seconds(15));
+  }
+  auto snap = store.Get("m");
+  EXPECT_EQ(snap->assignment.desired_replicas(), 2u) << snap->autoscale_explanation;
+  EXPECT_NE(snap->autoscale_explanation.find("requests_per_second 2 / target 2 (ratio 0.50) -> 1, but with 1 sd"),
+            std::string::npos)
+      << snap->autoscale_explanation;
+}
+
 // Predictive scaling end to end in the reconciler, on a fake clock: two weeks of a
 // working-hours peak, then the third Monday just before 09:00.
 TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {

@@ -121,6 +121,10 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.7, scale_down_margin: "
        "-1}\n",
        "pools.yaml:5: pools.m.autoscaling.metrics[0].scale_down_margin"},
+      {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: queue_per_replica, target: 4, "
+       "scale_down_margin: 1}\n",
+       "pools.m.autoscaling.metrics[0].scale_down_margin: applies to slot_occupancy, slot_demand and "
+       "requests_per_second"},
   };
   for (const Case& c : cases) {
     auto r = ParseFleetConfig(c.yaml, "pools.yaml");
