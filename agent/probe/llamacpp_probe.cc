@@ -90,8 +90,9 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
       have_load = true;
     }
   }
-  if (have_load && out->slots_busy() > 0 && !out->kv_cache_usage() && slots_supported_) {
+  if (have_load && (out->slots_busy() > 0 || last_busy_ > 0) && !out->kv_cache_usage() && slots_supported_) {
     // Current builds export no KV gauge: estimate it from /slots, but only while busy
+    // and once more as the slots empty, to count the last requests that finished
     // (polling /slots costs the server; see inference-servers.md).
     bool unsupported = false;
     if (std::string e = ReadSlots(now, /*kv_only=*/true, out, &unsupported); !e.empty()) return e;
@@ -113,6 +114,9 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
   if (out->slots_busy() > out->slots_total()) {
     return absl::StrCat("server reports ", out->slots_busy(), " busy slots of ", out->slots_total());
   }
+  last_busy_ = out->slots_busy();
+  // Zero means "no counter" to the control plane: report the count once there is one.
+  if (finished_requests_ > 0) out->set_requests_total(finished_requests_);
   return "";
 }
 
@@ -199,6 +203,7 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointR
   double used_tokens = 0, ctx_tokens = 0;
   double decoded_delta = 0, decoding_slots = 0;
   std::map<int64_t, std::pair<int64_t, int64_t>> progress;  // slot id -> (task id, n_decoded)
+  std::map<int64_t, SlotTask> tasks;
   for (const json& slot : *j) {
     if (!slot.is_object()) return "/slots: entry is not an object";
     bool processing = false;
@@ -221,6 +226,17 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointR
     }
     // Decode progress: next_token is an array of one object (code) or an object (README).
     std::optional<int64_t> id = IntField(slot, "id"), task = IntField(slot, "id_task");
+    if (id) {
+      // Finished requests: the task seen running is gone (the slot idle or on another
+      // task), and a task id not seen before on an idle slot started and ended unseen.
+      SlotTask now_task{task, processing};
+      if (auto prev = slot_tasks_.find(*id); prev != slot_tasks_.end()) {
+        const bool changed = task && task != prev->second.task;
+        if (prev->second.processing && (changed || !processing)) ++finished_requests_;
+        if (changed && !processing) ++finished_requests_;
+      }
+      tasks[*id] = now_task;
+    }
     if (processing && id && task && slot.contains("next_token")) {
       const json& nt =
           slot["next_token"].is_array() && !slot["next_token"].empty() ? slot["next_token"][0] : slot["next_token"];
@@ -240,6 +256,7 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointR
   }
   slot_progress_ = std::move(progress);
   slot_progress_at_ = now;
+  slot_tasks_ = std::move(tasks);
   if (ctx_tokens > 0) {
     out->set_kv_cache_usage(std::min(1.0, used_tokens / ctx_tokens));
     out->set_kv_cache_estimated(true);

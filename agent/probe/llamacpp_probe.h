@@ -4,6 +4,8 @@
 // /metrics (requests_processing, requests_deferred, token counters) with a fallback to
 // /slots when /metrics answers 501 (both is_processing and the older integer state);
 // /props total_slots and n_ctx; /v1/models data[].id (a .gguf path becomes a clean name).
+// llama.cpp counts no finished requests; the probe counts them from /slots (a slot's
+// id_task changes, or the slot falls idle) and reports them as requests_total.
 #ifndef SWITCHBOARD_AGENT_PROBE_LLAMACPP_PROBE_H_
 #define SWITCHBOARD_AGENT_PROBE_LLAMACPP_PROBE_H_
 
@@ -28,7 +30,8 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   std::string FetchModels();
   std::string ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported);
   // Busy slots and a KV-cache estimate from /slots (only the estimate when `kv_only`);
-  // also measures decode speed from n_decoded progress between two reads.
+  // also measures decode speed from n_decoded progress between two reads, and counts
+  // the requests that finished since the last read.
   std::string ReadSlots(absl::Time now, bool kv_only, v1::EndpointReport* out, bool* unsupported);
 
   HttpClient* const http_;
@@ -43,6 +46,17 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   double prefill_tokens_per_second_ = 0;
   std::map<int64_t, std::pair<int64_t, int64_t>> slot_progress_;  // slot id -> (task, n_decoded)
   std::optional<absl::Time> slot_progress_at_;
+  // Finished requests, from /slots: what each slot showed at the last read. A task seen
+  // running and then gone, or a new task id on an idle slot, is one finished request; a
+  // slot that ran several tasks between two reads counts one (an undercount only for
+  // requests shorter than the probe interval).
+  struct SlotTask {
+    std::optional<int64_t> task;
+    bool processing = false;
+  };
+  std::map<int64_t, SlotTask> slot_tasks_;  // Slot id -> as last read.
+  uint64_t finished_requests_ = 0;
+  uint32_t last_busy_ = 0;  // Busy slots at the last poll: read /slots once more as they empty.
 };
 
 // "/models/Llama-3-8B.Q4_K_M.gguf" -> "Llama-3-8B.Q4_K_M"; other ids unchanged.

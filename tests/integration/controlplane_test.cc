@@ -228,12 +228,16 @@ class SlowLink {
   std::vector<std::thread> pumps_;  // by the destructor.
 };
 
-// Slot demand end to end: a vLLM-shaped server with 2 slots gets requests faster than it
-// finishes them; the agent reports its finished-request counter and queue; the control
-// plane reads demand past the full slots (occupancy alone would say 1.0 and ask for 2
-// replicas at target 0.5; demand says about 2.0 and asks for 4).
-TEST(ControlPlaneSlotDemandTest, ArrivalsFasterThanCompletionsReadPastFullSlots) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "cp_slot_demand";
+// Slot demand end to end: a server with 2 slots gets requests faster than it finishes
+// them; the agent reports its finished requests (vLLM's counter; for llama.cpp, counted
+// from /slots) and queue; the control plane reads demand past the full slots (occupancy
+// alone would say 1.0 and ask for 2 replicas at target 0.5; demand says about 2.0 and
+// asks for 4).
+class ControlPlaneSlotDemandTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlPlaneSlotDemandTest, ArrivalsFasterThanCompletionsReadPastFullSlots) {
+  const std::string engine = GetParam();
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / ("cp_slot_demand_" + engine);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string config = (dir / "pools.yaml").string();
@@ -244,14 +248,14 @@ TEST(ControlPlaneSlotDemandTest, ArrivalsFasterThanCompletionsReadPastFullSlots)
   auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
   ASSERT_TRUE(port.ok()) << port.status();
   const std::string addr = absl::StrCat("127.0.0.1:", *port);
-  auto server = Subprocess::Start("switchboard-fakellm", {"--listen", "127.0.0.1:0", "--engine", "vllm", "--model", "m",
+  auto server = Subprocess::Start("switchboard-fakellm", {"--listen", "127.0.0.1:0", "--engine", engine, "--model", "m",
                                                           "--slots", "2", "--tokens-per-second", "20"});
   auto sp = server->WaitForPort("http listening on port ", absl::Seconds(20));
   ASSERT_TRUE(sp.ok()) << sp.status();
-  auto agent =
-      Subprocess::Start("switchboard-agent", {"--controlplane", addr, "--backend",
-                                              absl::StrCat("vllm=http://127.0.0.1:", *sp, ",max_seqs=2"), "--node-id",
-                                              "n1", "--report-interval", "250ms", "--gpu", "none", "--insecure"});
+  auto agent = Subprocess::Start(
+      "switchboard-agent",
+      {"--controlplane", addr, "--backend", absl::StrCat(engine, "=http://127.0.0.1:", *sp, ",max_seqs=2"), "--node-id",
+       "n1", "--report-interval", "250ms", "--gpu", "none", "--insecure"});
   Subscriber subscriber(addr, {"m"});
   ASSERT_TRUE(subscriber.WaitFor(
       "m", [](const v1::Assignment& a) { return a.endpoints_size() == 1 && a.endpoints(0).weight() > 0; },
@@ -292,6 +296,8 @@ TEST(ControlPlaneSlotDemandTest, ArrivalsFasterThanCompletionsReadPastFullSlots)
   ASSERT_NE(at, std::string::npos) << out;
   EXPECT_GT(std::stod(out.substr(at + 12)), 1.0) << out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ControlPlaneSlotDemandTest, ::testing::Values("vllm", "llamacpp"));
 
 // Regression: the channels' minimum reconnect backoff was 100 ms, which gRPC also takes
 // as the longest one connection attempt may last, so any handshake slower than that

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "agent/probe/http_client.h"
 #include "common/mutex.h"
+#include "gtest/gtest.h"
 
 namespace switchboard::agent {
 
@@ -28,6 +29,7 @@ class FakeHttpClient final : public HttpClient {
   // Loads a `curl -i` record: status from the first line, body after the blank line.
   void SetFromCapture(const std::string& path, const std::string& file) {
     std::ifstream in(file, std::ios::binary);
+    if (!in) ADD_FAILURE() << "no capture file " << file;
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string text = ss.str();

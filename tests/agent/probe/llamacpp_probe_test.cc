@@ -53,6 +53,41 @@ TEST_F(LlamaCppProbeTest, RealBusyServer) {
   EXPECT_NEAR(r.kv_cache_usage(), 718.0 / 4096, 1e-9);
 }
 
+TEST_F(LlamaCppProbeTest, CountsFinishedRequestsFromSlots) {
+  // llama.cpp has no finished-request counter; the real captures in order show one:
+  // busy: slots 0-3 run tasks 17, 16, 14, 13. busy_tail: 0 and 1 idle (17 and 16 done),
+  // 2 and 3 on tasks 19 and 18 (14 and 13 done): 4 finished. after: all idle, 19 and 18
+  // done: 6. /metrics says 0 busy by then; /slots is read once more as the slots empty.
+  ServeIdleCaptures();
+  http_.SetFromCapture("/metrics", Capture("busy__GET_metrics.txt"));
+  http_.SetFromCapture("/slots", Capture("busy__GET_slots.txt"));
+  v1::EndpointReport r = Poll();
+  EXPECT_EQ(r.requests_total(), 0u) << "nothing seen finishing yet: no counter";
+  http_.SetFromCapture("/metrics", Capture("busy_tail__GET_metrics.txt"));
+  http_.SetFromCapture("/slots", Capture("busy_tail__GET_slots.txt"));
+  r = Poll();
+  EXPECT_EQ(r.requests_total(), 4u);
+  http_.SetFromCapture("/metrics", Capture("after__GET_metrics.txt"));
+  http_.SetFromCapture("/slots", Capture("after__GET_slots.txt"));
+  r = Poll();
+  EXPECT_EQ(r.slots_busy(), 0u);
+  EXPECT_EQ(r.requests_total(), 6u);
+  // Idle now: /slots is not polled again, the counter holds.
+  const int calls = http_.calls();
+  r = Poll();
+  EXPECT_EQ(r.requests_total(), 6u);
+  EXPECT_EQ(http_.calls() - calls, 2) << "health + metrics only";
+  // A task that started and finished between two reads shows as a new id on an idle slot.
+  http_.SetFromCapture("/metrics", Capture("busy__GET_metrics.txt"));
+  http_.Set("/slots", 200,
+            R"([{"id":0,"n_ctx":1024,"is_processing":true,"id_task":30},
+                {"id":1,"n_ctx":1024,"is_processing":false,"id_task":25},
+                {"id":2,"n_ctx":1024,"is_processing":false,"id_task":19},
+                {"id":3,"n_ctx":1024,"is_processing":false,"id_task":18}])");
+  r = Poll();
+  EXPECT_EQ(r.requests_total(), 7u) << "task 25 on slot 1; task 30 still running";
+}
+
 TEST_F(LlamaCppProbeTest, LoadingModelIsStarting) {
   http_.SetFromCapture("/health", Capture("startup_loading__GET_health.txt"));
   v1::EndpointReport r = Poll();
