@@ -3,7 +3,9 @@
 // proposal across metrics, then either the `behavior` rules (stabilization windows,
 // Pods/Percent policies over periods, selectPolicy) or, without behavior, the legacy
 // 5-minute downscale stabilization and max(2 x current, 4) scale-up cap; finally
-// [min, max]. A manual override (SetReplicas) wins while it lasts.
+// [min, max]. A manual override (SetReplicas) wins while it lasts. One addition, off
+// unless a metric asks for it: MetricTarget::scale_down_margin (hysteresis sized to the
+// metric's noise).
 //
 // Pure: explicit inputs, the history the HPA keeps (recommendations and scale events)
 // passed in and out as AutoscaleState, the time injected.
