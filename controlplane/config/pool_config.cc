@@ -170,6 +170,7 @@ class Parser {
         } else if (type == "slot_demand") {
           t.signal = policy::ScalingSignal::kSlotDemand;
           max_target = 1.0;
+          t.scale_down_margin = 1.0;  // Switchboard's own signal: with its hysteresis unless told.
         } else if (type == "requests_per_second") {
           t.signal = policy::ScalingSignal::kRequestsPerSecond;
         } else {

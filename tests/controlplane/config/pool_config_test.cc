@@ -83,6 +83,11 @@ pools:
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].target, 0.7);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].scale_down_margin, 2);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[1].scale_down_margin, 0) << "the HPA's, unless asked";
+  // slot_demand written without the key keeps the default's margin.
+  auto d = ParseFleetConfig(
+      "pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.8}\n", "pools.yaml");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_DOUBLE_EQ(d->For("m").autoscale->metrics[0].scale_down_margin, 1.0);
   const auto& b = *p.autoscale->behavior;
   ASSERT_EQ(b.scale_up.policies.size(), 1u);
   EXPECT_EQ(b.scale_up.policies[0].value, 2);
