@@ -1,5 +1,8 @@
 #include "controlplane/config/pool_config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -136,6 +139,34 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
     ASSERT_FALSE(r.ok()) << c.yaml;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.want)) << c.yaml;
   }
+}
+
+TEST(PoolConfigTest, TheDocumentedExampleParses) {
+  std::ifstream in(std::string(SWITCHBOARD_DOCS_DIR) + "/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string md = ss.str();
+  const size_t begin = md.find("```yaml\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = md.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  auto c = ParseFleetConfig(md.substr(begin + 8, end - begin - 8), "configuration.md");
+  ASSERT_TRUE(c.ok()) << c.status();
+  // The defaults block restates the built-in defaults.
+  const PoolPolicy& other = c->For("any-other-model");
+  const PoolPolicy builtin = DefaultFleetConfig().For("any-other-model");
+  ASSERT_TRUE(other.autoscale.has_value());
+  ASSERT_EQ(other.autoscale->metrics.size(), builtin.autoscale->metrics.size());
+  EXPECT_EQ(other.autoscale->metrics[0].signal, builtin.autoscale->metrics[0].signal);
+  EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].target, builtin.autoscale->metrics[0].target);
+  EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].scale_down_margin, builtin.autoscale->metrics[0].scale_down_margin);
+  const PoolPolicy& llama = c->For("llama-3-8b");
+  ASSERT_TRUE(llama.autoscale.has_value());
+  EXPECT_EQ(llama.autoscale->min_replicas, 2);
+  ASSERT_TRUE(llama.autoscale->behavior.has_value());
+  EXPECT_EQ(llama.autoscale->behavior->scale_down.tolerance, 0.2);
+  EXPECT_FALSE(c->For("tiny-model").autoscale.has_value());
 }
 
 TEST(PoolConfigTest, MissingFile) {
