@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "yaml-cpp/yaml.h"
@@ -63,8 +65,16 @@ class Parser {
       return s;
     }
     if (node["tolerance"]) {  // Kubernetes 1.33+ (HPAConfigurableTolerance).
+      // A resource.Quantity: 0.05, or "50m" as `kubectl get hpa -o yaml` writes it back.
+      const YAML::Node& n = node["tolerance"];
       double t;
-      if (absl::Status s = Number<double>(node["tolerance"], field + ".tolerance", 0.0, 10.0, &t); !s.ok()) return s;
+      const std::string text = n.IsScalar() ? n.Scalar() : "";
+      if (absl::EndsWith(text, "m") && absl::SimpleAtod(text.substr(0, text.size() - 1), &t)) {
+        t /= 1000;
+        if (!(t >= 0 && t <= 10)) return Error(n, field + ".tolerance", "must be in [0, 10]");
+      } else if (absl::Status s = Number<double>(n, field + ".tolerance", 0.0, 10.0, &t); !s.ok()) {
+        return s;
+      }
       rules->tolerance = t;
     }
     if (node["stabilizationWindowSeconds"]) {

@@ -86,6 +86,11 @@ pools:
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].target, 0.7);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[2].scale_down_margin, 2);
   EXPECT_DOUBLE_EQ(p.autoscale->metrics[1].scale_down_margin, 0) << "the HPA's, unless asked";
+  // A tolerance as Kubernetes writes a Quantity back: 50m = 0.05.
+  auto q = ParseFleetConfig("pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleUp: {tolerance: 50m}\n",
+                            "pools.yaml");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_DOUBLE_EQ(*q->For("m").autoscale->behavior->scale_up.tolerance, 0.05);
   // slot_demand written without the key keeps the default's margin.
   auto d = ParseFleetConfig(
       "pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.8}\n", "pools.yaml");
@@ -126,6 +131,10 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools: [unclosed\n", "pools.yaml:"},
       {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleUp:\n          tolerance: -0.1\n",
        "pools.yaml:6: pools.m.autoscaling.behavior.scaleUp.tolerance"},
+      {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleDown:\n          tolerance: 20000m\n",
+       "pools.yaml:6: pools.m.autoscaling.behavior.scaleDown.tolerance: must be in [0, 10]"},
+      {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleDown:\n          tolerance: lots\n",
+       "pools.yaml:6: pools.m.autoscaling.behavior.scaleDown.tolerance: must be a number"},
       {"pools:\n  m:\n    autoscaling:\n      metrics:\n        - {type: slot_demand, target: 0.7, scale_down_margin: "
        "-1}\n",
        "pools.yaml:5: pools.m.autoscaling.metrics[0].scale_down_margin"},
