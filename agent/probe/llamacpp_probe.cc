@@ -86,21 +86,23 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
     if (std::string e = ReadMetrics(now, out, &unsupported); !e.empty()) return e;
     if (unsupported) {
       metrics_supported_ = false;
+      kv_gauge_ = false;
     } else {
       have_load = true;
     }
   }
-  if (have_load && (out->slots_busy() > 0 || last_busy_ > 0) && !out->kv_cache_usage() && slots_supported_) {
-    // Current builds export no KV gauge: estimate it from /slots, but only while busy
-    // and once more as the slots empty, to count the last requests that finished
-    // (polling /slots costs the server; see inference-servers.md).
+  if (have_load && (out->slots_busy() > 0 || last_busy_ > 0) && slots_supported_) {
+    // /slots for the finished requests (llama.cpp counts none) and, in current builds,
+    // which export no KV gauge, the KV estimate; only while busy and once more as the
+    // slots empty, to count the last requests (polling /slots costs the server; see
+    // inference-servers.md).
     bool unsupported = false;
-    if (std::string e = ReadSlots(now, /*kv_only=*/true, out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadSlots(now, /*busy_known=*/true, out, &unsupported); !e.empty()) return e;
     if (unsupported) slots_supported_ = false;
   }
   if (!have_load && slots_supported_) {
     bool unsupported = false;
-    if (std::string e = ReadSlots(now, /*kv_only=*/false, out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadSlots(now, /*busy_known=*/false, out, &unsupported); !e.empty()) return e;
     if (unsupported) {
       slots_supported_ = false;
     } else {
@@ -166,9 +168,9 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   }
   out->set_slots_busy(static_cast<uint32_t>(*processing));
   out->set_queue_depth(static_cast<uint32_t>(*deferred));
-  if (std::optional<double> kv = scrape->Value("llamacpp:kv_cache_usage_ratio"); kv && *kv >= 0 && *kv <= 1) {
-    out->set_kv_cache_usage(*kv);  // 2024 builds only.
-  }
+  std::optional<double> kv = scrape->Value("llamacpp:kv_cache_usage_ratio");
+  kv_gauge_ = kv && *kv >= 0 && *kv <= 1;
+  if (kv_gauge_) out->set_kv_cache_usage(*kv);  // 2024 builds only.
 
   // Rates from counters. They grow only when a request finishes (llama.cpp), so a rate
   // is per finished work.
@@ -190,7 +192,7 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   return "";
 }
 
-std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointReport* out, bool* unsupported) {
+std::string LlamaCppProbe::ReadSlots(absl::Time now, bool busy_known, v1::EndpointReport* out, bool* unsupported) {
   HttpResponse r = http_->Get(options_.base_url + "/slots", options_.timeout);
   if (r.status == 501 || r.status == 404) {
     *unsupported = true;
@@ -257,11 +259,11 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool kv_only, v1::EndpointR
   slot_progress_ = std::move(progress);
   slot_progress_at_ = now;
   slot_tasks_ = std::move(tasks);
-  if (ctx_tokens > 0) {
+  if (ctx_tokens > 0 && !kv_gauge_) {
     out->set_kv_cache_usage(std::min(1.0, used_tokens / ctx_tokens));
     out->set_kv_cache_estimated(true);
   }
-  if (kv_only) return "";
+  if (busy_known) return "";
   if (total_slots_ == 0) out->set_slots_total(static_cast<uint32_t>(j->size()));
   out->set_slots_busy(busy);
   out->set_slot_tokens_per_second(slot_tokens_per_second_);

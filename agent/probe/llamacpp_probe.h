@@ -29,14 +29,15 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   std::string FetchProps();
   std::string FetchModels();
   std::string ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported);
-  // Busy slots and a KV-cache estimate from /slots (only the estimate when `kv_only`);
-  // also measures decode speed from n_decoded progress between two reads, and counts
-  // the requests that finished since the last read.
-  std::string ReadSlots(absl::Time now, bool kv_only, v1::EndpointReport* out, bool* unsupported);
+  // From /slots: the requests that finished since the last read, decode speed from
+  // n_decoded progress, a KV-cache estimate unless /metrics has the gauge, and (unless
+  // `busy_known`, i.e. /metrics gave it) the busy slots.
+  std::string ReadSlots(absl::Time now, bool busy_known, v1::EndpointReport* out, bool* unsupported);
 
   HttpClient* const http_;
   bool metrics_supported_ = true;
   bool slots_supported_ = true;
+  bool kv_gauge_ = false;  // The last /metrics had llamacpp:kv_cache_usage_ratio (2024 builds).
   uint32_t total_slots_ = 0;
   std::vector<std::string> models_;
   // Counter baselines for rates, and the last speeds measured.

@@ -88,6 +88,26 @@ TEST_F(LlamaCppProbeTest, CountsFinishedRequestsFromSlots) {
   EXPECT_EQ(r.requests_total(), 7u) << "task 25 on slot 1; task 30 still running";
 }
 
+TEST_F(LlamaCppProbeTest, CountsFinishedRequestsWhereMetricsHaveAKvGauge) {
+  // 2024 builds export llamacpp:kv_cache_usage_ratio: /slots is still read while busy, for
+  // the count, and the gauge is kept rather than replaced by the estimate.
+  http_.Set("/health", 200, R"({"status":"ok","slots_idle":1,"slots_processing":1})");
+  http_.Set("/props", 200, R"({"total_slots":2,"default_generation_settings":{"n_ctx":512}})");
+  http_.Set("/v1/models", 200, R"({"object":"list","data":[{"id":"m"}]})");
+  http_.Set("/metrics", 200,
+            "llamacpp:requests_processing 1\nllamacpp:requests_deferred 0\nllamacpp:kv_cache_usage_ratio 0.5\n");
+  http_.Set("/slots", 200,
+            R"([{"id":0,"n_ctx":512,"state":1,"id_task":3,"n_prompt_tokens":100},{"id":1,"n_ctx":512,"state":0}])");
+  v1::EndpointReport r = Poll();
+  EXPECT_EQ(r.state(), v1::ENDPOINT_STATE_READY) << r.probe_error();
+  http_.Set("/slots", 200,
+            R"([{"id":0,"n_ctx":512,"state":1,"id_task":7,"n_prompt_tokens":100},{"id":1,"n_ctx":512,"state":0}])");
+  r = Poll();
+  EXPECT_EQ(r.requests_total(), 1u) << "task 3 finished, 7 runs";
+  EXPECT_DOUBLE_EQ(r.kv_cache_usage(), 0.5) << "the gauge, not the estimate (100 / 1024)";
+  EXPECT_FALSE(r.kv_cache_estimated());
+}
+
 TEST_F(LlamaCppProbeTest, LoadingModelIsStarting) {
   http_.SetFromCapture("/health", Capture("startup_loading__GET_health.txt"));
   v1::EndpointReport r = Poll();
