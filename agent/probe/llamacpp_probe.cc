@@ -81,12 +81,12 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
   out->set_slots_total(total_slots_);
 
   bool have_load = false;
+  bool kv_gauge = false;
   if (metrics_supported_) {
     bool unsupported = false;
-    if (std::string e = ReadMetrics(now, out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadMetrics(now, out, &unsupported, &kv_gauge); !e.empty()) return e;
     if (unsupported) {
       metrics_supported_ = false;
-      kv_gauge_ = false;
     } else {
       have_load = true;
     }
@@ -97,12 +97,16 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
     // slots empty, to count the last requests (polling /slots costs the server; see
     // inference-servers.md).
     bool unsupported = false;
-    if (std::string e = ReadSlots(now, /*busy_known=*/true, out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadSlots(now, /*busy_known=*/true, /*estimate_kv=*/!kv_gauge, out, &unsupported); !e.empty()) {
+      return e;
+    }
     if (unsupported) slots_supported_ = false;
   }
   if (!have_load && slots_supported_) {
     bool unsupported = false;
-    if (std::string e = ReadSlots(now, /*busy_known=*/false, out, &unsupported); !e.empty()) return e;
+    if (std::string e = ReadSlots(now, /*busy_known=*/false, /*estimate_kv=*/true, out, &unsupported); !e.empty()) {
+      return e;
+    }
     if (unsupported) {
       slots_supported_ = false;
     } else {
@@ -151,7 +155,7 @@ std::string LlamaCppProbe::FetchModels() {
   return "";
 }
 
-std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported) {
+std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported, bool* kv_gauge) {
   HttpResponse r = http_->Get(options_.base_url + "/metrics", options_.timeout);
   if (r.status == 501 || r.status == 404) {
     *unsupported = true;
@@ -169,8 +173,8 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   out->set_slots_busy(static_cast<uint32_t>(*processing));
   out->set_queue_depth(static_cast<uint32_t>(*deferred));
   std::optional<double> kv = scrape->Value("llamacpp:kv_cache_usage_ratio");
-  kv_gauge_ = kv && *kv >= 0 && *kv <= 1;
-  if (kv_gauge_) out->set_kv_cache_usage(*kv);  // 2024 builds only.
+  *kv_gauge = kv && *kv >= 0 && *kv <= 1;
+  if (*kv_gauge) out->set_kv_cache_usage(*kv);  // 2024 builds only.
 
   // Rates from counters. They grow only when a request finishes (llama.cpp), so a rate
   // is per finished work.
@@ -192,7 +196,8 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   return "";
 }
 
-std::string LlamaCppProbe::ReadSlots(absl::Time now, bool busy_known, v1::EndpointReport* out, bool* unsupported) {
+std::string LlamaCppProbe::ReadSlots(absl::Time now, bool busy_known, bool estimate_kv, v1::EndpointReport* out,
+                                     bool* unsupported) {
   HttpResponse r = http_->Get(options_.base_url + "/slots", options_.timeout);
   if (r.status == 501 || r.status == 404) {
     *unsupported = true;
@@ -259,7 +264,7 @@ std::string LlamaCppProbe::ReadSlots(absl::Time now, bool busy_known, v1::Endpoi
   slot_progress_ = std::move(progress);
   slot_progress_at_ = now;
   slot_tasks_ = std::move(tasks);
-  if (ctx_tokens > 0 && !kv_gauge_) {
+  if (ctx_tokens > 0 && estimate_kv) {
     out->set_kv_cache_usage(std::min(1.0, used_tokens / ctx_tokens));
     out->set_kv_cache_estimated(true);
   }

@@ -28,16 +28,16 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   std::string PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) override;
   std::string FetchProps();
   std::string FetchModels();
-  std::string ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported);
+  // `kv_gauge`: whether /metrics had llamacpp:kv_cache_usage_ratio (2024 builds).
+  std::string ReadMetrics(absl::Time now, v1::EndpointReport* out, bool* unsupported, bool* kv_gauge);
   // From /slots: the requests that finished since the last read, decode speed from
-  // n_decoded progress, a KV-cache estimate unless /metrics has the gauge, and (unless
-  // `busy_known`, i.e. /metrics gave it) the busy slots.
-  std::string ReadSlots(absl::Time now, bool busy_known, v1::EndpointReport* out, bool* unsupported);
+  // n_decoded progress, a KV-cache estimate if `estimate_kv`, and (unless `busy_known`,
+  // i.e. /metrics gave it) the busy slots.
+  std::string ReadSlots(absl::Time now, bool busy_known, bool estimate_kv, v1::EndpointReport* out, bool* unsupported);
 
   HttpClient* const http_;
   bool metrics_supported_ = true;
   bool slots_supported_ = true;
-  bool kv_gauge_ = false;  // The last /metrics had llamacpp:kv_cache_usage_ratio (2024 builds).
   uint32_t total_slots_ = 0;
   std::vector<std::string> models_;
   // Counter baselines for rates, and the last speeds measured.

@@ -88,13 +88,14 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
   p.valid = obs.valid && std::isfinite(obs.value) && obs.value >= 0 && target.target > 0;
   if (!p.valid) return p;
   const int32_t current = input.current_replicas;
+  const Tolerances tolerances = TolerancesOf(config);
   switch (target.signal) {
     case ScalingSignal::kQueuePerReplica:
     case ScalingSignal::kRequestsPerSecond: {
       // AverageValue over an external total: current replicas enter only the
       // tolerance test; desired = ceil(total / target).
       p.ratio = current > 0 ? obs.value / (target.target * current) : (obs.value > 0 ? INFINITY : 1.0);
-      p.within_tolerance = TolerancesOf(config).IsWithin(p.ratio);
+      p.within_tolerance = tolerances.IsWithin(p.ratio);
       p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(obs.value / target.target));
       break;
     }
@@ -104,7 +105,7 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
       const int32_t ready = std::max(input.ready_replicas, 0);
       const int32_t unready = std::max(0, current - ready);
       p.ratio = obs.value / target.target;
-      p.within_tolerance = TolerancesOf(config).IsWithin(p.ratio);
+      p.within_tolerance = tolerances.IsWithin(p.ratio);
       if (p.within_tolerance) {
         p.replicas = current;
       } else if (p.ratio > 1 && unready > 0) {
@@ -113,7 +114,7 @@ MetricProposal Propose(const MetricTarget& target, const MetricObservation& obs,
         const double ratio = obs.value * ready / (ready + unready) / target.target;
         p.ratio = ratio;
         // Within tolerance, or the recount reverses the direction (ratio < 1): wait.
-        p.within_tolerance = ratio <= 1.0 + TolerancesOf(config).up;
+        p.within_tolerance = ratio <= 1.0 + tolerances.up;
         p.replicas = p.within_tolerance ? current : static_cast<int32_t>(std::ceil(ratio * (ready + unready)));
       } else {
         p.replicas = static_cast<int32_t>(std::ceil(p.ratio * ready));
@@ -226,7 +227,7 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
       proposal = p.replicas;
       if (p.within_tolerance) {
         why = absl::StrFormat("%s %.3g vs target %.3g is within tolerance %s: keep %d", ScalingSignalName(p.signal),
-                              p.value, p.target, ToleranceText(TolerancesOf(config)), current);
+                              p.value, p.target, DescribeTolerance(config), current);
       } else if (p.held_by_margin) {
         why = absl::StrFormat("%s %.3g / target %.3g (ratio %.2f) -> %d, but with %.3g sd of noise (%.3g) -> %d",
                               ScalingSignalName(p.signal), p.value, p.target, p.ratio, p.replicas_without_margin,
