@@ -16,7 +16,7 @@
 #include "agent/probe/http_client.h"
 #include "common/log.h"
 #include "common/net.h"
-#include "controlplane/fleet/validation.h"
+#include "common/node_id.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     gethostname(host, sizeof(host) - 1);
     node_id = host;
   }
-  if (absl::Status s = switchboard::controlplane::ValidateNodeId(node_id); !s.ok()) {
+  if (absl::Status s = switchboard::ValidateNodeId(node_id); !s.ok()) {
     std::cerr << "switchboard-agent: --node-id: " << s.message() << "\n";
     return 2;
   }

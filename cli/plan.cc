@@ -1,6 +1,6 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
-#include "cli/table.h"
+#include "common/table.h"
 #include "nlohmann/json.hpp"
 
 namespace switchboard::cli {

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "controlplane/config/pool_config.h"
 #include "controlplane/server.h"
 
 namespace {
@@ -65,9 +66,9 @@ int main(int argc, char** argv) {
   switchboard::WarnIfPlaintextImplicit(insecure);
   // The flag sets the built-in default; a config file may override it per pool.
   const absl::Duration staleness_bound = options.reconciler.config.defaults.policy.circuit.staleness_bound;
-  auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::FleetConfig> {
+  auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::policy::FleetConfig> {
     if (config_path.empty()) {
-      auto c = switchboard::controlplane::DefaultFleetConfig();
+      auto c = switchboard::controlplane::policy::DefaultFleetConfig();
       c.defaults.policy.circuit.staleness_bound = staleness_bound;
       return c;
     }

@@ -1,10 +1,6 @@
 #include "controlplane/reconciler.h"
 
-#include <cmath>
-#include <set>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "controlplane/fleet/pools.h"
 
@@ -33,15 +29,15 @@ Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* hi
       history_(history),
       clock_(clock),
       options_(std::move(options)),
-      config_(std::make_shared<const FleetConfig>(options_.config)) {}
+      config_(std::make_shared<const policy::FleetConfig>(options_.config)) {}
 
-void Reconciler::SetConfig(FleetConfig config) {
+void Reconciler::SetConfig(policy::FleetConfig config) {
   MutexLock lock(&mu_);
-  config_ = std::make_shared<const FleetConfig>(std::move(config));
+  config_ = std::make_shared<const policy::FleetConfig>(std::move(config));
   dirty_ = true;
 }
 
-std::shared_ptr<const FleetConfig> Reconciler::config() const {
+std::shared_ptr<const policy::FleetConfig> Reconciler::config() const {
   MutexLock lock(&mu_);
   return config_;
 }
@@ -59,9 +55,9 @@ void Reconciler::SetManualReplicas(const std::string& pool, int32_t replicas, ab
   }
 }
 
-std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& pool,
-                                                          const std::vector<EndpointView>& endpoints,
-                                                          const PoolPolicy& pp, absl::Time now) {
+std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::string& pool,
+                                                                  const std::vector<EndpointView>& endpoints,
+                                                                  const policy::PoolPolicy& pp, absl::Time now) {
   if (!pp.autoscale) return std::nullopt;
   PoolAutoscale& as = autoscale_[pool];
   std::optional<policy::ManualOverride> manual;
@@ -79,105 +75,28 @@ std::optional<ReplicaDecision> Reconciler::DecideReplicas(const std::string& poo
   if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed) return as.last;
   as.manual_generation = manual_generation;
 
-  // The pool's signals: replicas that exist (reported, fresh, not unhealthy), those
-  // ready, the total queue, slot occupancy over ready replicas, and the request rate.
-  int32_t current = 0, ready = 0;
-  double queue = 0, busy = 0, slots = 0, requests = 0;
-  // Slot demand: over the endpoints seen at both syncs whose server counts finished
-  // requests, those finished and the growth of the requests in flight.
-  double completions = 0, in_flight_growth = 0;
-  std::map<std::string, PoolAutoscale::Flow> flow;
-  for (const EndpointView& ep : endpoints) {
-    if (!ep.reported || ep.report_age > pp.policy.circuit.staleness_bound || ep.state == v1::ENDPOINT_STATE_UNHEALTHY) {
-      continue;
-    }
-    ++current;
-    queue += ep.queue_depth;
-    requests += static_cast<double>(ep.requests_total);
-    const std::string key = absl::StrCat(ep.node_id, "/", ep.address);
-    const double in_flight = static_cast<double>(ep.slots_busy) + ep.queue_depth;
-    if (ep.requests_total > 0) flow[key] = {ep.requests_total, in_flight};
-    if (auto it = as.last_flow.find(key); it != as.last_flow.end() && ep.requests_total >= it->second.requests_total) {
-      completions += static_cast<double>(ep.requests_total - it->second.requests_total);
-      in_flight_growth += in_flight - it->second.in_flight;
-    }
-    if (ep.state == v1::ENDPOINT_STATE_READY) {
-      ++ready;
-      busy += ep.slots_busy;
-      slots += ep.slots_total;
-    }
-  }
-  policy::AutoscaleInput in;
-  in.current_replicas = current;
-  in.ready_replicas = ready;
+  policy::ReplicaInput in;
+  in.manual = std::move(manual);
   in.now = now;
-  in.manual = manual;
-  in.metrics.push_back({policy::ScalingSignal::kQueuePerReplica, queue, true});
-  // The sampling noise of a count of busy slots is about its square root (Poisson).
-  in.metrics.push_back({policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0,
-                        slots > 0 ? std::sqrt(busy) / slots : 0});
-  as.last_flow = std::move(flow);
-  const double offered = policy::OfferedSlots(busy, queue, in_flight_growth, completions, slots);
-  in.metrics.push_back({policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0,
-                        slots > 0 ? std::sqrt(offered) / slots : 0});
-  double rps = 0, rps_stddev = 0;
-  const bool rps_valid = as.last_requests >= 0 && requests >= as.last_requests && now > as.last_requests_at;
-  if (rps_valid) {
-    // A count of arrivals over the interval: Poisson, its noise the square root of the count.
-    const double seconds = absl::ToDoubleSeconds(now - as.last_requests_at);
-    rps = (requests - as.last_requests) / seconds;
-    rps_stddev = std::sqrt(requests - as.last_requests) / seconds;
+  in.wall = clock_->Now();
+  in.endpoints.reserve(endpoints.size());
+  for (const EndpointView& ep : endpoints) {
+    in.endpoints.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
+                            ep.slots_busy, ep.queue_depth, ep.requests_total});
   }
-  in.metrics.push_back({policy::ScalingSignal::kRequestsPerSecond, rps, rps_valid, rps_stddev});
-  as.last_requests = requests;
-  as.last_requests_at = now;
-
-  // Predictive: learn demand (the offered slots, as for slot demand) by hour of week; propose what the forecast
-  // `lead_time` ahead needs at the target occupancy.
-  policy::AutoscaleConfig autoscale = *pp.autoscale;
-  const absl::Time wall = clock_->Now();
-  const double demand = slots > 0 ? offered : queue;  // No replica ready: the queue is all there is.
-  as.forecast.Observe(wall, demand);
-  std::string predicted_text;
-  if (pp.predictive) {
-    std::optional<double> expected = as.forecast.Predict(wall + pp.predictive->lead_time);
-    const double slots_per_replica = ready > 0 ? slots / ready : 0;
-    const bool valid = expected.has_value() && slots_per_replica > 0;
-    const double replicas_needed = valid ? *expected / (slots_per_replica * pp.predictive->target_occupancy) : 0;
-    autoscale.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
-    in.metrics.push_back({policy::ScalingSignal::kPredicted, replicas_needed, valid});
-    const std::string basis =
-        as.forecast.HasHistory(wall + pp.predictive->lead_time)
-            ? absl::StrFormat("hour-of-week profile x trend %.2f", as.forecast.trend())
-            : absl::StrCat("straight line of the last ", absl::FormatDuration(as.forecast.extrapolation_window()),
-                           ": that hour has no history yet");
-    predicted_text =
-        valid ? absl::StrFormat("; forecast in %s: demand %.1f (%s) -> %.2f replicas",
-                                absl::FormatDuration(pp.predictive->lead_time), *expected, basis, replicas_needed)
-              : "; forecast: not enough history yet";
-  }
-
-  policy::AutoscaleDecision d = policy::Autoscale(autoscale, in, &as.state);
-  ReplicaDecision out;
-  out.desired = d.desired_replicas;
-  out.explanation = absl::StrFormat(
-      "desired %d (current %d, ready %d): %s. Inputs: queue %.0f, slot occupancy %.2f, slot demand %.2f "
-      "(%.0f finished, in flight %+.0f since the last sync), requests/s %s%s; min %d, max %d, tolerance %s, %s",
-      d.desired_replicas, current, ready, d.reason, queue, slots > 0 ? busy / slots : 0.0,
-      slots > 0 ? offered / slots : 0.0, completions, in_flight_growth,
-      rps_valid ? absl::StrFormat("%.2f", rps) : "unknown", predicted_text, pp.autoscale->min_replicas,
-      pp.autoscale->max_replicas, policy::DescribeTolerance(*pp.autoscale),
-      pp.autoscale->behavior ? "with behavior" : "legacy HPA (no behavior)");
+  policy::ReplicaDecision out = policy::DecidePoolReplicas(in, pp, &as.memory);
   if (as.last && as.last->desired != out.desired) {
-    SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << d.reason;
+    SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << out.reason;
     if (history_ != nullptr) {
-      history_->RecordEvent({clock_->Now(), "scaling_decision", pool, "", "",
-                             absl::StrCat(as.last->desired, " -> ", out.desired, ": ", d.reason)});
+      history_->RecordEvent({in.wall, "scaling_decision", pool, "", "",
+                             absl::StrCat(as.last->desired, " -> ", out.desired, ": ", out.reason)});
     }
+  }
+  if (history_ != nullptr) {
+    history_->RecordSample({in.wall, pool, out.signals.demand(), out.signals.current, out.desired});
   }
   as.last = out;
   as.last_sync = now;
-  if (history_ != nullptr) history_->RecordSample({wall, pool, demand, current, out.desired});
   return out;
 }
 
@@ -196,7 +115,7 @@ void Reconciler::LoadForecastHistory() {
     return;
   }
   MutexLock lock(&pass_mu_);
-  for (const PoolSample& s : *samples) autoscale_[s.pool].forecast.Observe(s.time, s.demand);
+  for (const PoolSample& s : *samples) autoscale_[s.pool].memory.forecast.Observe(s.time, s.demand);
   if (!samples->empty()) SB_LOG(INFO) << "forecast: replayed " << samples->size() << " demand samples from history";
 }
 
@@ -247,7 +166,7 @@ int Reconciler::ReconcileOnce() {
                  << ")";
   }
 
-  std::shared_ptr<const FleetConfig> config = this->config();
+  std::shared_ptr<const policy::FleetConfig> config = this->config();
   std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now));
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
@@ -257,8 +176,8 @@ int Reconciler::ReconcileOnce() {
   std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
   for (const auto& [pool, endpoints] : pools) {
     std::shared_ptr<const Snapshot> previous = store_->Get(pool);
-    const PoolPolicy& pp = config->For(pool);
-    std::optional<ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
+    const policy::PoolPolicy& pp = config->For(pool);
+    std::optional<policy::ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
     std::shared_ptr<const Snapshot> next =
         BuildSnapshot(pool, endpoints, previous.get(), pp.policy, wall, &circuits_[pool], now, replicas);
     if (previous && previous->version == next->version) {
@@ -281,7 +200,7 @@ int Reconciler::ReconcileOnce() {
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {
   std::map<std::string, const v1::EndpointStatus*> old_eps;
   if (before != nullptr) {
-    for (const v1::EndpointStatus& d : before->details) old_eps[d.node_id() + "/" + d.address()] = &d;
+    for (const v1::EndpointStatus& d : before->details) old_eps[EndpointKey(d.node_id(), d.address())] = &d;
   }
   auto emit = [&](const std::string& kind, const v1::EndpointStatus& d, std::string detail) {
     SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << d.node_id() << " endpoint=" << d.address() << " "
@@ -291,7 +210,7 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
     }
   };
   for (const v1::EndpointStatus& d : after.details) {
-    auto it = old_eps.find(d.node_id() + "/" + d.address());
+    auto it = old_eps.find(EndpointKey(d.node_id(), d.address()));
     if (it == old_eps.end()) {
       emit("endpoint_joined", d, absl::StrCat("circuit ", CircuitName(d.circuit()), ": ", d.reason()));
       continue;

@@ -14,17 +14,17 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/mutex.h"
-#include "controlplane/config/pool_config.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/history/history_store.h"
-#include "controlplane/policy/forecast.h"
+#include "controlplane/policy/pool_policy.h"
+#include "controlplane/policy/replicas.h"
 #include "controlplane/snapshot/snapshot.h"
 #include "controlplane/snapshot/snapshot_store.h"
 
 namespace switchboard::controlplane {
 
 struct ReconcilerOptions {
-  FleetConfig config = DefaultFleetConfig();
+  policy::FleetConfig config = policy::DefaultFleetConfig();
   absl::Duration coalesce = absl::Milliseconds(50);
   absl::Duration tick = absl::Milliseconds(250);
   // Nodes disconnected and silent this long are forgotten (their endpoints leave).
@@ -56,8 +56,8 @@ class Reconciler {
 
   // Replaces the pool configuration (SIGHUP); takes effect at the next pass. Streams and
   // breaker memories are kept.
-  void SetConfig(FleetConfig config);
-  std::shared_ptr<const FleetConfig> config() const;
+  void SetConfig(policy::FleetConfig config);
+  std::shared_ptr<const policy::FleetConfig> config() const;
 
   // A manual replica count for `pool` that wins over the autoscaler until `expires`
   // (monotonic time). replicas < 0 clears it.
@@ -66,25 +66,18 @@ class Reconciler {
  private:
   void Loop();
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
-  std::optional<ReplicaDecision> DecideReplicas(const std::string& pool, const std::vector<EndpointView>& endpoints,
-                                                const PoolPolicy& policy, absl::Time now)
+  // Runs the pool's autoscaling sync when one is due (policy/replicas does the deciding)
+  // and records its event and demand sample; else the last decision.
+  std::optional<policy::ReplicaDecision> DecideReplicas(const std::string& pool,
+                                                        const std::vector<EndpointView>& endpoints,
+                                                        const policy::PoolPolicy& policy, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
 
   struct PoolAutoscale {
-    policy::AutoscaleState state;
+    policy::PoolScalingMemory memory;  // The forecast is replayed from history at start.
     absl::Time last_sync = absl::InfinitePast();
-    std::optional<ReplicaDecision> last;
-    double last_requests = -1;  // Pool's summed request counters at the last sync.
-    absl::Time last_requests_at;
-    // Per endpoint (node/address) at the last sync: finished-request counter and
-    // requests in flight, for the slot-demand signal.
-    struct Flow {
-      uint64_t requests_total = 0;
-      double in_flight = 0;
-    };
-    std::map<std::string, Flow> last_flow;
+    std::optional<policy::ReplicaDecision> last;
     uint64_t manual_generation = 0;
-    policy::SeasonalForecast forecast;  // Replayed from history samples at start.
   };
 
   FleetState* const fleet_;
@@ -97,7 +90,7 @@ class Reconciler {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<const FleetConfig> config_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Serializes passes (the loop and direct calls).

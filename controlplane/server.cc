@@ -112,7 +112,7 @@ int ControlPlane::metrics_port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-void ControlPlane::ReloadConfig(FleetConfig config) {
+void ControlPlane::ReloadConfig(policy::FleetConfig config) {
   impl_->reconciler->SetConfig(std::move(config));
   impl_->reconciler->Notify();
   if (impl_->history) {

@@ -28,7 +28,7 @@ class ControlPlane {
   int grpc_port() const;
   int metrics_port() const;  // 0 when metrics are off.
   // Applies a new pool configuration without dropping any stream (SIGHUP).
-  void ReloadConfig(FleetConfig config);
+  void ReloadConfig(policy::FleetConfig config);
   // Stops accepting, ends open streams, drains the history queue. Idempotent.
   void Shutdown();
 

@@ -45,6 +45,12 @@ struct EndpointView {
   absl::Duration report_age;  // Since the node's last accepted Report (or Hello).
 };
 
+// How an endpoint is named across a pool's snapshots, memories and events: "node/address"
+// (an address is unique only within its node).
+inline std::string EndpointKey(const std::string& node_id, const std::string& address) {
+  return node_id + "/" + address;
+}
+
 struct NodeView {
   std::string node_id;
   std::map<std::string, std::string> labels;

@@ -4,9 +4,9 @@
 #include <map>
 #include <set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/net.h"
+#include "common/host_port.h"
+#include "common/node_id.h"
 #include "common/status_macros.h"
 
 namespace switchboard::controlplane {
@@ -63,19 +63,6 @@ absl::Status ValidateModels(const google::protobuf::RepeatedPtrField<std::string
 
 }  // namespace
 
-absl::Status ValidateNodeId(absl::string_view node_id, const ValidationLimits& limits) {
-  if (node_id.empty()) return Invalid("node_id is empty");
-  if (node_id.size() > limits.max_id_length) {
-    return Invalid(absl::StrCat("node_id is ", node_id.size(), " bytes; the limit is ", limits.max_id_length));
-  }
-  for (char c : node_id) {
-    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' && c != ':') {
-      return Invalid(absl::StrCat("node_id '", Clip(node_id), "' may hold only letters, digits and . - _ :"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& limits) {
   if (model.empty()) return Invalid("model id is empty");
   if (model.size() > limits.max_model_length) {
@@ -86,7 +73,7 @@ absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& li
 }
 
 absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limits) {
-  RETURN_IF_ERROR(ValidateNodeId(hello.node_id(), limits));
+  RETURN_IF_ERROR(ValidateNodeId(hello.node_id(), limits.max_id_length));
   if (static_cast<size_t>(hello.labels_size()) > limits.max_labels) {
     return Invalid(absl::StrCat("too many labels (", hello.labels_size(), ")"));
   }

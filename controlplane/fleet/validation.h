@@ -4,13 +4,14 @@
 #define SWITCHBOARD_CONTROLPLANE_FLEET_VALIDATION_H_
 
 #include "absl/status/status.h"
+#include "common/node_id.h"
 #include "switchboard/v1/agent.pb.h"
 
 namespace switchboard::controlplane {
 
 // Limits on agent input. Generous for real fleets, small enough to bound memory.
 struct ValidationLimits {
-  size_t max_id_length = 253;  // Node ids: a DNS name fits.
+  size_t max_id_length = kMaxNodeIdLength;  // Node ids (common/node_id.h).
   size_t max_model_length = 256;
   size_t max_label_length = 256;
   size_t max_labels = 64;
@@ -23,7 +24,6 @@ struct ValidationLimits {
   double max_tokens_per_second = 1e9;
 };
 
-absl::Status ValidateNodeId(absl::string_view node_id, const ValidationLimits& limits = {});
 absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& limits = {});
 absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limits = {});
 // Checks a report on its own and against the node's Hello (only declared endpoints).

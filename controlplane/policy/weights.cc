@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
 namespace switchboard::controlplane::policy {
 
 const char* CapacitySourceName(CapacitySource source) {
@@ -16,6 +19,37 @@ const char* CapacitySourceName(CapacitySource source) {
   }
   return "?";
 }
+
+namespace {
+
+// The arithmetic of the pool's rule for one routable endpoint, before hysteresis and cap.
+std::string DescribeRule(const WeightInput& in, const WeightResult& r, uint32_t weight, CapacitySource source,
+                         double max_raw, const WeightConfig& config) {
+  const uint32_t slots = std::max<uint32_t>(in.slots_total, 1);
+  const uint32_t free_slots = in.slots_total - std::min(in.slots_busy, in.slots_total);
+  switch (config.rule) {
+    case WeightRule::kWeighted:
+      return absl::StrFormat(
+          "weight %d: weighted: capacity %.4g (%s) x max(free slots %d, %.2f x %d slots) / (1 + queue %d / that "
+          "floor) = %.4g; x %d / pool max %.4g",
+          weight, r.capacity, CapacitySourceName(source), free_slots, config.busy_floor_share, slots, in.queue_depth,
+          r.raw, kMaxWeight, max_raw);
+    case WeightRule::kRoundRobin:
+      return absl::StrFormat("weight %d: round robin: every routable endpoint the same", weight);
+    case WeightRule::kLeastRequest:
+      return absl::StrFormat(
+          "weight %d: least request: capacity %.4g (%s) x %d slots = %.4g; x %d / pool max %.4g (the proxy's "
+          "least-request choice follows the load)",
+          weight, r.capacity, CapacitySourceName(source), slots, r.raw, kMaxWeight, max_raw);
+    case WeightRule::kSlotBased:
+      return absl::StrFormat("weight %d: slot based: %d free slots, %s the pool's most (%.0f): %s", weight, free_slots,
+                             r.raw == max_raw ? "equal to" : "below", max_raw,
+                             r.raw == max_raw ? "the most free slots get the most weight" : "the others get 1");
+  }
+  return "?";
+}
+
+}  // namespace
 
 PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config) {
   PoolWeights out;
@@ -68,17 +102,31 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
   for (size_t i = 0; i < inputs.size(); ++i) {
     const WeightInput& in = inputs[i];
     WeightResult& r = out.endpoints[i];
-    if (!in.routable) continue;
-    if (max_raw <= 0) {
-      r.weight = 1;  // Nothing free anywhere (slot-based): spread evenly rather than exclude.
+    if (!in.routable) {
+      r.reason = "weight 0: excluded (its circuit does not admit traffic)";
       continue;
     }
-    double scaled = std::round(kMaxWeight * r.raw / max_raw);
-    if (config.rule == WeightRule::kSlotBased) scaled = r.raw == max_raw ? kMaxWeight : 1;
-    uint32_t w = static_cast<uint32_t>(std::clamp(scaled, 1.0, static_cast<double>(kMaxWeight)));
+    uint32_t w = 1;
+    if (max_raw <= 0) {
+      // Nothing free anywhere (slot-based): spread evenly rather than exclude.
+      r.reason = "weight 1: slot based, and no endpoint of the pool has a free slot: every one gets 1";
+    } else {
+      double scaled = std::round(kMaxWeight * r.raw / max_raw);
+      if (config.rule == WeightRule::kSlotBased) scaled = r.raw == max_raw ? kMaxWeight : 1;
+      w = static_cast<uint32_t>(std::clamp(scaled, 1.0, static_cast<double>(kMaxWeight)));
+      r.reason = DescribeRule(in, r, w, out.capacity_source, max_raw, config);
+    }
     if (in.previous_weight > 0 && config.rule == WeightRule::kWeighted) {
       const double band = std::max(1.0, config.hysteresis * in.previous_weight);
-      if (std::abs(static_cast<double>(w) - in.previous_weight) <= band) w = in.previous_weight;
+      if (w != in.previous_weight && std::abs(static_cast<double>(w) - in.previous_weight) <= band) {
+        absl::StrAppend(&r.reason, absl::StrFormat("; kept at the previous %d: %d is within the %.0f%% hysteresis band",
+                                                   in.previous_weight, w, 100 * config.hysteresis));
+        w = in.previous_weight;
+      }
+    }
+    if (in.weight_cap > 0 && w > in.weight_cap) {
+      absl::StrAppend(&r.reason, "; capped at ", in.weight_cap, " while its circuit is half-open (trial)");
+      w = in.weight_cap;
     }
     r.weight = w;
   }

@@ -48,6 +48,7 @@ struct WeightInput {
   double slot_tokens_per_second = 0;  // 0 = not measured.
   double capacity_hint = 0;           // 0 = none.
   uint32_t previous_weight = 0;       // 0 = none (new, or excluded before).
+  uint32_t weight_cap = 0;            // 0 = none; a HALF_OPEN circuit's trial weight.
 };
 
 enum class CapacitySource { kMeasured, kHint, kEqual };
@@ -56,6 +57,7 @@ struct WeightResult {
   uint32_t weight = 0;  // 0 = excluded, else 1..kMaxWeight.
   double raw = 0;       // Before normalization (for explain).
   double capacity = 0;  // Capacity per slot used.
+  std::string reason;   // The arithmetic of this rule, with the numbers, for explain.
 };
 
 struct PoolWeights {
@@ -63,6 +65,8 @@ struct PoolWeights {
   std::vector<WeightResult> endpoints;  // Same order as the inputs.
 };
 
+// Every routable endpoint gets 1..kMaxWeight by the rule, then hysteresis (kWeighted only),
+// then its weight_cap; every other endpoint 0. Each result says how its weight came about.
 PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config);
 
 const char* CapacitySourceName(CapacitySource source);

@@ -3,8 +3,6 @@
 #include <cmath>
 #include <map>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -39,9 +37,9 @@ std::string ComputeVersion(const v1::Assignment& assignment) {
 }
 
 std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std::vector<EndpointView>& endpoints,
-                                              const Snapshot* previous, const PolicyConfig& config, absl::Time now,
-                                              CircuitMemories* memories, absl::Time monotonic_now,
-                                              const std::optional<ReplicaDecision>& replicas) {
+                                              const Snapshot* previous, const policy::PolicyConfig& config,
+                                              absl::Time now, CircuitMemories* memories, absl::Time monotonic_now,
+                                              const std::optional<policy::ReplicaDecision>& replicas) {
   std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
   if (previous != nullptr) {
     for (const v1::AssignedEndpoint& ep : previous->assignment.endpoints()) {
@@ -62,7 +60,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     ci.ttft_p95_seconds = ep.ttft_p95_seconds;
     circuit_inputs.push_back(ci);
     if (memories != nullptr) {
-      auto it = memories->find(ep.node_id + "/" + ep.address);
+      auto it = memories->find(EndpointKey(ep.node_id, ep.address));
       memory.push_back(it == memories->end() ? policy::CircuitMemory() : it->second);
     }
   }
@@ -71,7 +69,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   if (memories != nullptr) {
     memories->clear();  // Endpoints that left the pool are forgotten.
     for (size_t i = 0; i < endpoints.size(); ++i) {
-      (*memories)[endpoints[i].node_id + "/" + endpoints[i].address] = memory[i];
+      (*memories)[EndpointKey(endpoints[i].node_id, endpoints[i].address)] = memory[i];
     }
   }
 
@@ -87,13 +85,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     wi.capacity_hint = ep.capacity_hint;
     auto prev = previous_weights.find({ep.node_id, ep.address});
     wi.previous_weight = prev == previous_weights.end() ? 0 : prev->second;
+    wi.weight_cap = circuits[i].weight_cap;
     weight_inputs.push_back(wi);
   }
-  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    uint32_t& w = weights.endpoints[i].weight;
-    if (circuits[i].weight_cap > 0 && w > circuits[i].weight_cap) w = circuits[i].weight_cap;  // HALF_OPEN trial
-  }
+  const policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
 
   auto snap = std::make_shared<Snapshot>();
   snap->pool = pool;
@@ -146,23 +141,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     a.set_desired_replicas(routable);
     snap->autoscale_explanation = "no autoscaling configured: desired = routable endpoints";
   }
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    const policy::WeightResult& w = weights.endpoints[i];
-    const EndpointView& ep = endpoints[i];
-    if (!circuit_inputs.empty() && !circuits[i].routable) {
-      snap->weight_explanations.push_back(absl::StrCat("weight 0: excluded (", circuits[i].reason, ")"));
-      continue;
-    }
-    const uint32_t free_slots = ep.slots_total - std::min(ep.slots_busy, ep.slots_total);
-    snap->weight_explanations.push_back(absl::StrFormat(
-        "weight %d: capacity %.4g (%s) x max(free slots %d, %.2f x %d slots) / (1 + queue %d / that floor) = %.4g; "
-        "scaled by %d / pool max%s%s",
-        w.weight, w.capacity, policy::CapacitySourceName(weights.capacity_source), free_slots,
-        config.weights.busy_floor_share, std::max<uint32_t>(ep.slots_total, 1), ep.queue_depth, w.raw,
-        policy::kMaxWeight,
-        circuits[i].weight_cap > 0 ? absl::StrCat(", capped at ", circuits[i].weight_cap, " (half-open)") : "",
-        "; a change within 10% of the previous weight is ignored (hysteresis)"));
-  }
+  for (const policy::WeightResult& w : weights.endpoints) snap->weight_explanations.push_back(w.reason);
   snap->version = ComputeVersion(a);
   a.set_version(snap->version);
   a.set_nonce(snap->version);

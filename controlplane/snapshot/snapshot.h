@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/policy/circuit.h"
+#include "controlplane/policy/pool_policy.h"
+#include "controlplane/policy/replicas.h"
 #include "controlplane/policy/weights.h"
 #include "switchboard/v1/admin.pb.h"
 #include "switchboard/v1/discovery.pb.h"
@@ -23,36 +25,24 @@ struct Snapshot {
   v1::Assignment assignment;                // What subscribers receive (nonce = version).
   std::vector<v1::EndpointStatus> details;  // What the admin API shows, same order.
   policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
-  std::vector<std::string> weight_explanations;  // The arithmetic per endpoint, same order.
+  std::vector<std::string> weight_explanations;  // The weight policy's reason per endpoint, same order.
   std::string autoscale_explanation;             // How desired_replicas came about.
-};
-
-struct PolicyConfig {
-  policy::CircuitConfig circuit;
-  policy::WeightConfig weights;
-  v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;
-};
-
-// The autoscaler's answer for the pool, computed by the caller (it keeps the HPA's
-// history); nullopt: desired replicas = the routable endpoints.
-struct ReplicaDecision {
-  int32_t desired = 0;
-  std::string explanation;
 };
 
 // Circuit-breaker memory of a pool's endpoints, keyed by "node/address".
 using CircuitMemories = std::map<std::string, policy::CircuitMemory>;
 
-// Runs the policy over one pool's endpoints and builds its snapshot. `previous` (may be
+// Runs the policy over one pool's endpoints and builds its snapshot; `replicas` is the
+// autoscaler's decision (nullopt: desired replicas = the routable endpoints). `previous` (may be
 // null) supplies the weights that hysteresis compares against. `now` is wall time for
 // generated_at only: it is not part of the version. `memories` (may be null: no memory,
 // every call starts CLOSED) carries the breakers' state across calls, against
 // `monotonic_now`.
 std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std::vector<EndpointView>& endpoints,
-                                              const Snapshot* previous, const PolicyConfig& config, absl::Time now,
-                                              CircuitMemories* memories = nullptr,
+                                              const Snapshot* previous, const policy::PolicyConfig& config,
+                                              absl::Time now, CircuitMemories* memories = nullptr,
                                               absl::Time monotonic_now = absl::InfinitePast(),
-                                              const std::optional<ReplicaDecision>& replicas = std::nullopt);
+                                              const std::optional<policy::ReplicaDecision>& replicas = std::nullopt);
 
 // The version of an assignment: a hash of its deterministic serialization with the
 // version, nonce and generated_at fields cleared. Same content, same version, on every

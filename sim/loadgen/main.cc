@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "client/picker.h"
 #include "common/mutex.h"
 #include "common/net.h"
-#include "controlplane/policy/picker.h"
 #include "httplib.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -72,12 +72,12 @@ class AssignmentWatcher {
   }
 
   // Picks by expected time to first token for a prompt of `prompt_tokens`
-  // (controlplane/policy/picker), counting this process's sends since the assignment.
+  // (client/picker), counting this process's sends since the assignment.
   std::string PickSizeAware(double prompt_tokens, std::mt19937_64& rng) {
     switchboard::MutexLock lock(&mu_);
-    std::vector<switchboard::controlplane::policy::PickerEndpoint> eps;
+    std::vector<switchboard::client::PickerEndpoint> eps;
     for (const auto& ep : assignment_.endpoints()) {
-      switchboard::controlplane::policy::PickerEndpoint e;
+      switchboard::client::PickerEndpoint e;
       e.weight = ep.weight();
       e.slots_total = ep.slots_total();
       e.slots_free = ep.slots_free();
@@ -89,8 +89,7 @@ class AssignmentWatcher {
       e.done_since_assignment = since.done;
       eps.push_back(e);
     }
-    const int k = switchboard::controlplane::policy::PickEndpoint(
-        eps, prompt_tokens, switchboard::controlplane::policy::PickerConfig(), rng);
+    const int k = switchboard::client::PickEndpoint(eps, prompt_tokens, switchboard::client::PickerConfig(), rng);
     if (k < 0) return "";
     const std::string& address = assignment_.endpoints(k).address();
     ++since_assignment_[address].sent;

@@ -8,18 +8,16 @@
 #include <queue>
 
 #include "absl/time/time.h"
-#include "controlplane/config/pool_config.h"
-#include "controlplane/policy/autoscale.h"
+#include "client/picker.h"
 #include "controlplane/policy/forecast.h"
-#include "controlplane/policy/picker.h"
+#include "controlplane/policy/pool_policy.h"
+#include "controlplane/policy/replicas.h"
 #include "controlplane/policy/weights.h"
 
 namespace switchboard::sim {
 namespace {
 
-namespace policy = switchboard::controlplane::policy;
-
-enum class ServerState { kLoading, kReady, kDraining, kGone };
+using ServerState = SimServerState;
 
 struct Server {
   const ServerType* type;
@@ -27,6 +25,7 @@ struct Server {
   int busy = 0;
   std::deque<int> queue;  // Request indices, FIFO.
   double created_s = 0, removed_s = -1;
+  uint64_t completed = 0;  // Finished requests: the counter its agent reports.
 };
 
 // What the control plane last knew of a server (reported every interval).
@@ -87,9 +86,11 @@ class FleetSim {
         scaling_(scaling),
         rng_(seed),
         scale_type_(ScaleType(s)),
-        forecast_(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24, ExtrapolationWindow(s)) {
+        policy_(PoolPolicyFor(s, scaling)),
+        memory_(policy::SeasonalForecast(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24,
+                                         ExtrapolationWindow(s))) {
     for (const ServerType& t : s.servers) {
-      for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1});
+      for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1, 0});
     }
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
@@ -98,7 +99,6 @@ class FleetSim {
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
     e2e_.assign(w.size(), -1);
-    ConfigureScaling();
   }
 
   PolicyResult Run() {
@@ -228,10 +228,10 @@ class FleetSim {
       case Routing::kSwitchboardSizeAware: {
         // A gateway that reads each request: policy/picker on the same pushed weights and
         // state, knowing the prompt's length and how many gateways share the pool.
-        std::vector<policy::PickerEndpoint> eps;
+        std::vector<client::PickerEndpoint> eps;
         for (int c : candidates) {
           const ServerView& sv = v.servers[c];
-          policy::PickerEndpoint e;
+          client::PickerEndpoint e;
           e.weight = v.weights[c];
           e.slots_total = sv.slots;
           e.slots_free = static_cast<uint32_t>(std::max(0, sv.slots - sv.busy));
@@ -242,11 +242,11 @@ class FleetSim {
           e.done_since_assignment = since_view_[proxy][c].done;
           eps.push_back(e);
         }
-        policy::PickerConfig pc;
+        client::PickerConfig pc;
         pc.gateways = s_.proxies;
         pc.mean_prompt_tokens = s_.prompt_tokens_mean;
         pc.mean_output_tokens = s_.output_tokens_mean;
-        const int k = policy::PickEndpoint(eps, request.prompt_tokens, pc, rng_);
+        const int k = client::PickEndpoint(eps, request.prompt_tokens, pc, rng_);
         return k < 0 ? -1 : candidates[k];
       }
       case Routing::kOracleJsq: {
@@ -320,6 +320,7 @@ class FleetSim {
   void Complete(int r, int server) {
     Server& srv = servers_[server];
     --srv.busy;
+    ++srv.completed;
     --outstanding_[request_proxy_[r]][server];
     ++since_view_[request_proxy_[r]][server].done;
     ++completed_;
@@ -333,72 +334,25 @@ class FleetSim {
     }
   }
 
-  void ConfigureScaling() {
-    config_.min_replicas = s_.min_replicas;
-    config_.max_replicas = s_.max_replicas;
-    switch (scaling_) {
-      case Scaling::kNone:
-        break;
-      case Scaling::kHpaUtilization:  // The seed's "CPU 70%" rule, on slot occupancy.
-        config_.metrics = {{policy::ScalingSignal::kSlotOccupancy, 0.7}};
-        break;
-      case Scaling::kHpaQueue:
-        config_.metrics = {{policy::ScalingSignal::kQueuePerReplica, 5}};
-        break;
-      case Scaling::kSwitchboardReactive:
-      case Scaling::kSwitchboardPredictive: {
-        // Exactly what the control plane does for a pool with no configuration file
-        // (controlplane/config: DefaultFleetConfig), plus the forecast when predictive.
-        config_ = *controlplane::DefaultFleetConfig().defaults.autoscale;
-        config_.min_replicas = s_.min_replicas;
-        config_.max_replicas = s_.max_replicas;
-        if (scaling_ == Scaling::kSwitchboardPredictive)
-          config_.metrics.push_back({policy::ScalingSignal::kPredicted, 1});
-        break;
-      }
+  // What the servers' agents would report: every server that exists, with its counters.
+  policy::ReplicaInput ScalingInput() const {
+    policy::ReplicaInput in;
+    in.now = in.wall = absl::UnixEpoch() + absl::Seconds(now_);
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      const Server& srv = servers_[i];
+      if (srv.state == ServerState::kGone) continue;
+      in.endpoints.push_back(ScalingEndpointOf(static_cast<int>(i), srv.state, srv.type->slots, srv.busy,
+                                               static_cast<int>(srv.queue.size()), srv.completed));
     }
+    return in;
   }
 
   void Autoscale() {
     Push(now_ + s_.autoscale_interval_s, EventType::kAutoscale);
-    int current = 0, ready = 0;
-    double queue = 0, busy = 0, slots = 0;
-    for (const Server& srv : servers_) {
-      if (srv.state == ServerState::kLoading || srv.state == ServerState::kReady) ++current;
-      if (srv.state != ServerState::kReady) continue;
-      ++ready;
-      busy += srv.busy;
-      queue += srv.queue.size();
-      slots += srv.type->slots;
-    }
-    policy::AutoscaleInput in;
-    in.current_replicas = current;
-    in.ready_replicas = ready;
-    in.now = absl::UnixEpoch() + absl::Seconds(now_);
-    // Slot demand, as the reconciler computes it from the servers' finished-request
-    // counters: requests finished since the last sync and the growth of those in flight.
-    double in_flight = 0;
-    for (const Server& srv : servers_) in_flight += srv.busy + static_cast<double>(srv.queue.size());
-    const double offered = policy::OfferedSlots(busy, queue, in_flight - last_in_flight_,
-                                                static_cast<double>(completed_ - last_completed_), slots);
-    last_in_flight_ = in_flight;
-    last_completed_ = completed_;
-    in.metrics = {{policy::ScalingSignal::kQueuePerReplica, queue, true},
-                  {policy::ScalingSignal::kSlotOccupancy, slots > 0 ? busy / slots : 0, slots > 0,
-                   slots > 0 ? std::sqrt(busy) / slots : 0},
-                  {policy::ScalingSignal::kSlotDemand, slots > 0 ? offered / slots : 0, slots > 0,
-                   slots > 0 ? std::sqrt(offered) / slots : 0}};
-    forecast_.Observe(in.now, slots > 0 ? offered : queue);  // As the reconciler does.
-    if (scaling_ == Scaling::kSwitchboardPredictive) {
-      std::optional<double> expected = forecast_.Predict(in.now + absl::Seconds(scale_type_->cold_start_s));
-      // The forecast one cold start ahead (the scenario's lead_time), in replicas at the
-      // configured occupancy: what the reconciler does with `autoscaling.predictive`.
-      const double per_replica = scale_type_->slots * controlplane::PredictiveConfig().target_occupancy;
-      in.metrics.push_back(
-          {policy::ScalingSignal::kPredicted, expected ? *expected / per_replica : 0, expected.has_value()});
-    }
+    const policy::ReplicaDecision decision = policy::DecidePoolReplicas(ScalingInput(), policy_, &memory_);
+    const int current = decision.signals.current, ready = decision.signals.ready;
     replicas_by_minute_[static_cast<int>(now_ / 60)] = {current, ready};
-    const int desired = policy::Autoscale(config_, in, &state_).desired_replicas;
+    const int desired = decision.desired;
     // Like the latencies, scaling is measured after the warmup: the scenario's starting
     // fleet is arbitrary, and the first minutes settle it (down from 10 replicas, say).
     if (last_desired_ && *last_desired_ != desired && now_ >= s_.warmup_s) {
@@ -413,7 +367,7 @@ class FleetSim {
     }
     last_desired_ = desired;
     for (int i = current; i < desired; ++i) {
-      servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1});
+      servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1, 0});
       for (auto& o : outstanding_) o.push_back(0);
       for (auto& o : since_view_) o.emplace_back();
       Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);
@@ -507,21 +461,72 @@ class FleetSim {
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
   int64_t completed_ = 0, rejected_ = 0;
-  policy::AutoscaleConfig config_;
-  policy::AutoscaleState state_;
-  policy::SeasonalForecast forecast_;
+  const policy::PoolPolicy policy_;   // As the control plane would hold it (PoolPolicyFor).
+  policy::PoolScalingMemory memory_;  // Its forecast's season: the scenario's day.
   std::optional<int> last_desired_;
   int scaling_changes_ = 0;
   int scaling_reversals_ = 0;
   int quick_reversals_ = 0;
-  int last_direction_ = 0;      // +1 up, -1 down: of the last change.
-  double last_change_s_ = 0;    // Simulated time of the last change.
-  int64_t last_completed_ = 0;  // At the last autoscaling sync.
-  double last_in_flight_ = 0;
+  int last_direction_ = 0;                                 // +1 up, -1 down: of the last change.
+  double last_change_s_ = 0;                               // Simulated time of the last change.
   std::map<int, std::pair<int, int>> replicas_by_minute_;  // Minute -> {replicas, ready} at its last sync.
 };
 
 }  // namespace
+
+policy::PoolPolicy PoolPolicyFor(const Scenario& scenario, Scaling scaling) {
+  policy::PoolPolicy out;
+  policy::AutoscaleConfig config;
+  switch (scaling) {
+    case Scaling::kNone:
+      return out;
+    case Scaling::kHpaUtilization:  // The seed's "CPU 70%" rule, on slot occupancy.
+      config.metrics = {{policy::ScalingSignal::kSlotOccupancy, 0.7}};
+      break;
+    case Scaling::kHpaQueue:
+      config.metrics = {{policy::ScalingSignal::kQueuePerReplica, 5}};
+      break;
+    case Scaling::kSwitchboardReactive:
+    case Scaling::kSwitchboardPredictive:
+      // Exactly what the control plane does for a pool with no configuration file.
+      out = policy::DefaultFleetConfig().defaults;
+      config = *out.autoscale;
+      if (scaling == Scaling::kSwitchboardPredictive) {
+        out.predictive = policy::PredictiveConfig();
+        out.predictive->lead_time = absl::Seconds(ScaleType(scenario)->cold_start_s);
+      }
+      break;
+  }
+  config.min_replicas = scenario.min_replicas;
+  config.max_replicas = scenario.max_replicas;
+  out.autoscale = config;
+  out.autoscale_sync_period = absl::Seconds(scenario.autoscale_interval_s);
+  return out;
+}
+
+policy::ScalingEndpoint ScalingEndpointOf(int index, SimServerState state, int slots, int busy, int queue,
+                                          uint64_t completed) {
+  policy::ScalingEndpoint ep;
+  switch (state) {
+    case SimServerState::kLoading:
+      ep.state = v1::ENDPOINT_STATE_STARTING;
+      break;
+    case SimServerState::kReady:
+      ep.state = v1::ENDPOINT_STATE_READY;
+      break;
+    case SimServerState::kDraining:
+    case SimServerState::kGone:
+      ep.state = v1::ENDPOINT_STATE_DRAINING;
+      break;
+  }
+  ep.key = std::to_string(index);
+  ep.reported = true;  // Fresh: the simulator's agents report every interval.
+  ep.slots_total = static_cast<uint32_t>(slots);
+  ep.slots_busy = static_cast<uint32_t>(busy);
+  ep.queue_depth = static_cast<uint32_t>(queue);
+  ep.requests_total = completed;
+  return ep;
+}
 
 const char* RoutingName(Routing r) {
   switch (r) {

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "controlplane/policy/pool_policy.h"
+#include "controlplane/policy/replicas.h"
 #include "sim/simulator/scenario.h"
 
 namespace switchboard::sim {
@@ -40,6 +42,23 @@ const char* RoutingName(Routing r);
 const char* ScalingName(Scaling s);
 
 inline constexpr double kQuickReversalS = 300;
+
+namespace policy = ::switchboard::controlplane::policy;
+
+// The pool policy the control plane would hold for `scaling` on this scenario: the
+// scaling rule, the scenario's replica bounds and sync interval and, for predictive
+// scaling, a lead time of one cold start. The Switchboard policies are the built-in
+// defaults (DefaultFleetConfig).
+policy::PoolPolicy PoolPolicyFor(const Scenario& scenario, Scaling scaling);
+
+enum class SimServerState { kLoading, kReady, kDraining, kGone };
+
+// A simulated server as its agent reports it to the autoscaler: loading = STARTING,
+// ready = READY, draining (and gone) = DRAINING; `completed` is its finished-request
+// counter. FleetSim passes these to policy::DecidePoolReplicas at every sync, as the
+// reconciler passes the live fleet's endpoints.
+policy::ScalingEndpoint ScalingEndpointOf(int index, SimServerState state, int slots, int busy, int queue,
+                                          uint64_t completed);
 
 // One simulated minute (by request arrival time), for timelines.
 struct MinuteResult {

@@ -8,7 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
-#include "cli/table.h"
+#include "common/table.h"
 #include "nlohmann/json.hpp"
 #include "sim/simulator/fleet_sim.h"
 
@@ -235,8 +235,8 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat("%s: %d requests over %.0f s simulated (seed %d), %.2f s wall\n\n", scenario->name,
                                workload->size(), scenario->duration_s, seed, elapsed);
   auto table = [](const std::vector<PolicyResult>& rs) {
-    switchboard::cli::Table t({"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H",
-                               "SCALINGS", "REVERSALS", "QUICK"});
+    switchboard::Table t({"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS",
+                          "REVERSALS", "QUICK"});
     for (const PolicyResult& r : rs) {
       t.AddRow({r.policy, absl::StrFormat("%.2fs", r.ttft_p50_s), absl::StrFormat("%.2fs", r.ttft_p95_s),
                 absl::StrFormat("%.2fs", r.ttft_p99_s), absl::StrFormat("%.1fs", r.e2e_p99_s),

@@ -238,9 +238,9 @@ TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
   FleetState fleet;
   SnapshotStore store;
   ReconcilerOptions options;
-  PoolPolicy& pp = options.config.defaults;
+  policy::PoolPolicy& pp = options.config.defaults;
   pp.autoscale_sync_period = absl::Minutes(10);
-  pp.predictive = PredictiveConfig{absl::Minutes(15), 0.8};
+  pp.predictive = policy::PredictiveConfig{absl::Minutes(15), 0.8};
   pp.autoscale->max_replicas = 20;
   options.forget_after = absl::Hours(24 * 30);
   Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
@@ -309,7 +309,7 @@ TEST(ReconcilerPredictiveTest, ForecastSurvivesARestart) {
   FleetState fleet;
   SnapshotStore store;
   ReconcilerOptions options;
-  options.config.defaults.predictive = PredictiveConfig{absl::Minutes(15), 0.8};
+  options.config.defaults.predictive = policy::PredictiveConfig{absl::Minutes(15), 0.8};
   options.config.defaults.autoscale->max_replicas = 20;
   Reconciler reconciler(&fleet, &store, history.get(), &clock, options);
   reconciler.LoadForecastHistory();

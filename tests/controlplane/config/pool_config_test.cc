@@ -14,7 +14,7 @@ using ::testing::HasSubstr;
 TEST(PoolConfigTest, EmptyFileGivesDefaults) {
   auto c = ParseFleetConfig("", "empty.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
-  const PoolPolicy& p = c->For("anything");
+  const policy::PoolPolicy& p = c->For("anything");
   EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_WEIGHTED);
   ASSERT_TRUE(p.autoscale.has_value());
   // The evaluated default (docs/policy-evaluation.md): slot demand at 75%, scale-down
@@ -74,7 +74,7 @@ pools:
 )",
                             "pools.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
-  const PoolPolicy& p = c->For("llama-3-8b");
+  const policy::PoolPolicy& p = c->For("llama-3-8b");
   EXPECT_EQ(p.policy.lb_policy, v1::LB_POLICY_LEAST_REQUEST);
   EXPECT_EQ(p.policy.circuit.staleness_bound, absl::Seconds(3)) << "inherited from defaults";
   ASSERT_TRUE(p.autoscale.has_value());
@@ -163,14 +163,14 @@ TEST(PoolConfigTest, TheDocumentedExampleParses) {
   auto c = ParseFleetConfig(md.substr(begin + 8, end - begin - 8), "configuration.md");
   ASSERT_TRUE(c.ok()) << c.status();
   // The defaults block restates the built-in defaults.
-  const PoolPolicy& other = c->For("any-other-model");
-  const PoolPolicy builtin = DefaultFleetConfig().For("any-other-model");
+  const policy::PoolPolicy& other = c->For("any-other-model");
+  const policy::PoolPolicy builtin = policy::DefaultFleetConfig().For("any-other-model");
   ASSERT_TRUE(other.autoscale.has_value());
   ASSERT_EQ(other.autoscale->metrics.size(), builtin.autoscale->metrics.size());
   EXPECT_EQ(other.autoscale->metrics[0].signal, builtin.autoscale->metrics[0].signal);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].target, builtin.autoscale->metrics[0].target);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].scale_down_margin, builtin.autoscale->metrics[0].scale_down_margin);
-  const PoolPolicy& llama = c->For("llama-3-8b");
+  const policy::PoolPolicy& llama = c->For("llama-3-8b");
   ASSERT_TRUE(llama.autoscale.has_value());
   EXPECT_EQ(llama.autoscale->min_replicas, 2);
   ASSERT_TRUE(llama.autoscale->behavior.has_value());

@@ -2,10 +2,15 @@
 
 #include <random>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane::policy {
 namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 WeightInput Ep(uint32_t total, uint32_t busy, uint32_t queue = 0, double slot_tps = 0, double hint = 0) {
   WeightInput in;
@@ -116,6 +121,58 @@ TEST(WeightsTest, PoolLbPolicyRules) {
 
 // Property: whatever the inputs, routable endpoints get 1..128, excluded get 0, and when
 // two or more are routable no single one holds all the weight.
+// Each rule explains its own arithmetic (sbctl explain prints it): never the weighted
+// formula for a rule that does not use it.
+TEST(WeightsTest, EveryRuleGivesItsOwnReason) {
+  const std::vector<WeightInput> eps = {Ep(8, 2, 0, 40), Ep(4, 4, 2, 10)};
+  WeightConfig c;
+  c.rule = WeightRule::kWeighted;
+  PoolWeights w = ComputeWeights(eps, c);
+  EXPECT_THAT(w.endpoints[0].reason, AllOf(HasSubstr("weight 128: weighted: capacity 40"),
+                                           HasSubstr("measured tokens/s per slot"), HasSubstr("free slots 6")));
+  EXPECT_THAT(w.endpoints[1].reason, HasSubstr("queue 2"));
+
+  c.rule = WeightRule::kRoundRobin;
+  w = ComputeWeights(eps, c);
+  EXPECT_EQ(w.endpoints[1].reason, "weight 128: round robin: every routable endpoint the same");
+
+  c.rule = WeightRule::kLeastRequest;
+  w = ComputeWeights(eps, c);
+  EXPECT_THAT(w.endpoints[1].reason, AllOf(HasSubstr("least request: capacity 10"), HasSubstr("x 4 slots = 40"),
+                                           Not(HasSubstr("free slots"))));
+
+  c.rule = WeightRule::kSlotBased;
+  w = ComputeWeights(eps, c);
+  EXPECT_THAT(w.endpoints[0].reason, HasSubstr("weight 128: slot based: 6 free slots, equal to the pool's most"));
+  EXPECT_THAT(w.endpoints[1].reason, HasSubstr("weight 1: slot based: 0 free slots, below"));
+  w = ComputeWeights({Ep(4, 4), Ep(2, 2)}, c);
+  EXPECT_THAT(w.endpoints[0].reason, HasSubstr("no endpoint of the pool has a free slot"));
+
+  std::vector<WeightInput> excluded = eps;
+  excluded[1].routable = false;
+  w = ComputeWeights(excluded, WeightConfig());
+  EXPECT_THAT(w.endpoints[1].reason, HasSubstr("weight 0: excluded"));
+}
+
+TEST(WeightsTest, ReasonSaysWhenHysteresisOrAHalfOpenCapDecided) {
+  std::vector<WeightInput> eps = {Ep(8, 0, 0, 40), Ep(8, 1, 0, 40)};  // 128 and 112.
+  eps[1].previous_weight = 120;
+  PoolWeights w = ComputeWeights(eps, WeightConfig());
+  EXPECT_EQ(w.endpoints[1].weight, 120u);
+  EXPECT_THAT(w.endpoints[1].reason, HasSubstr("kept at the previous 120: 112 is within the 10% hysteresis band"));
+  EXPECT_THAT(w.endpoints[0].reason, Not(HasSubstr("hysteresis")));
+
+  eps[0].weight_cap = 8;
+  w = ComputeWeights(eps, WeightConfig());
+  EXPECT_EQ(w.endpoints[0].weight, 8u);
+  EXPECT_THAT(w.endpoints[0].reason, HasSubstr("capped at 8 while its circuit is half-open"));
+
+  WeightConfig rr;
+  rr.rule = WeightRule::kRoundRobin;
+  w = ComputeWeights(eps, rr);
+  EXPECT_THAT(w.endpoints[1].reason, Not(HasSubstr("hysteresis"))) << "hysteresis applies to the weighted rule only";
+}
+
 TEST(WeightsTest, PropertyBoundedAndNeverAllOnOne) {
   std::mt19937 rng(7);
   for (int trial = 0; trial < 2000; ++trial) {

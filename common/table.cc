@@ -1,8 +1,8 @@
-#include "cli/table.h"
+#include "common/table.h"
 
 #include <algorithm>
 
-namespace switchboard::cli {
+namespace switchboard {
 
 void Table::Print(std::ostream& out, const std::string& indent) const {
   std::vector<size_t> widths;
@@ -20,4 +20,4 @@ void Table::Print(std::ostream& out, const std::string& indent) const {
   }
 }
 
-}  // namespace switchboard::cli
+}  // namespace switchboard

@@ -1,10 +1,10 @@
-#include "controlplane/policy/picker.h"
+#include "client/picker.h"
 
 #include <map>
 
 #include "gtest/gtest.h"
 
-namespace switchboard::controlplane::policy {
+namespace switchboard::client {
 namespace {
 
 // A fast server (16 slots, 8000 prompt tokens/s, 60 tokens/s) and a slow one (4 slots,
@@ -97,4 +97,4 @@ TEST(PickerTest, DrawsFollowWeightsSoGatewaysSpreadOut) {
 }
 
 }  // namespace
-}  // namespace switchboard::controlplane::policy
+}  // namespace switchboard::client

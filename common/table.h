@@ -1,12 +1,12 @@
-// Plain-text tables for sbctl: columns padded to the widest cell.
-#ifndef SWITCHBOARD_CLI_TABLE_H_
-#define SWITCHBOARD_CLI_TABLE_H_
+// Plain-text tables (sbctl, switchboard-sim): columns padded to the widest cell.
+#ifndef SWITCHBOARD_COMMON_TABLE_H_
+#define SWITCHBOARD_COMMON_TABLE_H_
 
 #include <ostream>
 #include <string>
 #include <vector>
 
-namespace switchboard::cli {
+namespace switchboard {
 
 class Table {
  public:
@@ -19,6 +19,6 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-}  // namespace switchboard::cli
+}  // namespace switchboard
 
-#endif  // SWITCHBOARD_CLI_TABLE_H_
+#endif  // SWITCHBOARD_COMMON_TABLE_H_

@@ -1,9 +1,9 @@
-#include "controlplane/policy/picker.h"
+#include "client/picker.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace switchboard::controlplane::policy {
+namespace switchboard::client {
 namespace {
 
 // Median of the positive values; `otherwise` when there is none.
@@ -53,4 +53,4 @@ int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tok
   return best;
 }
 
-}  // namespace switchboard::controlplane::policy
+}  // namespace switchboard::client

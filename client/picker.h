@@ -19,14 +19,14 @@
 // completions), so a fast server that has freed slots since the report looks free again.
 // Speeds come from the assignment (measured by the agents); an endpoint with no
 // measurement yet takes the median of those that have one.
-#ifndef SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
-#define SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
+#ifndef SWITCHBOARD_CLIENT_PICKER_H_
+#define SWITCHBOARD_CLIENT_PICKER_H_
 
 #include <cstdint>
 #include <random>
 #include <vector>
 
-namespace switchboard::controlplane::policy {
+namespace switchboard::client {
 
 struct PickerEndpoint {
   uint32_t weight = 0;  // From the assignment; 0 = never picked.
@@ -60,6 +60,6 @@ double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const 
 int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
                  std::mt19937_64& rng);
 
-}  // namespace switchboard::controlplane::policy
+}  // namespace switchboard::client
 
-#endif  // SWITCHBOARD_CONTROLPLANE_POLICY_PICKER_H_
+#endif  // SWITCHBOARD_CLIENT_PICKER_H_
