@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "controlplane/metrics.h"
+#include "controlplane/operations.h"
 #include "controlplane/service/admin_service.h"
 #include "controlplane/service/agent_service.h"
 #include "controlplane/service/discovery_service.h"
@@ -26,6 +27,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<AgentServiceImpl> agent_service;
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
+  std::unique_ptr<FleetOperations> operations;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
@@ -78,8 +80,11 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
   p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
-  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->agent_service.get(),
-                                                        p->history.get(), p->reconciler.get(), options.clock);
+  AgentServiceImpl* agents = p->agent_service.get();
+  p->operations = std::make_unique<FleetOperations>(
+      p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
+      [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
+  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

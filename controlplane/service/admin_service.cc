@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "controlplane/service/grpc_status.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace switchboard::controlplane {
@@ -51,53 +51,27 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListPools(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext* context,
                                                     const v1::GetPoolRequest* request, v1::Pool* response) {
   auto* reactor = context->DefaultReactor();
-  std::shared_ptr<const Snapshot> snap = store_->Get(request->pool());
-  if (snap == nullptr) {
-    std::vector<std::string> known;
-    for (const auto& s : store_->All()) known.push_back(s->pool);
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'; known pools: ",
-                                              known.empty() ? "(none yet)" : absl::StrJoin(known, ", "))));
-    return reactor;
-  }
-  FillPool(*snap, response);
-  reactor->Finish(grpc::Status::OK);
+  absl::StatusOr<std::shared_ptr<const Snapshot>> snap = ops_->Pool(request->pool());
+  if (snap.ok()) FillPool(**snap, response);
+  reactor->Finish(ToGrpcStatus(snap.status()));
   return reactor;
 }
 
 grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response) {
-  absl::StatusOr<bool> connected = fleet_->SetDrainRequested(request.node_id(), drain);
-  if (!connected.ok()) {
-    std::vector<std::string> known;
-    for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) known.push_back(n.node_id);
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat(connected.status().message(),
-                                     "; known nodes: ", known.empty() ? "(none)" : absl::StrJoin(known, ", ")));
-  }
-  v1::Command command;
-  if (drain) {
-    command.mutable_drain();
-  } else {
-    command.mutable_undrain();
-  }
-  response->set_agent_notified(*connected && agents_->SendCommand(request.node_id(), command));
-  if (history_ != nullptr) {
-    history_->RecordEvent(
-        {clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", request.node_id(), "",
-         response->agent_notified() ? "agent notified" : "agent not connected: applies on reconnect"});
-  }
-  return grpc::Status::OK;
+  absl::StatusOr<bool> notified = ops_->SetDrain(request.node_id(), drain);
+  if (notified.ok()) response->set_agent_notified(*notified);
+  return ToGrpcStatus(notified.status());
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext* context,
                                                     const v1::ExplainRequest* request, v1::ExplainResponse* response) {
   auto* reactor = context->DefaultReactor();
-  std::shared_ptr<const Snapshot> snap = store_->Get(request->pool());
-  if (snap == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'")));
+  absl::StatusOr<std::shared_ptr<const Snapshot>> found = ops_->Pool(request->pool());
+  if (!found.ok()) {
+    reactor->Finish(ToGrpcStatus(found.status()));
     return reactor;
   }
+  const std::shared_ptr<const Snapshot>& snap = *found;
   response->set_pool(snap->pool);
   response->set_version(snap->version);
   response->set_lb_policy(snap->assignment.lb_policy());
@@ -128,60 +102,26 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                                         v1::SetReplicasResponse* /*response*/) {
   auto* reactor = context->DefaultReactor();
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
-  if (store_->Get(request->pool()) == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no pool named '", request->pool().substr(0, 256), "'")));
-    return reactor;
-  }
-  if (request->replicas() < -1 || request->replicas() > 100000) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "replicas must be 0..100000 (or -1 to clear)"));
-    return reactor;
-  }
-  if (request->replicas() >= 0 && (ttl <= absl::ZeroDuration() || ttl > absl::Hours(24 * 7))) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ttl must be positive and at most 7 days"));
-    return reactor;
-  }
-  reconciler_->SetManualReplicas(request->pool(), request->replicas(), clock_->MonotonicNow() + ttl,
-                                 request->reason().substr(0, 256));
-  if (history_ != nullptr) {
-    history_->RecordEvent(
-        {clock_->Now(), "manual_replicas", request->pool(), "", "",
-         request->replicas() < 0
-             ? std::string("override cleared")
-             : absl::StrCat(request->replicas(), " replicas for ", absl::FormatDuration(ttl),
-                            request->reason().empty() ? "" : ": " + request->reason().substr(0, 256))});
-  }
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason())));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* context,
                                                    const v1::EventsRequest* request, v1::EventsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (history_ == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                 "this control plane keeps no history (started with --db \"\")"));
-    return reactor;
+  absl::StatusOr<std::vector<HistoryEvent>> events = ops_->Events(request->pool(), request->limit());
+  if (events.ok()) {
+    for (const HistoryEvent& e : *events) {
+      v1::Event* out = response->add_events();
+      *out->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(e.time));
+      out->set_kind(e.kind);
+      out->set_pool(e.pool);
+      out->set_node_id(e.node_id);
+      out->set_address(e.address);
+      out->set_detail(e.detail);
+    }
   }
-  const uint32_t limit = request->limit() == 0 ? 50 : std::min<uint32_t>(request->limit(), 1000);
-  // Read a generous window and filter by pool here: the table is indexed by time.
-  absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(request->pool().empty() ? limit : 10000);
-  if (!events.ok()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(events.status().message())));
-    return reactor;
-  }
-  for (const HistoryEvent& e : *events) {
-    if (!request->pool().empty() && e.pool != request->pool()) continue;
-    if (static_cast<uint32_t>(response->events_size()) >= limit) break;
-    v1::Event* out = response->add_events();
-    *out->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(e.time));
-    out->set_kind(e.kind);
-    out->set_pool(e.pool);
-    out->set_node_id(e.node_id);
-    out->set_address(e.address);
-    out->set_detail(e.detail);
-  }
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(events.status()));
   return reactor;
 }
 

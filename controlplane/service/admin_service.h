@@ -1,12 +1,12 @@
-// AdminService: read-only views over FleetState and the SnapshotStore (for sbctl).
+// AdminService (sbctl): turns requests into FleetState / SnapshotStore reads and
+// FleetOperations calls, and their answers into responses. The rules are in
+// FleetOperations; this class only adapts.
 #ifndef SWITCHBOARD_CONTROLPLANE_SERVICE_ADMIN_SERVICE_H_
 #define SWITCHBOARD_CONTROLPLANE_SERVICE_ADMIN_SERVICE_H_
 
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
-#include "controlplane/history/history_store.h"
-#include "controlplane/reconciler.h"
-#include "controlplane/service/agent_service.h"
+#include "controlplane/operations.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -14,10 +14,9 @@ namespace switchboard::controlplane {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // `history` may be null.
-  AdminServiceImpl(FleetState* fleet, const SnapshotStore* store, AgentServiceImpl* agents, HistoryStore* history,
-                   Reconciler* reconciler, const Clock* clock)
-      : fleet_(fleet), store_(store), agents_(agents), history_(history), reconciler_(reconciler), clock_(clock) {}
+  // Pointers must outlive the service.
+  AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock)
+      : fleet_(fleet), store_(store), ops_(ops), clock_(clock) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -39,11 +38,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
 
-  FleetState* const fleet_;
+  const FleetState* const fleet_;
   const SnapshotStore* const store_;
-  AgentServiceImpl* const agents_;
-  HistoryStore* const history_;
-  Reconciler* const reconciler_;
+  FleetOperations* const ops_;
   const Clock* const clock_;
 };
 

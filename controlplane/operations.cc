@@ -1,0 +1,88 @@
+#include "controlplane/operations.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+// Untrusted names go into errors shortened.
+std::string Clip(const std::string& s) { return s.substr(0, kMaxReasonBytes); }
+
+std::string KnownList(const std::vector<std::string>& known, const char* none) {
+  return known.empty() ? std::string(none) : absl::StrJoin(known, ", ");
+}
+
+}  // namespace
+
+void FleetOperations::Record(HistoryEvent event) {
+  if (history_ != nullptr) history_->RecordEvent(std::move(event));
+}
+
+absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool drain) {
+  absl::StatusOr<bool> connected = fleet_->SetDrainRequested(node_id, drain);
+  if (!connected.ok()) {
+    std::vector<std::string> known;
+    for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) known.push_back(n.node_id);
+    return absl::NotFoundError(
+        absl::StrCat(connected.status().message(), "; known nodes: ", KnownList(known, "(none)")));
+  }
+  v1::Command command;
+  if (drain) {
+    command.mutable_drain();
+  } else {
+    command.mutable_undrain();
+  }
+  const bool notified = *connected && send_command_ && send_command_(node_id, command);
+  Record({clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", node_id, "",
+          notified ? "agent notified" : "agent not connected: applies on reconnect"});
+  return notified;
+}
+
+absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl,
+                                          const std::string& reason) {
+  if (store_->Get(pool) == nullptr) return absl::NotFoundError(absl::StrCat("no pool named '", Clip(pool), "'"));
+  if (replicas < -1 || replicas > kMaxManualReplicas) {
+    return absl::InvalidArgumentError(absl::StrCat("replicas must be 0..", kMaxManualReplicas, " (or -1 to clear)"));
+  }
+  if (replicas >= 0 && (ttl <= absl::ZeroDuration() || ttl > kMaxOverrideTtl)) {
+    return absl::InvalidArgumentError("ttl must be positive and at most 7 days");
+  }
+  const std::string why = Clip(reason);
+  reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
+  Record({clock_->Now(), "manual_replicas", pool, "", "",
+          replicas < 0
+              ? std::string("override cleared")
+              : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl), why.empty() ? "" : ": " + why)});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> FleetOperations::Pool(const std::string& pool) const {
+  std::shared_ptr<const Snapshot> snap = store_->Get(pool);
+  if (snap != nullptr) return snap;
+  std::vector<std::string> known;
+  for (const auto& s : store_->All()) known.push_back(s->pool);
+  return absl::NotFoundError(
+      absl::StrCat("no pool named '", Clip(pool), "'; known pools: ", KnownList(known, "(none yet)")));
+}
+
+absl::StatusOr<std::vector<HistoryEvent>> FleetOperations::Events(const std::string& pool, uint32_t limit) const {
+  if (history_ == nullptr) {
+    return absl::FailedPreconditionError("this control plane keeps no history (started with --db \"\")");
+  }
+  limit = limit == 0 ? kDefaultEventLimit : std::min(limit, kMaxEventLimit);
+  // Read a generous window and filter by pool here: the table is indexed by time.
+  absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(pool.empty() ? limit : 10000);
+  if (!events.ok()) return absl::UnavailableError(events.status().message());
+  std::vector<HistoryEvent> out;
+  for (HistoryEvent& e : *events) {
+    if (!pool.empty() && e.pool != pool) continue;
+    if (out.size() >= limit) break;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace switchboard::controlplane

@@ -1,0 +1,82 @@
+// FleetOperations: what an operator may do to the fleet and ask of it (sbctl, through the
+// admin service): drain and undrain nodes, override a pool's replicas, read pools and
+// events. The rules live here and answer with absl::Status (NOT_FOUND naming what is
+// known, INVALID_ARGUMENT saying what is allowed); the admin service only turns protos
+// into these calls and the answers back, converting the status once at its edge.
+//
+// Every change is recorded as an event. Recording never waits on the disk (the history
+// store queues writes); RecentEvents reads SQLite and may take milliseconds.
+// Thread-safe: every member it uses is.
+#ifndef SWITCHBOARD_CONTROLPLANE_OPERATIONS_H_
+#define SWITCHBOARD_CONTROLPLANE_OPERATIONS_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controlplane/fleet/fleet_state.h"
+#include "controlplane/history/history_store.h"
+#include "controlplane/reconciler.h"
+#include "controlplane/snapshot/snapshot_store.h"
+#include "switchboard/v1/agent.pb.h"
+
+namespace switchboard::controlplane {
+
+// Limits on what an operator may ask for.
+inline constexpr int32_t kMaxManualReplicas = 100000;
+inline constexpr absl::Duration kMaxOverrideTtl = absl::Hours(24 * 7);
+inline constexpr size_t kMaxReasonBytes = 256;
+inline constexpr uint32_t kDefaultEventLimit = 50;
+inline constexpr uint32_t kMaxEventLimit = 1000;
+
+class FleetOperations {
+ public:
+  // Sends a command to a connected node's agent; false when it is not connected.
+  using CommandSender = std::function<bool(const std::string& node_id, const v1::Command& command)>;
+
+  // `history` may be null (no history kept). Pointers must outlive this object.
+  FleetOperations(FleetState* fleet, const SnapshotStore* store, Reconciler* reconciler, HistoryStore* history,
+                  const Clock* clock, CommandSender send_command)
+      : fleet_(fleet),
+        store_(store),
+        reconciler_(reconciler),
+        history_(history),
+        clock_(clock),
+        send_command_(std::move(send_command)) {}
+
+  // Marks the node drained (or not) and tells its agent. Returns whether the agent was
+  // told now (else it applies on reconnect). NOT_FOUND, listing the known nodes.
+  absl::StatusOr<bool> SetDrain(const std::string& node_id, bool drain);
+
+  // A manual replica count for `pool` for `ttl`, or replicas -1 to clear the override.
+  // NOT_FOUND for an unknown pool; INVALID_ARGUMENT for replicas outside -1..100000 or a
+  // ttl outside (0, 7 days] (when setting).
+  absl::Status SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl, const std::string& reason);
+
+  // The pool's current snapshot; NOT_FOUND, listing the known pools.
+  absl::StatusOr<std::shared_ptr<const Snapshot>> Pool(const std::string& pool) const;
+
+  // Newest first: at most `limit` (0 = 50, capped at 1000) events of `pool` (empty: all).
+  // FAILED_PRECONDITION without history; UNAVAILABLE when the database cannot be read.
+  absl::StatusOr<std::vector<HistoryEvent>> Events(const std::string& pool, uint32_t limit) const;
+
+ private:
+  void Record(HistoryEvent event);
+
+  FleetState* const fleet_;
+  const SnapshotStore* const store_;
+  Reconciler* const reconciler_;
+  HistoryStore* const history_;
+  const Clock* const clock_;
+  const CommandSender send_command_;
+};
+
+}  // namespace switchboard::controlplane
+
+#endif  // SWITCHBOARD_CONTROLPLANE_OPERATIONS_H_

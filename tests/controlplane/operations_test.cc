@@ -1,0 +1,109 @@
+#include "controlplane/operations.h"
+
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/controlplane/test_util.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::switchboard::testing::MakeEndpointReport;
+using ::switchboard::testing::MakeHello;
+using ::switchboard::testing::MakeReport;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class FleetOperationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = (std::filesystem::path(::testing::TempDir()) / "operations_test.db").string();
+    std::filesystem::remove(path);
+    history_ = std::move(HistoryStore::Open(path).value());
+    reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, history_.get(), &clock_, ReconcilerOptions());
+    ops_ = std::make_unique<FleetOperations>(&fleet_, &store_, reconciler_.get(), history_.get(), &clock_,
+                                             [this](const std::string& node, const v1::Command& command) {
+                                               sent_.push_back(node + (command.has_drain() ? ":drain" : ":undrain"));
+                                               return true;
+                                             });
+    ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+    ASSERT_TRUE(
+        fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 1)}), clock_.MonotonicNow()).ok());
+    reconciler_->ReconcileOnce();
+  }
+
+  std::vector<std::string> EventKinds() {
+    history_->Flush();
+    std::vector<std::string> kinds;
+    absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(100);
+    if (!events.ok()) {
+      ADD_FAILURE() << events.status();
+      return kinds;
+    }
+    for (const HistoryEvent& e : *events) kinds.insert(kinds.begin(), e.kind);
+    return kinds;
+  }
+
+  FakeClock clock_;
+  FleetState fleet_;
+  SnapshotStore store_;
+  std::unique_ptr<HistoryStore> history_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<FleetOperations> ops_;
+  std::vector<std::string> sent_;
+};
+
+TEST_F(FleetOperationsTest, DrainTellsTheAgentAndRecordsAnEvent) {
+  absl::StatusOr<bool> notified = ops_->SetDrain("n1", true);
+  ASSERT_TRUE(notified.ok()) << notified.status();
+  EXPECT_TRUE(*notified);
+  EXPECT_TRUE(fleet_.DrainRequested("n1"));
+  ASSERT_TRUE(ops_->SetDrain("n1", false).ok());
+  EXPECT_THAT(sent_, ElementsAre("n1:drain", "n1:undrain"));
+  EXPECT_THAT(EventKinds(), ::testing::IsSupersetOf({"drain_requested", "undrain_requested"}));
+}
+
+TEST_F(FleetOperationsTest, UnknownNodeIsNotFoundAndNamesTheKnownOnes) {
+  absl::StatusOr<bool> r = ops_->SetDrain("nope", true);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("known nodes: n1"));
+  EXPECT_TRUE(sent_.empty());
+}
+
+TEST_F(FleetOperationsTest, SetReplicasValidatesAndChangesNothingOnBadInput) {
+  EXPECT_EQ(ops_->SetReplicas("other", 3, absl::Minutes(5), "").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ops_->SetReplicas("m", -2, absl::Minutes(5), "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops_->SetReplicas("m", 3, absl::ZeroDuration(), "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops_->SetReplicas("m", 3, absl::Hours(24 * 8), "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(EventKinds(), ::testing::Not(::testing::Contains("manual_replicas")));
+
+  ASSERT_TRUE(ops_->SetReplicas("m", 7, absl::Minutes(5), "load test").ok());
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(store_.Get("m")->assignment.desired_replicas(), 7u);
+  EXPECT_THAT(store_.Get("m")->autoscale_explanation, HasSubstr("manual override to 7"));
+  EXPECT_THAT(EventKinds(), ::testing::Contains("manual_replicas"));
+}
+
+TEST_F(FleetOperationsTest, EventsFilterByPoolWithinTheLimit) {
+  history_->RecordEvent({clock_.Now(), "x", "other", "", "", ""});
+  for (int i = 0; i < 3; ++i) history_->RecordEvent({clock_.Now(), "y", "m", "", "", ""});
+  history_->Flush();
+  absl::StatusOr<std::vector<HistoryEvent>> events = ops_->Events("m", 2);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  for (const HistoryEvent& e : *events) EXPECT_EQ(e.pool, "m");
+
+  FleetOperations no_history(&fleet_, &store_, reconciler_.get(), nullptr, &clock_, nullptr);
+  EXPECT_EQ(no_history.Events("", 0).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FleetOperationsTest, PoolNotFoundNamesTheKnownPools) {
+  EXPECT_TRUE(ops_->Pool("m").ok());
+  absl::StatusOr<std::shared_ptr<const Snapshot>> p = ops_->Pool("llama");
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("known pools: m"));
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
