@@ -2,6 +2,19 @@
 
 namespace switchboard::controlplane {
 
+prometheus::Counter* ControlPlaneMetrics::Rejected(absl::StatusCode code) const {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+      return messages_rejected_invalid;
+    case absl::StatusCode::kAlreadyExists:
+      return messages_rejected_already_exists;
+    case absl::StatusCode::kFailedPrecondition:
+      return messages_rejected_precondition;
+    default:
+      return messages_rejected_other;
+  }
+}
+
 std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Registry& registry) {
   auto m = std::make_unique<ControlPlaneMetrics>();
   auto& agent_messages = prometheus::BuildCounter()
@@ -11,7 +24,9 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
   m->hellos_accepted = &agent_messages.Add({{"kind", "hello"}, {"result", "accepted"}});
   m->reports_accepted = &agent_messages.Add({{"kind", "report"}, {"result", "accepted"}});
   m->messages_rejected_invalid = &agent_messages.Add({{"kind", "any"}, {"result", "invalid_argument"}});
-  m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
+  m->messages_rejected_already_exists = &agent_messages.Add({{"kind", "any"}, {"result", "already_exists"}});
+  m->messages_rejected_precondition = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
+  m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "other"}});
 
   auto& streams =
       prometheus::BuildGauge().Name("switchboard_streams").Help("Open gRPC streams by service").Register(registry);
