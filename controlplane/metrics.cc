@@ -1,6 +1,45 @@
 #include "controlplane/metrics.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "prometheus/metric_family.h"
+
 namespace switchboard::controlplane {
+namespace {
+
+prometheus::MetricFamily CounterFamily(std::string name, std::string help, double value) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Counter;
+  family.metric.emplace_back();
+  family.metric.back().counter.value = value;
+  return family;
+}
+
+class HistoryMetrics final : public prometheus::Collectable {
+ public:
+  explicit HistoryMetrics(const HistoryStore* history) : history_(history) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(CounterFamily("switchboard_history_write_errors_total",
+                                "History write batches that failed to commit; their writes are lost (see the log)",
+                                static_cast<double>(history_->write_errors())));
+    return out;
+  }
+
+ private:
+  const HistoryStore* const history_;
+};
+
+}  // namespace
+
+std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history) {
+  return std::make_shared<HistoryMetrics>(history);
+}
 
 prometheus::Counter* ControlPlaneMetrics::Rejected(absl::StatusCode code) const {
   switch (code) {

@@ -6,6 +6,8 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "controlplane/history/history_store.h"
+#include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -36,6 +38,12 @@ struct ControlPlaneMetrics {
   // Registers every family in `registry` (which must outlive the result).
   static std::unique_ptr<ControlPlaneMetrics> Create(prometheus::Registry& registry);
 };
+
+// The history store's own counts, read from it at each scrape (as Go's CounterFunc):
+// the store counts, this only shows. Register it with the Exposer; `history` must
+// outlive every scrape, i.e. that Exposer.
+//   switchboard_history_write_errors_total  batches that failed to commit
+std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history);
 
 }  // namespace switchboard::controlplane
 

@@ -217,22 +217,27 @@ void HistoryStore::WriterLoop() {
 void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   sqlite3* db = writer_db_;
   absl::Status status = Exec(db, "BEGIN");
+  // A statement that does not prepare (a table gone, a corrupt file) fails the batch:
+  // its writes are lost, and counted as such, rather than skipped as if written.
+  auto prepare = [&](const char* sql, sqlite3_stmt** stmt) {
+    if (status.ok() && sqlite3_prepare_v2(db, sql, -1, stmt, nullptr) != SQLITE_OK) {
+      status = absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db), " (in: ", sql, ")"));
+    }
+  };
   sqlite3_stmt* ev = nullptr;
   sqlite3_stmt* snap = nullptr;
   sqlite3_stmt* sample = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)",
-                     -1, &sample, nullptr);
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     -1, &ev, nullptr);
-  sqlite3_prepare_v2(db,
-                     "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
-                     "VALUES (?, ?, ?, ?)",
-                     -1, &snap, nullptr);
+  prepare("INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)", &sample);
+  prepare(
+      "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
+      "VALUES (?, ?, ?, ?, ?, ?)",
+      &ev);
+  prepare(
+      "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
+      "VALUES (?, ?, ?, ?)",
+      &snap);
   for (const Item& item : batch) {
-    if (!status.ok() || ev == nullptr || snap == nullptr || sample == nullptr) break;
+    if (!status.ok()) break;
     sqlite3_stmt* stmt = item.kind == Item::Kind::kEvent ? ev : item.kind == Item::Kind::kSnapshot ? snap : sample;
     sqlite3_reset(stmt);
     if (item.kind == Item::Kind::kSample) {

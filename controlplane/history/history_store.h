@@ -72,7 +72,8 @@ class HistoryStore {
   absl::StatusOr<std::vector<HistoryEvent>> RecentEvents(size_t limit) const;
   absl::StatusOr<std::vector<StoredSnapshot>> LatestSnapshots() const;
 
-  // Writes that failed (disk full, ...). Exposed as a metric.
+  // Batches whose commit failed (disk full, ...): every write in one is lost. Exported
+  // as switchboard_history_write_errors_total (controlplane/metrics.h).
   uint64_t write_errors() const;
 
  private:

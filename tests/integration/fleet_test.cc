@@ -274,6 +274,7 @@ TEST_F(FleetTest, BadReportsAreRejectedWithoutDisturbingOthers) {
   EXPECT_EQ(rejected("already_exists"), 1.0);
   EXPECT_EQ(rejected("failed_precondition"), 0.0);
   EXPECT_EQ(rejected("other"), 0.0);
+  EXPECT_EQ(metrics.Value("switchboard_history_write_errors_total"), 0.0);
 
   // Nothing else moved: same pool content, so the very same version, and every real
   // endpoint still routable. The intruder never joined.

@@ -121,5 +121,37 @@ TEST_F(HistoryStoreTest, RejectsAFileThatIsNotSqlite) {
   ASSERT_FALSE(store.ok());
 }
 
+// A batch that cannot be written (here its table is gone, dropped by another
+// connection) is lost and counted, and later batches are written again.
+TEST_F(HistoryStoreTest, FailedWritesAreCounted) {
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  (*store)->RecordEvent({absl::FromUnixMillis(1), "endpoint_joined", "m", "n", "a:1", ""});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 0u);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE events", nullptr, nullptr, nullptr), SQLITE_OK);
+  (*store)->RecordEvent({absl::FromUnixMillis(2), "endpoint_left", "m", "n", "a:1", "lost"});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 1u);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_unix_ms INTEGER NOT NULL,"
+                         " kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL, address TEXT NOT NULL,"
+                         " detail TEXT NOT NULL)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  (*store)->RecordEvent({absl::FromUnixMillis(3), "endpoint_joined", "m", "n", "a:1", "kept"});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 1u);
+  auto events = (*store)->RecentEvents(5);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].detail, "kept");
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane

@@ -1,0 +1,44 @@
+#include "controlplane/metrics.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+#include "prometheus/metric_family.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+// The value of the one-sample family `name` in `families`, or -1 when it is absent.
+double CounterValue(const std::vector<prometheus::MetricFamily>& families, const std::string& name) {
+  for (const prometheus::MetricFamily& f : families) {
+    if (f.name == name && f.metric.size() == 1) return f.metric[0].counter.value;
+  }
+  return -1;
+}
+
+TEST(HistoryMetricsTest, ShowTheStoresOwnCounts) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "metrics_history";
+  std::filesystem::remove_all(dir);
+  const std::string path = (dir / "history.db").string();
+  auto store = HistoryStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::shared_ptr<prometheus::Collectable> metrics = MakeHistoryMetrics(store->get());
+  EXPECT_EQ(CounterValue(metrics->Collect(), "switchboard_history_write_errors_total"), 0);
+
+  // A write error, injected by dropping a table from another connection.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE events", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  (*store)->RecordEvent({absl::FromUnixMillis(1), "endpoint_joined", "m", "n", "a:1", ""});
+  (*store)->Flush();
+  ASSERT_EQ((*store)->write_errors(), 1u);
+  EXPECT_EQ(CounterValue(metrics->Collect(), "switchboard_history_write_errors_total"), 1);
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
