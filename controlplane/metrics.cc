@@ -28,6 +28,17 @@ class HistoryMetrics final : public prometheus::Collectable {
     out.push_back(CounterFamily("switchboard_history_write_errors_total",
                                 "History write batches that failed to commit; their writes are lost (see the log)",
                                 static_cast<double>(history_->write_errors())));
+    prometheus::MetricFamily dropped;
+    dropped.name = "switchboard_history_dropped_total";
+    dropped.help = "Pool samples and snapshots dropped from the full history queue (the disk did not keep up)";
+    dropped.type = prometheus::MetricType::Counter;
+    for (const auto& [kind, count] : {std::pair<const char*, uint64_t>{"sample", history_->dropped_samples()},
+                                      std::pair<const char*, uint64_t>{"snapshot", history_->dropped_snapshots()}}) {
+      prometheus::ClientMetric& m = dropped.metric.emplace_back();
+      m.label.push_back({"kind", kind});
+      m.counter.value = static_cast<double>(count);
+    }
+    out.push_back(std::move(dropped));
     return out;
   }
 

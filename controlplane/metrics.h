@@ -43,6 +43,7 @@ struct ControlPlaneMetrics {
 // the store counts, this only shows. Register it with the Exposer; `history` must
 // outlive every scrape, i.e. that Exposer.
 //   switchboard_history_write_errors_total  batches that failed to commit
+//   switchboard_history_dropped_total{kind="sample"|"snapshot"}  dropped from the full queue
 std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history);
 
 }  // namespace switchboard::controlplane
