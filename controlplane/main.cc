@@ -29,8 +29,8 @@ bool ParseDurationFlag(const std::string& text, absl::Duration* out, const char*
 int main(int argc, char** argv) {
   switchboard::SetLogProgramName("controlplane");
 #ifdef NDEBUG
-  // Debian's Abseil runs its deadlock detector on every lock unless told not to (see
-  // shared/reference/grpc-performance.md); keep it on in debug and sanitizer builds.
+  // Debian's Abseil runs its deadlock detector on every lock unless told not to, which
+  // costs every lock a graph update; keep it on in debug and sanitizer builds.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
 
@@ -47,8 +47,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite history file (created if missing); empty disables history")
       ->capture_default_str();
-  app.add_option("--staleness-bound", staleness, "exclude a node's endpoints when it has not reported for this long")
-      ->capture_default_str();
+  CLI::Option* staleness_flag =
+      app.add_option("--staleness-bound", staleness,
+                     "exclude a node's endpoints when it has not reported for this long; only without "
+                     "--config (with a file, set staleness_bound in it)")
+          ->capture_default_str();
   app.add_option("--forget-after", forget_after,
                  "forget a disconnected node (its endpoints leave their pools) after this long")
       ->capture_default_str();
@@ -58,13 +61,22 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   CLI11_PARSE(app, argc, argv);
 
+  // With a file, the file alone sets every pool's policy, at start and on each SIGHUP. A
+  // flag that the file would silently override (or that would silently override the
+  // file) is refused rather than guessed at.
+  if (!config_path.empty() && staleness_flag->count() > 0) {
+    std::cerr << "switchboard-controlplane: --staleness-bound cannot be combined with --config: set "
+                 "staleness_bound under defaults: (or under a pool) in "
+              << config_path << " instead\n";
+    return 2;
+  }
   if (!ParseDurationFlag(staleness, &options.reconciler.config.defaults.policy.circuit.staleness_bound,
                          "--staleness-bound") ||
       !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
     return 2;
   }
   switchboard::WarnIfPlaintextImplicit(insecure);
-  // The flag sets the built-in default; a config file may override it per pool.
+  // Without a file, the flag sets the built-in defaults' staleness bound.
   const absl::Duration staleness_bound = options.reconciler.config.defaults.policy.circuit.staleness_bound;
   auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::policy::FleetConfig> {
     if (config_path.empty()) {

@@ -1,6 +1,69 @@
 #include "controlplane/metrics.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "prometheus/metric_family.h"
+
 namespace switchboard::controlplane {
+namespace {
+
+prometheus::MetricFamily CounterFamily(std::string name, std::string help, double value) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Counter;
+  family.metric.emplace_back();
+  family.metric.back().counter.value = value;
+  return family;
+}
+
+class HistoryMetrics final : public prometheus::Collectable {
+ public:
+  explicit HistoryMetrics(const HistoryStore* history) : history_(history) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(CounterFamily("switchboard_history_write_errors_total",
+                                "History write batches that failed to commit; their writes are lost (see the log)",
+                                static_cast<double>(history_->write_errors())));
+    prometheus::MetricFamily dropped;
+    dropped.name = "switchboard_history_dropped_total";
+    dropped.help = "Pool samples and snapshots dropped from the full history queue (the disk did not keep up)";
+    dropped.type = prometheus::MetricType::Counter;
+    for (const auto& [kind, count] : {std::pair<const char*, uint64_t>{"sample", history_->dropped_samples()},
+                                      std::pair<const char*, uint64_t>{"snapshot", history_->dropped_snapshots()}}) {
+      prometheus::ClientMetric& m = dropped.metric.emplace_back();
+      m.label.push_back({"kind", kind});
+      m.counter.value = static_cast<double>(count);
+    }
+    out.push_back(std::move(dropped));
+    return out;
+  }
+
+ private:
+  const HistoryStore* const history_;
+};
+
+}  // namespace
+
+std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history) {
+  return std::make_shared<HistoryMetrics>(history);
+}
+
+prometheus::Counter* ControlPlaneMetrics::Rejected(absl::StatusCode code) const {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+      return messages_rejected_invalid;
+    case absl::StatusCode::kAlreadyExists:
+      return messages_rejected_already_exists;
+    case absl::StatusCode::kFailedPrecondition:
+      return messages_rejected_precondition;
+    default:
+      return messages_rejected_other;
+  }
+}
 
 std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Registry& registry) {
   auto m = std::make_unique<ControlPlaneMetrics>();
@@ -11,7 +74,9 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
   m->hellos_accepted = &agent_messages.Add({{"kind", "hello"}, {"result", "accepted"}});
   m->reports_accepted = &agent_messages.Add({{"kind", "report"}, {"result", "accepted"}});
   m->messages_rejected_invalid = &agent_messages.Add({{"kind", "any"}, {"result", "invalid_argument"}});
-  m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
+  m->messages_rejected_already_exists = &agent_messages.Add({{"kind", "any"}, {"result", "already_exists"}});
+  m->messages_rejected_precondition = &agent_messages.Add({{"kind", "any"}, {"result", "failed_precondition"}});
+  m->messages_rejected_other = &agent_messages.Add({{"kind", "any"}, {"result", "other"}});
 
   auto& streams =
       prometheus::BuildGauge().Name("switchboard_streams").Help("Open gRPC streams by service").Register(registry);

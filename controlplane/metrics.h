@@ -5,6 +5,9 @@
 
 #include <memory>
 
+#include "absl/status/status.h"
+#include "controlplane/history/history_store.h"
+#include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -14,8 +17,11 @@ namespace switchboard::controlplane {
 struct ControlPlaneMetrics {
   prometheus::Counter* hellos_accepted;
   prometheus::Counter* reports_accepted;
-  prometheus::Counter* messages_rejected_invalid;  // INVALID_ARGUMENT
-  prometheus::Counter* messages_rejected_other;    // superseded stream, report before hello
+  // Agent messages rejected, by the status code the stream was ended with.
+  prometheus::Counter* messages_rejected_invalid;         // INVALID_ARGUMENT: malformed, second Hello, ...
+  prometheus::Counter* messages_rejected_already_exists;  // ALREADY_EXISTS: node id connected on another stream
+  prometheus::Counter* messages_rejected_precondition;    // FAILED_PRECONDITION: report on a superseded stream
+  prometheus::Counter* messages_rejected_other;           // Any other code (none is returned today).
   prometheus::Gauge* agent_streams;
   prometheus::Gauge* subscriber_streams;
   prometheus::Counter* assignments_sent;
@@ -26,9 +32,19 @@ struct ControlPlaneMetrics {
   prometheus::Gauge* endpoints_routable;
   prometheus::Gauge* endpoints_excluded;
 
+  // The rejection counter for `code` (not OK).
+  prometheus::Counter* Rejected(absl::StatusCode code) const;
+
   // Registers every family in `registry` (which must outlive the result).
   static std::unique_ptr<ControlPlaneMetrics> Create(prometheus::Registry& registry);
 };
+
+// The history store's own counts, read from it at each scrape (as Go's CounterFunc):
+// the store counts, this only shows. Register it with the Exposer; `history` must
+// outlive every scrape, i.e. that Exposer.
+//   switchboard_history_write_errors_total  batches that failed to commit
+//   switchboard_history_dropped_total{kind="sample"|"snapshot"}  dropped from the full queue
+std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history);
 
 }  // namespace switchboard::controlplane
 

@@ -20,8 +20,8 @@ struct ControlPlane::Impl {
   ControlPlaneOptions options;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<ControlPlaneMetrics> metrics;
-  std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<HistoryStore> history;
+  std::shared_ptr<prometheus::Collectable> history_metrics;  // Reads `history`.
   std::unique_ptr<FleetState> fleet;
   SnapshotStore store;
   std::unique_ptr<Reconciler> reconciler;
@@ -32,6 +32,8 @@ struct ControlPlane::Impl {
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   bool shut_down = false;
+  // Last, so destroyed first: no scrape runs once anything it reads is gone.
+  std::unique_ptr<prometheus::Exposer> exposer;
 };
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlPlaneOptions& options) {
@@ -58,6 +60,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path);
     if (!history.ok()) return history.status();
     p->history = std::move(*history);
+    if (p->exposer) {
+      p->history_metrics = MakeHistoryMetrics(p->history.get());
+      p->exposer->RegisterCollectable(p->history_metrics);
+    }
   }
 
   p->fleet = std::make_unique<FleetState>(ValidationLimits{}, [p] {

@@ -132,10 +132,26 @@ HistoryStore::~HistoryStore() {
 
 void HistoryStore::Enqueue(Item item) {
   MutexLock lock(&mu_);
-  auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < queue_limit_; };
-  mu_.Await(Condition(&has_room));
+  if (queue_.size() >= queue_limit_) {
+    // Never wait for the writer: make room by dropping what matters least.
+    const bool made_room = DropOldestLocked(Item::Kind::kSample) ||
+                           (item.kind != Item::Kind::kSample && DropOldestLocked(Item::Kind::kSnapshot));
+    if (!made_room && item.kind == Item::Kind::kSample) {
+      ++dropped_samples_;
+      return;
+    }
+    // Otherwise an event or snapshot goes over the limit: events are never dropped.
+  }
+  item.seq = ++enqueued_;
   queue_.push_back(std::move(item));
-  ++enqueued_;
+}
+
+bool HistoryStore::DropOldestLocked(Item::Kind kind) {
+  auto it = std::find_if(queue_.begin(), queue_.end(), [kind](const Item& i) { return i.kind == kind; });
+  if (it == queue_.end()) return false;
+  queue_.erase(it);
+  ++(kind == Item::Kind::kSample ? dropped_samples_ : dropped_snapshots_);
+  return true;
 }
 
 void HistoryStore::RecordEvent(HistoryEvent event) {
@@ -186,7 +202,11 @@ absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time si
 void HistoryStore::Flush() {
   MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
-  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return committed_ >= target; };
+  // The queue is in recording order (drops only remove), so every item up to `target`
+  // is settled once neither the batch being written nor the queue's head is one.
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return (writing_from_ == 0 || writing_from_ > target) && (queue_.empty() || queue_.front().seq > target);
+  };
   mu_.Await(Condition(&done));
 }
 
@@ -195,14 +215,38 @@ uint64_t HistoryStore::write_errors() const {
   return write_errors_;
 }
 
+uint64_t HistoryStore::dropped_samples() const {
+  MutexLock lock(&mu_);
+  return dropped_samples_;
+}
+
+uint64_t HistoryStore::dropped_snapshots() const {
+  MutexLock lock(&mu_);
+  return dropped_snapshots_;
+}
+
+void HistoryStore::PauseWriter() {
+  MutexLock lock(&mu_);
+  paused_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writing_from_ == 0; };
+  mu_.Await(Condition(&idle));
+}
+
+void HistoryStore::ResumeWriter() {
+  MutexLock lock(&mu_);
+  paused_ = false;
+}
+
 void HistoryStore::WriterLoop() {
   while (true) {
     std::vector<Item> batch;
     {
       MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
+      // Stopping overrides a pause: the destructor drains the queue.
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || (!paused_ && !queue_.empty()); };
       mu_.Await(Condition(&ready));
       if (queue_.empty() && stop_) return;
+      writing_from_ = queue_.front().seq;
       while (!queue_.empty() && batch.size() < 512) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -210,29 +254,34 @@ void HistoryStore::WriterLoop() {
     }
     WriteBatch(batch);
     MutexLock lock(&mu_);
-    committed_ += batch.size();
+    writing_from_ = 0;
   }
 }
 
 void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   sqlite3* db = writer_db_;
   absl::Status status = Exec(db, "BEGIN");
+  // A statement that does not prepare (a table gone, a corrupt file) fails the batch:
+  // its writes are lost, and counted as such, rather than skipped as if written.
+  auto prepare = [&](const char* sql, sqlite3_stmt** stmt) {
+    if (status.ok() && sqlite3_prepare_v2(db, sql, -1, stmt, nullptr) != SQLITE_OK) {
+      status = absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db), " (in: ", sql, ")"));
+    }
+  };
   sqlite3_stmt* ev = nullptr;
   sqlite3_stmt* snap = nullptr;
   sqlite3_stmt* sample = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)",
-                     -1, &sample, nullptr);
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     -1, &ev, nullptr);
-  sqlite3_prepare_v2(db,
-                     "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
-                     "VALUES (?, ?, ?, ?)",
-                     -1, &snap, nullptr);
+  prepare("INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)", &sample);
+  prepare(
+      "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
+      "VALUES (?, ?, ?, ?, ?, ?)",
+      &ev);
+  prepare(
+      "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
+      "VALUES (?, ?, ?, ?)",
+      &snap);
   for (const Item& item : batch) {
-    if (!status.ok() || ev == nullptr || snap == nullptr || sample == nullptr) break;
+    if (!status.ok()) break;
     sqlite3_stmt* stmt = item.kind == Item::Kind::kEvent ? ev : item.kind == Item::Kind::kSnapshot ? snap : sample;
     sqlite3_reset(stmt);
     if (item.kind == Item::Kind::kSample) {

@@ -1,9 +1,13 @@
 // HistoryStore: the control plane's SQLite history (WAL mode, versioned schema).
 //
-// Writes go through a bounded queue to one writer thread that batches them in
-// transactions, so callers (the reconciler) never wait on the disk. Events are never
-// dropped: when the queue is full, RecordEvent waits for room. Reads use their own
-// connection and may run concurrently with the writer.
+// Writes go through a queue to one writer thread that batches them in transactions, so
+// callers (the reconciler, gRPC reactors) never wait on the disk: no Record* call
+// blocks. The queue holds `queue_limit` items; when it is full, a new item makes room
+// by dropping the oldest queued pool sample, else (for an event or a snapshot) the
+// oldest queued snapshot, and each drop is counted. Events are never dropped: with
+// nothing to drop, an event (or snapshot) is queued over the limit, and a sample is
+// dropped itself. Reads use their own connection and may run concurrently with the
+// writer.
 #ifndef SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
 #define SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
 
@@ -65,19 +69,30 @@ class HistoryStore {
   void RecordSample(PoolSample sample);
   // Samples since `since`, oldest first.
   absl::StatusOr<std::vector<PoolSample>> SamplesSince(absl::Time since) const;
-  // Blocks until everything recorded before the call is committed.
+  // Blocks until everything recorded before the call is committed (or was dropped).
   void Flush();
 
   // Newest first, at most `limit`.
   absl::StatusOr<std::vector<HistoryEvent>> RecentEvents(size_t limit) const;
   absl::StatusOr<std::vector<StoredSnapshot>> LatestSnapshots() const;
 
-  // Writes that failed (disk full, ...). Exposed as a metric.
+  // Batches whose commit failed (disk full, ...): every write in one is lost. Exported
+  // as switchboard_history_write_errors_total (controlplane/metrics.h).
   uint64_t write_errors() const;
+  // Samples and snapshots dropped because the queue was full (the disk did not keep up).
+  // Exported as switchboard_history_dropped_total{kind}.
+  uint64_t dropped_samples() const;
+  uint64_t dropped_snapshots() const;
+
+  // For tests: the writer takes no new batch until ResumeWriter (a disk that does not
+  // keep up). Returns once any batch being written is committed.
+  void PauseWriter();
+  void ResumeWriter();
 
  private:
   struct Item {
     enum class Kind { kEvent, kSnapshot, kSample } kind = Kind::kEvent;
+    uint64_t seq = 0;  // Order of recording, from 1.
     HistoryEvent event;
     StoredSnapshot snapshot;
     PoolSample sample;
@@ -87,6 +102,8 @@ class HistoryStore {
   void WriterLoop();
   void WriteBatch(const std::vector<Item>& batch);
   void Enqueue(Item item);
+  // Drops the oldest queued item of `kind`; false if there is none.
+  bool DropOldestLocked(Item::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   sqlite3* const writer_db_;  // Used only by the writer thread.
   sqlite3* const reader_db_ ABSL_PT_GUARDED_BY(reader_mu_);
@@ -95,9 +112,13 @@ class HistoryStore {
 
   mutable Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;  // Seq of the newest item recorded.
+  // Seq of the first item of the batch being written; 0 when none is.
+  uint64_t writing_from_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t write_errors_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread writer_;
 };

@@ -27,11 +27,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     }
     absl::Status status = Handle();
     if (!status.ok()) {
-      if (status.code() == absl::StatusCode::kInvalidArgument) {
-        service_->metrics_->messages_rejected_invalid->Increment();
-      } else {
-        service_->metrics_->messages_rejected_other->Increment();
-      }
+      service_->metrics_->Rejected(status.code())->Increment();
       SB_LOG(WARNING) << "rejected message from " << peer_ << (node_id_.empty() ? "" : " node=" + node_id_) << ": "
                       << status.message();
       Disconnect();

@@ -156,6 +156,30 @@ TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
   EXPECT_EQ(cp->Wait(), 2);
 }
 
+// With a file, the file alone sets the staleness bound (at start and on every SIGHUP):
+// the flag next to it is refused with a message that says where to put the value.
+TEST(ControlPlaneStartupTest, StalenessBoundFlagWithConfigIsRefused) {
+  const std::string path = (std::filesystem::path(::testing::TempDir()) / "staleness.yaml").string();
+  std::ofstream(path) << "defaults:\n  staleness_bound: 3s\n";
+  auto [rc, out] = RunToExit("switchboard-controlplane",
+                             {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--insecure", "--config",
+                              path, "--staleness-bound", "10s"},
+                             absl::Seconds(20));
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--staleness-bound cannot be combined with --config"));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("staleness_bound under defaults: (or under a pool) in ", path)));
+
+  // Either alone starts.
+  for (const std::vector<std::string>& flags :
+       {std::vector<std::string>{"--config", path}, std::vector<std::string>{"--staleness-bound", "10s"}}) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--insecure"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto cp = Subprocess::Start("switchboard-controlplane", args);
+    auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+    EXPECT_TRUE(port.ok()) << flags[0] << ": " << port.status();
+  }
+}
+
 // A TCP forwarder on loopback that holds every chunk for `delay` in each direction, so
 // that a connection's handshake takes several times `delay`: a distant or loaded control
 // plane. (The wait models the link; it synchronizes nothing.)

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/net.h"
+#include "common/prometheus_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -43,6 +44,9 @@ class FleetTest : public ::testing::Test {
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    auto metrics_port = cp_->WaitForPort("metrics listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
 
     // One "A100-like" server (8 slots, fast) and two "T4-like" ones (2 slots, slow).
     backends_.emplace_back(8, 40);
@@ -104,9 +108,21 @@ class FleetTest : public ::testing::Test {
     return pool;
   }
 
+  // The control plane's /metrics, parsed.
+  PromScrape Metrics() {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    auto res = http.Get("/metrics");
+    EXPECT_TRUE(res && res->status == 200);
+    if (!res) return {};
+    auto scrape = PromScrape::Parse(res->body);
+    EXPECT_TRUE(scrape.ok()) << scrape.status();
+    return scrape.ok() ? *scrape : PromScrape();
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<Subprocess> cp_;
   std::string cp_addr_;
+  int metrics_port_ = 0;
   std::vector<Backend> backends_;
   std::unique_ptr<Subscriber> subscriber_;
   std::vector<std::thread> load_;
@@ -247,6 +263,18 @@ TEST_F(FleetTest, BadReportsAreRejectedWithoutDisturbingOthers) {
   impostor.mutable_hello()->set_node_id("node-0");  // Someone else's node.
   grpc::Status imp = send({impostor, report([](v1::EndpointReport* r) { r->set_slots_busy(1); })});
   EXPECT_EQ(imp.error_code(), grpc::StatusCode::ALREADY_EXISTS) << imp.error_message();
+
+  // Each rejection is counted under its own code: a duplicate node id is not a
+  // failed precondition. (Counted before the stream ends, so no wait.)
+  const PromScrape metrics = Metrics();
+  auto rejected = [&](const std::string& result) {
+    return metrics.Value("switchboard_agent_messages_total", {{"kind", "any"}, {"result", result}});
+  };
+  EXPECT_EQ(rejected("invalid_argument"), 3.0);
+  EXPECT_EQ(rejected("already_exists"), 1.0);
+  EXPECT_EQ(rejected("failed_precondition"), 0.0);
+  EXPECT_EQ(rejected("other"), 0.0);
+  EXPECT_EQ(metrics.Value("switchboard_history_write_errors_total"), 0.0);
 
   // Nothing else moved: same pool content, so the very same version, and every real
   // endpoint still routable. The intruder never joined.

@@ -112,6 +112,50 @@ int Subprocess::Wait() {
   return -1;
 }
 
+std::pair<int, std::string> RunToExit(const std::string& binary, const std::vector<std::string>& args,
+                                      absl::Duration timeout) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return {-1, "pipe failed"};
+  const std::string path = BinDir() + "/" + binary;
+  pid_t pid = fork();
+  if (pid < 0) return {-1, "fork failed"};
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(pipefd[1], STDOUT_FILENO);
+    dup2(pipefd[1], STDERR_FILENO);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(path.c_str()));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(path.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  const absl::Time deadline = absl::Now() + Scaled(timeout);
+  std::string out;
+  while (true) {
+    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left_ms <= 0) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd pfd{pipefd[0], POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left_ms)) <= 0) continue;
+    char buf[512];
+    const ssize_t n = read(pipefd[0], buf, sizeof(buf));
+    if (n <= 0) break;  // EOF: the program (and anything it started) closed its output.
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return {WEXITSTATUS(status), out};
+  if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), out};
+  return {-1, out};
+}
+
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout, absl::Duration poll) {
   const absl::Time deadline = absl::Now() + Scaled(timeout);
   while (true) {

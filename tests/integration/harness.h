@@ -56,6 +56,13 @@ class Subprocess {
   std::string buffer_;
 };
 
+// Runs `binary` (a name in BinDir()) with `args` until it exits; one still running
+// after `timeout` is SIGKILLed. Returns its exit status (as Subprocess::Wait) and what it
+// wrote to stdout and stderr, interleaved. For programs expected to exit on their own,
+// such as on a usage error.
+std::pair<int, std::string> RunToExit(const std::string& binary, const std::vector<std::string>& args,
+                                      absl::Duration timeout);
+
 // Polls `condition` until it holds or `timeout` passes; true if it held.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout,
              absl::Duration poll = absl::Milliseconds(20));

@@ -121,5 +121,89 @@ TEST_F(HistoryStoreTest, RejectsAFileThatIsNotSqlite) {
   ASSERT_FALSE(store.ok());
 }
 
+// A batch that cannot be written (here its table is gone, dropped by another
+// connection) is lost and counted, and later batches are written again.
+TEST_F(HistoryStoreTest, FailedWritesAreCounted) {
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  (*store)->RecordEvent({absl::FromUnixMillis(1), "endpoint_joined", "m", "n", "a:1", ""});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 0u);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE events", nullptr, nullptr, nullptr), SQLITE_OK);
+  (*store)->RecordEvent({absl::FromUnixMillis(2), "endpoint_left", "m", "n", "a:1", "lost"});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 1u);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_unix_ms INTEGER NOT NULL,"
+                         " kind TEXT NOT NULL, pool TEXT NOT NULL, node_id TEXT NOT NULL, address TEXT NOT NULL,"
+                         " detail TEXT NOT NULL)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  (*store)->RecordEvent({absl::FromUnixMillis(3), "endpoint_joined", "m", "n", "a:1", "kept"});
+  (*store)->Flush();
+  EXPECT_EQ((*store)->write_errors(), 1u);
+  auto events = (*store)->RecentEvents(5);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].detail, "kept");
+}
+
+// Recording never waits for the writer: with the writer held and a queue of 4 full,
+// events push out samples, then snapshots, then go over the limit; a sample with
+// nothing to push out is dropped. Every event is written; every drop is counted.
+TEST_F(HistoryStoreTest, AFullQueueDropsSamplesNeverEventsAndNeverBlocks) {
+  auto opened = HistoryStore::Open(path_, /*queue_limit=*/4);
+  ASSERT_TRUE(opened.ok());
+  HistoryStore& store = **opened;
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  store.PauseWriter();
+  store.RecordSample({t0, "m", 1, 1, 1});
+  store.RecordSnapshot({"m", "v1", t0, "a"});
+  store.RecordSample({t0 + absl::Seconds(15), "m", 2, 1, 1});
+  store.RecordEvent({t0, "endpoint_joined", "m", "n", "a:1", "e1"});  // Full now.
+  EXPECT_EQ(store.dropped_samples(), 0u);
+  for (int i = 2; i <= 6; ++i) {
+    store.RecordEvent({t0 + absl::Seconds(i), "circuit_changed", "m", "n", "a:1", "e" + std::to_string(i)});
+  }
+  EXPECT_EQ(store.dropped_samples(), 2u);                      // e2, e3 pushed out both samples,
+  EXPECT_EQ(store.dropped_snapshots(), 1u);                    // e4 the snapshot; e5 and e6 went over.
+  store.RecordSample({t0 + absl::Seconds(30), "m", 3, 1, 1});  // Nothing to push out.
+  EXPECT_EQ(store.dropped_samples(), 3u);
+  store.ResumeWriter();
+  store.Flush();
+
+  auto events = store.RecentEvents(100);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 6u);
+  EXPECT_EQ(events->front().detail, "e6");
+  EXPECT_EQ(events->back().detail, "e1");
+  EXPECT_TRUE(store.SamplesSince(t0 - absl::Hours(1))->empty());
+  EXPECT_TRUE(store.LatestSnapshots()->empty());
+  EXPECT_EQ(store.write_errors(), 0u);
+}
+
+// Flush waits for what was recorded before it, even when later items were dropped.
+TEST_F(HistoryStoreTest, FlushWaitsForEarlierItemsWhenLaterOnesAreDropped) {
+  auto opened = HistoryStore::Open(path_, /*queue_limit=*/2);
+  ASSERT_TRUE(opened.ok());
+  HistoryStore& store = **opened;
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  store.PauseWriter();
+  store.RecordEvent({t0, "endpoint_joined", "m", "n", "a:1", "first"});
+  store.RecordSample({t0, "m", 1, 1, 1});
+  store.RecordEvent({t0, "endpoint_left", "m", "n", "a:1", "second"});  // Drops the sample.
+  EXPECT_EQ(store.dropped_samples(), 1u);
+  store.ResumeWriter();
+  store.Flush();
+  auto events = store.RecentEvents(10);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 2u);
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane
