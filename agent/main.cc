@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/node_id.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
@@ -162,11 +162,16 @@ int main(int argc, char** argv) {
     exposer->RegisterCollectable(registry);
     std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
   }
+  grpc::CallbackGenericService unimplemented;  // Outlives health_server.
   std::unique_ptr<grpc::Server> health_server;
   if (!health_listen.empty()) {
+    // Health only, without server reflection: Kubernetes' gRPC probe and grpc_health_probe
+    // need none, and reflection's library costs the agent 0.3 MiB of its 20 MiB goal. The
+    // generic service answers every other method UNIMPLEMENTED; it also makes this a
+    // callback server, which the health service needs when nothing polls a queue.
     grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
+    builder.RegisterCallbackGenericService(&unimplemented);
     int port = 0;
     builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(), &port);
     health_server = builder.BuildAndStart();
