@@ -1,5 +1,6 @@
 #include "controlplane/snapshot/snapshot.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane {
@@ -76,6 +77,25 @@ TEST(SnapshotTest, HysteresisUsesPreviousSnapshot) {
   // Nothing changed at all: identical version.
   auto third = BuildSnapshot("m", {Ep("n1", "a:1", 10, 0), Ep("n2", "b:1", 10, 2)}, second.get(), {}, kNow);
   EXPECT_EQ(third->version, second->version);
+}
+
+// What explain prints for each endpoint is the pool's own LB rule, not the weighted
+// formula whatever the rule.
+TEST(SnapshotTest, WeightExplanationsFollowThePoolsRule) {
+  const std::vector<EndpointView> eps = {Ep("n1", "a:1", 4, 0), Ep("n2", "b:1", 4, 3)};
+  const std::pair<policy::WeightRule, const char*> rules[] = {
+      {policy::WeightRule::kWeighted, "weighted: capacity"},
+      {policy::WeightRule::kRoundRobin, "round robin"},
+      {policy::WeightRule::kLeastRequest, "least request"},
+      {policy::WeightRule::kSlotBased, "slot based"},
+  };
+  for (const auto& [rule, text] : rules) {
+    policy::PolicyConfig config;
+    config.weights.rule = rule;
+    auto snap = BuildSnapshot("m", eps, nullptr, config, kNow);
+    ASSERT_EQ(snap->weight_explanations.size(), 2u);
+    for (const std::string& e : snap->weight_explanations) EXPECT_THAT(e, ::testing::HasSubstr(text)) << text;
+  }
 }
 
 }  // namespace
