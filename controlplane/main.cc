@@ -115,14 +115,7 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-    auto config = load_config();
-    if (!config.ok()) {
-      // A broken file changes nothing: the running configuration stays.
-      SB_LOG(ERROR) << "SIGHUP: keeping the current configuration: " << config.status().message();
-      continue;
-    }
-    SB_LOG(INFO) << "SIGHUP: loaded " << config->source;
-    (*cp)->ReloadConfig(std::move(*config));
+    (*cp)->ReloadConfig(load_config());  // A broken file changes nothing, and says so.
   }
   SB_LOG(INFO) << "received signal " << sig << ", shutting down";
   (*cp)->Shutdown();

@@ -106,6 +106,12 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
                         .Register(registry);
   m->endpoints_routable = &endpoints.Add({{"routable", "true"}});
   m->endpoints_excluded = &endpoints.Add({{"routable", "false"}});
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("switchboard_config_reloads_total")
+                      .Help("Pool configuration reloads (SIGHUP); a failed one keeps the running configuration")
+                      .Register(registry);
+  m->config_reloads_ok = &reloads.Add({{"result", "ok"}});
+  m->config_reloads_failed = &reloads.Add({{"result", "error"}});
   return m;
 }
 

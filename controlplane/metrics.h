@@ -31,6 +31,8 @@ struct ControlPlaneMetrics {
   prometheus::Gauge* pools;
   prometheus::Gauge* endpoints_routable;
   prometheus::Gauge* endpoints_excluded;
+  prometheus::Counter* config_reloads_ok;      // switchboard_config_reloads_total{result="ok"}
+  prometheus::Counter* config_reloads_failed;  // {result="error"}: the running configuration stays.
 
   // The rejection counter for `code` (not OK).
   prometheus::Counter* Rejected(absl::StatusCode code) const;

@@ -51,7 +51,12 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     try {  // prometheus-cpp reports bind failures by throwing; keep that at this edge.
       p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString());
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen, ": ", e.what()));
+      // CivetServer's own message ("null context when constructing CivetServer") says
+      // nothing to an operator; a failed bind is almost always a port in use.
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
+                                                 ": cannot listen (the port is in use, or the address is not one "
+                                                 "of this host's; ",
+                                                 e.what(), ")"));
     }
     p->exposer->RegisterCollectable(p->registry);
   }
@@ -100,12 +105,17 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // gRPC sets SO_REUSEPORT by default, so a second control plane on the same port would
+  // start and silently take half the connections. A port in use must fail the start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(p->agent_service.get());
   builder.RegisterService(p->discovery_service.get());
   builder.RegisterService(p->admin_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->grpc_port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat("--listen ", options.listen,
+                                               ": cannot listen (the port is in use, or the address is not one "
+                                               "of this host's)"));
   }
   p->reconciler->Start();
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
@@ -123,12 +133,25 @@ int ControlPlane::metrics_port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-void ControlPlane::ReloadConfig(policy::FleetConfig config) {
-  impl_->reconciler->SetConfig(std::move(config));
+void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
+  const absl::Time now = impl_->options.clock->Now();
+  if (!config.ok()) {
+    SB_LOG(ERROR) << "configuration reload failed, keeping the running configuration: " << config.status().message();
+    impl_->metrics->config_reloads_failed->Increment();
+    if (impl_->history) {
+      impl_->history->RecordEvent(
+          {now, "config_reload_failed", "", "", "",
+           absl::StrCat(config.status().message(), "; keeping ", impl_->reconciler->config()->source)});
+    }
+    return;
+  }
+  SB_LOG(INFO) << "configuration reloaded from " << config->source;
+  impl_->reconciler->SetConfig(std::move(*config));
   impl_->reconciler->Notify();
+  impl_->metrics->config_reloads_ok->Increment();
   if (impl_->history) {
-    impl_->history->RecordEvent({impl_->options.clock->Now(), "config_changed", "", "", "",
-                                 absl::StrCat("loaded ", impl_->reconciler->config()->source)});
+    impl_->history->RecordEvent(
+        {now, "config_changed", "", "", "", absl::StrCat("loaded ", impl_->reconciler->config()->source)});
   }
 }
 

@@ -27,8 +27,10 @@ class ControlPlane {
 
   int grpc_port() const;
   int metrics_port() const;  // 0 when metrics are off.
-  // Applies a new pool configuration without dropping any stream (SIGHUP).
-  void ReloadConfig(policy::FleetConfig config);
+  // Applies a newly read pool configuration without dropping any stream (SIGHUP), or,
+  // when reading it failed, keeps the running one. Either way an event
+  // (config_changed / config_reload_failed, with the error) and a metric record it.
+  void ReloadConfig(absl::StatusOr<policy::FleetConfig> config);
   // Stops accepting, ends open streams, drains the history queue. Idempotent.
   void Shutdown();
 

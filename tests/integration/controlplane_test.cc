@@ -51,10 +51,14 @@ class ControlPlaneTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     config_ = (dir_ / "pools.yaml").string();
     WriteConfig(kConfig);
-    cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db",
-                                                         (dir_ / "h.db").string(), "--config", config_, "--insecure"});
+    cp_ = Subprocess::Start("switchboard-controlplane",
+                            {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db",
+                             (dir_ / "h.db").string(), "--config", config_, "--insecure"});
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
+    auto metrics_port = cp_->WaitForPort("metrics listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
     addr_ = absl::StrCat("127.0.0.1:", *port);
     server_ = Subprocess::Start("switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m", "--slots", "2",
                                                         "--tokens-per-second", "20"});
@@ -85,6 +89,7 @@ class ControlPlaneTest : public ::testing::Test {
   std::unique_ptr<Subprocess> cp_, server_, agent_;
   std::unique_ptr<Subscriber> subscriber_;
   int server_port_ = 0;
+  int metrics_port_ = 0;
   std::vector<std::thread> load_;
 };
 
@@ -146,6 +151,16 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   cp_->Signal(SIGHUP);
   ASSERT_TRUE(subscriber_->WaitFor(
       "m", [](const v1::Assignment& x) { return x.lb_policy() == v1::LB_POLICY_LEAST_REQUEST; }, absl::Seconds(5), &a));
+  // The failed reload shows: as an event naming the error, and in the reload counter.
+  auto [rc, events] = Sbctl("events");
+  EXPECT_EQ(rc, 0) << events;
+  EXPECT_THAT(events, HasSubstr("config_reload_failed"));
+  EXPECT_THAT(events, HasSubstr("lb_policy"));
+  httplib::Client metrics("127.0.0.1", metrics_port_);
+  auto res = metrics.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_THAT(res->body, HasSubstr("switchboard_config_reloads_total{result=\"error\"} 1"));
+  EXPECT_THAT(res->body, HasSubstr("switchboard_config_reloads_total{result=\"ok\"} 2"));
 }
 
 TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
@@ -154,6 +169,31 @@ TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
   auto cp = Subprocess::Start("switchboard-controlplane",
                               {"--listen", "127.0.0.1:0", "--db", "", "--metrics-listen", "", "--config", path});
   EXPECT_EQ(cp->Wait(), 2);
+}
+
+// A port in use fails the start with exit code 1 and says which flag and why, for gRPC
+// (whose default SO_REUSEPORT would otherwise let two control planes share the port) and
+// for the metrics listener.
+TEST(ControlPlaneStartupTest, PortInUseIsAClearError) {
+  auto first = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen",
+                                                              "127.0.0.1:0", "--db", "", "--insecure"});
+  auto grpc_port = first->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  auto metrics_port = first->WaitForPort("metrics listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(grpc_port.ok() && metrics_port.ok());
+
+  const std::string taken_grpc = absl::StrCat("127.0.0.1:", *grpc_port);
+  auto [rc, out] =
+      RunToExit("switchboard-controlplane", {"--listen", taken_grpc, "--metrics-listen", "", "--db", "", "--insecure"},
+                absl::Seconds(20));
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("--listen ", taken_grpc, ": cannot listen (the port is in use")));
+
+  const std::string taken_metrics = absl::StrCat("127.0.0.1:", *metrics_port);
+  std::tie(rc, out) = RunToExit(
+      "switchboard-controlplane",
+      {"--listen", "127.0.0.1:0", "--metrics-listen", taken_metrics, "--db", "", "--insecure"}, absl::Seconds(20));
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("--metrics-listen ", taken_metrics, ": cannot listen (the port is in use")));
 }
 
 // With a file, the file alone sets the staleness bound (at start and on every SIGHUP):
