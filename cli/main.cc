@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "common/cli_parse.h"
 #include "common/net.h"
 
 int main(int argc, char** argv) {
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   plan_cmd->add_flag("--json", plan.json, "print JSON (every size in bytes, *_bytes keys)");
 
-  CLI11_PARSE(app, argc, argv);
+  SB_CLI_PARSE(app, argc, argv);
   plan.request.runtime_overhead_bytes = overhead_gib * 1024.0 * 1024 * 1024;
   if (*plan_cmd) {
     if (plan.model.empty() && (plan.parameters <= 0 || plan.layers <= 0 || plan.kv_heads <= 0 || plan.head_dim <= 0)) {

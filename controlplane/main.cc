@@ -8,6 +8,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/cli_parse.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "controlplane/config/pool_config.h"
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
                  "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
                  "See docs/configuration.md");
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
-  CLI11_PARSE(app, argc, argv);
+  SB_CLI_PARSE(app, argc, argv);
 
   // With a file, the file alone sets every pool's policy, at start and on each SIGHUP. A
   // flag that the file would silently override (or that would silently override the

@@ -196,8 +196,10 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
 
   if (input.manual && now < input.manual->expires) {
     d.desired_replicas = d.proposal = d.stabilized = input.manual->replicas;
+    // The expiry is monotonic; people read it as a date.
+    const absl::Time expires_wall = input.wall + (input.manual->expires - now);
     d.reason = absl::StrCat("manual override to ", input.manual->replicas, " until ",
-                            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", input.manual->expires, absl::UTCTimeZone()),
+                            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", expires_wall, absl::UTCTimeZone()),
                             input.manual->reason.empty() ? "" : absl::StrCat(" (", input.manual->reason, ")"));
     return d;
   }

@@ -115,8 +115,9 @@ struct AutoscaleInput {
   int32_t current_replicas = 0;
   int32_t ready_replicas = 0;
   std::vector<MetricObservation> metrics;
-  std::optional<ManualOverride> manual;
-  absl::Time now;
+  std::optional<ManualOverride> manual;  // Its expiry on the monotonic clock, as `now`.
+  absl::Time now;                        // Monotonic: windows, periods, the override's expiry.
+  absl::Time wall;                       // Calendar time of `now`: for dates shown to people.
 };
 
 // What the HPA remembers between syncs.

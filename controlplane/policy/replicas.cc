@@ -68,6 +68,7 @@ ReplicaDecision DecidePoolReplicas(const ReplicaInput& input, const PoolPolicy& 
   in.current_replicas = s.current;
   in.ready_replicas = s.ready;
   in.now = input.now;
+  in.wall = input.wall;
   in.manual = input.manual;
   in.metrics = s.Observations();
 

@@ -196,6 +196,21 @@ TEST(ControlPlaneStartupTest, PortInUseIsAClearError) {
   EXPECT_THAT(out, HasSubstr(absl::StrCat("--metrics-listen ", taken_metrics, ": cannot listen (the port is in use")));
 }
 
+// Usage errors exit 2, as docs/operations.md says (CLI11's own codes are 105-109); --help 0.
+TEST(ControlPlaneStartupTest, UsageErrorsExitTwo) {
+  for (const auto& [binary, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"sbctl", {"--no-such-flag"}},
+           {"sbctl", {"scale"}},
+           {"sbctl", {"scale", "m", "notanumber"}},
+           {"switchboard-controlplane", {"--no-such-flag"}},
+       }) {
+    auto [rc, out] = RunToExit(binary, args, absl::Seconds(20));
+    EXPECT_EQ(rc, 2) << binary << " " << args[0] << ": " << out;
+  }
+  auto [rc, out] = RunToExit("sbctl", {"--help"}, absl::Seconds(20));
+  EXPECT_EQ(rc, 0) << out;
+}
+
 // With a file, the file alone sets the staleness bound (at start and on every SIGHUP):
 // the flag next to it is refused with a message that says where to put the value.
 TEST(ControlPlaneStartupTest, StalenessBoundFlagWithConfigIsRefused) {

@@ -217,6 +217,13 @@ TEST(AutoscaleTest, ManualOverrideWinsUntilItExpires) {
   AutoscaleDecision d = Autoscale(QueueConfig(), in, &s);
   EXPECT_EQ(d.desired_replicas, 7);
   EXPECT_THAT(d.reason, HasSubstr("manual override"));
+  // The expiry is on the monotonic clock; the reason shows it as a calendar date.
+  in.now = absl::UnixEpoch() + absl::Hours(5);  // Monotonic: hours since boot.
+  in.wall = absl::FromCivil(absl::CivilSecond(2026, 12, 1, 3, 0, 0), absl::UTCTimeZone());
+  in.manual->expires = in.now + absl::Minutes(10);
+  EXPECT_THAT(Autoscale(QueueConfig(), in, &s).reason,
+              HasSubstr("manual override to 7 until 2026-12-01T03:10:00Z (launch event)"));
+  in.manual->expires = kT0 + absl::Minutes(10);
   in.now = kT0 + absl::Minutes(11);
   EXPECT_EQ(Autoscale(QueueConfig(), in, &s).desired_replicas, 4) << "expired: back to the HPA (capped 4)";
 }
