@@ -1,5 +1,8 @@
 #include "sim/simulator/fleet_sim.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -38,6 +41,33 @@ TEST(FleetSimTest, WorkloadMatchesTheRequestedLoad) {
   auto w = GenerateWorkload(s, 1).value();
   const double expected = 0.8 * FleetCapacityRps(s) * s.duration_s;
   EXPECT_NEAR(static_cast<double>(w.size()), expected, 0.1 * expected);
+}
+
+TEST(FleetSimTest, ABurstRecursEveryPeriod) {
+  Scenario s = ParseScenario(R"(
+servers: [{name: g, count: 2, slots: 16}]
+duration_s: 900
+traffic: {generator: burst, rate_rps: 10, burst_start_s: 100, burst_duration_s: 50, burst_factor: 4,
+          burst_period_s: 300}
+)",
+                             "recurring.yaml")
+                   .value();
+  auto w = GenerateWorkload(s, 3).value();
+  auto arrivals = [&](double from, double to) {
+    return std::count_if(w.begin(), w.end(),
+                         [&](const SimRequest& r) { return r.arrival_s >= from && r.arrival_s < to; });
+  };
+  for (double start : {100, 400, 700}) {
+    EXPECT_NEAR(arrivals(start, start + 50), 40 * 50, 4 * std::sqrt(2000)) << "burst at " << start;
+    EXPECT_NEAR(arrivals(start + 50, start + 100), 10 * 50, 4 * std::sqrt(500)) << "after the burst at " << start;
+  }
+  EXPECT_NEAR(arrivals(0, 100), 10 * 100, 4 * std::sqrt(1000)) << "no burst before the first";
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\ntraffic: {generator: burst, burst_duration_s: 60, "
+                                        "burst_period_s: 30}\n",
+                                        "s.yaml")
+                              .status()
+                              .message()),
+              ::testing::HasSubstr("burst_period_s"));
 }
 
 TEST(FleetSimTest, EveryRequestCompletesAndCapacityAwareRoutingBeatsRoundRobin) {
