@@ -99,6 +99,10 @@ class FleetSim {
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
     e2e_.assign(w.size(), -1);
+    if (scaling_ == Scaling::kOracle) {
+      work_prefix_.assign(w.size() + 1, 0);
+      for (size_t i = 0; i < w.size(); ++i) work_prefix_[i + 1] = work_prefix_[i] + ServiceSeconds(w[i]);
+    }
   }
 
   PolicyResult Run() {
@@ -137,6 +141,47 @@ class FleetSim {
 
  private:
   void Push(double t, EventType type, int a = 0, int b = 0) { events_.push({t, seq_++, type, a, b}); }
+
+  // A request's time in a slot of the type scale-ups add.
+  double ServiceSeconds(const SimRequest& r) const {
+    return r.prompt_tokens / scale_type_->prefill_tps + r.output_tokens / scale_type_->decode_tps;
+  }
+
+  // Slot-seconds of the requests arriving in [from_s, to_s) (the workload is in arrival order).
+  double FutureWork(double from_s, double to_s) const {
+    auto at = [&](double t) {
+      return std::lower_bound(w_.begin(), w_.end(), t, [](const SimRequest& r, double v) { return r.arrival_s < v; }) -
+             w_.begin();
+    };
+    return work_prefix_[at(to_s)] - work_prefix_[at(from_s)];
+  }
+
+  // The oracle scaler's replica count: a replica asked for now serves from one cold start
+  // on, and one removed now stops at once, so the count must cover every moment from now
+  // until the sync after a cold start. It covers every minute that overlaps that span
+  // (a burst is met in full from its first second, and kept until its last): the
+  // slot-seconds that the minute's arrivals bring (their real sizes) over the minute, at
+  // the reactive policy's target; the requests queued now add theirs to the first minute.
+  int OracleReplicas() const {
+    const double window_s = std::max(60.0, s_.autoscale_interval_s);
+    const double horizon_s = scale_type_->cold_start_s + s_.autoscale_interval_s;
+    double queued_work = 0;
+    for (const Server& srv : servers_) {
+      for (int r : srv.queue) queued_work += ServiceSeconds(w_[r]);
+    }
+    double peak_slots = queued_work / window_s;
+    for (double start = now_ - window_s + s_.autoscale_interval_s; start <= now_ + horizon_s;
+         start += s_.autoscale_interval_s) {
+      // Arrivals stop at the scenario's end: a minute cut short by it is as long as it lasts.
+      const double from = std::max(0.0, start), to = std::min(s_.duration_s, start + window_s);
+      if (to <= from) break;
+      const double backlog = from <= now_ && now_ < to ? queued_work : 0;
+      peak_slots = std::max(peak_slots, (FutureWork(from, to) + backlog) / (to - from));
+    }
+    const double target = policy_.autoscale->metrics.front().target;
+    const int needed = static_cast<int>(std::ceil(peak_slots / (scale_type_->slots * target)));
+    return std::clamp(needed, policy_.autoscale->min_replicas, policy_.autoscale->max_replicas);
+  }
 
   View MakeView() {
     View v;
@@ -349,10 +394,20 @@ class FleetSim {
 
   void Autoscale() {
     Push(now_ + s_.autoscale_interval_s, EventType::kAutoscale);
-    const policy::ReplicaDecision decision = policy::DecidePoolReplicas(ScalingInput(), policy_, &memory_);
-    const int current = decision.signals.current, ready = decision.signals.ready;
+    int current = 0, ready = 0, desired = 0;
+    if (scaling_ == Scaling::kOracle) {
+      for (const Server& srv : servers_) {
+        current += srv.state == ServerState::kLoading || srv.state == ServerState::kReady;
+        ready += srv.state == ServerState::kReady;
+      }
+      desired = OracleReplicas();
+    } else {
+      const policy::ReplicaDecision decision = policy::DecidePoolReplicas(ScalingInput(), policy_, &memory_);
+      current = decision.signals.current;
+      ready = decision.signals.ready;
+      desired = decision.desired;
+    }
     replicas_by_minute_[static_cast<int>(now_ / 60)] = {current, ready};
-    const int desired = decision.desired;
     // Like the latencies, scaling is measured after the warmup: the scenario's starting
     // fleet is arbitrary, and the first minutes settle it (down from 10 replicas, say).
     if (last_desired_ && *last_desired_ != desired && now_ >= s_.warmup_s) {
@@ -460,6 +515,7 @@ class FleetSim {
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
+  std::vector<double> work_prefix_;  // Oracle scaler: slot-seconds of requests [0, i).
   int64_t completed_ = 0, rejected_ = 0;
   const policy::PoolPolicy policy_;   // As the control plane would hold it (PoolPolicyFor).
   policy::PoolScalingMemory memory_;  // Its forecast's season: the scenario's day.
@@ -488,6 +544,7 @@ policy::PoolPolicy PoolPolicyFor(const Scenario& scenario, Scaling scaling) {
       break;
     case Scaling::kSwitchboardReactive:
     case Scaling::kSwitchboardPredictive:
+    case Scaling::kOracle:
       // Exactly what the control plane does for a pool with no configuration file.
       out = policy::DefaultFleetConfig().defaults;
       config = *out.autoscale;
@@ -564,6 +621,8 @@ const char* ScalingName(Scaling s) {
       return "switchboard_reactive";
     case Scaling::kSwitchboardPredictive:
       return "switchboard_predictive";
+    case Scaling::kOracle:
+      return "oracle";
   }
   return "?";
 }

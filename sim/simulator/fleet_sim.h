@@ -37,7 +37,18 @@ enum class Routing {
   kOracleSizeBlind,       // Perfect knowledge of every server, but not of request sizes.
   kOracle,                // Perfect knowledge, request sizes included.
 };
-enum class Scaling { kNone, kHpaUtilization, kHpaQueue, kSwitchboardReactive, kSwitchboardPredictive };
+enum class Scaling {
+  kNone,
+  kHpaUtilization,
+  kHpaQueue,
+  kSwitchboardReactive,
+  kSwitchboardPredictive,
+  // Not a policy anyone can run: it reads the workload's future (arrivals and sizes) and
+  // at every sync asks for what the next cold start and sync interval need at the
+  // reactive policy's target, with no rate limits or stabilization. The bound for the
+  // others.
+  kOracle,
+};
 const char* RoutingName(Routing r);
 const char* ScalingName(Scaling s);
 
@@ -48,7 +59,8 @@ namespace policy = ::switchboard::controlplane::policy;
 // The pool policy the control plane would hold for `scaling` on this scenario: the
 // scaling rule, the scenario's replica bounds and sync interval and, for predictive
 // scaling, a lead time of one cold start. The Switchboard policies are the built-in
-// defaults (DefaultFleetConfig).
+// defaults (DefaultFleetConfig); the oracle scaler holds the reactive policy, whose
+// target it aims at (it does not run DecidePoolReplicas).
 policy::PoolPolicy PoolPolicyFor(const Scenario& scenario, Scaling scaling);
 
 enum class SimServerState { kLoading, kReady, kDraining, kGone };

@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   }
   if (scenario->autoscaling) {
     for (Scaling s : {Scaling::kHpaUtilization, Scaling::kHpaQueue, Scaling::kSwitchboardReactive,
-                      Scaling::kSwitchboardPredictive}) {
+                      Scaling::kSwitchboardPredictive, Scaling::kOracle}) {
       scaling.push_back(Simulate(*scenario, *workload, Routing::kSwitchboard, s, seed));
     }
   }

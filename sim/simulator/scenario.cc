@@ -94,8 +94,12 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
             Get<double>(t, "diurnal_peak_factor", name, 1.0, 1000.0, &s.diurnal_peak_factor),
             Get<double>(t, "burst_start_s", name, 0.0, 1e8, &s.burst_start_s),
             Get<double>(t, "burst_duration_s", name, 0.0, 1e8, &s.burst_duration_s),
-            Get<double>(t, "burst_factor", name, 0.0, 1000.0, &s.burst_factor)}) {
+            Get<double>(t, "burst_factor", name, 0.0, 1000.0, &s.burst_factor),
+            Get<double>(t, "burst_period_s", name, 0.0, 1e8, &s.burst_period_s)}) {
         if (!st.ok()) return st;
+      }
+      if (s.burst_period_s > 0 && s.burst_duration_s > s.burst_period_s) {
+        return Bad(t["burst_period_s"], name, "traffic.burst_period_s", "must be at least burst_duration_s");
       }
       if (s.generator == "trace" && s.trace_file.empty()) {
         return Bad(t, name, "traffic.trace_file", "is required with generator: trace");

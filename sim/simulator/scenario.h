@@ -37,7 +37,8 @@ struct Scenario {
   double diurnal_period_s = 3600;  // diurnal: one "day" in simulated seconds.
   double diurnal_peak_factor = 1;  // peak rate / trough rate (diurnal and burst; 1 = flat).
   double burst_start_s = 0, burst_duration_s = 0, burst_factor = 1;
-  std::string trace_file;  // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
+  double burst_period_s = 0;  // burst: it recurs every period from burst_start_s; 0 = once.
+  std::string trace_file;     // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
   // Goals and autoscaling.
   double slo_ttft_s = 2;
   bool autoscaling = false;

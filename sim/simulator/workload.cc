@@ -44,6 +44,13 @@ absl::StatusOr<std::vector<SimRequest>> ReadTrace(const Scenario& s) {
   return out;
 }
 
+// Whether `t` falls in the burst, or in one of its recurrences.
+bool InBurst(const Scenario& s, double t) {
+  if (t < s.burst_start_s) return false;
+  const double since = s.burst_period_s > 0 ? std::fmod(t - s.burst_start_s, s.burst_period_s) : t - s.burst_start_s;
+  return since < s.burst_duration_s;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint64_t seed) {
@@ -72,7 +79,7 @@ absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint
       const double shape = (1 - std::cos(2 * M_PI * t / s.diurnal_period_s)) / 2;  // 0 at t = 0, 1 mid-period
       r = mean_rate * 2 / (1 + k) * (1 + (k - 1) * shape);
     }
-    if (s.generator == "burst" && t >= s.burst_start_s && t < s.burst_start_s + s.burst_duration_s) r *= s.burst_factor;
+    if (s.generator == "burst" && InBurst(s, t)) r *= s.burst_factor;
     return r;
   };
   double peak = mean_rate * std::max(1.0, 2 * s.diurnal_peak_factor / (1 + s.diurnal_peak_factor)) *

@@ -1,5 +1,8 @@
 #include "sim/simulator/fleet_sim.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -38,6 +41,33 @@ TEST(FleetSimTest, WorkloadMatchesTheRequestedLoad) {
   auto w = GenerateWorkload(s, 1).value();
   const double expected = 0.8 * FleetCapacityRps(s) * s.duration_s;
   EXPECT_NEAR(static_cast<double>(w.size()), expected, 0.1 * expected);
+}
+
+TEST(FleetSimTest, ABurstRecursEveryPeriod) {
+  Scenario s = ParseScenario(R"(
+servers: [{name: g, count: 2, slots: 16}]
+duration_s: 900
+traffic: {generator: burst, rate_rps: 10, burst_start_s: 100, burst_duration_s: 50, burst_factor: 4,
+          burst_period_s: 300}
+)",
+                             "recurring.yaml")
+                   .value();
+  auto w = GenerateWorkload(s, 3).value();
+  auto arrivals = [&](double from, double to) {
+    return std::count_if(w.begin(), w.end(),
+                         [&](const SimRequest& r) { return r.arrival_s >= from && r.arrival_s < to; });
+  };
+  for (double start : {100, 400, 700}) {
+    EXPECT_NEAR(arrivals(start, start + 50), 40 * 50, 4 * std::sqrt(2000)) << "burst at " << start;
+    EXPECT_NEAR(arrivals(start + 50, start + 100), 10 * 50, 4 * std::sqrt(500)) << "after the burst at " << start;
+  }
+  EXPECT_NEAR(arrivals(0, 100), 10 * 100, 4 * std::sqrt(1000)) << "no burst before the first";
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\ntraffic: {generator: burst, burst_duration_s: 60, "
+                                        "burst_period_s: 30}\n",
+                                        "s.yaml")
+                              .status()
+                              .message()),
+              ::testing::HasSubstr("burst_period_s"));
 }
 
 TEST(FleetSimTest, EveryRequestCompletesAndCapacityAwareRoutingBeatsRoundRobin) {
@@ -85,20 +115,21 @@ autoscaling: {min_replicas: 1, max_replicas: 10, interval_s: 15}
   EXPECT_LT(scaled.ttft_p95_s, fixed.ttft_p95_s);
 }
 
-TEST(FleetSimTest, SlotDemandSeesABurstThatOccupancyCannot) {
-  // One 16-slot server loaded at about 80%, then three times the traffic: every slot is
-  // busy, so occupancy reads 1.0 and the HPA on it adds 1/0.7 of the ready replicas per
-  // cold start; slot demand measures the arrivals and asks for all of it at once.
-  Scenario s = ParseScenario(R"(
+// About 80% of two 16-slot servers, then three times the traffic from minute 10 on.
+const char* kBurst = R"(
 servers: [{name: g, count: 2, slots: 16, decode_tps: 60, prefill_tps: 8000, cold_start_s: 120}]
 duration_s: 1500
 warmup_s: 60
 traffic: {generator: burst, rate_rps: 10, burst_start_s: 600, burst_duration_s: 900, burst_factor: 3,
           prompt_tokens_mean: 1000, output_tokens_mean: 130}
 autoscaling: {min_replicas: 1, max_replicas: 40, interval_s: 15}
-)",
-                             "burst.yaml")
-                   .value();
+)";
+
+TEST(FleetSimTest, SlotDemandSeesABurstThatOccupancyCannot) {
+  // One 16-slot server loaded at about 80%, then three times the traffic: every slot is
+  // busy, so occupancy reads 1.0 and the HPA on it adds 1/0.7 of the ready replicas per
+  // cold start; slot demand measures the arrivals and asks for all of it at once.
+  Scenario s = ParseScenario(kBurst, "burst.yaml").value();
   auto w = GenerateWorkload(s, 5).value();
   PolicyResult hpa = Simulate(s, w, Routing::kSwitchboard, Scaling::kHpaUtilization, 5);
   PolicyResult sb = Simulate(s, w, Routing::kSwitchboard, Scaling::kSwitchboardReactive, 5);
@@ -124,6 +155,29 @@ autoscaling: {min_replicas: 1, max_replicas: 40, interval_s: 15}
   EXPECT_GT(queue.quick_reversals, 0);
   EXPECT_LE(queue.quick_reversals, queue.scaling_reversals);
   EXPECT_LE(sb.quick_reversals, sb.scaling_reversals);
+}
+
+TEST(FleetSimTest, OracleScalerIsReadyBeforeTheBurst) {
+  Scenario s = ParseScenario(kBurst, "burst.yaml").value();
+  for (uint64_t seed : {1, 5}) {
+    auto w = GenerateWorkload(s, seed).value();
+    PolicyResult hpa = Simulate(s, w, Routing::kSwitchboard, Scaling::kHpaUtilization, seed);
+    PolicyResult oracle = Simulate(s, w, Routing::kSwitchboard, Scaling::kOracle, seed);
+    EXPECT_EQ(oracle.policy, "oracle");
+    EXPECT_EQ(oracle.completed, static_cast<int64_t>(w.size()));
+    EXPECT_LE(oracle.slo_violation_minutes, hpa.slo_violation_minutes) << "seed " << seed;
+    // Minute 9, the last before the burst: the oracle's replicas are ready for it; the
+    // HPA's, which only sees the burst once it has come, are not.
+    auto ready_in = [](const PolicyResult& r, int minute) {
+      for (const MinuteResult& m : r.minutes) {
+        if (m.minute == minute) return m.ready_replicas;
+      }
+      return -1;
+    };
+    EXPECT_GT(ready_in(oracle, 9), ready_in(oracle, 5)) << "seed " << seed;
+    EXPECT_GT(ready_in(oracle, 9), ready_in(hpa, 9)) << "seed " << seed;
+    EXPECT_GE(ready_in(oracle, 9), 5) << "30 req/s x 2.3 s in a slot: 69 slots, 5 replicas at 0.75 x 16 + margin";
+  }
 }
 
 TEST(FleetSimTest, SmallPoolFlapsLessThanTheHpa) {
