@@ -66,7 +66,7 @@ bool FakeClock::AwaitWithDeadline(Mutex* mu, const Condition& cond, absl::Time m
 }
 
 void FakeClock::Advance(absl::Duration d) {
-  elapsed_ns_ += absl::ToInt64Nanoseconds(d);
+  elapsed_ns_ += absl::ToInt64Nanoseconds(absl::Ceil(d, absl::Nanoseconds(1)));
   // Time moves first: a waiter that starts waiting from here on sees the new time, and
   // every earlier one is on the list and gets its condition re-evaluated below.
   std::vector<Waiter*> poke;

@@ -70,8 +70,9 @@ class FakeClock final : public Clock {
   bool AwaitWithDeadline(Mutex* mu, const Condition& cond, absl::Time monotonic_deadline) const override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
-  // Moves time forward by `d` (>= 0, whole nanoseconds) and wakes the waiters whose
-  // deadline has passed. Returns after every waiter's condition has been re-evaluated
+  // Moves time forward by `d` (>= 0; rounded up to whole nanoseconds, this clock's
+  // resolution, so that advancing by a computed wait always reaches its deadline) and
+  // wakes the waiters whose deadline has passed. Returns after every waiter's condition has been re-evaluated
   // under its mutex (a waiter that wakes may still be returning). Must not be called
   // with a waiter's mutex held.
   void Advance(absl::Duration d);

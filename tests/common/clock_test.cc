@@ -73,6 +73,18 @@ TEST(FakeClockTest, AwaitTimesOutExactlyAtTheDeadline) {
   EXPECT_FALSE(woke.get()) << "timed out, the flag was never set";
 }
 
+TEST(FakeClockTest, AdvancingByAComputedWaitReachesItsDeadline) {
+  FakeClock clock;
+  // A jittered wait is rarely whole nanoseconds (absl::Duration resolves a quarter).
+  const absl::Duration wait = absl::Milliseconds(100) * 0.7371234567;
+  Flag flag;
+  std::future<bool> woke = std::async(std::launch::async, [&] { return flag.Wait(clock, wait); });
+  ASSERT_TRUE(clock.AwaitWaiters(1, kRealTimeout));
+  clock.Advance(wait);
+  ASSERT_TRUE(Ready(woke));
+  EXPECT_FALSE(woke.get());
+}
+
 TEST(FakeClockTest, NonPositiveTimeoutOnlyEvaluatesTheCondition) {
   FakeClock clock;
   Flag flag;
