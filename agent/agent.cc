@@ -20,7 +20,7 @@ Agent::Agent(AgentOptions options, std::vector<std::unique_ptr<Probe>> probes, s
     ReporterOptions ro;
     ro.target = target;
     reporters_.push_back(std::make_unique<Reporter>(
-        ro, [this] { return MakeHello(); }, [this](const v1::Command& c) { HandleCommand(c); }));
+        ro, clock_, [this] { return MakeHello(); }, [this](const v1::Command& c) { HandleCommand(c); }));
   }
 }
 
@@ -166,8 +166,7 @@ void Agent::Run() {
     }
     MutexLock lock(&mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
-    const absl::Duration elapsed = clock_->MonotonicNow() - round_start;
-    mu_.AwaitWithTimeout(Condition(&woken), options_.report_interval - elapsed);
+    clock_->AwaitWithDeadline(&mu_, Condition(&woken), round_start + options_.report_interval);
     if (stop_) return;
     wake_ = false;
   }
