@@ -139,6 +139,13 @@ void Agent::Run() {
   for (auto& r : reporters_) r->Start();
   while (true) {
     const absl::Time round_start = clock_->MonotonicNow();
+    // Read before the round: only a round that started in a drain reports DRAINING, so
+    // only such a round may be the last one (a SIGTERM during a round runs another).
+    bool exit_when_idle;
+    {
+      MutexLock lock(&mu_);
+      exit_when_idle = exit_when_idle_;
+    }
     auto report = std::make_shared<const v1::Report>(ProbeRound());
     for (auto& r : reporters_) r->Publish(report);
     if (metrics_ != nullptr) {
@@ -150,7 +157,7 @@ void Agent::Run() {
     bool exit_now = false;
     {
       MutexLock lock(&mu_);
-      if (exit_when_idle_) {
+      if (exit_when_idle) {
         const bool idle = AllIdle(*report);
         const bool expired = clock_->MonotonicNow() >= drain_deadline_;
         if (idle || expired) {
