@@ -10,6 +10,7 @@
 namespace switchboard::agent {
 namespace {
 
+using ::switchboard::testing::ClosedPort;
 using ::switchboard::testing::FakeControlPlane;
 
 // Bounds how long a test waits for another thread (a failure, not a way to pass time).
@@ -96,21 +97,49 @@ TEST_F(ReporterTest, BackoffDoublesUpToTheCapWithJitter) {
   ASSERT_NE(cp, nullptr);
   auto reporter = StartReporter(cp->target());
   ASSERT_TRUE(cp->AwaitHellos(1, kRealTimeout));
-  cp->Shutdown();  // Gone: every attempt from here on fails at once.
+  // The control plane goes away: the stream ends and every attempt is refused.
+  cp->set_refuse(true);
+  cp->EndStreams();
 
   bool jittered = false;
+  int attempts = 0;
   for (int ms : {100, 200, 400, 800, 1000, 1000, 1000}) {
     const absl::Duration backoff = absl::Milliseconds(ms);
+    // Waiting again means the previous attempt is over: exactly one per advance.
     const absl::Duration wait = NextWait();
+    EXPECT_EQ(cp->refused_streams(), attempts);
     EXPECT_GE(wait, backoff / 2) << "backoff " << ms << "ms";
     EXPECT_LE(wait, backoff) << "backoff " << ms << "ms";
     jittered |= wait != backoff;
-    // The next attempt runs once the clock reaches the deadline, and fails again.
-    clock_.Advance(wait);
+    clock_.Advance(wait);  // The next attempt runs now, and is refused.
+    ++attempts;
   }
   EXPECT_TRUE(jittered);
+  const absl::Duration wait = NextWait();
+  EXPECT_EQ(cp->refused_streams(), attempts);
+  EXPECT_EQ(cp->hellos().size(), 1u);
+
+  // Back: the next attempt the clock allows rejoins, with a Hello first.
+  cp->set_refuse(false);
+  clock_.Advance(wait);
+  ASSERT_TRUE(cp->AwaitHellos(2, kRealTimeout));
+  EXPECT_EQ(cp->streams_without_hello(), 0);
   reporter->Stop();
   EXPECT_TRUE(clock_.PendingDeadlines().empty());
+}
+
+TEST_F(ReporterTest, AnUnreachableControlPlaneIsRetriedWithBackoff) {
+  ClosedPort nothing_listens;
+  ASSERT_NE(nothing_listens.port(), 0);
+  auto reporter = StartReporter(nothing_listens.target());
+  for (int ms : {100, 200, 400}) {
+    const absl::Duration wait = NextWait();
+    EXPECT_GE(wait, absl::Milliseconds(ms) / 2);
+    EXPECT_LE(wait, absl::Milliseconds(ms));
+    clock_.Advance(wait);
+  }
+  EXPECT_FALSE(reporter->connected());
+  reporter->Stop();
 }
 
 TEST_F(ReporterTest, AStreamThatStayedUpStartsTheBackoffOver) {
@@ -140,30 +169,27 @@ TEST_F(ReporterTest, AStreamThatStayedUpStartsTheBackoffOver) {
   reporter->Stop();
 }
 
-TEST_F(ReporterTest, RejoinsAControlPlaneThatReturnsOnTheSamePort) {
+TEST_F(ReporterTest, ResendsTheNewestReportAfterRejoining) {
   auto cp = FakeControlPlane::Start();
   ASSERT_NE(cp, nullptr);
-  const int port = cp->port();
   auto reporter = StartReporter(cp->target());
   ASSERT_TRUE(cp->AwaitHellos(1, kRealTimeout));
   reporter->Publish(MakeReport(7));
   ASSERT_TRUE(cp->AwaitReport(7, kRealTimeout));
-  cp->Shutdown();
-  clock_.Advance(NextWait());  // One failed attempt while it is gone.
-  (void)NextWait();
 
-  cp = FakeControlPlane::Start(port);
-  ASSERT_NE(cp, nullptr);
-  // gRPC's channel may still hold the refused connection for its own (real-time)
-  // reconnect backoff of at most a second, failing attempts at once until then; each
-  // failed attempt waits on the fake clock, which the test moves on.
-  const absl::Time give_up = SystemClock::Get()->MonotonicNow() + kRealTimeout;
-  while (!cp->AwaitHellos(1, absl::Milliseconds(20)) && SystemClock::Get()->MonotonicNow() < give_up) {
-    if (clock_.AwaitWaiters(1, absl::ZeroDuration())) clock_.Advance(options_.max_backoff);
-  }
-  ASSERT_EQ(cp->hellos().size(), 1u);
-  // The newest report is sent again on the new stream, after its Hello.
-  ASSERT_TRUE(cp->AwaitReport(7, kRealTimeout));
+  cp->set_refuse(true);
+  cp->EndStreams();
+  clock_.Advance(NextWait());
+  const absl::Duration wait = NextWait();  // The attempt above was refused.
+  EXPECT_EQ(cp->refused_streams(), 1);
+  cp->set_refuse(false);
+  clock_.Advance(wait);
+  ASSERT_TRUE(cp->AwaitHellos(2, kRealTimeout));
+  // Nothing newer was published: the control plane gets report 7 again, after the Hello.
+  ASSERT_TRUE(cp->AwaitReportCount(2, kRealTimeout));
+  const std::vector<v1::Report> reports = cp->reports();
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[1].sequence(), 7u);
   EXPECT_EQ(cp->streams_without_hello(), 0);
   reporter->Stop();
 }
@@ -201,11 +227,9 @@ TEST_F(ReporterTest, TwoControlPlanesAreReportedToIndependently) {
 }
 
 TEST_F(ReporterTest, StopEndsTheBackoffWait) {
-  auto cp = FakeControlPlane::Start();
-  ASSERT_NE(cp, nullptr);
-  const std::string target = cp->target();
-  cp->Shutdown();  // Nothing listens there any more.
-  auto reporter = StartReporter(target);
+  ClosedPort nothing_listens;
+  ASSERT_NE(nothing_listens.port(), 0);
+  auto reporter = StartReporter(nothing_listens.target());
   (void)NextWait();
   reporter->Stop();  // Returns once the reporter's thread has ended.
   EXPECT_TRUE(clock_.PendingDeadlines().empty());
