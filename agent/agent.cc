@@ -20,7 +20,7 @@ Agent::Agent(AgentOptions options, std::vector<std::unique_ptr<Probe>> probes, s
     ReporterOptions ro;
     ro.target = target;
     reporters_.push_back(std::make_unique<Reporter>(
-        ro, [this] { return MakeHello(); }, [this](const v1::Command& c) { HandleCommand(c); }));
+        ro, clock_, [this] { return MakeHello(); }, [this](const v1::Command& c) { HandleCommand(c); }));
   }
 }
 
@@ -139,6 +139,13 @@ void Agent::Run() {
   for (auto& r : reporters_) r->Start();
   while (true) {
     const absl::Time round_start = clock_->MonotonicNow();
+    // Read before the round: only a round that started in a drain reports DRAINING, so
+    // only such a round may be the last one (a SIGTERM during a round runs another).
+    bool exit_when_idle;
+    {
+      MutexLock lock(&mu_);
+      exit_when_idle = exit_when_idle_;
+    }
     auto report = std::make_shared<const v1::Report>(ProbeRound());
     for (auto& r : reporters_) r->Publish(report);
     if (metrics_ != nullptr) {
@@ -150,7 +157,7 @@ void Agent::Run() {
     bool exit_now = false;
     {
       MutexLock lock(&mu_);
-      if (exit_when_idle_) {
+      if (exit_when_idle) {
         const bool idle = AllIdle(*report);
         const bool expired = clock_->MonotonicNow() >= drain_deadline_;
         if (idle || expired) {
@@ -166,8 +173,7 @@ void Agent::Run() {
     }
     MutexLock lock(&mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
-    const absl::Duration elapsed = clock_->MonotonicNow() - round_start;
-    mu_.AwaitWithTimeout(Condition(&woken), options_.report_interval - elapsed);
+    clock_->AwaitWithDeadline(&mu_, Condition(&woken), round_start + options_.report_interval);
     if (stop_) return;
     wake_ = false;
   }

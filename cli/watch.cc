@@ -2,9 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/names.h"
+#include "common/clock.h"
 #include "common/net.h"
 #include "google/protobuf/util/json_util.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
@@ -44,8 +44,8 @@ int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostr
         eps.push_back(
             absl::StrCat(ep.address(), "=", ep.weight(), ep.weight() == 0 ? "(" + ShortName(ep.circuit()) + ")" : ""));
       }
-      out << absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()) << " " << a.pool() << " version "
-          << a.version() << (a.stale() ? " (stale)" : "") << "  "
+      out << absl::FormatTime("%H:%M:%E3S", SystemClock::Get()->Now(), absl::LocalTimeZone()) << " " << a.pool()
+          << " version " << a.version() << (a.stale() ? " (stale)" : "") << "  "
           << (eps.empty() ? "(no endpoints)" : absl::StrJoin(eps, " ")) << "\n"
           << std::flush;
     }

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 
 namespace switchboard {
 namespace {
@@ -45,8 +45,9 @@ void SetLogProgramName(const char* name) { g_program = name; }
 
 LogMessage::LogMessage(LogSeverity severity, const char* file, int line) : severity_(severity) {
   const char* base = std::strrchr(file, '/');
-  stream_ << SeverityLetter(severity_) << absl::FormatTime(" %H:%M:%E3S ", absl::Now(), absl::LocalTimeZone())
-          << g_program.load() << " " << (base ? base + 1 : file) << ":" << line << "] ";
+  stream_ << SeverityLetter(severity_)
+          << absl::FormatTime(" %H:%M:%E3S ", SystemClock::Get()->Now(), absl::LocalTimeZone()) << g_program.load()
+          << " " << (base ? base + 1 : file) << ":" << line << "] ";
 }
 
 LogMessage::~LogMessage() {

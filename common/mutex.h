@@ -23,6 +23,8 @@
 #endif
 
 #ifdef SWITCHBOARD_TSAN_MUTEX
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -68,17 +70,29 @@ class ABSL_LOCKABLE Mutex {
     while (!cond.Eval()) cv_.wait(mu_);
   }
   bool AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
-    cv_.notify_all();
-    while (!cond.Eval()) {
-      if (cv_.wait_until(mu_, absl::ToChronoTime(deadline)) == std::cv_status::timeout) return cond.Eval();
-    }
-    return true;
+    return AwaitUntil(cond, absl::ToChronoTime(deadline));
   }
   bool AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
-    return AwaitWithDeadline(cond, absl::Now() + timeout);
+    if (timeout == absl::InfiniteDuration()) {
+      Await(cond);
+      return true;
+    }
+    // On the steady clock, so that a step of the wall clock neither stretches nor cuts
+    // the wait; capped so that the time point cannot overflow.
+    const absl::Duration capped = std::min(timeout, absl::Hours(24 * 365 * 100));
+    return AwaitUntil(cond, std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(capped));
   }
 
  private:
+  template <typename TimePoint>
+  bool AwaitUntil(const Condition& cond, TimePoint deadline) {
+    cv_.notify_all();  // Others' conditions may hold after what this thread changed.
+    while (!cond.Eval()) {
+      if (cv_.wait_until(mu_, deadline) == std::cv_status::timeout) return cond.Eval();
+    }
+    return true;
+  }
+
   std::mutex mu_;
   std::condition_variable_any cv_;
 };

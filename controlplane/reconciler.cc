@@ -143,11 +143,11 @@ void Reconciler::Loop() {
       MutexLock lock(&mu_);
       // Wait for a change or the tick; then let a burst of changes settle briefly.
       auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || dirty_; };
-      mu_.AwaitWithTimeout(Condition(&woken), options_.tick);
+      clock_->AwaitWithTimeout(&mu_, Condition(&woken), options_.tick);
       if (stop_) return;
       if (dirty_) {
         auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-        mu_.AwaitWithTimeout(Condition(&stopped), options_.coalesce);
+        clock_->AwaitWithTimeout(&mu_, Condition(&stopped), options_.coalesce);
         if (stop_) return;
       }
       dirty_ = false;

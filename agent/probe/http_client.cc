@@ -3,7 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/time/clock.h"
+#include "common/clock.h"
 #include "common/net.h"
 #include "httplib.h"
 
@@ -31,7 +31,8 @@ HttpResponse PlainHttpClient::Get(const std::string& url, absl::Duration timeout
   client.set_write_timeout(t);
   client.set_keep_alive(false);
   bool overflow = false;
-  const absl::Time start = absl::Now();
+  const SystemClock& real = *SystemClock::Get();  // Measures a real request.
+  const absl::Time start = real.MonotonicNow();
   httplib::Result res = client.Get(path.c_str(), [&](const char* data, size_t n) {
     if (out.body.size() + n > max_body_bytes_) {
       overflow = true;
@@ -40,7 +41,7 @@ HttpResponse PlainHttpClient::Get(const std::string& url, absl::Duration timeout
     out.body.append(data, n);
     return true;
   });
-  out.latency = absl::Now() - start;
+  out.latency = real.MonotonicNow() - start;
   if (overflow) {
     out.body.clear();
     out.error = absl::StrCat("response body over ", max_body_bytes_, " bytes");

@@ -4,10 +4,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/time/clock.h"
 #include "agent/probe/auto_probe.h"
 #include "agent/probe/llamacpp_probe.h"
 #include "agent/probe/metrics_engine_probe.h"
+#include "common/clock.h"
 #include "common/net.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -17,11 +17,13 @@ v1::EndpointReport HealthTrackingProbe::Poll(absl::Time now) {
   v1::EndpointReport out;
   out.set_address(options_.address);
   out.set_engine(engine());
-  const absl::Time start = absl::Now();
+  // The real duration of real requests, whatever clock drives the rounds.
+  const SystemClock& real = *SystemClock::Get();
+  const absl::Time start = real.MonotonicNow();
   bool loading = false;
   std::string error = PollOnce(now, &out, &loading);
   *out.mutable_probe_latency() =
-      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
+      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(real.MonotonicNow() - start));
 
   if (error.empty()) {
     consecutive_failures_ = 0;

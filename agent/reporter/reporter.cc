@@ -5,9 +5,10 @@
 
 namespace switchboard::agent {
 
-Reporter::Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello,
+Reporter::Reporter(ReporterOptions options, const Clock* clock, std::function<v1::Hello()> make_hello,
                    std::function<void(const v1::Command&)> on_command)
     : options_(std::move(options)),
+      clock_(clock),
       make_hello_(std::move(make_hello)),
       on_command_(std::move(on_command)),
       rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
@@ -44,9 +45,12 @@ uint64_t Reporter::last_acked_sequence() const {
 
 bool Reporter::WaitForAck(uint64_t sequence, absl::Duration timeout) {
   MutexLock lock(&mu_);
-  auto done = [this, sequence]()
-                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return acked_sequence_ >= sequence || !connected_ || stop_; };
-  mu_.AwaitWithTimeout(Condition(&done), timeout);
+  // A stream that is open but not acknowledged yet (the Hello's ack may still be on its
+  // way) is worth waiting for; between attempts there is nothing to wait for.
+  auto done = [this, sequence]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return acked_sequence_ >= sequence || active_context_ == nullptr || stream_broken_ || stop_;
+  };
+  clock_->AwaitWithTimeout(&mu_, Condition(&done), timeout);
   return acked_sequence_ >= sequence;
 }
 
@@ -55,10 +59,9 @@ void Reporter::Loop() {
   auto stub = v1::AgentService::NewStub(channel);
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
-    const absl::Time started = absl::Now();
+    const absl::Time started = clock_->MonotonicNow();
     RunStream(stub.get());
-    // A stream that lived a while was healthy: start the backoff over.
-    if (absl::Now() - started > absl::Seconds(5)) backoff = options_.initial_backoff;
+    if (clock_->MonotonicNow() - started >= options_.healthy_stream) backoff = options_.initial_backoff;
     // Full jitter in [backoff/2, backoff]: agents that lost the same control plane do
     // not all come back in the same millisecond.
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -66,7 +69,7 @@ void Reporter::Loop() {
     backoff = std::min(backoff * 2, options_.max_backoff);
     MutexLock lock(&mu_);
     auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-    if (mu_.AwaitWithTimeout(Condition(&stopped), wait)) return;
+    if (clock_->AwaitWithTimeout(&mu_, Condition(&stopped), wait)) return;
   }
 }
 

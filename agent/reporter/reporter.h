@@ -13,6 +13,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
@@ -22,6 +23,9 @@ struct ReporterOptions {
   std::string target;  // host:port of a control plane.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(1);
+  // A stream that stayed up this long was healthy: the next reconnect starts the backoff
+  // over from `initial_backoff`.
+  absl::Duration healthy_stream = absl::Seconds(5);
   uint32_t seed = 0;  // Jitter RNG; 0 = random.
 };
 
@@ -29,7 +33,9 @@ class Reporter {
  public:
   // `make_hello` is called on every connect (from the reporter's thread); `on_command`
   // (may be empty) for every command the control plane sends (from its reader thread).
-  Reporter(ReporterOptions options, std::function<v1::Hello()> make_hello,
+  // The backoff waits, WaitForAck and the stream's age are measured on `clock`, which
+  // must outlive the Reporter.
+  Reporter(ReporterOptions options, const Clock* clock, std::function<v1::Hello()> make_hello,
            std::function<void(const v1::Command&)> on_command = nullptr);
   ~Reporter();
 
@@ -41,8 +47,9 @@ class Reporter {
 
   bool connected() const;
   uint64_t last_acked_sequence() const;
-  // Waits until `sequence` is acknowledged, the stream is down, or `timeout` passes;
-  // true if acknowledged.
+  // Waits until `sequence` is acknowledged, no stream is open (between connection
+  // attempts, or the stream broke), or `timeout` passes on the clock; true if
+  // acknowledged.
   bool WaitForAck(uint64_t sequence, absl::Duration timeout);
 
  private:
@@ -51,6 +58,7 @@ class Reporter {
   void RunStream(v1::AgentService::Stub* stub);
 
   const ReporterOptions options_;
+  const Clock* const clock_;
   const std::function<v1::Hello()> make_hello_;
   const std::function<void(const v1::Command&)> on_command_;
   std::mt19937 rng_;  // Used only by the reporter thread.

@@ -10,9 +10,10 @@ namespace switchboard::fakellm {
 
 int EstimateTokens(const std::string& text) { return std::max<int>(1, static_cast<int>(text.size() + 3) / 4); }
 
-FakeEngine::FakeEngine(FakeEngineOptions options)
+FakeEngine::FakeEngine(FakeEngineOptions options, const Clock* clock)
     : options_(std::move(options)),
-      started_(absl::Now()),
+      clock_(clock),
+      started_(clock_->MonotonicNow()),
       slots_(std::max(1, options_.slots)),
       ttft_buckets_(LatencyBuckets().size() + 1, 0),
       e2e_buckets_(LatencyBuckets().size() + 1, 0),
@@ -44,7 +45,7 @@ void FakeEngine::RecordFailure() {
   requests_failed_ += 1;
 }
 
-bool FakeEngine::Ready() const { return absl::Now() - started_ >= options_.startup_delay; }
+bool FakeEngine::Ready() const { return clock_->MonotonicNow() - started_ >= options_.startup_delay; }
 
 void FakeEngine::Stop() {
   MutexLock lock(&mu_);
@@ -94,7 +95,7 @@ int FakeEngine::AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrive
 bool FakeEngine::SleepUntil(absl::Time deadline) {
   MutexLock lock(&mu_);
   // Emulating compute time is this program's job; Stop() cuts it short.
-  mu_.AwaitWithDeadline(Condition(&stopped_), deadline);
+  clock_->AwaitWithDeadline(&mu_, Condition(&stopped_), deadline);
   return !stopped_;
 }
 
@@ -104,11 +105,12 @@ bool FakeEngine::Prefill(int slot) {
     MutexLock lock(&mu_);
     d = absl::Seconds(slots_[slot].prompt_tokens / std::max(1e-3, options_.prefill_tokens_per_second));
   }
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->MonotonicNow();
   if (!SleepUntil(start + d)) return false;
+  const absl::Time end = clock_->MonotonicNow();
   MutexLock lock(&mu_);
-  slots_[slot].prefill_time = absl::Now() - start;
-  slots_[slot].next_token_at = absl::Now();
+  slots_[slot].prefill_time = end - start;
+  slots_[slot].next_token_at = end;
   return true;
 }
 
@@ -145,7 +147,7 @@ void FakeEngine::ReleaseSlot(int slot) {
   n_tokens_max_ = std::max<int64_t>(n_tokens_max_, s.prompt_tokens + s.decoded);
   requests_total_ += 1;
   requests_success_ += 1;
-  Observe(LatencyBuckets(), &e2e_buckets_, &e2e_sum_, absl::ToDoubleSeconds(absl::Now() - s.arrived));
+  Observe(LatencyBuckets(), &e2e_buckets_, &e2e_sum_, absl::ToDoubleSeconds(clock_->MonotonicNow() - s.arrived));
   Observe(LatencyBuckets(), &prefill_buckets_, &prefill_sum_, prefill_s);
   Observe(TokenBuckets(), &prompt_len_buckets_, &prompt_len_sum_, s.prompt_tokens);
   s.busy = false;

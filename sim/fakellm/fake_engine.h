@@ -1,8 +1,9 @@
 // FakeEngine: the slot model behind switchboard-fakellm. N slots; a request takes a free
 // slot or waits in a FIFO queue (llama.cpp's "deferred" requests), spends
 // prompt_tokens / prefill_tokens_per_second on prefill, then emits one token every
-// 1 / tokens_per_second seconds. Time is real: slots really fill and drain, so the
-// agent and control plane see what they would see on a GPU server.
+// 1 / tokens_per_second seconds. Time is the injected clock's (real in the binary:
+// slots really fill and drain, so the agent and control plane see what they would see
+// on a GPU server). Every absl::Time here is monotonic.
 // Thread-safe: every HTTP handler thread calls in.
 #ifndef SWITCHBOARD_SIM_FAKELLM_FAKE_ENGINE_H_
 #define SWITCHBOARD_SIM_FAKELLM_FAKE_ENGINE_H_
@@ -13,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/mutex.h"
 
 namespace switchboard::fakellm {
@@ -28,9 +30,11 @@ struct FakeEngineOptions {
 
 class FakeEngine {
  public:
-  explicit FakeEngine(FakeEngineOptions options);
+  // `clock` must outlive the engine.
+  explicit FakeEngine(FakeEngineOptions options, const Clock* clock = SystemClock::Get());
 
   const FakeEngineOptions& options() const { return options_; }
+  const Clock& clock() const { return *clock_; }
   // False until startup_delay has passed ("Loading model").
   bool Ready() const;
   // Ends every wait and generation early (shutdown).
@@ -41,7 +45,7 @@ class FakeEngine {
 
   // Blocks until a slot is free (or Stop); returns its id, or -1 when stopped.
   // `arrived` is when the request reached the server (for TTFT and end-to-end latency).
-  int AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrived = absl::Now());
+  int AcquireSlot(int prompt_tokens, int max_tokens, absl::Time arrived);
   // Sleeps through prefill; false when stopped.
   bool Prefill(int slot);
   // Sleeps until the next token is due and counts it; false when stopped.
@@ -104,6 +108,7 @@ class FakeEngine {
   bool SleepUntil(absl::Time deadline);  // false when stopped
 
   const FakeEngineOptions options_;
+  const Clock* const clock_;
   const absl::Time started_;
   mutable Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/net.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -97,7 +98,7 @@ std::string ChunkJson(const Completion& c, const std::string& model, const std::
         {"id", id},
         {"object", "chat.completion.chunk"},
         {"model", model},
-        {"created", absl::ToUnixSeconds(absl::Now())},
+        {"created", absl::ToUnixSeconds(switchboard::SystemClock::Get()->Now())},
         {"choices",
          json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", last ? json("length") : json(nullptr)}}})}};
     return j.dump();
@@ -114,7 +115,7 @@ std::string FinalJson(const Completion& c, const std::string& model, const std::
         {"id", id},
         {"object", "chat.completion"},
         {"model", model},
-        {"created", absl::ToUnixSeconds(absl::Now())},
+        {"created", absl::ToUnixSeconds(switchboard::SystemClock::Get()->Now())},
         {"choices",
          json::array(
              {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "length"}}})},
@@ -132,7 +133,7 @@ std::atomic<uint64_t> g_request_id{0};
 
 void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat, const httplib::Request& req,
                       httplib::Response& res) {
-  const absl::Time arrived = absl::Now();
+  const absl::Time arrived = engine.clock().MonotonicNow();
   thread_local std::mt19937 rng(std::random_device{}());
   if (config.fail_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < config.fail_rate) {
     engine.RecordFailure();

@@ -15,8 +15,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "client/picker.h"
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "common/net.h"
 #include "httplib.h"
@@ -202,13 +202,14 @@ int main(int argc, char** argv) {
   std::exponential_distribution<double> gap(rps);
   const std::string body = absl::StrCat(R"({"messages":[{"role":"user","content":")", std::string(prompt_chars, 'x'),
                                         R"("}],"max_tokens":)", max_tokens, "}");
-  const absl::Time start = absl::Now();
+  const switchboard::Clock& clock = *switchboard::SystemClock::Get();
+  const absl::Time start = clock.MonotonicNow();
   absl::Time next_arrival = start, next_report = start + every;
-  while (!g_stop && (run_for == absl::ZeroDuration() || absl::Now() - start < run_for)) {
+  while (!g_stop && (run_for == absl::ZeroDuration() || clock.MonotonicNow() - start < run_for)) {
     // Pacing arrivals is this program's purpose.
-    std::this_thread::sleep_until(absl::ToChronoTime(next_arrival));
+    clock.SleepUntil(next_arrival);
     next_arrival += absl::Seconds(gap(rng));
-    if (absl::Now() >= next_report) {
+    if (clock.MonotonicNow() >= next_report) {
       PrintSummary(stats, in_flight.load(), "");
       next_report += every;
     }
@@ -220,13 +221,13 @@ int main(int argc, char** argv) {
     }
     ++in_flight;
     // Detached: each worker holds one request; main waits for in_flight == 0 at the end.
-    std::thread([target, &body, &stats, &in_flight, &watcher] {
+    std::thread([target, &body, &stats, &in_flight, &watcher, &clock] {
       auto hp = switchboard::ParseHostPort(target);
       httplib::Client client(hp->host, hp->port);
       client.set_read_timeout(std::chrono::seconds(300));
-      const absl::Time t0 = absl::Now();
+      const absl::Time t0 = clock.MonotonicNow();
       auto res = client.Post("/v1/chat/completions", body, "application/json");
-      const double latency = absl::ToDoubleSeconds(absl::Now() - t0);
+      const double latency = absl::ToDoubleSeconds(clock.MonotonicNow() - t0);
       watcher.Done(target);
       switchboard::MutexLock lock(&stats.mu);
       ++stats.sent;

@@ -1,0 +1,90 @@
+// The started Reconciler loop (Start / Notify / Stop) on a fake clock. The test learns
+// where the loop waits from the clock's pending deadlines, so it advances exactly past
+// them and never sleeps. The passes themselves are tested in reconciler_test.cc.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "controlplane/reconciler.h"
+#include "gtest/gtest.h"
+#include "tests/controlplane/test_util.h"
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::switchboard::testing::MakeEndpointReport;
+using ::switchboard::testing::MakeHello;
+using ::switchboard::testing::MakeReport;
+
+constexpr absl::Duration kRealTimeout = absl::Seconds(30);  // Bounds a wait for the loop thread.
+
+class ReconcilerLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_LT(options_.coalesce, options_.tick);
+    reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, /*history=*/nullptr, &clock_, options_);
+  }
+
+  // Blocks (in real time, bounded) until the loop waits on the clock until `deadline`.
+  bool LoopWaitsUntil(absl::Time deadline) {
+    return clock_.AwaitDeadlines(
+        [deadline](const std::vector<absl::Time>& d) { return std::find(d.begin(), d.end(), deadline) != d.end(); },
+        kRealTimeout);
+  }
+
+  FakeClock clock_;
+  const absl::Time start_ = clock_.MonotonicNow();
+  FleetState fleet_;
+  SnapshotStore store_;
+  ReconcilerOptions options_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+TEST_F(ReconcilerLoopTest, RunsAPassEveryTick) {
+  reconciler_->Start();
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
+  EXPECT_EQ(reconciler_->passes(), 0u);
+
+  clock_.Advance(options_.tick);
+  // The loop waits for the next tick only after the pass.
+  ASSERT_TRUE(LoopWaitsUntil(start_ + 2 * options_.tick));
+  EXPECT_EQ(reconciler_->passes(), 1u);
+
+  clock_.Advance(options_.tick);
+  ASSERT_TRUE(LoopWaitsUntil(start_ + 3 * options_.tick));
+  EXPECT_EQ(reconciler_->passes(), 2u);
+}
+
+TEST_F(ReconcilerLoopTest, NotifyRunsOnePassAfterTheCoalesceDelay) {
+  reconciler_->Start();
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
+  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(
+      fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+
+  reconciler_->Notify();
+  reconciler_->Notify();  // A burst costs one pass.
+  // Woken before the tick, the loop lets the burst settle for `coalesce`.
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.coalesce));
+  EXPECT_EQ(reconciler_->passes(), 0u);
+  EXPECT_EQ(store_.Get("m"), nullptr);
+
+  clock_.Advance(options_.coalesce);
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.coalesce + options_.tick));
+  EXPECT_EQ(reconciler_->passes(), 1u);
+  std::shared_ptr<const Snapshot> snap = store_.Get("m");
+  ASSERT_NE(snap, nullptr);
+  ASSERT_EQ(snap->assignment.endpoints_size(), 1);
+  EXPECT_GT(snap->assignment.endpoints(0).weight(), 0u);
+}
+
+TEST_F(ReconcilerLoopTest, StopEndsTheLoopWhileItWaits) {
+  reconciler_->Start();
+  ASSERT_TRUE(clock_.AwaitWaiters(1, kRealTimeout));
+  reconciler_->Stop();  // Returns once the loop thread has ended.
+  EXPECT_TRUE(clock_.PendingDeadlines().empty());
+  EXPECT_EQ(reconciler_->passes(), 0u);
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
