@@ -35,6 +35,20 @@ std::string BinDir() {
   return dir != nullptr ? dir : "build/bin";
 }
 
+namespace {
+
+// In a forked child: replaces it with `path args...`; exits 127 if that fails.
+[[noreturn]] void ExecOrDie(const std::string& path, const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(path.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(path.c_str(), argv.data());
+  _exit(127);
+}
+
+}  // namespace
+
 std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const std::vector<std::string>& args) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return nullptr;
@@ -49,12 +63,7 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const s
     close(pipefd[0]);
     close(pipefd[1]);
     setenv("SWITCHBOARD_LOG_LEVEL", "warning", 0);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    _exit(127);
+    ExecOrDie(path, args);
   }
   close(pipefd[1]);
   return std::unique_ptr<Subprocess>(new Subprocess(pid, pipefd[0]));
@@ -125,12 +134,7 @@ std::pair<int, std::string> RunToExit(const std::string& binary, const std::vect
     dup2(pipefd[1], STDERR_FILENO);
     close(pipefd[0]);
     close(pipefd[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    _exit(127);
+    ExecOrDie(path, args);
   }
   close(pipefd[1]);
   const absl::Time deadline = absl::Now() + Scaled(timeout);
