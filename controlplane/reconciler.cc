@@ -1,6 +1,7 @@
 #include "controlplane/reconciler.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "controlplane/fleet/pools.h"
 
@@ -164,6 +165,14 @@ int Reconciler::ReconcileOnce() {
   for (const std::string& node : fleet_->ForgetSilentNodes(options_.forget_after, now)) {
     SB_LOG(INFO) << "forgot node " << node << " (silent for over " << absl::FormatDuration(options_.forget_after)
                  << ")";
+  }
+
+  for (const Departure& d : fleet_->TakeDepartures()) {
+    const std::string detail =
+        absl::StrCat("agent exited cleanly (", d.reason,
+                     "); endpoints removed at once: ", d.addresses.empty() ? "none" : absl::StrJoin(d.addresses, ", "));
+    SB_LOG(INFO) << "node_left node=" << d.node_id << " " << detail;
+    if (history_ != nullptr) history_->RecordEvent({wall, "node_left", "", d.node_id, "", detail});
   }
 
   std::shared_ptr<const policy::FleetConfig> config = this->config();

@@ -1,5 +1,8 @@
 #include "controlplane/fleet/fleet_state.h"
 
+#include <algorithm>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -68,6 +71,41 @@ void FleetState::Disconnect(uint64_t stream_id, const std::string& node_id, absl
   NotifyChange();
 }
 
+absl::Status FleetState::Leave(uint64_t stream_id, const std::string& node_id, const std::string& reason) {
+  {
+    MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end() || it->second.stream_id != stream_id) {
+      return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is not bound to this stream"));
+    }
+    Departure d{node_id, {}, reason.substr(0, 256)};
+    for (const v1::EndpointInfo& ep : it->second.hello.endpoints()) d.addresses.push_back(ep.address());
+    departures_.push_back(std::move(d));
+    nodes_.erase(it);
+  }
+  NotifyChange();
+  return absl::OkStatus();
+}
+
+std::vector<Departure> FleetState::TakeDepartures() {
+  MutexLock lock(&mu_);
+  std::vector<Departure> out;
+  out.swap(departures_);
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> DuplicateAddresses(const std::vector<EndpointView>& endpoints) {
+  std::map<std::string, std::set<std::string>> claimants;
+  for (const EndpointView& ep : endpoints) {
+    if (ep.connected) claimants[ep.address].insert(ep.node_id);
+  }
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [address, nodes] : claimants) {
+    if (nodes.size() > 1) out[address].assign(nodes.begin(), nodes.end());
+  }
+  return out;
+}
+
 std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention, absl::Time now) {
   std::vector<std::string> removed;
   {
@@ -126,10 +164,30 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
       out.push_back(std::move(v));
     }
   }
+  const std::map<std::string, std::vector<std::string>> duplicates = DuplicateAddresses(out);
+  for (EndpointView& v : out) {
+    auto dup = duplicates.find(v.address);
+    if (dup == duplicates.end() || !v.connected) continue;
+    for (const std::string& other : dup->second) {
+      if (other != v.node_id) v.duplicate_of.push_back(other);
+    }
+  }
   return out;
 }
 
 std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
+  std::map<std::string, std::vector<v1::NodeEndpoint>> endpoints;  // By node.
+  for (const EndpointView& ep : Endpoints(now)) {
+    v1::NodeEndpoint e;
+    e.set_address(ep.address);
+    e.set_engine(ep.engine);
+    e.set_state(ep.state);
+    for (const std::string& m : ep.models) e.add_models(m);
+    e.set_probe_error(ep.probe_error);
+    e.set_reported(ep.reported);
+    for (const std::string& d : ep.duplicate_of) e.add_duplicate_of(d);
+    endpoints[ep.node_id].push_back(std::move(e));
+  }
   std::vector<NodeView> out;
   MutexLock lock(&mu_);
   for (const auto& [node_id, node] : nodes_) {
@@ -142,6 +200,7 @@ std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
     v.endpoint_count = static_cast<uint32_t>(node.hello.endpoints_size());
     v.last_sequence = node.last_sequence;
     v.drain_requested = node.drain_requested;
+    if (auto eps = endpoints.find(node_id); eps != endpoints.end()) v.endpoints = std::move(eps->second);
     for (const v1::GpuInfo& info : node.hello.gpus()) {
       v1::GpuStatus g;
       g.set_uuid(info.uuid());

@@ -43,6 +43,9 @@ struct EndpointView {
   bool reported = false;      // False until the first Report arrives.
   bool connected = false;     // The node's stream is open now.
   absl::Duration report_age;  // Since the node's last accepted Report (or Hello).
+  // Other connected nodes that report this same address, sorted; empty when none. Such
+  // an endpoint is excluded from routing (see BuildSnapshot).
+  std::vector<std::string> duplicate_of;
 };
 
 // How an endpoint is named across a pool's snapshots, memories and events: "node/address"
@@ -61,6 +64,14 @@ struct NodeView {
   uint64_t last_sequence = 0;
   std::vector<v1::GpuStatus> gpus;
   bool drain_requested = false;
+  std::vector<v1::NodeEndpoint> endpoints;  // Every declared endpoint, pool or not.
+};
+
+// A node that left on purpose (its agent said Goodbye), for the history.
+struct Departure {
+  std::string node_id;
+  std::vector<std::string> addresses;
+  std::string reason;
 };
 
 class FleetState {
@@ -79,6 +90,12 @@ class FleetState {
   absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report, absl::Time now);
   // The stream ended. Its node's data stays (it ages and goes stale) until Forget.
   void Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now);
+  // The agent on `stream_id` exits cleanly: its node and endpoints are removed now (not
+  // after staleness) and a Departure is kept for TakeDepartures. FAILED_PRECONDITION
+  // when the stream does not hold the node.
+  absl::Status Leave(uint64_t stream_id, const std::string& node_id, const std::string& reason);
+  // The departures since the last call, oldest first.
+  std::vector<Departure> TakeDepartures();
   // Drops nodes that are disconnected and silent for longer than `retention`. Returns
   // the ids removed.
   std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
@@ -113,7 +130,14 @@ class FleetState {
   const std::function<void()> on_change_;
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  std::vector<Departure> departures_ ABSL_GUARDED_BY(mu_);
 };
+
+// For every address reported by more than one connected node: address -> those nodes,
+// sorted. Such an address is ambiguous (a proxy cannot tell which server it reaches;
+// often every host reports 127.0.0.1:PORT), so every claimant is excluded, not only the
+// later one: which one came first differs between control-plane replicas.
+std::map<std::string, std::vector<std::string>> DuplicateAddresses(const std::vector<EndpointView>& endpoints);
 
 }  // namespace switchboard::controlplane
 

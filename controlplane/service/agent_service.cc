@@ -34,6 +34,11 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       FinishWhenIdle(ToGrpcStatus(status));
       return;
     }
+    if (in_.has_goodbye()) {  // The agent exits cleanly: its node has left (Handle).
+      Disconnect();
+      FinishWhenIdle(grpc::Status::OK);
+      return;
+    }
     StartRead(&in_);
   }
 
@@ -85,6 +90,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       if (!s.ok()) return s;
       service_->metrics_->reports_accepted->Increment();
       QueueAck(in_.report().sequence());
+      return absl::OkStatus();
+    }
+    if (in_.has_goodbye()) {
+      if (node_id_.empty()) return absl::InvalidArgumentError("Goodbye before Hello");
+      absl::Status s = service_->fleet_->Leave(stream_id_, node_id_, in_.goodbye().reason());
+      if (!s.ok()) return s;
+      SB_LOG(INFO) << "agent left: node=" << node_id_ << " (" << in_.goodbye().reason().substr(0, 256) << ")";
       return absl::OkStatus();
     }
     return absl::InvalidArgumentError("empty AgentMessage");

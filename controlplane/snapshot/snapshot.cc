@@ -3,6 +3,8 @@
 #include <cmath>
 #include <map>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/hash.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -66,6 +68,17 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   std::vector<policy::CircuitDecision> circuits =
       policy::DecidePoolCircuits(circuit_inputs, &memory, config.circuit, monotonic_now);
+  // An address that two nodes report is ambiguous: neither is routed to (see
+  // DuplicateAddresses). The breaker's memory is left as it was.
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    if (endpoints[i].duplicate_of.empty()) continue;
+    circuits[i].circuit = v1::CIRCUIT_STATE_OPEN;
+    circuits[i].routable = false;
+    circuits[i].weight_cap = 0;
+    circuits[i].reason =
+        absl::StrCat("duplicate address: also reported by node ", absl::StrJoin(endpoints[i].duplicate_of, ", "),
+                     "; excluded until only one node reports it");
+  }
   if (memories != nullptr) {
     memories->clear();  // Endpoints that left the pool are forgotten.
     for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -132,6 +145,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
         google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(ep.report_age));
     d.set_probe_error(ep.probe_error);
     d.set_reason(circuits[i].reason);
+    for (const std::string& other : ep.duplicate_of) d.add_duplicate_of(other);
     snap->details.push_back(std::move(d));
   }
   if (replicas) {

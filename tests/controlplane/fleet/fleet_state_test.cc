@@ -96,5 +96,79 @@ TEST(FleetStateTest, KeepsLastMeasuredSlotSpeedWhileIdle) {
   EXPECT_DOUBLE_EQ(fleet.Endpoints(kT0)[0].slot_tokens_per_second, 42);
 }
 
+TEST(FleetStateTest, LeaveRemovesTheNodeAtOnceAndRecordsTheDeparture) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "a:2"}), kT0).ok());
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"b:1"}), kT0).ok());
+  EXPECT_EQ(fleet.Leave(2, "n1", "bye").code(), absl::StatusCode::kFailedPrecondition)
+      << "a stream cannot make another node leave";
+  EXPECT_EQ(fleet.Nodes(kT0).size(), 2u);
+  EXPECT_TRUE(fleet.TakeDepartures().empty());
+
+  ASSERT_TRUE(fleet.Leave(1, "n1", "drained").ok());
+  ASSERT_EQ(fleet.Nodes(kT0).size(), 1u);
+  EXPECT_EQ(fleet.Nodes(kT0)[0].node_id, "n2");
+  ASSERT_EQ(fleet.Endpoints(kT0).size(), 1u);
+  std::vector<Departure> gone = fleet.TakeDepartures();
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].node_id, "n1");
+  EXPECT_EQ(gone[0].addresses, (std::vector<std::string>{"a:1", "a:2"}));
+  EXPECT_EQ(gone[0].reason, "drained");
+  EXPECT_TRUE(fleet.TakeDepartures().empty()) << "each departure is handed out once";
+  fleet.Disconnect(1, "n1", kT0);  // The stream closing afterwards changes nothing.
+  EXPECT_EQ(fleet.Nodes(kT0).size(), 1u);
+}
+
+TEST(FleetStateTest, DisconnectWithoutGoodbyeKeepsTheNodeUntilForgotten) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
+  fleet.Disconnect(1, "n1", kT0);
+  ASSERT_EQ(fleet.Endpoints(kT0).size(), 1u) << "a crash goes through staleness";
+  EXPECT_TRUE(fleet.TakeDepartures().empty());
+}
+
+TEST(FleetStateTest, SameAddressOnTwoConnectedNodesIsMarkedOnBoth) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"127.0.0.1:8080", "a:2"}), kT0).ok());
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"127.0.0.1:8080"}), kT0).ok());
+  ASSERT_TRUE(fleet.Connect(3, MakeHello("n3", {"c:1"}), kT0).ok());
+  std::map<std::string, std::vector<std::string>> dup;
+  for (const EndpointView& ep : fleet.Endpoints(kT0)) dup[ep.node_id + "/" + ep.address] = ep.duplicate_of;
+  EXPECT_EQ(dup["n1/127.0.0.1:8080"], std::vector<std::string>{"n2"});
+  EXPECT_EQ(dup["n2/127.0.0.1:8080"], std::vector<std::string>{"n1"});
+  EXPECT_TRUE(dup["n1/a:2"].empty());
+  EXPECT_TRUE(dup["n3/c:1"].empty());
+  // Shown per node too, even though no endpoint reported a model (no pool).
+  for (const NodeView& n : fleet.Nodes(kT0)) {
+    if (n.node_id != "n2") continue;
+    ASSERT_EQ(n.endpoints.size(), 1u);
+    EXPECT_EQ(n.endpoints[0].address(), "127.0.0.1:8080");
+    ASSERT_EQ(n.endpoints[0].duplicate_of_size(), 1);
+    EXPECT_EQ(n.endpoints[0].duplicate_of(0), "n1");
+  }
+  // Once one of them is gone, the other is no longer a duplicate.
+  fleet.Disconnect(2, "n2", kT0);
+  for (const EndpointView& ep : fleet.Endpoints(kT0)) EXPECT_TRUE(ep.duplicate_of.empty()) << ep.node_id;
+}
+
+TEST(FleetStateTest, NodesListEndpointsWithTheirProbeErrorOutsideAnyPool) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
+  v1::EndpointReport failing;
+  failing.set_address("a:1");
+  failing.set_state(v1::ENDPOINT_STATE_UNHEALTHY);
+  failing.set_probe_error("/health: HTTP 404: not an inference server");
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(1, {failing}), kT0).ok());
+  EXPECT_TRUE(GroupByPool(fleet.Endpoints(kT0)).empty());
+  const std::vector<NodeView> nodes = fleet.Nodes(kT0);
+  ASSERT_EQ(nodes.size(), 1u);
+  const std::vector<v1::NodeEndpoint>& eps = nodes[0].endpoints;
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_EQ(eps[0].address(), "a:1");
+  EXPECT_EQ(eps[0].state(), v1::ENDPOINT_STATE_UNHEALTHY);
+  EXPECT_EQ(eps[0].probe_error(), "/health: HTTP 404: not an inference server");
+  EXPECT_TRUE(eps[0].reported());
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane

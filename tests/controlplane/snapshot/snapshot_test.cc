@@ -69,6 +69,25 @@ TEST(SnapshotTest, StaleEndpointIsExcludedWithReason) {
   EXPECT_EQ(snap->assignment.desired_replicas(), 1u);
 }
 
+TEST(SnapshotTest, DuplicateAddressIsExcludedOnEveryNodeWithReason) {
+  auto first = Ep("n1", "127.0.0.1:8080", 4, 0);
+  first.duplicate_of = {"n2"};
+  auto second = Ep("n2", "127.0.0.1:8080", 4, 0);
+  second.duplicate_of = {"n1"};
+  auto snap = BuildSnapshot("m", {first, second, Ep("n3", "c:1", 4, 0)}, nullptr, {}, kNow);
+  for (int i : {0, 1}) {
+    EXPECT_EQ(snap->assignment.endpoints(i).weight(), 0u) << i;
+    EXPECT_EQ(snap->assignment.endpoints(i).circuit(), v1::CIRCUIT_STATE_OPEN) << i;
+    EXPECT_THAT(snap->details[i].reason(), ::testing::HasSubstr("duplicate address"));
+  }
+  EXPECT_THAT(snap->details[0].reason(), ::testing::HasSubstr("node n2"));
+  EXPECT_THAT(snap->details[1].reason(), ::testing::HasSubstr("node n1"));
+  EXPECT_EQ(std::vector<std::string>(snap->details[0].duplicate_of().begin(), snap->details[0].duplicate_of().end()),
+            std::vector<std::string>{"n2"});
+  EXPECT_GT(snap->assignment.endpoints(2).weight(), 0u) << "other endpoints are routed as before";
+  EXPECT_EQ(snap->assignment.desired_replicas(), 1u);
+}
+
 TEST(SnapshotTest, HysteresisUsesPreviousSnapshot) {
   auto first = BuildSnapshot("m", {Ep("n1", "a:1", 10, 0), Ep("n2", "b:1", 10, 1)}, nullptr, {}, kNow);
   // One more busy slot on b: 115 -> 102 is outside the 10% band, a new weight.
