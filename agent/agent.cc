@@ -110,6 +110,18 @@ v1::Report Agent::ProbeRound() {
   *report.mutable_agent_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_->Now()));
   ReadGpus(&report);
   for (auto& f : polls) *report.add_endpoints() = f.get();
+  for (const v1::EndpointReport& ep : report.endpoints()) {
+    // Once per change, so that a server that is not an inference server, is down, or runs
+    // another engine than configured says so in the log without repeating every round.
+    std::string& last = last_probe_error_[ep.address()];
+    if (ep.probe_error() == last) continue;
+    if (!ep.probe_error().empty()) {
+      SB_LOG(WARNING) << "endpoint " << ep.address() << ": probe failed: " << ep.probe_error();
+    } else {
+      SB_LOG(INFO) << "endpoint " << ep.address() << ": probes succeed again";
+    }
+    last = ep.probe_error();
+  }
 
   MutexLock lock(&mu_);
   for (v1::EndpointReport& ep : *report.mutable_endpoints()) {
@@ -137,6 +149,7 @@ bool Agent::AllIdle(const v1::Report& report) const {
 void Agent::Run() {
   ProbeRound();  // Learn models, slots and GPUs before the first Hello goes out.
   for (auto& r : reporters_) r->Start();
+  last_reachable_ = clock_->MonotonicNow();
   while (true) {
     const absl::Time round_start = clock_->MonotonicNow();
     // Read before the round: only a round that started in a drain reports DRAINING, so
@@ -148,6 +161,7 @@ void Agent::Run() {
     }
     auto report = std::make_shared<const v1::Report>(ProbeRound());
     for (auto& r : reporters_) r->Publish(report);
+    CheckControlPlanesReachable(clock_->MonotonicNow());
     if (metrics_ != nullptr) {
       metrics_->reports->Increment();
       for (size_t i = 0; i < reporters_.size(); ++i) {
@@ -161,7 +175,8 @@ void Agent::Run() {
         const bool idle = AllIdle(*report);
         const bool expired = clock_->MonotonicNow() >= drain_deadline_;
         if (idle || expired) {
-          SB_LOG(INFO) << (idle ? "drained: every endpoint is idle" : "drain timeout reached") << ", exiting";
+          exit_reason_ = idle ? "drained: every endpoint is idle" : "drain timeout reached";
+          SB_LOG(INFO) << exit_reason_ << ", exiting";
           exit_now = true;
         }
       }
@@ -174,9 +189,46 @@ void Agent::Run() {
     MutexLock lock(&mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
     clock_->AwaitWithDeadline(&mu_, Condition(&woken), round_start + options_.report_interval);
-    if (stop_) return;
+    if (stop_) {
+      exit_reason_ = draining_ ? "stopped during its drain" : "stopped";
+      return;
+    }
     wake_ = false;
   }
+}
+
+void Agent::CheckControlPlanesReachable(absl::Time now) {
+  if (!last_reachable_) last_reachable_ = now;
+  for (const auto& r : reporters_) {
+    if (!r->connected()) continue;
+    if (unreachable_logged_) SB_LOG(INFO) << "reaching a control plane again";
+    unreachable_logged_ = false;
+    last_reachable_ = now;
+    return;
+  }
+  if (unreachable_logged_ || reporters_.empty() || now - *last_reachable_ < options_.report_interval) return;
+  unreachable_logged_ = true;
+  std::string targets;
+  for (size_t i = 0; i < reporters_.size(); ++i) {
+    const std::string error = reporters_[i]->last_error();
+    targets += (i ? "; " : "") + options_.controlplanes[i] + (error.empty() ? "" : " (" + error + ")");
+  }
+  SB_LOG(WARNING) << "no control plane reachable for " << absl::FormatDuration(now - *last_reachable_)
+                  << ": reports are not delivered (still retrying): " << targets;
+}
+
+int Agent::Leave(absl::Duration timeout) {
+  const std::string reason = exit_reason_.empty() ? "exiting" : exit_reason_;
+  std::vector<std::future<bool>> left;
+  for (auto& r : reporters_) {
+    Reporter* reporter = r.get();
+    left.push_back(
+        std::async(std::launch::async, [reporter, &reason, timeout] { return reporter->Leave(reason, timeout); }));
+  }
+  int acknowledged = 0;
+  for (auto& f : left) acknowledged += f.get() ? 1 : 0;
+  SB_LOG(INFO) << "left " << acknowledged << " of " << reporters_.size() << " control plane(s) (" << reason << ")";
+  return acknowledged;
 }
 
 void Agent::Stop() {

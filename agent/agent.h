@@ -56,6 +56,11 @@ class Agent {
   void Undrain();
   bool draining() const;
 
+  // The agent exits cleanly (after Run returns): tells every control plane it is leaving
+  // (a Goodbye: the node is removed at once rather than going stale), waiting at most
+  // `timeout` for them together. Returns how many acknowledged by closing the stream.
+  int Leave(absl::Duration timeout);
+
   // The Hello sent on every (re)connect: declared endpoints and GPUs as last seen.
   v1::Hello MakeHello() const;
   // One probe round (public for tests).
@@ -85,7 +90,13 @@ class Agent {
   std::vector<v1::GpuInfo> gpu_infos_ ABSL_GUARDED_BY(mu_);
   bool gpus_known_ ABSL_GUARDED_BY(mu_) = false;
   // Touched only by the thread running probe rounds.
+  // Logs, once per change, that no control plane has been reachable for a report interval.
+  void CheckControlPlanesReachable(absl::Time now);
   std::string last_gpu_error_;
+  std::map<std::string, std::string> last_probe_error_;  // By address; logged on change.
+  std::optional<absl::Time> last_reachable_;             // Monotonic; any control plane connected.
+  bool unreachable_logged_ = false;
+  std::string exit_reason_;                      // Why Run returned, for the Goodbye.
   std::optional<absl::Time> next_gpu_read_;      // Monotonic; none: read at the next round.
   std::vector<v1::GpuSample> last_gpu_samples_;  // Repeated until the next read.
 };

@@ -201,6 +201,9 @@ int main(int argc, char** argv) {
   SB_LOG(INFO) << "node " << options.node_id << ": probing " << backends.size() << " endpoint(s), reporting to "
                << controlplanes.size() << " control plane(s) every " << absl::FormatDuration(options.report_interval);
   agent.Run();
+  // A clean exit: the control planes remove this node at once instead of waiting for it
+  // to go stale (a crash or a lost network still goes through staleness).
+  agent.Leave(absl::Seconds(2));
   done = true;
   pthread_kill(signal_thread.native_handle(), SIGTERM);  // Wake the signal thread.
   signal_thread.join();

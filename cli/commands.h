@@ -35,9 +35,12 @@ int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain
 // explain: the arithmetic behind weights, circuits and the replica count.
 int RunExplain(const GlobalOptions& global, const std::string& pool, const std::string& endpoint, std::ostream& out,
                std::ostream& err);
-// scale: a manual replica count for `ttl` (replicas < 0 clears it).
+// scale: a manual replica count for `ttl` (replicas < 0 clears it). `force` allows a
+// count below the pool's min_replicas. Returns 3 when the pool's configuration refuses
+// the count (nothing changed), 1 on other errors.
+inline constexpr int kExitRefused = 3;
 int RunScale(const GlobalOptions& global, const std::string& pool, int replicas, absl::Duration ttl,
-             const std::string& reason, std::ostream& out, std::ostream& err);
+             const std::string& reason, bool force, std::ostream& out, std::ostream& err);
 
 // events: the control plane's history, oldest first (optionally one pool's).
 int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err);

@@ -35,7 +35,7 @@ int RunExplain(const GlobalOptions& global, const std::string& pool, const std::
 }
 
 int RunScale(const GlobalOptions& global, const std::string& pool, int replicas, absl::Duration ttl,
-             const std::string& reason, std::ostream& out, std::ostream& err) {
+             const std::string& reason, bool force, std::ostream& out, std::ostream& err) {
   auto stub = v1::AdminService::NewStub(MakeChannel(global.controlplane));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(global.timeout));
@@ -44,11 +44,12 @@ int RunScale(const GlobalOptions& global, const std::string& pool, int replicas,
   req.set_replicas(replicas);
   *req.mutable_ttl() = google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(ttl));
   req.set_reason(reason);
+  req.set_force(force);
   v1::SetReplicasResponse resp;
   grpc::Status status = stub->SetReplicas(&ctx, req, &resp);
   if (!status.ok()) {
     err << "sbctl scale: " << status.error_message() << "\n";
-    return 1;
+    return status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ? kExitRefused : 1;
   }
   if (replicas < 0) {
     out << "pool " << pool << ": manual override cleared; the autoscaler decides again\n";

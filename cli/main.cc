@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
 
   std::string scale_pool, scale_for = "1h", scale_reason;
   int scale_replicas = 0;
-  bool scale_clear = false;
+  bool scale_clear = false, scale_force = false;
   CLI::App* scale_cmd =
       app.add_subcommand("scale", "set a pool's replica count by hand for a while (wins over autoscaling)");
   scale_cmd->add_option("pool", scale_pool, "pool")->required();
@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   scale_cmd->add_option("--for", scale_for, "how long the override lasts")->capture_default_str();
   scale_cmd->add_option("--reason", scale_reason, "recorded in the history");
   scale_cmd->add_flag("--clear", scale_clear, "remove the override now");
+  scale_cmd->add_flag("--force", scale_force,
+                      "allow a count below the pool's autoscaling.min_replicas (0 included); "
+                      "without it such a count is refused (exit 3)");
 
   std::string events_pool;
   int events_limit = 50;
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     return switchboard::cli::RunScale(global, scale_pool, scale_clear ? -1 : scale_replicas, ttl, scale_reason,
-                                      std::cout, std::cerr);
+                                      scale_force, std::cout, std::cerr);
   }
   if (*drain_cmd) return switchboard::cli::RunDrain(global, drain_node, true, std::cout, std::cerr);
   if (*undrain_cmd) return switchboard::cli::RunDrain(global, undrain_node, false, std::cout, std::cerr);

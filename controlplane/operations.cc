@@ -17,6 +17,26 @@ std::string KnownList(const std::vector<std::string>& known, const char* none) {
 
 }  // namespace
 
+absl::Status CheckManualReplicas(const std::string& pool, int32_t replicas, const policy::PoolPolicy& pp, bool force) {
+  if (replicas < 0) return absl::OkStatus();
+  if (!pp.autoscale) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pool '", Clip(pool),
+                     "' has autoscaling off in the configuration: its desired replicas follow its routable endpoints, "
+                     "and a manual count would not apply"));
+  }
+  const int32_t min = pp.autoscale->min_replicas;
+  if (replicas >= min || force) return absl::OkStatus();
+  if (replicas == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "0 replicas would stop pool '", Clip(pool), "', whose configuration does not allow scaling to zero (",
+        "autoscaling.min_replicas is ", min, "); pass --force to do it anyway, or set min_replicas: 0"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(replicas, " replicas is below pool '", Clip(pool),
+                                                    "''s autoscaling.min_replicas of ", min,
+                                                    "; pass --force to set it anyway"));
+}
+
 void FleetOperations::Record(HistoryEvent event) {
   if (history_ != nullptr) history_->RecordEvent(std::move(event));
 }
@@ -42,7 +62,7 @@ absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool 
 }
 
 absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl,
-                                          const std::string& reason) {
+                                          const std::string& reason, bool force) {
   if (store_->Get(pool) == nullptr) return absl::NotFoundError(absl::StrCat("no pool named '", Clip(pool), "'"));
   if (replicas < -1 || replicas > kMaxManualReplicas) {
     return absl::InvalidArgumentError(absl::StrCat("replicas must be 0..", kMaxManualReplicas, " (or -1 to clear)"));
@@ -50,12 +70,19 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
   if (replicas >= 0 && (ttl <= absl::ZeroDuration() || ttl > kMaxOverrideTtl)) {
     return absl::InvalidArgumentError("ttl must be positive and at most 7 days");
   }
+  const std::shared_ptr<const policy::FleetConfig> config = reconciler_->config();
+  const policy::PoolPolicy& pp = config->For(pool);
+  if (absl::Status s = CheckManualReplicas(pool, replicas, pp, force); !s.ok()) return s;
+  const bool forced = replicas >= 0 && pp.autoscale && replicas < pp.autoscale->min_replicas;
   const std::string why = Clip(reason);
   reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
-  Record({clock_->Now(), "manual_replicas", pool, "", "",
-          replicas < 0
-              ? std::string("override cleared")
-              : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl), why.empty() ? "" : ": " + why)});
+  Record(
+      {clock_->Now(), "manual_replicas", pool, "", "",
+       replicas < 0
+           ? std::string("override cleared")
+           : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl),
+                          forced ? absl::StrCat(" (forced below min_replicas ", pp.autoscale->min_replicas, ")") : "",
+                          why.empty() ? "" : ": " + why)});
   return absl::OkStatus();
 }
 

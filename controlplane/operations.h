@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/history/history_store.h"
+#include "controlplane/policy/pool_policy.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/agent.pb.h"
@@ -34,6 +35,14 @@ inline constexpr absl::Duration kMaxOverrideTtl = absl::Hours(24 * 7);
 inline constexpr size_t kMaxReasonBytes = 256;
 inline constexpr uint32_t kDefaultEventLimit = 50;
 inline constexpr uint32_t kMaxEventLimit = 1000;
+
+// Whether an operator may set `pool` to `replicas` by hand under its policy `pp` (pure).
+// Clearing (-1) is always allowed. FAILED_PRECONDITION, saying why and what to do, when
+// the pool has autoscaling off (a manual count would not apply: desired replicas follow
+// the routable endpoints), or, unless `force`, when `replicas` is below the pool's
+// autoscaling.min_replicas (0 is allowed only where min_replicas is 0: the pool's
+// configuration allows scaling to zero).
+absl::Status CheckManualReplicas(const std::string& pool, int32_t replicas, const policy::PoolPolicy& pp, bool force);
 
 class FleetOperations {
  public:
@@ -56,8 +65,10 @@ class FleetOperations {
 
   // A manual replica count for `pool` for `ttl`, or replicas -1 to clear the override.
   // NOT_FOUND for an unknown pool; INVALID_ARGUMENT for replicas outside -1..100000 or a
-  // ttl outside (0, 7 days] (when setting).
-  absl::Status SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl, const std::string& reason);
+  // ttl outside (0, 7 days] (when setting); FAILED_PRECONDITION where the pool's
+  // configuration refuses it (CheckManualReplicas). A refusal changes nothing.
+  absl::Status SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl, const std::string& reason,
+                           bool force = false);
 
   // The pool's current snapshot; NOT_FOUND, listing the known pools.
   absl::StatusOr<std::shared_ptr<const Snapshot>> Pool(const std::string& pool) const;

@@ -54,6 +54,23 @@ bool Reporter::WaitForAck(uint64_t sequence, absl::Duration timeout) {
   return acked_sequence_ >= sequence;
 }
 
+bool Reporter::Leave(const std::string& reason, absl::Duration timeout) {
+  MutexLock lock(&mu_);
+  goodbye_ = reason;
+  goodbye_timeout_ = timeout;
+  if (active_context_ == nullptr || stream_broken_) return false;
+  auto done = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return goodbye_done_ || active_context_ == nullptr || stop_; };
+  // The stream's own wait is bounded by `timeout`; a little more covers its write.
+  clock_->AwaitWithTimeout(&mu_, Condition(&done), timeout + absl::Milliseconds(500));
+  return left_;
+}
+
+std::string Reporter::last_error() const {
+  MutexLock lock(&mu_);
+  return last_error_;
+}
+
 void Reporter::Loop() {
   std::shared_ptr<grpc::Channel> channel = MakeChannel(options_.target);
   auto stub = v1::AgentService::NewStub(channel);
@@ -68,7 +85,7 @@ void Reporter::Loop() {
     const absl::Duration wait = backoff * jitter(rng_);
     backoff = std::min(backoff * 2, options_.max_backoff);
     MutexLock lock(&mu_);
-    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || goodbye_.has_value(); };
     if (clock_->AwaitWithTimeout(&mu_, Condition(&stopped), wait)) return;
   }
 }
@@ -77,7 +94,7 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
   grpc::ClientContext context;
   {
     MutexLock lock(&mu_);
-    if (stop_) return;
+    if (stop_ || goodbye_) return;
     active_context_ = &context;
     stream_broken_ = false;
     sent_sequence_ = 0;
@@ -108,15 +125,22 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
       MutexLock lock(&mu_);
       stream_broken_ = true;
     });
+    v1::AgentMessage goodbye;  // Set when Leave was called.
+    absl::Duration goodbye_timeout;
     while (true) {
       std::shared_ptr<const v1::Report> report;
       {
         MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || stream_broken_ || (latest_ && latest_->sequence() > sent_sequence_);
+          return stop_ || stream_broken_ || goodbye_ || (latest_ && latest_->sequence() > sent_sequence_);
         };
         mu_.Await(Condition(&ready));
         if (stop_ || stream_broken_) break;
+        if (goodbye_) {
+          goodbye.mutable_goodbye()->set_reason(*goodbye_);
+          goodbye_timeout = goodbye_timeout_;
+          break;
+        }
         report = latest_;
         sent_sequence_ = report->sequence();
       }
@@ -124,7 +148,18 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
       *msg.mutable_report() = *report;
       if (!stream->Write(msg)) break;
     }
-    stream->WritesDone();
+    if (goodbye.has_goodbye()) {
+      const bool written = stream->Write(goodbye);
+      stream->WritesDone();
+      // The control plane ends the stream once it has removed the node; cancelling
+      // before that could drop the Goodbye in flight.
+      MutexLock lock(&mu_);
+      auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stream_broken_ || stop_; };
+      left_ = written && clock_->AwaitWithTimeout(&mu_, Condition(&closed), goodbye_timeout) && stream_broken_;
+      goodbye_done_ = true;
+    } else {
+      stream->WritesDone();
+    }
   }
   context.TryCancel();  // Unblocks the reader if the server has not ended the stream.
   if (reader.joinable()) reader.join();
@@ -135,7 +170,8 @@ void Reporter::RunStream(v1::AgentService::Stub* stub) {
     active_context_ = nullptr;
     was_connected = connected_;
     connected_ = false;
-    if (stop_) return;
+    last_error_ = status.ok() ? "the control plane ended the stream" : status.error_message();
+    if (stop_ || goodbye_done_) return;
   }
   if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
       status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -52,6 +53,15 @@ class Reporter {
   // acknowledged.
   bool WaitForAck(uint64_t sequence, absl::Duration timeout);
 
+  // The agent exits cleanly: sends a Goodbye with `reason` on the open stream (the
+  // control plane removes the node at once), ends it and reconnects no more. Waits at
+  // most `timeout` on the clock for the control plane to close the stream; true if it
+  // did. False at once when no stream is open (the node then goes stale as after a crash).
+  bool Leave(const std::string& reason, absl::Duration timeout);
+
+  // Why the last connection attempt or stream ended (empty before any ended).
+  std::string last_error() const;
+
  private:
   void Loop();
   // One stream's life; returns when it breaks or Stop is called.
@@ -70,6 +80,11 @@ class Reporter {
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<std::string> goodbye_ ABSL_GUARDED_BY(mu_);  // Set by Leave.
+  absl::Duration goodbye_timeout_ ABSL_GUARDED_BY(mu_);
+  bool goodbye_done_ ABSL_GUARDED_BY(mu_) = false;  // The Goodbye was tried (see left_).
+  bool left_ ABSL_GUARDED_BY(mu_) = false;          // The control plane closed the stream after it.
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* active_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };

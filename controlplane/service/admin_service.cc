@@ -33,6 +33,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
     node->set_last_sequence(n.last_sequence);
     node->set_drain_requested(n.drain_requested);
     for (const v1::GpuStatus& g : n.gpus) *node->add_gpus() = g;
+    for (const v1::NodeEndpoint& ep : n.endpoints) *node->add_endpoints() = ep;
   }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -102,7 +103,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                                         v1::SetReplicasResponse* /*response*/) {
   auto* reactor = context->DefaultReactor();
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
-  reactor->Finish(ToGrpcStatus(ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason())));
+  reactor->Finish(
+      ToGrpcStatus(ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force())));
   return reactor;
 }
 

@@ -74,6 +74,11 @@ class FakeControlPlane final : public v1::AgentService::Service {
     MutexLock lock(&mu_);
     return hellos_;
   }
+  // The reasons of the Goodbyes received, in order.
+  std::vector<std::string> goodbyes() const {
+    MutexLock lock(&mu_);
+    return goodbyes_;
+  }
   std::vector<v1::Report> reports() const {
     MutexLock lock(&mu_);
     return reports_;
@@ -127,6 +132,10 @@ class FakeControlPlane final : public v1::AgentService::Service {
       {
         MutexLock lock(&mu_);
         if (first && !msg.has_hello()) ++streams_without_hello_;
+        if (msg.has_goodbye()) {  // As the real one: the node is gone, the stream ends.
+          goodbyes_.push_back(msg.goodbye().reason());
+          break;
+        }
         if (msg.has_hello()) {
           hellos_.push_back(msg.hello());
           ack.mutable_ack()->set_sequence(0);
@@ -157,6 +166,7 @@ class FakeControlPlane final : public v1::AgentService::Service {
   std::set<grpc::ServerContext*> open_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::Hello> hellos_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::Report> reports_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> goodbyes_ ABSL_GUARDED_BY(mu_);
   int streams_without_hello_ ABSL_GUARDED_BY(mu_) = 0;
   bool refuse_ ABSL_GUARDED_BY(mu_) = false;
   int refused_streams_ ABSL_GUARDED_BY(mu_) = 0;

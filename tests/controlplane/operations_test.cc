@@ -85,6 +85,71 @@ TEST_F(FleetOperationsTest, SetReplicasValidatesAndChangesNothingOnBadInput) {
   EXPECT_THAT(EventKinds(), ::testing::Contains("manual_replicas"));
 }
 
+TEST(CheckManualReplicasTest, FollowsThePoolsMinimumUnlessForced) {
+  auto with_min = [](int32_t min) {
+    policy::PoolPolicy pp;
+    pp.autoscale = policy::AutoscaleConfig();
+    pp.autoscale->min_replicas = min;
+    return pp;
+  };
+  const policy::PoolPolicy off;  // autoscaling off
+  struct Case {
+    int32_t replicas;
+    policy::PoolPolicy pp;
+    bool force;
+    absl::StatusCode want;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {3, with_min(2), false, absl::StatusCode::kOk, ""},
+      {2, with_min(2), false, absl::StatusCode::kOk, ""},
+      {1, with_min(2), false, absl::StatusCode::kFailedPrecondition, "below pool 'm''s autoscaling.min_replicas of 2"},
+      {1, with_min(2), true, absl::StatusCode::kOk, ""},
+      {0, with_min(1), false, absl::StatusCode::kFailedPrecondition, "does not allow scaling to zero"},
+      {0, with_min(1), true, absl::StatusCode::kOk, ""},
+      {0, with_min(0), false, absl::StatusCode::kOk, ""},   // The pool allows scaling to zero.
+      {-1, with_min(2), false, absl::StatusCode::kOk, ""},  // Clearing is always allowed.
+      {5, off, false, absl::StatusCode::kFailedPrecondition, "autoscaling off"},
+      {5, off, true, absl::StatusCode::kFailedPrecondition, "would not apply"},
+      {-1, off, false, absl::StatusCode::kOk, ""},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = CheckManualReplicas("m", c.replicas, c.pp, c.force);
+    EXPECT_EQ(s.code(), c.want) << c.replicas << " force=" << c.force << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.says)) << c.replicas;
+    if (c.want == absl::StatusCode::kFailedPrecondition && c.pp.autoscale) {
+      EXPECT_THAT(std::string(s.message()), HasSubstr("--force"));
+    }
+  }
+}
+
+TEST_F(FleetOperationsTest, ScaleBelowTheMinimumIsRefusedUnlessForcedAndRefusalChangesNothing) {
+  policy::FleetConfig config = policy::DefaultFleetConfig();
+  ASSERT_TRUE(config.defaults.autoscale.has_value());
+  config.defaults.autoscale->min_replicas = 2;
+  reconciler_->SetConfig(config);
+  reconciler_->ReconcileOnce();
+  const uint32_t before = store_.Get("m")->assignment.desired_replicas();
+  EXPECT_EQ(ops_->SetReplicas("m", 1, absl::Minutes(5), "").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ops_->SetReplicas("m", 0, absl::Minutes(5), "").code(), absl::StatusCode::kFailedPrecondition);
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(store_.Get("m")->assignment.desired_replicas(), before);
+  EXPECT_THAT(EventKinds(), ::testing::Not(::testing::Contains("manual_replicas")));
+
+  ASSERT_TRUE(ops_->SetReplicas("m", 0, absl::Minutes(5), "maintenance", /*force=*/true).ok());
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(store_.Get("m")->assignment.desired_replicas(), 0u);
+  history_->Flush();
+  absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(100);
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::vector<std::string> manual;
+  for (const HistoryEvent& e : *events) {
+    if (e.kind == "manual_replicas") manual.push_back(e.detail);
+  }
+  ASSERT_EQ(manual.size(), 1u);
+  EXPECT_THAT(manual[0], HasSubstr("forced below min_replicas 2"));
+}
+
 TEST_F(FleetOperationsTest, EventsFilterByPoolWithinTheLimit) {
   history_->RecordEvent({clock_.Now(), "x", "other", "", "", ""});
   for (int i = 0; i < 3; ++i) history_->RecordEvent({clock_.Now(), "y", "m", "", "", ""});

@@ -236,5 +236,30 @@ TEST_F(ReporterTest, StopEndsTheBackoffWait) {
   EXPECT_FALSE(reporter->connected());
 }
 
+TEST_F(ReporterTest, LeaveSaysGoodbyeAndReconnectsNoMore) {
+  auto cp = FakeControlPlane::Start();
+  ASSERT_NE(cp, nullptr);
+  auto reporter = StartReporter(cp->target());
+  ASSERT_TRUE(cp->AwaitHellos(1, kRealTimeout));
+  reporter->Publish(MakeReport(1));
+  ASSERT_TRUE(cp->AwaitReport(1, kRealTimeout));
+  EXPECT_TRUE(reporter->Leave("drained: every endpoint is idle", absl::Seconds(2)));
+  EXPECT_EQ(cp->goodbyes(), std::vector<std::string>{"drained: every endpoint is idle"});
+  ASSERT_TRUE(cp->AwaitOpenStreams(0, kRealTimeout));
+  clock_.Advance(absl::Seconds(10));  // Past any backoff: a reporter that reconnected would have.
+  reporter->Stop();
+  EXPECT_EQ(cp->hellos().size(), 1u) << "a reporter that left does not come back";
+}
+
+TEST_F(ReporterTest, LeaveWithoutAStreamReturnsAtOnce) {
+  ClosedPort nothing_listens;
+  ASSERT_NE(nothing_listens.port(), 0);
+  auto reporter = StartReporter(nothing_listens.target());
+  (void)NextWait();
+  EXPECT_FALSE(reporter->Leave("stopped", absl::Seconds(2)));
+  EXPECT_FALSE(reporter->last_error().empty()) << "why the control plane could not be reached";
+  reporter->Stop();
+}
+
 }  // namespace
 }  // namespace switchboard::agent
