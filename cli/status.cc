@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -29,7 +30,7 @@ void PrintPool(const v1::Pool& pool, std::ostream& out) {
     out << "  (no endpoints)\n";
     return;
   }
-  Table t({"ENDPOINT", "NODE", "STATE", "CIRCUIT", "SLOTS", "QUEUE", "WEIGHT", "TOK/S", "AGE", "REASON"});
+  Table t({"ENDPOINT", "NODE", "STATE", "CIRCUIT", "SLOTS BUSY/TOTAL", "QUEUE", "WEIGHT", "TOK/S", "AGE", "REASON"});
   for (const v1::EndpointStatus& ep : pool.endpoints()) {
     t.AddRow({ep.address(), ep.node_id(), ShortName(ep.state()), ShortName(ep.circuit()),
               absl::StrCat(ep.slots_busy(), "/", ep.slots_total()), absl::StrCat(ep.queue_depth()),
@@ -37,6 +38,45 @@ void PrintPool(const v1::Pool& pool, std::ostream& out) {
               ep.reason()});
   }
   t.Print(out, "  ");
+}
+
+// What is wrong with an endpoint as its node reports it, or empty: its probe error, an
+// address another node reports too, no model (so no pool), no report yet.
+std::string EndpointProblem(const v1::Node& node, const v1::NodeEndpoint& ep) {
+  if (ep.duplicate_of_size() > 0) {
+    std::string others;
+    for (const std::string& o : ep.duplicate_of()) absl::StrAppend(&others, others.empty() ? "" : ", ", o);
+    return absl::StrCat("duplicate address: also reported by node ", others, " (excluded on every node)");
+  }
+  if (!ep.probe_error().empty()) return ep.probe_error();
+  if (!node.connected()) return "";  // The node table says so.
+  if (!ep.reported()) return "no report yet";
+  if (ep.models().empty()) return "no model reported: in no pool";
+  return "";
+}
+
+// Endpoints with a problem, whether or not they belong to a pool (one that reports no
+// model belongs to none and would not show in any pool table).
+// With `pool` given, only that pool's endpoints.
+void PrintProblems(const v1::ListNodesResponse& nodes, const std::string& pool, std::ostream& out) {
+  Table t({"ENDPOINT", "NODE", "STATE", "ENGINE", "POOL", "PROBLEM"});
+  int rows = 0;
+  for (const v1::Node& n : nodes.nodes()) {
+    for (const v1::NodeEndpoint& ep : n.endpoints()) {
+      const std::string problem = EndpointProblem(n, ep);
+      if (problem.empty()) continue;
+      if (!pool.empty() && std::find(ep.models().begin(), ep.models().end(), pool) == ep.models().end()) continue;
+      std::string pools;
+      for (const std::string& m : ep.models()) absl::StrAppend(&pools, pools.empty() ? "" : ",", m);
+      t.AddRow({ep.address(), n.node_id(), ShortName(ep.state()), ShortName(ep.engine()), pools.empty() ? "-" : pools,
+                problem});
+      ++rows;
+    }
+  }
+  if (rows == 0) return;
+  out << "ENDPOINTS WITH PROBLEMS\n";
+  t.Print(out, "  ");
+  out << "\n";
 }
 
 }  // namespace
@@ -80,11 +120,12 @@ int RunStatus(const GlobalOptions& global, const StatusOptions& options, std::os
     return 0;
   }
 
-  if (pools.pools().empty()) out << "no pools yet: no agent has reported an endpoint with a model\n";
+  if (pools.pools().empty()) out << "no pools yet: no agent has reported an endpoint with a model\n\n";
   for (const v1::Pool& pool : pools.pools()) {
     PrintPool(pool, out);
     out << "\n";
   }
+  PrintProblems(nodes, options.pool, out);
   Table t({"NODE", "CONNECTED", "ENDPOINTS", "LAST REPORT", "GPUS", "AGENT"});
   for (const v1::Node& n : nodes.nodes()) {
     std::string gpus = n.gpus().empty() ? "-" : "";

@@ -174,6 +174,25 @@ TEST_F(AgentTest, DrainBeforeExitGivesUpAtTheDrainTimeout) {
   EXPECT_TRUE(RunReturned());
 }
 
+TEST_F(AgentTest, ACleanExitSaysGoodbyeToEveryControlPlaneWithTheReason) {
+  auto cp1 = FakeControlPlane::Start();
+  auto cp2 = FakeControlPlane::Start();
+  ASSERT_NE(cp1, nullptr);
+  ASSERT_NE(cp2, nullptr);
+  options_.controlplanes = {cp1->target(), cp2->target()};
+  StartAgent();
+  ASSERT_TRUE(cp1->AwaitReport(2, kRealTimeout));
+  ASSERT_TRUE(cp2->AwaitReport(2, kRealTimeout));
+  EXPECT_TRUE(cp1->goodbyes().empty());
+
+  agent_->StartDrain(/*exit_when_idle=*/true);  // Idle: the drain ends at once.
+  ASSERT_TRUE(RunReturned());
+  EXPECT_EQ(agent_->Leave(absl::Seconds(2)), 2);
+  for (FakeControlPlane* cp : {cp1.get(), cp2.get()}) {
+    EXPECT_EQ(cp->goodbyes(), std::vector<std::string>{"drained: every endpoint is idle"});
+  }
+}
+
 TEST_F(AgentTest, ReportsToEveryControlPlane) {
   auto cp1 = FakeControlPlane::Start();
   auto cp2 = FakeControlPlane::Start();
