@@ -23,7 +23,8 @@ cd "$(dirname "$0")/.."
 BIN=build/bin
 RUN=var/demo
 mkdir -p "$RUN"
-rm -f "$RUN"/*.out "$RUN"/*.log
+# A fresh start: no output, logs or history (events, demand samples) of an earlier run.
+rm -f "$RUN"/*.out "$RUN"/*.log "$RUN"/history.db "$RUN"/history.db-wal "$RUN"/history.db-shm
 
 PIDS=()   # the programs of the demo
 CHILD=    # the short command the script is waiting for, if any
@@ -109,7 +110,8 @@ done
 start loadgen "$BIN/switchboard-loadgen" --controlplane "$SWITCHBOARD_ADDR" --pool llama-3-8b \
   --rps "${DEMO_RPS:-3}" --max-tokens 100
 
-echo "control plane on $SWITCHBOARD_ADDR, Prometheus metrics on http://127.0.0.1:$METRICS_PORT/metrics"
+ADDRESSES="control plane on $SWITCHBOARD_ADDR, Prometheus metrics on http://127.0.0.1:$METRICS_PORT/metrics"
+echo "$ADDRESSES"
 deadline=0
 if [ -n "${DEMO_DURATION:-}" ]; then
   printf -v now '%(%s)T' -1
@@ -125,6 +127,7 @@ while true; do
   printf -v now '%(%s)T' -1
   printf 'Switchboard demo (%(%T)T): 1 A100-like server (8 slots, 60 tok/s), 2 T4-like (2 slots, 15 tok/s)\n' "$now"
   echo "Weights follow free slots x measured speed; Ctrl-C stops everything."
+  echo "$ADDRESSES"
   echo
   print_file "$RUN/status.txt"
   echo
