@@ -213,7 +213,8 @@ void Agent::CheckControlPlanesReachable(absl::Time now) {
     const std::string error = reporters_[i]->last_error();
     targets += (i ? "; " : "") + options_.controlplanes[i] + (error.empty() ? "" : " (" + error + ")");
   }
-  SB_LOG(WARNING) << "no control plane reachable for " << absl::FormatDuration(now - *last_reachable_)
+  SB_LOG(WARNING) << "no control plane reachable for "
+                  << absl::FormatDuration(absl::Trunc(now - *last_reachable_, absl::Milliseconds(1)))
                   << ": reports are not delivered (still retrying): " << targets;
 }
 
