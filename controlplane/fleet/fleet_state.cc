@@ -19,6 +19,8 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
                                                    "node ids must be unique per control plane"));
     }
     Node& node = nodes_[hello.node_id()];
+    // An operator's drain outlives a clean exit too: the node comes back drained.
+    if (drained_departed_.erase(hello.node_id()) > 0) node.drain_requested = true;
     node.hello = hello;
     node.stream_id = stream_id;
     node.connected = true;
@@ -81,6 +83,7 @@ absl::Status FleetState::Leave(uint64_t stream_id, const std::string& node_id, c
     Departure d{node_id, {}, reason.substr(0, 256)};
     for (const v1::EndpointInfo& ep : it->second.hello.endpoints()) d.addresses.push_back(ep.address());
     departures_.push_back(std::move(d));
+    if (it->second.drain_requested) drained_departed_.insert(node_id);
     nodes_.erase(it);
   }
   NotifyChange();
@@ -225,6 +228,7 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
+    if (it == nodes_.end() && !drain && drained_departed_.erase(node_id) > 0) return false;
     if (it == nodes_.end()) {
       return absl::NotFoundError(absl::StrCat("no node named '", node_id.substr(0, 256), "'"));
     }

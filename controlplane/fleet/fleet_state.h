@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -100,9 +101,10 @@ class FleetState {
   // the ids removed.
   std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
 
-  // An operator's drain (kept across reconnects until undrained): the node's endpoints
-  // show DRAINING at once, whatever the agent last said. Returns whether the node is
-  // connected now; NOT_FOUND for an unknown node.
+  // An operator's drain (kept across reconnects and clean exits until undrained): the
+  // node's endpoints show DRAINING at once, whatever the agent last said. Returns whether
+  // the node is connected now; NOT_FOUND for an unknown node (undraining a node that left
+  // drained is allowed).
   absl::StatusOr<bool> SetDrainRequested(const std::string& node_id, bool drain);
   bool DrainRequested(const std::string& node_id) const;
 
@@ -131,6 +133,9 @@ class FleetState {
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<Departure> departures_ ABSL_GUARDED_BY(mu_);
+  // Nodes that left while drained by an operator: drained again when they return (until
+  // undrained).
+  std::set<std::string> drained_departed_ ABSL_GUARDED_BY(mu_);
 };
 
 // For every address reported by more than one connected node: address -> those nodes,

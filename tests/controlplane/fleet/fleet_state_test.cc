@@ -119,6 +119,22 @@ TEST(FleetStateTest, LeaveRemovesTheNodeAtOnceAndRecordsTheDeparture) {
   EXPECT_EQ(fleet.Nodes(kT0).size(), 1u);
 }
 
+TEST(FleetStateTest, AnOperatorsDrainOutlivesACleanExit) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
+  ASSERT_TRUE(fleet.SetDrainRequested("n1", true).ok());
+  ASSERT_TRUE(fleet.Leave(1, "n1", "drained").ok());
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n1", {"a:1"}), kT0).ok());
+  EXPECT_TRUE(fleet.DrainRequested("n1")) << "the agent restarted; the operator's drain stands";
+  ASSERT_TRUE(fleet.Leave(2, "n1", "drained").ok());
+  absl::StatusOr<bool> undrained = fleet.SetDrainRequested("n1", false);
+  ASSERT_TRUE(undrained.ok()) << "a node that left drained can be undrained";
+  EXPECT_FALSE(*undrained);
+  ASSERT_TRUE(fleet.Connect(3, MakeHello("n1", {"a:1"}), kT0).ok());
+  EXPECT_FALSE(fleet.DrainRequested("n1"));
+  EXPECT_EQ(fleet.SetDrainRequested("never-seen", false).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(FleetStateTest, DisconnectWithoutGoodbyeKeepsTheNodeUntilForgotten) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
