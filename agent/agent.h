@@ -5,8 +5,8 @@
 // Draining: StartDrain makes every endpoint report DRAINING at once (a round runs
 // immediately). With exit_when_idle (SIGTERM), Run returns once every endpoint has no
 // busy slot and no queue, or when the drain timeout passes, after the last report is
-// acknowledged (bounded wait). A drain from the control plane (sbctl drain) does not
-// exit; Undrain reverses it.
+// acknowledged (bounded wait); the caller then says goodbye with Leave. A drain from the
+// control plane (sbctl drain) does not exit; Undrain reverses it.
 #ifndef SWITCHBOARD_AGENT_AGENT_H_
 #define SWITCHBOARD_AGENT_AGENT_H_
 
@@ -70,6 +70,8 @@ class Agent {
   void HandleCommand(const v1::Command& command);
   void ReadGpus(v1::Report* report);
   bool AllIdle(const v1::Report& report) const;
+  // Logs, once per change, that no control plane has been reachable for a report interval.
+  void CheckControlPlanesReachable(absl::Time now);
 
   const AgentOptions options_;
   const std::vector<std::unique_ptr<Probe>> probes_;
@@ -89,9 +91,7 @@ class Agent {
   // GPUs are declared once, from the first good reading (no hot-plug).
   std::vector<v1::GpuInfo> gpu_infos_ ABSL_GUARDED_BY(mu_);
   bool gpus_known_ ABSL_GUARDED_BY(mu_) = false;
-  // Touched only by the thread running probe rounds.
-  // Logs, once per change, that no control plane has been reachable for a report interval.
-  void CheckControlPlanesReachable(absl::Time now);
+  // Touched only by the thread running probe rounds (and Leave, after Run returned).
   std::string last_gpu_error_;
   std::map<std::string, std::string> last_probe_error_;  // By address; logged on change.
   std::optional<absl::Time> last_reachable_;             // Monotonic; any control plane connected.
