@@ -72,6 +72,20 @@ ReplicaDecision DecidePoolReplicas(const ReplicaInput& input, const PoolPolicy& 
   in.manual = input.manual;
   in.metrics = s.Observations();
 
+  if (!memory->first_sync) memory->first_sync = input.now;
+  const absl::Duration evidence = input.now - *memory->first_sync;
+  const absl::Duration warm_up = ScaleDownWindow(config);
+  if (evidence < warm_up) {
+    in.hold_floor = std::max(s.current, memory->desired_before_restart);
+    in.hold_reason =
+        memory->desired_before_restart > 0
+            ? absl::StrFormat("warming up after a restart (%s of %s of evidence): not below %d current, %d before",
+                              absl::FormatDuration(evidence), absl::FormatDuration(warm_up), s.current,
+                              memory->desired_before_restart)
+            : absl::StrFormat("warming up (%s of %s of evidence): not below %d current", absl::FormatDuration(evidence),
+                              absl::FormatDuration(warm_up), s.current);
+  }
+
   // Predictive: learn the demand by season; propose what the forecast `lead_time` ahead
   // needs at the target occupancy of each ready replica's slots.
   memory->forecast.Observe(input.wall, s.demand());
