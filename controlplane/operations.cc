@@ -29,6 +29,7 @@ absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool 
     return absl::NotFoundError(
         absl::StrCat(connected.status().message(), "; known nodes: ", KnownList(known, "(none)")));
   }
+  if (history_ != nullptr) history_->RecordDrain(node_id, drain, clock_->Now());
   v1::Command command;
   if (drain) {
     command.mutable_drain();
@@ -52,11 +53,20 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
   }
   const std::string why = Clip(reason);
   reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
+  if (history_ != nullptr) history_->RecordOverride({pool, replicas, clock_->Now() + ttl, why});
   Record({clock_->Now(), "manual_replicas", pool, "", "",
           replicas < 0
               ? std::string("override cleared")
               : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl), why.empty() ? "" : ": " + why)});
   return absl::OkStatus();
+}
+
+void FleetOperations::WhenDurable(std::function<void(bool saved)> done) const {
+  if (history_ == nullptr) {
+    done(true);
+    return;
+  }
+  history_->WhenFlushed(std::move(done));
 }
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> FleetOperations::Pool(const std::string& pool) const {

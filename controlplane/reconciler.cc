@@ -94,6 +94,7 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   }
   if (history_ != nullptr) {
     history_->RecordSample({in.wall, pool, out.signals.demand(), out.signals.current, out.desired});
+    RecordScalingState(pool, as.memory.hpa, now, in.wall);
   }
   as.last = out;
   as.last_sync = now;
@@ -102,7 +103,81 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
 
 Reconciler::~Reconciler() { Stop(); }
 
+void Reconciler::RecordScalingState(const std::string& pool, const policy::AutoscaleState& hpa, absl::Time now,
+                                    absl::Time wall) {
+  StoredScalingState stored;
+  stored.pool = pool;
+  stored.time = wall;
+  stored.last_desired = hpa.last_desired.value_or(-1);
+  // Monotonic times become wall times: the next process's monotonic clock is another.
+  for (const auto& r : hpa.recommendations) stored.recommendations.push_back({wall - (now - r.time), r.replicas});
+  for (const auto& e : hpa.scale_up_events) stored.scale_up_events.push_back({wall - (now - e.time), e.change});
+  for (const auto& e : hpa.scale_down_events) stored.scale_down_events.push_back({wall - (now - e.time), e.change});
+  history_->RecordScalingState(std::move(stored));
+}
+
+void Reconciler::Restore() {
+  if (history_ == nullptr) return;
+  const absl::Time now = clock_->MonotonicNow();
+  const absl::Time wall = clock_->Now();
+  auto to_monotonic = [&](absl::Time t) { return now - (wall - t); };
+
+  if (absl::StatusOr<std::vector<StoredOverride>> overrides = history_->Overrides(); overrides.ok()) {
+    MutexLock lock(&mu_);
+    for (const StoredOverride& o : *overrides) {
+      if (o.expires <= wall) continue;
+      manual_[o.pool] = {o.replicas, to_monotonic(o.expires), o.reason};
+      SB_LOG(INFO) << "restored manual override of pool " << o.pool << ": " << o.replicas << " replicas until "
+                   << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", o.expires, absl::UTCTimeZone());
+    }
+    ++manual_generation_;
+  } else {
+    SB_LOG(WARNING) << "cannot read the saved manual overrides: " << overrides.status().message();
+  }
+
+  std::shared_ptr<const policy::FleetConfig> config = this->config();
+  MutexLock pass_lock(&pass_mu_);
+  if (absl::StatusOr<std::vector<StoredScalingState>> states = history_->ScalingStates(); states.ok()) {
+    for (const StoredScalingState& st : *states) {
+      policy::AutoscaleState& hpa = autoscale_[st.pool].memory.hpa;
+      hpa = policy::AutoscaleState();
+      for (const auto& p : st.recommendations) hpa.recommendations.push_back({to_monotonic(p.time), p.value});
+      for (const auto& p : st.scale_up_events) hpa.scale_up_events.push_back({to_monotonic(p.time), p.value});
+      for (const auto& p : st.scale_down_events) hpa.scale_down_events.push_back({to_monotonic(p.time), p.value});
+      if (st.last_desired >= 0) hpa.last_desired = st.last_desired;
+    }
+  } else {
+    SB_LOG(WARNING) << "cannot read the saved autoscaler states: " << states.status().message();
+  }
+
+  absl::StatusOr<std::vector<StoredSnapshot>> snapshots = history_->LatestSnapshots();
+  if (!snapshots.ok()) {
+    SB_LOG(WARNING) << "cannot read the saved snapshots: " << snapshots.status().message();
+    return;
+  }
+  std::vector<std::shared_ptr<const Snapshot>> restored;
+  for (const StoredSnapshot& stored : *snapshots) {
+    v1::Assignment a;
+    if (!a.ParseFromString(stored.assignment) || a.pool() != stored.pool || a.version() != stored.version) {
+      SB_LOG(WARNING) << "ignoring the unreadable saved snapshot of pool " << stored.pool;
+      continue;
+    }
+    RestoredHold& hold = held_[stored.pool];
+    for (const v1::AssignedEndpoint& ep : a.endpoints()) hold.nodes.insert(ep.node_id());
+    hold.until = now + config->For(stored.pool).policy.circuit.staleness_bound;
+    if (a.desired_replicas() > 0) {
+      autoscale_[stored.pool].memory.desired_before_restart = static_cast<int32_t>(a.desired_replicas());
+    }
+    SB_LOG(INFO) << "serving pool " << stored.pool << " version " << stored.version << " from history (stale, "
+                 << a.endpoints_size() << " endpoints, desired " << a.desired_replicas() << ") until its "
+                 << hold.nodes.size() << " nodes report";
+    restored.push_back(RestoredSnapshot(std::move(a)));
+  }
+  store_->Publish(restored);
+}
+
 void Reconciler::Start() {
+  Restore();
   LoadForecastHistory();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -172,6 +247,7 @@ int Reconciler::ReconcileOnce() {
   for (const auto& old : store_->All()) {
     if (pools.count(old->pool) == 0 && old->assignment.endpoints_size() > 0) pools[old->pool];
   }
+  ReleaseOrKeepHeld(&pools, now);
 
   std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
   for (const auto& [pool, endpoints] : pools) {
@@ -180,7 +256,7 @@ int Reconciler::ReconcileOnce() {
     std::optional<policy::ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
     std::shared_ptr<const Snapshot> next =
         BuildSnapshot(pool, endpoints, previous.get(), pp.policy, wall, &circuits_[pool], now, replicas);
-    if (previous && previous->version == next->version) {
+    if (previous && previous->version == next->version && !previous->assignment.stale()) {
       refreshed.push_back(std::move(next));
       continue;
     }
@@ -195,6 +271,31 @@ int Reconciler::ReconcileOnce() {
   MutexLock lock(&mu_);
   ++passes_;
   return static_cast<int>(changed.size());
+}
+
+void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {
+  if (held_.empty()) return;
+  std::set<std::string> reported;  // Nodes that reported since the start.
+  for (const auto& [pool, endpoints] : *pools) {
+    for (const EndpointView& ep : endpoints) {
+      if (ep.reported && ep.connected) reported.insert(ep.node_id);
+    }
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    const std::string& pool = it->first;
+    size_t back = 0;
+    for (const std::string& node : it->second.nodes) back += reported.count(node);
+    if (back < it->second.nodes.size() && now < it->second.until) {
+      pools->erase(pool);  // Keep serving the restored snapshot.
+      ++it;
+      continue;
+    }
+    SB_LOG(INFO) << "pool " << pool << ": serving live state, " << back << " of " << it->second.nodes.size()
+                 << " nodes reported since the restart"
+                 << (back < it->second.nodes.size() ? " (the staleness bound passed)" : "");
+    (*pools)[pool];  // Rebuilt (and no longer stale) even if nothing reports it.
+    it = held_.erase(it);
+  }
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {

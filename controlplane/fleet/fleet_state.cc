@@ -117,7 +117,7 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
         v.errors_total = r.errors_total();
         v.probe_error = r.probe_error();
       }
-      if (node.drain_requested && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
+      if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
       auto tps = node.slot_tps.find(info.address());
       if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
       if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
@@ -141,7 +141,7 @@ std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
     v.last_report_age = now - node.last_seen;
     v.endpoint_count = static_cast<uint32_t>(node.hello.endpoints_size());
     v.last_sequence = node.last_sequence;
-    v.drain_requested = node.drain_requested;
+    v.drain_requested = drained_.count(node_id) > 0;
     for (const v1::GpuInfo& info : node.hello.gpus()) {
       v1::GpuStatus g;
       g.set_uuid(info.uuid());
@@ -166,11 +166,15 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
-    if (it == nodes_.end()) {
+    if (it == nodes_.end() && (drain || drained_.count(node_id) == 0)) {
       return absl::NotFoundError(absl::StrCat("no node named '", node_id.substr(0, 256), "'"));
     }
-    it->second.drain_requested = drain;
-    connected = it->second.connected;
+    if (drain) {
+      drained_.insert(node_id);
+    } else {
+      drained_.erase(node_id);
+    }
+    connected = it != nodes_.end() && it->second.connected;
   }
   NotifyChange();
   return connected;
@@ -178,8 +182,15 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
 
 bool FleetState::DrainRequested(const std::string& node_id) const {
   MutexLock lock(&mu_);
-  auto it = nodes_.find(node_id);
-  return it != nodes_.end() && it->second.drain_requested;
+  return drained_.count(node_id) > 0;
+}
+
+void FleetState::RestoreDrains(const std::vector<std::string>& node_ids) {
+  {
+    MutexLock lock(&mu_);
+    drained_.insert(node_ids.begin(), node_ids.end());
+  }
+  NotifyChange();
 }
 
 void FleetState::NotifyChange() {
