@@ -211,9 +211,11 @@ bool HistoryStore::SettledLocked(uint64_t target) const {
 
 std::vector<HistoryStore::FlushWaiter> HistoryStore::TakeSettledWaitersLocked() {
   std::vector<FlushWaiter> settled;
+  // Called by the writer between batches: every item that left the queue is settled.
   auto it = std::stable_partition(waiters_.begin(), waiters_.end(),
-                                  [this](const FlushWaiter& w)
-                                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !SettledLocked(w.target); });
+                                  [this](const FlushWaiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                    return !queue_.empty() && queue_.front().seq <= w.target;
+                                  });
   std::move(it, waiters_.end(), std::back_inserter(settled));
   waiters_.erase(it, waiters_.end());
   return settled;
@@ -353,11 +355,9 @@ void HistoryStore::WriterLoop() {
       }
     }
     WriteBatch(batch);
-    {
-      MutexLock lock(&mu_);
-      writing_from_ = 0;
-    }
-    NotifySettledWaiters();
+    NotifySettledWaiters();  // Before the batch counts as done, so that Flush waits for it.
+    MutexLock lock(&mu_);
+    writing_from_ = 0;
   }
   NotifySettledWaiters();  // Stopped with an empty queue: nobody is left waiting.
 }

@@ -109,8 +109,9 @@ class HistoryStore {
   void Flush();
   // Calls `done` once everything recorded before the call is committed (or was dropped),
   // without waiting: at once on this thread when nothing is pending, else on the writer
-  // thread. `saved` is false when a batch failed to commit in between (the write may be
-  // lost). For answering an operator only once the change would survive a crash.
+  // thread, before a Flush() waiting for the same items returns. `saved` is false when a
+  // batch failed to commit in between (the write may be lost). For answering an operator
+  // only once the change would survive a crash. `done` must not call Flush.
   void WhenFlushed(std::function<void(bool saved)> done);
 
   // Newest first, at most `limit`.
@@ -162,7 +163,8 @@ class HistoryStore {
   // Drops the oldest queued item of `kind`; false if there is none.
   bool DropOldestLocked(Item::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SettledLocked(uint64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes the waiters whose items are settled and returns them (to call without mu_).
+  // Removes the waiters whose items all left the queue and returns them (to call without
+  // mu_). Writer thread only, between batches.
   std::vector<FlushWaiter> TakeSettledWaitersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifySettledWaiters() ABSL_LOCKS_EXCLUDED(mu_);
 
