@@ -68,15 +68,7 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
     if (it != manual_.end()) manual = it->second;
     manual_generation = manual_generation_;
   }
-  // Like the HPA, decide once per sync period; a new manual override, or one that just
-  // expired, decides at once.
-  const bool manual_changed =
-      manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
-  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed) return as.last;
-  as.manual_generation = manual_generation;
-
   policy::ReplicaInput in;
-  in.manual = std::move(manual);
   in.now = now;
   in.wall = clock_->Now();
   in.endpoints.reserve(endpoints.size());
@@ -84,6 +76,20 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
     in.endpoints.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
                             ep.slots_busy, ep.queue_depth, ep.requests_total});
   }
+  // Like the HPA, decide once per sync period; a new manual override, or one that just
+  // expired, decides at once, and so do more replicas than the last decision while the
+  // pool warms up after a start (agents connect one by one: the first sync may see one
+  // of three, and the hold must not publish 1 for a whole sync period).
+  const bool manual_changed =
+      manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
+  const bool grew_while_warming =
+      as.last && !(manual && now < manual->expires) && policy::WarmingUp(as.memory, pp, now) &&
+      policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound) > as.last->desired;
+  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed && !grew_while_warming) {
+    return as.last;
+  }
+  as.manual_generation = manual_generation;
+  in.manual = std::move(manual);
   policy::ReplicaDecision out = policy::DecidePoolReplicas(in, pp, &as.memory);
   if (as.last && as.last->desired != out.desired) {
     SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << out.reason;

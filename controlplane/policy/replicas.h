@@ -88,6 +88,11 @@ struct PoolSignals {
   std::vector<MetricObservation> Observations() const;
 };
 
+// The replicas the warm-up hold keeps: the current ones (PoolSignals::current) and those
+// declared within the staleness bound that have not reported yet (an agent that just
+// connected: its server exists, its first report is on its way).
+int32_t CountHeldReplicas(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound);
+
 // Turns one sync's endpoints into signals, updating `memory`. `staleness_bound`: an
 // endpoint whose last report is older is not counted.
 PoolSignals ComputePoolSignals(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound,
@@ -105,6 +110,10 @@ struct PoolScalingMemory {
   std::optional<absl::Time> first_sync;
   int32_t desired_before_restart = 0;
 };
+
+// Whether the pool is still in its warm-up after a start (see above) at `now`: the
+// reconciler decides again at once when more replicas appear meanwhile.
+bool WarmingUp(const PoolScalingMemory& memory, const PoolPolicy& policy, absl::Time now);
 
 struct ReplicaInput {
   std::vector<ScalingEndpoint> endpoints;
