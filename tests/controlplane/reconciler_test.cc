@@ -488,5 +488,27 @@ TEST_F(ReconcilerRestartTest, AnUnreadableSavedSnapshotIsSkipped) {
   EXPECT_EQ(cp.store.Get("m"), nullptr);
 }
 
+TEST_F(ReconcilerRestartTest, AFirstStartNeverPublishesFewerReplicasThanHaveConnected) {
+  // No history: agents connect one by one within the first sync period. Each one that
+  // appears raises the desired count at once (not a sync period later).
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cp.fleet.Connect(i + 1, MakeHello(kNodes[i], {kAddrs[i]}), clock_.MonotonicNow()).ok());
+    Report(&cp, i + 1, kNodes[i], kAddrs[i], 0, 0);
+    cp.reconciler.ReconcileOnce();
+    const auto snap = cp.store.Get("m");
+    EXPECT_EQ(snap->assignment.desired_replicas(), static_cast<uint32_t>(i + 1)) << snap->autoscale_explanation;
+    clock_.Advance(absl::Milliseconds(300));
+  }
+  // An agent that connected but has not reported yet (its Hello names the model) counts
+  // too.
+  v1::Hello hello = MakeHello("n4", {"d:1"});
+  hello.mutable_endpoints(0)->add_models("m");
+  ASSERT_TRUE(cp.fleet.Connect(4, hello, clock_.MonotonicNow()).ok());
+  cp.reconciler.ReconcileOnce();
+  EXPECT_EQ(cp.store.Get("m")->assignment.desired_replicas(), 4u) << cp.store.Get("m")->autoscale_explanation;
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane
