@@ -219,6 +219,19 @@ TEST_F(RestartTest, KillNineTwentyTimesLosesNothing) {
           return last && !last->stale() && last->desired_replicas() == override_replicas;
         },
         absl::Seconds(10)));
+    // Snapshots are written behind the publication (milliseconds): kill once the history
+    // has the newest version served, as a crash a moment later would find it.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          for (const char* pool : {"llama", "qwen"}) {
+            if (QueryOne(db_, absl::StrCat("SELECT version FROM pool_snapshots WHERE pool = '", pool, "'")) !=
+                subscriber->Last(pool)->version()) {
+              return false;
+            }
+          }
+          return true;
+        },
+        absl::Seconds(10)));
     // What subscribers were served before the kill.
     std::map<std::string, std::set<std::string>> versions_seen;
     for (const v1::Assignment& a : subscriber->Received()) versions_seen[a.pool()].insert(a.version());
