@@ -49,6 +49,7 @@ absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool 
     return absl::NotFoundError(
         absl::StrCat(connected.status().message(), "; known nodes: ", KnownList(known, "(none)")));
   }
+  if (history_ != nullptr) history_->RecordDrain(node_id, drain, clock_->Now());
   v1::Command command;
   if (drain) {
     command.mutable_drain();
@@ -76,6 +77,7 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
   const bool forced = replicas >= 0 && pp.autoscale && replicas < pp.autoscale->min_replicas;
   const std::string why = Clip(reason);
   reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
+  if (history_ != nullptr) history_->RecordOverride({pool, replicas, clock_->Now() + ttl, why});
   Record(
       {clock_->Now(), "manual_replicas", pool, "", "",
        replicas < 0
@@ -84,6 +86,14 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
                           forced ? absl::StrCat(" (forced below min_replicas ", pp.autoscale->min_replicas, ")") : "",
                           why.empty() ? "" : ": " + why)});
   return absl::OkStatus();
+}
+
+void FleetOperations::WhenDurable(std::function<void(bool saved)> done) const {
+  if (history_ == nullptr) {
+    done(true);
+    return;
+  }
+  history_->WhenFlushed(std::move(done));
 }
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> FleetOperations::Pool(const std::string& pool) const {

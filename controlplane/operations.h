@@ -59,11 +59,13 @@ class FleetOperations {
         clock_(clock),
         send_command_(std::move(send_command)) {}
 
-  // Marks the node drained (or not) and tells its agent. Returns whether the agent was
-  // told now (else it applies on reconnect). NOT_FOUND, listing the known nodes.
+  // Marks the node drained (or not; saved in the history, so it outlives restarts) and
+  // tells its agent. Returns whether the agent was told now (else it applies on
+  // reconnect). NOT_FOUND, listing the known nodes.
   absl::StatusOr<bool> SetDrain(const std::string& node_id, bool drain);
 
-  // A manual replica count for `pool` for `ttl`, or replicas -1 to clear the override.
+  // A manual replica count for `pool` for `ttl` (saved in the history with its expiry as
+  // wall time, so it outlives restarts), or replicas -1 to clear the override.
   // NOT_FOUND for an unknown pool; INVALID_ARGUMENT for replicas outside -1..100000 or a
   // ttl outside (0, 7 days] (when setting); FAILED_PRECONDITION where the pool's
   // configuration refuses it (CheckManualReplicas). A refusal changes nothing.
@@ -72,6 +74,12 @@ class FleetOperations {
 
   // The pool's current snapshot; NOT_FOUND, listing the known pools.
   absl::StatusOr<std::shared_ptr<const Snapshot>> Pool(const std::string& pool) const;
+
+  // Calls `done` once every change made before the call is on disk (at once without
+  // history), possibly on another thread, never blocking: answer an operator with it, so
+  // that an acknowledged drain or override survives a crash. `saved` is false when the
+  // write failed.
+  void WhenDurable(std::function<void(bool saved)> done) const;
 
   // Newest first: at most `limit` (0 = 50, capped at 1000) events of `pool` (empty: all).
   // FAILED_PRECONDITION without history; UNAVAILABLE when the database cannot be read.

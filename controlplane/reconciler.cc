@@ -69,15 +69,7 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
     if (it != manual_.end()) manual = it->second;
     manual_generation = manual_generation_;
   }
-  // Like the HPA, decide once per sync period; a new manual override, or one that just
-  // expired, decides at once.
-  const bool manual_changed =
-      manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
-  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed) return as.last;
-  as.manual_generation = manual_generation;
-
   policy::ReplicaInput in;
-  in.manual = std::move(manual);
   in.now = now;
   in.wall = clock_->Now();
   in.endpoints.reserve(endpoints.size());
@@ -85,6 +77,20 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
     in.endpoints.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
                             ep.slots_busy, ep.queue_depth, ep.requests_total});
   }
+  // Like the HPA, decide once per sync period; a new manual override, or one that just
+  // expired, decides at once, and so do more replicas than the last decision while the
+  // pool warms up after a start (agents connect one by one: the first sync may see one
+  // of three, and the hold must not publish 1 for a whole sync period).
+  const bool manual_changed =
+      manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
+  const bool grew_while_warming =
+      as.last && !(manual && now < manual->expires) && policy::WarmingUp(as.memory, pp, now) &&
+      policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound) > as.last->desired;
+  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed && !grew_while_warming) {
+    return as.last;
+  }
+  as.manual_generation = manual_generation;
+  in.manual = std::move(manual);
   policy::ReplicaDecision out = policy::DecidePoolReplicas(in, pp, &as.memory);
   if (as.last && as.last->desired != out.desired) {
     SB_LOG(INFO) << "scale pool=" << pool << " " << as.last->desired << " -> " << out.desired << ": " << out.reason;
@@ -95,6 +101,7 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   }
   if (history_ != nullptr) {
     history_->RecordSample({in.wall, pool, out.signals.demand(), out.signals.current, out.desired});
+    RecordScalingState(pool, as.memory.hpa, now, in.wall);
   }
   as.last = out;
   as.last_sync = now;
@@ -103,7 +110,81 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
 
 Reconciler::~Reconciler() { Stop(); }
 
+void Reconciler::RecordScalingState(const std::string& pool, const policy::AutoscaleState& hpa, absl::Time now,
+                                    absl::Time wall) {
+  StoredScalingState stored;
+  stored.pool = pool;
+  stored.time = wall;
+  stored.last_desired = hpa.last_desired.value_or(-1);
+  // Monotonic times become wall times: the next process's monotonic clock is another.
+  for (const auto& r : hpa.recommendations) stored.recommendations.push_back({wall - (now - r.time), r.replicas});
+  for (const auto& e : hpa.scale_up_events) stored.scale_up_events.push_back({wall - (now - e.time), e.change});
+  for (const auto& e : hpa.scale_down_events) stored.scale_down_events.push_back({wall - (now - e.time), e.change});
+  history_->RecordScalingState(std::move(stored));
+}
+
+void Reconciler::Restore() {
+  if (history_ == nullptr) return;
+  const absl::Time now = clock_->MonotonicNow();
+  const absl::Time wall = clock_->Now();
+  auto to_monotonic = [&](absl::Time t) { return now - (wall - t); };
+
+  if (absl::StatusOr<std::vector<StoredOverride>> overrides = history_->Overrides(); overrides.ok()) {
+    MutexLock lock(&mu_);
+    for (const StoredOverride& o : *overrides) {
+      if (o.expires <= wall) continue;
+      manual_[o.pool] = {o.replicas, to_monotonic(o.expires), o.reason};
+      SB_LOG(INFO) << "restored manual override of pool " << o.pool << ": " << o.replicas << " replicas until "
+                   << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", o.expires, absl::UTCTimeZone());
+    }
+    ++manual_generation_;
+  } else {
+    SB_LOG(WARNING) << "cannot read the saved manual overrides: " << overrides.status().message();
+  }
+
+  std::shared_ptr<const policy::FleetConfig> config = this->config();
+  MutexLock pass_lock(&pass_mu_);
+  if (absl::StatusOr<std::vector<StoredScalingState>> states = history_->ScalingStates(); states.ok()) {
+    for (const StoredScalingState& st : *states) {
+      policy::AutoscaleState& hpa = autoscale_[st.pool].memory.hpa;
+      hpa = policy::AutoscaleState();
+      for (const auto& p : st.recommendations) hpa.recommendations.push_back({to_monotonic(p.time), p.value});
+      for (const auto& p : st.scale_up_events) hpa.scale_up_events.push_back({to_monotonic(p.time), p.value});
+      for (const auto& p : st.scale_down_events) hpa.scale_down_events.push_back({to_monotonic(p.time), p.value});
+      if (st.last_desired >= 0) hpa.last_desired = st.last_desired;
+    }
+  } else {
+    SB_LOG(WARNING) << "cannot read the saved autoscaler states: " << states.status().message();
+  }
+
+  absl::StatusOr<std::vector<StoredSnapshot>> snapshots = history_->LatestSnapshots();
+  if (!snapshots.ok()) {
+    SB_LOG(WARNING) << "cannot read the saved snapshots: " << snapshots.status().message();
+    return;
+  }
+  std::vector<std::shared_ptr<const Snapshot>> restored;
+  for (const StoredSnapshot& stored : *snapshots) {
+    v1::Assignment a;
+    if (!a.ParseFromString(stored.assignment) || a.pool() != stored.pool || a.version() != stored.version) {
+      SB_LOG(WARNING) << "ignoring the unreadable saved snapshot of pool " << stored.pool;
+      continue;
+    }
+    RestoredHold& hold = held_[stored.pool];
+    for (const v1::AssignedEndpoint& ep : a.endpoints()) hold.nodes.insert(ep.node_id());
+    hold.until = now + config->For(stored.pool).policy.circuit.staleness_bound;
+    if (a.desired_replicas() > 0) {
+      autoscale_[stored.pool].memory.desired_before_restart = static_cast<int32_t>(a.desired_replicas());
+    }
+    SB_LOG(INFO) << "serving pool " << stored.pool << " version " << stored.version << " from history (stale, "
+                 << a.endpoints_size() << " endpoints, desired " << a.desired_replicas() << ") until its "
+                 << hold.nodes.size() << " nodes report";
+    restored.push_back(RestoredSnapshot(std::move(a)));
+  }
+  store_->Publish(restored);
+}
+
 void Reconciler::Start() {
+  Restore();
   LoadForecastHistory();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -181,6 +262,7 @@ int Reconciler::ReconcileOnce() {
   for (const auto& old : store_->All()) {
     if (pools.count(old->pool) == 0 && old->assignment.endpoints_size() > 0) pools[old->pool];
   }
+  ReleaseOrKeepHeld(&pools, now);
 
   std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
   for (const auto& [pool, endpoints] : pools) {
@@ -189,7 +271,7 @@ int Reconciler::ReconcileOnce() {
     std::optional<policy::ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
     std::shared_ptr<const Snapshot> next =
         BuildSnapshot(pool, endpoints, previous.get(), pp.policy, wall, &circuits_[pool], now, replicas);
-    if (previous && previous->version == next->version) {
+    if (previous && previous->version == next->version && !previous->assignment.stale()) {
       refreshed.push_back(std::move(next));
       continue;
     }
@@ -204,6 +286,31 @@ int Reconciler::ReconcileOnce() {
   MutexLock lock(&mu_);
   ++passes_;
   return static_cast<int>(changed.size());
+}
+
+void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {
+  if (held_.empty()) return;
+  std::set<std::string> reported;  // Nodes that reported since the start.
+  for (const auto& [pool, endpoints] : *pools) {
+    for (const EndpointView& ep : endpoints) {
+      if (ep.reported && ep.connected) reported.insert(ep.node_id);
+    }
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    const std::string& pool = it->first;
+    size_t back = 0;
+    for (const std::string& node : it->second.nodes) back += reported.count(node);
+    if (back < it->second.nodes.size() && now < it->second.until) {
+      pools->erase(pool);  // Keep serving the restored snapshot.
+      ++it;
+      continue;
+    }
+    SB_LOG(INFO) << "pool " << pool << ": serving live state, " << back << " of " << it->second.nodes.size()
+                 << " nodes reported since the restart"
+                 << (back < it->second.nodes.size() ? " (the staleness bound passed)" : "");
+    (*pools)[pool];  // Rebuilt (and no longer stale) even if nothing reports it.
+    it = held_.erase(it);
+  }
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {

@@ -1,12 +1,22 @@
 // Reconciler: turns FleetState into per-pool snapshots. Wakes on change (coalesced:
 // runs `coalesce` after the first change, so a burst of reports costs one pass) and on
 // a periodic tick (staleness needs time to pass, not a change). Owns no fleet data.
+//
+// Restarts (Restore, with a history): the newest snapshot of every pool is served at
+// once, marked stale with its old version, and held (the pool is not rebuilt) until
+// every node in it has reported again or the pool's staleness bound has passed since
+// the start, whichever comes first; so no subscriber sees a pool emptied or shrunk by a
+// restart. Manual overrides (expiry in wall time) and the autoscaler's memory
+// (recommendations and scale events, for the stabilization windows) are restored, and
+// the count published before the restart is the warm-up hold's floor
+// (policy/replicas.h).
 #ifndef SWITCHBOARD_CONTROLPLANE_RECONCILER_H_
 #define SWITCHBOARD_CONTROLPLANE_RECONCILER_H_
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -38,11 +48,14 @@ class Reconciler {
              ReconcilerOptions options);
   ~Reconciler();
 
-  // Starts / stops the background thread (Start first replays the stored demand
-  // samples into the forecasters, so predictive scaling survives restarts). Without
-  // Start, call ReconcileOnce directly (tests and the simulator do).
+  // Starts / stops the background thread (Start first calls Restore and replays the
+  // stored demand samples into the forecasters, so predictive scaling survives
+  // restarts). Without Start, call ReconcileOnce directly (tests and the simulator do).
   void Start();
   void LoadForecastHistory();
+  // Restores what the history kept from before a restart (see above). Call once, before
+  // the first pass. Unreadable parts are logged and skipped.
+  void Restore();
   void Stop();
 
   // Something changed: reconcile soon. Cheap, callable from any thread.
@@ -73,6 +86,19 @@ class Reconciler {
                                                         const policy::PoolPolicy& policy, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
 
+  // Drops held pools from `pools` (their restored snapshot stays), and releases the holds
+  // whose nodes all reported or whose bound passed.
+  void ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Saves the pool's autoscaler memory (for the stabilization windows after a restart).
+  void RecordScalingState(const std::string& pool, const policy::AutoscaleState& hpa, absl::Time now, absl::Time wall);
+
+  // A restored pool served stale until `nodes` have all reported, or `until`.
+  struct RestoredHold {
+    std::set<std::string> nodes;
+    absl::Time until;  // Monotonic.
+  };
+
   struct PoolAutoscale {
     policy::PoolScalingMemory memory;  // The forecast is replayed from history at start.
     absl::Time last_sync = absl::InfinitePast();
@@ -97,6 +123,7 @@ class Reconciler {
   Mutex pass_mu_;
   std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);  // By pool.
   std::map<std::string, PoolAutoscale> autoscale_ ABSL_GUARDED_BY(pass_mu_);   // By pool.
+  std::map<std::string, RestoredHold> held_ ABSL_GUARDED_BY(pass_mu_);         // By pool.
   std::thread thread_;
 };
 

@@ -74,6 +74,15 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->fleet = std::make_unique<FleetState>(ValidationLimits{}, [p] {
     if (p->reconciler) p->reconciler->Notify();
   });
+  if (p->history) {
+    absl::StatusOr<std::vector<std::string>> drained = p->history->DrainedNodes();
+    if (drained.ok()) {
+      p->fleet->RestoreDrains(*drained);
+      if (!drained->empty()) SB_LOG(INFO) << "restored " << drained->size() << " drained node(s) from history";
+    } else {
+      SB_LOG(WARNING) << "cannot read the saved drains: " << drained.status().message();
+    }
+  }
   p->reconciler =
       std::make_unique<Reconciler>(p->fleet.get(), &p->store, p->history.get(), options.clock, options.reconciler);
   p->store.AddWatcher([p] {

@@ -72,12 +72,15 @@ std::string Reporter::last_error() const {
 }
 
 void Reporter::Loop() {
-  std::shared_ptr<grpc::Channel> channel = MakeChannel(options_.target);
-  auto stub = v1::AgentService::NewStub(channel);
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
     const absl::Time started = clock_->MonotonicNow();
-    RunStream(stub.get());
+    {
+      // A new channel per attempt: a failed connection of an old one keeps answering
+      // with its cached error for seconds after the control plane is back (common/net.h).
+      auto stub = v1::AgentService::NewStub(MakeDedicatedChannel(options_.target));
+      RunStream(stub.get());
+    }
     if (clock_->MonotonicNow() - started >= options_.healthy_stream) backoff = options_.initial_backoff;
     // Full jitter in [backoff/2, backoff]: agents that lost the same control plane do
     // not all come back in the same millisecond.

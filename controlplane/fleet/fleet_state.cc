@@ -19,8 +19,6 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
                                                    "node ids must be unique per control plane"));
     }
     Node& node = nodes_[hello.node_id()];
-    // An operator's drain outlives a clean exit too: the node comes back drained.
-    if (drained_departed_.erase(hello.node_id()) > 0) node.drain_requested = true;
     node.hello = hello;
     node.stream_id = stream_id;
     node.connected = true;
@@ -83,7 +81,6 @@ absl::Status FleetState::Leave(uint64_t stream_id, const std::string& node_id, c
     Departure d{node_id, {}, reason.substr(0, 256)};
     for (const v1::EndpointInfo& ep : it->second.hello.endpoints()) d.addresses.push_back(ep.address());
     departures_.push_back(std::move(d));
-    if (it->second.drain_requested) drained_departed_.insert(node_id);
     nodes_.erase(it);
   }
   NotifyChange();
@@ -158,7 +155,7 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
         v.errors_total = r.errors_total();
         v.probe_error = r.probe_error();
       }
-      if (node.drain_requested && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
+      if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
       auto tps = node.slot_tps.find(info.address());
       if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
       if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
@@ -202,7 +199,7 @@ std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
     v.last_report_age = now - node.last_seen;
     v.endpoint_count = static_cast<uint32_t>(node.hello.endpoints_size());
     v.last_sequence = node.last_sequence;
-    v.drain_requested = node.drain_requested;
+    v.drain_requested = drained_.count(node_id) > 0;
     if (auto eps = endpoints.find(node_id); eps != endpoints.end()) v.endpoints = std::move(eps->second);
     for (const v1::GpuInfo& info : node.hello.gpus()) {
       v1::GpuStatus g;
@@ -228,12 +225,15 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
-    if (it == nodes_.end() && !drain && drained_departed_.erase(node_id) > 0) return false;
-    if (it == nodes_.end()) {
+    if (it == nodes_.end() && (drain || drained_.count(node_id) == 0)) {
       return absl::NotFoundError(absl::StrCat("no node named '", node_id.substr(0, 256), "'"));
     }
-    it->second.drain_requested = drain;
-    connected = it->second.connected;
+    if (drain) {
+      drained_.insert(node_id);
+    } else {
+      drained_.erase(node_id);
+    }
+    connected = it != nodes_.end() && it->second.connected;
   }
   NotifyChange();
   return connected;
@@ -241,8 +241,15 @@ absl::StatusOr<bool> FleetState::SetDrainRequested(const std::string& node_id, b
 
 bool FleetState::DrainRequested(const std::string& node_id) const {
   MutexLock lock(&mu_);
-  auto it = nodes_.find(node_id);
-  return it != nodes_.end() && it->second.drain_requested;
+  return drained_.count(node_id) > 0;
+}
+
+void FleetState::RestoreDrains(const std::vector<std::string>& node_ids) {
+  {
+    MutexLock lock(&mu_);
+    drained_.insert(node_ids.begin(), node_ids.end());
+  }
+  NotifyChange();
 }
 
 void FleetState::NotifyChange() {

@@ -101,12 +101,15 @@ class FleetState {
   // the ids removed.
   std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
 
-  // An operator's drain (kept across reconnects and clean exits until undrained): the
-  // node's endpoints show DRAINING at once, whatever the agent last said. Returns whether
-  // the node is connected now; NOT_FOUND for an unknown node (undraining a node that left
-  // drained is allowed).
+  // An operator's drain (kept across reconnects, clean exits, forgetting and, restored with
+  // RestoreDrains, restarts, until undrained): the node's endpoints show DRAINING at
+  // once, whatever the agent last said. Returns whether the node is connected now;
+  // NOT_FOUND for an unknown node (undraining a drained node that is not connected is
+  // allowed).
   absl::StatusOr<bool> SetDrainRequested(const std::string& node_id, bool drain);
   bool DrainRequested(const std::string& node_id) const;
+  // Drains saved before a restart: they apply when the nodes connect.
+  void RestoreDrains(const std::vector<std::string>& node_ids);
 
   std::vector<EndpointView> Endpoints(absl::Time now) const;
   std::vector<NodeView> Nodes(absl::Time now) const;
@@ -123,7 +126,6 @@ class FleetState {
     std::map<std::string, double> prefill_tps;         // Last non-zero per address.
     std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
     bool reported = false;
-    bool drain_requested = false;
   };
 
   void NotifyChange();
@@ -133,9 +135,7 @@ class FleetState {
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<Departure> departures_ ABSL_GUARDED_BY(mu_);
-  // Nodes that left while drained by an operator: drained again when they return (until
-  // undrained).
-  std::set<std::string> drained_departed_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> drained_ ABSL_GUARDED_BY(mu_);  // Node ids, known or not.
 };
 
 // For every address reported by more than one connected node: address -> those nodes,

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 
 namespace switchboard::controlplane {
@@ -84,7 +86,51 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
       return s;
     }
   }
+  if (version < 3) {
+    if (absl::Status s = Exec(db,
+                              "BEGIN;"
+                              "CREATE TABLE pool_scaling_state ("
+                              "  pool TEXT PRIMARY KEY, time_unix_ms INTEGER NOT NULL,"
+                              "  last_desired INTEGER NOT NULL, recommendations TEXT NOT NULL,"
+                              "  scale_up_events TEXT NOT NULL, scale_down_events TEXT NOT NULL);"
+                              "CREATE TABLE manual_overrides ("
+                              "  pool TEXT PRIMARY KEY, replicas INTEGER NOT NULL,"
+                              "  expires_unix_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
+                              "CREATE TABLE drained_nodes ("
+                              "  node_id TEXT PRIMARY KEY, since_unix_ms INTEGER NOT NULL);"
+                              "INSERT INTO schema_version(version) VALUES (3);"
+                              "COMMIT;");
+        !s.ok()) {
+      Exec(db, "ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
   return absl::OkStatus();
+}
+
+// Points as "unix_ms:value,unix_ms:value".
+std::string EncodePoints(const std::vector<StoredScalingState::Point>& points) {
+  std::string out;
+  for (const StoredScalingState::Point& p : points) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", absl::ToUnixMillis(p.time), ":", p.value);
+  }
+  return out;
+}
+
+bool DecodePoints(absl::string_view text, std::vector<StoredScalingState::Point>* out) {
+  if (text.empty()) return true;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(item, absl::MaxSplits(':', 1));
+    int64_t ms = 0;
+    int32_t value = 0;
+    if (!absl::SimpleAtoi(parts.first, &ms) || !absl::SimpleAtoi(parts.second, &value)) return false;
+    out->push_back({absl::FromUnixMillis(ms), value});
+  }
+  return true;
+}
+
+void BindText(sqlite3_stmt* stmt, int i, const std::string& text) {
+  sqlite3_bind_text(stmt, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
 }
 
 std::string ColumnText(sqlite3_stmt* stmt, int i) {
@@ -135,12 +181,13 @@ void HistoryStore::Enqueue(Item item) {
   if (queue_.size() >= queue_limit_) {
     // Never wait for the writer: make room by dropping what matters least.
     const bool made_room = DropOldestLocked(Item::Kind::kSample) ||
-                           (item.kind != Item::Kind::kSample && DropOldestLocked(Item::Kind::kSnapshot));
+                           (item.kind != Item::Kind::kSample &&
+                            (DropOldestLocked(Item::Kind::kSnapshot) || DropOldestLocked(Item::Kind::kScalingState)));
     if (!made_room && item.kind == Item::Kind::kSample) {
       ++dropped_samples_;
       return;
     }
-    // Otherwise an event or snapshot goes over the limit: events are never dropped.
+    // Otherwise it goes over the limit: events, overrides and drains are never dropped.
   }
   item.seq = ++enqueued_;
   queue_.push_back(std::move(item));
@@ -150,8 +197,39 @@ bool HistoryStore::DropOldestLocked(Item::Kind kind) {
   auto it = std::find_if(queue_.begin(), queue_.end(), [kind](const Item& i) { return i.kind == kind; });
   if (it == queue_.end()) return false;
   queue_.erase(it);
-  ++(kind == Item::Kind::kSample ? dropped_samples_ : dropped_snapshots_);
+  ++(kind == Item::Kind::kSample     ? dropped_samples_
+     : kind == Item::Kind::kSnapshot ? dropped_snapshots_
+                                     : dropped_scaling_states_);
   return true;
+}
+
+bool HistoryStore::SettledLocked(uint64_t target) const {
+  // The queue is in recording order (drops only remove), so every item up to `target`
+  // is settled once neither the batch being written nor the queue's head is one.
+  return (writing_from_ == 0 || writing_from_ > target) && (queue_.empty() || queue_.front().seq > target);
+}
+
+std::vector<HistoryStore::FlushWaiter> HistoryStore::TakeSettledWaitersLocked() {
+  std::vector<FlushWaiter> settled;
+  // Called by the writer between batches: every item that left the queue is settled.
+  auto it = std::stable_partition(waiters_.begin(), waiters_.end(),
+                                  [this](const FlushWaiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                    return !queue_.empty() && queue_.front().seq <= w.target;
+                                  });
+  std::move(it, waiters_.end(), std::back_inserter(settled));
+  waiters_.erase(it, waiters_.end());
+  return settled;
+}
+
+void HistoryStore::WhenFlushed(std::function<void(bool saved)> done) {
+  {
+    MutexLock lock(&mu_);
+    if (!SettledLocked(enqueued_)) {
+      waiters_.push_back({enqueued_, write_errors_, std::move(done)});
+      return;
+    }
+  }
+  done(true);
 }
 
 void HistoryStore::RecordEvent(HistoryEvent event) {
@@ -172,6 +250,29 @@ void HistoryStore::RecordSample(PoolSample sample) {
   Item item;
   item.kind = Item::Kind::kSample;
   item.sample = std::move(sample);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordScalingState(StoredScalingState state) {
+  Item item;
+  item.kind = Item::Kind::kScalingState;
+  item.scaling = std::move(state);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordOverride(StoredOverride override_) {
+  Item item;
+  item.kind = Item::Kind::kOverride;
+  item.override_ = std::move(override_);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordDrain(const std::string& node_id, bool drained, absl::Time time) {
+  Item item;
+  item.kind = Item::Kind::kDrain;
+  item.node_id = node_id;
+  item.drained = drained;
+  item.time = time;
   Enqueue(std::move(item));
 }
 
@@ -202,11 +303,7 @@ absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time si
 void HistoryStore::Flush() {
   MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
-  // The queue is in recording order (drops only remove), so every item up to `target`
-  // is settled once neither the batch being written nor the queue's head is one.
-  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return (writing_from_ == 0 || writing_from_ > target) && (queue_.empty() || queue_.front().seq > target);
-  };
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return SettledLocked(target); };
   mu_.Await(Condition(&done));
 }
 
@@ -223,6 +320,11 @@ uint64_t HistoryStore::dropped_samples() const {
 uint64_t HistoryStore::dropped_snapshots() const {
   MutexLock lock(&mu_);
   return dropped_snapshots_;
+}
+
+uint64_t HistoryStore::dropped_scaling_states() const {
+  MutexLock lock(&mu_);
+  return dropped_scaling_states_;
 }
 
 void HistoryStore::PauseWriter() {
@@ -245,7 +347,7 @@ void HistoryStore::WriterLoop() {
       // Stopping overrides a pause: the destructor drains the queue.
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || (!paused_ && !queue_.empty()); };
       mu_.Await(Condition(&ready));
-      if (queue_.empty() && stop_) return;
+      if (queue_.empty() && stop_) break;
       writing_from_ = queue_.front().seq;
       while (!queue_.empty() && batch.size() < 512) {
         batch.push_back(std::move(queue_.front()));
@@ -253,9 +355,22 @@ void HistoryStore::WriterLoop() {
       }
     }
     WriteBatch(batch);
+    NotifySettledWaiters();  // Before the batch counts as done, so that Flush waits for it.
     MutexLock lock(&mu_);
     writing_from_ = 0;
   }
+  NotifySettledWaiters();  // Stopped with an empty queue: nobody is left waiting.
+}
+
+void HistoryStore::NotifySettledWaiters() {
+  std::vector<FlushWaiter> settled;
+  uint64_t errors;
+  {
+    MutexLock lock(&mu_);
+    settled = TakeSettledWaitersLocked();
+    errors = write_errors_;
+  }
+  for (FlushWaiter& w : settled) w.done(errors == w.write_errors);
 }
 
 void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
@@ -271,6 +386,11 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   sqlite3_stmt* ev = nullptr;
   sqlite3_stmt* snap = nullptr;
   sqlite3_stmt* sample = nullptr;
+  sqlite3_stmt* scaling = nullptr;
+  sqlite3_stmt* set_override = nullptr;
+  sqlite3_stmt* clear_override = nullptr;
+  sqlite3_stmt* drain = nullptr;
+  sqlite3_stmt* undrain = nullptr;
   prepare("INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)", &sample);
   prepare(
       "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
@@ -280,39 +400,91 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
       "INSERT OR REPLACE INTO pool_snapshots(pool, version, time_unix_ms, assignment) "
       "VALUES (?, ?, ?, ?)",
       &snap);
+  prepare(
+      "INSERT OR REPLACE INTO pool_scaling_state(pool, time_unix_ms, last_desired, recommendations, "
+      "scale_up_events, scale_down_events) VALUES (?, ?, ?, ?, ?, ?)",
+      &scaling);
+  prepare("INSERT OR REPLACE INTO manual_overrides(pool, replicas, expires_unix_ms, reason) VALUES (?, ?, ?, ?)",
+          &set_override);
+  prepare("DELETE FROM manual_overrides WHERE pool = ?", &clear_override);
+  prepare("INSERT OR REPLACE INTO drained_nodes(node_id, since_unix_ms) VALUES (?, ?)", &drain);
+  prepare("DELETE FROM drained_nodes WHERE node_id = ?", &undrain);
   for (const Item& item : batch) {
     if (!status.ok()) break;
-    sqlite3_stmt* stmt = item.kind == Item::Kind::kEvent ? ev : item.kind == Item::Kind::kSnapshot ? snap : sample;
-    sqlite3_reset(stmt);
-    if (item.kind == Item::Kind::kSample) {
-      const PoolSample& p = item.sample;
-      sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(p.time));
-      sqlite3_bind_text(stmt, 2, p.pool.data(), static_cast<int>(p.pool.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_double(stmt, 3, p.demand);
-      sqlite3_bind_int(stmt, 4, p.replicas);
-      sqlite3_bind_int(stmt, 5, p.desired);
-    } else if (item.kind == Item::Kind::kEvent) {
-      const HistoryEvent& e = item.event;
-      sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(e.time));
-      sqlite3_bind_text(stmt, 2, e.kind.data(), static_cast<int>(e.kind.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(stmt, 3, e.pool.data(), static_cast<int>(e.pool.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(stmt, 4, e.node_id.data(), static_cast<int>(e.node_id.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(stmt, 5, e.address.data(), static_cast<int>(e.address.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(stmt, 6, e.detail.data(), static_cast<int>(e.detail.size()), SQLITE_TRANSIENT);
-    } else {
-      const StoredSnapshot& s = item.snapshot;
-      sqlite3_bind_text(stmt, 1, s.pool.data(), static_cast<int>(s.pool.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(stmt, 2, s.version.data(), static_cast<int>(s.version.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_int64(stmt, 3, absl::ToUnixMillis(s.time));
-      sqlite3_bind_blob(stmt, 4, s.assignment.data(), static_cast<int>(s.assignment.size()), SQLITE_TRANSIENT);
+    sqlite3_stmt* stmt = nullptr;
+    switch (item.kind) {
+      case Item::Kind::kSample: {
+        const PoolSample& p = item.sample;
+        stmt = sample;
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(p.time));
+        BindText(stmt, 2, p.pool);
+        sqlite3_bind_double(stmt, 3, p.demand);
+        sqlite3_bind_int(stmt, 4, p.replicas);
+        sqlite3_bind_int(stmt, 5, p.desired);
+        break;
+      }
+      case Item::Kind::kEvent: {
+        const HistoryEvent& e = item.event;
+        stmt = ev;
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(e.time));
+        BindText(stmt, 2, e.kind);
+        BindText(stmt, 3, e.pool);
+        BindText(stmt, 4, e.node_id);
+        BindText(stmt, 5, e.address);
+        BindText(stmt, 6, e.detail);
+        break;
+      }
+      case Item::Kind::kSnapshot: {
+        const StoredSnapshot& s = item.snapshot;
+        stmt = snap;
+        sqlite3_reset(stmt);
+        BindText(stmt, 1, s.pool);
+        BindText(stmt, 2, s.version);
+        sqlite3_bind_int64(stmt, 3, absl::ToUnixMillis(s.time));
+        sqlite3_bind_blob(stmt, 4, s.assignment.data(), static_cast<int>(s.assignment.size()), SQLITE_TRANSIENT);
+        break;
+      }
+      case Item::Kind::kScalingState: {
+        const StoredScalingState& s = item.scaling;
+        stmt = scaling;
+        sqlite3_reset(stmt);
+        BindText(stmt, 1, s.pool);
+        sqlite3_bind_int64(stmt, 2, absl::ToUnixMillis(s.time));
+        sqlite3_bind_int(stmt, 3, s.last_desired);
+        BindText(stmt, 4, EncodePoints(s.recommendations));
+        BindText(stmt, 5, EncodePoints(s.scale_up_events));
+        BindText(stmt, 6, EncodePoints(s.scale_down_events));
+        break;
+      }
+      case Item::Kind::kOverride: {
+        const StoredOverride& o = item.override_;
+        stmt = o.replicas < 0 ? clear_override : set_override;
+        sqlite3_reset(stmt);
+        BindText(stmt, 1, o.pool);
+        if (o.replicas >= 0) {
+          sqlite3_bind_int(stmt, 2, o.replicas);
+          sqlite3_bind_int64(stmt, 3, absl::ToUnixMillis(o.expires));
+          BindText(stmt, 4, o.reason);
+        }
+        break;
+      }
+      case Item::Kind::kDrain: {
+        stmt = item.drained ? drain : undrain;
+        sqlite3_reset(stmt);
+        BindText(stmt, 1, item.node_id);
+        if (item.drained) sqlite3_bind_int64(stmt, 2, absl::ToUnixMillis(item.time));
+        break;
+      }
     }
     if (sqlite3_step(stmt) != SQLITE_DONE) {
       status = absl::InternalError(sqlite3_errmsg(db));
     }
   }
-  sqlite3_finalize(ev);
-  sqlite3_finalize(snap);
-  sqlite3_finalize(sample);
+  for (sqlite3_stmt* stmt : {ev, snap, sample, scaling, set_override, clear_override, drain, undrain}) {
+    sqlite3_finalize(stmt);
+  }
   // Samples older than the forecaster can use are dropped (events are kept), measured
   // from the newest sample written (no clock read here).
   absl::Time newest = absl::InfinitePast();
@@ -378,6 +550,66 @@ absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() cons
     s.assignment.assign(static_cast<const char*>(blob), sqlite3_column_bytes(stmt, 3));
     out.push_back(std::move(s));
   }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredScalingState>> HistoryStore::ScalingStates() const {
+  MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_,
+                         "SELECT pool, time_unix_ms, last_desired, recommendations, scale_up_events, "
+                         "scale_down_events FROM pool_scaling_state",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  std::vector<StoredScalingState> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    StoredScalingState s;
+    s.pool = ColumnText(stmt, 0);
+    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 1));
+    s.last_desired = sqlite3_column_int(stmt, 2);
+    if (!DecodePoints(ColumnText(stmt, 3), &s.recommendations) ||
+        !DecodePoints(ColumnText(stmt, 4), &s.scale_up_events) ||
+        !DecodePoints(ColumnText(stmt, 5), &s.scale_down_events)) {
+      SB_LOG(WARNING) << "history: ignoring the unreadable scaling state of pool " << s.pool;
+      continue;
+    }
+    out.push_back(std::move(s));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredOverride>> HistoryStore::Overrides() const {
+  MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, replicas, expires_unix_ms, reason FROM manual_overrides", -1, &stmt,
+                         nullptr) != SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  std::vector<StoredOverride> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    StoredOverride o;
+    o.pool = ColumnText(stmt, 0);
+    o.replicas = sqlite3_column_int(stmt, 1);
+    o.expires = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
+    o.reason = ColumnText(stmt, 3);
+    out.push_back(std::move(o));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> HistoryStore::DrainedNodes() const {
+  MutexLock lock(&reader_mu_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_, "SELECT node_id FROM drained_nodes ORDER BY node_id", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  std::vector<std::string> out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) out.push_back(ColumnText(stmt, 0));
   sqlite3_finalize(stmt);
   return out;
 }

@@ -3,15 +3,22 @@
 // Writes go through a queue to one writer thread that batches them in transactions, so
 // callers (the reconciler, gRPC reactors) never wait on the disk: no Record* call
 // blocks. The queue holds `queue_limit` items; when it is full, a new item makes room
-// by dropping the oldest queued pool sample, else (for an event or a snapshot) the
-// oldest queued snapshot, and each drop is counted. Events are never dropped: with
-// nothing to drop, an event (or snapshot) is queued over the limit, and a sample is
-// dropped itself. Reads use their own connection and may run concurrently with the
+// by dropping the oldest queued pool sample, else (for anything but a sample) the
+// oldest queued snapshot or scaling state (a newer one replaces it anyway), and each
+// drop is counted. Events, overrides and drains are never dropped: with nothing to
+// drop, they (and snapshots and scaling states) are queued over the limit, and a sample
+// is dropped itself. Reads use their own connection and may run concurrently with the
 // writer.
+//
+// What a restart restores (schema version 3): the newest snapshot of each pool, the
+// autoscaler's memory of each pool (StoredScalingState), manual replica overrides and
+// drained nodes. Times are stored as wall time (Unix milliseconds): monotonic time
+// means nothing to another process.
 #ifndef SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
 #define SWITCHBOARD_CONTROLPLANE_HISTORY_HISTORY_STORE_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,7 +33,7 @@ struct sqlite3;
 
 namespace switchboard::controlplane {
 
-inline constexpr int kHistorySchemaVersion = 2;
+inline constexpr int kHistorySchemaVersion = 3;
 
 struct HistoryEvent {
   absl::Time time;
@@ -53,6 +60,29 @@ struct StoredSnapshot {
   std::string assignment;  // Serialized switchboard.v1.Assignment.
 };
 
+// The autoscaler's memory of one pool (policy::AutoscaleState), in wall time: the
+// recommendations its stabilization windows look back on and its recent scale events.
+struct StoredScalingState {
+  struct Point {
+    absl::Time time;
+    int32_t value = 0;
+  };
+  std::string pool;
+  absl::Time time;            // When it was recorded.
+  int32_t last_desired = -1;  // The last recommendation; -1: none yet.
+  std::vector<Point> recommendations;
+  std::vector<Point> scale_up_events;    // value: replicas added.
+  std::vector<Point> scale_down_events;  // value: replicas removed.
+};
+
+// An operator's replica override (sbctl scale ... --for), expiring at wall time `expires`.
+struct StoredOverride {
+  std::string pool;
+  int32_t replicas = 0;  // < 0: the override was cleared (RecordOverride deletes it).
+  absl::Time expires;
+  std::string reason;
+};
+
 class HistoryStore {
  public:
   // Opens (creating if needed) the database at `path`, creating its parent directory,
@@ -67,14 +97,31 @@ class HistoryStore {
   // Keeps the newest snapshot of each pool (for serving after a restart).
   void RecordSnapshot(StoredSnapshot snapshot);
   void RecordSample(PoolSample sample);
+  // Keeps the newest scaling state of each pool.
+  void RecordScalingState(StoredScalingState state);
+  // Saves an override, or deletes the pool's override when `replicas` < 0.
+  void RecordOverride(StoredOverride override_);
+  // Marks `node_id` drained (kept until undrained) or not.
+  void RecordDrain(const std::string& node_id, bool drained, absl::Time time);
   // Samples since `since`, oldest first.
   absl::StatusOr<std::vector<PoolSample>> SamplesSince(absl::Time since) const;
   // Blocks until everything recorded before the call is committed (or was dropped).
   void Flush();
+  // Calls `done` once everything recorded before the call is committed (or was dropped),
+  // without waiting: at once on this thread when nothing is pending, else on the writer
+  // thread, before a Flush() waiting for the same items returns. `saved` is false when a
+  // batch failed to commit in between (the write may be lost). For answering an operator
+  // only once the change would survive a crash. `done` must not call Flush.
+  void WhenFlushed(std::function<void(bool saved)> done);
 
   // Newest first, at most `limit`.
   absl::StatusOr<std::vector<HistoryEvent>> RecentEvents(size_t limit) const;
   absl::StatusOr<std::vector<StoredSnapshot>> LatestSnapshots() const;
+  // Rows that cannot be parsed are skipped (and logged).
+  absl::StatusOr<std::vector<StoredScalingState>> ScalingStates() const;
+  // Every saved override, expired or not.
+  absl::StatusOr<std::vector<StoredOverride>> Overrides() const;
+  absl::StatusOr<std::vector<std::string>> DrainedNodes() const;
 
   // Batches whose commit failed (disk full, ...): every write in one is lost. Exported
   // as switchboard_history_write_errors_total (controlplane/metrics.h).
@@ -83,6 +130,7 @@ class HistoryStore {
   // Exported as switchboard_history_dropped_total{kind}.
   uint64_t dropped_samples() const;
   uint64_t dropped_snapshots() const;
+  uint64_t dropped_scaling_states() const;
 
   // For tests: the writer takes no new batch until ResumeWriter (a disk that does not
   // keep up). Returns once any batch being written is committed.
@@ -91,11 +139,21 @@ class HistoryStore {
 
  private:
   struct Item {
-    enum class Kind { kEvent, kSnapshot, kSample } kind = Kind::kEvent;
+    enum class Kind { kEvent, kSnapshot, kSample, kScalingState, kOverride, kDrain } kind = Kind::kEvent;
     uint64_t seq = 0;  // Order of recording, from 1.
     HistoryEvent event;
     StoredSnapshot snapshot;
     PoolSample sample;
+    StoredScalingState scaling;
+    StoredOverride override_;
+    std::string node_id;  // kDrain.
+    bool drained = false;
+    absl::Time time;  // kDrain.
+  };
+  struct FlushWaiter {
+    uint64_t target;        // Settled once every item up to this seq is.
+    uint64_t write_errors;  // write_errors_ when it was registered.
+    std::function<void(bool)> done;
   };
 
   HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit);
@@ -104,6 +162,11 @@ class HistoryStore {
   void Enqueue(Item item);
   // Drops the oldest queued item of `kind`; false if there is none.
   bool DropOldestLocked(Item::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SettledLocked(uint64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the waiters whose items all left the queue and returns them (to call without
+  // mu_). Writer thread only, between batches.
+  std::vector<FlushWaiter> TakeSettledWaitersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifySettledWaiters() ABSL_LOCKS_EXCLUDED(mu_);
 
   sqlite3* const writer_db_;  // Used only by the writer thread.
   sqlite3* const reader_db_ ABSL_PT_GUARDED_BY(reader_mu_);
@@ -118,6 +181,8 @@ class HistoryStore {
   uint64_t write_errors_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_scaling_states_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<FlushWaiter> waiters_ ABSL_GUARDED_BY(mu_);
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread writer_;

@@ -171,6 +171,10 @@ HpaScalingRules HpaBehavior::DefaultScaleDown() {
   return r;
 }
 
+absl::Duration ScaleDownWindow(const AutoscaleConfig& config) {
+  return config.behavior ? config.behavior->scale_down.stabilization_window : absl::Minutes(5);
+}
+
 std::string DescribeTolerance(const AutoscaleConfig& config) { return ToleranceText(TolerancesOf(config)); }
 
 const char* ScalingSignalName(ScalingSignal s) {
@@ -305,6 +309,11 @@ AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput&
   const int32_t clamped = std::clamp(desired, config.min_replicas, config.max_replicas);
   if (clamped != desired) absl::StrAppend(&why, "; clamped to [", config.min_replicas, ", ", config.max_replicas, "]");
   desired = clamped;
+  const int32_t floor = std::min(input.hold_floor, config.max_replicas);
+  if (desired < floor) {
+    absl::StrAppend(&why, "; held at ", floor, ": ", input.hold_reason);
+    desired = floor;
+  }
 
   // 3. Remember the scale event (as the HPA does after it scales).
   const int32_t previous = state->last_desired.value_or(current);

@@ -118,6 +118,11 @@ struct AutoscaleInput {
   std::optional<ManualOverride> manual;  // Its expiry on the monotonic clock, as `now`.
   absl::Time now;                        // Monotonic: windows, periods, the override's expiry.
   absl::Time wall;                       // Calendar time of `now`: for dates shown to people.
+  // A warm-up hold (DecidePoolReplicas sets it after a start): the decision does not go
+  // below this count (nor above max_replicas), and `hold_reason` says why. 0: no hold. A
+  // manual override wins over it.
+  int32_t hold_floor = 0;
+  std::string hold_reason;
 };
 
 // What the HPA remembers between syncs.
@@ -165,6 +170,10 @@ struct AutoscaleDecision {
 
 // "0.10", or "-0.30/+0.00" when behavior gives the directions their own tolerances.
 std::string DescribeTolerance(const AutoscaleConfig& config);
+
+// The scale-down stabilization window: behavior's, else the legacy 5 minutes. The
+// warm-up after a start lasts this long.
+absl::Duration ScaleDownWindow(const AutoscaleConfig& config);
 
 // One sync. Records this sync's recommendation and scale event in `state`.
 AutoscaleDecision Autoscale(const AutoscaleConfig& config, const AutoscaleInput& input, AutoscaleState* state);

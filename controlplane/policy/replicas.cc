@@ -18,14 +18,35 @@ std::vector<MetricObservation> PoolSignals::Observations() const {
   };
 }
 
+namespace {
+
+bool IsCurrent(const ScalingEndpoint& ep, absl::Duration staleness_bound) {
+  const bool exists = ep.state == v1::ENDPOINT_STATE_STARTING || ep.state == v1::ENDPOINT_STATE_READY;
+  return ep.reported && ep.report_age <= staleness_bound && exists;
+}
+
+}  // namespace
+
+int32_t CountHeldReplicas(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound) {
+  int32_t n = 0;
+  for (const ScalingEndpoint& ep : endpoints) {
+    const bool announced = !ep.reported && ep.report_age <= staleness_bound;
+    n += IsCurrent(ep, staleness_bound) || announced ? 1 : 0;
+  }
+  return n;
+}
+
+bool WarmingUp(const PoolScalingMemory& memory, const PoolPolicy& policy, absl::Time now) {
+  return policy.autoscale && (!memory.first_sync || now - *memory.first_sync < ScaleDownWindow(*policy.autoscale));
+}
+
 PoolSignals ComputePoolSignals(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound,
                                SignalMemory* memory, absl::Time now) {
   PoolSignals s;
   double requests = 0;
   std::map<std::string, SignalMemory::Flow> flow;
   for (const ScalingEndpoint& ep : endpoints) {
-    const bool exists = ep.state == v1::ENDPOINT_STATE_STARTING || ep.state == v1::ENDPOINT_STATE_READY;
-    if (!ep.reported || ep.report_age > staleness_bound || !exists) continue;
+    if (!IsCurrent(ep, staleness_bound)) continue;
     ++s.current;
     s.queue += ep.queue_depth;
     requests += static_cast<double>(ep.requests_total);
@@ -71,6 +92,21 @@ ReplicaDecision DecidePoolReplicas(const ReplicaInput& input, const PoolPolicy& 
   in.wall = input.wall;
   in.manual = input.manual;
   in.metrics = s.Observations();
+
+  if (!memory->first_sync) memory->first_sync = input.now;
+  const absl::Duration evidence = input.now - *memory->first_sync;
+  const absl::Duration warm_up = ScaleDownWindow(config);
+  if (WarmingUp(*memory, policy, input.now)) {
+    const int32_t present = CountHeldReplicas(input.endpoints, policy.policy.circuit.staleness_bound);
+    in.hold_floor = std::max(present, memory->desired_before_restart);
+    in.hold_reason =
+        memory->desired_before_restart > 0
+            ? absl::StrFormat("warming up after a restart (%s of %s of evidence): not below %d current, %d before",
+                              absl::FormatDuration(evidence), absl::FormatDuration(warm_up), present,
+                              memory->desired_before_restart)
+            : absl::StrFormat("warming up (%s of %s of evidence): not below %d current", absl::FormatDuration(evidence),
+                              absl::FormatDuration(warm_up), present);
+  }
 
   // Predictive: learn the demand by season; propose what the forecast `lead_time` ahead
   // needs at the target occupancy of each ready replica's slots.

@@ -12,6 +12,14 @@
 // one serves nothing: neither is a current replica, so capacity that is going away is
 // replaced. Occupancy, demand and the slots behind them are those of READY endpoints.
 //
+// Warm-up hold: a pool's first decisions after a start (the control plane's, or the
+// pool's first appearance) rest on little evidence: the HPA's scale-down window holds
+// only what was seen since. Until the first sync is one scale-down stabilization window
+// old (ScaleDownWindow: 300 s by default), the decision does not go below the replicas
+// that exist now, nor below the count published before a restart
+// (PoolScalingMemory::desired_before_restart), so a restart never makes KEDA or an HPA
+// scale a busy pool down.
+//
 // Pure: explicit inputs, the memory between syncs (PoolScalingMemory) passed in and out,
 // both clocks injected (monotonic for the HPA's windows, wall for the forecast's calendar).
 #ifndef SWITCHBOARD_CONTROLPLANE_POLICY_REPLICAS_H_
@@ -80,6 +88,11 @@ struct PoolSignals {
   std::vector<MetricObservation> Observations() const;
 };
 
+// The replicas the warm-up hold keeps: the current ones (PoolSignals::current) and those
+// declared within the staleness bound that have not reported yet (an agent that just
+// connected: its server exists, its first report is on its way).
+int32_t CountHeldReplicas(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound);
+
 // Turns one sync's endpoints into signals, updating `memory`. `staleness_bound`: an
 // endpoint whose last report is older is not counted.
 PoolSignals ComputePoolSignals(const std::vector<ScalingEndpoint>& endpoints, absl::Duration staleness_bound,
@@ -91,7 +104,16 @@ struct PoolScalingMemory {
   AutoscaleState hpa;
   SignalMemory signals;
   SeasonalForecast forecast;  // The caller chooses its season (hour of week by default).
+  // The warm-up hold: when the first sync since the start ran (monotonic; set by the
+  // first DecidePoolReplicas), and the desired count published before a restart (0: none,
+  // a first start).
+  std::optional<absl::Time> first_sync;
+  int32_t desired_before_restart = 0;
 };
+
+// Whether the pool is still in its warm-up after a start (see above) at `now`: the
+// reconciler decides again at once when more replicas appear meanwhile.
+bool WarmingUp(const PoolScalingMemory& memory, const PoolPolicy& policy, absl::Time now);
 
 struct ReplicaInput {
   std::vector<ScalingEndpoint> endpoints;

@@ -103,8 +103,12 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                                         v1::SetReplicasResponse* /*response*/) {
   auto* reactor = context->DefaultReactor();
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
-  reactor->Finish(
-      ToGrpcStatus(ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force())));
+  absl::Status status = ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force());
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  FinishWhenDurable(reactor);
   return reactor;
 }
 
@@ -127,17 +131,37 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* 
   return reactor;
 }
 
+void AdminServiceImpl::FinishWhenDurable(grpc::ServerUnaryReactor* reactor) {
+  // Answered once the change is on disk, without blocking this thread.
+  ops_->WhenDurable([reactor](bool saved) {
+    reactor->Finish(saved ? grpc::Status::OK
+                          : grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                         "applied, but the history could not save it: it would not survive a "
+                                         "restart (see switchboard_history_write_errors_total); retry"));
+  });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
                                                   v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(SetDrain(*request, true, response));
+  grpc::Status status = SetDrain(*request, true, response);
+  if (status.ok()) {
+    FinishWhenDurable(reactor);
+  } else {
+    reactor->Finish(status);
+  }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::Undrain(grpc::CallbackServerContext* context,
                                                     const v1::DrainRequest* request, v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(SetDrain(*request, false, response));
+  grpc::Status status = SetDrain(*request, false, response);
+  if (status.ok()) {
+    FinishWhenDurable(reactor);
+  } else {
+    reactor->Finish(status);
+  }
   return reactor;
 }
 

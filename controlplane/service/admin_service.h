@@ -37,6 +37,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
+  // Finishes `reactor` OK once the operator's change is on disk (UNAVAILABLE if saving it
+  // failed).
+  void FinishWhenDurable(grpc::ServerUnaryReactor* reactor);
 
   const FleetState* const fleet_;
   const SnapshotStore* const store_;

@@ -80,9 +80,12 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
     }
     for (const std::shared_ptr<const Snapshot>& snap : service_->store_->All()) {
       if (!all_pools_ && pools_.count(snap->pool) == 0) continue;
+      // The same version served stale after a restart and then live again is sent
+      // again: the subscriber learns that it is no longer stale.
+      const std::string sent_key = snap->assignment.stale() ? snap->version + " stale" : snap->version;
       auto sent = sent_versions_.find(snap->pool);
-      if (sent != sent_versions_.end() && sent->second == snap->version) continue;
-      sent_versions_[snap->pool] = snap->version;
+      if (sent != sent_versions_.end() && sent->second == sent_key) continue;
+      sent_versions_[snap->pool] = sent_key;
       in_flight_ = snap;
       StartWrite(&snap->assignment);
       return;
@@ -99,7 +102,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   std::string subscriber_id_ ABSL_GUARDED_BY(mu_);
   bool all_pools_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> pools_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> sent_versions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> sent_versions_ ABSL_GUARDED_BY(mu_);  // Version, + " stale" if it was.
   std::shared_ptr<const Snapshot> in_flight_ ABSL_GUARDED_BY(mu_);
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

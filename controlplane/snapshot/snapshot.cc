@@ -1,5 +1,6 @@
 #include "controlplane/snapshot/snapshot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -27,6 +28,7 @@ std::string ComputeVersion(const v1::Assignment& assignment) {
   v1::Assignment content = assignment;
   content.clear_version();
   content.clear_nonce();
+  content.clear_stale();
   content.clear_generated_at();
   std::string bytes;
   {
@@ -160,6 +162,32 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   a.set_version(snap->version);
   a.set_nonce(snap->version);
   *a.mutable_generated_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  return snap;
+}
+
+std::shared_ptr<const Snapshot> RestoredSnapshot(v1::Assignment stored) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->pool = stored.pool();
+  snap->version = stored.version();
+  stored.set_stale(true);
+  for (const v1::AssignedEndpoint& ep : stored.endpoints()) {
+    v1::EndpointStatus d;
+    d.set_address(ep.address());
+    d.set_node_id(ep.node_id());
+    d.set_state(ep.state());
+    d.set_circuit(ep.circuit());
+    d.set_weight(ep.weight());
+    d.set_slots_total(ep.slots_total());
+    d.set_slots_busy(ep.slots_total() - std::min(ep.slots_free(), ep.slots_total()));
+    d.set_queue_depth(ep.queue_depth());
+    d.set_slot_tokens_per_second(ep.decode_tokens_per_second());
+    d.set_reason("restored from history after a restart; not reported since");
+    snap->details.push_back(std::move(d));
+    snap->weight_explanations.push_back("restored from history after a restart");
+  }
+  snap->autoscale_explanation = absl::StrCat("desired ", stored.desired_replicas(),
+                                             ": restored from history after a restart, until the pool's nodes report");
+  snap->assignment = std::move(stored);
   return snap;
 }
 

@@ -44,8 +44,12 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
                                               absl::Time monotonic_now = absl::InfinitePast(),
                                               const std::optional<policy::ReplicaDecision>& replicas = std::nullopt);
 
+// A snapshot served from history after a restart: `stored` as it was published, marked
+// stale (same version), its admin details rebuilt from the assignment.
+std::shared_ptr<const Snapshot> RestoredSnapshot(v1::Assignment stored);
+
 // The version of an assignment: a hash of its deterministic serialization with the
-// version, nonce and generated_at fields cleared. Same content, same version, on every
+// version, nonce, stale and generated_at fields cleared. Same content, same version, on every
 // replica and after a restart.
 std::string ComputeVersion(const v1::Assignment& assignment);
 

@@ -14,13 +14,14 @@ using ::switchboard::testing::MakeHello;
 using ::switchboard::testing::MakeReport;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class FleetOperationsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string path = (std::filesystem::path(::testing::TempDir()) / "operations_test.db").string();
-    std::filesystem::remove(path);
-    history_ = std::move(HistoryStore::Open(path).value());
+    path_ = (std::filesystem::path(::testing::TempDir()) / "operations_test.db").string();
+    std::filesystem::remove(path_);
+    history_ = std::move(HistoryStore::Open(path_).value());
     reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, history_.get(), &clock_, ReconcilerOptions());
     ops_ = std::make_unique<FleetOperations>(&fleet_, &store_, reconciler_.get(), history_.get(), &clock_,
                                              [this](const std::string& node, const v1::Command& command) {
@@ -45,6 +46,7 @@ class FleetOperationsTest : public ::testing::Test {
     return kinds;
   }
 
+  std::string path_;
   FakeClock clock_;
   FleetState fleet_;
   SnapshotStore store_;
@@ -168,6 +170,69 @@ TEST_F(FleetOperationsTest, PoolNotFoundNamesTheKnownPools) {
   absl::StatusOr<std::shared_ptr<const Snapshot>> p = ops_->Pool("llama");
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(p.status().message()), HasSubstr("known pools: m"));
+}
+
+TEST_F(FleetOperationsTest, OverridesAndDrainsSurviveARestart) {
+  ASSERT_TRUE(ops_->SetReplicas("m", 7, absl::Hours(1), "launch").ok());
+  ASSERT_TRUE(ops_->SetReplicas("m2", 2, absl::Hours(1), "").code() == absl::StatusCode::kNotFound);
+  ASSERT_TRUE(ops_->SetDrain("n1", true).ok());
+  bool durable = false;
+  ops_->WhenDurable([&durable](bool saved) { durable = saved; });
+  history_->Flush();
+  EXPECT_TRUE(durable);
+  // The process dies (the history committed what was acknowledged); 10 minutes later a
+  // new control plane opens the same file.
+  reconciler_.reset();
+  history_.reset();
+  clock_.Advance(absl::Minutes(10));
+  FleetState fleet;
+  SnapshotStore store;
+  std::unique_ptr<HistoryStore> history = std::move(HistoryStore::Open(path_).value());
+  fleet.RestoreDrains(history->DrainedNodes().value());
+  Reconciler reconciler(&fleet, &store, history.get(), &clock_, ReconcilerOptions());
+  reconciler.Restore();
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  EXPECT_TRUE(fleet.DrainRequested("n1")) << "the drain applies when the node returns";
+  ASSERT_TRUE(
+      fleet.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m", 4, 1)}), clock_.MonotonicNow()).ok());
+  reconciler.ReconcileOnce();
+  const auto snap = store.Get("m");
+  ASSERT_NE(snap, nullptr);
+  EXPECT_FALSE(snap->assignment.stale());
+  EXPECT_EQ(snap->assignment.desired_replicas(), 7u) << snap->autoscale_explanation;
+  EXPECT_THAT(snap->autoscale_explanation, HasSubstr("manual override to 7 until"));
+  EXPECT_EQ(snap->assignment.endpoints(0).state(), v1::ENDPOINT_STATE_DRAINING);
+
+  // Undrained while it is away, and the override ends at its wall-clock expiry.
+  fleet.Disconnect(1, "n1", clock_.MonotonicNow());
+  FleetOperations ops(&fleet, &store, &reconciler, history.get(), &clock_, nullptr);
+  ASSERT_TRUE(ops.SetDrain("n1", false).ok());
+  clock_.Advance(absl::Minutes(51));
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(
+      fleet.ApplyReport(2, "n1", MakeReport(3, {MakeEndpointReport("a:1", "m", 4, 1)}), clock_.MonotonicNow()).ok());
+  reconciler.ReconcileOnce();
+  EXPECT_EQ(store.Get("m")->assignment.endpoints(0).state(), v1::ENDPOINT_STATE_READY);
+  EXPECT_THAT(store.Get("m")->autoscale_explanation, Not(HasSubstr("manual override")));
+  history->Flush();
+  EXPECT_TRUE(history->DrainedNodes()->empty());
+}
+
+TEST_F(FleetOperationsTest, AnExpiredOverrideIsNotRestored) {
+  ASSERT_TRUE(ops_->SetReplicas("m", 7, absl::Minutes(5), "").ok());
+  reconciler_.reset();
+  history_.reset();
+  clock_.Advance(absl::Minutes(6));
+  FleetState fleet;
+  SnapshotStore store;
+  std::unique_ptr<HistoryStore> history = std::move(HistoryStore::Open(path_).value());
+  Reconciler reconciler(&fleet, &store, history.get(), &clock_, ReconcilerOptions());
+  reconciler.Restore();
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(
+      fleet.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m", 4, 1)}), clock_.MonotonicNow()).ok());
+  reconciler.ReconcileOnce();
+  EXPECT_THAT(store.Get("m")->autoscale_explanation, Not(HasSubstr("manual override")));
 }
 
 }  // namespace

@@ -327,3 +327,188 @@ TEST(ReconcilerPredictiveTest, ForecastSurvivesARestart) {
 
 }  // namespace
 }  // namespace switchboard::controlplane
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::switchboard::testing::MakeEndpointReport;
+using ::switchboard::testing::MakeHello;
+using ::switchboard::testing::MakeReport;
+
+// One life of a control plane on a history file: a kill -9 loses the process, not what
+// the history committed (the test flushes, as the writer does within milliseconds).
+struct Incarnation {
+  Incarnation(const std::string& path, FakeClock* clock, const ReconcilerOptions& options)
+      : history(std::move(HistoryStore::Open(path).value())),
+        reconciler(&fleet, &store, history.get(), clock, options) {}
+  FleetState fleet;
+  SnapshotStore store;
+  std::unique_ptr<HistoryStore> history;
+  Reconciler reconciler;
+};
+
+class ReconcilerRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::path(::testing::TempDir()) / "reconciler_restart_test.db").string();
+    std::filesystem::remove(path_);
+    options_.config.defaults.policy.circuit.staleness_bound = absl::Seconds(3);
+  }
+
+  void Report(Incarnation* cp, uint64_t stream, const std::string& node, const std::string& addr, uint32_t busy,
+              uint32_t queue) {
+    ASSERT_TRUE(cp->fleet
+                    .ApplyReport(stream, node, MakeReport(++seq_, {MakeEndpointReport(addr, "m", 4, busy, queue)}),
+                                 clock_.MonotonicNow())
+                    .ok());
+  }
+
+  void ReportAll(Incarnation* cp, uint32_t busy) {
+    for (int i = 0; i < 3; ++i) Report(cp, i + 1, kNodes[i], kAddrs[i], busy, busy);
+  }
+  void ConnectAll(Incarnation* cp) {
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(cp->fleet.Connect(i + 1, MakeHello(kNodes[i], {kAddrs[i]}), clock_.MonotonicNow()).ok());
+    }
+  }
+
+  // A pool of three nodes, busy (the autoscaler asks for 4), then idle: the HPA's
+  // scale-down window holds the three.
+  void RunFirstLife() {
+    Incarnation cp(path_, &clock_, options_);
+    ConnectAll(&cp);
+    for (int i = 0; i < 6; ++i) {
+      ReportAll(&cp, i < 3 ? 4 : 0);
+      cp.reconciler.ReconcileOnce();
+      log_ += cp.store.Get("m")->autoscale_explanation + "\n";
+      clock_.Advance(absl::Seconds(15));
+    }
+    before_ = cp.store.Get("m");
+    ASSERT_NE(before_, nullptr);
+    ASSERT_EQ(before_->assignment.desired_replicas(), 3u) << log_;
+    ASSERT_NE(log_.find("desired 4"), std::string::npos) << log_;
+    cp.history->Flush();
+  }
+
+  static constexpr const char* kNodes[] = {"n1", "n2", "n3"};
+  static constexpr const char* kAddrs[] = {"a:1", "b:1", "c:1"};
+
+  std::string path_;
+  FakeClock clock_;
+  ReconcilerOptions options_;
+  uint64_t seq_ = 0;
+  std::string log_;
+  std::shared_ptr<const Snapshot> before_;
+};
+
+TEST_F(ReconcilerRestartTest, ServesTheLastSnapshotStaleUntilEveryNodeReports) {
+  RunFirstLife();
+  clock_.Advance(absl::Seconds(2));  // Down for 2 s.
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  std::shared_ptr<const Snapshot> restored = cp.store.Get("m");
+  ASSERT_NE(restored, nullptr) << "served at once, before any agent reports";
+  EXPECT_TRUE(restored->assignment.stale());
+  EXPECT_EQ(restored->version, before_->version);
+  EXPECT_EQ(restored->assignment.version(), before_->version);
+  EXPECT_EQ(restored->assignment.desired_replicas(), before_->assignment.desired_replicas());
+  EXPECT_EQ(restored->assignment.endpoints_size(), 3);
+
+  // Two of three nodes back: the pool is not rebuilt from part of it.
+  ConnectAll(&cp);
+  Report(&cp, 1, "n1", "a:1", 0, 0);
+  Report(&cp, 2, "n2", "b:1", 0, 0);
+  EXPECT_EQ(cp.reconciler.ReconcileOnce(), 0);
+  EXPECT_EQ(cp.store.Get("m"), restored);
+
+  // All back: live, no longer stale, and not below the count published before.
+  Report(&cp, 3, "n3", "c:1", 0, 0);
+  EXPECT_EQ(cp.reconciler.ReconcileOnce(), 1);
+  std::shared_ptr<const Snapshot> live = cp.store.Get("m");
+  EXPECT_FALSE(live->assignment.stale());
+  EXPECT_EQ(live->assignment.endpoints_size(), 3);
+  EXPECT_EQ(live->assignment.desired_replicas(), before_->assignment.desired_replicas()) << live->autoscale_explanation;
+}
+
+TEST_F(ReconcilerRestartTest, TheStabilizationWindowAndTheHoldSurviveTheRestart) {
+  RunFirstLife();
+  clock_.Advance(absl::Seconds(2));
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  ConnectAll(&cp);
+  const uint32_t desired = before_->assignment.desired_replicas();
+  // Idle at every sync: the desired count stays for a scale-down window after the
+  // restart, then the HPA (policy: at most 2 fewer a minute) brings it down.
+  absl::Duration held_for;
+  for (absl::Duration t; t < absl::Minutes(8); t += absl::Seconds(15)) {
+    ReportAll(&cp, 0);
+    cp.reconciler.ReconcileOnce();
+    const auto snap = cp.store.Get("m");
+    if (snap->assignment.desired_replicas() < desired) break;
+    EXPECT_EQ(snap->assignment.desired_replicas(), desired) << snap->autoscale_explanation;
+    held_for = t;
+    clock_.Advance(absl::Seconds(15));
+  }
+  EXPECT_GE(held_for, absl::Seconds(285)) << "held for the 300 s window after the restart";
+  EXPECT_LT(held_for, absl::Minutes(8)) << "and then scaled down";
+  EXPECT_LT(cp.store.Get("m")->assignment.desired_replicas(), desired);
+}
+
+TEST_F(ReconcilerRestartTest, ANodeThatDoesNotReturnLeavesAfterTheStalenessBound) {
+  RunFirstLife();
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  ASSERT_TRUE(cp.fleet.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  Report(&cp, 1, "n1", "a:1", 0, 0);
+  clock_.Advance(absl::Milliseconds(2900));
+  EXPECT_EQ(cp.reconciler.ReconcileOnce(), 0) << "within the bound: still the restored snapshot";
+  EXPECT_TRUE(cp.store.Get("m")->assignment.stale());
+  clock_.Advance(absl::Milliseconds(200));
+  Report(&cp, 1, "n1", "a:1", 0, 0);
+  EXPECT_EQ(cp.reconciler.ReconcileOnce(), 1);
+  const auto live = cp.store.Get("m");
+  EXPECT_FALSE(live->assignment.stale());
+  ASSERT_EQ(live->assignment.endpoints_size(), 1);
+  EXPECT_EQ(live->assignment.endpoints(0).node_id(), "n1");
+  cp.history->Flush();
+  absl::StatusOr<std::vector<HistoryEvent>> events = cp.history->RecentEvents(1);
+  ASSERT_TRUE(events.ok());
+  ASSERT_FALSE(events->empty());
+  EXPECT_EQ((*events)[0].kind, "endpoint_left");
+}
+
+TEST_F(ReconcilerRestartTest, AnUnreadableSavedSnapshotIsSkipped) {
+  {
+    auto history = HistoryStore::Open(path_);
+    ASSERT_TRUE(history.ok());
+    (*history)->RecordSnapshot({"m", "v", clock_.Now(), "not a protobuf \xff\xff"});
+  }
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  EXPECT_EQ(cp.store.Get("m"), nullptr);
+}
+
+TEST_F(ReconcilerRestartTest, AFirstStartNeverPublishesFewerReplicasThanHaveConnected) {
+  // No history: agents connect one by one within the first sync period. Each one that
+  // appears raises the desired count at once (not a sync period later).
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cp.fleet.Connect(i + 1, MakeHello(kNodes[i], {kAddrs[i]}), clock_.MonotonicNow()).ok());
+    Report(&cp, i + 1, kNodes[i], kAddrs[i], 0, 0);
+    cp.reconciler.ReconcileOnce();
+    const auto snap = cp.store.Get("m");
+    EXPECT_EQ(snap->assignment.desired_replicas(), static_cast<uint32_t>(i + 1)) << snap->autoscale_explanation;
+    clock_.Advance(absl::Milliseconds(300));
+  }
+  // An agent that connected but has not reported yet (its Hello names the model) counts
+  // too.
+  v1::Hello hello = MakeHello("n4", {"d:1"});
+  hello.mutable_endpoints(0)->add_models("m");
+  ASSERT_TRUE(cp.fleet.Connect(4, hello, clock_.MonotonicNow()).ok());
+  cp.reconciler.ReconcileOnce();
+  EXPECT_EQ(cp.store.Get("m")->assignment.desired_replicas(), 4u) << cp.store.Get("m")->autoscale_explanation;
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane

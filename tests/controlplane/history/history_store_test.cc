@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -87,8 +88,110 @@ TEST_F(HistoryStoreTest, MigratesAVersion1Database) {
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->RecentEvents(5)->at(0).detail, "old") << "events survive the migration";
   (*store)->RecordSample({absl::FromUnixSeconds(5), "m", 1, 1, 1});
+  (*store)->RecordOverride({"m", 3, absl::FromUnixSeconds(100), "why"});
   (*store)->Flush();
   EXPECT_EQ((*store)->SamplesSince(absl::FromUnixSeconds(0))->size(), 1u);
+  EXPECT_EQ((*store)->Overrides()->size(), 1u) << "version 3's tables exist";
+  EXPECT_EQ((*store)->write_errors(), 0u);
+}
+
+TEST_F(HistoryStoreTest, ScalingStatesOverridesAndDrainsSurviveReopen) {
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  {
+    auto store = HistoryStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    StoredScalingState st;
+    st.pool = "m";
+    st.time = t0;
+    st.last_desired = 4;
+    st.recommendations = {{t0 - absl::Seconds(30), 5}, {t0 - absl::Seconds(15), 4}};
+    st.scale_down_events = {{t0 - absl::Seconds(15), 1}};
+    (*store)->RecordScalingState(st);
+    st.last_desired = 3;  // A newer state replaces the pool's older one.
+    (*store)->RecordScalingState(st);
+    (*store)->RecordOverride({"m", 7, t0 + absl::Hours(1), "launch"});
+    (*store)->RecordOverride({"other", 2, t0 + absl::Hours(1), ""});
+    (*store)->RecordOverride({"other", -1, absl::InfinitePast(), ""});  // Cleared.
+    (*store)->RecordDrain("n1", true, t0);
+    (*store)->RecordDrain("n2", true, t0);
+    (*store)->RecordDrain("n2", false, t0);
+  }
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto states = (*store)->ScalingStates();
+  ASSERT_TRUE(states.ok()) << states.status();
+  ASSERT_EQ(states->size(), 1u);
+  const StoredScalingState& st = (*states)[0];
+  EXPECT_EQ(st.pool, "m");
+  EXPECT_EQ(st.last_desired, 3);
+  ASSERT_EQ(st.recommendations.size(), 2u);
+  EXPECT_EQ(st.recommendations[0].time, t0 - absl::Seconds(30));
+  EXPECT_EQ(st.recommendations[0].value, 5);
+  EXPECT_EQ(st.recommendations[1].value, 4);
+  EXPECT_TRUE(st.scale_up_events.empty());
+  ASSERT_EQ(st.scale_down_events.size(), 1u);
+  EXPECT_EQ(st.scale_down_events[0].value, 1);
+  auto overrides = (*store)->Overrides();
+  ASSERT_TRUE(overrides.ok());
+  ASSERT_EQ(overrides->size(), 1u);
+  EXPECT_EQ((*overrides)[0].pool, "m");
+  EXPECT_EQ((*overrides)[0].replicas, 7);
+  EXPECT_EQ((*overrides)[0].expires, t0 + absl::Hours(1));
+  EXPECT_EQ((*overrides)[0].reason, "launch");
+  EXPECT_THAT(*(*store)->DrainedNodes(), ::testing::ElementsAre("n1"));
+}
+
+TEST_F(HistoryStoreTest, AnUnreadableScalingStateIsSkipped) {
+  {
+    auto store = HistoryStore::Open(path_);
+    ASSERT_TRUE(store.ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO pool_scaling_state VALUES ('bad', 1, 2, '5:x', '', '');"
+                         "INSERT INTO pool_scaling_state VALUES ('good', 1, 2, '5:3', '', '');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  auto states = (*store)->ScalingStates();
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 1u);
+  EXPECT_EQ((*states)[0].pool, "good");
+}
+
+TEST_F(HistoryStoreTest, WhenFlushedAnswersOnceTheWriteIsCommitted) {
+  auto store = HistoryStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  bool called_at_once = false;
+  (*store)->WhenFlushed([&](bool saved) { called_at_once = saved; });
+  EXPECT_TRUE(called_at_once) << "nothing pending: answered on the caller's thread";
+
+  (*store)->PauseWriter();
+  (*store)->RecordOverride({"m", 3, absl::FromUnixSeconds(100), ""});
+  Mutex mu;
+  int calls = 0;
+  bool saved = false;
+  size_t overrides_seen = 0;
+  (*store)->WhenFlushed([&](bool ok) {
+    MutexLock lock(&mu);
+    ++calls;
+    saved = ok;
+    overrides_seen = (*store)->Overrides()->size();
+  });
+  {
+    MutexLock lock(&mu);
+    EXPECT_EQ(calls, 0) << "the writer holds the override: not durable yet";
+  }
+  (*store)->ResumeWriter();
+  MutexLock lock(&mu);
+  auto called = [&calls]() { return calls > 0; };
+  mu.Await(Condition(&called));  // The writer thread answers after its commit.
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(saved);
+  EXPECT_EQ(overrides_seen, 1u) << "answered only after the commit";
 }
 
 TEST_F(HistoryStoreTest, FlushMakesWritesVisible) {

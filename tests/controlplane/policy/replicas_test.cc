@@ -1,5 +1,6 @@
 #include "controlplane/policy/replicas.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -107,6 +108,83 @@ TEST(DecidePoolReplicasTest, PredictiveProposesFromTheForecastAndSaysWhy) {
   EXPECT_THAT(d.explanation, HasSubstr("straight line"));
   // 16 slots expected at 80% of 16 slots per replica: 1.25 replicas -> 2.
   EXPECT_EQ(d.desired, 2);
+}
+
+// The warm-up hold after a start: each row is one sync, `since_first_sync` after the
+// pool's first sync since the start, with a fresh HPA memory (so the hold alone is seen).
+struct WarmUpRow {
+  const char* name;
+  int32_t desired_before_restart;  // 0: a first start.
+  uint32_t busy;                   // Busy slots (and as many queued) on each of 3 4-slot replicas.
+  absl::Duration since_first_sync;
+  std::optional<int32_t> manual;
+  int32_t max_replicas;
+  absl::Duration scale_down_window;
+  int32_t want_desired;
+  bool want_held;
+};
+
+TEST(DecidePoolReplicasTest, WarmUpHoldsTheCountUntilAWindowOfEvidence) {
+  const absl::Duration kWindow = absl::Seconds(300);
+  const WarmUpRow rows[] = {
+      {"first start: an idle pool keeps its current replicas", 0, 0, absl::ZeroDuration(), std::nullopt, 100, kWindow,
+       3, true},
+      {"first start: still held just before a window", 0, 0, absl::Seconds(299), std::nullopt, 100, kWindow, 3, true},
+      {"first start: after a window the HPA decides", 0, 0, absl::Seconds(300), std::nullopt, 100, kWindow, 1, false},
+      {"restart: not below the count published before", 5, 0, absl::ZeroDuration(), std::nullopt, 100, kWindow, 5,
+       true},
+      {"restart: held until a window of evidence", 5, 0, absl::Seconds(299), std::nullopt, 100, kWindow, 5, true},
+      {"restart: after a window the HPA decides", 5, 0, absl::Seconds(300), std::nullopt, 100, kWindow, 1, false},
+      {"a busy pool scales up past the hold", 0, 4, absl::ZeroDuration(), std::nullopt, 100, kWindow, 4, false},
+      {"a manual override wins over the hold", 5, 0, absl::ZeroDuration(), 2, 100, kWindow, 2, false},
+      {"the hold stays within max_replicas", 5, 0, absl::ZeroDuration(), std::nullopt, 4, kWindow, 4, true},
+      {"no scale-down window, no hold", 5, 0, absl::ZeroDuration(), std::nullopt, 100, absl::ZeroDuration(), 1, false},
+  };
+  for (const WarmUpRow& row : rows) {
+    SCOPED_TRACE(row.name);
+    PoolPolicy pp = DefaultFleetConfig().defaults;
+    pp.autoscale->max_replicas = row.max_replicas;
+    pp.autoscale->behavior->scale_down.stabilization_window = row.scale_down_window;
+    pp.autoscale->behavior->scale_down.policies = {{HpaScalingPolicy::Type::kPercent, 100, absl::Seconds(15)}};
+    PoolScalingMemory memory;
+    memory.desired_before_restart = row.desired_before_restart;
+    memory.first_sync = kT0 - row.since_first_sync;
+    ReplicaInput in;
+    in.now = in.wall = kT0;
+    if (row.manual) in.manual = ManualOverride{*row.manual, kT0 + absl::Hours(1), ""};
+    for (const char* key : {"a", "b", "c"})
+      in.endpoints.push_back(Ep(key, v1::ENDPOINT_STATE_READY, 4, row.busy, row.busy));
+    const ReplicaDecision d = DecidePoolReplicas(in, pp, &memory);
+    EXPECT_EQ(d.desired, row.want_desired) << d.reason;
+    if (row.want_held) {
+      EXPECT_THAT(d.reason, HasSubstr(absl::StrCat("held at ", row.want_desired, ": warming up")));
+    } else {
+      EXPECT_THAT(d.reason, Not(HasSubstr("held at")));
+    }
+  }
+}
+
+TEST(DecidePoolReplicasTest, TheFirstSyncStartsTheWarmUp) {
+  PoolPolicy pp = DefaultFleetConfig().defaults;
+  PoolScalingMemory memory;
+  ReplicaInput in;
+  in.now = in.wall = kT0;
+  in.endpoints = {Ep("a", v1::ENDPOINT_STATE_READY, 4, 0, 0), Ep("b", v1::ENDPOINT_STATE_READY, 4, 0, 0)};
+  EXPECT_EQ(DecidePoolReplicas(in, pp, &memory).desired, 2);
+  ASSERT_TRUE(memory.first_sync.has_value());
+  EXPECT_EQ(*memory.first_sync, kT0);
+  // Idle at every sync for the whole window: the hold ends, and the HPA (whose own
+  // window now holds only recommendations of 1) scales down, by at most 2 a minute.
+  ReplicaDecision d;
+  for (absl::Duration t = absl::Seconds(15); t <= absl::Seconds(315); t += absl::Seconds(15)) {
+    in.now = in.wall = kT0 + t;
+    d = DecidePoolReplicas(in, pp, &memory);
+    if (t < absl::Seconds(300)) {
+      EXPECT_EQ(d.desired, 2) << absl::FormatDuration(t);
+    }
+  }
+  EXPECT_EQ(d.desired, 1) << d.reason;
+  EXPECT_EQ(*memory.first_sync, kT0) << "later syncs do not restart the warm-up";
 }
 
 }  // namespace
