@@ -11,10 +11,17 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace switchboard::sync {
 namespace {
+
+// A command's output on one line: its lines joined with " | ".
+std::string OneLine(absl::string_view output) {
+  return absl::StrJoin(absl::StrSplit(absl::StripAsciiWhitespace(output), '\n', absl::SkipWhitespace()), " | ");
+}
 
 std::optional<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -158,9 +165,8 @@ absl::Status NginxSync::WriteCheckReload(const std::string& content) {
         unlink(path.c_str());
       }
       ++counters_.failures;
-      const std::string why =
-          absl::StrCat("'", options_.check_command, "' failed (exit ", code, "): ", absl::StripAsciiWhitespace(output),
-                       had_old ? "; the old file is back in place" : "; nothing written");
+      const std::string why = absl::StrCat("'", options_.check_command, "' failed (exit ", code, "): ", OneLine(output),
+                                           had_old ? "; the old file is back in place" : "; nothing written");
       out_ << "nginx: check failed: " << why << std::endl;
       return absl::FailedPreconditionError(absl::StrCat("nginx check failed: ", why));
     }
@@ -171,8 +177,7 @@ absl::Status NginxSync::WriteCheckReload(const std::string& content) {
   ++counters_.commands;
   if (code != 0) {
     ++counters_.failures;
-    const std::string why =
-        absl::StrCat("'", options_.reload_command, "' failed (exit ", code, "): ", absl::StripAsciiWhitespace(output));
+    const std::string why = absl::StrCat("'", options_.reload_command, "' failed (exit ", code, "): ", OneLine(output));
     out_ << "nginx: wrote " << path << " but the reload failed: " << why << std::endl;
     return absl::UnavailableError(absl::StrCat("nginx reload failed: ", why));
   }

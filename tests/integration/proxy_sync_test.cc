@@ -410,7 +410,7 @@ class NginxSyncTest : public ProxySyncTest {
     const std::string log = ReadFile(dir_ / "error.log");
     int n = 0;
     for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      if (absl::StrContains(line, "reconfiguring")) ++n;
+      if (absl::StrContains(line, "SIGHUP")) ++n;
     }
     return n;
   }
