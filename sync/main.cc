@@ -51,6 +51,17 @@ int main(int argc, char** argv) {
       "file, checked and reloaded) in line with the pools' assignments from the Switchboard\n"
       "control plane. Runs until stopped; reconnects when the control plane or the proxy\n"
       "restarts. Exit codes: 0 done (--once), 1 failed, 2 usage error."};
+  app.footer(
+      "\nExamples:\n"
+      "  switchboard-sync --controlplane cp:50051 haproxy --socket /run/haproxy/admin.sock \\\n"
+      "      --backend llama --pool llama-3-8b\n"
+      "  switchboard-sync --controlplane cp:50051 nginx --pool llama-3-8b \\\n"
+      "      --out /etc/nginx/conf.d/switchboard-llama-3-8b.conf --reload-cmd 'nginx -s reload'\n"
+      "  switchboard-sync --once --dry-run nginx --pool llama-3-8b --out /tmp/x.conf   (print, change nothing)\n"
+      "\n"
+      "Options go before or after the proxy's name. Every change is printed on stdout, a line\n"
+      "each. Configuration snippets: docs/operations.md, \"Behind HAProxy\" and \"Behind nginx\".\n"
+      "Run 'switchboard-sync haproxy --help' or 'switchboard-sync nginx --help' for their options.");
   app.fallthrough();
   app.require_subcommand(1);
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_CONTROLPLANE)")
@@ -243,6 +254,11 @@ int main(int argc, char** argv) {
   stop.store(true);
   {
     MutexLock lock(&mu);  // Wakes the resync thread.
+    const SyncCounters& c = hx_sync ? hx_sync->counters() : nx_sync->counters();
+    std::cout << "switchboard-sync: totals: " << c.applies << " rounds with changes, "
+              << (hx_sync ? "commands " : "reloads ") << c.commands << ", added " << c.added << ", removed "
+              << c.removed << ", weights " << c.weight_changes << ", states " << c.state_changes << ", addresses "
+              << c.address_changes << ", failed " << c.failures << std::endl;
   }
   if (resync_thread.joinable()) resync_thread.join();
   // The signal thread waits in sigwait: send it one so it can exit.

@@ -353,6 +353,31 @@ TEST_F(HaproxySyncTest, DynamicServersAddedAndRemovedWithOnceAndDryRun) {
   ASSERT_TRUE(WaitFor([&] { return MatchesCurrent("llama_dynamic"); }, absl::Seconds(5)));
   for (const auto& s : Servers("llama_dynamic")) EXPECT_NE(absl::StrCat(s.host, ":", s.port), leaving);
 
+  // The control plane restarts (same address): the sync reconnects and follows again.
+  cp_.reset();
+  cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", cp_addr_, "--metrics-listen", "127.0.0.1:0", "--db",
+                                                       (dir_ / "history.db").string(), "--insecure"});
+  ASSERT_NE(cp_, nullptr);
+  ASSERT_TRUE(cp_->WaitForPort("grpc listening on port ", absl::Seconds(20)).ok());
+  ASSERT_TRUE(WaitFor([&] { return RunSbctl(cp_addr_, "drain node-0").first == 0; }, absl::Seconds(20)));
+  const std::string drained = backends_[0].address();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& s : Servers("llama_dynamic")) {
+          if (absl::StrCat(s.host, ":", s.port) == drained) return s.state == sync::AdminState::kDrain;
+        }
+        return false;
+      },
+      absl::Seconds(10)))
+      << "the sync did not follow the restarted control plane";
+
+  // Stopped, it says what it changed in all.
+  sync_->Signal(SIGTERM);
+  auto totals = sync_->WaitForLine("switchboard-sync: totals:", absl::Seconds(10));
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_THAT(*totals, HasSubstr("removed 1"));
+  EXPECT_EQ(sync_->Wait(), 0);
+
   // A pool nobody serves: --once gives up and says so.
   std::vector<std::string> missing = once;
   *std::find(missing.begin(), missing.end(), std::string(kPool)) = "no-such-pool";
