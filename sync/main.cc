@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const char* env = std::getenv("SWITCHBOARD_CONTROLPLANE");
+  const char* env = std::getenv("SWITCHBOARD_ADDR");
   std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   std::string timeout_text = "30s", resync_text = "5s";
   bool once = false, dry_run = false, insecure = false;
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
       "Run 'switchboard-sync haproxy --help' or 'switchboard-sync nginx --help' for their options.");
   app.fallthrough();
   app.require_subcommand(1);
-  app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_CONTROLPLANE)")
+  app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_ADDR)")
       ->capture_default_str();
   app.add_flag("--insecure", insecure, "plaintext gRPC to the control plane (the only mode in this release)");
   app.add_flag("--once", once, "apply the current assignment of every pool, then exit (0 when applied)");

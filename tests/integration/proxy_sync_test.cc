@@ -6,10 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -538,6 +540,72 @@ TEST(SyncUsageTest, UsageErrorsExitTwo) {
   auto [code, out] = RunToExit("switchboard-sync", {"--help"}, absl::Seconds(10));
   EXPECT_EQ(code, 0);
   EXPECT_THAT(out, HasSubstr("haproxy"));
+}
+
+// ------------------------------------------------------------------------- docs
+
+// The fenced block that follows `after` in docs/operations.md and opens with `fence`.
+std::string DocsBlock(const std::string& after, const std::string& fence) {
+  const std::string doc = ReadFile(std::filesystem::path(SWITCHBOARD_DOCS_DIR) / "operations.md");
+  size_t at = doc.find(after);
+  if (at == std::string::npos) return "";
+  at = doc.find("\n" + fence + "\n", at);
+  if (at == std::string::npos) return "";
+  at += fence.size() + 2;
+  const size_t end = doc.find("\n```\n", at);
+  return end == std::string::npos ? "" : doc.substr(at, end - at + 1);
+}
+
+TEST(DocsSnippetsTest, HaproxyConfigurationIsValid) {
+  if (access(kHaproxy, X_OK) != 0) GTEST_SKIP() << kHaproxy << " is missing: install Debian's haproxy";
+  std::string cfg = DocsBlock("### Behind HAProxy", "```haproxy");
+  ASSERT_THAT(cfg, HasSubstr("backend llama_slots"));
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "docs_haproxy";
+  std::filesystem::create_directories(dir);
+  const size_t sock = cfg.find("/run/haproxy/admin.sock");
+  ASSERT_NE(sock, std::string::npos);
+  cfg.replace(sock, strlen("/run/haproxy/admin.sock"), (dir / "admin.sock").string());
+  std::ofstream(dir / "haproxy.cfg") << cfg;
+  auto [code, out] = RunToExit(kHaproxy, {"-c", "-f", (dir / "haproxy.cfg").string()}, absl::Seconds(10));
+  EXPECT_EQ(code, 0) << out << "\n" << cfg;
+}
+
+TEST(DocsSnippetsTest, NginxUpstreamIsWhatSyncWritesAndTheServerIsValid) {
+  const std::string upstream = DocsBlock("The file it writes for a pool", "```");
+  ASSERT_THAT(upstream, HasSubstr("upstream switchboard_llama-3-8b {"));
+  // The documented block is what switchboard-sync renders for that pool.
+  v1::Assignment a;
+  a.set_pool("llama-3-8b");
+  a.set_lb_policy(v1::LB_POLICY_WEIGHTED);
+  for (auto [addr, w, circuit] :
+       std::vector<std::tuple<const char*, int, v1::CircuitState>>{{"10.0.0.7:8080", 96, v1::CIRCUIT_STATE_CLOSED},
+                                                                   {"10.0.0.8:8080", 24, v1::CIRCUIT_STATE_CLOSED},
+                                                                   {"10.0.0.9:8080", 0, v1::CIRCUIT_STATE_OPEN}}) {
+    auto* ep = a.add_endpoints();
+    ep->set_address(addr);
+    ep->set_weight(static_cast<uint32_t>(w));
+    ep->set_state(v1::ENDPOINT_STATE_READY);
+    ep->set_circuit(circuit);
+  }
+  sync::NginxPool pool;
+  pool.assignment = a;
+  pool.upstream = sync::NginxUpstreamName("llama-3-8b");
+  EXPECT_THAT(sync::RenderNginx({pool}, {}), HasSubstr(upstream));
+
+  if (access(kNginx, X_OK) != 0) GTEST_SKIP() << kNginx << " is missing: install Debian's nginx-light";
+  const std::string server = DocsBlock("and a server that uses it", "```nginx");
+  ASSERT_THAT(server, HasSubstr("proxy_pass http://switchboard_llama-3-8b;"));
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "docs_nginx";
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  std::ofstream(dir / "nginx.conf") << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log;\n"
+                                    << "events {}\nhttp {\n  client_body_temp_path " << d << ";\n  proxy_temp_path "
+                                    << d << ";\n  fastcgi_temp_path " << d << ";\n  uwsgi_temp_path " << d
+                                    << ";\n  scgi_temp_path " << d << ";\n"
+                                    << upstream << server << "}\n";
+  auto [code, out] = RunToExit(kNginx, {"-t", "-p", d, "-c", (dir / "nginx.conf").string(), "-e", d + "/error.log"},
+                               absl::Seconds(10));
+  EXPECT_EQ(code, 0) << out;
 }
 
 }  // namespace
