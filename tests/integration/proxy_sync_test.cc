@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/prometheus_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -80,6 +81,9 @@ class ProxySyncTest : public ::testing::Test {
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    auto metrics_port = cp_->WaitForPort("metrics listening on port ", absl::Seconds(20));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
     // Different speeds give different weights under the weighted policy.
     backends_.emplace_back(4, 40);
     backends_.emplace_back(4, 20);
@@ -120,6 +124,16 @@ class ProxySyncTest : public ::testing::Test {
       b.server.reset();
     }
     cp_.reset();
+  }
+
+  // The control plane's count of subscriber ACKs or NACKs ("ack", "nack").
+  double Replies(const std::string& type) {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    auto res = http.Get("/metrics");
+    if (!res || res->status != 200) return -1;
+    auto scrape = PromScrape::Parse(res->body);
+    if (!scrape.ok()) return -1;
+    return scrape->Value("switchboard_subscriber_replies_total", {{"type", type}}).value_or(0);
   }
 
   v1::Assignment Current() {
@@ -172,6 +186,7 @@ class ProxySyncTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<Subprocess> cp_;
   std::string cp_addr_;
+  int metrics_port_ = 0;
   std::vector<Backend> backends_;
   std::unique_ptr<Subscriber> subscriber_;
   std::unique_ptr<Subprocess> proxy_;
@@ -465,9 +480,21 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
       },
       absl::Seconds(10)));
 
+  // --dry-run prints the file and changes nothing.
+  std::vector<std::string> dry = SyncArgs("false");
+  dry.insert(dry.begin(), {"--once", "--dry-run"});
+  std::filesystem::remove(upstream_);
+  auto [dry_code, dry_out] = RunToExit("switchboard-sync", dry, absl::Seconds(30));
+  EXPECT_EQ(dry_code, 0) << dry_out;
+  EXPECT_THAT(dry_out, HasSubstr(absl::StrCat("upstream switchboard_", kPool, " {")));
+  EXPECT_FALSE(std::filesystem::exists(upstream_));
+  std::ofstream(upstream_) << first;
+
+  const double acks_before = Replies("ack");
   sync_ = Subprocess::Start("switchboard-sync", SyncArgs(nginx_ + " -s reload"));
   ASSERT_NE(sync_, nullptr);
   ASSERT_TRUE(sync_->WaitForLine("subscribed to", absl::Seconds(10)).ok());
+  EXPECT_TRUE(WaitFor([&] { return Replies("ack") > acks_before; }, absl::Seconds(5))) << "no ACK";
 
   // Traffic follows the weights in the file.
   v1::Assignment a = Current();
@@ -516,6 +543,7 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
       absl::Seconds(5)));
 
   // A configuration nginx refuses is not installed: the old file stays and the log says why.
+  const double nacks_before = Replies("nack");
   std::ofstream(conf_, std::ios::app) << "this_is_not_a_directive;\n";
   auto [ucode, uout] = RunSbctl(cp_addr_, "undrain node-1");
   ASSERT_EQ(ucode, 0) << uout;
@@ -524,6 +552,8 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
   EXPECT_THAT(*failed, HasSubstr("this_is_not_a_directive"));
   EXPECT_THAT(ReadFile(upstream_), HasSubstr(absl::StrCat("server ", drained, " down;")));
   EXPECT_EQ(Reloads(), 2);
+  EXPECT_TRUE(WaitFor([&] { return Replies("nack") > nacks_before; }, absl::Seconds(5)))
+      << "the refused assignment was not NACKed";
 }
 
 TEST(SyncUsageTest, UsageErrorsExitTwo) {

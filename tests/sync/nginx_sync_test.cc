@@ -127,6 +127,29 @@ TEST_F(NginxSyncTest, WaitsForEveryPoolAndRendersEachAsAnUpstream) {
   EXPECT_THAT(out, HasSubstr("upstream switchboard_b {"));
 }
 
+TEST_F(NginxSyncTest, BackupPoolWaitsForBothAndMarksItsServersBackup) {
+  options_.backup_pool = "spare";
+  NginxSync sync(options_, log_, [this] { return now_; });
+  ASSERT_TRUE(sync.Apply(Pool("llama", 10)).ok());
+  EXPECT_FALSE(sync.Complete());
+  EXPECT_FALSE(std::filesystem::exists(options_.out));
+  v1::Assignment spare = Pool("spare", 3);
+  spare.mutable_endpoints(0)->set_address("127.0.0.2:8000");
+  ASSERT_TRUE(sync.Apply(spare).ok());
+  EXPECT_THAT(Read(options_.out), HasSubstr("upstream switchboard_llama {\n    server 127.0.0.1:8000 weight=10;\n"
+                                            "    server 127.0.0.2:8000 weight=3 backup;\n}"));
+}
+
+TEST_F(NginxSyncTest, DryRunPrintsAndWritesNothing) {
+  options_.dry_run = true;
+  NginxSync sync(options_, log_, [this] { return now_; });
+  ASSERT_TRUE(sync.Apply(Pool("llama", 10)).ok());
+  EXPECT_THAT(log_.str(), HasSubstr("would write"));
+  EXPECT_THAT(log_.str(), HasSubstr("server 127.0.0.1:8000 weight=10;"));
+  EXPECT_FALSE(std::filesystem::exists(options_.out));
+  EXPECT_EQ(Reloads(), 0);
+}
+
 TEST(ReloadLimiterTest, SlidingMinute) {
   ReloadLimiter l(2);
   const absl::Time t0 = absl::FromUnixSeconds(0);
