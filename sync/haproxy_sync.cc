@@ -116,6 +116,18 @@ absl::Status HaproxySync::Apply(const v1::Assignment& a) {
     ++counters_.commands;
     if (answer.ok() && HaproxyCommandSucceeded(*answer)) {
       out_ << "  ran: " << c << std::endl;
+      // Counted as done, not as planned: a postponed `del server` counts once, when it works.
+      if (absl::StartsWith(c, "add server ")) {
+        ++counters_.added;
+      } else if (absl::StartsWith(c, "del server ")) {
+        ++counters_.removed;
+      } else if (absl::StrContains(c, " weight ")) {
+        ++counters_.weight_changes;
+      } else if (absl::StrContains(c, " addr ")) {
+        ++counters_.address_changes;
+      } else if (absl::StrContains(c, " state ")) {
+        ++counters_.state_changes;
+      }
       continue;
     }
     const std::string why = answer.ok() ? std::string(absl::StripAsciiWhitespace(*answer)) : answer.status().ToString();
@@ -130,11 +142,6 @@ absl::Status HaproxySync::Apply(const v1::Assignment& a) {
     if (result.ok()) result = absl::AbortedError(absl::StrCat("HAProxy refused '", c, "': ", why));
   }
   ++counters_.applies;
-  counters_.added += plan.added;
-  counters_.removed += plan.removed;
-  counters_.weight_changes += plan.weight_changes;
-  counters_.state_changes += plan.state_changes;
-  counters_.address_changes += plan.address_changes;
   out_ << "haproxy: changed " << what << (failed > 0 ? absl::StrCat(", ", failed, " failed") : "")
        << "; totals: " << counters_.commands << " commands, " << counters_.failures << " failed" << std::endl;
   return result;

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
 
   const char* env = std::getenv("SWITCHBOARD_ADDR");
   std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
-  std::string timeout_text = "30s", resync_text = "5s";
+  std::string timeout_text = "30s", resync_text = "5s", grace_text = "10s";
   bool once = false, dry_run = false, insecure = false;
 
   CLI::App app{
@@ -73,6 +73,12 @@ int main(int argc, char** argv) {
   app.add_option("--resync-interval", resync_text,
                  "re-read the proxy and repair drift this often (re-applies everything after a proxy "
                  "restart; sends a rate-limited nginx change)")
+      ->capture_default_str();
+
+  app.add_option("--reconnect-grace", grace_text,
+                 "after the stream to the control plane reconnects, keep endpoints its assignments "
+                 "lack for this long (a restarted control plane knows only the agents that have "
+                 "reported again); 0s: none")
       ->capture_default_str();
 
   HaproxyOptions hx;
@@ -133,6 +139,10 @@ int main(int argc, char** argv) {
   if (!absl::ParseDuration(resync_text, &resync) || resync <= absl::ZeroDuration()) {
     return UsageError("--resync-interval '" + resync_text + "': want a positive duration such as 5s");
   }
+  absl::Duration grace;
+  if (!absl::ParseDuration(grace_text, &grace) || grace < absl::ZeroDuration()) {
+    return UsageError("--reconnect-grace '" + grace_text + "': want a duration such as 10s (0s: none)");
+  }
   if (auto hp = ParseHostPort(controlplane); !hp.ok() || hp->port == 0) {
     return UsageError("--controlplane '" + controlplane + "': want HOST:PORT");
   }
@@ -173,15 +183,43 @@ int main(int argc, char** argv) {
   } else {
     nx_sync = std::make_unique<NginxSync>(nx, std::cout);
   }
-  std::map<std::string, v1::Assignment> latest;
+  std::map<std::string, v1::Assignment> latest;    // As the control plane sent them.
+  std::map<std::string, v1::Assignment> in_proxy;  // What was last applied, per pool.
+  std::map<std::string, v1::Assignment> carried;   // in_proxy when the stream reconnected.
+  absl::Time grace_until = absl::InfinitePast();
+  bool carrying = false;
+  int streams = 0;
   std::set<std::string> applied;  // Pools whose current assignment is in the proxy (--once).
   bool failed_once = false;
   std::string last_error;
 
+  // What to apply for `pool`: the control plane's assignment, plus, during the grace
+  // after a reconnect, the endpoints it does not list yet.
+  auto effective = [&](const std::string& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = carried.find(pool);
+    if (!carrying || it == carried.end()) return latest[pool];
+    return CarryOver(latest[pool], it->second);
+  };
+  auto apply_pool = [&](const std::string& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const v1::Assignment a = effective(pool);
+    absl::Status s = hx_sync ? hx_sync->Apply(a) : nx_sync->Apply(a);
+    if (s.ok()) in_proxy[pool] = a;
+    return s;
+  };
+  auto on_stream = [&] {
+    MutexLock lock(&mu);
+    if (++streams == 1 || grace <= absl::ZeroDuration()) return;
+    carried = in_proxy;
+    carrying = true;
+    grace_until = absl::Now() + grace;
+    std::cout << "reconnected: endpoints the control plane does not list yet are kept for "
+              << absl::FormatDuration(grace) << std::endl;
+  };
+
   auto apply = [&](const v1::Assignment& a) -> absl::Status {
     MutexLock lock(&mu);
     latest[a.pool()] = a;
-    absl::Status s = hx_sync ? hx_sync->Apply(a) : nx_sync->Apply(a);
+    absl::Status s = apply_pool(a.pool());
     if (s.ok()) {
       if (nx_sync == nullptr || nx_sync->Complete()) {
         applied.insert(a.pool());
@@ -197,7 +235,8 @@ int main(int argc, char** argv) {
 
   std::cout << "switchboard-sync: following pool" << (pools.size() > 1 ? "s " : " ") << absl::StrJoin(pools, ", ")
             << " from " << controlplane << (dry_run ? " (dry run: changing nothing)" : "") << std::endl;
-  Subscription subscription(controlplane, pools, absl::StrCat("switchboard-sync-", getpid()), apply, std::cout);
+  Subscription subscription(controlplane, pools, absl::StrCat("switchboard-sync-", getpid()), apply, on_stream,
+                            std::cout);
 
   std::atomic<bool> stop{false};
   std::thread signals([&] {
@@ -216,11 +255,18 @@ int main(int argc, char** argv) {
         auto stopping = [&stop] { return stop.load(); };
         mu.AwaitWithTimeout(Condition(&stopping), resync);
         if (stop.load()) return;
-        if (hx_sync) {
-          for (const auto& [pool, a] : latest) (void)hx_sync->Apply(a);
-        } else {
-          (void)nx_sync->Tick();
+        const bool grace_over = carrying && absl::Now() >= grace_until;
+        if (grace_over) {
+          carrying = false;
+          carried.clear();
+          std::cout << "reconnect grace over: applying the control plane's assignments as they are" << std::endl;
         }
+        if (hx_sync || grace_over) {
+          std::vector<std::string> names;
+          for (const auto& [pool, a] : latest) names.push_back(pool);
+          for (const std::string& pool : names) (void)apply_pool(pool);
+        }
+        if (nx_sync) (void)nx_sync->Tick();
       }
     });
   }

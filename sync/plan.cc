@@ -53,6 +53,16 @@ std::string AddressKey(absl::string_view host, int port) { return absl::StrCat(h
 
 }  // namespace
 
+v1::Assignment CarryOver(const v1::Assignment& now, const v1::Assignment& before) {
+  v1::Assignment out = now;
+  std::set<std::string> present;
+  for (const v1::AssignedEndpoint& ep : now.endpoints()) present.insert(ep.address());
+  for (const v1::AssignedEndpoint& ep : before.endpoints()) {
+    if (present.insert(ep.address()).second) *out.add_endpoints() = ep;
+  }
+  return out;
+}
+
 const char* AdminStateName(AdminState s) {
   switch (s) {
     case AdminState::kReady:

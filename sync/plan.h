@@ -16,6 +16,14 @@
 
 namespace switchboard::sync {
 
+// ---------------------------------------------------------------- both
+
+// `now` plus the endpoints of `before` that `now` lacks, as they were in `before`. Used
+// for a while after the stream to the control plane reconnects: a restarted control
+// plane first knows only the agents that have reported again, and a proxy should not
+// drop the others meanwhile.
+v1::Assignment CarryOver(const v1::Assignment& now, const v1::Assignment& before);
+
 // ---------------------------------------------------------------- HAProxy
 
 enum class AdminState { kReady, kDrain, kMaint };

@@ -9,11 +9,12 @@
 namespace switchboard::sync {
 
 Subscription::Subscription(std::string target, std::vector<std::string> pools, std::string subscriber_id,
-                           Handler handler, std::ostream& out)
+                           Handler handler, std::function<void()> on_stream, std::ostream& out)
     : target_(std::move(target)),
       pools_(std::move(pools)),
       subscriber_id_(std::move(subscriber_id)),
       handler_(std::move(handler)),
+      on_stream_(std::move(on_stream)),
       out_(out) {}
 
 void Subscription::Stop() {
@@ -47,6 +48,7 @@ void Subscription::Run() {
           received = true;
           was_connected = true;
           backoff = absl::Milliseconds(200);
+          on_stream_();
         }
         const absl::Status s = handler_(a);
         v1::SubscribeRequest reply;

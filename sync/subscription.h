@@ -20,8 +20,10 @@ namespace switchboard::sync {
 class Subscription {
  public:
   using Handler = std::function<absl::Status(const v1::Assignment&)>;
+  // `on_stream` runs before the first assignment of every new stream (the first one
+  // included), on the thread that calls the handler.
   Subscription(std::string target, std::vector<std::string> pools, std::string subscriber_id, Handler handler,
-               std::ostream& out);
+               std::function<void()> on_stream, std::ostream& out);
   // Runs until Stop(): a stream at a time, reconnecting 0.2 s after a failure, doubling
   // to 5 s while the control plane stays away.
   void Run();
@@ -32,6 +34,7 @@ class Subscription {
   const std::vector<std::string> pools_;
   const std::string subscriber_id_;
   const Handler handler_;
+  const std::function<void()> on_stream_;
   std::ostream& out_;
   Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

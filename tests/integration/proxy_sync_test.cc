@@ -376,6 +376,9 @@ TEST_F(HaproxySyncTest, DynamicServersAddedAndRemovedWithOnceAndDryRun) {
                                                        (dir_ / "history.db").string(), "--insecure"});
   ASSERT_NE(cp_, nullptr);
   ASSERT_TRUE(cp_->WaitForPort("grpc listening on port ", absl::Seconds(20)).ok());
+  // It keeps the endpoints the new control plane does not know yet (no server dropped:
+  // "removed 1" below counts only the endpoint that left).
+  ASSERT_TRUE(sync_->WaitForLine("reconnected: ", absl::Seconds(20)).ok());
   ASSERT_TRUE(WaitFor([&] { return RunSbctl(cp_addr_, "drain node-0").first == 0; }, absl::Seconds(20)));
   const std::string drained = backends_[0].address();
   ASSERT_TRUE(WaitFor(

@@ -39,6 +39,20 @@ ProxyServer Server(const std::string& name, const std::string& host, int port, i
   return s;
 }
 
+TEST(CarryOverTest, KeepsMissingEndpointsAsTheyWere) {
+  const v1::Assignment before =
+      Pool("p", {Ep("10.0.0.1:80", 10), Ep("10.0.0.2:80", 20), Ep("10.0.0.3:80", 5, v1::ENDPOINT_STATE_DRAINING)});
+  const v1::Assignment now = Pool("p", {Ep("10.0.0.2:80", 30), Ep("10.0.0.4:80", 1)});
+  const v1::Assignment got = CarryOver(now, before);
+  ASSERT_EQ(got.endpoints_size(), 4);
+  EXPECT_EQ(got.endpoints(0).weight(), 30u);  // Present now: as it is now.
+  EXPECT_EQ(got.endpoints(1).address(), "10.0.0.4:80");
+  EXPECT_EQ(got.endpoints(2).address(), "10.0.0.1:80");
+  EXPECT_EQ(got.endpoints(2).weight(), 10u);
+  EXPECT_EQ(got.endpoints(3).state(), v1::ENDPOINT_STATE_DRAINING);
+  EXPECT_EQ(CarryOver(now, v1::Assignment()).endpoints_size(), 2);
+}
+
 TEST(HaproxyWeightTest, DoublesAndCapsKeepingRatios) {
   struct Case {
     uint32_t in;
