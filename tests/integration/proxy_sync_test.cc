@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -84,7 +85,8 @@ class ProxySyncTest : public ::testing::Test {
     auto metrics_port = cp_->WaitForPort("metrics listening on port ", absl::Seconds(20));
     ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
     metrics_port_ = *metrics_port;
-    // Different speeds give different weights under the weighted policy.
+    // Different speeds give different weights under the weighted policy (capacity: the
+    // relative speed of a slot until the agent has measured one; no completions run here).
     backends_.emplace_back(4, 40);
     backends_.emplace_back(4, 20);
     backends_.emplace_back(4, 10);
@@ -98,7 +100,8 @@ class ProxySyncTest : public ::testing::Test {
       ASSERT_TRUE(p.ok()) << p.status();
       b.port = *p;
       b.agent = Subprocess::Start(
-          "switchboard-agent", {"--controlplane", cp_addr_, "--backend", absl::StrCat("llamacpp=http://", b.address()),
+          "switchboard-agent", {"--controlplane", cp_addr_, "--backend",
+                                absl::StrCat("llamacpp=http://", b.address(), ",capacity=", b.tokens_per_second / 10),
                                 "--node-id", absl::StrCat("node-", i), "--insecure"});
       ASSERT_NE(b.agent, nullptr);
     }
@@ -295,6 +298,9 @@ TEST_F(HaproxySyncTest, TemplateSlotsFollowWeightsDrainsCircuitsAndRestarts) {
   // The split follows the weights HAProxy holds (the control plane's, doubled).
   const std::map<std::string, int> weights = ReadyWeights("llama");
   ASSERT_EQ(weights.size(), 3u);
+  std::set<int> distinct;
+  for (const auto& [addr, w] : weights) distinct.insert(w);
+  ASSERT_GT(distinct.size(), 1u) << "equal weights would not show that the split follows them";
   ExpectSplitFollows(Send(1000, "X-Server"), weights, 1000);
   EXPECT_EQ(ReadyWeights("llama"), weights) << "weights moved during the run";
 
@@ -504,6 +510,9 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
   std::map<std::string, int> weights;
   for (const auto& ep : a.endpoints()) weights[ep.address()] = static_cast<int>(ep.weight());
   ASSERT_EQ(ReadFile(upstream_), first) << "weights moved since --once";
+  std::set<int> distinct;
+  for (const auto& [addr, w] : weights) distinct.insert(w);
+  ASSERT_GT(distinct.size(), 1u) << "equal weights would not show that the split follows them";
   ExpectSplitFollows(Send(1000, "X-Upstream"), weights, 1000);
   EXPECT_EQ(Reloads(), 0) << "a reload although nothing changed";
 
