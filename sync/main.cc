@@ -18,7 +18,9 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/net.h"
+#include "prometheus/exposer.h"
 #include "sync/haproxy_sync.h"
+#include "sync/metrics.h"
 #include "sync/nginx_sync.h"
 #include "sync/subscription.h"
 
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   std::string timeout_text = "30s", resync_text = "5s", grace_text = "10s";
   bool once = false, dry_run = false, insecure = false;
+  std::string metrics_listen;
 
   CLI::App app{
       "switchboard-sync: keeps HAProxy (runtime API, no reload) or nginx (rendered upstream\n"
@@ -75,6 +78,8 @@ int main(int argc, char** argv) {
                  "restart; sends a rate-limited nginx change)")
       ->capture_default_str();
 
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus /metrics here, e.g. 127.0.0.1:9469 (off when empty; port 0 picks one)");
   app.add_option("--reconnect-grace", grace_text,
                  "after the stream to the control plane reconnects, keep endpoints its assignments "
                  "lack for this long (a restarted control plane knows only the agents that have "
@@ -183,6 +188,20 @@ int main(int argc, char** argv) {
   } else {
     nx_sync = std::make_unique<NginxSync>(nx, std::cout);
   }
+  std::unique_ptr<SyncMetrics> metrics = MakeSyncMetrics();
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+    } catch (const std::exception& e) {
+      std::cerr << "switchboard-sync: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
+      return 1;
+    }
+    exposer->RegisterCollectable(metrics->registry);
+    std::cout << "metrics listening on port " << exposer->GetListeningPorts().front() << std::endl;
+  }
+  auto export_counters = [&] { metrics->Export(hx_sync ? hx_sync->counters() : nx_sync->counters(), !hx_sync); };
+
   std::map<std::string, v1::Assignment> latest;    // As the control plane sent them.
   std::map<std::string, v1::Assignment> in_proxy;  // What was last applied, per pool.
   std::map<std::string, v1::Assignment> carried;   // in_proxy when the stream reconnected.
@@ -204,10 +223,12 @@ int main(int argc, char** argv) {
     const v1::Assignment a = effective(pool);
     absl::Status s = hx_sync ? hx_sync->Apply(a) : nx_sync->Apply(a);
     if (s.ok()) in_proxy[pool] = a;
+    export_counters();
     return s;
   };
   auto on_stream = [&] {
     MutexLock lock(&mu);
+    metrics->streams->Increment();
     if (++streams == 1 || grace <= absl::ZeroDuration()) return;
     carried = in_proxy;
     carrying = true;
@@ -220,6 +241,7 @@ int main(int argc, char** argv) {
     MutexLock lock(&mu);
     latest[a.pool()] = a;
     absl::Status s = apply_pool(a.pool());
+    (s.ok() ? metrics->applied : metrics->refused)->Increment();
     if (s.ok()) {
       if (nx_sync == nullptr || nx_sync->Complete()) {
         applied.insert(a.pool());
@@ -267,6 +289,7 @@ int main(int argc, char** argv) {
           for (const std::string& pool : names) (void)apply_pool(pool);
         }
         if (nx_sync) (void)nx_sync->Tick();
+        export_counters();
       }
     });
   }

@@ -129,6 +129,16 @@ class ProxySyncTest : public ::testing::Test {
     cp_.reset();
   }
 
+  // A sample of switchboard-sync's /metrics (-1 when unreadable).
+  double SyncMetric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    httplib::Client http("127.0.0.1", sync_metrics_port_);
+    auto res = http.Get("/metrics");
+    if (!res || res->status != 200) return -1;
+    auto scrape = PromScrape::Parse(res->body);
+    if (!scrape.ok()) return -1;
+    return scrape->Value(name, labels).value_or(-1);
+  }
+
   // The control plane's count of subscriber ACKs or NACKs ("ack", "nack").
   double Replies(const std::string& type) {
     httplib::Client http("127.0.0.1", metrics_port_);
@@ -195,6 +205,7 @@ class ProxySyncTest : public ::testing::Test {
   std::unique_ptr<Subprocess> proxy_;
   int proxy_port_ = 0;
   std::unique_ptr<Subprocess> sync_;
+  int sync_metrics_port_ = 0;
 };
 
 // ------------------------------------------------------------------------- HAProxy
@@ -284,8 +295,12 @@ class HaproxySyncTest : public ProxySyncTest {
                                      "300ms",          "haproxy", "--socket",   socket_,
                                      "--pool",         kPool};
     args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.begin(), {"--metrics-listen", "127.0.0.1:0"});
     sync_ = Subprocess::Start("switchboard-sync", args);
     ASSERT_NE(sync_, nullptr);
+    auto port = sync_->WaitForPort("metrics listening on port ", absl::Seconds(10));
+    ASSERT_TRUE(port.ok()) << port.status();
+    sync_metrics_port_ = *port;
   }
 
   std::string socket_;
@@ -397,6 +412,13 @@ TEST_F(HaproxySyncTest, DynamicServersAddedAndRemovedWithOnceAndDryRun) {
       absl::Seconds(10)))
       << "the sync did not follow the restarted control plane";
 
+  // Its metrics count what it changed: the one endpoint that left, the two streams.
+  EXPECT_EQ(SyncMetric("switchboard_sync_changes_total", {{"kind", "removed"}}), 1);
+  EXPECT_GE(SyncMetric("switchboard_sync_changes_total", {{"kind", "state"}}), 2);  // Maint, then drain.
+  EXPECT_EQ(SyncMetric("switchboard_sync_streams_total"), 2);
+  EXPECT_GE(SyncMetric("switchboard_sync_assignments_total", {{"result", "applied"}}), 2);
+  EXPECT_EQ(SyncMetric("switchboard_sync_failures_total"), 0);
+
   // Stopped, it says what it changed in all.
   sync_->Signal(SIGTERM);
   auto totals = sync_->WaitForLine("switchboard-sync: totals:", absl::Seconds(10));
@@ -500,8 +522,13 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
   std::ofstream(upstream_) << first;
 
   const double acks_before = Replies("ack");
-  sync_ = Subprocess::Start("switchboard-sync", SyncArgs(nginx_ + " -s reload"));
+  std::vector<std::string> args = SyncArgs(nginx_ + " -s reload");
+  args.insert(args.begin(), {"--metrics-listen", "127.0.0.1:0"});
+  sync_ = Subprocess::Start("switchboard-sync", args);
   ASSERT_NE(sync_, nullptr);
+  auto metrics_port = sync_->WaitForPort("metrics listening on port ", absl::Seconds(10));
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  sync_metrics_port_ = *metrics_port;
   ASSERT_TRUE(sync_->WaitForLine("subscribed to", absl::Seconds(10)).ok());
   EXPECT_TRUE(WaitFor([&] { return Replies("ack") > acks_before; }, absl::Seconds(5))) << "no ACK";
 
@@ -566,6 +593,9 @@ TEST_F(NginxSyncTest, UpstreamFileFollowsThePoolWithOneReloadPerChange) {
   EXPECT_EQ(Reloads(), 2);
   EXPECT_TRUE(WaitFor([&] { return Replies("nack") > nacks_before; }, absl::Seconds(5)))
       << "the refused assignment was not NACKed";
+  EXPECT_EQ(SyncMetric("switchboard_sync_changes_total", {{"kind", "reload"}}), 2);
+  EXPECT_GE(SyncMetric("switchboard_sync_failures_total"), 1);
+  EXPECT_GE(SyncMetric("switchboard_sync_assignments_total", {{"result", "refused"}}), 1);
 }
 
 TEST(SyncUsageTest, UsageErrorsExitTwo) {
