@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   sqlite3 curl procps
+  haproxy nginx-light   # integration_proxy_sync_test runs the real proxies
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
 )
 
@@ -38,3 +39,16 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The tests run their own haproxy and nginx (temporary configs on free loopback ports);
+# the system services Debian starts on installation are not needed. Stop the ones
+# installed just now, leaving any that were already there alone.
+for svc in haproxy nginx; do
+  case " ${missing[*]} " in
+    *" $svc "* | *" $svc-light "*)
+      if [ -d /run/systemd/system ]; then  # systemd is running
+        $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+      fi
+      ;;
+  esac
+done

@@ -52,7 +52,7 @@ namespace {
 std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const std::vector<std::string>& args) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return nullptr;
-  const std::string path = BinDir() + "/" + binary;
+  const std::string path = binary.rfind('/', 0) == 0 ? binary : BinDir() + "/" + binary;
   pid_t pid = fork();
   if (pid < 0) return nullptr;
   if (pid == 0) {
@@ -125,7 +125,7 @@ std::pair<int, std::string> RunToExit(const std::string& binary, const std::vect
                                       absl::Duration timeout) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return {-1, "pipe failed"};
-  const std::string path = BinDir() + "/" + binary;
+  const std::string path = binary.rfind('/', 0) == 0 ? binary : BinDir() + "/" + binary;
   pid_t pid = fork();
   if (pid < 0) return {-1, "fork failed"};
   if (pid == 0) {

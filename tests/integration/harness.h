@@ -33,7 +33,7 @@ absl::Duration Scaled(absl::Duration d);
 
 class Subprocess {
  public:
-  // Starts `binary` (a name in BinDir()) with `args`; stdout is captured for
+  // Starts `binary` (a name in BinDir(), or an absolute path) with `args`; stdout is captured for
   // WaitForLine, stderr goes to the test's stderr.
   static std::unique_ptr<Subprocess> Start(const std::string& binary, const std::vector<std::string>& args);
   ~Subprocess();  // SIGKILLs and reaps the process if still running.
@@ -56,7 +56,7 @@ class Subprocess {
   std::string buffer_;
 };
 
-// Runs `binary` (a name in BinDir()) with `args` until it exits; one still running
+// Runs `binary` (a name in BinDir(), or an absolute path) with `args` until it exits; one still running
 // after `timeout` is SIGKILLed. Returns its exit status (as Subprocess::Wait) and what it
 // wrote to stdout and stderr, interleaved. For programs expected to exit on their own,
 // such as on a usage error.
