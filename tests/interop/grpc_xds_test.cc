@@ -1,0 +1,294 @@
+// Interop with gRPC's own xDS client (Debian's libgrpc++): a channel to `xds:///POOL`,
+// bootstrapped to the real control plane on loopback, must follow Switchboard's
+// endpoints, weights and health. The backends are small gRPC servers in this process
+// (each counts the RPCs it answers); an agent-protocol client in this process registers
+// them with the control plane, as switchboard-agent would, and reports their state.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/mutex.h"
+#include "common/net.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "switchboard/v1/admin.grpc.pb.h"
+#include "switchboard/v1/agent.grpc.pb.h"
+#include "tests/integration/harness.h"
+
+namespace switchboard::testing {
+namespace {
+
+constexpr char kPool[] = "echo";
+
+// A backend: answers AdminService.ListPools (any method would do) and counts the calls.
+class Backend final : public v1::AdminService::Service {
+ public:
+  Backend() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~Backend() override { server_->Shutdown(); }
+
+  grpc::Status ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*, v1::ListPoolsResponse*) override {
+    MutexLock lock(&mu_);
+    ++calls_;
+    return grpc::Status::OK;
+  }
+  int calls() const {
+    MutexLock lock(&mu_);
+    return calls_;
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  mutable Mutex mu_;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Speaks AgentService.Connect for one node: a Hello naming the endpoints, then the
+// current reports, repeated every 300 ms so the node never goes stale.
+class AgentClient {
+ public:
+  AgentClient(const std::string& target, const std::vector<v1::EndpointInfo>& endpoints,
+              std::vector<v1::EndpointReport> reports)
+      : stub_(v1::AgentService::NewStub(MakeChannel(target))), reports_(std::move(reports)) {
+    stream_ = stub_->Connect(&context_);
+    v1::AgentMessage hello;
+    hello.mutable_hello()->set_node_id("backends");
+    for (const auto& ep : endpoints) *hello.mutable_hello()->add_endpoints() = ep;
+    stream_->Write(hello);
+    reader_ = std::thread([this] {
+      v1::ControlMessage message;
+      while (stream_->Read(&message)) {
+      }
+    });
+    writer_ = std::thread([this] { WriteLoop(); });
+  }
+  ~AgentClient() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    writer_.join();
+    context_.TryCancel();
+    reader_.join();
+  }
+  // Changes endpoint `i`'s report; sent at once.
+  void Update(size_t i, const std::function<void(v1::EndpointReport*)>& mutate) {
+    MutexLock lock(&mu_);
+    mutate(&reports_[i]);
+    dirty_ = true;
+  }
+
+ private:
+  void WriteLoop() {
+    uint64_t sequence = 0;
+    MutexLock lock(&mu_);
+    while (!stop_) {
+      v1::AgentMessage message;
+      message.mutable_report()->set_sequence(++sequence);
+      for (const auto& r : reports_) *message.mutable_report()->add_endpoints() = r;
+      dirty_ = false;
+      mu_.Unlock();
+      const bool ok = stream_->Write(message);
+      mu_.Lock();
+      if (!ok) return;
+      // A periodic report, as the agent sends; an Update sends at once.
+      auto wake = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_ || dirty_; };
+      mu_.AwaitWithTimeout(Condition(&wake), absl::Milliseconds(300));
+    }
+  }
+
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ControlMessage>> stream_;
+  std::thread reader_;
+  std::thread writer_;
+  Mutex mu_;
+  std::vector<v1::EndpointReport> reports_ ABSL_GUARDED_BY(mu_);
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class GrpcXdsInteropTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--insecure"});
+    auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(port.ok()) << port.status();
+    cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+
+    // Three backends of different capacity, so their weights differ.
+    std::vector<v1::EndpointInfo> infos;
+    std::vector<v1::EndpointReport> reports;
+    const uint32_t slots[] = {2, 4, 8};
+    for (uint32_t s : slots) {
+      backends_.push_back(std::make_unique<Backend>());
+      v1::EndpointInfo info;
+      info.set_address(backends_.back()->address());
+      info.set_engine(v1::ENGINE_LLAMACPP);
+      info.add_models(kPool);
+      info.set_slots_total(s);
+      info.set_capacity_hint(1);
+      infos.push_back(info);
+      v1::EndpointReport report;
+      report.set_address(info.address());
+      report.set_state(v1::ENDPOINT_STATE_READY);
+      report.add_models(kPool);
+      report.set_slots_total(s);
+      report.set_requests_total(1000);
+      reports.push_back(report);
+    }
+    agent_ = std::make_unique<AgentClient>(cp_addr_, infos, reports);
+    subscriber_ = std::make_unique<Subscriber>(cp_addr_, std::vector<std::string>{kPool});
+
+    const std::string dir = ::testing::TempDir();
+    bootstrap_ = absl::StrCat(dir, "/xds_bootstrap_", getpid(), ".json");
+    std::ofstream(bootstrap_) << "{\"xds_servers\":[{\"server_uri\":\"" << cp_addr_
+                              << "\",\"channel_creds\":[{\"type\":\"insecure\"}],"
+                                 "\"server_features\":[\"xds_v3\"]}],"
+                                 "\"node\":{\"id\":\"interop-client\",\"locality\":{\"zone\":\"z\"}}}";
+    setenv("GRPC_XDS_BOOTSTRAP", bootstrap_.c_str(), 1);
+  }
+
+  void TearDown() override { std::filesystem::remove(bootstrap_); }
+
+  // The assignment once every backend is routable.
+  v1::Assignment WaitAllRoutable() {
+    v1::Assignment a;
+    EXPECT_TRUE(subscriber_->WaitFor(
+        kPool,
+        [&](const v1::Assignment& x) {
+          for (const auto& b : backends_) {
+            if (WeightOf(x, b->address()) <= 0) return false;
+          }
+          return true;
+        },
+        Scaled(absl::Seconds(20)), &a));
+    return a;
+  }
+
+  // One RPC over the xDS channel; true if it succeeded.
+  bool Call(v1::AdminService::Stub* stub) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListPoolsResponse response;
+    return stub->ListPools(&ctx, v1::ListPoolsRequest(), &response).ok();
+  }
+
+  std::vector<int> Calls() const {
+    std::vector<int> calls;
+    for (const auto& b : backends_) calls.push_back(b->calls());
+    return calls;
+  }
+
+  // Makes RPCs until `n` in a row miss backend `i`; false if that takes past `deadline`.
+  bool RunUntilAvoided(v1::AdminService::Stub* stub, size_t i, int n, absl::Time deadline) {
+    int streak = 0;
+    while (absl::Now() < deadline) {
+      const int before = backends_[i]->calls();
+      if (!Call(stub)) continue;
+      streak = backends_[i]->calls() == before ? streak + 1 : 0;
+      if (streak >= n) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<Subprocess> cp_;
+  std::string cp_addr_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<AgentClient> agent_;
+  std::unique_ptr<Subscriber> subscriber_;
+  std::string bootstrap_;
+};
+
+TEST_F(GrpcXdsInteropTest, FollowsEndpointsWeightsCircuitsAndDrains) {
+  const v1::Assignment assignment = WaitAllRoutable();
+  std::vector<int> weights;
+  for (const auto& b : backends_) weights.push_back(WeightOf(assignment, b->address()));
+  ASSERT_NE(weights[0], weights[2]) << "the backends' weights should differ";
+
+  auto channel = grpc::CreateChannel(absl::StrCat("xds:///", kPool), grpc::InsecureChannelCredentials());
+  auto stub = v1::AdminService::NewStub(channel);
+
+  // (a) Every READY endpoint gets RPCs.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Call(stub.get());
+        for (int c : Calls()) {
+          if (c == 0) return false;
+        }
+        return true;
+      },
+      Scaled(absl::Seconds(30)), absl::ZeroDuration()))
+      << "calls per backend: " << Calls()[0] << " " << Calls()[1] << " " << Calls()[2];
+
+  // (b) The split follows the weights within 10%.
+  const std::vector<int> start = Calls();
+  constexpr int kRpcs = 12000;
+  for (int i = 0; i < kRpcs; ++i) ASSERT_TRUE(Call(stub.get()));
+  const double total_weight = weights[0] + weights[1] + weights[2];
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    const double want = weights[i] / total_weight;
+    const double got = static_cast<double>(backends_[i]->calls() - start[i]) / kRpcs;
+    EXPECT_NEAR(got, want, 0.1 * want) << "backend " << i << " of weight " << weights[i];
+    std::cout << "backend " << i << ": weight " << weights[i] << ", " << got * kRpcs << " of " << kRpcs << " RPCs\n";
+  }
+
+  // (c) An endpoint whose circuit opens gets no new RPCs within 2 s: backend 0 answers
+  // with errors only (its server's 5xx counter moves with its requests).
+  agent_->Update(0, [](v1::EndpointReport* r) {
+    r->set_requests_total(1200);
+    r->set_errors_total(200);
+  });
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool,
+      [&](const v1::Assignment& x) {
+        for (const auto& ep : x.endpoints()) {
+          if (ep.address() == backends_[0]->address()) return ep.circuit() == v1::CIRCUIT_STATE_OPEN;
+        }
+        return false;
+      },
+      Scaled(absl::Seconds(20))));
+  const absl::Time opened = absl::Now();
+  EXPECT_TRUE(RunUntilAvoided(stub.get(), 0, 500, opened + Scaled(absl::Seconds(2))));
+  const int after_open = backends_[0]->calls();
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(Call(stub.get()));
+  EXPECT_EQ(backends_[0]->calls(), after_open);
+
+  // (d) A DRAINING endpoint gets none.
+  agent_->Update(1, [](v1::EndpointReport* r) { r->set_state(v1::ENDPOINT_STATE_DRAINING); });
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool,
+      [&](const v1::Assignment& x) {
+        for (const auto& ep : x.endpoints()) {
+          if (ep.address() == backends_[1]->address()) return ep.state() == v1::ENDPOINT_STATE_DRAINING;
+        }
+        return false;
+      },
+      Scaled(absl::Seconds(20))));
+  EXPECT_TRUE(RunUntilAvoided(stub.get(), 1, 500, absl::Now() + Scaled(absl::Seconds(2))));
+  const int after_drain = backends_[1]->calls();
+  const int third_before = backends_[2]->calls();
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(Call(stub.get()));
+  EXPECT_EQ(backends_[1]->calls(), after_drain);
+  EXPECT_EQ(backends_[2]->calls() - third_before, 500);  // Everything goes to the one left.
+}
+
+}  // namespace
+}  // namespace switchboard::testing
