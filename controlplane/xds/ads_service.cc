@@ -5,18 +5,27 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "controlplane/xds/delta_stream.h"
 #include "controlplane/xds/sotw_stream.h"
 
 namespace switchboard::controlplane::xds {
 
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 
-// One state-of-the-world ADS stream. At most one write is in flight; when it completes,
-// or when the snapshots change, the stream asks its SotwStream for the next response
-// against the newest catalog, so a slow client skips intermediate versions.
-class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse> {
+// One ADS stream, state of the world (Protocol = SotwStream) or delta (DeltaStream). At
+// most one write is in flight; when it completes, or when the snapshots change, the
+// stream asks its protocol for the next response against the newest catalog, so a slow
+// client skips intermediate versions.
+template <typename Protocol, typename Request, typename Response>
+class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
  public:
+  using grpc::ServerBidiReactor<Request, Response>::StartRead;
+  using grpc::ServerBidiReactor<Request, Response>::StartWrite;
+  using grpc::ServerBidiReactor<Request, Response>::Finish;
+
   AdsStream(AdsService* service, grpc::CallbackServerContext* context) : service_(service), peer_(context->peer()) {
     service_->metrics_->xds_streams->Increment();
     StartRead(&request_);
@@ -39,7 +48,7 @@ class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, Discove
         kind_ = ClientKindOf(request_.node());
         user_agent_ = request_.node().user_agent_name();
       }
-      const SotwStream::RequestKind what = state_.OnRequest(request_);
+      const RequestKind what = state_.OnRequest(request_);
       Record(what);
       if (!first_message) PumpLocked();
     }
@@ -73,27 +82,26 @@ class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, Discove
   }
 
  private:
-  void Record(SotwStream::RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void Record(RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     switch (what) {
-      case SotwStream::RequestKind::kAck:
+      case RequestKind::kAck:
         service_->metrics_->xds_acks->Increment();
         break;
-      case SotwStream::RequestKind::kNack: {
+      case RequestKind::kNack: {
         service_->metrics_->xds_nacks->Increment();
-        const std::string detail = absl::StrCat(
-            request_.type_url(), " version ", state_.AckedVersion(request_.type_url()), " kept; rejected nonce ",
-            request_.response_nonce(), ": ", request_.error_detail().message(), " (", user_agent_, ", ", peer_, ")");
+        const std::string detail = absl::StrCat(request_.type_url(), " nonce ", request_.response_nonce(), ": ",
+                                                request_.error_detail().message(), " (", user_agent_, ", ", peer_, ")");
         SB_LOG(WARNING) << "xDS client " << node_id_ << " NACKed " << detail;
         if (service_->history_ != nullptr) {
           service_->history_->RecordEvent({service_->clock_->Now(), "xds_nack", "", node_id_, "", detail});
         }
         break;
       }
-      case SotwStream::RequestKind::kUnknownType:
+      case RequestKind::kUnknownType:
         SB_LOG(INFO) << "xDS client " << node_id_ << " asked for unserved type " << request_.type_url();
         break;
-      case SotwStream::RequestKind::kFirst:
-      case SotwStream::RequestKind::kStale:
+      case RequestKind::kFirst:
+      case RequestKind::kStale:
         break;
     }
   }
@@ -106,7 +114,7 @@ class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, Discove
       return;
     }
     if (!has_node_) return;
-    std::optional<DiscoveryResponse> next = state_.NextResponse(*service_->CurrentCatalog(kind_));
+    std::optional<Response> next = state_.NextResponse(*service_->CurrentCatalog(kind_));
     if (!next) return;
     response_ = std::move(*next);
     writing_ = true;
@@ -115,16 +123,16 @@ class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, Discove
 
   AdsService* const service_;
   const std::string peer_;
-  DiscoveryRequest request_;  // Owned by the single outstanding read.
-  int watcher_id_ = 0;        // Set by the read callback before any write; read in OnDone.
+  Request request_;     // Owned by the single outstanding read.
+  int watcher_id_ = 0;  // Set by the read callback before any write; read in OnDone.
 
   Mutex mu_;
   bool has_node_ ABSL_GUARDED_BY(mu_) = false;
   std::string node_id_ ABSL_GUARDED_BY(mu_);
   std::string user_agent_ ABSL_GUARDED_BY(mu_);
   ClientKind kind_ ABSL_GUARDED_BY(mu_) = ClientKind::kGrpc;
-  SotwStream state_ ABSL_GUARDED_BY(mu_);
-  DiscoveryResponse response_ ABSL_GUARDED_BY(mu_);  // The write in flight.
+  Protocol state_ ABSL_GUARDED_BY(mu_);
+  Response response_ ABSL_GUARDED_BY(mu_);  // The write in flight.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -132,7 +140,12 @@ class AdsStream final : public grpc::ServerBidiReactor<DiscoveryRequest, Discove
 
 grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* AdsService::StreamAggregatedResources(
     grpc::CallbackServerContext* context) {
-  return new AdsStream(this, context);
+  return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context);
+}
+
+grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* AdsService::DeltaAggregatedResources(
+    grpc::CallbackServerContext* context) {
+  return new AdsStream<DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse>(this, context);
 }
 
 std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {

@@ -30,11 +30,16 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
                           envoy::service::discovery::v3::DiscoveryResponse>*
   StreamAggregatedResources(grpc::CallbackServerContext* context) override;
 
+  grpc::ServerBidiReactor<envoy::service::discovery::v3::DeltaDiscoveryRequest,
+                          envoy::service::discovery::v3::DeltaDiscoveryResponse>*
+  DeltaAggregatedResources(grpc::CallbackServerContext* context) override;
+
   // The resources for clients of `kind` as of the store's newest snapshots. Built once
   // per change of the snapshots and shared by every stream.
   std::shared_ptr<const Catalog> CurrentCatalog(ClientKind kind);
 
  private:
+  template <typename Protocol, typename Request, typename Response>
   friend class AdsStream;
 
   struct CachedCatalog {

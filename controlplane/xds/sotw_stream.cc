@@ -5,16 +5,14 @@
 #include "controlplane/xds/type_urls.h"
 
 namespace switchboard::controlplane::xds {
-namespace {
-
 bool IsCompleteStateType(const std::string& type_url) { return type_url == kListenerType || type_url == kClusterType; }
 
 bool IsServedType(const std::string& type_url) {
-  return type_url == kListenerType || type_url == kRouteConfigurationType || type_url == kClusterType ||
-         type_url == kClusterLoadAssignmentType;
+  for (const char* served : kServedTypesInOrder) {
+    if (type_url == served) return true;
+  }
+  return false;
 }
-
-}  // namespace
 
 std::string SotwStream::VersionOf(const std::map<std::string, std::string>& resources) {
   std::string text;
@@ -109,7 +107,7 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
 }
 
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::NextResponse(const Catalog& catalog) {
-  for (const char* type_url : {kClusterType, kClusterLoadAssignmentType, kListenerType, kRouteConfigurationType}) {
+  for (const char* type_url : kServedTypesInOrder) {
     auto it = types_.find(type_url);
     if (it == types_.end()) continue;
     auto response = ResponseFor(type_url, it->second, catalog);

@@ -25,19 +25,32 @@
 #include <string>
 
 #include "controlplane/xds/resources.h"
+#include "controlplane/xds/type_urls.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace switchboard::controlplane::xds {
 
+// What a request was, as both ADS variants (SotwStream, DeltaStream) classify it.
+enum class RequestKind {
+  kFirst,        // Empty nonce: the first request of its type (or after a reconnect).
+  kAck,          // Accepted the last response (or changed the subscription).
+  kNack,         // Rejected the last response: error_detail says why.
+  kStale,        // Answers a response that was superseded; ignored.
+  kUnknownType,  // A type URL this server does not serve; ignored.
+};
+
+// The type URLs ADS serves, in the order responses go out when several are due:
+// clusters, their endpoints, listeners, routes (make before break).
+inline constexpr const char* kServedTypesInOrder[] = {kClusterType, kClusterLoadAssignmentType, kListenerType,
+                                                      kRouteConfigurationType};
+bool IsServedType(const std::string& type_url);
+// Listener and Cluster: a SotW response carries every resource, and an empty first
+// request asks for all of them.
+bool IsCompleteStateType(const std::string& type_url);
+
 class SotwStream {
  public:
-  enum class RequestKind {
-    kFirst,        // Empty nonce: the first request of its type (or after a reconnect).
-    kAck,          // Accepted the last response (or changed the subscription).
-    kNack,         // Rejected the last response: error_detail says why.
-    kStale,        // Answers a response that was superseded; ignored.
-    kUnknownType,  // A type URL this server does not serve; ignored.
-  };
+  using RequestKind = xds::RequestKind;
 
   // Records a request and says what it was.
   RequestKind OnRequest(const envoy::service::discovery::v3::DiscoveryRequest& request);

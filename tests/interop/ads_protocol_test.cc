@@ -223,5 +223,70 @@ TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
   EXPECT_EQ(Names(eds), std::vector<std::string>{"c"});
 }
 
+TEST_F(AdsProtocolTest, DeltaSubscribeUnsubscribeAndReconnect) {
+  using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+  using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+  auto request = [](const std::string& type, const std::vector<std::string>& subscribe,
+                    const std::vector<std::string>& unsubscribe, const std::string& nonce) {
+    DeltaDiscoveryRequest r;
+    r.set_type_url(type);
+    for (const auto& n : subscribe) r.add_resource_names_subscribe(n);
+    for (const auto& n : unsubscribe) r.add_resource_names_unsubscribe(n);
+    r.set_response_nonce(nonce);
+    return r;
+  };
+  auto names = [](const DeltaDiscoveryResponse& r) {
+    std::vector<std::string> out;
+    for (const auto& res : r.resources()) out.push_back(res.name());
+    return out;
+  };
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto delta = stub_->DeltaAggregatedResources(&ctx);
+  DeltaDiscoveryRequest first = request(xds::kClusterLoadAssignmentType, {"a"}, {}, "");
+  first.mutable_node()->set_id("delta-client");
+  first.mutable_node()->set_user_agent_name("envoy");
+  ASSERT_TRUE(delta->Write(first));
+  DeltaDiscoveryResponse r1;
+  ASSERT_TRUE(delta->Read(&r1));
+  EXPECT_EQ(names(r1), std::vector<std::string>{"a"});
+
+  // Subscribing to b sends b alone.
+  ASSERT_TRUE(delta->Write(request(xds::kClusterLoadAssignmentType, {"b"}, {}, r1.nonce())));
+  DeltaDiscoveryResponse r2;
+  ASSERT_TRUE(delta->Read(&r2));
+  EXPECT_EQ(names(r2), std::vector<std::string>{"b"});
+  const std::string b_version = r2.resources(0).version();
+
+  // Unsubscribed from a, a change to a sends nothing: the next message answers the fence.
+  ASSERT_TRUE(delta->Write(request(xds::kClusterLoadAssignmentType, {}, {"a"}, r2.nonce())));
+  agent_->Update(0, [](v1::EndpointReport* r) { r->set_state(v1::ENDPOINT_STATE_DRAINING); });
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "a", [](const v1::Assignment& x) { return x.endpoints(0).state() == v1::ENDPOINT_STATE_DRAINING; },
+      Scaled(absl::Seconds(20))));
+  ASSERT_TRUE(delta->Write(request(xds::kClusterType, {"a"}, {}, "")));
+  DeltaDiscoveryResponse fence;
+  ASSERT_TRUE(delta->Read(&fence));
+  EXPECT_EQ(fence.type_url(), xds::kClusterType);
+  ctx.TryCancel();
+  delta->Finish();
+
+  // A reconnecting client with b's version is not sent b again.
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto again = stub_->DeltaAggregatedResources(&ctx2);
+  DeltaDiscoveryRequest resume = request(xds::kClusterLoadAssignmentType, {"b"}, {}, "");
+  resume.mutable_node()->set_id("delta-client");
+  (*resume.mutable_initial_resource_versions())["b"] = b_version;
+  ASSERT_TRUE(again->Write(resume));
+  ASSERT_TRUE(again->Write(request(xds::kClusterType, {"b"}, {}, "")));
+  DeltaDiscoveryResponse next;
+  ASSERT_TRUE(again->Read(&next));
+  EXPECT_EQ(next.type_url(), xds::kClusterType);
+  ctx2.TryCancel();
+  again->Finish();
+}
+
 }  // namespace
 }  // namespace switchboard::testing
