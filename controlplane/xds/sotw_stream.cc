@@ -85,9 +85,11 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
       auto it = state.sent.find(name);
       if (it == state.sent.end() || it->second != version) changed = true;
     }
-    // Nothing to say about names that do not exist (yet): they are sent when they appear.
-    if (state.answer_pending && versions.empty()) state.answer_pending = false;
   }
+  // Nothing to say about names that do not exist (yet): they are sent when they appear.
+  // An empty Listener or Cluster answer would delete what a reconnecting client has,
+  // for instance while a restarted control plane waits for its agents.
+  if (state.answer_pending && versions.empty()) state.answer_pending = false;
   if (!changed && !state.answer_pending) return std::nullopt;
 
   envoy::service::discovery::v3::DiscoveryResponse response;

@@ -13,7 +13,10 @@
 //   - A response goes out only when a subscribed resource's version differs from what was
 //     sent (or on the answer to a first request). LDS and CDS responses carry every
 //     subscribed resource that exists; a deleted one is left out, which deletes it.
-//   - Names requested before they exist are kept and sent when they appear.
+//   - Names requested before they exist are kept and sent when they appear. A first
+//     request none of whose resources exist is not answered, not even with an empty
+//     Listener or Cluster list: that would delete what a client reconnecting to a
+//     restarted control plane still has, before the agents have reported again.
 //   - When several types have something to send: CDS, EDS, LDS, RDS (make before break).
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_SOTW_STREAM_H_
 #define SWITCHBOARD_CONTROLPLANE_XDS_SOTW_STREAM_H_

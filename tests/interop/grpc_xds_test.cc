@@ -3,6 +3,7 @@
 // endpoints, weights and health. The backends are small gRPC servers in this process
 // (each counts the RPCs it answers); an agent-protocol client in this process registers
 // them with the control plane, as switchboard-agent would, and reports their state.
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,11 +18,15 @@
 #include "absl/time/clock.h"
 #include "common/mutex.h"
 #include "common/net.h"
+#include "common/prometheus_text.h"
+#include "controlplane/xds/type_urls.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -64,14 +69,9 @@ class Backend final : public v1::AdminService::Service {
 class GrpcXdsInteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--insecure"});
-    auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
-    ASSERT_TRUE(port.ok()) << port.status();
-    cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    StartControlPlane("127.0.0.1:0");
 
     // Three backends of different capacity, so their weights differ.
-    std::vector<v1::EndpointInfo> infos;
-    std::vector<v1::EndpointReport> reports;
     const uint32_t slots[] = {2, 4, 8};
     for (uint32_t s : slots) {
       backends_.push_back(std::make_unique<Backend>());
@@ -81,17 +81,16 @@ class GrpcXdsInteropTest : public ::testing::Test {
       info.add_models(kPool);
       info.set_slots_total(s);
       info.set_capacity_hint(1);
-      infos.push_back(info);
+      infos_.push_back(info);
       v1::EndpointReport report;
       report.set_address(info.address());
       report.set_state(v1::ENDPOINT_STATE_READY);
       report.add_models(kPool);
       report.set_slots_total(s);
       report.set_requests_total(1000);
-      reports.push_back(report);
+      reports_.push_back(report);
     }
-    agent_ = std::make_unique<AgentClient>(cp_addr_, "backends", infos, reports);
-    subscriber_ = std::make_unique<Subscriber>(cp_addr_, std::vector<std::string>{kPool});
+    ConnectAgent();
 
     const std::string dir = ::testing::TempDir();
     bootstrap_ = absl::StrCat(dir, "/xds_bootstrap_", getpid(), ".json");
@@ -145,8 +144,63 @@ class GrpcXdsInteropTest : public ::testing::Test {
     return false;
   }
 
+  // Starts the control plane on `listen` and waits for its port.
+  void StartControlPlane(const std::string& listen) {
+    cp_ = Subprocess::Start("switchboard-controlplane",
+                            {"--listen", listen, "--metrics-listen", "127.0.0.1:0", "--insecure"});
+    auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(port.ok()) << port.status();
+    cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    auto metrics_port = cp_->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
+  }
+
+  // Registers the backends with the control plane, as their agent does on (re)connecting.
+  void ConnectAgent() {
+    agent_.reset();
+    agent_ = std::make_unique<AgentClient>(cp_addr_, "backends", infos_, reports_);
+    subscriber_ = std::make_unique<Subscriber>(cp_addr_, std::vector<std::string>{kPool});
+  }
+
+  // The version_info of the Cluster and ClusterLoadAssignment responses a new ADS stream
+  // gets for the pool.
+  std::pair<std::string, std::string> XdsVersions() {
+    auto stub = envoy::service::discovery::v3::AggregatedDiscoveryService::NewStub(MakeChannel(cp_addr_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto stream = stub->StreamAggregatedResources(&ctx);
+    std::map<std::string, std::string> versions;
+    for (const char* type : {controlplane::xds::kClusterType, controlplane::xds::kClusterLoadAssignmentType}) {
+      envoy::service::discovery::v3::DiscoveryRequest request;
+      request.mutable_node()->set_id("version-probe");
+      request.mutable_node()->set_user_agent_name("gRPC C-core");
+      request.set_type_url(type);
+      request.add_resource_names(kPool);
+      stream->Write(request);
+      envoy::service::discovery::v3::DiscoveryResponse response;
+      if (!stream->Read(&response)) break;
+      versions[response.type_url()] = response.version_info();
+    }
+    ctx.TryCancel();
+    stream->Finish();
+    return {versions[controlplane::xds::kClusterType], versions[controlplane::xds::kClusterLoadAssignmentType]};
+  }
+
+  // Open ADS streams on the control plane.
+  double AdsStreams() {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    auto res = http.Get("/metrics");
+    if (!res) return -1;
+    auto scrape = PromScrape::Parse(res->body);
+    return scrape.ok() ? scrape->Value("switchboard_streams", {{"service", "ads"}}).value_or(0) : -1;
+  }
+
   std::unique_ptr<Subprocess> cp_;
   std::string cp_addr_;
+  int metrics_port_ = 0;
+  std::vector<v1::EndpointInfo> infos_;
+  std::vector<v1::EndpointReport> reports_;
   std::vector<std::unique_ptr<Backend>> backends_;
   std::unique_ptr<AgentClient> agent_;
   std::unique_ptr<Subscriber> subscriber_;
@@ -224,6 +278,45 @@ TEST_F(GrpcXdsInteropTest, FollowsEndpointsWeightsCircuitsAndDrains) {
   for (int i = 0; i < 500; ++i) ASSERT_TRUE(Call(stub.get()));
   EXPECT_EQ(backends_[1]->calls(), after_drain);
   EXPECT_EQ(backends_[2]->calls() - third_before, 500);  // Everything goes to the one left.
+}
+
+TEST_F(GrpcXdsInteropTest, ControlPlaneRestartDoesNotDisturbTraffic) {
+  WaitAllRoutable();
+  auto channel = grpc::CreateChannel(absl::StrCat("xds:///", kPool), grpc::InsecureChannelCredentials());
+  auto stub = v1::AdminService::NewStub(channel);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Call(stub.get());
+        for (int c : Calls()) {
+          if (c == 0) return false;
+        }
+        return true;
+      },
+      Scaled(absl::Seconds(30)), absl::ZeroDuration()));
+  const auto versions_before = XdsVersions();
+  ASSERT_FALSE(versions_before.first.empty());
+  ASSERT_FALSE(versions_before.second.empty());
+
+  // Control plane gone: the client keeps its configuration and every RPC succeeds.
+  cp_->Signal(SIGTERM);
+  cp_->Wait();
+  std::vector<int> start = Calls();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(Call(stub.get())) << "RPC " << i << " with the control plane down";
+  for (size_t i = 0; i < backends_.size(); ++i) EXPECT_GT(backends_[i]->calls(), start[i]) << "backend " << i;
+
+  // Back on the same port. Until the agent reconnects the control plane knows no pool;
+  // the client, reconnected, must keep its configuration meanwhile.
+  StartControlPlane(cp_addr_);
+  ASSERT_TRUE(WaitFor([&] { return AdsStreams() >= 1; }, Scaled(absl::Seconds(30))));
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(Call(stub.get())) << "RPC " << i << " before the agent reconnected";
+  // The agent reconnects: same fleet, same versions (no churn), and traffic still
+  // reaches every backend.
+  ConnectAgent();
+  WaitAllRoutable();
+  EXPECT_EQ(XdsVersions(), versions_before);
+  start = Calls();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(Call(stub.get())) << "RPC " << i << " after the restart";
+  for (size_t i = 0; i < backends_.size(); ++i) EXPECT_GT(backends_[i]->calls(), start[i]) << "backend " << i;
 }
 
 }  // namespace

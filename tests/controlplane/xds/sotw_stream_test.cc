@@ -156,13 +156,13 @@ TEST(SotwStreamTest, NamesRequestedBeforeTheyExistArePushedWhenTheyAppear) {
   EXPECT_EQ(Names(*r), std::vector<std::string>{"later"});
 }
 
-TEST(SotwStreamTest, CdsIsCompleteAndAnsweredEvenWhenEmpty) {
+TEST(SotwStreamTest, CdsIsCompleteAndNotAnsweredEmpty) {
   SotwStream s;
-  EXPECT_EQ(s.OnRequest(Request(kClusterType, {})), RequestKind::kFirst);  // Wildcard.
-  auto r0 = s.NextResponse(*CatalogOf({}));
-  ASSERT_TRUE(r0);  // "No clusters" is an answer.
-  EXPECT_EQ(r0->resources_size(), 0);
-  s.OnRequest(Ack(*r0, {}));
+  EXPECT_EQ(s.OnRequest(Request(kClusterType, {}, "", "version-from-before-a-restart")),
+            RequestKind::kFirst);  // Wildcard.
+  // No clusters yet (a restarted control plane before its agents report): not answered,
+  // so the client keeps what it has.
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({})));
   auto r1 = s.NextResponse(*CatalogOf({{"a", 1}}));
   ASSERT_TRUE(r1);
   EXPECT_EQ(r1->resources_size(), 1);
@@ -176,6 +176,9 @@ TEST(SotwStreamTest, CdsIsCompleteAndAnsweredEvenWhenEmpty) {
   EXPECT_EQ(r3->resources_size(), 1);
   s.OnRequest(Ack(*r3, {}));
   EXPECT_FALSE(s.NextResponse(*CatalogOf({{"b", 7}})));  // EDS content is not CDS content.
+  auto r4 = s.NextResponse(*CatalogOf({}));
+  ASSERT_TRUE(r4);  // The last cluster removed: an empty list, once sent clusters are gone.
+  EXPECT_EQ(r4->resources_size(), 0);
 }
 
 TEST(SotwStreamTest, ExplicitLdsNamesThenEmptyUnsubscribes) {
