@@ -89,8 +89,12 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
         break;
       case RequestKind::kNack: {
         service_->metrics_->xds_nacks->Increment();
-        const std::string detail = absl::StrCat(request_.type_url(), " nonce ", request_.response_nonce(), ": ",
-                                                request_.error_detail().message(), " (", user_agent_, ", ", peer_, ")");
+        // The client's words, clipped: a NACK must not fill the log or the history.
+        constexpr size_t kMaxMessage = 1024;
+        const std::string detail =
+            absl::StrCat(request_.type_url().substr(0, 200), " nonce ", request_.response_nonce().substr(0, 64), ": ",
+                         request_.error_detail().message().substr(0, kMaxMessage), " (", user_agent_.substr(0, 100),
+                         ", ", peer_, ")");
         SB_LOG(WARNING) << "xDS client " << node_id_ << " NACKed " << detail;
         if (service_->history_ != nullptr) {
           service_->history_->RecordEvent({service_->clock_->Now(), "xds_nack", "", node_id_, "", detail});

@@ -3,6 +3,9 @@
 // later. "Nothing was sent" is shown with a fence: the server handles requests in order
 // and writes what a request causes before it reads the next, so when the response to a
 // later request is the next message, the earlier request caused none.
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,8 +43,10 @@ v1::EndpointReport Report(const std::string& address, const std::vector<std::str
 class AdsProtocolTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    db_ = absl::StrCat(::testing::TempDir(), "/ads_protocol_", getpid(), ".db");
+    std::filesystem::remove(db_);
     cp_ = Subprocess::Start("switchboard-controlplane",
-                            {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--insecure"});
+                            {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db_, "--insecure"});
     auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(port.ok()) << port.status();
     auto metrics_port = cp_->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
@@ -77,6 +82,8 @@ class AdsProtocolTest : public ::testing::Test {
       context_.TryCancel();
       stream_->Finish();
     }
+    cp_.reset();
+    std::filesystem::remove(db_);
   }
 
   void Send(const std::string& type, const std::vector<std::string>& names, const std::string& nonce = "",
@@ -142,6 +149,7 @@ class AdsProtocolTest : public ::testing::Test {
     return scrape.ok() ? scrape->Value(name, labels).value_or(0) : -1;
   }
 
+  std::string db_;
   std::unique_ptr<Subprocess> cp_;
   std::string cp_addr_;
   int metrics_port_ = 0;
