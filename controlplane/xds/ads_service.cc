@@ -157,11 +157,13 @@ std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {
   std::vector<std::pair<std::string, std::string>> versions;
   versions.reserve(snapshots.size());
   for (const auto& snap : snapshots) versions.emplace_back(snap->pool, snap->version);
+  std::shared_ptr<const policy::FleetConfig> config = config_ ? config_() : nullptr;
   MutexLock lock(&mu_);
   CachedCatalog& cached = kind == ClientKind::kEnvoy ? envoy_catalog_ : grpc_catalog_;
-  if (cached.catalog == nullptr || cached.versions != versions) {
-    cached.catalog = BuildCatalog(snapshots, kind);
+  if (cached.catalog == nullptr || cached.versions != versions || cached.config != config) {
+    cached.catalog = BuildCatalog(snapshots, kind, config.get());
     cached.versions = std::move(versions);
+    cached.config = std::move(config);
   }
   return cached.catalog;
 }

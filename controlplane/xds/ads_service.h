@@ -4,6 +4,7 @@
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_
 #define SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,9 +23,13 @@ namespace switchboard::controlplane::xds {
 
 class AdsService final : public envoy::service::discovery::v3::AggregatedDiscoveryService::CallbackService {
  public:
-  // `history` may be null (no NACK events recorded).
-  AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock)
-      : store_(store), metrics_(metrics), history_(history), clock_(clock) {}
+  // The running pool configuration (reloaded on SIGHUP); may return null.
+  using ConfigSource = std::function<std::shared_ptr<const policy::FleetConfig>()>;
+
+  // `history` may be null (no NACK events recorded); `config` may be empty.
+  AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
+             ConfigSource config = nullptr)
+      : store_(store), metrics_(metrics), history_(history), clock_(clock), config_(std::move(config)) {}
 
   grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
                           envoy::service::discovery::v3::DiscoveryResponse>*
@@ -46,6 +51,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
     // What it was built from: (pool, version) of every snapshot. A refresh of a snapshot's
     // admin details keeps its version and does not rebuild the catalog.
     std::vector<std::pair<std::string, std::string>> versions;
+    std::shared_ptr<const policy::FleetConfig> config;  // And with this configuration.
     std::shared_ptr<const Catalog> catalog;
   };
 
@@ -53,6 +59,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   ControlPlaneMetrics* const metrics_;
   HistoryStore* const history_;
   const Clock* const clock_;
+  const ConfigSource config_;
 
   Mutex mu_;
   CachedCatalog grpc_catalog_ ABSL_GUARDED_BY(mu_);

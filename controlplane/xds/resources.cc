@@ -1,5 +1,7 @@
 #include "controlplane/xds/resources.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -28,6 +30,14 @@ std::string DeterministicBytes(const google::protobuf::Message& message) {
   message.SerializeToCodedStream(&coded);
   coded.Trim();
   return bytes;
+}
+
+google::protobuf::Duration ToProtoDuration(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t ms = absl::ToInt64Milliseconds(d);
+  out.set_seconds(ms / 1000);
+  out.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
+  return out;
 }
 
 Cluster::LbPolicy EnvoyLbPolicy(v1::LbPolicy policy) {
@@ -77,7 +87,7 @@ envoy::config::route::v3::RouteConfiguration BuildRouteConfiguration(const std::
   return config;
 }
 
-Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind) {
+Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const policy::CircuitConfig* circuit) {
   Cluster cluster;
   cluster.set_name(assignment.pool());
   cluster.set_type(Cluster::EDS);
@@ -88,6 +98,21 @@ Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind) {
   // gRPC 1.51 NACKs every policy but ROUND_ROBIN and RING_HASH; it honors weights through
   // the locality weights of the assignment instead.
   cluster.set_lb_policy(kind == ClientKind::kGrpc ? Cluster::ROUND_ROBIN : EnvoyLbPolicy(assignment.lb_policy()));
+  if (kind == ClientKind::kEnvoy && circuit != nullptr) {
+    // Switchboard's breaker in Envoy's terms: the 5xx share over the requests of an
+    // interval, the same ejection times and the same cap on the ejected share.
+    auto* od = cluster.mutable_outlier_detection();
+    od->mutable_failure_percentage_threshold()->set_value(
+        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_error_rate, 0.0, 1.0) * 100)));
+    od->mutable_enforcing_failure_percentage()->set_value(100);
+    od->mutable_failure_percentage_minimum_hosts()->set_value(1);
+    od->mutable_failure_percentage_request_volume()->set_value(
+        static_cast<uint32_t>(std::clamp<int64_t>(circuit->min_requests, 1, 1000000)));
+    *od->mutable_base_ejection_time() = ToProtoDuration(circuit->base_ejection);
+    *od->mutable_max_ejection_time() = ToProtoDuration(circuit->max_ejection);
+    od->mutable_max_ejection_percent()->set_value(
+        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_ejection_share, 0.0, 1.0) * 100)));
+  }
   return cluster;
 }
 
@@ -134,7 +159,7 @@ std::shared_ptr<const Resource> MakeResource(const std::string& name, const goog
 }
 
 std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<const Snapshot>>& snapshots,
-                                            ClientKind kind) {
+                                            ClientKind kind, const policy::FleetConfig* config) {
   auto catalog = std::make_shared<Catalog>();
   // Every type is present, possibly empty: an empty LDS or CDS answer is a real answer.
   auto& listeners = catalog->types[kListenerType];
@@ -146,7 +171,8 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
     // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.
     if (kind == ClientKind::kGrpc) listeners[pool] = MakeResource(pool, BuildListener(pool));
     routes[pool] = MakeResource(pool, BuildRouteConfiguration(pool));
-    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind));
+    const policy::CircuitConfig* circuit = config != nullptr ? &config->For(pool).policy.circuit : nullptr;
+    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind, circuit));
     assignments[pool] = MakeResource(pool, BuildClusterLoadAssignment(snap->assignment));
   }
   return catalog;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/policy/pool_policy.h"
 #include "controlplane/snapshot/snapshot.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/core/v3/base.pb.h"
@@ -38,7 +39,11 @@ ClientKind ClientKindOf(const envoy::config::core::v3::Node& node);
 
 envoy::config::listener::v3::Listener BuildListener(const std::string& pool);
 envoy::config::route::v3::RouteConfiguration BuildRouteConfiguration(const std::string& pool);
-envoy::config::cluster::v3::Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind);
+// `circuit`, the pool's breaker settings, become Envoy's outlier detection, so Envoy
+// also ejects a failing endpoint between pushes (not for gRPC clients: 1.51 may not
+// take it). Null: none.
+envoy::config::cluster::v3::Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind,
+                                                 const policy::CircuitConfig* circuit = nullptr);
 envoy::config::endpoint::v3::ClusterLoadAssignment BuildClusterLoadAssignment(const v1::Assignment& assignment);
 
 // One resource ready to send: its name, a content-hash version, and the packed message.
@@ -56,8 +61,9 @@ struct Catalog {
   const std::map<std::string, std::shared_ptr<const Resource>>& Of(const std::string& type_url) const;
 };
 
+// `config` (may be null: no outlier detection) gives each pool's settings.
 std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<const Snapshot>>& snapshots,
-                                            ClientKind kind);
+                                            ClientKind kind, const policy::FleetConfig* config = nullptr);
 
 // A resource from a message: packs it and versions it by a hash of its deterministic
 // serialization.

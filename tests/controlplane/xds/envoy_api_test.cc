@@ -43,6 +43,7 @@ const std::vector<std::string>& OurFiles() {
       "envoy/config/core/v3/health_check.proto",
       "envoy/config/endpoint/v3/endpoint_components.proto",
       "envoy/config/endpoint/v3/endpoint.proto",
+      "envoy/config/cluster/v3/outlier_detection.proto",
       "envoy/config/cluster/v3/cluster.proto",
       "envoy/config/listener/v3/api_listener.proto",
       "envoy/config/listener/v3/listener.proto",

@@ -103,6 +103,41 @@ TEST(ResourcesTest, ClusterPolicyByClientKind) {
   }
 }
 
+TEST(ResourcesTest, EnvoyOutlierDetectionFromThePoolsBreaker) {
+  policy::CircuitConfig circuit;
+  circuit.max_error_rate = 0.25;
+  circuit.min_requests = 40;
+  circuit.base_ejection = absl::Milliseconds(1500);
+  circuit.max_ejection = absl::Seconds(120);
+  circuit.max_ejection_share = 0.3;
+  Cluster envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &circuit);
+  ASSERT_TRUE(envoy.has_outlier_detection());
+  const auto& od = envoy.outlier_detection();
+  EXPECT_EQ(od.failure_percentage_threshold().value(), 25u);
+  EXPECT_EQ(od.enforcing_failure_percentage().value(), 100u);
+  EXPECT_EQ(od.failure_percentage_request_volume().value(), 40u);
+  EXPECT_EQ(od.failure_percentage_minimum_hosts().value(), 1u);
+  EXPECT_EQ(od.base_ejection_time().seconds(), 1);
+  EXPECT_EQ(od.base_ejection_time().nanos(), 500000000);
+  EXPECT_EQ(od.max_ejection_time().seconds(), 120);
+  EXPECT_EQ(od.max_ejection_percent().value(), 30u);
+
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kGrpc, &circuit).has_outlier_detection());
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kEnvoy).has_outlier_detection());
+
+  // Through the catalog, each pool with its own settings.
+  policy::FleetConfig fleet;
+  fleet.pools["strict"].policy.circuit.max_error_rate = 0.1;
+  auto catalog =
+      BuildCatalog({Snap(Pool("strict", {}), "v1"), Snap(Pool("other", {}), "v2")}, ClientKind::kEnvoy, &fleet);
+  Cluster strict, other;
+  ASSERT_TRUE(catalog->Of(kClusterType).at("strict")->any.UnpackTo(&strict));
+  ASSERT_TRUE(catalog->Of(kClusterType).at("other")->any.UnpackTo(&other));
+  EXPECT_EQ(strict.outlier_detection().failure_percentage_threshold().value(), 10u);
+  EXPECT_EQ(other.outlier_detection().failure_percentage_threshold().value(),
+            static_cast<uint32_t>(policy::CircuitConfig().max_error_rate * 100));
+}
+
 TEST(ResourcesTest, AssignmentLayoutAndHealth) {
   struct Case {
     std::string name;
