@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compiles upstream's definitions of the Envoy files the project has its own subset of
 # (proto/envoy, proto/google/rpc/status.proto) into one descriptor set, for
-# tests/controlplane/xds/envoy_api_test.cc to compare against field by field. Upstream
+# tests/controlplane/xds/envoy_api_test.cc to compare against field by field, together
+# with Envoy's Bootstrap and the extensions deploy/envoy/envoy.yaml names, for
+# tests/deploy/envoy_bootstrap_test.cc to parse that file with. Upstream
 # here is the copy in @grpc/grpc-js-xds 1.14.1 (scripts/fetch-xds-protos.sh).
 #
 # usage: scripts/xds-upstream-descriptors.sh OUT.pb [CACHE_DIR]
@@ -24,5 +26,9 @@ fi
 
 cd "$here/../proto"
 mapfile -t files < <(find envoy -name '*.proto' | sort)
+files+=(
+  envoy/config/bootstrap/v3/bootstrap.proto
+  envoy/extensions/upstreams/http/v3/http_protocol_options.proto
+)
 protoc -I"$work/deps/envoy-api" -I"$work/deps/xds" -I"$work/deps/googleapis" \
   -I"$work/deps/protoc-gen-validate" --include_imports -o "$out" "${files[@]}" google/rpc/status.proto

@@ -87,6 +87,26 @@ envoy::config::route::v3::RouteConfiguration BuildRouteConfiguration(const std::
   return config;
 }
 
+envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const std::vector<std::string>& pools) {
+  envoy::config::route::v3::RouteConfiguration config;
+  config.set_name(kEnvoyRouteName);
+  auto* host = config.add_virtual_hosts();
+  host->set_name(kEnvoyRouteName);
+  host->add_domains("*");
+  std::vector<std::string> sorted = pools;
+  std::sort(sorted.begin(), sorted.end());
+  for (const std::string& pool : sorted) {
+    auto* route = host->add_routes();
+    route->set_name(pool);
+    route->mutable_match()->set_prefix("/");
+    auto* header = route->mutable_match()->add_headers();
+    header->set_name(kModelHeader);
+    header->mutable_string_match()->set_exact(pool);
+    route->mutable_route()->set_cluster(pool);
+  }
+  return config;
+}
+
 Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const policy::CircuitConfig* circuit) {
   Cluster cluster;
   cluster.set_name(assignment.pool());
@@ -166,6 +186,11 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
   auto& routes = catalog->types[kRouteConfigurationType];
   auto& clusters = catalog->types[kClusterType];
   auto& assignments = catalog->types[kClusterLoadAssignmentType];
+  if (kind == ClientKind::kEnvoy) {
+    std::vector<std::string> pools;
+    for (const auto& snap : snapshots) pools.push_back(snap->pool);
+    routes[kEnvoyRouteName] = MakeResource(kEnvoyRouteName, BuildEnvoyRouteConfiguration(pools));
+  }
   for (const std::shared_ptr<const Snapshot>& snap : snapshots) {
     const std::string& pool = snap->pool;
     // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.

@@ -10,6 +10,8 @@
 //                          other policies), the pool's policy for Envoy.
 //   ClusterLoadAssignment  one locality per endpoint, the weight both as the locality's and
 //                          the endpoint's weight (gRPC honors the first, Envoy the second).
+// For Envoy also one RouteConfiguration named kEnvoyRouteName that sends a request to the
+// pool named by its x-model header (deploy/envoy/envoy.yaml listens with it).
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_RESOURCES_H_
 #define SWITCHBOARD_CONTROLPLANE_XDS_RESOURCES_H_
 
@@ -39,6 +41,12 @@ ClientKind ClientKindOf(const envoy::config::core::v3::Node& node);
 
 envoy::config::listener::v3::Listener BuildListener(const std::string& pool);
 envoy::config::route::v3::RouteConfiguration BuildRouteConfiguration(const std::string& pool);
+
+inline constexpr char kEnvoyRouteName[] = "switchboard";
+inline constexpr char kModelHeader[] = "x-model";
+// Every pool behind one listener: a route per pool matching `x-model: POOL`, in pool
+// name order; a request naming no known pool matches none (Envoy answers 404).
+envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const std::vector<std::string>& pools);
 // `circuit`, the pool's breaker settings, become Envoy's outlier detection, so Envoy
 // also ejects a failing endpoint between pushes (not for gRPC clients: 1.51 may not
 // take it). Null: none.

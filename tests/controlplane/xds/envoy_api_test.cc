@@ -47,6 +47,7 @@ const std::vector<std::string>& OurFiles() {
       "envoy/config/cluster/v3/cluster.proto",
       "envoy/config/listener/v3/api_listener.proto",
       "envoy/config/listener/v3/listener.proto",
+      "envoy/type/matcher/v3/string.proto",
       "envoy/config/route/v3/route_components.proto",
       "envoy/config/route/v3/route.proto",
       "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",

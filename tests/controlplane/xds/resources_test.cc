@@ -78,6 +78,24 @@ TEST(ResourcesTest, RouteSendsEverythingToThePoolsCluster) {
   EXPECT_EQ(config.virtual_hosts(0).routes(0).route().cluster(), "chat");
 }
 
+TEST(ResourcesTest, EnvoyRouteByModelHeader) {
+  auto config = BuildEnvoyRouteConfiguration({"qwen", "llama"});
+  EXPECT_EQ(config.name(), kEnvoyRouteName);
+  ASSERT_EQ(config.virtual_hosts_size(), 1);
+  const auto& host = config.virtual_hosts(0);
+  EXPECT_EQ(host.domains(0), "*");
+  ASSERT_EQ(host.routes_size(), 2);
+  const std::vector<std::string> want = {"llama", "qwen"};  // Sorted: same pools, same bytes.
+  for (int i = 0; i < 2; ++i) {
+    const auto& route = host.routes(i);
+    EXPECT_EQ(route.match().prefix(), "/");
+    ASSERT_EQ(route.match().headers_size(), 1);
+    EXPECT_EQ(route.match().headers(0).name(), "x-model");
+    EXPECT_EQ(route.match().headers(0).string_match().exact(), want[i]);
+    EXPECT_EQ(route.route().cluster(), want[i]);
+  }
+}
+
 TEST(ResourcesTest, ClusterPolicyByClientKind) {
   struct Case {
     v1::LbPolicy pool_policy;
@@ -218,6 +236,8 @@ TEST(ResourcesTest, CatalogPerClientKindWithContentHashVersions) {
     }
   }
   EXPECT_TRUE(envoy->Of(kListenerType).empty());  // ApiListeners are for proxyless gRPC.
+  EXPECT_EQ(envoy->Of(kRouteConfigurationType).count(kEnvoyRouteName), 1u);
+  EXPECT_EQ(grpc->Of(kRouteConfigurationType).count(kEnvoyRouteName), 0u);
   EXPECT_EQ(envoy->Of(kClusterType).size(), 2u);
   // The CDS resources differ by kind (the LB policy), the EDS ones do not.
   EXPECT_NE(grpc->Of(kClusterType).at("a")->version, envoy->Of(kClusterType).at("a")->version);
