@@ -14,9 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/net.h"
 #include "common/prometheus_text.h"
+#include "controlplane/xds/resources.h"
 #include "controlplane/xds/type_urls.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -91,7 +93,7 @@ class AdsProtocolTest : public ::testing::Test {
     DiscoveryRequest r;
     if (first_) {
       r.mutable_node()->set_id("hand-driven");
-      r.mutable_node()->set_user_agent_name("test");
+      r.mutable_node()->set_user_agent_name(user_agent_);
       first_ = false;
     }
     r.set_type_url(type);
@@ -159,6 +161,7 @@ class AdsProtocolTest : public ::testing::Test {
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<DiscoveryRequest, DiscoveryResponse>> stream_;
   bool first_ = true;
+  std::string user_agent_ = "test";
 };
 
 TEST_F(AdsProtocolTest, AckIsNotAnsweredAndNackDoesNotLoop) {
@@ -229,6 +232,32 @@ TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
   DiscoveryResponse eds = Read();
   EXPECT_EQ(eds.type_url(), xds::kClusterLoadAssignmentType);
   EXPECT_EQ(Names(eds), std::vector<std::string>{"c"});
+}
+
+TEST_F(AdsProtocolTest, EnvoyGetsItsPolicyOutlierDetectionAndTheModelRoutes) {
+  user_agent_ = "envoy";
+  Send(xds::kClusterType, {});
+  DiscoveryResponse cds = Read();
+  ASSERT_EQ(cds.resources_size(), 2);
+  for (const auto& any : cds.resources()) {
+    envoy::config::cluster::v3::Cluster cluster;
+    ASSERT_TRUE(any.UnpackTo(&cluster));
+    EXPECT_EQ(cluster.lb_policy(), envoy::config::cluster::v3::Cluster::LEAST_REQUEST) << cluster.name();
+    EXPECT_TRUE(cluster.has_outlier_detection()) << cluster.name();
+  }
+  Ack(cds, {});
+  Send(xds::kRouteConfigurationType, {xds::kEnvoyRouteName});
+  DiscoveryResponse rds = Read();
+  ASSERT_EQ(rds.resources_size(), 1);
+  envoy::config::route::v3::RouteConfiguration routes;
+  ASSERT_TRUE(rds.resources(0).UnpackTo(&routes));
+  EXPECT_EQ(routes.name(), xds::kEnvoyRouteName);
+  ASSERT_EQ(routes.virtual_hosts(0).routes_size(), 2);
+  EXPECT_EQ(routes.virtual_hosts(0).routes(0).route().cluster(), "a");
+  EXPECT_EQ(routes.virtual_hosts(0).routes(1).route().cluster(), "b");
+  // Envoy takes its listeners from its bootstrap: none is served.
+  Send(xds::kListenerType, {});
+  EXPECT_EQ(Fence(xds::kClusterLoadAssignmentType, {"a"}).type_url(), xds::kClusterLoadAssignmentType);
 }
 
 TEST_F(AdsProtocolTest, DeltaSubscribeUnsubscribeAndReconnect) {
