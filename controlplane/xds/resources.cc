@@ -151,7 +151,7 @@ ClusterLoadAssignment BuildClusterLoadAssignment(const v1::Assignment& assignmen
     auto* locality = cla.add_endpoints();
     locality->mutable_locality()->set_zone(ep.node_id());
     locality->mutable_locality()->set_sub_zone(ep.address());
-    locality->mutable_load_balancing_weight()->set_value(weight);
+    locality->mutable_load_balancing_weight()->set_value(weight * kLocalityWeightScale);
     auto* lb = locality->add_lb_endpoints();
     auto* socket = lb->mutable_endpoint()->mutable_address()->mutable_socket_address();
     socket->set_address(hp->host);

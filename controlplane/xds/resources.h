@@ -8,8 +8,8 @@
 //   RouteConfiguration     one virtual host for every domain, one route to cluster POOL.
 //   Cluster                EDS over ADS; ROUND_ROBIN for gRPC clients (gRPC 1.51 rejects
 //                          other policies), the pool's policy for Envoy.
-//   ClusterLoadAssignment  one locality per endpoint, the weight both as the locality's and
-//                          the endpoint's weight (gRPC honors the first, Envoy the second).
+//   ClusterLoadAssignment  one locality per endpoint, the weight as the endpoint's weight
+//                          (Envoy honors it) and, scaled, as the locality's (gRPC does).
 // For Envoy also one RouteConfiguration named kEnvoyRouteName that sends a request to the
 // pool named by its x-model header (deploy/envoy/envoy.yaml listens with it).
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_RESOURCES_H_
@@ -53,6 +53,13 @@ envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const 
 envoy::config::cluster::v3::Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind,
                                                  const policy::CircuitConfig* circuit = nullptr);
 envoy::config::endpoint::v3::ClusterLoadAssignment BuildClusterLoadAssignment(const v1::Assignment& assignment);
+
+// Locality weights are the endpoint weights times this. gRPC 1.51 picks a locality with
+// an off-by-one over the cumulative integer weights, which takes one unit from a
+// locality's share (3% of a weight-32 endpoint's traffic next to 64 and 128); scaled,
+// the error vanishes. Envoy ignores locality weights here (no locality-weighted LB) and
+// 128 x 1000 x endpoints stays far below 2^32 for any real pool.
+inline constexpr uint32_t kLocalityWeightScale = 1000;
 
 // One resource ready to send: its name, a content-hash version, and the packed message.
 struct Resource {

@@ -192,7 +192,7 @@ TEST(ResourcesTest, AssignmentLayoutAndHealth) {
     }
     ASSERT_EQ(cla.endpoints_size(), 1);
     const auto& locality = cla.endpoints(0);
-    EXPECT_EQ(locality.load_balancing_weight().value(), c.weight);  // What gRPC honors.
+    EXPECT_EQ(locality.load_balancing_weight().value(), c.weight * kLocalityWeightScale);  // What gRPC honors.
     EXPECT_EQ(locality.priority(), 0u);
     ASSERT_EQ(locality.lb_endpoints_size(), 1);
     const auto& lb = locality.lb_endpoints(0);
@@ -210,8 +210,8 @@ TEST(ResourcesTest, OneDistinctLocalityPerEndpointAndNoDuplicateAddresses) {
       BuildClusterLoadAssignment(Pool("chat", {Ep("10.0.0.1:8000", 10), Ep("10.0.0.2:8000", 20), again}));
   ASSERT_EQ(cla.endpoints_size(), 2);
   EXPECT_NE(cla.endpoints(0).locality().SerializeAsString(), cla.endpoints(1).locality().SerializeAsString());
-  EXPECT_EQ(cla.endpoints(0).load_balancing_weight().value(), 10u);
-  EXPECT_EQ(cla.endpoints(1).load_balancing_weight().value(), 20u);
+  EXPECT_EQ(cla.endpoints(0).load_balancing_weight().value(), 10u * kLocalityWeightScale);
+  EXPECT_EQ(cla.endpoints(1).load_balancing_weight().value(), 20u * kLocalityWeightScale);
 }
 
 TEST(ResourcesTest, IpV6Address) {
