@@ -85,6 +85,18 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
       prometheus::BuildGauge().Name("switchboard_streams").Help("Open gRPC streams by service").Register(registry);
   m->agent_streams = &streams.Add({{"service", "agent"}});
   m->subscriber_streams = &streams.Add({{"service", "discovery"}});
+  m->xds_streams = &streams.Add({{"service", "ads"}});
+  m->xds_responses_sent = &prometheus::BuildCounter()
+                               .Name("switchboard_xds_responses_total")
+                               .Help("xDS DiscoveryResponses written to ADS streams")
+                               .Register(registry)
+                               .Add({});
+  auto& xds_replies = prometheus::BuildCounter()
+                          .Name("switchboard_xds_replies_total")
+                          .Help("ACKs and NACKs from xDS clients")
+                          .Register(registry);
+  m->xds_acks = &xds_replies.Add({{"type", "ack"}});
+  m->xds_nacks = &xds_replies.Add({{"type", "nack"}});
 
   auto& sent = prometheus::BuildCounter()
                    .Name("switchboard_assignments_sent_total")

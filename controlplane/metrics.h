@@ -28,6 +28,10 @@ struct ControlPlaneMetrics {
   prometheus::Counter* subscriber_acks;
   prometheus::Counter* subscriber_nacks;
   prometheus::Counter* snapshots_published;
+  prometheus::Gauge* xds_streams;           // switchboard_streams{service="ads"}
+  prometheus::Counter* xds_responses_sent;  // switchboard_xds_responses_total
+  prometheus::Counter* xds_acks;            // switchboard_xds_replies_total{type="ack"}
+  prometheus::Counter* xds_nacks;           // {type="nack"}: the client kept its previous version.
   prometheus::Gauge* pools;
   prometheus::Gauge* endpoints_routable;
   prometheus::Gauge* endpoints_excluded;

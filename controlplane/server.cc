@@ -8,6 +8,7 @@
 #include "controlplane/service/admin_service.h"
 #include "controlplane/service/agent_service.h"
 #include "controlplane/service/discovery_service.h"
+#include "controlplane/xds/ads_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -27,6 +28,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<AgentServiceImpl> agent_service;
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
+  std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
@@ -100,6 +102,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
   p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
+  p->ads_service = std::make_unique<xds::AdsService>(&p->store, p->metrics.get(), p->history.get(), options.clock,
+                                                     [p] { return p->reconciler->config(); });
   AgentServiceImpl* agents = p->agent_service.get();
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
@@ -119,6 +123,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(p->agent_service.get());
   builder.RegisterService(p->discovery_service.get());
+  builder.RegisterService(p->ads_service.get());
   builder.RegisterService(p->admin_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->grpc_port == 0) {

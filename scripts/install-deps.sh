@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
-  sqlite3 curl procps
+  sqlite3 curl procps openssl
   haproxy nginx-light   # integration_proxy_sync_test runs the real proxies
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
 )

@@ -1,0 +1,171 @@
+#include "controlplane/xds/ads_service.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "controlplane/xds/delta_stream.h"
+#include "controlplane/xds/sotw_stream.h"
+
+namespace switchboard::controlplane::xds {
+
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+
+// One ADS stream, state of the world (Protocol = SotwStream) or delta (DeltaStream). At
+// most one write is in flight; when it completes, or when the snapshots change, the
+// stream asks its protocol for the next response against the newest catalog, so a slow
+// client skips intermediate versions.
+template <typename Protocol, typename Request, typename Response>
+class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  using grpc::ServerBidiReactor<Request, Response>::StartRead;
+  using grpc::ServerBidiReactor<Request, Response>::StartWrite;
+  using grpc::ServerBidiReactor<Request, Response>::Finish;
+
+  AdsStream(AdsService* service, grpc::CallbackServerContext* context) : service_(service), peer_(context->peer()) {
+    service_->metrics_->xds_streams->Increment();
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      MutexLock lock(&mu_);
+      finish_requested_ = true;
+      PumpLocked();
+      return;
+    }
+    bool first_message = false;
+    {
+      MutexLock lock(&mu_);
+      if (!has_node_) {
+        first_message = true;
+        has_node_ = true;
+        node_id_ = request_.node().id();
+        kind_ = ClientKindOf(request_.node());
+        user_agent_ = request_.node().user_agent_name();
+      }
+      const RequestKind what = state_.OnRequest(request_);
+      Record(what);
+      if (!first_message) PumpLocked();
+    }
+    if (first_message) {
+      // Registered after the first request, so the watcher sees a complete stream.
+      watcher_id_ = service_->store_->AddWatcher([this] {
+        MutexLock lock(&mu_);
+        PumpLocked();
+      });
+      MutexLock lock(&mu_);
+      PumpLocked();
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      finish_requested_ = true;
+    } else {
+      service_->metrics_->xds_responses_sent->Increment();
+    }
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    if (watcher_id_ != 0) service_->store_->RemoveWatcher(watcher_id_);
+    service_->metrics_->xds_streams->Decrement();
+    delete this;
+  }
+
+ private:
+  void Record(RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    switch (what) {
+      case RequestKind::kAck:
+        service_->metrics_->xds_acks->Increment();
+        break;
+      case RequestKind::kNack: {
+        service_->metrics_->xds_nacks->Increment();
+        // The client's words, clipped: a NACK must not fill the log or the history.
+        constexpr size_t kMaxMessage = 1024;
+        const std::string detail =
+            absl::StrCat(request_.type_url().substr(0, 200), " nonce ", request_.response_nonce().substr(0, 64), ": ",
+                         request_.error_detail().message().substr(0, kMaxMessage), " (", user_agent_.substr(0, 100),
+                         ", ", peer_, ")");
+        SB_LOG(WARNING) << "xDS client " << node_id_ << " NACKed " << detail;
+        if (service_->history_ != nullptr) {
+          service_->history_->RecordEvent({service_->clock_->Now(), "xds_nack", "", node_id_, "", detail});
+        }
+        break;
+      }
+      case RequestKind::kUnknownType:
+        SB_LOG(INFO) << "xDS client " << node_id_ << " asked for unserved type " << request_.type_url();
+        break;
+      case RequestKind::kFirst:
+      case RequestKind::kStale:
+        break;
+    }
+  }
+
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (finish_requested_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (!has_node_) return;
+    std::optional<Response> next = state_.NextResponse(*service_->CurrentCatalog(kind_));
+    if (!next) return;
+    response_ = std::move(*next);
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  AdsService* const service_;
+  const std::string peer_;
+  Request request_;     // Owned by the single outstanding read.
+  int watcher_id_ = 0;  // Set by the read callback before any write; read in OnDone.
+
+  Mutex mu_;
+  bool has_node_ ABSL_GUARDED_BY(mu_) = false;
+  std::string node_id_ ABSL_GUARDED_BY(mu_);
+  std::string user_agent_ ABSL_GUARDED_BY(mu_);
+  ClientKind kind_ ABSL_GUARDED_BY(mu_) = ClientKind::kGrpc;
+  Protocol state_ ABSL_GUARDED_BY(mu_);
+  Response response_ ABSL_GUARDED_BY(mu_);  // The write in flight.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* AdsService::StreamAggregatedResources(
+    grpc::CallbackServerContext* context) {
+  return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context);
+}
+
+grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* AdsService::DeltaAggregatedResources(
+    grpc::CallbackServerContext* context) {
+  return new AdsStream<DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse>(this, context);
+}
+
+std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {
+  std::vector<std::shared_ptr<const Snapshot>> snapshots = store_->All();
+  std::vector<std::pair<std::string, std::string>> versions;
+  versions.reserve(snapshots.size());
+  for (const auto& snap : snapshots) versions.emplace_back(snap->pool, snap->version);
+  std::shared_ptr<const policy::FleetConfig> config = config_ ? config_() : nullptr;
+  MutexLock lock(&mu_);
+  CachedCatalog& cached = kind == ClientKind::kEnvoy ? envoy_catalog_ : grpc_catalog_;
+  if (cached.catalog == nullptr || cached.versions != versions || cached.config != config) {
+    cached.catalog = BuildCatalog(snapshots, kind, config.get());
+    cached.versions = std::move(versions);
+    cached.config = std::move(config);
+  }
+  return cached.catalog;
+}
+
+}  // namespace switchboard::controlplane::xds

@@ -1,0 +1,71 @@
+// AggregatedDiscoveryService: xDS v3 ADS for Envoy and proxyless gRPC clients, served on
+// the control plane's gRPC port from the SnapshotStore. Each stream's protocol is a
+// SotwStream; this is the gRPC plumbing and the shared catalog of resources.
+#ifndef SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_
+#define SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/clock.h"
+#include "common/mutex.h"
+#include "controlplane/history/history_store.h"
+#include "controlplane/metrics.h"
+#include "controlplane/snapshot/snapshot_store.h"
+#include "controlplane/xds/resources.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+
+namespace switchboard::controlplane::xds {
+
+class AdsService final : public envoy::service::discovery::v3::AggregatedDiscoveryService::CallbackService {
+ public:
+  // The running pool configuration (reloaded on SIGHUP); may return null.
+  using ConfigSource = std::function<std::shared_ptr<const policy::FleetConfig>()>;
+
+  // `history` may be null (no NACK events recorded); `config` may be empty.
+  AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
+             ConfigSource config = nullptr)
+      : store_(store), metrics_(metrics), history_(history), clock_(clock), config_(std::move(config)) {}
+
+  grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
+                          envoy::service::discovery::v3::DiscoveryResponse>*
+  StreamAggregatedResources(grpc::CallbackServerContext* context) override;
+
+  grpc::ServerBidiReactor<envoy::service::discovery::v3::DeltaDiscoveryRequest,
+                          envoy::service::discovery::v3::DeltaDiscoveryResponse>*
+  DeltaAggregatedResources(grpc::CallbackServerContext* context) override;
+
+  // The resources for clients of `kind` as of the store's newest snapshots. Built once
+  // per change of the snapshots and shared by every stream.
+  std::shared_ptr<const Catalog> CurrentCatalog(ClientKind kind);
+
+ private:
+  template <typename Protocol, typename Request, typename Response>
+  friend class AdsStream;
+
+  struct CachedCatalog {
+    // What it was built from: (pool, version) of every snapshot. A refresh of a snapshot's
+    // admin details keeps its version and does not rebuild the catalog.
+    std::vector<std::pair<std::string, std::string>> versions;
+    std::shared_ptr<const policy::FleetConfig> config;  // And with this configuration.
+    std::shared_ptr<const Catalog> catalog;
+  };
+
+  SnapshotStore* const store_;
+  ControlPlaneMetrics* const metrics_;
+  HistoryStore* const history_;
+  const Clock* const clock_;
+  const ConfigSource config_;
+
+  Mutex mu_;
+  CachedCatalog grpc_catalog_ ABSL_GUARDED_BY(mu_);
+  CachedCatalog envoy_catalog_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace switchboard::controlplane::xds
+
+#endif  // SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_

@@ -1,0 +1,106 @@
+#include "controlplane/xds/delta_stream.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace switchboard::controlplane::xds {
+
+RequestKind DeltaStream::OnRequest(const envoy::service::discovery::v3::DeltaDiscoveryRequest& request) {
+  const std::string& type_url = request.type_url();
+  if (!IsServedType(type_url)) return RequestKind::kUnknownType;
+  TypeState& state = types_[type_url];
+  const bool first = !state.subscribed;
+  state.subscribed = true;
+
+  // The subscription changes whatever the nonce says.
+  if (first) {
+    for (const auto& [name, version] : request.initial_resource_versions()) state.client_has[name] = version;
+    if (request.resource_names_subscribe().empty() && IsCompleteStateType(type_url)) state.wildcard = true;
+  }
+  for (const std::string& name : request.resource_names_subscribe()) {
+    if (name == "*") {
+      state.wildcard = true;
+    } else {
+      state.names.insert(name);
+    }
+  }
+  for (const std::string& name : request.resource_names_unsubscribe()) {
+    if (name == "*") {
+      state.wildcard = false;
+    } else {
+      state.names.erase(name);
+    }
+    // Unsubscribed: the client drops it and needs no removal notice.
+    if (!state.wildcard) state.client_has.erase(name);
+  }
+  if (!state.wildcard) {
+    for (auto it = state.client_has.begin(); it != state.client_has.end();) {
+      it = state.names.count(it->first) != 0 ? std::next(it) : state.client_has.erase(it);
+    }
+  }
+
+  if (request.has_error_detail() && request.error_detail().code() != 0) {
+    if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
+    state.last_nack = request.error_detail().message();
+    return RequestKind::kNack;
+  }
+  if (request.response_nonce().empty()) return RequestKind::kFirst;
+  if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
+  return RequestKind::kAck;
+}
+
+std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::ResponseFor(
+    const std::string& type_url, TypeState& state, const Catalog& catalog) {
+  if (!state.subscribed) return std::nullopt;
+  const auto& available = catalog.Of(type_url);
+  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  std::map<std::string, std::string> now_has = state.client_has;
+
+  auto consider = [&](const std::string& name, const Resource& resource) {
+    auto has = state.client_has.find(name);
+    if (has != state.client_has.end() && has->second == resource.version) return;
+    auto* out = response.add_resources();
+    out->set_name(name);
+    out->set_version(resource.version);
+    *out->mutable_resource() = resource.any;
+    now_has[name] = resource.version;
+  };
+  if (state.wildcard) {
+    for (const auto& [name, resource] : available) consider(name, *resource);
+  } else {
+    for (const std::string& name : state.names) {
+      auto it = available.find(name);
+      if (it != available.end()) consider(name, *it->second);
+    }
+  }
+  for (const auto& [name, version] : state.client_has) {
+    if (available.count(name) == 0) {
+      response.add_removed_resources(name);
+      now_has.erase(name);
+    }
+  }
+  if (response.resources().empty() && response.removed_resources().empty()) return std::nullopt;
+
+  response.set_type_url(type_url);
+  response.set_system_version_info(SotwStream::VersionOf(now_has));
+  response.set_nonce(absl::StrCat(++nonce_counter_));
+  state.client_has = std::move(now_has);
+  state.last_nonce = response.nonce();
+  return response;
+}
+
+std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::NextResponse(const Catalog& catalog) {
+  for (const char* type_url : kServedTypesInOrder) {
+    auto it = types_.find(type_url);
+    if (it == types_.end()) continue;
+    auto response = ResponseFor(type_url, it->second, catalog);
+    if (response) return response;
+  }
+  return std::nullopt;
+}
+
+std::string DeltaStream::LastNack(const std::string& type_url) const {
+  auto it = types_.find(type_url);
+  return it == types_.end() ? "" : it->second.last_nack;
+}
+
+}  // namespace switchboard::controlplane::xds

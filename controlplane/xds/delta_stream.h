@@ -1,0 +1,59 @@
+// The protocol of one incremental (delta) ADS stream, without gRPC. Like SotwStream, the
+// reactor feeds it requests and asks it for the next response.
+//
+// Rules, per type URL:
+//   - resource_names_subscribe / _unsubscribe change the subscription on every request,
+//     stale nonce or not. "*" subscribes to every resource; so does an empty first
+//     Listener or Cluster request (the legacy wildcard).
+//   - initial_resource_versions (first request of a type on a stream: a reconnect) says
+//     what the client already has: resources at those versions are not sent again, and
+//     ones that no longer exist are listed in removed_resources.
+//   - A response carries the subscribed resources whose version differs from what the
+//     client has, and removed_resources for the ones it has that are gone; none is sent
+//     when both are empty.
+//   - error_detail set: a NACK, reported; the rejected versions count as the client's, so
+//     they are not sent again until they change.
+#ifndef SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_
+#define SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "controlplane/xds/resources.h"
+#include "controlplane/xds/sotw_stream.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+
+namespace switchboard::controlplane::xds {
+
+class DeltaStream {
+ public:
+  RequestKind OnRequest(const envoy::service::discovery::v3::DeltaDiscoveryRequest& request);
+
+  std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> NextResponse(const Catalog& catalog);
+
+  std::string LastNack(const std::string& type_url) const;
+
+ private:
+  struct TypeState {
+    bool subscribed = false;
+    bool wildcard = false;
+    std::set<std::string> names;
+    std::map<std::string, std::string> client_has;  // Name -> version.
+    std::string last_nonce;
+    std::string last_nack;
+  };
+
+  std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> ResponseFor(const std::string& type_url,
+                                                                                   TypeState& state,
+                                                                                   const Catalog& catalog);
+
+  std::map<std::string, TypeState> types_;
+  uint64_t nonce_counter_ = 0;
+};
+
+}  // namespace switchboard::controlplane::xds
+
+#endif  // SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_

@@ -1,0 +1,206 @@
+#include "controlplane/xds/resources.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
+#include "common/host_port.h"
+#include "controlplane/xds/type_urls.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+
+namespace switchboard::controlplane::xds {
+namespace {
+
+using envoy::config::cluster::v3::Cluster;
+using envoy::config::core::v3::HealthStatus;
+using envoy::config::endpoint::v3::ClusterLoadAssignment;
+using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+
+std::string DeterministicBytes(const google::protobuf::Message& message) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream raw(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&raw);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
+google::protobuf::Duration ToProtoDuration(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t ms = absl::ToInt64Milliseconds(d);
+  out.set_seconds(ms / 1000);
+  out.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
+  return out;
+}
+
+Cluster::LbPolicy EnvoyLbPolicy(v1::LbPolicy policy) {
+  switch (policy) {
+    case v1::LB_POLICY_ROUND_ROBIN:
+      return Cluster::ROUND_ROBIN;
+    case v1::LB_POLICY_WEIGHTED:       // Envoy's least request honors endpoint weights.
+    case v1::LB_POLICY_LEAST_REQUEST:  // Same, with the weights that matter to it.
+    case v1::LB_POLICY_SLOT_BASED:     // The nearest Envoy has: fewest requests in flight.
+    default:
+      return Cluster::LEAST_REQUEST;
+  }
+}
+
+}  // namespace
+
+ClientKind ClientKindOf(const envoy::config::core::v3::Node& node) {
+  return absl::EqualsIgnoreCase(node.user_agent_name(), "envoy") ? ClientKind::kEnvoy : ClientKind::kGrpc;
+}
+
+envoy::config::listener::v3::Listener BuildListener(const std::string& pool) {
+  HttpConnectionManager hcm;
+  hcm.set_stat_prefix(pool);
+  auto* rds = hcm.mutable_rds();
+  rds->set_route_config_name(pool);
+  rds->mutable_config_source()->mutable_ads();
+  rds->mutable_config_source()->set_resource_api_version(envoy::config::core::v3::V3);
+  auto* router = hcm.add_http_filters();  // Last: the filter that routes.
+  router->set_name("envoy.filters.http.router");
+  router->mutable_typed_config()->PackFrom(envoy::extensions::filters::http::router::v3::Router());
+
+  envoy::config::listener::v3::Listener listener;
+  listener.set_name(pool);
+  listener.mutable_api_listener()->mutable_api_listener()->PackFrom(hcm);
+  return listener;
+}
+
+envoy::config::route::v3::RouteConfiguration BuildRouteConfiguration(const std::string& pool) {
+  envoy::config::route::v3::RouteConfiguration config;
+  config.set_name(pool);
+  auto* host = config.add_virtual_hosts();
+  host->set_name(pool);
+  host->add_domains("*");
+  auto* route = host->add_routes();
+  route->mutable_match()->set_prefix("");
+  route->mutable_route()->set_cluster(pool);
+  return config;
+}
+
+envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const std::vector<std::string>& pools) {
+  envoy::config::route::v3::RouteConfiguration config;
+  config.set_name(kEnvoyRouteName);
+  auto* host = config.add_virtual_hosts();
+  host->set_name(kEnvoyRouteName);
+  host->add_domains("*");
+  std::vector<std::string> sorted = pools;
+  std::sort(sorted.begin(), sorted.end());
+  for (const std::string& pool : sorted) {
+    auto* route = host->add_routes();
+    route->set_name(pool);
+    route->mutable_match()->set_prefix("/");
+    auto* header = route->mutable_match()->add_headers();
+    header->set_name(kModelHeader);
+    header->mutable_string_match()->set_exact(pool);
+    route->mutable_route()->set_cluster(pool);
+  }
+  return config;
+}
+
+Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const policy::CircuitConfig* circuit) {
+  Cluster cluster;
+  cluster.set_name(assignment.pool());
+  cluster.set_type(Cluster::EDS);
+  auto* eds = cluster.mutable_eds_cluster_config()->mutable_eds_config();
+  eds->mutable_ads();
+  eds->set_resource_api_version(envoy::config::core::v3::V3);
+  cluster.mutable_connect_timeout()->set_seconds(5);
+  // gRPC 1.51 NACKs every policy but ROUND_ROBIN and RING_HASH; it honors weights through
+  // the locality weights of the assignment instead.
+  cluster.set_lb_policy(kind == ClientKind::kGrpc ? Cluster::ROUND_ROBIN : EnvoyLbPolicy(assignment.lb_policy()));
+  if (kind == ClientKind::kEnvoy && circuit != nullptr) {
+    // Switchboard's breaker in Envoy's terms: the 5xx share over the requests of an
+    // interval, the same ejection times and the same cap on the ejected share.
+    auto* od = cluster.mutable_outlier_detection();
+    od->mutable_failure_percentage_threshold()->set_value(
+        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_error_rate, 0.0, 1.0) * 100)));
+    od->mutable_enforcing_failure_percentage()->set_value(100);
+    od->mutable_failure_percentage_minimum_hosts()->set_value(1);
+    od->mutable_failure_percentage_request_volume()->set_value(
+        static_cast<uint32_t>(std::clamp<int64_t>(circuit->min_requests, 1, 1000000)));
+    *od->mutable_base_ejection_time() = ToProtoDuration(circuit->base_ejection);
+    *od->mutable_max_ejection_time() = ToProtoDuration(circuit->max_ejection);
+    od->mutable_max_ejection_percent()->set_value(
+        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_ejection_share, 0.0, 1.0) * 100)));
+  }
+  return cluster;
+}
+
+ClusterLoadAssignment BuildClusterLoadAssignment(const v1::Assignment& assignment) {
+  ClusterLoadAssignment cla;
+  cla.set_cluster_name(assignment.pool());
+  std::set<std::string> seen;  // Clients reject a cluster that lists an address twice.
+  for (const v1::AssignedEndpoint& ep : assignment.endpoints()) {
+    if (ep.circuit() == v1::CIRCUIT_STATE_OPEN) continue;
+    const bool draining = ep.state() == v1::ENDPOINT_STATE_DRAINING;
+    if (ep.weight() == 0 && !draining) continue;  // Starting, unhealthy or excluded by policy.
+    absl::StatusOr<HostPort> hp = ParseHostPort(ep.address());
+    if (!hp.ok() || !seen.insert(ep.address()).second) continue;
+    const uint32_t weight = ep.weight() == 0 ? 1 : ep.weight();  // Weights must be >= 1.
+
+    auto* locality = cla.add_endpoints();
+    locality->mutable_locality()->set_zone(ep.node_id());
+    locality->mutable_locality()->set_sub_zone(ep.address());
+    locality->mutable_load_balancing_weight()->set_value(weight * kLocalityWeightScale);
+    auto* lb = locality->add_lb_endpoints();
+    auto* socket = lb->mutable_endpoint()->mutable_address()->mutable_socket_address();
+    socket->set_address(hp->host);
+    socket->set_port_value(static_cast<uint32_t>(hp->port));
+    lb->set_health_status(draining ? envoy::config::core::v3::DRAINING : envoy::config::core::v3::HEALTHY);
+    lb->mutable_load_balancing_weight()->set_value(weight);
+  }
+  return cla;
+}
+
+const std::map<std::string, std::shared_ptr<const Resource>>& Catalog::Of(const std::string& type_url) const {
+  static const auto* const empty = new std::map<std::string, std::shared_ptr<const Resource>>();
+  auto it = types.find(type_url);
+  return it == types.end() ? *empty : it->second;
+}
+
+std::shared_ptr<const Resource> MakeResource(const std::string& name, const google::protobuf::Message& message) {
+  auto resource = std::make_shared<Resource>();
+  resource->name = name;
+  const std::string bytes = DeterministicBytes(message);
+  resource->any.set_type_url(absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name()));
+  resource->any.set_value(bytes);
+  resource->version = HashHex(bytes);
+  return resource;
+}
+
+std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<const Snapshot>>& snapshots,
+                                            ClientKind kind, const policy::FleetConfig* config) {
+  auto catalog = std::make_shared<Catalog>();
+  // Every type is present, possibly empty: an empty LDS or CDS answer is a real answer.
+  auto& listeners = catalog->types[kListenerType];
+  auto& routes = catalog->types[kRouteConfigurationType];
+  auto& clusters = catalog->types[kClusterType];
+  auto& assignments = catalog->types[kClusterLoadAssignmentType];
+  if (kind == ClientKind::kEnvoy) {
+    std::vector<std::string> pools;
+    for (const auto& snap : snapshots) pools.push_back(snap->pool);
+    routes[kEnvoyRouteName] = MakeResource(kEnvoyRouteName, BuildEnvoyRouteConfiguration(pools));
+  }
+  for (const std::shared_ptr<const Snapshot>& snap : snapshots) {
+    const std::string& pool = snap->pool;
+    // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.
+    if (kind == ClientKind::kGrpc) listeners[pool] = MakeResource(pool, BuildListener(pool));
+    routes[pool] = MakeResource(pool, BuildRouteConfiguration(pool));
+    const policy::CircuitConfig* circuit = config != nullptr ? &config->For(pool).policy.circuit : nullptr;
+    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind, circuit));
+    assignments[pool] = MakeResource(pool, BuildClusterLoadAssignment(snap->assignment));
+  }
+  return catalog;
+}
+
+}  // namespace switchboard::controlplane::xds

@@ -1,0 +1,146 @@
+#include "controlplane/xds/delta_stream.h"
+
+#include <string>
+#include <vector>
+
+#include "controlplane/xds/type_urls.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane::xds {
+namespace {
+
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+
+std::shared_ptr<const Catalog> CatalogOf(const std::vector<std::pair<std::string, uint32_t>>& pools) {
+  std::vector<std::shared_ptr<const Snapshot>> snaps;
+  for (const auto& [name, weight] : pools) {
+    auto snap = std::make_shared<Snapshot>();
+    snap->pool = name;
+    snap->assignment.set_pool(name);
+    auto* ep = snap->assignment.add_endpoints();
+    ep->set_address("10.0.0.1:8000");
+    ep->set_weight(weight);
+    ep->set_state(v1::ENDPOINT_STATE_READY);
+    ep->set_circuit(v1::CIRCUIT_STATE_CLOSED);
+    snaps.push_back(snap);
+  }
+  return BuildCatalog(snaps, ClientKind::kEnvoy);
+}
+
+DeltaDiscoveryRequest Request(const std::string& type, const std::vector<std::string>& subscribe,
+                              const std::vector<std::string>& unsubscribe = {}, const std::string& nonce = "") {
+  DeltaDiscoveryRequest r;
+  r.set_type_url(type);
+  for (const auto& n : subscribe) r.add_resource_names_subscribe(n);
+  for (const auto& n : unsubscribe) r.add_resource_names_unsubscribe(n);
+  r.set_response_nonce(nonce);
+  return r;
+}
+
+std::vector<std::string> Names(const DeltaDiscoveryResponse& r) {
+  std::vector<std::string> names;
+  for (const auto& res : r.resources()) names.push_back(res.name());
+  return names;
+}
+
+std::vector<std::string> Removed(const DeltaDiscoveryResponse& r) {
+  return {r.removed_resources().begin(), r.removed_resources().end()};
+}
+
+TEST(DeltaStreamTest, SubscribeSendsOnlyChangesAndAckIsQuiet) {
+  DeltaStream s;
+  EXPECT_EQ(s.OnRequest(Request(kClusterLoadAssignmentType, {"a"})), RequestKind::kFirst);
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(Names(*r1), std::vector<std::string>{"a"});
+  EXPECT_FALSE(r1->resources(0).version().empty());
+  EXPECT_EQ(s.OnRequest(Request(kClusterLoadAssignmentType, {}, {}, r1->nonce())), RequestKind::kAck);
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}})));
+  // Subscribing to b sends b alone.
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"b"}, {}, r1->nonce()));
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(Names(*r2), std::vector<std::string>{"b"});
+  // A change to a sends a alone.
+  auto r3 = s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}}));
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(Names(*r3), std::vector<std::string>{"a"});
+}
+
+TEST(DeltaStreamTest, UnsubscribeEvenOnAStaleNonce) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}}));
+  ASSERT_TRUE(r1 && r2);
+  EXPECT_EQ(s.OnRequest(Request(kClusterLoadAssignmentType, {}, {"a"}, r1->nonce())), RequestKind::kStale);
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 3}, {"b", 1}})));  // a is no longer subscribed.
+  auto r3 = s.NextResponse(*CatalogOf({{"a", 3}, {"b", 2}}));
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(Names(*r3), std::vector<std::string>{"b"});
+}
+
+TEST(DeltaStreamTest, RemovedResourcesAreListed) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterType, {}));  // Wildcard.
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(Names(*r1), (std::vector<std::string>{"a", "b"}));
+  auto r2 = s.NextResponse(*CatalogOf({{"b", 1}}));
+  ASSERT_TRUE(r2);
+  EXPECT_TRUE(Names(*r2).empty());
+  EXPECT_EQ(Removed(*r2), std::vector<std::string>{"a"});
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"b", 1}})));
+}
+
+TEST(DeltaStreamTest, InitialResourceVersionsSkipWhatTheClientHas) {
+  auto catalog = CatalogOf({{"a", 1}, {"b", 1}});
+  DeltaStream before;
+  before.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b"}));
+  auto r1 = before.NextResponse(*catalog);
+  ASSERT_TRUE(r1);
+
+  // Reconnect: a unchanged, b changed since, c gone.
+  DeltaStream after;
+  DeltaDiscoveryRequest request = Request(kClusterLoadAssignmentType, {"a", "b", "c"});
+  for (const auto& res : r1->resources()) (*request.mutable_initial_resource_versions())[res.name()] = res.version();
+  (*request.mutable_initial_resource_versions())["c"] = "old";
+  EXPECT_EQ(after.OnRequest(request), RequestKind::kFirst);
+  auto r2 = after.NextResponse(*CatalogOf({{"a", 1}, {"b", 5}}));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(Names(*r2), std::vector<std::string>{"b"});
+  EXPECT_EQ(Removed(*r2), std::vector<std::string>{"c"});
+}
+
+TEST(DeltaStreamTest, NackIsNotAnsweredByResending) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}}));
+  ASSERT_TRUE(r1);
+  DeltaDiscoveryRequest nack = Request(kClusterLoadAssignmentType, {}, {}, r1->nonce());
+  nack.mutable_error_detail()->set_code(3);
+  nack.mutable_error_detail()->set_message("no");
+  EXPECT_EQ(s.OnRequest(nack), RequestKind::kNack);
+  EXPECT_EQ(s.LastNack(kClusterLoadAssignmentType), "no");
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}})));
+  EXPECT_TRUE(s.NextResponse(*CatalogOf({{"a", 2}})));
+}
+
+TEST(DeltaStreamTest, ExplicitWildcardAndNamesThatAppearLater) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"later"}));
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}})));
+  auto r = s.NextResponse(*CatalogOf({{"a", 1}, {"later", 1}}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Names(*r), std::vector<std::string>{"later"});
+
+  DeltaStream w;
+  w.OnRequest(Request(kClusterLoadAssignmentType, {"*"}));
+  auto all = w.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(all);
+  EXPECT_EQ(Names(*all), (std::vector<std::string>{"a", "b"}));
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane::xds

@@ -1,0 +1,226 @@
+#include "controlplane/xds/sotw_stream.h"
+
+#include <string>
+#include <vector>
+
+#include "controlplane/xds/type_urls.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "gtest/gtest.h"
+
+namespace switchboard::controlplane::xds {
+namespace {
+
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+using RequestKind = SotwStream::RequestKind;
+
+// A catalog with one pool per (name, weight): its weight makes its EDS version.
+std::shared_ptr<const Catalog> CatalogOf(const std::vector<std::pair<std::string, uint32_t>>& pools) {
+  std::vector<std::shared_ptr<const Snapshot>> snaps;
+  for (const auto& [name, weight] : pools) {
+    auto snap = std::make_shared<Snapshot>();
+    snap->pool = name;
+    snap->assignment.set_pool(name);
+    auto* ep = snap->assignment.add_endpoints();
+    ep->set_address("10.0.0.1:8000");
+    ep->set_weight(weight);
+    ep->set_state(v1::ENDPOINT_STATE_READY);
+    ep->set_circuit(v1::CIRCUIT_STATE_CLOSED);
+    snaps.push_back(snap);
+  }
+  return BuildCatalog(snaps, ClientKind::kGrpc);
+}
+
+DiscoveryRequest Request(const std::string& type, const std::vector<std::string>& names, const std::string& nonce = "",
+                         const std::string& version = "") {
+  DiscoveryRequest r;
+  r.set_type_url(type);
+  for (const auto& n : names) r.add_resource_names(n);
+  r.set_response_nonce(nonce);
+  r.set_version_info(version);
+  return r;
+}
+
+DiscoveryRequest Ack(const DiscoveryResponse& response, const std::vector<std::string>& names) {
+  return Request(response.type_url(), names, response.nonce(), response.version_info());
+}
+
+DiscoveryRequest Nack(const DiscoveryResponse& response, const std::vector<std::string>& names) {
+  DiscoveryRequest r = Request(response.type_url(), names, response.nonce(), "");
+  r.mutable_error_detail()->set_code(3);
+  r.mutable_error_detail()->set_message("bad weight");
+  return r;
+}
+
+std::vector<std::string> Names(const DiscoveryResponse& response) {
+  std::vector<std::string> names;
+  for (const auto& any : response.resources()) {
+    if (any.type_url() == kClusterLoadAssignmentType) {
+      envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+      any.UnpackTo(&cla);
+      names.push_back(cla.cluster_name());
+    } else {
+      names.push_back("?");
+    }
+  }
+  return names;
+}
+
+TEST(SotwStreamTest, FirstRequestAnsweredThenAckIsQuiet) {
+  SotwStream s;
+  auto catalog = CatalogOf({{"a", 1}, {"b", 2}});
+  EXPECT_FALSE(s.NextResponse(*catalog));  // Nothing asked yet.
+  EXPECT_EQ(s.OnRequest(Request(kClusterLoadAssignmentType, {"a"})), RequestKind::kFirst);
+  auto r = s.NextResponse(*catalog);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->type_url(), kClusterLoadAssignmentType);
+  EXPECT_EQ(Names(*r), std::vector<std::string>{"a"});
+  EXPECT_FALSE(r->nonce().empty());
+  EXPECT_FALSE(s.NextResponse(*catalog));  // Sent; nothing changed.
+  EXPECT_EQ(s.OnRequest(Ack(*r, {"a"})), RequestKind::kAck);
+  EXPECT_EQ(s.AckedVersion(kClusterLoadAssignmentType), r->version_info());
+  EXPECT_FALSE(s.NextResponse(*catalog));  // An ACK is not answered.
+}
+
+TEST(SotwStreamTest, RespondsOnlyWhenItsResourcesChange) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r1);
+  s.OnRequest(Ack(*r1, {"a"}));
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}, {"b", 9}})));  // Another pool changed.
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 5}, {"b", 9}}));
+  ASSERT_TRUE(r2);
+  EXPECT_NE(r2->version_info(), r1->version_info());
+  EXPECT_NE(r2->nonce(), r1->nonce());
+}
+
+TEST(SotwStreamTest, NackIsRecordedAndNotAnsweredByResending) {
+  SotwStream s;
+  auto good = CatalogOf({{"a", 1}});
+  auto bad = CatalogOf({{"a", 2}});
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*good);
+  s.OnRequest(Ack(*r1, {"a"}));
+  auto r2 = s.NextResponse(*bad);
+  ASSERT_TRUE(r2);
+  DiscoveryRequest nack = Nack(*r2, {"a"});
+  nack.set_version_info(r1->version_info());  // The client keeps the good version.
+  EXPECT_EQ(s.OnRequest(nack), RequestKind::kNack);
+  EXPECT_EQ(s.LastNack(kClusterLoadAssignmentType), "bad weight");
+  EXPECT_EQ(s.AckedVersion(kClusterLoadAssignmentType), r1->version_info());
+  EXPECT_FALSE(s.NextResponse(*bad));  // No resend loop.
+  EXPECT_FALSE(s.NextResponse(*bad));
+  auto r3 = s.NextResponse(*CatalogOf({{"a", 3}}));  // New content: sent.
+  ASSERT_TRUE(r3);
+}
+
+TEST(SotwStreamTest, StaleNonceIsIgnored) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}}));
+  ASSERT_TRUE(r1 && r2);
+  // A request answering r1 (now superseded) that asks for b: ignored, b is not sent.
+  EXPECT_EQ(s.OnRequest(Ack(*r1, {"a", "b"})), RequestKind::kStale);
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}})));
+  // A stale NACK is ignored as well.
+  EXPECT_EQ(s.OnRequest(Nack(*r1, {"a"})), RequestKind::kStale);
+  EXPECT_EQ(s.LastNack(kClusterLoadAssignmentType), "");
+  // The current nonce with b: b is sent.
+  EXPECT_EQ(s.OnRequest(Ack(*r2, {"a", "b"})), RequestKind::kAck);
+  auto r3 = s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}}));
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(Names(*r3), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(SotwStreamTest, EmptyNamesOnEdsUnsubscribes) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}}));
+  EXPECT_EQ(s.OnRequest(Ack(*r1, {})), RequestKind::kAck);
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 2}})));  // No longer subscribed.
+  // And subscribing again sends it again, even unchanged.
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 2}}));
+  EXPECT_FALSE(r2);
+  s.OnRequest(Ack(*r1, {"a"}));  // r1 is still the last nonce sent.
+  EXPECT_TRUE(s.NextResponse(*CatalogOf({{"a", 2}})));
+}
+
+TEST(SotwStreamTest, NamesRequestedBeforeTheyExistArePushedWhenTheyAppear) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"later"}));
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}})));
+  auto r = s.NextResponse(*CatalogOf({{"a", 1}, {"later", 4}}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Names(*r), std::vector<std::string>{"later"});
+}
+
+TEST(SotwStreamTest, CdsIsCompleteAndNotAnsweredEmpty) {
+  SotwStream s;
+  EXPECT_EQ(s.OnRequest(Request(kClusterType, {}, "", "version-from-before-a-restart")),
+            RequestKind::kFirst);  // Wildcard.
+  // No clusters yet (a restarted control plane before its agents report): not answered,
+  // so the client keeps what it has.
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({})));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}}));
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(r1->resources_size(), 1);
+  s.OnRequest(Ack(*r1, {}));  // Still wildcard.
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->resources_size(), 2);  // Every cluster, not only the new one.
+  s.OnRequest(Ack(*r2, {}));
+  auto r3 = s.NextResponse(*CatalogOf({{"b", 1}}));
+  ASSERT_TRUE(r3);  // A removal is a change: the complete set without it.
+  EXPECT_EQ(r3->resources_size(), 1);
+  s.OnRequest(Ack(*r3, {}));
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"b", 7}})));  // EDS content is not CDS content.
+  auto r4 = s.NextResponse(*CatalogOf({}));
+  ASSERT_TRUE(r4);  // The last cluster removed: an empty list, once sent clusters are gone.
+  EXPECT_EQ(r4->resources_size(), 0);
+}
+
+TEST(SotwStreamTest, ExplicitLdsNamesThenEmptyUnsubscribes) {
+  SotwStream s;
+  s.OnRequest(Request(kListenerType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(r1->resources_size(), 1);  // Only what was asked for.
+  s.OnRequest(Ack(*r1, {}));           // Not the first request: unsubscribe, not wildcard.
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"c", 1}})));
+}
+
+TEST(SotwStreamTest, ReconnectWithLastVersionGetsTheSameVersion) {
+  auto catalog = CatalogOf({{"a", 3}});
+  SotwStream before;
+  before.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = before.NextResponse(*catalog);
+  SotwStream after;  // A new stream (a restarted control plane or another replica).
+  EXPECT_EQ(after.OnRequest(Request(kClusterLoadAssignmentType, {"a"}, "", r1->version_info())), RequestKind::kFirst);
+  auto r2 = after.NextResponse(*catalog);
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->version_info(), r1->version_info());
+}
+
+TEST(SotwStreamTest, MakeBeforeBreakOrder) {
+  SotwStream s;
+  auto catalog = CatalogOf({{"a", 1}});
+  s.OnRequest(Request(kRouteConfigurationType, {"a"}));
+  s.OnRequest(Request(kListenerType, {"a"}));
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  s.OnRequest(Request(kClusterType, {"a"}));
+  std::vector<std::string> order;
+  while (auto r = s.NextResponse(*catalog)) order.push_back(r->type_url());
+  EXPECT_EQ(order, (std::vector<std::string>{kClusterType, kClusterLoadAssignmentType, kListenerType,
+                                             kRouteConfigurationType}));
+}
+
+TEST(SotwStreamTest, UnknownTypeIsIgnored) {
+  SotwStream s;
+  EXPECT_EQ(s.OnRequest(Request("type.googleapis.com/envoy.config.core.v3.Nothing", {"a"})), RequestKind::kUnknownType);
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}})));
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane::xds

@@ -1,0 +1,329 @@
+// The ADS protocol, driven by hand over a real stream against the real control plane:
+// ACK, NACK (no resend loop), stale nonces, unsubscribe, wildcard, names that appear
+// later. "Nothing was sent" is shown with a fence: the server handles requests in order
+// and writes what a request causes before it reads the next, so when the response to a
+// later request is the next message, the earlier request caused none.
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/net.h"
+#include "common/prometheus_text.h"
+#include "controlplane/xds/resources.h"
+#include "controlplane/xds/type_urls.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "tests/integration/harness.h"
+#include "tests/interop/agent_client.h"
+
+namespace switchboard::testing {
+namespace {
+
+namespace xds = controlplane::xds;
+using envoy::service::discovery::v3::AggregatedDiscoveryService;
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+
+v1::EndpointReport Report(const std::string& address, const std::vector<std::string>& models, uint32_t slots) {
+  v1::EndpointReport r;
+  r.set_address(address);
+  r.set_state(v1::ENDPOINT_STATE_READY);
+  for (const auto& m : models) r.add_models(m);
+  r.set_slots_total(slots);
+  return r;
+}
+
+class AdsProtocolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = absl::StrCat(::testing::TempDir(), "/ads_protocol_", getpid(), ".db");
+    std::filesystem::remove(db_);
+    cp_ = Subprocess::Start("switchboard-controlplane",
+                            {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db_, "--insecure"});
+    auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(port.ok()) << port.status();
+    auto metrics_port = cp_->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
+    cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+
+    // Pools "a" and "b"; the third endpoint reports no model until a test gives it "c".
+    std::vector<v1::EndpointInfo> infos;
+    std::vector<v1::EndpointReport> reports = {Report("127.0.0.1:7001", {"a"}, 4), Report("127.0.0.1:7002", {"b"}, 4),
+                                               Report("127.0.0.1:7003", {}, 4)};
+    for (const auto& r : reports) {
+      v1::EndpointInfo info;
+      info.set_address(r.address());
+      info.set_slots_total(r.slots_total());
+      infos.push_back(info);
+    }
+    agent_ = std::make_unique<AgentClient>(cp_addr_, "n1", infos, reports);
+    subscriber_ = std::make_unique<Subscriber>(cp_addr_, std::vector<std::string>{});
+    for (const char* pool : {"a", "b"}) {
+      ASSERT_TRUE(subscriber_->WaitFor(
+          pool, [](const v1::Assignment& x) { return !x.endpoints().empty(); }, Scaled(absl::Seconds(20))));
+    }
+
+    stub_ = AggregatedDiscoveryService::NewStub(MakeChannel(cp_addr_));
+    // A message that never comes fails the test at this deadline instead of hanging it.
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    stream_ = stub_->StreamAggregatedResources(&context_);
+  }
+
+  void TearDown() override {
+    if (stream_) {
+      context_.TryCancel();
+      stream_->Finish();
+    }
+    cp_.reset();
+    std::filesystem::remove(db_);
+  }
+
+  void Send(const std::string& type, const std::vector<std::string>& names, const std::string& nonce = "",
+            const std::string& version = "", const std::string& error = "") {
+    DiscoveryRequest r;
+    if (first_) {
+      r.mutable_node()->set_id("hand-driven");
+      r.mutable_node()->set_user_agent_name(user_agent_);
+      first_ = false;
+    }
+    r.set_type_url(type);
+    for (const auto& n : names) r.add_resource_names(n);
+    r.set_response_nonce(nonce);
+    r.set_version_info(version);
+    if (!error.empty()) {
+      r.mutable_error_detail()->set_code(3);
+      r.mutable_error_detail()->set_message(error);
+    }
+    ASSERT_TRUE(stream_->Write(r));
+  }
+
+  DiscoveryResponse Read() {
+    DiscoveryResponse response;
+    EXPECT_TRUE(stream_->Read(&response));
+    return response;
+  }
+
+  void Ack(const DiscoveryResponse& r, const std::vector<std::string>& names) {
+    Send(r.type_url(), names, r.nonce(), r.version_info());
+  }
+
+  // The names of the resources in `r`.
+  static std::vector<std::string> Names(const DiscoveryResponse& r) {
+    std::vector<std::string> names;
+    for (const auto& any : r.resources()) {
+      if (any.type_url() == xds::kClusterLoadAssignmentType) {
+        envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+        any.UnpackTo(&cla);
+        names.push_back(cla.cluster_name());
+      } else if (any.type_url() == xds::kClusterType) {
+        envoy::config::cluster::v3::Cluster cluster;
+        any.UnpackTo(&cluster);
+        names.push_back(cluster.name());
+      } else {
+        names.push_back(any.type_url());
+      }
+    }
+    return names;
+  }
+
+  // A fence: a first request of a type not yet subscribed on this stream, so an answer
+  // is certain; returns the next message, which must be that answer.
+  DiscoveryResponse Fence(const std::string& type, const std::vector<std::string>& names) {
+    Send(type, names);
+    return Read();
+  }
+
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels) {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    auto res = http.Get("/metrics");
+    if (!res) return -1;
+    auto scrape = PromScrape::Parse(res->body);
+    return scrape.ok() ? scrape->Value(name, labels).value_or(0) : -1;
+  }
+
+  std::string db_;
+  std::unique_ptr<Subprocess> cp_;
+  std::string cp_addr_;
+  int metrics_port_ = 0;
+  std::unique_ptr<AgentClient> agent_;
+  std::unique_ptr<Subscriber> subscriber_;
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<DiscoveryRequest, DiscoveryResponse>> stream_;
+  bool first_ = true;
+  std::string user_agent_ = "test";
+};
+
+TEST_F(AdsProtocolTest, AckIsNotAnsweredAndNackDoesNotLoop) {
+  Send(xds::kClusterLoadAssignmentType, {"a"});
+  DiscoveryResponse eds = Read();
+  EXPECT_EQ(Names(eds), std::vector<std::string>{"a"});
+  Ack(eds, {"a"});
+  // The ACK caused nothing: the next message answers the next request.
+  EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
+
+  // A NACK of the EDS response: recorded, and the rejected version is not sent again.
+  Send(xds::kClusterLoadAssignmentType, {"a"}, eds.nonce(), "", "rejected for the test");
+  EXPECT_EQ(Fence(xds::kListenerType, {"a"}).type_url(), xds::kListenerType);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric("switchboard_xds_replies_total", {{"type", "nack"}}) == 1;
+      },
+      Scaled(absl::Seconds(10))));
+
+  // A change to pool a's assignment is sent, with a new version.
+  agent_->Update(0, [](v1::EndpointReport* r) { r->set_state(v1::ENDPOINT_STATE_DRAINING); });
+  DiscoveryResponse changed = Read();
+  EXPECT_EQ(changed.type_url(), xds::kClusterLoadAssignmentType);
+  EXPECT_NE(changed.version_info(), eds.version_info());
+}
+
+TEST_F(AdsProtocolTest, StaleNonceIsIgnored) {
+  Send(xds::kClusterLoadAssignmentType, {"a"});
+  DiscoveryResponse eds = Read();
+  // Names b with a nonce that was never sent: ignored, b is not sent.
+  Send(xds::kClusterLoadAssignmentType, {"a", "b"}, "no-such-nonce", eds.version_info());
+  EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
+  // With the current nonce, b is sent (with a, as every subscribed one that exists).
+  Ack(eds, {"a", "b"});
+  DiscoveryResponse both = Read();
+  EXPECT_EQ(both.type_url(), xds::kClusterLoadAssignmentType);
+  EXPECT_EQ(Names(both), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(AdsProtocolTest, EmptyNamesUnsubscribe) {
+  Send(xds::kClusterLoadAssignmentType, {"a"});
+  DiscoveryResponse eds = Read();
+  Ack(eds, {});
+  agent_->Update(0, [](v1::EndpointReport* r) { r->set_state(v1::ENDPOINT_STATE_DRAINING); });
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "a",
+      [](const v1::Assignment& x) {
+        return x.endpoints_size() == 1 && x.endpoints(0).state() == v1::ENDPOINT_STATE_DRAINING;
+      },
+      Scaled(absl::Seconds(20))));
+  // Pool a changed, and nothing came for it: the next message answers the fence.
+  EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
+}
+
+TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
+  Send(xds::kClusterType, {});  // Envoy's way: every cluster.
+  DiscoveryResponse cds = Read();
+  EXPECT_EQ(Names(cds), (std::vector<std::string>{"a", "b"}));
+  Ack(cds, {});
+  Send(xds::kClusterLoadAssignmentType, {"c"});  // Not there yet: nothing to send.
+  EXPECT_EQ(Fence(xds::kRouteConfigurationType, {"a"}).type_url(), xds::kRouteConfigurationType);
+
+  agent_->Update(2, [](v1::EndpointReport* r) { r->add_models("c"); });
+  // Pool c appears: the complete cluster list first, then its assignment (make before break).
+  DiscoveryResponse cds2 = Read();
+  EXPECT_EQ(cds2.type_url(), xds::kClusterType);
+  EXPECT_EQ(Names(cds2), (std::vector<std::string>{"a", "b", "c"}));
+  DiscoveryResponse eds = Read();
+  EXPECT_EQ(eds.type_url(), xds::kClusterLoadAssignmentType);
+  EXPECT_EQ(Names(eds), std::vector<std::string>{"c"});
+}
+
+TEST_F(AdsProtocolTest, EnvoyGetsItsPolicyOutlierDetectionAndTheModelRoutes) {
+  user_agent_ = "envoy";
+  Send(xds::kClusterType, {});
+  DiscoveryResponse cds = Read();
+  ASSERT_EQ(cds.resources_size(), 2);
+  for (const auto& any : cds.resources()) {
+    envoy::config::cluster::v3::Cluster cluster;
+    ASSERT_TRUE(any.UnpackTo(&cluster));
+    EXPECT_EQ(cluster.lb_policy(), envoy::config::cluster::v3::Cluster::LEAST_REQUEST) << cluster.name();
+    EXPECT_TRUE(cluster.has_outlier_detection()) << cluster.name();
+  }
+  Ack(cds, {});
+  Send(xds::kRouteConfigurationType, {xds::kEnvoyRouteName});
+  DiscoveryResponse rds = Read();
+  ASSERT_EQ(rds.resources_size(), 1);
+  envoy::config::route::v3::RouteConfiguration routes;
+  ASSERT_TRUE(rds.resources(0).UnpackTo(&routes));
+  EXPECT_EQ(routes.name(), xds::kEnvoyRouteName);
+  ASSERT_EQ(routes.virtual_hosts(0).routes_size(), 2);
+  EXPECT_EQ(routes.virtual_hosts(0).routes(0).route().cluster(), "a");
+  EXPECT_EQ(routes.virtual_hosts(0).routes(1).route().cluster(), "b");
+  // Envoy takes its listeners from its bootstrap: none is served.
+  Send(xds::kListenerType, {});
+  EXPECT_EQ(Fence(xds::kClusterLoadAssignmentType, {"a"}).type_url(), xds::kClusterLoadAssignmentType);
+}
+
+TEST_F(AdsProtocolTest, DeltaSubscribeUnsubscribeAndReconnect) {
+  using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+  using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+  auto request = [](const std::string& type, const std::vector<std::string>& subscribe,
+                    const std::vector<std::string>& unsubscribe, const std::string& nonce) {
+    DeltaDiscoveryRequest r;
+    r.set_type_url(type);
+    for (const auto& n : subscribe) r.add_resource_names_subscribe(n);
+    for (const auto& n : unsubscribe) r.add_resource_names_unsubscribe(n);
+    r.set_response_nonce(nonce);
+    return r;
+  };
+  auto names = [](const DeltaDiscoveryResponse& r) {
+    std::vector<std::string> out;
+    for (const auto& res : r.resources()) out.push_back(res.name());
+    return out;
+  };
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto delta = stub_->DeltaAggregatedResources(&ctx);
+  DeltaDiscoveryRequest first = request(xds::kClusterLoadAssignmentType, {"a"}, {}, "");
+  first.mutable_node()->set_id("delta-client");
+  first.mutable_node()->set_user_agent_name("envoy");
+  ASSERT_TRUE(delta->Write(first));
+  DeltaDiscoveryResponse r1;
+  ASSERT_TRUE(delta->Read(&r1));
+  EXPECT_EQ(names(r1), std::vector<std::string>{"a"});
+
+  // Subscribing to b sends b alone.
+  ASSERT_TRUE(delta->Write(request(xds::kClusterLoadAssignmentType, {"b"}, {}, r1.nonce())));
+  DeltaDiscoveryResponse r2;
+  ASSERT_TRUE(delta->Read(&r2));
+  EXPECT_EQ(names(r2), std::vector<std::string>{"b"});
+  const std::string b_version = r2.resources(0).version();
+
+  // Unsubscribed from a, a change to a sends nothing: the next message answers the fence.
+  ASSERT_TRUE(delta->Write(request(xds::kClusterLoadAssignmentType, {}, {"a"}, r2.nonce())));
+  agent_->Update(0, [](v1::EndpointReport* r) { r->set_state(v1::ENDPOINT_STATE_DRAINING); });
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "a", [](const v1::Assignment& x) { return x.endpoints(0).state() == v1::ENDPOINT_STATE_DRAINING; },
+      Scaled(absl::Seconds(20))));
+  ASSERT_TRUE(delta->Write(request(xds::kClusterType, {"a"}, {}, "")));
+  DeltaDiscoveryResponse fence;
+  ASSERT_TRUE(delta->Read(&fence));
+  EXPECT_EQ(fence.type_url(), xds::kClusterType);
+  ctx.TryCancel();
+  delta->Finish();
+
+  // A reconnecting client with b's version is not sent b again.
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto again = stub_->DeltaAggregatedResources(&ctx2);
+  DeltaDiscoveryRequest resume = request(xds::kClusterLoadAssignmentType, {"b"}, {}, "");
+  resume.mutable_node()->set_id("delta-client");
+  (*resume.mutable_initial_resource_versions())["b"] = b_version;
+  ASSERT_TRUE(again->Write(resume));
+  ASSERT_TRUE(again->Write(request(xds::kClusterType, {"b"}, {}, "")));
+  DeltaDiscoveryResponse next;
+  ASSERT_TRUE(again->Read(&next));
+  EXPECT_EQ(next.type_url(), xds::kClusterType);
+  ctx2.TryCancel();
+  again->Finish();
+}
+
+}  // namespace
+}  // namespace switchboard::testing
