@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   });
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
-  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
+  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get());
   AgentServiceImpl* agents = p->agent_service.get();
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
