@@ -61,7 +61,10 @@ void ActiveCheck::Update(absl::Time now, const std::string& base_url, v1::Endpoi
     Collect(in_flight_->get());
     in_flight_.reset();
   }
-  const bool due = !next_ || now >= *next_;
+  // The first check comes an interval after the first poll: not in the agent's first two
+  // rounds, which run back to back (the one before the Hello and the first report).
+  if (!next_) next_ = now + options_.interval;
+  const bool due = now >= *next_;
   const bool idle = report->state() == v1::ENDPOINT_STATE_READY && report->slots_busy() < report->slots_total() &&
                     report->queue_depth() == 0;
   if (!in_flight_ && due && idle && report->models_size() > 0 &&

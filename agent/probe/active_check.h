@@ -64,8 +64,9 @@ class ActiveCheck {
 
   // Called at every poll, with the report as filled so far. Collects the verdict of a
   // check that finished; starts one if checks are enabled for `report.engine()`, one is
-  // due at `now` (monotonic), none is in flight, the report is READY with a free slot and
-  // no queue, and it names a model. Then writes the counts into `report`.
+  // due at `now` (monotonic; the first an interval after the first Update), none is in
+  // flight, the report is READY with a free slot and no queue, and it names a model.
+  // Then writes the counts into `report`.
   void Update(absl::Time now, const std::string& base_url, v1::EndpointReport* report);
   // Blocks until the check in flight, if any, is done (at most the timeout); its verdict
   // is collected at the next Update. For shutdown and tests.
@@ -77,7 +78,7 @@ class ActiveCheck {
   const ActiveCheckOptions options_;
   HttpClient* const http_;
   std::optional<std::future<HttpResponse>> in_flight_;
-  std::optional<absl::Time> next_;  // Monotonic; none: due now.
+  std::optional<absl::Time> next_;  // Monotonic; none before the first Update.
   uint64_t checks_ = 0, failures_ = 0;
   std::string last_error_;
 };

@@ -12,7 +12,7 @@ std::string Seconds(absl::Duration d) { return absl::FormatDuration(absl::Trunc(
 
 int Percent(double share) { return static_cast<int>(100 * share + 0.5); }
 
-// OPEN, for longer each time: min(base x times ejected, max). The windows start afresh.
+// OPEN, for longer each time: min(base x times ejected, max).
 void Eject(CircuitMemory* m, std::string reason, bool down, const CircuitConfig& config, absl::Time now) {
   ++m->times_ejected;
   m->ejection = std::min(config.base_ejection * m->times_ejected, config.max_ejection);
@@ -20,16 +20,17 @@ void Eject(CircuitMemory* m, std::string reason, bool down, const CircuitConfig&
   m->changed_at = now;
   m->open_reason = std::move(reason);
   m->ejected_while_down = down;
-  m->server.Clear();
-  m->checks.Clear();
-  m->gateways.Clear();
-  m->trial_successes = m->trial_failures = 0;
 }
 
+// HALF_OPEN: judged on what the trial shows, so the windows start afresh (what they held
+// came before or during the ejection: a server that healed meanwhile would fail on it).
 void StartTrial(CircuitMemory* m, absl::Time now) {
   m->state = v1::CIRCUIT_STATE_HALF_OPEN;
   m->changed_at = now;
   m->trial_successes = m->trial_failures = 0;
+  m->server.Clear();
+  m->checks.Clear();
+  m->gateways.Clear();
 }
 
 // The first source whose failure share over the window is over the limit, described; ""
@@ -154,9 +155,8 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
   }
 
   // 1. Evidence; the plainly down (one more ejection each time they go down); the
-  //    endpoints not routable for other reasons; the failure verdicts.
+  //    endpoints not routable for other reasons.
   std::vector<bool> decided(n, false);
-  std::vector<std::string> failure(n);
   size_t eligible = 0;  // Not plainly down: what the ejection cap is a share of.
   for (size_t i = 0; i < n; ++i) {
     const CircuitInput& in = inputs[i];
@@ -183,13 +183,6 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
     if (!base.routable) {
       out[i] = base;  // STARTING, DRAINING: excluded, not failing.
       decided[i] = true;
-      continue;
-    }
-    failure[i] = EvidenceFailure(in, m, config, now);
-    if (failure[i].empty() && median > 0 && in.ttft_p95_seconds > config.latency_outlier_factor * median &&
-        in.ttft_p95_seconds > absl::ToDoubleSeconds(config.latency_floor)) {
-      failure[i] = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs", in.ttft_p95_seconds,
-                                   config.latency_outlier_factor, median);
     }
   }
 
@@ -222,12 +215,20 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
     }
   }
 
-  // 3. Trials and closed circuits.
+  // 3. Failure verdicts; trials and closed circuits.
+  std::vector<std::string> failure(n);
   std::vector<size_t> candidates;  // Endpoints a failure would (re-)eject.
   for (size_t i = 0; i < n; ++i) {
     if (decided[i]) continue;
+    const CircuitInput& in = inputs[i];
     CircuitMemory& m = (*memories)[i];
     CircuitDecision& d = out[i];
+    failure[i] = EvidenceFailure(in, m, config, now);
+    if (failure[i].empty() && median > 0 && in.ttft_p95_seconds > config.latency_outlier_factor * median &&
+        in.ttft_p95_seconds > absl::ToDoubleSeconds(config.latency_floor)) {
+      failure[i] = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs", in.ttft_p95_seconds,
+                                   config.latency_outlier_factor, median);
+    }
     if (m.state == v1::CIRCUIT_STATE_HALF_OPEN) {
       const int64_t s = m.trial_successes, f = m.trial_failures;
       if (failure[i].empty() && f > 0 && static_cast<double>(f) > config.max_error_rate * static_cast<double>(s + f)) {
@@ -242,7 +243,7 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
       if (left <= absl::ZeroDuration() && s >= config.half_open_successes) {
         m.state = v1::CIRCUIT_STATE_CLOSED;
         m.changed_at = now;
-        d = DecideCircuit(inputs[i], config);
+        d = DecideCircuit(in, config);
         d.reason = absl::StrFormat("ready: passed its trial (%d successes, %d failures)", s, f);
         continue;
       }
@@ -260,7 +261,7 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
       continue;
     }
     if (m.times_ejected > 0 && now - m.changed_at >= config.max_ejection) m.times_ejected = 0;  // Forgiven.
-    d = DecideCircuit(inputs[i], config);
+    d = DecideCircuit(in, config);
   }
 
   // 4. Eject candidates while the cap allows; the rest stay routable and say why.

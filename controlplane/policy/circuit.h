@@ -19,8 +19,8 @@
 //
 // Evidence: three sources of cumulative (outcomes, failures) counters per endpoint, each
 // judged on its own over `error_window` (so that a source that sees every request does
-// not drown one that sees a few) and all summed for a trial. The windows are cleared at
-// each ejection: what happens next is judged afresh.
+// not drown one that sees a few) and all summed for a trial. The windows are cleared when
+// a trial begins: it is judged on what it shows.
 //
 // "Plainly down" endpoints are always excluded. The other ejections, and the wait of an
 // endpoint back from being down, are capped: at most `max_ejection_share` of the pool's

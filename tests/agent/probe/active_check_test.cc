@@ -81,6 +81,9 @@ TEST_F(ActiveCheckTest, OneTokenOfTheServedModelAtMostOncePerInterval) {
   ActiveCheck check(options_, &http_);
   http_.Set("/v1/completions", 500, R"({"error":"injected failure"})");
   v1::EndpointReport r = Update(check, Report());
+  EXPECT_EQ(http_.posts(), 0) << "the first check comes an interval after the first poll";
+  now_ += absl::Seconds(5);
+  r = Update(check, Report());
   EXPECT_EQ(http_.posts(), 1);
   EXPECT_THAT(http_.last_post_body(), HasSubstr(R"("max_tokens":1)"));
   EXPECT_THAT(http_.last_post_body(), HasSubstr(R"("model":"m-7b")"));
@@ -105,19 +108,23 @@ TEST_F(ActiveCheckTest, OneTokenOfTheServedModelAtMostOncePerInterval) {
 TEST_F(ActiveCheckTest, OnlyWhileASlotIsFreeAndNothingWaits) {
   ActiveCheck check(options_, &http_);
   http_.Set("/v1/completions", 200, kCompletion);
+  Update(check, Report());
+  now_ += options_.interval;
   Update(check, Report(/*busy=*/2));
   Update(check, Report(/*busy=*/1, /*queue=*/1));
   v1::EndpointReport starting = Report();
   starting.set_state(v1::ENDPOINT_STATE_STARTING);
   Update(check, starting);
   EXPECT_EQ(http_.posts(), 0);
-  Update(check, Report(/*busy=*/1));  // Due since the first poll: runs at the first chance.
+  Update(check, Report(/*busy=*/1));  // Due since the second poll: runs at the first chance.
   EXPECT_EQ(http_.posts(), 1);
 }
 
 TEST_F(ActiveCheckTest, FourHundredsAreNoVerdictButSayWhy) {
   ActiveCheck check(options_, &http_);
   http_.Set("/v1/completions", 404, R"({"error":"model not found"})");
+  Update(check, Report());
+  now_ += absl::Seconds(10);
   Update(check, Report());
   now_ += absl::Seconds(10);
   v1::EndpointReport r = Update(check, Report());
@@ -137,6 +144,8 @@ TEST_F(ActiveCheckTest, AutoLeavesOutTgiWhichCountsItsOwnFailures) {
 
   ActiveCheck check(options_, &http_);
   http_.Set("/v1/completions", 200, kCompletion);
+  Update(check, Report(0, 0, v1::ENGINE_TGI));
+  now_ += absl::Seconds(10);
   v1::EndpointReport r = Update(check, Report(0, 0, v1::ENGINE_TGI));
   EXPECT_EQ(http_.posts(), 0);
   EXPECT_EQ(r.checks_total(), 0u);
