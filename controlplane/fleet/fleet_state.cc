@@ -4,6 +4,16 @@
 #include "common/status_macros.h"
 
 namespace switchboard::controlplane {
+namespace {
+
+bool Declares(const v1::Hello& hello, const std::string& address) {
+  for (const v1::EndpointInfo& ep : hello.endpoints()) {
+    if (ep.address() == address) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now) {
   RETURN_IF_ERROR(ValidateHello(hello, limits_));
@@ -22,17 +32,11 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
     node.last_sequence = 0;
     node.last_seen = now;
     // Forget what was seen of endpoints the node no longer declares.
-    auto declared = [&hello](const std::string& address) {
-      for (const v1::EndpointInfo& ep : hello.endpoints()) {
-        if (ep.address() == address) return true;
-      }
-      return false;
-    };
     for (auto it = node.latest.begin(); it != node.latest.end();) {
-      it = declared(it->first) ? std::next(it) : node.latest.erase(it);
+      it = Declares(hello, it->first) ? std::next(it) : node.latest.erase(it);
     }
     for (auto it = node.gateway.begin(); it != node.gateway.end();) {
-      it = declared(it->first) ? std::next(it) : node.gateway.erase(it);
+      it = Declares(hello, it->first) ? std::next(it) : node.gateway.erase(it);
     }
   }
   NotifyChange();
@@ -82,10 +86,7 @@ absl::StatusOr<size_t> FleetState::AddGatewayOutcomes(
   MutexLock lock(&mu_);
   for (const v1::EndpointOutcome& o : outcomes) {
     auto node = nodes_.find(o.node_id());
-    if (node == nodes_.end()) continue;
-    bool declared = false;
-    for (const v1::EndpointInfo& ep : node->second.hello.endpoints()) declared |= ep.address() == o.address();
-    if (!declared) continue;
+    if (node == nodes_.end() || !Declares(node->second.hello, o.address())) continue;
     // Validation bounds each delta far below the counters' range: no overflow in any
     // realistic lifetime, and a restart of the control plane starts them over.
     Node::GatewayCounts& c = node->second.gateway[o.address()];

@@ -29,30 +29,28 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       PumpLocked();
       return;
     }
-    if (!subscribed_) {
+    const bool first = !subscribed_;
+    if (first) {
       subscribed_ = true;
-      {
-        MutexLock lock(&mu_);
-        subscriber_id_ = request_.subscriber_id();
-        all_pools_ = request_.pools().empty();
-        pools_.insert(request_.pools().begin(), request_.pools().end());
-      }
-      if (request_.outcomes_size() > 0) AddOutcomes();
+      MutexLock lock(&mu_);
+      subscriber_id_ = request_.subscriber_id();
+      all_pools_ = request_.pools().empty();
+      pools_.insert(request_.pools().begin(), request_.pools().end());
+    }
+    if (request_.outcomes_size() > 0) AddOutcomes();
+    if (first) {
       watcher_id_ = service_->store_->AddWatcher([this] {
         MutexLock lock(&mu_);
         PumpLocked();
       });
       MutexLock lock(&mu_);
       PumpLocked();
-    } else {
-      if (request_.outcomes_size() > 0) AddOutcomes();
-      if (request_.has_error_detail() && request_.error_detail().code() != 0) {
-        service_->metrics_->subscriber_nacks->Increment();
-        SB_LOG(WARNING) << "subscriber " << request_.subscriber_id() << " (" << peer_ << ") NACKed nonce "
-                        << request_.response_nonce() << ": " << request_.error_detail().message();
-      } else if (request_.outcomes_size() == 0 || !request_.response_nonce().empty()) {
-        service_->metrics_->subscriber_acks->Increment();  // Outcomes alone are no ACK.
-      }
+    } else if (request_.has_error_detail() && request_.error_detail().code() != 0) {
+      service_->metrics_->subscriber_nacks->Increment();
+      SB_LOG(WARNING) << "subscriber " << request_.subscriber_id() << " (" << peer_ << ") NACKed nonce "
+                      << request_.response_nonce() << ": " << request_.error_detail().message();
+    } else if (request_.outcomes_size() == 0 || !request_.response_nonce().empty()) {
+      service_->metrics_->subscriber_acks->Increment();  // Outcomes alone are no ACK.
     }
     StartRead(&request_);
   }
@@ -96,9 +94,9 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   // Gateway outcomes are evidence, not the stream's business: a bad batch is counted and
   // logged, and the stream carries on.
   void AddOutcomes() {
+    if (service_->fleet_ == nullptr) return;
     ControlPlaneMetrics& m = *service_->metrics_;
     const size_t n = static_cast<size_t>(request_.outcomes_size());
-    if (service_->fleet_ == nullptr) return;
     absl::StatusOr<size_t> added = service_->fleet_->AddGatewayOutcomes(request_.outcomes());
     if (!added.ok()) {
       m.gateway_outcomes_rejected->Increment(static_cast<double>(n));
