@@ -35,24 +35,25 @@ void StartTrial(CircuitMemory* m, absl::Time now) {
 
 // The first source whose failure share over the window is over the limit, described; ""
 // when none is.
-std::string EvidenceFailure(const CircuitInput& in, const CircuitMemory& m, const CircuitConfig& config,
-                            absl::Time now) {
+std::string EvidenceFailure(const CircuitInput& in, const CircuitMemory& m, const CircuitConfig& config) {
   auto over = [&config](const Outcomes& o, int64_t min) {
     return o.total > 0 && o.total >= min && static_cast<double>(o.failed) / o.total > config.max_error_rate;
   };
-  const std::string window = Seconds(config.error_window);
-  const int limit = Percent(config.max_error_rate);
-  if (Outcomes o = m.server.Sum(now, config.error_window); over(o, config.min_requests)) {
-    return absl::StrFormat("5xx rate %d%% over %d requests in %s (server counters; limit %d%%)",
-                           Percent(static_cast<double>(o.failed) / o.total), o.total, window, limit);
+  // Runs for every endpoint at every reconcile: text only for a verdict.
+  auto rate = [&config](const Outcomes& o, const char* source) {
+    return absl::StrFormat("5xx rate %d%% over %d requests in %s (%s; limit %d%%)",
+                           Percent(static_cast<double>(o.failed) / o.total), o.total, Seconds(config.error_window),
+                           source, Percent(config.max_error_rate));
+  };
+  if (Outcomes o = m.server.Sum(); over(o, config.min_requests)) {
+    return rate(o, "server counters");
   }
-  if (Outcomes o = m.gateways.Sum(now, config.error_window); over(o, config.min_requests)) {
-    return absl::StrFormat("5xx rate %d%% over %d requests in %s (reported by gateways; limit %d%%)",
-                           Percent(static_cast<double>(o.failed) / o.total), o.total, window, limit);
+  if (Outcomes o = m.gateways.Sum(); over(o, config.min_requests)) {
+    return rate(o, "reported by gateways");
   }
-  if (Outcomes o = m.checks.Sum(now, config.error_window); over(o, config.min_checks)) {
-    return absl::StrCat(absl::StrFormat("active checks: %d of %d failed in %s (limit %d%%)", o.failed, o.total, window,
-                                        limit),
+  if (Outcomes o = m.checks.Sum(); over(o, config.min_checks)) {
+    return absl::StrCat(absl::StrFormat("active checks: %d of %d failed in %s (limit %d%%)", o.failed, o.total,
+                                        Seconds(config.error_window), Percent(config.max_error_rate)),
                         in.check_error.empty() ? "" : absl::StrCat("; last: ", in.check_error));
   }
   return "";
@@ -61,6 +62,14 @@ std::string EvidenceFailure(const CircuitInput& in, const CircuitMemory& m, cons
 }  // namespace
 
 Outcomes OutcomeWindow::Feed(uint64_t total, uint64_t failed, absl::Time now, absl::Duration window) {
+  const int64_t now_ns = absl::ToUnixNanos(now);
+  const int64_t since_ns = now_ns - absl::ToInt64Nanoseconds(window);
+  while (count_ > 0 && buckets_[oldest_].start_ns < since_ns) {
+    sum_total_ -= buckets_[oldest_].total;
+    sum_failed_ -= buckets_[oldest_].failed;
+    oldest_ = (oldest_ + 1) % kBuckets;
+    --count_;
+  }
   if (!has_baseline_ || total < last_total_ || failed < last_failed_) {
     has_baseline_ = true;
     last_total_ = total;
@@ -68,37 +77,41 @@ Outcomes OutcomeWindow::Feed(uint64_t total, uint64_t failed, absl::Time now, ab
     return {};
   }
   Outcomes growth;
-  growth.total = static_cast<int64_t>(std::min<uint64_t>(total - last_total_, INT64_MAX / 4));
+  growth.total = static_cast<int64_t>(std::min(total - last_total_, kMaxGrowth));
   // Two counters read at once can disagree by a request in flight; never more failures
   // than outcomes.
-  growth.failed = std::min(static_cast<int64_t>(std::min<uint64_t>(failed - last_failed_, INT64_MAX / 4)), growth.total);
+  growth.failed = std::min(static_cast<int64_t>(std::min(failed - last_failed_, kMaxGrowth)), growth.total);
   last_total_ = total;
   last_failed_ = failed;
   if (growth.total == 0) return growth;
-  // kBuckets buckets, each begun at least width after the one before, span the window.
-  const absl::Duration width = window / (kBuckets - 1);
-  if (buckets_[newest_].start == absl::InfinitePast() || now - buckets_[newest_].start >= width) {
-    newest_ = (newest_ + 1) % kBuckets;
-    buckets_[newest_] = Bucket{now, 0, 0};
+  // kBuckets buckets, each begun at least window / (kBuckets - 1) after the one before,
+  // span the window.
+  if (count_ == 0 || now_ns >= newest_until_ns_) {
+    if (count_ == kBuckets) {  // Only after the window grew (a new configuration): the oldest goes early.
+      sum_total_ -= buckets_[oldest_].total;
+      sum_failed_ -= buckets_[oldest_].failed;
+      oldest_ = (oldest_ + 1) % kBuckets;
+      --count_;
+    }
+    buckets_[(oldest_ + count_) % kBuckets] = Bucket{now_ns, 0, 0};
+    ++count_;
+    newest_until_ns_ = now_ns + absl::ToInt64Nanoseconds(window) / (kBuckets - 1);
   }
-  buckets_[newest_].total += growth.total;
-  buckets_[newest_].failed += growth.failed;
+  Bucket& newest = buckets_[(oldest_ + count_ - 1) % kBuckets];
+  // A bucket lasts window / 7: its counts stay far below 2^32 unless fed garbage, and
+  // then they saturate (and the sums count what the bucket holds).
+  const Bucket before = newest;
+  newest.total = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{newest.total} + growth.total, UINT32_MAX));
+  newest.failed = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{newest.failed} + growth.failed, newest.total));
+  sum_total_ += newest.total - before.total;
+  sum_failed_ += newest.failed - before.failed;
   return growth;
 }
 
-Outcomes OutcomeWindow::Sum(absl::Time now, absl::Duration window) const {
-  Outcomes sum;
-  for (const Bucket& b : buckets_) {
-    if (b.start == absl::InfinitePast() || b.start < now - window) continue;
-    sum.total += b.total;
-    sum.failed += b.failed;
-  }
-  return sum;
-}
-
 void OutcomeWindow::Clear() {
-  buckets_.fill(Bucket{});
-  newest_ = 0;
+  sum_total_ = sum_failed_ = 0;
+  oldest_ = count_ = 0;
+  newest_until_ns_ = 0;
 }
 
 CircuitDecision DecideCircuit(const CircuitInput& in, const CircuitConfig& config) {
@@ -155,8 +168,17 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
   }
 
   // 1. Evidence; the plainly down (one more ejection each time they go down); the
-  //    endpoints not routable for other reasons.
-  std::vector<bool> decided(n, false);
+  //    endpoints not routable for other reasons; the failure verdicts. A CLOSED endpoint
+  //    without a verdict (nearly all of them) is decided here: one walk over the memories.
+  struct Pending {
+    size_t i;
+    std::string failure;   // The verdict; "" for none.
+    std::string released;  // Why its trial began early ("" when it did not).
+  };
+  std::vector<Pending> pending;  // HALF_OPEN, or with a verdict: steps 3 and 4.
+  // OPEN and up: those ejected for a failure verdict keep their places under the cap
+  // before those back from being down.
+  std::vector<size_t> open_for_failure, open_after_down;
   size_t eligible = 0;  // Not plainly down: what the ejection cap is a share of.
   for (size_t i = 0; i < n; ++i) {
     const CircuitInput& in = inputs[i];
@@ -169,119 +191,112 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
       m.trial_successes += (in.errors_counted ? server.total - server.failed : 0) + (checks.total - checks.failed) +
                            (gateways.total - gateways.failed);
     }
-    const CircuitDecision base = DecideCircuit(in, config);
-    if (base.circuit == v1::CIRCUIT_STATE_OPEN || !in.reported) {
+    CircuitDecision& d = out[i];
+    d = DecideCircuit(in, config);
+    if (d.circuit == v1::CIRCUIT_STATE_OPEN || !in.reported) {
       // Already OPEN: the ejection's clock keeps running from its start.
-      if (base.circuit == v1::CIRCUIT_STATE_OPEN && in.reported && m.state != v1::CIRCUIT_STATE_OPEN) {
-        Eject(&m, base.reason, /*down=*/true, config, now);
+      if (d.circuit == v1::CIRCUIT_STATE_OPEN && in.reported && m.state != v1::CIRCUIT_STATE_OPEN) {
+        Eject(&m, d.reason, /*down=*/true, config, now);
       }
-      out[i] = base;
-      decided[i] = true;
       continue;
     }
     ++eligible;
-    if (!base.routable) {
-      out[i] = base;  // STARTING, DRAINING: excluded, not failing.
-      decided[i] = true;
+    if (!d.routable) continue;  // STARTING, DRAINING: excluded, not failing.
+    if (m.state == v1::CIRCUIT_STATE_OPEN) {
+      (m.ejected_while_down ? open_after_down : open_for_failure).push_back(i);
+      continue;
     }
+    std::string failure = EvidenceFailure(in, m, config);
+    if (failure.empty() && median > 0 && in.ttft_p95_seconds > config.latency_outlier_factor * median &&
+        in.ttft_p95_seconds > absl::ToDoubleSeconds(config.latency_floor)) {
+      failure = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs", in.ttft_p95_seconds,
+                                config.latency_outlier_factor, median);
+    }
+    if (m.state == v1::CIRCUIT_STATE_CLOSED && failure.empty()) {
+      if (m.times_ejected > 0 && now - m.changed_at >= config.max_ejection) m.times_ejected = 0;  // Forgiven.
+      continue;  // Routable, as DecideCircuit said.
+    }
+    pending.push_back({i, std::move(failure), ""});
   }
 
   // 2. Ejections under way, within the cap (at least one may always be ejected, as in
-  //    Envoy). Those ejected for a failure verdict keep their places before those back
-  //    from being down; beyond the cap an ejection ends early in a trial (fail open).
+  //    Envoy); beyond the cap an ejection ends early in a trial (fail open). A trial is
+  //    judged on what it shows: it starts with no verdict.
   const size_t cap = std::max<size_t>(1, static_cast<size_t>(config.max_ejection_share * eligible));
   const int cap_percent = Percent(config.max_ejection_share);
   size_t open_now = 0;
-  std::vector<std::string> released(n);  // Why a trial began early.
-  for (bool down : {false, true}) {
-    for (size_t i = 0; i < n; ++i) {
+  for (const std::vector<size_t>* open : {&open_for_failure, &open_after_down}) {
+    for (size_t i : *open) {
       CircuitMemory& m = (*memories)[i];
-      if (decided[i] || m.state != v1::CIRCUIT_STATE_OPEN || m.ejected_while_down != down) continue;
       if (now - m.changed_at >= m.ejection) {
         StartTrial(&m, now);
+        pending.push_back({i, "", ""});
         continue;
       }
       if (open_now < cap) {
         ++open_now;
-        decided[i] = true;
         out[i].circuit = v1::CIRCUIT_STATE_OPEN;
+        out[i].routable = false;
         out[i].reason =
             absl::StrCat("ejected (", m.open_reason, "); half-open in ", Seconds(m.ejection - (now - m.changed_at)));
         continue;
       }
-      released[i] = absl::StrCat("ejection (", m.open_reason, ") ended early: ", open_now, " of ", eligible,
-                                 " are already ejected (cap ", cap_percent, "%), failing open; ");
+      pending.push_back({i, "",
+                         absl::StrCat("ejection (", m.open_reason, ") ended early: ", open_now, " of ", eligible,
+                                      " are already ejected (cap ", cap_percent, "%), failing open; ")});
       StartTrial(&m, now);
     }
   }
 
-  // 3. Failure verdicts; trials and closed circuits.
-  std::vector<std::string> failure(n);
-  std::vector<size_t> candidates;  // Endpoints a failure would (re-)eject.
-  for (size_t i = 0; i < n; ++i) {
-    if (decided[i]) continue;
-    const CircuitInput& in = inputs[i];
-    CircuitMemory& m = (*memories)[i];
-    CircuitDecision& d = out[i];
-    failure[i] = EvidenceFailure(in, m, config, now);
-    if (failure[i].empty() && median > 0 && in.ttft_p95_seconds > config.latency_outlier_factor * median &&
-        in.ttft_p95_seconds > absl::ToDoubleSeconds(config.latency_floor)) {
-      failure[i] = absl::StrFormat("latency outlier: TTFT p95 %.2fs > %.1f x pool median %.2fs", in.ttft_p95_seconds,
-                                   config.latency_outlier_factor, median);
-    }
+  // 3. Trials, and closed circuits with a verdict.
+  std::vector<const Pending*> candidates;  // Endpoints a failure would (re-)eject.
+  for (Pending& p : pending) {
+    CircuitMemory& m = (*memories)[p.i];
+    CircuitDecision& d = out[p.i];
     if (m.state == v1::CIRCUIT_STATE_HALF_OPEN) {
       const int64_t s = m.trial_successes, f = m.trial_failures;
-      if (failure[i].empty() && f > 0 && static_cast<double>(f) > config.max_error_rate * static_cast<double>(s + f)) {
-        failure[i] = absl::StrFormat("failed its trial: %d of %d outcomes failed (limit %d%%)", f, s + f,
-                                     Percent(config.max_error_rate));
+      if (p.failure.empty() && f > 0 && static_cast<double>(f) > config.max_error_rate * static_cast<double>(s + f)) {
+        p.failure = absl::StrFormat("failed its trial: %d of %d outcomes failed (limit %d%%)", f, s + f,
+                                    Percent(config.max_error_rate));
       }
-      if (!failure[i].empty()) {
-        candidates.push_back(i);  // Back to OPEN, for longer (subject to the cap).
+      if (!p.failure.empty()) {
+        candidates.push_back(&p);  // Back to OPEN, for longer (subject to the cap).
         continue;
       }
       const absl::Duration left = config.half_open_duration - (now - m.changed_at);
       if (left <= absl::ZeroDuration() && s >= config.half_open_successes) {
         m.state = v1::CIRCUIT_STATE_CLOSED;
         m.changed_at = now;
-        d = DecideCircuit(in, config);
         d.reason = absl::StrFormat("ready: passed its trial (%d successes, %d failures)", s, f);
         continue;
       }
       d.circuit = v1::CIRCUIT_STATE_HALF_OPEN;
-      d.routable = true;
       d.weight_cap = config.half_open_weight;
-      d.reason = absl::StrCat(released[i], "half-open after ", m.times_ejected, " ejection(s): trial traffic, ", s,
+      d.reason = absl::StrCat(p.released, "half-open after ", m.times_ejected, " ejection(s): trial traffic, ", s,
                               " of ", config.half_open_successes, " successes needed, ", f, " failures",
                               left > absl::ZeroDuration() ? absl::StrCat(", for at least ", Seconds(left), " more") : "");
       continue;
     }
-    // CLOSED.
-    if (!failure[i].empty()) {
-      candidates.push_back(i);
-      continue;
-    }
-    if (m.times_ejected > 0 && now - m.changed_at >= config.max_ejection) m.times_ejected = 0;  // Forgiven.
-    d = DecideCircuit(in, config);
+    candidates.push_back(&p);  // CLOSED with a verdict.
   }
 
   // 4. Eject candidates while the cap allows; the rest stay routable and say why.
-  for (size_t i : candidates) {
-    CircuitMemory& m = (*memories)[i];
-    CircuitDecision& d = out[i];
+  for (const Pending* p : candidates) {
+    CircuitMemory& m = (*memories)[p->i];
+    CircuitDecision& d = out[p->i];
     if (open_now < cap) {
       ++open_now;
-      Eject(&m, failure[i], /*down=*/false, config, now);
+      Eject(&m, p->failure, /*down=*/false, config, now);
       d.circuit = v1::CIRCUIT_STATE_OPEN;
       d.routable = false;
       d.weight_cap = 0;
-      d.reason = absl::StrCat("ejected (", failure[i], ") for ", Seconds(m.ejection));
+      d.reason = absl::StrCat("ejected (", p->failure, ") for ", Seconds(m.ejection));
     } else {
-      d = DecideCircuit(inputs[i], config);
       if (m.state == v1::CIRCUIT_STATE_HALF_OPEN) {
         d.circuit = v1::CIRCUIT_STATE_HALF_OPEN;
         d.weight_cap = config.half_open_weight;
       }
-      d.reason = absl::StrCat("would eject (", failure[i], ") but ", open_now, " of ", eligible,
+      d.reason = absl::StrCat("would eject (", p->failure, ") but ", open_now, " of ", eligible,
                               " are already ejected (cap ", cap_percent, "%): failing open");
     }
   }

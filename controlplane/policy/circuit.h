@@ -96,28 +96,33 @@ struct Outcomes {
 };
 
 // One evidence source over the error window, fed its cumulative counters at every
-// reconcile. Outcomes are kept in a fixed ring of buckets: the memory is bounded however
-// often the reconciler runs and however long the window is.
+// reconcile. Outcomes are kept in a fixed ring of buckets with their running sum: the
+// memory is bounded however often the reconciler runs and however long the window is,
+// and a pass touches about two cache lines of it (it runs for every endpoint).
 class OutcomeWindow {
  public:
   static constexpr int kBuckets = 8;
-  // Feeds the counters as read at `now`; returns their growth since the previous feed
+  // Feeds the counters as read at `now`: forgets the buckets that began more than
+  // `window` before it, and returns the counters' growth since the previous feed
   // (nothing on the first, nor when a counter went down: a restart, a new baseline).
   Outcomes Feed(uint64_t total, uint64_t failed, absl::Time now, absl::Duration window);
-  // The outcomes of about the last `window` (buckets that began within it).
-  Outcomes Sum(absl::Time now, absl::Duration window) const;
+  // The outcomes of the buckets within the window as of the last Feed.
+  Outcomes Sum() const { return {sum_total_, sum_failed_}; }
   // Forgets the outcomes, not the baseline.
   void Clear();
 
  private:
   struct Bucket {
-    absl::Time start = absl::InfinitePast();  // InfinitePast: empty.
-    int64_t total = 0, failed = 0;
+    int64_t start_ns;         // Unix nanoseconds of the monotonic clock.
+    uint32_t total, failed;   // One feed adds at most kMaxGrowth.
   };
-  std::array<Bucket, kBuckets> buckets_{};
-  int newest_ = 0;
-  bool has_baseline_ = false;
+  static constexpr uint64_t kMaxGrowth = 1u << 30;  // More between two reads is garbage.
   uint64_t last_total_ = 0, last_failed_ = 0;
+  int64_t sum_total_ = 0, sum_failed_ = 0;
+  int64_t newest_until_ns_ = 0;  // Growth at or after it starts a new bucket.
+  uint8_t oldest_ = 0, count_ = 0;
+  bool has_baseline_ = false;
+  std::array<Bucket, kBuckets> buckets_{};
 };
 
 // What a breaker remembers about one endpoint between reconciles (fixed size).
