@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <algorithm>
 #include <future>
 
 #include "common/log.h"
@@ -132,6 +133,17 @@ v1::Report Agent::ProbeRound() {
       metrics_->probe_seconds->Add({{"endpoint", ep.address()}})
           .Set(ep.probe_latency().seconds() + ep.probe_latency().nanos() / 1e9);
       metrics_->endpoint_ready->Add({{"endpoint", ep.address()}}).Set(ep.state() == v1::ENDPOINT_STATE_READY ? 1 : 0);
+      // The counts are cumulative in the report: count what they grew by since the last.
+      auto last = last_.find(ep.address());
+      const uint64_t checks_before = last == last_.end() ? 0 : last->second.checks_total();
+      const uint64_t failures_before = last == last_.end() ? 0 : last->second.check_failures_total();
+      const uint64_t failed = ep.check_failures_total() - std::min(failures_before, ep.check_failures_total());
+      const uint64_t all = ep.checks_total() - std::min(checks_before, ep.checks_total());
+      if (all > 0) {
+        metrics_->checks->Add({{"endpoint", ep.address()}, {"result", "failed"}}).Increment(static_cast<double>(failed));
+        metrics_->checks->Add({{"endpoint", ep.address()}, {"result", "ok"}})
+            .Increment(static_cast<double>(all - std::min(all, failed)));
+      }
     }
   }
   report.set_sequence(++sequence_);

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> controlplanes, backends, labels;
   std::string node_id, interval = "1s", probe_timeout = "800ms", drain_timeout = "5m";
   std::string gpu_interval = "0s";
+  std::string active_check = "auto", active_check_interval = "5s", active_check_timeout = "5s";
   std::string gpu_mode = "auto", nvml_library = "libnvidia-ml.so.1", metrics_listen, health_listen;
   bool insecure = false;
   int failures_to_unhealthy = 2, successes_to_recover = 1;
@@ -62,6 +63,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--healthy-after", successes_to_recover, "consecutive good probe rounds before READY again")
       ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--active-check", active_check,
+                 "active checks (a 1-token completion while a slot is idle) that catch a server failing its "
+                 "requests: auto (on, except for TGI, which counts its own 5xx) | on | off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  app.add_option("--active-check-interval", active_check_interval, "at most one active check per endpoint this often")
+      ->capture_default_str();
+  app.add_option("--active-check-timeout", active_check_timeout,
+                 "an active check not answered in this long failed (it runs apart: it delays no report)")
       ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout,
                  "on SIGTERM, report DRAINING and wait at most this long for endpoints to go idle")
@@ -116,6 +127,14 @@ int main(int argc, char** argv) {
                  "--probe-timeout a positive duration (examples: 1s, 500ms)\n";
     return 2;
   }
+  switchboard::agent::ActiveCheckOptions check;
+  check.mode = *switchboard::agent::ParseActiveCheckMode(active_check);  // CLI11 checked it.
+  if (!absl::ParseDuration(active_check_interval, &check.interval) || check.interval < absl::Milliseconds(50) ||
+      !absl::ParseDuration(active_check_timeout, &check.timeout) || check.timeout <= absl::ZeroDuration()) {
+    std::cerr << "switchboard-agent: --active-check-interval must be a duration of at least 50ms and "
+                 "--active-check-timeout a positive duration (examples: 5s, 500ms)\n";
+    return 2;
+  }
   for (const std::string& cp : controlplanes) {
     absl::StatusOr<switchboard::HostPort> hp = switchboard::ParseHostPort(cp);
     if (!hp.ok() || hp->port == 0) {
@@ -135,6 +154,7 @@ int main(int argc, char** argv) {
     }
     spec->options.timeout = timeout;
     spec->options.thresholds = {failures_to_unhealthy, successes_to_recover};
+    spec->options.check = check;
     auto probe = switchboard::agent::MakeProbe(*spec, &http);
     if (!probe.ok()) {
       std::cerr << "switchboard-agent: " << probe.status().message() << "\n";

@@ -16,6 +16,10 @@ std::unique_ptr<AgentMetrics> AgentMetrics::Create(prometheus::Registry& registr
                            .Name("switchboard_agent_endpoint_ready")
                            .Help("1 when the endpoint is READY")
                            .Register(registry);
+  m->checks = &prometheus::BuildCounter()
+                   .Name("switchboard_agent_active_checks_total")
+                   .Help("Active checks (1-token completions) per endpoint by verdict; 4xx answers count in neither")
+                   .Register(registry);
   m->controlplane_up = &prometheus::BuildGauge()
                             .Name("switchboard_agent_controlplane_connected")
                             .Help("1 while the stream to a control plane is up")

@@ -16,6 +16,7 @@ struct AgentMetrics {
   prometheus::Family<prometheus::Counter>* probes;         // {endpoint, result="ok"|"error"}
   prometheus::Family<prometheus::Gauge>* probe_seconds;    // {endpoint}: last probe round's latency
   prometheus::Family<prometheus::Gauge>* endpoint_ready;   // {endpoint}: 1 READY, 0 otherwise
+  prometheus::Family<prometheus::Counter>* checks;         // {endpoint, result="ok"|"failed"}: active checks
   prometheus::Family<prometheus::Gauge>* controlplane_up;  // {target}
   prometheus::Counter* reports;
   prometheus::Gauge* draining;

@@ -109,6 +109,14 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
                       .Register(registry);
   m->subscriber_acks = &replies.Add({{"type", "ack"}});
   m->subscriber_nacks = &replies.Add({{"type", "nack"}});
+  auto& outcomes = prometheus::BuildCounter()
+                       .Name("switchboard_gateway_outcomes_total")
+                       .Help("Endpoint outcomes reported by gateways on Subscribe streams: added to the circuit "
+                             "breakers' evidence, for endpoints not known, or rejected as invalid")
+                       .Register(registry);
+  m->gateway_outcomes_added = &outcomes.Add({{"result", "added"}});
+  m->gateway_outcomes_unknown = &outcomes.Add({{"result", "unknown_endpoint"}});
+  m->gateway_outcomes_rejected = &outcomes.Add({{"result", "rejected"}});
   m->snapshots_published = &prometheus::BuildCounter()
                                 .Name("switchboard_snapshots_published_total")
                                 .Help("New pool snapshot versions built by the reconciler")

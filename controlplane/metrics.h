@@ -27,6 +27,12 @@ struct ControlPlaneMetrics {
   prometheus::Counter* assignments_sent;
   prometheus::Counter* subscriber_acks;
   prometheus::Counter* subscriber_nacks;
+  // switchboard_gateway_outcomes_total{result}: endpoint outcomes gateways reported on
+  // Subscribe streams: added to an endpoint's evidence, skipped (endpoint not known), or
+  // rejected (the request's outcomes failed validation; the stream stays up).
+  prometheus::Counter* gateway_outcomes_added;
+  prometheus::Counter* gateway_outcomes_unknown;
+  prometheus::Counter* gateway_outcomes_rejected;
   prometheus::Counter* snapshots_published;
   prometheus::Gauge* xds_streams;           // switchboard_streams{service="ads"}
   prometheus::Counter* xds_responses_sent;  // switchboard_xds_responses_total

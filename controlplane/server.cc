@@ -101,7 +101,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   });
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
-  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get());
+  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get());
   p->ads_service = std::make_unique<xds::AdsService>(&p->store, p->metrics.get(), p->history.get(), options.clock,
                                                      [p] { return p->reconciler->config(); });
   AgentServiceImpl* agents = p->agent_service.get();

@@ -1,5 +1,5 @@
-// HTTP GET for probes. An interface so that adapter tests can serve canned bodies
-// (including real captures) without a server.
+// HTTP GET for probes (and POST for active checks). An interface so that adapter tests
+// can serve canned bodies (including real captures) without a server.
 #ifndef SWITCHBOARD_AGENT_PROBE_HTTP_CLIENT_H_
 #define SWITCHBOARD_AGENT_PROBE_HTTP_CLIENT_H_
 
@@ -21,6 +21,8 @@ class HttpClient {
   virtual ~HttpClient() = default;
   // Thread-safe. Never throws; bounded by `timeout` end to end.
   virtual HttpResponse Get(const std::string& url, absl::Duration timeout) = 0;
+  // POSTs `body` as application/json; otherwise as Get.
+  virtual HttpResponse Post(const std::string& url, const std::string& body, absl::Duration timeout) = 0;
 };
 
 // Plain HTTP/1.1 with cpp-httplib (inference servers are probed on loopback or a private
@@ -33,8 +35,12 @@ class PlainHttpClient final : public HttpClient {
   explicit PlainHttpClient(size_t max_body_bytes = 8 << 20) : max_body_bytes_(max_body_bytes) {}
   // `url`: http://HOST:PORT/PATH. The timeout bounds connecting, and each read and write.
   HttpResponse Get(const std::string& url, absl::Duration timeout) override;
+  HttpResponse Post(const std::string& url, const std::string& body, absl::Duration timeout) override;
 
  private:
+  // One request: GET, or POST when `post_body` is set.
+  HttpResponse Request(const std::string& url, const std::string* post_body, absl::Duration timeout);
+
   const size_t max_body_bytes_;
 };
 

@@ -21,7 +21,7 @@ namespace switchboard::agent {
 
 class LlamaCppProbe final : public HealthTrackingProbe {
  public:
-  LlamaCppProbe(ProbeOptions options, HttpClient* http) : HealthTrackingProbe(std::move(options)), http_(http) {}
+  LlamaCppProbe(ProbeOptions options, HttpClient* http) : HealthTrackingProbe(std::move(options), http) {}
   v1::Engine engine() const override { return v1::ENGINE_LLAMACPP; }
 
  private:
@@ -35,7 +35,6 @@ class LlamaCppProbe final : public HealthTrackingProbe {
   // i.e. /metrics gave it) the busy slots.
   std::string ReadSlots(absl::Time now, bool busy_known, bool estimate_kv, v1::EndpointReport* out, bool* unsupported);
 
-  HttpClient* const http_;
   bool metrics_supported_ = true;
   bool slots_supported_ = true;
   uint32_t total_slots_ = 0;

@@ -1,5 +1,6 @@
 #include "agent/probe/metrics_engine_probe.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,8 @@ const EngineSpec& TgiSpec() {
     // tgi_request_count counts requests as they arrive; finished ones are these two.
     s->requests = {"tgi_request_success", "tgi_request_failure"};
     s->failures = "tgi_request_failure";
+    // Invalid requests (422) and a full queue (429) say nothing against the server.
+    s->client_failure_kinds = {"validation", "overloaded"};
     s->models_from_info = true;
     return s;
   }();
@@ -187,10 +190,24 @@ std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out
   for (const std::string& name : spec_.requests) {
     if (std::optional<double> v = scrape->Sum(name)) requests = requests.value_or(0) + *v;
   }
-  std::optional<double> failures = spec_.failures.empty() ? std::optional<double>(0) : scrape->Sum(spec_.failures);
+  // TGI creates its failure series at the first failure: none yet is zero.
+  std::optional<double> failures = spec_.failures.empty() ? 0.0 : scrape->Sum(spec_.failures).value_or(0);
+  if (failures) {
+    for (const PromSample& sample : scrape->samples()) {
+      if (sample.name != spec_.failures) continue;
+      auto kind = sample.labels.find("err");
+      if (kind != sample.labels.end() && std::find(spec_.client_failure_kinds.begin(), spec_.client_failure_kinds.end(),
+                                                   kind->second) != spec_.client_failure_kinds.end()) {
+        *failures -= sample.value;
+      }
+    }
+  }
   if (FiniteNonNegative(requests)) out->set_requests_total(static_cast<uint64_t>(*requests));
   if (FiniteNonNegative(failures) && FiniteNonNegative(requests) && *failures <= *requests) {
     out->set_errors_total(static_cast<uint64_t>(*failures));
+    // Only a real 5xx counter makes requests - errors successes (SGLang's request count
+    // includes failed requests, and it has no failure counter).
+    out->set_errors_counted(!spec_.failures.empty());
   }
   return "";
 }

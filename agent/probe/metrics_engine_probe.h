@@ -24,6 +24,9 @@ struct EngineSpec {
   std::string generated_tokens;       // Counter (or a histogram's _sum).
   std::vector<std::string> requests;  // Counters of finished requests (summed, over labels too).
   std::string failures;               // Counter of failed requests; empty if none.
+  // Label values of `failures` (on label "err") that are the client's doing, not a failing
+  // server's (TGI: validation, overloaded): counted as requests, not as errors.
+  std::vector<std::string> client_failure_kinds;
   // Prompt tokens and the seconds spent prefilling them, as a pair of counters that grow
   // together (vLLM: two histograms' _sum); empty when the engine exports no prefill time.
   std::string prefill_tokens;
@@ -38,7 +41,7 @@ const EngineSpec& TgiSpec();
 class MetricsEngineProbe final : public HealthTrackingProbe {
  public:
   MetricsEngineProbe(EngineSpec spec, ProbeOptions options, HttpClient* http)
-      : HealthTrackingProbe(std::move(options)), spec_(std::move(spec)), http_(http) {}
+      : HealthTrackingProbe(std::move(options), http), spec_(std::move(spec)) {}
   v1::Engine engine() const override { return spec_.engine; }
 
  private:
@@ -46,7 +49,6 @@ class MetricsEngineProbe final : public HealthTrackingProbe {
   std::string FetchModels();
 
   const EngineSpec spec_;
-  HttpClient* const http_;
   std::vector<std::string> models_;
   uint32_t slots_total_ = 0;
   // Baselines of the previous scrape, for per-interval rates and latency quantiles, and

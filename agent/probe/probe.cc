@@ -41,6 +41,7 @@ v1::EndpointReport HealthTrackingProbe::Poll(absl::Time now) {
       ever_ready_ = true;
       last_good_ = out;
     }
+    check_.Update(now, options_.base_url, &out);
     return out;
   }
   // Failing (or recovering): keep the last known shape, but mark it.
@@ -68,6 +69,7 @@ v1::EndpointReport HealthTrackingProbe::Poll(absl::Time now) {
     failed.set_slots_busy(0);
     failed.set_queue_depth(0);
   }
+  check_.Update(now, options_.base_url, &failed);  // Only READY starts a check.
   return failed;
 }
 

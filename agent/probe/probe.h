@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/probe/active_check.h"
 #include "agent/probe/http_client.h"
 #include "switchboard/v1/agent.pb.h"
 
@@ -29,6 +30,7 @@ struct ProbeOptions {
   // Batch limit for engines without fixed slots (vLLM --max-num-seqs, SGLang
   // --max-running-requests); 0 = the engine's default (256).
   uint32_t max_seqs = 0;
+  ActiveCheckOptions check;
 };
 
 class Probe {
@@ -46,20 +48,25 @@ class Probe {
   const ProbeOptions options_;
 };
 
-// What every adapter shares: health levels with failure thresholds, and the last good
-// report kept through failures (so the control plane still knows slots and models).
-// Subclasses implement one round of HTTP calls.
+// What every adapter shares: health levels with failure thresholds, the last good
+// report kept through failures (so the control plane still knows slots and models), and
+// the active checks. Subclasses implement one round of HTTP calls.
 class HealthTrackingProbe : public Probe {
  public:
   v1::EndpointReport Poll(absl::Time now) final;
 
  protected:
-  explicit HealthTrackingProbe(ProbeOptions options) : Probe(std::move(options)) {}
+  // `http` must outlive the probe.
+  HealthTrackingProbe(ProbeOptions options, HttpClient* http)
+      : Probe(std::move(options)), http_(http), check_(options_.check, http) {}
   // Fills `out` (address and engine already set) from one round; returns "" when the
   // endpoint answered sanely, else a short error. Sets *loading while the model loads.
   virtual std::string PollOnce(absl::Time now, v1::EndpointReport* out, bool* loading) = 0;
 
+  HttpClient* const http_;
+
  private:
+  ActiveCheck check_;
   int consecutive_failures_ = 0;
   int consecutive_successes_ = 0;
   bool healthy_ = true;      // Under the failure threshold.

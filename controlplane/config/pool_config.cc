@@ -227,10 +227,67 @@ class Parser {
     return absl::OkStatus();
   }
 
-  absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
-    if (absl::Status s = OnlyKeys(node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "autoscaling"});
+  // A duration that must be positive.
+  absl::Status Positive(const YAML::Node& node, const std::string& field, absl::Duration* out) const {
+    if (absl::Status s = Duration(node, field, out); !s.ok()) return s;
+    if (*out <= absl::ZeroDuration()) return Error(node, field, "must be longer than 0s");
+    return absl::OkStatus();
+  }
+
+  absl::Status Circuit(const YAML::Node& node, const std::string& field, policy::CircuitConfig* c) const {
+    if (absl::Status s = OnlyKeys(node, field,
+                                  {"error_window", "max_error_rate", "min_requests", "min_checks", "base_ejection",
+                                   "max_ejection", "half_open_duration", "half_open_successes", "half_open_weight"});
         !s.ok()) {
       return s;
+    }
+    for (const auto& [key, out] : {std::pair<const char*, absl::Duration*>{"error_window", &c->error_window},
+                                   {"base_ejection", &c->base_ejection},
+                                   {"max_ejection", &c->max_ejection}}) {
+      if (node[key]) {
+        if (absl::Status s = Positive(node[key], absl::StrCat(field, ".", key), out); !s.ok()) return s;
+      }
+    }
+    if (node["half_open_duration"]) {
+      if (absl::Status s = Duration(node["half_open_duration"], field + ".half_open_duration", &c->half_open_duration);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (c->max_ejection < c->base_ejection) return Error(node, field, "max_ejection is shorter than base_ejection");
+    if (node["max_error_rate"]) {
+      if (absl::Status s = Number<double>(node["max_error_rate"], field + ".max_error_rate", 0.0, 1.0, &c->max_error_rate);
+          !s.ok()) {
+        return s;
+      }
+    }
+    for (const auto& [key, out] : {std::pair<const char*, int64_t*>{"min_requests", &c->min_requests},
+                                   {"min_checks", &c->min_checks},
+                                   {"half_open_successes", &c->half_open_successes}}) {
+      if (node[key]) {
+        if (absl::Status s = Number<int64_t>(node[key], absl::StrCat(field, ".", key), 1, 1'000'000, out); !s.ok()) {
+          return s;
+        }
+      }
+    }
+    if (node["half_open_weight"]) {
+      if (absl::Status s =
+              Number<uint32_t>(node["half_open_weight"], field + ".half_open_weight", 1, 128, &c->half_open_weight);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
+    if (absl::Status s =
+            OnlyKeys(node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling"});
+        !s.ok()) {
+      return s;
+    }
+    if (node["circuit"]) {
+      if (absl::Status s = Circuit(node["circuit"], field + ".circuit", &p->policy.circuit); !s.ok()) return s;
     }
     if (node["lb_policy"]) {
       const std::string v = node["lb_policy"].as<std::string>();

@@ -6,6 +6,7 @@
 //   defaults:
 //     lb_policy: weighted              # weighted | round_robin | least_request | slot_based
 //     staleness_bound: 5s
+//     circuit: {base_ejection: 30s, half_open_successes: 3}
 //     autoscaling:
 //       min_replicas: 1
 //       max_replicas: 20

@@ -7,6 +7,16 @@
 #include "common/status_macros.h"
 
 namespace switchboard::controlplane {
+namespace {
+
+bool Declares(const v1::Hello& hello, const std::string& address) {
+  for (const v1::EndpointInfo& ep : hello.endpoints()) {
+    if (ep.address() == address) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now) {
   RETURN_IF_ERROR(ValidateHello(hello, limits_));
@@ -24,11 +34,12 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
     node.connected = true;
     node.last_sequence = 0;
     node.last_seen = now;
-    // Forget reports for endpoints the node no longer declares.
+    // Forget what was seen of endpoints the node no longer declares.
     for (auto it = node.latest.begin(); it != node.latest.end();) {
-      bool declared = false;
-      for (const v1::EndpointInfo& ep : hello.endpoints()) declared |= ep.address() == it->first;
-      it = declared ? std::next(it) : node.latest.erase(it);
+      it = Declares(hello, it->first) ? std::next(it) : node.latest.erase(it);
+    }
+    for (auto it = node.gateway.begin(); it != node.gateway.end();) {
+      it = Declares(hello, it->first) ? std::next(it) : node.gateway.erase(it);
     }
   }
   NotifyChange();
@@ -106,6 +117,24 @@ std::map<std::string, std::vector<std::string>> DuplicateAddresses(const std::ve
   return out;
 }
 
+absl::StatusOr<size_t> FleetState::AddGatewayOutcomes(
+    const google::protobuf::RepeatedPtrField<v1::EndpointOutcome>& outcomes) {
+  RETURN_IF_ERROR(ValidateOutcomes(outcomes, limits_));
+  size_t added = 0;
+  MutexLock lock(&mu_);
+  for (const v1::EndpointOutcome& o : outcomes) {
+    auto node = nodes_.find(o.node_id());
+    if (node == nodes_.end() || !Declares(node->second.hello, o.address())) continue;
+    // Validation bounds each delta far below the counters' range: no overflow in any
+    // realistic lifetime, and a restart of the control plane starts them over.
+    Node::GatewayCounts& c = node->second.gateway[o.address()];
+    c.requests += o.requests();
+    c.errors += o.errors();
+    ++added;
+  }
+  return added;
+}
+
 std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention, absl::Time now) {
   std::vector<std::string> removed;
   {
@@ -153,9 +182,17 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
         v.ttft_p95_seconds = r.ttft_p95_seconds();
         v.requests_total = r.requests_total();
         v.errors_total = r.errors_total();
+        v.errors_counted = r.errors_counted();
+        v.checks_total = r.checks_total();
+        v.check_failures_total = r.check_failures_total();
+        v.check_error = r.check_error();
         v.probe_error = r.probe_error();
       }
       if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
+      if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
+        v.gateway_requests_total = g->second.requests;
+        v.gateway_errors_total = g->second.errors;
+      }
       auto tps = node.slot_tps.find(info.address());
       if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
       if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {

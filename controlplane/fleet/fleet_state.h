@@ -18,6 +18,7 @@
 #include "controlplane/fleet/validation.h"
 #include "switchboard/v1/admin.pb.h"
 #include "switchboard/v1/agent.pb.h"
+#include "switchboard/v1/discovery.pb.h"
 
 namespace switchboard::controlplane {
 
@@ -40,6 +41,14 @@ struct EndpointView {
   double ttft_p95_seconds = 0;
   uint64_t requests_total = 0;
   uint64_t errors_total = 0;
+  bool errors_counted = false;  // errors_total is the server's own 5xx counter.
+  uint64_t checks_total = 0;    // The agent's active checks, and the failed ones.
+  uint64_t check_failures_total = 0;
+  std::string check_error;
+  // What gateways reported on their Subscribe streams, summed since this control plane
+  // started (kept across the node's reconnects).
+  uint64_t gateway_requests_total = 0;
+  uint64_t gateway_errors_total = 0;
   std::string probe_error;
   bool reported = false;      // False until the first Report arrives.
   bool connected = false;     // The node's stream is open now.
@@ -101,6 +110,12 @@ class FleetState {
   // the ids removed.
   std::vector<std::string> ForgetSilentNodes(absl::Duration retention, absl::Time now);
 
+  // Adds what gateways saw of their requests since their previous report (deltas) to
+  // the endpoints' evidence. Validates the whole batch first (INVALID_ARGUMENT: nothing is
+  // added); outcomes for endpoints not known (any more) are skipped. Returns how many were
+  // added. Triggers no reconcile: the periodic one picks them up.
+  absl::StatusOr<size_t> AddGatewayOutcomes(const google::protobuf::RepeatedPtrField<v1::EndpointOutcome>& outcomes);
+
   // An operator's drain (kept across reconnects, clean exits, forgetting and, restored with
   // RestoreDrains, restarts, until undrained): the node's endpoints show DRAINING at
   // once, whatever the agent last said. Returns whether the node is connected now;
@@ -125,6 +140,10 @@ class FleetState {
     std::map<std::string, double> slot_tps;            // Last non-zero per address.
     std::map<std::string, double> prefill_tps;         // Last non-zero per address.
     std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
+    struct GatewayCounts {
+      uint64_t requests = 0, errors = 0;
+    };
+    std::map<std::string, GatewayCounts> gateway;  // By address; declared endpoints only.
     bool reported = false;
   };
 

@@ -173,10 +173,31 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, ui
     if (ep.errors_total() > ep.requests_total() && ep.requests_total() != 0) {
       return Invalid(absl::StrCat(where, ": errors_total exceeds requests_total"));
     }
+    if (ep.check_failures_total() > ep.checks_total()) {
+      return Invalid(absl::StrCat(where, ": check_failures_total exceeds checks_total"));
+    }
     if (ep.probe_error().size() > 4096) return Invalid(absl::StrCat(where, ": probe_error too long"));
+    if (ep.check_error().size() > 4096) return Invalid(absl::StrCat(where, ": check_error too long"));
     if (ep.probe_latency().seconds() < 0 || ep.probe_latency().nanos() < 0) {
       return Invalid(absl::StrCat(where, ": probe_latency is negative"));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOutcomes(const google::protobuf::RepeatedPtrField<v1::EndpointOutcome>& outcomes,
+                              const ValidationLimits& limits) {
+  if (static_cast<size_t>(outcomes.size()) > limits.max_outcomes) {
+    return Invalid(absl::StrCat("too many outcomes (", outcomes.size(), "; at most ", limits.max_outcomes, ")"));
+  }
+  for (const v1::EndpointOutcome& o : outcomes) {
+    RETURN_IF_ERROR(ValidateNodeId(o.node_id(), limits.max_id_length));
+    RETURN_IF_ERROR(ValidateAddress(o.address()));
+    const std::string where = absl::StrCat("outcome for ", o.node_id(), "/", o.address());
+    if (o.requests() > limits.max_outcome_requests) {
+      return Invalid(absl::StrCat(where, ": requests ", o.requests(), " is absurd"));
+    }
+    if (o.errors() > o.requests()) return Invalid(absl::StrCat(where, ": errors exceed requests"));
   }
   return absl::OkStatus();
 }

@@ -1,11 +1,13 @@
-// Validation of everything an agent sends. Runs before any state is touched: a message
-// that fails is rejected whole (INVALID_ARGUMENT) and changes nothing.
+// Validation of everything an agent (or a gateway reporting outcomes) sends. Runs before
+// any state is touched: a message that fails is rejected whole (INVALID_ARGUMENT) and
+// changes nothing.
 #ifndef SWITCHBOARD_CONTROLPLANE_FLEET_VALIDATION_H_
 #define SWITCHBOARD_CONTROLPLANE_FLEET_VALIDATION_H_
 
 #include "absl/status/status.h"
 #include "common/node_id.h"
 #include "switchboard/v1/agent.pb.h"
+#include "switchboard/v1/discovery.pb.h"
 
 namespace switchboard::controlplane {
 
@@ -22,6 +24,8 @@ struct ValidationLimits {
   uint32_t max_queue = 10'000'000;
   double max_latency_seconds = 86400;
   double max_tokens_per_second = 1e9;
+  size_t max_outcomes = 4096;             // Per SubscribeRequest.
+  uint64_t max_outcome_requests = 1'000'000'000;  // One endpoint's requests in one gateway report.
 };
 
 absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& limits = {});
@@ -30,6 +34,9 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
 // `last_sequence` is the previous report's sequence on this stream (0 before the first).
 absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, uint64_t last_sequence,
                             const ValidationLimits& limits = {});
+// Checks the outcomes a gateway reports (ids, errors <= requests, absurd counts).
+absl::Status ValidateOutcomes(const google::protobuf::RepeatedPtrField<v1::EndpointOutcome>& outcomes,
+                              const ValidationLimits& limits = {});
 
 }  // namespace switchboard::controlplane
 

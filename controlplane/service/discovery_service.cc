@@ -29,14 +29,16 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       PumpLocked();
       return;
     }
-    if (!subscribed_) {
+    const bool first = !subscribed_;
+    if (first) {
       subscribed_ = true;
-      {
-        MutexLock lock(&mu_);
-        subscriber_id_ = request_.subscriber_id();
-        all_pools_ = request_.pools().empty();
-        pools_.insert(request_.pools().begin(), request_.pools().end());
-      }
+      MutexLock lock(&mu_);
+      subscriber_id_ = request_.subscriber_id();
+      all_pools_ = request_.pools().empty();
+      pools_.insert(request_.pools().begin(), request_.pools().end());
+    }
+    if (request_.outcomes_size() > 0) AddOutcomes();
+    if (first) {
       watcher_id_ = service_->store_->AddWatcher([this] {
         MutexLock lock(&mu_);
         PumpLocked();
@@ -47,8 +49,8 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       service_->metrics_->subscriber_nacks->Increment();
       SB_LOG(WARNING) << "subscriber " << request_.subscriber_id() << " (" << peer_ << ") NACKed nonce "
                       << request_.response_nonce() << ": " << request_.error_detail().message();
-    } else {
-      service_->metrics_->subscriber_acks->Increment();
+    } else if (request_.outcomes_size() == 0 || !request_.response_nonce().empty()) {
+      service_->metrics_->subscriber_acks->Increment();  // Outcomes alone are no ACK.
     }
     StartRead(&request_);
   }
@@ -92,10 +94,33 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
     }
   }
 
+  // Gateway outcomes are evidence, not the stream's business: a bad batch is counted and
+  // logged, and the stream carries on.
+  void AddOutcomes() {
+    if (service_->fleet_ == nullptr) return;
+    ControlPlaneMetrics& m = *service_->metrics_;
+    const size_t n = static_cast<size_t>(request_.outcomes_size());
+    absl::StatusOr<size_t> added = service_->fleet_->AddGatewayOutcomes(request_.outcomes());
+    if (!added.ok()) {
+      m.gateway_outcomes_rejected->Increment(static_cast<double>(n));
+      if (!outcomes_error_logged_) {  // Once per stream: the metric counts the rest.
+        outcomes_error_logged_ = true;
+        MutexLock lock(&mu_);
+        SB_LOG(WARNING) << "subscriber " << subscriber_id_ << " (" << peer_
+                        << ") reported invalid outcomes (ignored; logged once per stream): "
+                        << added.status().message();
+      }
+      return;
+    }
+    m.gateway_outcomes_added->Increment(static_cast<double>(*added));
+    m.gateway_outcomes_unknown->Increment(static_cast<double>(n - *added));
+  }
+
   DiscoveryServiceImpl* const service_;
   const std::string peer_;
   v1::SubscribeRequest request_;  // Owned by the single outstanding read.
   bool subscribed_ = false;       // Touched only from read callbacks.
+  bool outcomes_error_logged_ = false;  // Likewise.
   int watcher_id_ = 0;            // Set before the first write; read in OnDone.
 
   Mutex mu_;

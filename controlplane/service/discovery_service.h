@@ -1,7 +1,9 @@
-// DiscoveryService: native xDS-style assignment streams over the SnapshotStore.
+// DiscoveryService: native xDS-style assignment streams over the SnapshotStore; the
+// endpoint outcomes gateways report on them go to FleetState.
 #ifndef SWITCHBOARD_CONTROLPLANE_SERVICE_DISCOVERY_SERVICE_H_
 #define SWITCHBOARD_CONTROLPLANE_SERVICE_DISCOVERY_SERVICE_H_
 
+#include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
@@ -10,7 +12,9 @@ namespace switchboard::controlplane {
 
 class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService {
  public:
-  DiscoveryServiceImpl(SnapshotStore* store, ControlPlaneMetrics* metrics) : store_(store), metrics_(metrics) {}
+  // `fleet` may be null (outcomes are then ignored). All must outlive the service.
+  DiscoveryServiceImpl(SnapshotStore* store, ControlPlaneMetrics* metrics, FleetState* fleet = nullptr)
+      : store_(store), metrics_(metrics), fleet_(fleet) {}
 
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* Subscribe(
       grpc::CallbackServerContext* context) override;
@@ -19,6 +23,7 @@ class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService 
   friend class SubscribeStream;
   SnapshotStore* const store_;
   ControlPlaneMetrics* const metrics_;
+  FleetState* const fleet_;
 };
 
 }  // namespace switchboard::controlplane

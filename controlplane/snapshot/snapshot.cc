@@ -61,11 +61,17 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     ci.report_age = ep.report_age;
     ci.requests_total = ep.requests_total;
     ci.errors_total = ep.errors_total;
+    ci.errors_counted = ep.errors_counted;
+    ci.checks_total = ep.checks_total;
+    ci.check_failures_total = ep.check_failures_total;
+    ci.check_error = ep.check_error;
+    ci.gateway_requests_total = ep.gateway_requests_total;
+    ci.gateway_errors_total = ep.gateway_errors_total;
     ci.ttft_p95_seconds = ep.ttft_p95_seconds;
-    circuit_inputs.push_back(ci);
+    circuit_inputs.push_back(std::move(ci));
     if (memories != nullptr) {
       auto it = memories->find(EndpointKey(ep.node_id, ep.address));
-      memory.push_back(it == memories->end() ? policy::CircuitMemory() : it->second);
+      memory.push_back(it == memories->end() ? policy::CircuitMemory() : std::move(it->second));
     }
   }
   std::vector<policy::CircuitDecision> circuits =
@@ -84,7 +90,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   if (memories != nullptr) {
     memories->clear();  // Endpoints that left the pool are forgotten.
     for (size_t i = 0; i < endpoints.size(); ++i) {
-      (*memories)[EndpointKey(endpoints[i].node_id, endpoints[i].address)] = memory[i];
+      (*memories)[EndpointKey(endpoints[i].node_id, endpoints[i].address)] = std::move(memory[i]);
     }
   }
 
@@ -148,6 +154,14 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     d.set_probe_error(ep.probe_error);
     d.set_reason(circuits[i].reason);
     for (const std::string& other : ep.duplicate_of) d.add_duplicate_of(other);
+    d.set_checks_total(ep.checks_total);
+    d.set_check_failures_total(ep.check_failures_total);
+    d.set_check_error(ep.check_error);
+    d.set_gateway_requests_total(ep.gateway_requests_total);
+    d.set_gateway_errors_total(ep.gateway_errors_total);
+    d.set_requests_total(ep.requests_total);
+    d.set_errors_total(ep.errors_total);
+    d.set_errors_counted(ep.errors_counted);
     snap->details.push_back(std::move(d));
   }
   if (replicas) {

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -31,7 +33,9 @@ enum class Fault { kNone, kError, kHang, kGarbage };
 
 struct ServerConfig {
   Fault fault = Fault::kNone;
-  double fail_rate = 0;  // Share of completions answered with HTTP 500.
+  // Share of completions answered with HTTP 500. Changed at run time through
+  // /admin/fail-rate (handler threads read it).
+  std::atomic<double> fail_rate{0};
   bool metrics = true;   // false: /metrics answers 501, as llama-server without --metrics.
   bool slots_endpoint = true;
   int default_max_tokens = 128;
@@ -54,16 +58,23 @@ void SetAnswer(httplib::Response& res, const HttpAnswer& a) {
   res.set_content(a.body, a.content_type.c_str());
 }
 
+// Which API a completion request came in on: OpenAI chat (/v1/chat/completions), OpenAI
+// text (/v1/completions) or llama.cpp's own (/completion).
+enum class Api { kChat, kText, kLlama };
+
 struct Completion {
-  bool chat = true;
+  Api api = Api::kChat;
+  bool chat = true;  // kChat.
   bool stream = false;
   int prompt_tokens = 1;
   int max_tokens = 128;
 };
 
-// Parses a chat or /completion request body; returns an error message on bad input.
-std::string ParseCompletion(const std::string& body, bool chat, const ServerConfig& config, int n_ctx,
+// Parses a chat, text or /completion request body; returns an error message on bad input.
+std::string ParseCompletion(const std::string& body, Api api, const ServerConfig& config, int n_ctx,
                             Completion* out) {
+  const bool chat = api == Api::kChat;
+  out->api = api;
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return "request body is not a JSON object";
   out->chat = chat;
@@ -103,6 +114,17 @@ std::string ChunkJson(const Completion& c, const std::string& model, const std::
          json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", last ? json("length") : json(nullptr)}}})}};
     return j.dump();
   }
+  if (c.api == Api::kText) {
+    return json{{"id", id},
+                {"object", "text_completion"},
+                {"model", model},
+                {"created", absl::ToUnixSeconds(switchboard::SystemClock::Get()->Now())},
+                {"choices", json::array({{{"index", 0},
+                                          {"text", piece},
+                                          {"logprobs", nullptr},
+                                          {"finish_reason", last ? json("length") : json(nullptr)}}})}}
+        .dump();
+  }
   json j = {{"content", piece}, {"stop", last}};
   if (last) j["tokens_predicted"] = decoded;
   return j.dump();
@@ -125,28 +147,42 @@ std::string FinalJson(const Completion& c, const std::string& model, const std::
           {"total_tokens", c.prompt_tokens + decoded}}}}
         .dump();
   }
+  if (c.api == Api::kText) {
+    return json{
+        {"id", id},
+        {"object", "text_completion"},
+        {"model", model},
+        {"created", absl::ToUnixSeconds(switchboard::SystemClock::Get()->Now())},
+        {"choices", json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", "length"}}})},
+        {"usage",
+         {{"prompt_tokens", c.prompt_tokens},
+          {"completion_tokens", decoded},
+          {"total_tokens", c.prompt_tokens + decoded}}}}
+        .dump();
+  }
   return json{{"content", text}, {"stop", true}, {"tokens_predicted", decoded}, {"tokens_evaluated", c.prompt_tokens}}
       .dump();
 }
 
 std::atomic<uint64_t> g_request_id{0};
 
-void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat, const httplib::Request& req,
+void HandleCompletion(FakeEngine& engine, const ServerConfig& config, Api api, const httplib::Request& req,
                       httplib::Response& res) {
   const absl::Time arrived = engine.clock().MonotonicNow();
   thread_local std::mt19937 rng(std::random_device{}());
-  if (config.fail_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < config.fail_rate) {
+  const double fail_rate = config.fail_rate.load();
+  if (fail_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < fail_rate) {
     engine.RecordFailure();
     SetJson(res, 500, ErrorJson(500, "injected failure", "server_error"));
     return;
   }
   Completion c;
-  std::string err = ParseCompletion(req.body, chat, config, engine.options().n_ctx, &c);
+  std::string err = ParseCompletion(req.body, api, config, engine.options().n_ctx, &c);
   if (!err.empty()) {
     SetJson(res, 400, ErrorJson(400, err, "invalid_request_error"));
     return;
   }
-  const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", g_request_id++);
+  const std::string id = absl::StrCat(api == Api::kChat ? "chatcmpl-" : "cmpl-", g_request_id++);
   const std::string model = engine.options().model;
   if (!c.stream) {
     int slot = engine.AcquireSlot(c.prompt_tokens, c.max_tokens, arrived);
@@ -207,7 +243,7 @@ void HandleCompletion(FakeEngine& engine, const ServerConfig& config, bool chat,
           return send(ChunkJson(c, model, id, kWords[state->decoded++ % 16], false, state->decoded));
         }
         bool ok = send(ChunkJson(c, model, id, "", true, state->decoded));
-        if (ok && c.chat) {
+        if (ok && c.api != Api::kLlama) {
           const std::string done = "data: [DONE]\n\n";
           ok = sink.write(done.data(), done.size());
         }
@@ -231,9 +267,12 @@ int main(int argc, char** argv) {
   std::string engine_name = "llamacpp";
   CLI::App app{
       "switchboard-fakellm: a fake LLM inference server speaking llama.cpp server's HTTP API\n"
-      "(/health, /slots, /props, /metrics, /v1/models, /v1/chat/completions, /completion).\n"
+      "(/health, /slots, /props, /metrics, /v1/models, /v1/chat/completions, /v1/completions,\n"
+      "/completion).\n"
       "Requests take real time: prefill, then one token every 1/tokens-per-second seconds,\n"
-      "on a fixed number of slots, with a FIFO queue beyond them."};
+      "on a fixed number of slots, with a FIFO queue beyond them.\n"
+      "Test control: GET /admin/fail-rate reads the share of completions failed with HTTP 500;\n"
+      "POST /admin/fail-rate with a number in [0, 1] as the body changes it at run time."};
   app.add_option("--listen", listen, "HTTP address (port 0 picks a free port, printed on stdout)")
       ->capture_default_str();
   app.add_option("--model", options.model, "model name served (reported as /models/NAME.gguf)")->capture_default_str();
@@ -259,7 +298,10 @@ int main(int argc, char** argv) {
                  "garbage (200 with unparseable bodies)")
       ->check(CLI::IsMember({"none", "error", "hang", "garbage"}))
       ->capture_default_str();
-  app.add_option("--fail-rate", config.fail_rate, "share of completions answered with HTTP 500")
+  double fail_rate = 0;
+  app.add_option("--fail-rate", fail_rate,
+                 "share of completions answered with HTTP 500 (the rest are served). Change it while running: "
+                 "curl -X POST --data 0.1 http://HOST:PORT/admin/fail-rate (GET reads it)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   app.add_option("--engine", engine_name,
@@ -278,6 +320,7 @@ int main(int argc, char** argv) {
                  : fault == "hang"    ? Fault::kHang
                  : fault == "garbage" ? Fault::kGarbage
                                       : Fault::kNone;
+  config.fail_rate = fail_rate;
   config.metrics = !no_metrics;
   config.slots_endpoint = !no_slots;
   absl::StatusOr<switchboard::HostPort> hp = switchboard::ParseHostPort(listen);
@@ -375,16 +418,32 @@ int main(int argc, char** argv) {
   server.Get("/v1/models", models);
   if (llama) server.Get("/models", models);
   server.Post("/v1/chat/completions", route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
-                HandleCompletion(engine, config, /*chat=*/true, req, res);
+                HandleCompletion(engine, config, Api::kChat, req, res);
               }));
-  auto completion = route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
-    HandleCompletion(engine, config, /*chat=*/false, req, res);
-  });
-  server.Post("/v1/completions", completion);
+  server.Post("/v1/completions", route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
+                HandleCompletion(engine, config, Api::kText, req, res);
+              }));
   if (llama) {
+    auto completion = route([&engine, &config](const httplib::Request& req, httplib::Response& res) {
+      HandleCompletion(engine, config, Api::kLlama, req, res);
+    });
     server.Post("/completion", completion);
     server.Post("/completions", completion);
   }
+  // Test control, outside the routing wrapper: it answers whatever fault or loading state
+  // the server is in.
+  server.Get("/admin/fail-rate", [&config](const httplib::Request&, httplib::Response& res) {
+    SetJson(res, 200, json{{"fail_rate", config.fail_rate.load()}}.dump());
+  });
+  server.Post("/admin/fail-rate", [&config](const httplib::Request& req, httplib::Response& res) {
+    double rate = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(req.body), &rate) || !(rate >= 0 && rate <= 1)) {
+      SetJson(res, 400, ErrorJson(400, "the body must be a number in [0, 1]", "invalid_request_error"));
+      return;
+    }
+    config.fail_rate = rate;
+    SetJson(res, 200, json{{"fail_rate", rate}}.dump());
+  });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.status == 404) SetJson(res, 404, ErrorJson(404, "File Not Found", "not_found_error"));
   });

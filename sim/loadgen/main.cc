@@ -47,11 +47,20 @@ void PrintSummary(Stats& stats, int in_flight, const char* tag) {
             << std::endl;
 }
 
+// How a request ended, as a gateway tells the control plane: an error is a 5xx answer or
+// none at all; a 4xx is the client's fault and counts only as a request.
+enum class Outcome { kOk, kClientError, kError };
+
 class AssignmentWatcher {
  public:
-  AssignmentWatcher(const std::string& target, const std::string& pool)
-      : stub_(switchboard::v1::DiscoveryService::NewStub(switchboard::MakeChannel(target))), pool_(pool) {
+  // `outcome_interval` > 0: report what happened to the requests per endpoint on the
+  // Subscribe stream this often (the control plane's circuit breakers use it).
+  AssignmentWatcher(const std::string& target, const std::string& pool, absl::Duration outcome_interval)
+      : stub_(switchboard::v1::DiscoveryService::NewStub(switchboard::MakeChannel(target))),
+        pool_(pool),
+        outcome_interval_(outcome_interval) {
     thread_ = std::thread([this] { Loop(); });
+    if (outcome_interval_ > absl::ZeroDuration()) outcome_thread_ = std::thread([this] { ReportOutcomes(); });
   }
   ~AssignmentWatcher() {
     {
@@ -60,6 +69,7 @@ class AssignmentWatcher {
       if (ctx_ != nullptr) ctx_->TryCancel();
     }
     thread_.join();
+    if (outcome_thread_.joinable()) outcome_thread_.join();
   }
   // Picks an endpoint in proportion to weight; empty when none is routable.
   std::string Pick(std::mt19937_64& rng) {
@@ -96,10 +106,17 @@ class AssignmentWatcher {
     return address;
   }
 
-  // A request to `address` finished (either way).
-  void Done(const std::string& address) {
+  // A request to `address` finished, with `outcome`.
+  void Done(const std::string& address, Outcome outcome) {
     switchboard::MutexLock lock(&mu_);
     ++since_assignment_[address].done;
+    for (const auto& ep : assignment_.endpoints()) {
+      if (ep.address() != address) continue;
+      switchboard::v1::EndpointOutcome& o = pending_outcomes_[{ep.node_id(), address}];
+      o.set_requests(o.requests() + 1);
+      if (outcome == Outcome::kError) o.set_errors(o.errors() + 1);
+      break;
+    }
   }
 
  private:
@@ -115,17 +132,28 @@ class AssignmentWatcher {
       switchboard::v1::SubscribeRequest req;
       req.set_subscriber_id("loadgen");
       req.add_pools(pool_);
-      stream->Write(req);
+      {
+        switchboard::MutexLock lock(&write_mu_);
+        stream->Write(req);
+        stream_ = stream.get();
+      }
       switchboard::v1::Assignment a;
       while (stream->Read(&a)) {
         switchboard::v1::SubscribeRequest ack;
         ack.add_pools(pool_);
         ack.set_version_info(a.version());
         ack.set_response_nonce(a.nonce());
-        stream->Write(ack);
+        {
+          switchboard::MutexLock lock(&write_mu_);
+          stream->Write(ack);
+        }
         switchboard::MutexLock lock(&mu_);
         assignment_ = a;
         since_assignment_.clear();
+      }
+      {
+        switchboard::MutexLock lock(&write_mu_);
+        stream_ = nullptr;
       }
       stream->Finish();
       switchboard::MutexLock lock(&mu_);
@@ -135,9 +163,43 @@ class AssignmentWatcher {
     }
   }
 
+  // Every outcome_interval_: the outcomes since the last report, as deltas, on the stream
+  // (when there is none, they wait for the next).
+  void ReportOutcomes() {
+    while (true) {
+      {
+        switchboard::MutexLock lock(&mu_);
+        auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+        if (mu_.AwaitWithTimeout(switchboard::Condition(&stopped), outcome_interval_)) return;
+      }
+      switchboard::MutexLock write(&write_mu_);
+      if (stream_ == nullptr) continue;
+      switchboard::v1::SubscribeRequest req;
+      {
+        switchboard::MutexLock lock(&mu_);
+        for (auto& [key, o] : pending_outcomes_) {
+          o.set_node_id(key.first);
+          o.set_address(key.second);
+          *req.add_outcomes() = std::move(o);
+        }
+        pending_outcomes_.clear();
+      }
+      if (req.outcomes_size() > 0) stream_->Write(req);
+    }
+  }
+
   std::unique_ptr<switchboard::v1::DiscoveryService::Stub> stub_;
   const std::string pool_;
+  const absl::Duration outcome_interval_;
+  // Serializes writes on the stream (ACKs from Loop, outcomes from ReportOutcomes);
+  // taken before mu_ where both are held.
+  switchboard::Mutex write_mu_;
+  grpc::ClientReaderWriter<switchboard::v1::SubscribeRequest, switchboard::v1::Assignment>* stream_
+      ABSL_GUARDED_BY(write_mu_) = nullptr;
   switchboard::Mutex mu_;
+  // Outcomes not reported yet, by (node, address).
+  std::map<std::pair<std::string, std::string>, switchboard::v1::EndpointOutcome> pending_outcomes_
+      ABSL_GUARDED_BY(mu_);
   switchboard::v1::Assignment assignment_ ABSL_GUARDED_BY(mu_);
   // By address: requests this process sent there since the assignment arrived, and its
   // requests there that finished since.
@@ -147,7 +209,7 @@ class AssignmentWatcher {
   std::map<std::string, SinceAssignment> since_assignment_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  std::thread thread_, outcome_thread_;
 };
 
 std::atomic<bool> g_stop{false};
@@ -159,7 +221,7 @@ int main(int argc, char** argv) {
   double rps = 2;
   int max_tokens = 100, concurrency = 64, prompt_chars = 400;
   uint32_t seed = 1;
-  std::string picker = "weighted";
+  std::string picker = "weighted", report_outcomes = "1s";
   CLI::App app{"switchboard-loadgen: chat-completion load on a pool, routed by its pushed assignments."};
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT")->capture_default_str();
   app.add_option("--pool", pool, "pool (model) to load")->capture_default_str();
@@ -184,17 +246,23 @@ int main(int argc, char** argv) {
                  "slots, queue and measured speeds)")
       ->check(CLI::IsMember({"weighted", "size-aware"}))
       ->capture_default_str();
+  app.add_option("--report-outcomes", report_outcomes,
+                 "report each endpoint's requests and errors (5xx or no answer) to the control plane on the "
+                 "Subscribe stream this often, as a gateway does for the circuit breakers (0s: never)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  absl::Duration run_for, every;
+  absl::Duration run_for, every, outcome_interval;
   if (!absl::ParseDuration(duration, &run_for) || !absl::ParseDuration(report_every, &every) ||
-      every <= absl::ZeroDuration()) {
-    std::cerr << "switchboard-loadgen: --duration / --report-every must be durations such as 30s\n";
+      every <= absl::ZeroDuration() || !absl::ParseDuration(report_outcomes, &outcome_interval) ||
+      outcome_interval < absl::ZeroDuration()) {
+    std::cerr << "switchboard-loadgen: --duration / --report-every / --report-outcomes must be durations such as "
+                 "30s\n";
     return 2;
   }
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGTERM, [](int) { g_stop = true; });
 
-  AssignmentWatcher watcher(controlplane, pool);
+  AssignmentWatcher watcher(controlplane, pool, outcome_interval);
   Stats stats;
   std::atomic<int> in_flight{0};
   std::mt19937_64 rng(seed);
@@ -228,7 +296,9 @@ int main(int argc, char** argv) {
       const absl::Time t0 = clock.MonotonicNow();
       auto res = client.Post("/v1/chat/completions", body, "application/json");
       const double latency = absl::ToDoubleSeconds(clock.MonotonicNow() - t0);
-      watcher.Done(target);
+      watcher.Done(target, !res || res->status >= 500 ? Outcome::kError
+                           : res->status >= 400       ? Outcome::kClientError
+                                                      : Outcome::kOk);
       switchboard::MutexLock lock(&stats.mu);
       ++stats.sent;
       ++stats.per_endpoint[target];

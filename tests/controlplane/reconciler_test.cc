@@ -95,9 +95,20 @@ TEST_F(ReconcilerTest, SilentNodeGoesStaleThenComesBack) {
   EXPECT_EQ(store_.Get("m")->assignment.endpoints(1).circuit(), v1::CIRCUIT_STATE_OPEN);
   EXPECT_GT(Weight("a:1"), 0u);
 
+  // Back: going silent counted as an ejection, which it serves out (30 s from when it
+  // went stale), and then it returns through a trial, not straight to CLOSED.
   Report(2, "n2", 2, "b:1", 0);
   reconciler_->ReconcileOnce();
+  EXPECT_EQ(Weight("b:1"), 0u);
+  EXPECT_EQ(store_.Get("m")->details[1].reason(), "ejected (stale: no report for 3.5s (bound 3s)); half-open in 30s");
+  for (int i = 5; i <= 34; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    Report(1, "n1", i, "a:1", 0);
+    Report(2, "n2", i - 2, "b:1", 0);
+    reconciler_->ReconcileOnce();
+  }
   EXPECT_GT(Weight("b:1"), 0u);
+  EXPECT_EQ(store_.Get("m")->assignment.endpoints(1).circuit(), v1::CIRCUIT_STATE_HALF_OPEN);
   EXPECT_EQ((std::vector<std::string>{"endpoint_joined", "endpoint_joined", "circuit_changed", "circuit_changed"}),
             EventKinds());
 }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -37,9 +38,14 @@ class FleetTest : public ::testing::Test {
            absl::StrCat("fleet_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
+    // Staleness after 3 s; a server that went down serves a 2 s ejection, and its trial
+    // needs one success (the agents check every second).
+    const std::string config = (dir_ / "pools.yaml").string();
+    std::ofstream(config) << "defaults:\n  staleness_bound: 3s\n"
+                             "  circuit: {base_ejection: 2s, half_open_duration: 1s, half_open_successes: 1}\n";
     cp_ = Subprocess::Start("switchboard-controlplane",
                             {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db",
-                             (dir_ / "history.db").string(), "--staleness-bound", "3s", "--insecure"});
+                             (dir_ / "history.db").string(), "--config", config, "--insecure"});
     ASSERT_NE(cp_, nullptr);
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
@@ -82,7 +88,8 @@ class FleetTest : public ::testing::Test {
   void StartAgent(Backend& b, size_t index) {
     b.agent = Subprocess::Start("switchboard-agent",
                                 {"--controlplane", cp_addr_, "--backend", absl::StrCat("llamacpp=http://", b.address()),
-                                 "--node-id", absl::StrCat("node-", index), "--insecure"});
+                                 "--node-id", absl::StrCat("node-", index), "--active-check-interval", "1s",
+                                 "--insecure"});
     ASSERT_NE(b.agent, nullptr);
   }
 
@@ -164,7 +171,8 @@ TEST_F(FleetTest, SaturatingServerLowersItsWeight) {
   EXPECT_GT(WeightOf(after, backends_[0].address()), 0) << "saturated, but never excluded";
 }
 
-// (c) Killing a server excludes its endpoint within 5 s; restarting it brings it back.
+// (c) Killing a server excludes its endpoint within 5 s; restarting it brings it back,
+// through a trial once its ejection has passed.
 TEST_F(FleetTest, KilledServerIsExcludedAndComesBack) {
   ASSERT_TRUE(subscriber_->WaitFor(
       kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(15)));
@@ -187,6 +195,22 @@ TEST_F(FleetTest, KilledServerIsExcludedAndComesBack) {
   StartServer(victim, port);  // Same address: the agent is still probing it.
   ASSERT_TRUE(subscriber_->WaitFor(
       kPool, [&](const v1::Assignment& x) { return AllRoutable(x); }, absl::Seconds(10), &a))
+      << a.DebugString();
+  for (const auto& ep : a.endpoints()) {
+    if (ep.address() == victim.address()) {
+      EXPECT_EQ(ep.circuit(), v1::CIRCUIT_STATE_HALF_OPEN) << "going down counted as an ejection";
+      EXPECT_LE(ep.weight(), 8u);
+    }
+  }
+  ASSERT_TRUE(subscriber_->WaitFor(
+      kPool,
+      [&](const v1::Assignment& x) {
+        for (const auto& ep : x.endpoints()) {
+          if (ep.address() == victim.address()) return ep.circuit() == v1::CIRCUIT_STATE_CLOSED && ep.weight() > 0;
+        }
+        return false;
+      },
+      absl::Seconds(10), &a))
       << a.DebugString();
 }
 

@@ -190,6 +190,7 @@ Subscriber::Subscriber(const std::string& target, std::vector<std::string> pools
       stream_->Write(ack);
       MutexLock lock(&mu_);
       latest_[a.pool()] = a;
+      seen_[a.pool()].push_back(a);
       ++received_;
     }
   });
@@ -219,6 +220,12 @@ bool Subscriber::WaitFor(const std::string& pool, const std::function<bool(const
 int Subscriber::received() const {
   MutexLock lock(&mu_);
   return received_;
+}
+
+std::vector<v1::Assignment> Subscriber::Seen(const std::string& pool) const {
+  MutexLock lock(&mu_);
+  auto it = seen_.find(pool);
+  return it == seen_.end() ? std::vector<v1::Assignment>() : it->second;
 }
 
 void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars,

@@ -77,6 +77,8 @@ class Subscriber {
   bool WaitFor(const std::string& pool, const std::function<bool(const v1::Assignment&)>& pred, absl::Duration timeout,
                v1::Assignment* out = nullptr);
   int received() const;
+  // Every assignment of `pool` received so far, oldest first.
+  std::vector<v1::Assignment> Seen(const std::string& pool) const;
 
  private:
   grpc::ClientContext context_;
@@ -85,6 +87,7 @@ class Subscriber {
   std::thread reader_;
   mutable Mutex mu_;
   std::map<std::string, v1::Assignment> latest_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<v1::Assignment>> seen_ ABSL_GUARDED_BY(mu_);
   int received_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

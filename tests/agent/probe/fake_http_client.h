@@ -1,5 +1,6 @@
 // An HttpClient that serves canned answers by path (and can fail on demand), for adapter
 // tests: real llama-server captures, hand-written shapes, garbage, connection errors.
+// POSTs are counted apart.
 #ifndef SWITCHBOARD_TESTS_AGENT_PROBE_FAKE_HTTP_CLIENT_H_
 #define SWITCHBOARD_TESTS_AGENT_PROBE_FAKE_HTTP_CLIENT_H_
 
@@ -47,11 +48,14 @@ class FakeHttpClient final : public HttpClient {
   HttpResponse Get(const std::string& url, absl::Duration) override {
     MutexLock lock(&mu_);
     ++calls_;
-    for (const auto& [path, answer] : answers_) {
-      if (absl::EndsWith(url, path)) return answer;
-    }
-    return {404, R"({"error":{"code":404,"message":"File Not Found","type":"not_found_error"}})", "",
-            absl::Milliseconds(1)};
+    return Answer(url);
+  }
+  // POSTs are answered like GETs, by path; the last body is kept.
+  HttpResponse Post(const std::string& url, const std::string& body, absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++posts_;
+    last_post_body_ = body;
+    return Answer(url);
   }
   int calls() const {
     MutexLock lock(&mu_);
@@ -61,7 +65,27 @@ class FakeHttpClient final : public HttpClient {
  private:
   mutable Mutex mu_;
   std::map<std::string, HttpResponse> answers_;
-  int calls_ = 0;
+  HttpResponse Answer(const std::string& url) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [path, answer] : answers_) {
+      if (absl::EndsWith(url, path)) return answer;
+    }
+    return {404, R"({"error":{"code":404,"message":"File Not Found","type":"not_found_error"}})", "",
+            absl::Milliseconds(1)};
+  }
+
+  int calls_ = 0;  // GETs.
+  int posts_ = 0;
+  std::string last_post_body_;
+
+ public:
+  int posts() const {
+    MutexLock lock(&mu_);
+    return posts_;
+  }
+  std::string last_post_body() const {
+    MutexLock lock(&mu_);
+    return last_post_body_;
+  }
 };
 
 }  // namespace switchboard::agent

@@ -132,11 +132,31 @@ TEST(TgiProbeTest, RequestsTotalCountsFinishedRequests) {
   v1::EndpointReport r = probe.Poll(absl::FromUnixSeconds(100));
   EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
   EXPECT_EQ(r.requests_total(), 55u) << "50 succeeded + 5 failed; 5 still running or queued";
-  EXPECT_EQ(r.errors_total(), 5u);
+  EXPECT_EQ(r.errors_total(), 2u) << "invalid requests are the client's fault, not the server's";
+  EXPECT_TRUE(r.errors_counted());
   // A TGI that has not failed yet has no failure series at all.
   http.Set("/metrics", 200, "tgi_batch_current_size 0\ntgi_queue_size 0\ntgi_request_count 7\ntgi_request_success 7\n");
   r = probe.Poll(absl::FromUnixSeconds(101));
   EXPECT_EQ(r.requests_total(), 7u);
+  EXPECT_EQ(r.errors_total(), 0u);
+  EXPECT_TRUE(r.errors_counted()) << "no failure yet is still a count";
+}
+
+// vLLM and SGLang count requests but not their failures: errors_total means nothing.
+TEST(MetricsEngineProbeTest, EnginesWithoutAFailureCounterDoNotClaimToCountErrors) {
+  FakeHttpClient http;
+  ProbeOptions o;
+  o.base_url = "http://127.0.0.1:30000";
+  o.address = "127.0.0.1:30000";
+  o.check.mode = ActiveCheckOptions::Mode::kOff;
+  MetricsEngineProbe probe(SglangSpec(), o, &http);
+  http.Set("/health", 200, "");
+  http.Set("/v1/models", 200, R"({"data":[{"id":"m"}]})");
+  http.Set("/metrics", 200, "sglang:num_running_reqs 0\nsglang:num_queue_reqs 0\nsglang:num_requests_total 40\n");
+  v1::EndpointReport r = probe.Poll(absl::FromUnixSeconds(100));
+  EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
+  EXPECT_EQ(r.requests_total(), 40u);
+  EXPECT_FALSE(r.errors_counted());
 }
 
 }  // namespace

@@ -142,12 +142,50 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
        "scale_down_margin: 1}\n",
        "pools.m.autoscaling.metrics[0].scale_down_margin: applies to slot_occupancy, slot_demand and "
        "requests_per_second"},
+      {"pools:\n  m:\n    circuit:\n      base_ejection: 0s\n",
+       "pools.yaml:4: pools.m.circuit.base_ejection: must be longer than 0s"},
+      {"pools:\n  m:\n    circuit:\n      base_ejection: 1m\n      max_ejection: 30s\n",
+       "pools.m.circuit: max_ejection is shorter than base_ejection"},
+      {"pools:\n  m:\n    circuit:\n      half_open_weight: 0\n", "pools.m.circuit.half_open_weight: must be in [1, 128]"},
+      {"pools:\n  m:\n    circuit:\n      min_checks: 0\n", "pools.m.circuit.min_checks"},
+      {"pools:\n  m:\n    circuit:\n      max_error_rate: 2\n", "pools.m.circuit.max_error_rate"},
+      {"pools:\n  m:\n    circuit:\n      trial: long\n", "pools.yaml:4: pools.m.circuit.trial: unknown field"},
   };
   for (const Case& c : cases) {
     auto r = ParseFleetConfig(c.yaml, "pools.yaml");
     ASSERT_FALSE(r.ok()) << c.yaml;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.want)) << c.yaml;
   }
+}
+
+TEST(PoolConfigTest, CircuitSettingsPerPool) {
+  auto c = ParseFleetConfig(
+      "defaults:\n"
+      "  circuit: {min_checks: 2}\n"
+      "pools:\n"
+      "  m:\n"
+      "    circuit:\n"
+      "      error_window: 5s\n"
+      "      max_error_rate: 0.3\n"
+      "      min_requests: 5\n"
+      "      base_ejection: 1s\n"
+      "      max_ejection: 4s\n"
+      "      half_open_duration: 500ms\n"
+      "      half_open_successes: 2\n"
+      "      half_open_weight: 16\n",
+      "pools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const policy::CircuitConfig& m = c->For("m").policy.circuit;
+  EXPECT_EQ(m.error_window, absl::Seconds(5));
+  EXPECT_DOUBLE_EQ(m.max_error_rate, 0.3);
+  EXPECT_EQ(m.min_requests, 5);
+  EXPECT_EQ(m.min_checks, 2) << "from the defaults";
+  EXPECT_EQ(m.base_ejection, absl::Seconds(1));
+  EXPECT_EQ(m.max_ejection, absl::Seconds(4));
+  EXPECT_EQ(m.half_open_duration, absl::Milliseconds(500));
+  EXPECT_EQ(m.half_open_successes, 2);
+  EXPECT_EQ(m.half_open_weight, 16u);
+  EXPECT_EQ(c->For("other").policy.circuit.base_ejection, absl::Seconds(30));
 }
 
 TEST(PoolConfigTest, TheDocumentedExampleParses) {
@@ -170,6 +208,17 @@ TEST(PoolConfigTest, TheDocumentedExampleParses) {
   EXPECT_EQ(other.autoscale->metrics[0].signal, builtin.autoscale->metrics[0].signal);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].target, builtin.autoscale->metrics[0].target);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].scale_down_margin, builtin.autoscale->metrics[0].scale_down_margin);
+  const policy::CircuitConfig& circuit = other.policy.circuit;
+  const policy::CircuitConfig& builtin_circuit = builtin.policy.circuit;
+  EXPECT_EQ(circuit.error_window, builtin_circuit.error_window);
+  EXPECT_EQ(circuit.max_error_rate, builtin_circuit.max_error_rate);
+  EXPECT_EQ(circuit.min_requests, builtin_circuit.min_requests);
+  EXPECT_EQ(circuit.min_checks, builtin_circuit.min_checks);
+  EXPECT_EQ(circuit.base_ejection, builtin_circuit.base_ejection);
+  EXPECT_EQ(circuit.max_ejection, builtin_circuit.max_ejection);
+  EXPECT_EQ(circuit.half_open_duration, builtin_circuit.half_open_duration);
+  EXPECT_EQ(circuit.half_open_successes, builtin_circuit.half_open_successes);
+  EXPECT_EQ(circuit.half_open_weight, builtin_circuit.half_open_weight);
   const policy::PoolPolicy& llama = c->For("llama-3-8b");
   ASSERT_TRUE(llama.autoscale.has_value());
   EXPECT_EQ(llama.autoscale->min_replicas, 2);

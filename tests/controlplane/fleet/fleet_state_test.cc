@@ -188,3 +188,86 @@ TEST(FleetStateTest, NodesListEndpointsWithTheirProbeErrorOutsideAnyPool) {
 
 }  // namespace
 }  // namespace switchboard::controlplane
+
+namespace switchboard::controlplane {
+namespace {
+
+using ::switchboard::testing::MakeEndpointReport;
+using ::switchboard::testing::MakeHello;
+using ::switchboard::testing::MakeReport;
+
+google::protobuf::RepeatedPtrField<v1::EndpointOutcome> Outcomes(
+    const std::vector<std::tuple<std::string, std::string, uint64_t, uint64_t>>& rows) {
+  google::protobuf::RepeatedPtrField<v1::EndpointOutcome> out;
+  for (const auto& [node, address, requests, errors] : rows) {
+    v1::EndpointOutcome* o = out.Add();
+    o->set_node_id(node);
+    o->set_address(address);
+    o->set_requests(requests);
+    o->set_errors(errors);
+  }
+  return out;
+}
+
+const EndpointView* Find(const std::vector<EndpointView>& eps, const std::string& address) {
+  for (const EndpointView& ep : eps) {
+    if (ep.address == address) return &ep;
+  }
+  return nullptr;
+}
+
+TEST(FleetStateOutcomesTest, GatewayReportsAddUpPerEndpoint) {
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "a:2"}), t0).ok());
+  // Two gateways report their deltas; an unknown node and an undeclared address are skipped.
+  EXPECT_EQ(*fleet.AddGatewayOutcomes(Outcomes({{"n1", "a:1", 10, 8}, {"n9", "a:1", 5, 5}, {"n1", "a:7", 3, 0}})), 1u);
+  EXPECT_EQ(*fleet.AddGatewayOutcomes(Outcomes({{"n1", "a:1", 4, 1}, {"n1", "a:2", 6, 0}})), 2u);
+  std::vector<EndpointView> eps = fleet.Endpoints(t0);
+  ASSERT_NE(Find(eps, "a:1"), nullptr);
+  EXPECT_EQ(Find(eps, "a:1")->gateway_requests_total, 14u);
+  EXPECT_EQ(Find(eps, "a:1")->gateway_errors_total, 9u);
+  EXPECT_EQ(Find(eps, "a:2")->gateway_requests_total, 6u);
+
+  // A bad batch adds nothing at all.
+  EXPECT_EQ(fleet.AddGatewayOutcomes(Outcomes({{"n1", "a:2", 1, 0}, {"n1", "a:1", 1, 2}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fleet.AddGatewayOutcomes(Outcomes({{"", "a:1", 1, 0}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fleet.AddGatewayOutcomes(Outcomes({{"n1", "not an address", 1, 0}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  eps = fleet.Endpoints(t0);
+  EXPECT_EQ(Find(eps, "a:2")->gateway_requests_total, 6u);
+
+  // The counts survive a reconnect; an endpoint the node stops declaring loses them.
+  fleet.Disconnect(1, "n1", t0);
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n1", {"a:1"}), t0).ok());
+  fleet.Disconnect(2, "n1", t0);
+  ASSERT_TRUE(fleet.Connect(3, MakeHello("n1", {"a:1", "a:2"}), t0).ok());
+  eps = fleet.Endpoints(t0);
+  EXPECT_EQ(Find(eps, "a:1")->gateway_requests_total, 14u);
+  EXPECT_EQ(Find(eps, "a:2")->gateway_requests_total, 0u);
+}
+
+TEST(FleetStateOutcomesTest, CheckCountersFromTheAgentReachTheView) {
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), t0).ok());
+  v1::EndpointReport ep = MakeEndpointReport("a:1", "m", 4, 0);
+  ep.set_checks_total(7);
+  ep.set_check_failures_total(5);
+  ep.set_check_error("/v1/completions: HTTP 500");
+  ep.set_errors_counted(true);
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(1, {ep}), t0).ok());
+  const EndpointView v = fleet.Endpoints(t0)[0];
+  EXPECT_EQ(v.checks_total, 7u);
+  EXPECT_EQ(v.check_failures_total, 5u);
+  EXPECT_EQ(v.check_error, "/v1/completions: HTTP 500");
+  EXPECT_TRUE(v.errors_counted);
+  // More failed checks than checks: rejected.
+  ep.set_check_failures_total(8);
+  EXPECT_EQ(fleet.ApplyReport(1, "n1", MakeReport(2, {ep}), t0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
