@@ -140,7 +140,8 @@ v1::Report Agent::ProbeRound() {
       const uint64_t failed = ep.check_failures_total() - std::min(failures_before, ep.check_failures_total());
       const uint64_t all = ep.checks_total() - std::min(checks_before, ep.checks_total());
       if (all > 0) {
-        metrics_->checks->Add({{"endpoint", ep.address()}, {"result", "failed"}}).Increment(static_cast<double>(failed));
+        metrics_->checks->Add({{"endpoint", ep.address()}, {"result", "failed"}})
+            .Increment(static_cast<double>(failed));
         metrics_->checks->Add({{"endpoint", ep.address()}, {"result", "ok"}})
             .Increment(static_cast<double>(all - std::min(all, failed)));
       }

@@ -111,8 +111,9 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
   m->subscriber_nacks = &replies.Add({{"type", "nack"}});
   auto& outcomes = prometheus::BuildCounter()
                        .Name("switchboard_gateway_outcomes_total")
-                       .Help("Endpoint outcomes reported by gateways on Subscribe streams: added to the circuit "
-                             "breakers' evidence, for endpoints not known, or rejected as invalid")
+                       .Help(
+                           "Endpoint outcomes reported by gateways on Subscribe streams: added to the circuit "
+                           "breakers' evidence, for endpoints not known, or rejected as invalid")
                        .Register(registry);
   m->gateway_outcomes_added = &outcomes.Add({{"result", "added"}});
   m->gateway_outcomes_unknown = &outcomes.Add({{"result", "unknown_endpoint"}});

@@ -67,12 +67,12 @@ void ActiveCheck::Update(absl::Time now, const std::string& base_url, v1::Endpoi
   const bool due = now >= *next_;
   const bool idle = report->state() == v1::ENDPOINT_STATE_READY && report->slots_busy() < report->slots_total() &&
                     report->queue_depth() == 0;
-  if (!in_flight_ && due && idle && report->models_size() > 0 &&
-      ActiveChecksEnabled(options_.mode, report->engine())) {
+  if (!in_flight_ && due && idle && report->models_size() > 0 && ActiveChecksEnabled(options_.mode, report->engine())) {
     next_ = now + options_.interval;
     nlohmann::json body = {{"model", report->models(0)}, {"prompt", "Hi"}, {"max_tokens", 1}, {"temperature", 0}};
-    in_flight_ = std::async(std::launch::async, [http = http_, url = base_url + kPath, body = body.dump(),
-                                                 timeout = options_.timeout] { return http->Post(url, body, timeout); });
+    in_flight_ =
+        std::async(std::launch::async, [http = http_, url = base_url + kPath, body = body.dump(),
+                                        timeout = options_.timeout] { return http->Post(url, body, timeout); });
   }
   report->set_checks_total(checks_);
   report->set_check_failures_total(failures_);

@@ -256,7 +256,8 @@ class Parser {
     }
     if (c->max_ejection < c->base_ejection) return Error(node, field, "max_ejection is shorter than base_ejection");
     if (node["max_error_rate"]) {
-      if (absl::Status s = Number<double>(node["max_error_rate"], field + ".max_error_rate", 0.0, 1.0, &c->max_error_rate);
+      if (absl::Status s =
+              Number<double>(node["max_error_rate"], field + ".max_error_rate", 0.0, 1.0, &c->max_error_rate);
           !s.ok()) {
         return s;
       }

@@ -24,7 +24,7 @@ struct ValidationLimits {
   uint32_t max_queue = 10'000'000;
   double max_latency_seconds = 86400;
   double max_tokens_per_second = 1e9;
-  size_t max_outcomes = 4096;             // Per SubscribeRequest.
+  size_t max_outcomes = 4096;                     // Per SubscribeRequest.
   uint64_t max_outcome_requests = 1'000'000'000;  // One endpoint's requests in one gateway report.
 };
 

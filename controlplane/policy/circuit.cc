@@ -185,7 +185,8 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
     CircuitMemory& m = (*memories)[i];
     const Outcomes server = m.server.Feed(in.requests_total, in.errors_total, now, config.error_window);
     const Outcomes checks = m.checks.Feed(in.checks_total, in.check_failures_total, now, config.error_window);
-    const Outcomes gateways = m.gateways.Feed(in.gateway_requests_total, in.gateway_errors_total, now, config.error_window);
+    const Outcomes gateways =
+        m.gateways.Feed(in.gateway_requests_total, in.gateway_errors_total, now, config.error_window);
     if (m.state == v1::CIRCUIT_STATE_HALF_OPEN) {
       m.trial_failures += server.failed + checks.failed + gateways.failed;
       m.trial_successes += (in.errors_counted ? server.total - server.failed : 0) + (checks.total - checks.failed) +
@@ -272,9 +273,10 @@ std::vector<CircuitDecision> DecidePoolCircuits(const std::vector<CircuitInput>&
       }
       d.circuit = v1::CIRCUIT_STATE_HALF_OPEN;
       d.weight_cap = config.half_open_weight;
-      d.reason = absl::StrCat(p.released, "half-open after ", m.times_ejected, " ejection(s): trial traffic, ", s,
-                              " of ", config.half_open_successes, " successes needed, ", f, " failures",
-                              left > absl::ZeroDuration() ? absl::StrCat(", for at least ", Seconds(left), " more") : "");
+      d.reason =
+          absl::StrCat(p.released, "half-open after ", m.times_ejected, " ejection(s): trial traffic, ", s, " of ",
+                       config.half_open_successes, " successes needed, ", f, " failures",
+                       left > absl::ZeroDuration() ? absl::StrCat(", for at least ", Seconds(left), " more") : "");
       continue;
     }
     candidates.push_back(&p);  // CLOSED with a verdict.

@@ -113,8 +113,8 @@ class OutcomeWindow {
 
  private:
   struct Bucket {
-    int64_t start_ns;         // Unix nanoseconds of the monotonic clock.
-    uint32_t total, failed;   // One feed adds at most kMaxGrowth.
+    int64_t start_ns;        // Unix nanoseconds of the monotonic clock.
+    uint32_t total, failed;  // One feed adds at most kMaxGrowth.
   };
   static constexpr uint64_t kMaxGrowth = 1u << 30;  // More between two reads is garbage.
   uint64_t last_total_ = 0, last_failed_ = 0;

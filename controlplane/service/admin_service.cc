@@ -103,7 +103,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                                         v1::SetReplicasResponse* /*response*/) {
   auto* reactor = context->DefaultReactor();
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
-  absl::Status status = ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force());
+  absl::Status status =
+      ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force());
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status));
     return reactor;

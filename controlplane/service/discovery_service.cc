@@ -118,10 +118,10 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
   DiscoveryServiceImpl* const service_;
   const std::string peer_;
-  v1::SubscribeRequest request_;  // Owned by the single outstanding read.
-  bool subscribed_ = false;       // Touched only from read callbacks.
+  v1::SubscribeRequest request_;        // Owned by the single outstanding read.
+  bool subscribed_ = false;             // Touched only from read callbacks.
   bool outcomes_error_logged_ = false;  // Likewise.
-  int watcher_id_ = 0;            // Set before the first write; read in OnDone.
+  int watcher_id_ = 0;                  // Set before the first write; read in OnDone.
 
   Mutex mu_;
   std::string subscriber_id_ ABSL_GUARDED_BY(mu_);

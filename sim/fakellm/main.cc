@@ -36,7 +36,7 @@ struct ServerConfig {
   // Share of completions answered with HTTP 500. Changed at run time through
   // /admin/fail-rate (handler threads read it).
   std::atomic<double> fail_rate{0};
-  bool metrics = true;   // false: /metrics answers 501, as llama-server without --metrics.
+  bool metrics = true;  // false: /metrics answers 501, as llama-server without --metrics.
   bool slots_endpoint = true;
   int default_max_tokens = 128;
 };
@@ -71,8 +71,7 @@ struct Completion {
 };
 
 // Parses a chat, text or /completion request body; returns an error message on bad input.
-std::string ParseCompletion(const std::string& body, Api api, const ServerConfig& config, int n_ctx,
-                            Completion* out) {
+std::string ParseCompletion(const std::string& body, Api api, const ServerConfig& config, int n_ctx, Completion* out) {
   const bool chat = api == Api::kChat;
   out->api = api;
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);

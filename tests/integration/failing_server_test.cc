@@ -44,7 +44,9 @@ struct FailingCase {
 
 void PrintTo(const FailingCase& c, std::ostream* os) { *os << c.name; }
 
-const v1::AssignedEndpoint* Only(const v1::Assignment& a) { return a.endpoints_size() == 1 ? &a.endpoints(0) : nullptr; }
+const v1::AssignedEndpoint* Only(const v1::Assignment& a) {
+  return a.endpoints_size() == 1 ? &a.endpoints(0) : nullptr;
+}
 
 class FailingServerTest : public ::testing::TestWithParam<FailingCase> {
  protected:
@@ -140,15 +142,14 @@ TEST_P(FailingServerTest, ExcludedWhileFailingAndBackThroughATrial) {
   const FailingCase& c = GetParam();
   v1::Assignment a;
   // The agent's first report: READY (its health probes pass).
-  ASSERT_TRUE(WaitForEndpoint([](const auto& ep) { return ep.state() == v1::ENDPOINT_STATE_READY; },
-                              absl::Seconds(15), &a))
+  ASSERT_TRUE(
+      WaitForEndpoint([](const auto& ep) { return ep.state() == v1::ENDPOINT_STATE_READY; }, absl::Seconds(15), &a))
       << a.DebugString();
 
   // 1. Failing 90% of its requests: OPEN with weight 0 within 10 s.
   const absl::Time ready = SystemClock::Get()->MonotonicNow();
-  ASSERT_TRUE(WaitForEndpoint(
-      [](const auto& ep) { return ep.circuit() == v1::CIRCUIT_STATE_OPEN && ep.weight() == 0; }, absl::Seconds(10),
-      &a))
+  ASSERT_TRUE(WaitForEndpoint([](const auto& ep) { return ep.circuit() == v1::CIRCUIT_STATE_OPEN && ep.weight() == 0; },
+                              absl::Seconds(10), &a))
       << a.DebugString() << Reason();
   std::cout << c.name << ": OPEN " << absl::FormatDuration(SystemClock::Get()->MonotonicNow() - ready)
             << " after the first READY report\n";
@@ -162,8 +163,8 @@ TEST_P(FailingServerTest, ExcludedWhileFailingAndBackThroughATrial) {
   size_t from = sub_->Seen("m-7b").size();
   ASSERT_TRUE(WaitForEndpoint([](const auto& ep) { return ep.circuit() == v1::CIRCUIT_STATE_HALF_OPEN; },
                               absl::Seconds(15), &a));
-  ASSERT_TRUE(WaitForEndpoint([](const auto& ep) { return ep.circuit() == v1::CIRCUIT_STATE_OPEN; },
-                              absl::Seconds(15), &a));
+  ASSERT_TRUE(
+      WaitForEndpoint([](const auto& ep) { return ep.circuit() == v1::CIRCUIT_STATE_OPEN; }, absl::Seconds(15), &a));
   from = sub_->Seen("m-7b").size();
   auto trials = [&] {
     int n = 0;

@@ -86,10 +86,10 @@ class FleetTest : public ::testing::Test {
   }
 
   void StartAgent(Backend& b, size_t index) {
-    b.agent = Subprocess::Start("switchboard-agent",
-                                {"--controlplane", cp_addr_, "--backend", absl::StrCat("llamacpp=http://", b.address()),
-                                 "--node-id", absl::StrCat("node-", index), "--active-check-interval", "1s",
-                                 "--insecure"});
+    b.agent =
+        Subprocess::Start("switchboard-agent",
+                          {"--controlplane", cp_addr_, "--backend", absl::StrCat("llamacpp=http://", b.address()),
+                           "--node-id", absl::StrCat("node-", index), "--active-check-interval", "1s", "--insecure"});
     ASSERT_NE(b.agent, nullptr);
   }
 

@@ -42,11 +42,10 @@ INSTANTIATE_TEST_SUITE_P(
         JudgeCase{"NoAnswer", {0, "", "Couldn't connect to server", {}}, CheckVerdict::Kind::kFailure, "connect"},
         JudgeCase{"TimedOut", {0, "", "read failed or timed out", {}}, CheckVerdict::Kind::kFailure, "timed out"},
         JudgeCase{"OkButNotACompletion", {200, "<html>", "", {}}, CheckVerdict::Kind::kFailure, "no completion"},
-        JudgeCase{"OkWithoutChoices", {200, R"({"choices":[]})", "", {}}, CheckVerdict::Kind::kFailure,
-                  "no completion"},
+        JudgeCase{
+            "OkWithoutChoices", {200, R"({"choices":[]})", "", {}}, CheckVerdict::Kind::kFailure, "no completion"},
         // The check's own request refused (unknown model, path not served): not the server failing.
-        JudgeCase{"ClientError", {404, R"({"error":"not found"})", "", {}}, CheckVerdict::Kind::kNoVerdict,
-                  "HTTP 404"},
+        JudgeCase{"ClientError", {404, R"({"error":"not found"})", "", {}}, CheckVerdict::Kind::kNoVerdict, "HTTP 404"},
         JudgeCase{"Unprocessable", {422, "", "", {}}, CheckVerdict::Kind::kNoVerdict, "not counted"}),
     [](const ::testing::TestParamInfo<JudgeCase>& p) { return p.param.name; });
 

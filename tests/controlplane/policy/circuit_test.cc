@@ -1,7 +1,6 @@
 #include "controlplane/policy/circuit.h"
 
 #include "absl/strings/str_cat.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -296,13 +295,15 @@ INSTANTIATE_TEST_SUITE_P(
         TrialCase{"GatewayReportsEject",
                   false,
                   {{kS, 0, 0, 0, 0, 9, 9, kReady, false, kClosed, "ready"},
-                   {kS, 0, 0, 0, 0, 11, 6, kReady, false, kOpen, "5xx rate 75% over 20 requests in 10s (reported by gateways"}}},
-        TrialCase{"TgiCountersEjectAndTheirSuccessesClose",
-                  true,
-                  {{kS, 0, 0, 30, 20, 0, 0, kReady, false, kOpen, "5xx rate 67% over 30 requests in 10s (server counters"},
-                   {absl::Seconds(10), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "0 of 3 successes needed"},
-                   {kS, 0, 0, 10, 0, 0, 0, kReady, false, kHalfOpen, "10 of 3 successes needed, 0 failures, for at least 1s"},
-                   {kS, 0, 0, 0, 0, 0, 0, kReady, false, kClosed, "passed its trial (10 successes, 0 failures)"}}},
+                   {kS, 0, 0, 0, 0, 11, 6, kReady, false, kOpen,
+                    "5xx rate 75% over 20 requests in 10s (reported by gateways"}}},
+        TrialCase{
+            "TgiCountersEjectAndTheirSuccessesClose",
+            true,
+            {{kS, 0, 0, 30, 20, 0, 0, kReady, false, kOpen, "5xx rate 67% over 30 requests in 10s (server counters"},
+             {absl::Seconds(10), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "0 of 3 successes needed"},
+             {kS, 0, 0, 10, 0, 0, 0, kReady, false, kHalfOpen, "10 of 3 successes needed, 0 failures, for at least 1s"},
+             {kS, 0, 0, 0, 0, 0, 0, kReady, false, kClosed, "passed its trial (10 successes, 0 failures)"}}},
         TrialCase{"ATrialNeedsSuccessesNotOnlyTime",
                   false,
                   {{kS, 3, 3, 0, 0, 0, 0, kReady, false, kOpen, "active checks"},
@@ -323,24 +324,26 @@ INSTANTIATE_TEST_SUITE_P(
                    {absl::Seconds(10), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, ""},
                    {kS, 2, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "2 of 3"},
                    // 3 of 5 failed: over the 50% limit.
-                   {kS, 3, 3, 0, 0, 0, 0, kReady, false, kOpen, "3 of 5 failed in 10s (limit 50%); last: /v1/completions: HTTP 500) for 20s"},
+                   {kS, 3, 3, 0, 0, 0, 0, kReady, false, kOpen,
+                    "3 of 5 failed in 10s (limit 50%); last: /v1/completions: HTTP 500) for 20s"},
                    {absl::Seconds(19), 0, 0, 0, 0, 0, 0, kReady, false, kOpen, "half-open in 1s"},
                    {kS, 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "half-open after 2 ejection(s)"},
                    {kS, 0, 0, 0, 0, 4, 4, kReady, false, kOpen, "failed its trial: 4 of 4 outcomes failed"},
                    {absl::Seconds(30), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "after 3 ejection(s)"},
                    {kS, 1, 1, 0, 0, 0, 0, kReady, false, kOpen, "for 40s"}}},  // min(4 x 10 s, 40 s)
-        TrialCase{"PlainlyDownCountsAsAnEjectionAndComesBackThroughATrial",
-                  false,
-                  {{kS, 0, 0, 0, 0, 0, 0, kUnhealthy, false, kOpen, "unhealthy: /health: connection refused"},
-                   {absl::Seconds(2), 0, 0, 0, 0, 0, 0, kReady, false, kOpen,
-                    "ejected (unhealthy: /health: connection refused); half-open in 8s"},
-                   {absl::Seconds(8), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "half-open after 1 ejection(s)"},
-                   {kS, 3, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "3 of 3 successes needed, 0 failures, for at least 1s"},
-                   {kS, 0, 0, 0, 0, 0, 0, kReady, false, kClosed, "passed its trial"},
-                   // Down again: the second ejection lasts twice as long.
-                   {kS, 0, 0, 0, 0, 0, 0, kUnhealthy, false, kOpen, "unhealthy"},
-                   {kS, 0, 0, 0, 0, 0, 0, kReady, false, kOpen, "half-open in 19s"},
-                   {absl::Seconds(19), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "after 2 ejection(s)"}}},
+        TrialCase{
+            "PlainlyDownCountsAsAnEjectionAndComesBackThroughATrial",
+            false,
+            {{kS, 0, 0, 0, 0, 0, 0, kUnhealthy, false, kOpen, "unhealthy: /health: connection refused"},
+             {absl::Seconds(2), 0, 0, 0, 0, 0, 0, kReady, false, kOpen,
+              "ejected (unhealthy: /health: connection refused); half-open in 8s"},
+             {absl::Seconds(8), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "half-open after 1 ejection(s)"},
+             {kS, 3, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "3 of 3 successes needed, 0 failures, for at least 1s"},
+             {kS, 0, 0, 0, 0, 0, 0, kReady, false, kClosed, "passed its trial"},
+             // Down again: the second ejection lasts twice as long.
+             {kS, 0, 0, 0, 0, 0, 0, kUnhealthy, false, kOpen, "unhealthy"},
+             {kS, 0, 0, 0, 0, 0, 0, kReady, false, kOpen, "half-open in 19s"},
+             {absl::Seconds(19), 0, 0, 0, 0, 0, 0, kReady, false, kHalfOpen, "after 2 ejection(s)"}}},
         TrialCase{"StaleCountsAsAnEjection",
                   false,
                   {{kS, 0, 0, 0, 0, 0, 0, kReady, true, kOpen, "stale: no report for 1m"},
@@ -405,7 +408,7 @@ TEST(CircuitPoolTest, FailureEjectionsKeepTheirPlaceBeforeEndpointsBackFromDown)
   std::vector<CircuitMemory> memories;
   absl::Time now = absl::FromUnixSeconds(1000);
   DecidePoolCircuits(inputs, &memories, config, now);
-  inputs[0].state = v1::ENDPOINT_STATE_UNHEALTHY;  // Endpoint 0 goes down ...
+  inputs[0].state = v1::ENDPOINT_STATE_UNHEALTHY;               // Endpoint 0 goes down ...
   inputs[1].checks_total = inputs[1].check_failures_total = 3;  // ... and 1 fails its checks.
   now += kS;
   std::vector<CircuitDecision> d = DecidePoolCircuits(inputs, &memories, config, now);
