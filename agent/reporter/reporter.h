@@ -23,7 +23,7 @@ namespace switchboard::agent {
 struct ReporterOptions {
   std::string target;  // host:port of a control plane.
   absl::Duration initial_backoff = absl::Milliseconds(100);
-  absl::Duration max_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Milliseconds(800);
   // A stream that stayed up this long was healthy: the next reconnect starts the backoff
   // over from `initial_backoff`.
   absl::Duration healthy_stream = absl::Seconds(5);
