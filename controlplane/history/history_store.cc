@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <initializer_list>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -136,6 +139,24 @@ void BindText(sqlite3_stmt* stmt, int i, const std::string& text) {
 std::string ColumnText(sqlite3_stmt* stmt, int i) {
   const unsigned char* text = sqlite3_column_text(stmt, i);
   return text ? std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, i)) : "";
+}
+
+// Runs the query `sql` with `params` bound to its `?`s in order and calls `row` for each
+// result row. The one loop every read below shares.
+absl::Status ForEachRow(sqlite3* db, const char* sql, std::initializer_list<int64_t> params,
+                        const std::function<void(sqlite3_stmt*)>& row) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return absl::InternalError(sqlite3_errmsg(db));
+  }
+  int i = 0;
+  for (int64_t param : params) sqlite3_bind_int64(stmt, ++i, param);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
+  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : absl::InternalError(sqlite3_errmsg(db));
+  sqlite3_finalize(stmt);
+  return status;
 }
 
 }  // namespace
@@ -278,25 +299,19 @@ void HistoryStore::RecordDrain(const std::string& node_id, bool drained, absl::T
 
 absl::StatusOr<std::vector<PoolSample>> HistoryStore::SamplesSince(absl::Time since) const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_,
-                         "SELECT time_unix_ms, pool, demand, replicas, desired FROM pool_samples "
-                         "WHERE time_unix_ms >= ? ORDER BY time_unix_ms",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
-  sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(since));
   std::vector<PoolSample> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    PoolSample s;
-    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
-    s.pool = ColumnText(stmt, 1);
-    s.demand = sqlite3_column_double(stmt, 2);
-    s.replicas = sqlite3_column_int(stmt, 3);
-    s.desired = sqlite3_column_int(stmt, 4);
-    out.push_back(std::move(s));
-  }
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_,
+                             "SELECT time_unix_ms, pool, demand, replicas, desired FROM pool_samples "
+                             "WHERE time_unix_ms >= ? ORDER BY time_unix_ms",
+                             {absl::ToUnixMillis(since)}, [&out](sqlite3_stmt* stmt) {
+                               PoolSample s;
+                               s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
+                               s.pool = ColumnText(stmt, 1);
+                               s.demand = sqlite3_column_double(stmt, 2);
+                               s.replicas = sqlite3_column_int(stmt, 3);
+                               s.desired = sqlite3_column_int(stmt, 4);
+                               out.push_back(std::move(s));
+                             }));
   return out;
 }
 
@@ -510,107 +525,81 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
 
 absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limit) const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_,
-                         "SELECT time_unix_ms, kind, pool, node_id, address, detail FROM events "
-                         "ORDER BY id DESC LIMIT ?",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
-  sqlite3_bind_int64(stmt, 1, static_cast<int64_t>(limit));
   std::vector<HistoryEvent> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    HistoryEvent e;
-    e.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
-    e.kind = ColumnText(stmt, 1);
-    e.pool = ColumnText(stmt, 2);
-    e.node_id = ColumnText(stmt, 3);
-    e.address = ColumnText(stmt, 4);
-    e.detail = ColumnText(stmt, 5);
-    out.push_back(std::move(e));
-  }
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_,
+                             "SELECT time_unix_ms, kind, pool, node_id, address, detail FROM events "
+                             "ORDER BY id DESC LIMIT ?",
+                             {static_cast<int64_t>(limit)}, [&out](sqlite3_stmt* stmt) {
+                               HistoryEvent e;
+                               e.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
+                               e.kind = ColumnText(stmt, 1);
+                               e.pool = ColumnText(stmt, 2);
+                               e.node_id = ColumnText(stmt, 3);
+                               e.address = ColumnText(stmt, 4);
+                               e.detail = ColumnText(stmt, 5);
+                               out.push_back(std::move(e));
+                             }));
   return out;
 }
 
 absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
   std::vector<StoredSnapshot> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    StoredSnapshot s;
-    s.pool = ColumnText(stmt, 0);
-    s.version = ColumnText(stmt, 1);
-    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
-    const void* blob = sqlite3_column_blob(stmt, 3);
-    s.assignment.assign(static_cast<const char*>(blob), sqlite3_column_bytes(stmt, 3));
-    out.push_back(std::move(s));
-  }
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_, "SELECT pool, version, time_unix_ms, assignment FROM pool_snapshots", {},
+                             [&out](sqlite3_stmt* stmt) {
+                               StoredSnapshot s;
+                               s.pool = ColumnText(stmt, 0);
+                               s.version = ColumnText(stmt, 1);
+                               s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
+                               const void* blob = sqlite3_column_blob(stmt, 3);
+                               s.assignment.assign(static_cast<const char*>(blob), sqlite3_column_bytes(stmt, 3));
+                               out.push_back(std::move(s));
+                             }));
   return out;
 }
 
 absl::StatusOr<std::vector<StoredScalingState>> HistoryStore::ScalingStates() const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_,
-                         "SELECT pool, time_unix_ms, last_desired, recommendations, scale_up_events, "
-                         "scale_down_events FROM pool_scaling_state",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
   std::vector<StoredScalingState> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    StoredScalingState s;
-    s.pool = ColumnText(stmt, 0);
-    s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 1));
-    s.last_desired = sqlite3_column_int(stmt, 2);
-    if (!DecodePoints(ColumnText(stmt, 3), &s.recommendations) ||
-        !DecodePoints(ColumnText(stmt, 4), &s.scale_up_events) ||
-        !DecodePoints(ColumnText(stmt, 5), &s.scale_down_events)) {
-      SB_LOG(WARNING) << "history: ignoring the unreadable scaling state of pool " << s.pool;
-      continue;
-    }
-    out.push_back(std::move(s));
-  }
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_,
+                             "SELECT pool, time_unix_ms, last_desired, recommendations, scale_up_events, "
+                             "scale_down_events FROM pool_scaling_state",
+                             {}, [&out](sqlite3_stmt* stmt) {
+                               StoredScalingState s;
+                               s.pool = ColumnText(stmt, 0);
+                               s.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 1));
+                               s.last_desired = sqlite3_column_int(stmt, 2);
+                               if (!DecodePoints(ColumnText(stmt, 3), &s.recommendations) ||
+                                   !DecodePoints(ColumnText(stmt, 4), &s.scale_up_events) ||
+                                   !DecodePoints(ColumnText(stmt, 5), &s.scale_down_events)) {
+                                 SB_LOG(WARNING) << "history: ignoring the unreadable scaling state of pool " << s.pool;
+                                 return;
+                               }
+                               out.push_back(std::move(s));
+                             }));
   return out;
 }
 
 absl::StatusOr<std::vector<StoredOverride>> HistoryStore::Overrides() const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_, "SELECT pool, replicas, expires_unix_ms, reason FROM manual_overrides", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
   std::vector<StoredOverride> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    StoredOverride o;
-    o.pool = ColumnText(stmt, 0);
-    o.replicas = sqlite3_column_int(stmt, 1);
-    o.expires = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
-    o.reason = ColumnText(stmt, 3);
-    out.push_back(std::move(o));
-  }
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_, "SELECT pool, replicas, expires_unix_ms, reason FROM manual_overrides", {},
+                             [&out](sqlite3_stmt* stmt) {
+                               StoredOverride o;
+                               o.pool = ColumnText(stmt, 0);
+                               o.replicas = sqlite3_column_int(stmt, 1);
+                               o.expires = absl::FromUnixMillis(sqlite3_column_int64(stmt, 2));
+                               o.reason = ColumnText(stmt, 3);
+                               out.push_back(std::move(o));
+                             }));
   return out;
 }
 
 absl::StatusOr<std::vector<std::string>> HistoryStore::DrainedNodes() const {
   MutexLock lock(&reader_mu_);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(reader_db_, "SELECT node_id FROM drained_nodes ORDER BY node_id", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
-    return absl::InternalError(sqlite3_errmsg(reader_db_));
-  }
   std::vector<std::string> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) out.push_back(ColumnText(stmt, 0));
-  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(ForEachRow(reader_db_, "SELECT node_id FROM drained_nodes ORDER BY node_id", {},
+                             [&out](sqlite3_stmt* stmt) { out.push_back(ColumnText(stmt, 0)); }));
   return out;
 }
 
