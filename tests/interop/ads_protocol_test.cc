@@ -265,6 +265,9 @@ TEST_F(AdsProtocolTest, SbctlClientsShowsAcksNacksAndDisconnects) {
   EXPECT_NE(table.find("hand-driven"), std::string::npos) << table;
   EXPECT_NE(table.find("cluster a rejected for the test"), std::string::npos) << table;
   EXPECT_NE(table.find("integration-test"), std::string::npos) << table;
+  EXPECT_NE(table.find(absl::StrCat("a=", native_a.version().substr(0, 12))), std::string::npos) << table;
+  EXPECT_NE(table.find(absl::StrCat("ClusterLoadAssignment=", eds.version_info().substr(0, 12))), std::string::npos)
+      << table;
 
   // Disconnected clients disappear.
   context_.TryCancel();
