@@ -45,6 +45,9 @@ int RunScale(const GlobalOptions& global, const std::string& pool, int replicas,
 // events: the control plane's history, oldest first (optionally one pool's).
 int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err);
 
+// clients: the discovery clients connected now (ADS and native subscribers).
+int RunClients(const GlobalOptions& global, bool json, std::ostream& out, std::ostream& err);
+
 struct PlanOptions {
   std::string model;      // Catalog name; empty for a custom model.
   double parameters = 0;  // Custom shape (overrides the catalog's when set).

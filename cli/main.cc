@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
 
+  bool clients_json = false;
+  CLI::App* clients_cmd = app.add_subcommand(
+      "clients", "connected discovery clients (xDS and native): versions ACKed per resource, last NACK");
+  clients_cmd->add_flag("--json", clients_json, "print JSON instead of a table");
+
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
   CLI::App* plan_cmd =
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
+  if (*clients_cmd) return switchboard::cli::RunClients(global, clients_json, std::cout, std::cerr);
   if (*events_cmd) return switchboard::cli::RunEvents(global, events_pool, events_limit, std::cout, std::cerr);
   if (*explain_cmd) return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr);
   if (*scale_cmd) {

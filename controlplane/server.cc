@@ -25,6 +25,7 @@ struct ControlPlane::Impl {
   std::shared_ptr<prometheus::Collectable> history_metrics;  // Reads `history`.
   std::unique_ptr<FleetState> fleet;
   SnapshotStore store;
+  std::unique_ptr<ClientRegistry> clients;
   std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<AgentServiceImpl> agent_service;
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
@@ -101,14 +102,18 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   });
 
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
-  p->discovery_service = std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get());
-  p->ads_service = std::make_unique<xds::AdsService>(&p->store, p->metrics.get(), p->history.get(), options.clock,
-                                                     [p] { return p->reconciler->config(); });
+  p->clients = std::make_unique<ClientRegistry>(options.clock);
+  p->discovery_service =
+      std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get(), p->clients.get());
+  p->ads_service = std::make_unique<xds::AdsService>(
+      &p->store, p->metrics.get(), p->history.get(), options.clock, [p] { return p->reconciler->config(); },
+      p->clients.get());
   AgentServiceImpl* agents = p->agent_service.get();
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
-  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock);
+  p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock,
+                                                        p->clients.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

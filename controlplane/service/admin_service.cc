@@ -132,6 +132,31 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* 
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::ListClients(grpc::CallbackServerContext* context,
+                                                        const v1::ListClientsRequest* /*request*/,
+                                                        v1::ListClientsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (clients_ != nullptr) {
+    for (const ConnectedClient& c : clients_->List()) {
+      v1::ConnectedClient* out = response->add_clients();
+      out->set_client_id(c.client_id);
+      out->set_user_agent(c.user_agent);
+      out->set_peer(c.peer);
+      out->set_protocol(c.protocol);
+      for (const std::string& r : c.resources) out->add_resources(r);
+      for (const auto& [resource, version] : c.acked) (*out->mutable_acked_versions())[resource] = version;
+      out->set_last_nack_resource(c.last_nack_resource);
+      out->set_last_nack(c.last_nack);
+      if (c.last_nack_time != absl::InfinitePast()) {
+        *out->mutable_last_nack_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(c.last_nack_time));
+      }
+      *out->mutable_connected_since() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(c.connected_since));
+    }
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 void AdminServiceImpl::FinishWhenDurable(grpc::ServerUnaryReactor* reactor) {
   // Answered once the change is on disk, without blocking this thread.
   ops_->WhenDurable([reactor](bool saved) {

@@ -5,6 +5,7 @@
 #define SWITCHBOARD_CONTROLPLANE_SERVICE_ADMIN_SERVICE_H_
 
 #include "common/clock.h"
+#include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/operations.h"
 #include "controlplane/snapshot/snapshot_store.h"
@@ -14,9 +15,10 @@ namespace switchboard::controlplane {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // Pointers must outlive the service.
-  AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock)
-      : fleet_(fleet), store_(store), ops_(ops), clock_(clock) {}
+  // Pointers must outlive the service; `clients` may be null (ListClients answers none).
+  AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock,
+                   const ClientRegistry* clients = nullptr)
+      : fleet_(fleet), store_(store), ops_(ops), clock_(clock), clients_(clients) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -34,6 +36,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                         v1::SetReplicasResponse* response) override;
   grpc::ServerUnaryReactor* Events(grpc::CallbackServerContext* context, const v1::EventsRequest* request,
                                    v1::EventsResponse* response) override;
+  grpc::ServerUnaryReactor* ListClients(grpc::CallbackServerContext* context, const v1::ListClientsRequest* request,
+                                        v1::ListClientsResponse* response) override;
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
@@ -45,6 +49,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const SnapshotStore* const store_;
   FleetOperations* const ops_;
   const Clock* const clock_;
+  const ClientRegistry* const clients_;
 };
 
 // The admin view of one snapshot.

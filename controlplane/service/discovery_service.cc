@@ -17,7 +17,10 @@ namespace switchboard::controlplane {
 class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment> {
  public:
   SubscribeStream(DiscoveryServiceImpl* service, grpc::CallbackServerContext* context)
-      : service_(service), peer_(context->peer()) {
+      : service_(service),
+        peer_(context->peer()),
+        client_id_(service->clients_ == nullptr ? 0 : service->clients_->Add("native", peer_)),
+        user_agent_(UserAgentOf(*context)) {
     service_->metrics_->subscriber_streams->Increment();
     StartRead(&request_);
   }
@@ -36,6 +39,12 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       subscriber_id_ = request_.subscriber_id();
       all_pools_ = request_.pools().empty();
       pools_.insert(request_.pools().begin(), request_.pools().end());
+      if (client_id_ != 0) {
+        ClientRegistry& clients = *service_->clients_;
+        clients.Identify(client_id_, subscriber_id_, user_agent_);
+        if (all_pools_) clients.AddResource(client_id_, "*");
+        for (const std::string& pool : pools_) clients.AddResource(client_id_, pool);
+      }
     }
     if (request_.outcomes_size() > 0) AddOutcomes();
     if (first) {
@@ -49,8 +58,13 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       service_->metrics_->subscriber_nacks->Increment();
       SB_LOG(WARNING) << "subscriber " << request_.subscriber_id() << " (" << peer_ << ") NACKed nonce "
                       << request_.response_nonce() << ": " << request_.error_detail().message();
+      if (client_id_ != 0) service_->clients_->Nack(client_id_, PoolOfNonce(), request_.error_detail().message());
     } else if (request_.outcomes_size() == 0 || !request_.response_nonce().empty()) {
       service_->metrics_->subscriber_acks->Increment();  // Outcomes alone are no ACK.
+      if (client_id_ != 0 && !request_.response_nonce().empty()) {
+        const std::string pool = PoolOfNonce();
+        if (!pool.empty()) service_->clients_->Ack(client_id_, pool, request_.version_info());
+      }
     }
     StartRead(&request_);
   }
@@ -68,11 +82,26 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
   void OnDone() override {
     if (watcher_id_ != 0) service_->store_->RemoveWatcher(watcher_id_);
+    if (client_id_ != 0) service_->clients_->Remove(client_id_);
     service_->metrics_->subscriber_streams->Decrement();
     delete this;
   }
 
  private:
+  static std::string UserAgentOf(const grpc::CallbackServerContext& context) {
+    auto it = context.client_metadata().find("user-agent");
+    if (it == context.client_metadata().end() || it->second.empty()) return "native";
+    return std::string(it->second.data(), it->second.size());
+  }
+
+  // The pool of the Assignment a reply answers: its nonce is the version sent ("" when it
+  // answers none this stream sent).
+  std::string PoolOfNonce() {
+    MutexLock lock(&mu_);
+    auto it = nonce_pools_.find(request_.response_nonce());
+    return it == nonce_pools_.end() ? "" : it->second;
+  }
+
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (in_flight_ || finished_) return;
     if (finish_requested_) {
@@ -88,6 +117,13 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
       auto sent = sent_versions_.find(snap->pool);
       if (sent != sent_versions_.end() && sent->second == sent_key) continue;
       sent_versions_[snap->pool] = sent_key;
+      if (client_id_ != 0) {
+        // Remembers the last nonce sent for each pool, so a reply can be matched to it.
+        auto& previous = last_nonce_of_pool_[snap->pool];
+        if (!previous.empty()) nonce_pools_.erase(previous);
+        previous = snap->assignment.nonce();
+        nonce_pools_[previous] = snap->pool;
+      }
       in_flight_ = snap;
       StartWrite(&snap->assignment);
       return;
@@ -118,6 +154,8 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
   DiscoveryServiceImpl* const service_;
   const std::string peer_;
+  const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
+  const std::string user_agent_;
   v1::SubscribeRequest request_;        // Owned by the single outstanding read.
   bool subscribed_ = false;             // Touched only from read callbacks.
   bool outcomes_error_logged_ = false;  // Likewise.
@@ -129,6 +167,8 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   std::set<std::string> pools_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> sent_versions_ ABSL_GUARDED_BY(mu_);  // Version, + " stale" if it was.
   std::shared_ptr<const Snapshot> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> nonce_pools_ ABSL_GUARDED_BY(mu_);         // Nonce -> pool.
+  std::map<std::string, std::string> last_nonce_of_pool_ ABSL_GUARDED_BY(mu_);  // Pool -> nonce.
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };

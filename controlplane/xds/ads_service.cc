@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -26,7 +27,13 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   using grpc::ServerBidiReactor<Request, Response>::StartWrite;
   using grpc::ServerBidiReactor<Request, Response>::Finish;
 
-  AdsStream(AdsService* service, grpc::CallbackServerContext* context) : service_(service), peer_(context->peer()) {
+  AdsStream(AdsService* service, grpc::CallbackServerContext* context)
+      : service_(service),
+        peer_(context->peer()),
+        client_id_(
+            service->clients_ == nullptr
+                ? 0
+                : service->clients_->Add(std::is_same_v<Protocol, SotwStream> ? "ads-sotw" : "ads-delta", peer_)) {
     service_->metrics_->xds_streams->Increment();
     StartRead(&request_);
   }
@@ -47,9 +54,14 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
         node_id_ = request_.node().id();
         kind_ = ClientKindOf(request_.node());
         user_agent_ = request_.node().user_agent_name();
+        if (!request_.node().user_agent_version().empty()) {
+          absl::StrAppend(&user_agent_, "/", request_.node().user_agent_version());
+        }
+        if (client_id_ != 0) service_->clients_->Identify(client_id_, node_id_, user_agent_);
       }
       const RequestKind what = state_.OnRequest(request_);
       Record(what);
+      UpdateRegistry(what);
       if (!first_message) PumpLocked();
     }
     if (first_message) {
@@ -77,11 +89,35 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
 
   void OnDone() override {
     if (watcher_id_ != 0) service_->store_->RemoveWatcher(watcher_id_);
+    if (client_id_ != 0) service_->clients_->Remove(client_id_);
     service_->metrics_->xds_streams->Decrement();
     delete this;
   }
 
  private:
+  // What `sbctl clients` shows: the types asked for, the last ACKed version of each, the
+  // last NACK.
+  void UpdateRegistry(RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (client_id_ == 0) return;
+    ClientRegistry& clients = *service_->clients_;
+    const std::string& type_url = request_.type_url();
+    switch (what) {
+      case RequestKind::kFirst:
+        clients.AddResource(client_id_, type_url);
+        break;
+      case RequestKind::kAck:
+        clients.AddResource(client_id_, type_url);
+        clients.Ack(client_id_, type_url, state_.AckedVersion(type_url));
+        break;
+      case RequestKind::kNack:
+        clients.Nack(client_id_, type_url, request_.error_detail().message());
+        break;
+      case RequestKind::kStale:
+      case RequestKind::kUnknownType:
+        break;
+    }
+  }
+
   void Record(RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     switch (what) {
       case RequestKind::kAck:
@@ -127,8 +163,9 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
 
   AdsService* const service_;
   const std::string peer_;
-  Request request_;     // Owned by the single outstanding read.
-  int watcher_id_ = 0;  // Set by the read callback before any write; read in OnDone.
+  const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
+  Request request_;           // Owned by the single outstanding read.
+  int watcher_id_ = 0;        // Set by the read callback before any write; read in OnDone.
 
   Mutex mu_;
   bool has_node_ ABSL_GUARDED_BY(mu_) = false;

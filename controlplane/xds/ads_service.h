@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
 #include "common/mutex.h"
+#include "controlplane/fleet/client_registry.h"
 #include "controlplane/history/history_store.h"
 #include "controlplane/metrics.h"
 #include "controlplane/snapshot/snapshot_store.h"
@@ -26,10 +27,16 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   // The running pool configuration (reloaded on SIGHUP); may return null.
   using ConfigSource = std::function<std::shared_ptr<const policy::FleetConfig>()>;
 
-  // `history` may be null (no NACK events recorded); `config` may be empty.
+  // `history` may be null (no NACK events recorded); `config` may be empty; `clients` may
+  // be null (streams are then not listed).
   AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
-             ConfigSource config = nullptr)
-      : store_(store), metrics_(metrics), history_(history), clock_(clock), config_(std::move(config)) {}
+             ConfigSource config = nullptr, ClientRegistry* clients = nullptr)
+      : store_(store),
+        metrics_(metrics),
+        history_(history),
+        clock_(clock),
+        config_(std::move(config)),
+        clients_(clients) {}
 
   grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
                           envoy::service::discovery::v3::DiscoveryResponse>*
@@ -60,6 +67,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   HistoryStore* const history_;
   const Clock* const clock_;
   const ConfigSource config_;
+  ClientRegistry* const clients_;
 
   Mutex mu_;
   CachedCatalog grpc_catalog_ ABSL_GUARDED_BY(mu_);

@@ -45,6 +45,7 @@ RequestKind DeltaStream::OnRequest(const envoy::service::discovery::v3::DeltaDis
   }
   if (request.response_nonce().empty()) return RequestKind::kFirst;
   if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
+  state.acked_version = state.last_version;
   return RequestKind::kAck;
 }
 
@@ -85,6 +86,7 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
   response.set_nonce(absl::StrCat(++nonce_counter_));
   state.client_has = std::move(now_has);
   state.last_nonce = response.nonce();
+  state.last_version = response.system_version_info();
   return response;
 }
 
@@ -96,6 +98,11 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
     if (response) return response;
   }
   return std::nullopt;
+}
+
+std::string DeltaStream::AckedVersion(const std::string& type_url) const {
+  auto it = types_.find(type_url);
+  return it == types_.end() ? "" : it->second.acked_version;
 }
 
 std::string DeltaStream::LastNack(const std::string& type_url) const {

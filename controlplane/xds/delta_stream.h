@@ -34,6 +34,9 @@ class DeltaStream {
 
   std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> NextResponse(const Catalog& catalog);
 
+  // The system_version_info of the last response of `type_url` the client ACKed ("" if
+  // none), and its last NACK.
+  std::string AckedVersion(const std::string& type_url) const;
   std::string LastNack(const std::string& type_url) const;
 
  private:
@@ -43,6 +46,8 @@ class DeltaStream {
     std::set<std::string> names;
     std::map<std::string, std::string> client_has;  // Name -> version.
     std::string last_nonce;
+    std::string last_version;  // system_version_info of the last response.
+    std::string acked_version;
     std::string last_nack;
   };
 

@@ -20,6 +20,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/integration/harness.h"
@@ -186,6 +187,100 @@ TEST_F(AdsProtocolTest, AckIsNotAnsweredAndNackDoesNotLoop) {
   DiscoveryResponse changed = Read();
   EXPECT_EQ(changed.type_url(), xds::kClusterLoadAssignmentType);
   EXPECT_NE(changed.version_info(), eds.version_info());
+}
+
+// `sbctl clients --json`, parsed; an empty response if sbctl failed or printed no JSON.
+v1::ListClientsResponse SbctlClients(const std::string& target) {
+  v1::ListClientsResponse out;
+  auto [code, text] = RunSbctl(target, "clients --json");
+  const size_t begin = text.find('{');
+  const size_t end = text.rfind('}');
+  if (code != 0 || begin == std::string::npos || end == std::string::npos) {
+    ADD_FAILURE() << "sbctl clients --json: exit " << code << ": " << text;
+    return out;
+  }
+  auto status = google::protobuf::util::JsonStringToMessage(text.substr(begin, end - begin + 1), &out);
+  EXPECT_TRUE(status.ok()) << status << ": " << text;
+  return out;
+}
+
+const v1::ConnectedClient* FindClient(const v1::ListClientsResponse& clients, const std::string& id) {
+  for (const auto& c : clients.clients()) {
+    if (c.client_id() == id) return &c;
+  }
+  return nullptr;
+}
+
+TEST_F(AdsProtocolTest, SbctlClientsShowsAcksNacksAndDisconnects) {
+  Send(xds::kClusterLoadAssignmentType, {"a"});
+  DiscoveryResponse eds = Read();
+  Ack(eds, {"a"});
+  DiscoveryResponse cds = Fence(xds::kClusterType, {"a"});
+  ASSERT_EQ(cds.type_url(), xds::kClusterType);
+  Send(xds::kClusterType, {"a"}, cds.nonce(), "", "cluster a rejected for the test");
+
+  // The native subscriber ACKs every assignment; the newest of pool a is the one to see.
+  v1::Assignment native_a;
+  ASSERT_TRUE(subscriber_->WaitFor(
+      "a", [](const v1::Assignment& x) { return !x.endpoints().empty(); }, Scaled(absl::Seconds(10)), &native_a));
+
+  v1::ListClientsResponse clients;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        clients = SbctlClients(cp_addr_);
+        const v1::ConnectedClient* ads = FindClient(clients, "hand-driven");
+        const v1::ConnectedClient* native = FindClient(clients, "integration-test");
+        return ads != nullptr && !ads->last_nack().empty() && native != nullptr &&
+               native->acked_versions().count("a") != 0 && native->acked_versions().at("a") == native_a.version();
+      },
+      Scaled(absl::Seconds(10)), absl::Milliseconds(100)))
+      << clients.DebugString();
+
+  const v1::ConnectedClient* ads = FindClient(clients, "hand-driven");
+  ASSERT_NE(ads, nullptr);
+  EXPECT_EQ(ads->protocol(), "ads-sotw");
+  EXPECT_EQ(ads->user_agent(), "test");
+  EXPECT_NE(ads->peer().find("127.0.0.1"), std::string::npos) << ads->peer();
+  ASSERT_EQ(ads->acked_versions().count(xds::kClusterLoadAssignmentType), 1u);
+  EXPECT_EQ(ads->acked_versions().at(xds::kClusterLoadAssignmentType), eds.version_info());
+  EXPECT_EQ(ads->acked_versions().count(xds::kClusterType), 0u);  // Only NACKed.
+  EXPECT_EQ(ads->last_nack_resource(), xds::kClusterType);
+  EXPECT_EQ(ads->last_nack(), "cluster a rejected for the test");
+  EXPECT_TRUE(ads->has_last_nack_time());
+  EXPECT_TRUE(ads->has_connected_since());
+  EXPECT_EQ(std::vector<std::string>(ads->resources().begin(), ads->resources().end()),
+            (std::vector<std::string>{xds::kClusterType, xds::kClusterLoadAssignmentType}));
+
+  const v1::ConnectedClient* native = FindClient(clients, "integration-test");
+  ASSERT_NE(native, nullptr);
+  EXPECT_EQ(native->protocol(), "native");
+  EXPECT_NE(native->user_agent().find("grpc-c++"), std::string::npos) << native->user_agent();
+  EXPECT_EQ(std::vector<std::string>(native->resources().begin(), native->resources().end()),
+            std::vector<std::string>{"*"});
+  EXPECT_TRUE(native->last_nack().empty());
+
+  // The table names both.
+  auto [code, table] = RunSbctl(cp_addr_, "clients");
+  EXPECT_EQ(code, 0) << table;
+  EXPECT_NE(table.find("hand-driven"), std::string::npos) << table;
+  EXPECT_NE(table.find("cluster a rejected for the test"), std::string::npos) << table;
+  EXPECT_NE(table.find("integration-test"), std::string::npos) << table;
+  EXPECT_NE(table.find(absl::StrCat("a=", native_a.version().substr(0, 12))), std::string::npos) << table;
+  EXPECT_NE(table.find(absl::StrCat("ClusterLoadAssignment=", eds.version_info().substr(0, 12))), std::string::npos)
+      << table;
+
+  // Disconnected clients disappear.
+  context_.TryCancel();
+  stream_->Finish();
+  stream_.reset();
+  subscriber_.reset();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        clients = SbctlClients(cp_addr_);
+        return FindClient(clients, "hand-driven") == nullptr && FindClient(clients, "integration-test") == nullptr;
+      },
+      Scaled(absl::Seconds(10)), absl::Milliseconds(100)))
+      << clients.DebugString();
 }
 
 TEST_F(AdsProtocolTest, StaleNonceIsIgnored) {

@@ -55,7 +55,9 @@ TEST(DeltaStreamTest, SubscribeSendsOnlyChangesAndAckIsQuiet) {
   ASSERT_TRUE(r1);
   EXPECT_EQ(Names(*r1), std::vector<std::string>{"a"});
   EXPECT_FALSE(r1->resources(0).version().empty());
+  EXPECT_EQ(s.AckedVersion(kClusterLoadAssignmentType), "");  // Sent, not yet ACKed.
   EXPECT_EQ(s.OnRequest(Request(kClusterLoadAssignmentType, {}, {}, r1->nonce())), RequestKind::kAck);
+  EXPECT_EQ(s.AckedVersion(kClusterLoadAssignmentType), r1->system_version_info());
   EXPECT_FALSE(s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}})));
   // Subscribing to b sends b alone.
   s.OnRequest(Request(kClusterLoadAssignmentType, {"b"}, {}, r1->nonce()));
