@@ -19,14 +19,39 @@ namespace {
 
 using ServerState = SimServerState;
 
+// A sequence running on a batched server: tokens still to do (fractional: the batched
+// model is a fluid one, with rates that change only when the batch does).
+struct Sequence {
+  int request = 0;
+  double prompt_left = 0;  // > 0: in prefill; its first token comes when this reaches 0.
+  double decode_left = 0;  // Tokens after the first.
+  double prompt_rate = 0;  // Prompt tokens/s it gets in the current batch.
+};
+
 struct Server {
-  const ServerType* type;
+  const ServerType* type = nullptr;
   ServerState state = ServerState::kReady;
   int busy = 0;
   std::deque<int> queue;  // Request indices, FIFO.
   double created_s = 0, removed_s = -1;
   uint64_t completed = 0;  // Finished requests: the counter its agent reports.
+  // Batched model: the running sequences in admission order (prompts are chunked first
+  // come, first served), the rates set at `updated_s`, and the epoch that invalidates an
+  // older kBatchStep event for this server.
+  std::vector<Sequence> running;
+  double updated_s = 0;
+  double decode_rate = 0;  // Tokens/s of each decoding sequence.
+  uint64_t epoch = 0;
 };
+
+Server NewServer(const ServerType* type, ServerState state, double created_s) {
+  Server srv;
+  srv.type = type;
+  srv.state = state;
+  srv.created_s = created_s;
+  srv.updated_s = created_s;
+  return srv;
+}
 
 // What the control plane last knew of a server (reported every interval).
 struct ServerView {
@@ -46,7 +71,7 @@ struct View {
   std::vector<uint32_t> weights;  // Switchboard's weights for this view.
 };
 
-enum class EventType { kArrival, kCompletion, kReport, kViewArrives, kAutoscale, kServerReady };
+enum class EventType { kArrival, kCompletion, kReport, kViewArrives, kAutoscale, kServerReady, kBatchStep };
 
 struct Event {
   double t;
@@ -90,7 +115,7 @@ class FleetSim {
         memory_(policy::SeasonalForecast(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24,
                                          ExtrapolationWindow(s))) {
     for (const ServerType& t : s.servers) {
-      for (int i = 0; i < t.count; ++i) servers_.push_back({&t, ServerState::kReady, 0, {}, 0, -1, 0});
+      for (int i = 0; i < t.count; ++i) servers_.push_back(NewServer(&t, ServerState::kReady, 0));
     }
     proxy_view_.assign(s.proxies, MakeView());
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
@@ -113,7 +138,8 @@ class FleetSim {
       Event e = events_.top();
       events_.pop();
       now_ = e.t;
-      if (now_ > s_.duration_s && e.type != EventType::kCompletion) continue;  // Drain in-flight work only.
+      // After the end, only in-flight work drains.
+      if (now_ > s_.duration_s && e.type != EventType::kCompletion && e.type != EventType::kBatchStep) continue;
       switch (e.type) {
         case EventType::kArrival:
           Arrive(e.a);
@@ -133,6 +159,9 @@ class FleetSim {
           break;
         case EventType::kServerReady:
           if (servers_[e.a].state == ServerState::kLoading) servers_[e.a].state = ServerState::kReady;
+          break;
+        case EventType::kBatchStep:
+          if (servers_[e.a].epoch == static_cast<uint64_t>(e.b)) BatchStep(e.a);
           break;
       }
     }
@@ -355,6 +384,14 @@ class FleetSim {
     Server& srv = servers_[server];
     ++srv.busy;
     const SimRequest& q = w_[r];
+    if (s_.server_model == ServerModel::kBatched) {
+      Advance(srv);
+      // At least one prompt token: the step that processes it gives the first token.
+      srv.running.push_back(
+          {r, std::max(1.0, static_cast<double>(q.prompt_tokens)), std::max(0.0, q.output_tokens - 1.0)});
+      Reschedule(server);
+      return;
+    }
     const double prefill = q.prompt_tokens / srv.type->prefill_tps;
     const double per_token = 1.0 / srv.type->decode_tps;
     ttft_[r] = now_ + prefill + per_token - q.arrival_s;
@@ -377,6 +414,85 @@ class FleetSim {
       srv.state = ServerState::kGone;
       srv.removed_s = now_;
     }
+  }
+
+  // Batched model. Brings the running sequences' progress up to now at the rates set at
+  // the last change.
+  void Advance(Server& srv) {
+    const double dt = now_ - srv.updated_s;
+    srv.updated_s = now_;
+    if (dt <= 0) return;
+    for (Sequence& q : srv.running) {
+      if (q.prompt_left > 0) {
+        q.prompt_left -= dt * q.prompt_rate;
+      } else {
+        q.decode_left -= dt * srv.decode_rate;
+      }
+    }
+  }
+
+  // Batched model: the rates of the current batch, and an event when the next sequence
+  // ends its prompt or its output. A step decodes one token of every decoding sequence
+  // and fills the rest of the budget with prompt tokens, first come, first served: the
+  // prompts that fit whole end with the step; a longer one advances by what is left of
+  // the budget per step.
+  void Reschedule(int server) {
+    Server& srv = servers_[server];
+    const ServerType& t = *srv.type;
+    ++srv.epoch;
+    int decoding = 0;
+    double prompt_waiting = 0;
+    for (const Sequence& q : srv.running) {
+      if (q.prompt_left > 0) {
+        prompt_waiting += q.prompt_left;
+      } else {
+        ++decoding;
+      }
+    }
+    const double chunk = std::min(prompt_waiting, std::max(1.0, static_cast<double>(t.step_token_budget - decoding)));
+    const double decode_s = decoding > 0 ? (1 + t.decode_slowdown * (decoding - 1)) / t.decode_tps : 0;
+    const double step_s = decode_s + chunk / t.prefill_tps;
+    srv.decode_rate = decoding > 0 ? 1 / step_s : 0;
+    double next = 1e300;
+    double budget_left = chunk;
+    for (Sequence& q : srv.running) {
+      if (q.prompt_left > 0) {
+        const double share = std::min(q.prompt_left, budget_left);
+        budget_left -= share;
+        q.prompt_rate = share / step_s;
+        if (share > 0) next = std::min(next, q.prompt_left / q.prompt_rate);
+      } else {
+        next = std::min(next, q.decode_left / srv.decode_rate);
+      }
+    }
+    if (next < 1e300) Push(now_ + std::max(0.0, next), EventType::kBatchStep, server, static_cast<int>(srv.epoch));
+  }
+
+  // Batched model: the event Reschedule asked for. Prompts that ended give their first
+  // token; outputs that ended complete, and queued requests take their slots.
+  void BatchStep(int server) {
+    constexpr double kDone = 1e-6;  // Tokens: what is left after rounding.
+    Server& srv = servers_[server];
+    Advance(srv);
+    std::vector<int> finished;
+    for (size_t i = 0; i < srv.running.size();) {
+      Sequence& q = srv.running[i];
+      if (q.prompt_left <= kDone && ttft_[q.request] < 0) {  // Rounding may overshoot below 0.
+        q.prompt_left = 0;
+        ttft_[q.request] = now_ - w_[q.request].arrival_s;
+      }
+      if (q.prompt_left <= 0 && q.decode_left <= kDone) {
+        e2e_[q.request] = now_ - w_[q.request].arrival_s;
+        finished.push_back(q.request);
+        srv.running.erase(srv.running.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    // Complete() admits queued requests through Start(), which reschedules; reschedule
+    // here too for the case where nothing finished or nothing was queued.
+    for (int r : finished) Complete(r, server);
+    Reschedule(server);
   }
 
   // What the servers' agents would report: every server that exists, with its counters.
@@ -422,7 +538,7 @@ class FleetSim {
     }
     last_desired_ = desired;
     for (int i = current; i < desired; ++i) {
-      servers_.push_back({scale_type_, ServerState::kLoading, 0, {}, now_, -1, 0});
+      servers_.push_back(NewServer(scale_type_, ServerState::kLoading, now_));
       for (auto& o : outstanding_) o.push_back(0);
       for (auto& o : since_view_) o.emplace_back();
       Push(now_ + scale_type_->cold_start_s, EventType::kServerReady, static_cast<int>(servers_.size()) - 1);

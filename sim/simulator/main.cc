@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
   CLI::App app{"switchboard-sim: compare routing and autoscaling policies on a simulated LLM fleet."};
   app.add_option("--scenario", scenario_path, "scenario YAML (see sim/scenarios/README.md)")->required();
   app.add_option("--seed", seed, "random seed (default: the scenario's)");
+  std::string server_model;
+  app.add_option("--server-model", server_model,
+                 "ideal or batched: override the scenario's server_model (see sim/scenarios/README.md)");
   app.add_flag("--json", json, "print {\"routing\": [...], \"autoscaling\": [...]} instead of tables");
   app.add_option("--svg", svg,
                  "also write charts: PREFIX-routing.svg (p99 TTFT), and for autoscaling scenarios "
@@ -166,6 +169,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<Scenario> scenario = LoadScenario(scenario_path);
   if (!scenario.ok()) {
     std::cerr << "switchboard-sim: " << scenario.status().message() << "\n";
+    return 2;
+  }
+  if (!server_model.empty() && !ParseServerModel(server_model, &scenario->server_model)) {
+    std::cerr << "switchboard-sim: --server-model must be ideal or batched\n";
     return 2;
   }
   if (app.count("--seed") == 0) seed = scenario->seed;
@@ -225,15 +232,20 @@ int main(int argc, char** argv) {
     return list;
   };
   if (json) {
-    nlohmann::json out = {{"scenario", scenario->name},     {"seed", seed},
-                          {"requests", workload->size()},   {"simulated_seconds", scenario->duration_s},
-                          {"wall_seconds", elapsed},        {"routing", to_json(routing)},
+    nlohmann::json out = {{"scenario", scenario->name},
+                          {"seed", seed},
+                          {"server_model", ServerModelName(scenario->server_model)},
+                          {"requests", workload->size()},
+                          {"simulated_seconds", scenario->duration_s},
+                          {"wall_seconds", elapsed},
+                          {"routing", to_json(routing)},
                           {"autoscaling", to_json(scaling)}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::cout << absl::StrFormat("%s: %d requests over %.0f s simulated (seed %d), %.2f s wall\n\n", scenario->name,
-                               workload->size(), scenario->duration_s, seed, elapsed);
+  std::cout << absl::StrFormat("%s: %d requests over %.0f s simulated (seed %d, %s servers), %.2f s wall\n\n",
+                               scenario->name, workload->size(), scenario->duration_s, seed,
+                               ServerModelName(scenario->server_model), elapsed);
   auto table = [](const std::vector<PolicyResult>& rs) {
     switchboard::Table t({"POLICY", "TTFT P50", "P95", "P99", "E2E P99", "REQ/S", "SLO-VIOL MIN", "GPU-H", "SCALINGS",
                           "REVERSALS", "QUICK"});

@@ -30,11 +30,45 @@ absl::Status Get(const YAML::Node& parent, const char* key, const std::string& n
 
 }  // namespace
 
+bool BatchedDefaults(const std::string& engine, double* decode_slowdown, int* step_token_budget) {
+  // Sources and the arithmetic: sim/scenarios/README.md ("The batched server model").
+  if (engine == "vllm") {
+    *decode_slowdown = 0.03;    // Llama-3.1-8B on an A100: 75 tok/s alone, 6.6x that with 8.
+    *step_token_budget = 2048;  // max_num_batched_tokens of the OpenAI server below 70 GiB and on A100.
+    return true;
+  }
+  if (engine == "llama.cpp") {
+    *decode_slowdown = 0.116;   // batched-bench, LLaMA 7B F16: 41.6 tok/s alone, 15.1 each with 16.
+    *step_token_budget = 2048;  // llama-server's logical batch (-b), shared by decode and prompt tokens.
+    return true;
+  }
+  return false;
+}
+
+const char* ServerModelName(ServerModel m) { return m == ServerModel::kBatched ? "batched" : "ideal"; }
+
+bool ParseServerModel(const std::string& name, ServerModel* out) {
+  if (name == "ideal") {
+    *out = ServerModel::kIdeal;
+  } else if (name == "batched") {
+    *out = ServerModel::kBatched;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+double ServerCapacityRps(const ServerType& t, ServerModel model, double prompt_tokens, double output_tokens) {
+  if (model == ServerModel::kIdeal) return t.slots / (prompt_tokens / t.prefill_tps + output_tokens / t.decode_tps);
+  // Full batch: a decode step serves every slot at once, the prompt is the server's alone.
+  const double step_s = (1 + t.decode_slowdown * (t.slots - 1)) / t.decode_tps;
+  return 1 / (prompt_tokens / t.prefill_tps + output_tokens * step_s / t.slots);
+}
+
 double FleetCapacityRps(const Scenario& s) {
   double rps = 0;
   for (const ServerType& t : s.servers) {
-    const double service_s = s.prompt_tokens_mean / t.prefill_tps + s.output_tokens_mean / t.decode_tps;
-    rps += t.count * t.slots / service_s;
+    rps += t.count * ServerCapacityRps(t, s.server_model, s.prompt_tokens_mean, s.output_tokens_mean);
   }
   return rps;
 }
@@ -45,14 +79,17 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
-    static const std::set<std::string> known = {"name",         "servers",    "proxies",    "report_interval_s",
-                                                "push_delay_s", "duration_s", "warmup_s",   "seed",
-                                                "traffic",      "slo_ttft_s", "autoscaling"};
+    static const std::set<std::string> known = {"name",         "servers",    "proxies",     "report_interval_s",
+                                                "push_delay_s", "duration_s", "warmup_s",    "seed",
+                                                "traffic",      "slo_ttft_s", "autoscaling", "server_model"};
     for (const auto& kv : root) {
       if (!known.count(kv.first.as<std::string>()))
         return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
     }
     if (root["name"]) s.name = root["name"].as<std::string>();
+    if (root["server_model"] && !ParseServerModel(root["server_model"].as<std::string>(), &s.server_model)) {
+      return Bad(root["server_model"], name, "server_model", "must be ideal or batched");
+    }
     if (!root["servers"] || !root["servers"].IsSequence() || root["servers"].size() == 0) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": servers: a non-empty list is required"));
     }
@@ -60,12 +97,23 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
       ServerType t;
       if (!n["name"]) return Bad(n, name, "servers[].name", "is required");
       t.name = n["name"].as<std::string>();
+      if (n["engine"]) t.engine = n["engine"].as<std::string>();
+      if (!BatchedDefaults(t.engine, &t.decode_slowdown, &t.step_token_budget)) {
+        return Bad(n["engine"], name, "servers[].engine", "must be vllm or llama.cpp");
+      }
       for (absl::Status st :
            {Get<int>(n, "count", name, 0, 10000, &t.count), Get<int>(n, "slots", name, 1, 4096, &t.slots),
             Get<double>(n, "decode_tps", name, 0.1, 1e6, &t.decode_tps),
             Get<double>(n, "prefill_tps", name, 1, 1e9, &t.prefill_tps),
-            Get<double>(n, "cold_start_s", name, 0, 86400, &t.cold_start_s)}) {
+            Get<double>(n, "cold_start_s", name, 0, 86400, &t.cold_start_s),
+            Get<double>(n, "decode_slowdown", name, 0.0, 10.0, &t.decode_slowdown),
+            Get<int>(n, "step_token_budget", name, 1, 1 << 20, &t.step_token_budget)}) {
         if (!st.ok()) return st;
+      }
+      if (t.step_token_budget <= t.slots) {
+        // Every step decodes one token of each running sequence first: a budget no larger
+        // than the slots would leave no room for any prompt.
+        return Bad(n, name, "servers[].step_token_budget", "must exceed slots");
       }
       s.servers.push_back(t);
     }

@@ -10,17 +10,37 @@
 
 namespace switchboard::sim {
 
+// How a server shares its GPU among the sequences it runs.
+enum class ServerModel {
+  // Every slot decodes at decode_tps and prefills at prefill_tps whatever the others do.
+  kIdeal,
+  // Continuous batching as vLLM and llama.cpp's server do it: every step decodes one token
+  // of each running sequence and spends the rest of a token budget on prompt chunks (first
+  // come, first served). A step of B decoding sequences takes (1 + decode_slowdown x (B -
+  // 1)) / decode_tps, plus its prompt tokens / prefill_tps; the first token comes with the
+  // step that ends the prompt. Defaults per engine: sim/scenarios/README.md, with sources.
+  kBatched,
+};
+
+// The batched model's parameters for an engine ("vllm" or "llama.cpp"); false if unknown.
+bool BatchedDefaults(const std::string& engine, double* decode_slowdown, int* step_token_budget);
+
 struct ServerType {
   std::string name;
   int count = 1;  // Replicas at the start.
   int slots = 4;
-  double decode_tps = 30;     // Tokens/s of one sequence.
-  double prefill_tps = 3000;  // Prompt tokens/s.
+  double decode_tps = 30;     // Tokens/s of one sequence (batched: of one sequence alone).
+  double prefill_tps = 3000;  // Prompt tokens/s (ideal: of each slot; batched: of the server).
   double cold_start_s = 120;  // A new replica's load time (autoscaling).
+  // Batched model only (ignored by the ideal one); defaults from `engine`.
+  std::string engine = "vllm";
+  double decode_slowdown = 0.03;  // Share of a one-sequence decode step each further sequence adds.
+  int step_token_budget = 2048;   // Tokens per step, decode and prompt chunks together.
 };
 
 struct Scenario {
   std::string name;
+  ServerModel server_model = ServerModel::kIdeal;
   std::vector<ServerType> servers;
   int proxies = 4;
   double report_interval_s = 1;
@@ -50,9 +70,17 @@ struct Scenario {
 absl::StatusOr<Scenario> LoadScenario(const std::string& path);
 absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::string& name);
 
-// Mean requests/s the scenario's initial fleet can serve (slots x decode speed over the
-// mean request time).
+// Mean requests/s the scenario's initial fleet can serve with every slot busy, under its
+// server model (ideal: slots over the mean request's time in a slot; batched: one request
+// costs its prompt's prefill plus its share of full-batch decode steps).
 double FleetCapacityRps(const Scenario& s);
+
+// Mean requests/s one server of type `t` serves with every slot busy, under `model`.
+double ServerCapacityRps(const ServerType& t, ServerModel model, double prompt_tokens, double output_tokens);
+
+const char* ServerModelName(ServerModel m);
+// "ideal" or "batched"; false if neither.
+bool ParseServerModel(const std::string& name, ServerModel* out);
 
 }  // namespace switchboard::sim
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -210,6 +211,96 @@ autoscaling: {min_replicas: 1, max_replicas: 24, interval_s: 15}
   RecordProperty("switchboard_quick_reversals", sb_quick);
   EXPECT_LT(sb_quick, hpa_quick);
   EXPECT_LE(sb_reversals, hpa_reversals);
+}
+
+// One server, one proxy; the requests arrive when given, all measured.
+Scenario OneBatchedServer(int slots, double decode_slowdown) {
+  return ParseScenario(absl::StrCat(R"(
+server_model: batched
+servers: [{name: g, count: 1, slots: )",
+                                    slots, R"(, decode_tps: 50, prefill_tps: 5000, decode_slowdown: )", decode_slowdown,
+                                    R"(, step_token_budget: 1000}]
+proxies: 1
+duration_s: 100
+warmup_s: 0
+)"),
+                       "batched.yaml")
+      .value();
+}
+
+TEST(BatchedServerTest, DecodeSlowsAsTheBatchGrows) {
+  // 101 output tokens: the first comes with the prompt (instant here), then 100 decode
+  // steps of (1 + 0.1 x (B - 1)) / 50 s.
+  for (int batch : {1, 4, 8}) {
+    Scenario s = OneBatchedServer(8, 0.1);
+    s.servers[0].prefill_tps = 1e9;
+    std::vector<SimRequest> w(batch, SimRequest{1.0, 100, 101});
+    PolicyResult r = Simulate(s, w, Routing::kRoundRobin, Scaling::kNone, 1);
+    ASSERT_EQ(r.completed, batch);
+    EXPECT_NEAR(r.e2e_p99_s, 100 * (1 + 0.1 * (batch - 1)) / 50, 1e-5) << "batch " << batch;
+    EXPECT_NEAR(r.ttft_p99_s, 0, 1e-5) << "batch " << batch;
+  }
+  // Eight 100-token prompts fit in one step's budget of 1000: every first token comes
+  // after that step, 800 / 5000 s.
+  Scenario s = OneBatchedServer(8, 0.1);
+  PolicyResult r =
+      Simulate(s, std::vector<SimRequest>(8, SimRequest{1.0, 100, 101}), Routing::kRoundRobin, Scaling::kNone, 1);
+  EXPECT_NEAR(r.ttft_p50_s, 800 / 5000.0, 1e-6);
+  EXPECT_NEAR(r.ttft_p99_s, 800 / 5000.0, 1e-6);
+  // The ideal model: every slot at full speed whatever the others do.
+  Scenario ideal = OneBatchedServer(8, 0.1);
+  ideal.server_model = ServerModel::kIdeal;
+  r = Simulate(ideal, std::vector<SimRequest>(8, SimRequest{1.0, 100, 101}), Routing::kRoundRobin, Scaling::kNone, 1);
+  EXPECT_NEAR(r.e2e_p99_s, 100 / 5000.0 + 101 / 50.0, 1e-6);
+}
+
+TEST(BatchedServerTest, ALongPromptDelaysTheOthersDecode) {
+  // A request decoding alone, then a 20,000-token prompt: its 20 chunks of 999 prompt
+  // tokens (the budget less the one decode token) each add 0.1998 s to a decode step.
+  Scenario s = OneBatchedServer(4, 0.1);
+  const std::vector<SimRequest> alone = {{1.0, 10, 201}};
+  std::vector<SimRequest> with_long = alone;
+  with_long.push_back({2.0, 20000, 2});
+  PolicyResult a = Simulate(s, alone, Routing::kRoundRobin, Scaling::kNone, 1);
+  PolicyResult b = Simulate(s, with_long, Routing::kRoundRobin, Scaling::kNone, 1);
+  ASSERT_EQ(b.completed, 2);
+  EXPECT_NEAR(a.e2e_p99_s, 10 / 5000.0 + 200 / 50.0, 1e-6);
+  // The long prompt, prefilled while the first decodes, takes 20000 / 999 steps of
+  // 0.02 + 0.1998 s; the first request loses that prompt's whole compute time, 4 s.
+  const double steps = 20000 / 999.0, step_s = 1 / 50.0 + 999 / 5000.0;
+  EXPECT_NEAR(b.ttft_p99_s, steps * step_s, 0.05);
+  // The slowest end-to-end is the first request: its 200 decode tokens (4 s) plus the
+  // long prompt's compute (20000 / 5000 = 4 s) plus one step shared with the other's
+  // last token.
+  EXPECT_NEAR(b.e2e_p99_s, 10 / 5000.0 + 4 + 4, 0.01);
+}
+
+TEST(BatchedServerTest, CapacityAndEngineDefaults) {
+  Scenario s = OneBatchedServer(8, 0.1);
+  // A full batch: 8 sequences share each decode step of 1.7 / 50 s; a prompt is the server's alone.
+  const double per_request_s = 1000 / 5000.0 + 130 * (1.7 / 50) / 8;
+  EXPECT_NEAR(FleetCapacityRps(s), 1 / per_request_s, 1e-9);
+  s.server_model = ServerModel::kIdeal;
+  EXPECT_NEAR(FleetCapacityRps(s), 8 / (1000 / 5000.0 + 130 / 50.0), 1e-9);
+
+  Scenario engines = ParseScenario(R"(
+servers:
+  - {name: a, engine: llama.cpp}
+  - {name: b}
+  - {name: c, engine: llama.cpp, decode_slowdown: 0.5}
+)",
+                                   "e.yaml")
+                         .value();
+  EXPECT_EQ(engines.server_model, ServerModel::kIdeal) << "the old model stays the default";
+  EXPECT_DOUBLE_EQ(engines.servers[0].decode_slowdown, 0.116);
+  EXPECT_EQ(engines.servers[0].step_token_budget, 2048);
+  EXPECT_DOUBLE_EQ(engines.servers[1].decode_slowdown, 0.03);
+  EXPECT_DOUBLE_EQ(engines.servers[2].decode_slowdown, 0.5);
+  auto error = [](const std::string& yaml) { return std::string(ParseScenario(yaml, "s.yaml").status().message()); };
+  EXPECT_THAT(error("server_model: fluid\nservers: [{name: a}]\n"), ::testing::HasSubstr("server_model"));
+  EXPECT_THAT(error("servers: [{name: a, engine: tgi}]\n"), ::testing::HasSubstr("servers[].engine"));
+  EXPECT_THAT(error("servers: [{name: a, slots: 64, step_token_budget: 64}]\n"),
+              ::testing::HasSubstr("step_token_budget"));
 }
 
 TEST(ScenarioTest, ErrorsNameTheField) {
