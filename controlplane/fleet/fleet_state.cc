@@ -65,6 +65,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
       node.latest[ep.address()] = ep;
       if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
       if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
+      if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
     }
   }
   NotifyChange();
@@ -198,6 +199,7 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
       if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
         v.prefill_tokens_per_second = p->second;
       }
+      if (auto e = node.e2e_p50.find(info.address()); e != node.e2e_p50.end()) v.e2e_p50_seconds = e->second;
       out.push_back(std::move(v));
     }
   }

@@ -37,6 +37,7 @@ struct EndpointView {
   double tokens_per_second = 0;
   double slot_tokens_per_second = 0;     // Last non-zero measurement (kept while idle).
   double prefill_tokens_per_second = 0;  // Likewise.
+  double e2e_p50_seconds = 0;            // Likewise: how long a request holds a slot.
   double capacity_hint = 0;
   double ttft_p95_seconds = 0;
   uint64_t requests_total = 0;
@@ -139,6 +140,7 @@ class FleetState {
     std::map<std::string, v1::EndpointReport> latest;  // By address.
     std::map<std::string, double> slot_tps;            // Last non-zero per address.
     std::map<std::string, double> prefill_tps;         // Last non-zero per address.
+    std::map<std::string, double> e2e_p50;             // Last non-zero per address.
     std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
     struct GatewayCounts {
       uint64_t requests = 0, errors = 0;

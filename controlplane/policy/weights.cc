@@ -22,18 +22,36 @@ const char* CapacitySourceName(CapacitySource source) {
 
 namespace {
 
+// The share of an endpoint's reported free slots and queue that still holds when proxies
+// use its weight (WeightConfig::view_age).
+double ReportKept(const WeightInput& in, const WeightConfig& config) {
+  if (in.slot_seconds_per_request <= 0 || config.view_age <= absl::ZeroDuration()) return 1;
+  return std::exp(-absl::ToDoubleSeconds(config.view_age) / in.slot_seconds_per_request);
+}
+
 // The arithmetic of the pool's rule for one routable endpoint, before hysteresis and cap.
 std::string DescribeRule(const WeightInput& in, const WeightResult& r, uint32_t weight, CapacitySource source,
-                         double max_raw, const WeightConfig& config) {
+                         double max_raw, double pool_free_share, const WeightConfig& config) {
   const uint32_t slots = std::max<uint32_t>(in.slots_total, 1);
   const uint32_t free_slots = in.slots_total - std::min(in.slots_busy, in.slots_total);
   switch (config.rule) {
-    case WeightRule::kWeighted:
+    case WeightRule::kWeighted: {
+      const double kept = r.report_kept;
+      std::string aged;
+      if (kept < 1) {
+        aged = absl::StrFormat(
+            " (%.0f%% of the reported %d free and %d queued, exp(-%.3gs view age / %.3gs a request holds a slot); the "
+            "rest at the pool's %.0f%% free)",
+            100 * kept, free_slots, in.queue_depth, absl::ToDoubleSeconds(config.view_age), in.slot_seconds_per_request,
+            100 * pool_free_share);
+      }
       return absl::StrFormat(
-          "weight %d: weighted: capacity %.4g (%s) x max(free slots %d, %.2f x %d slots) / (1 + queue %d / that "
-          "floor) = %.4g; x %d / pool max %.4g",
-          weight, r.capacity, CapacitySourceName(source), free_slots, config.busy_floor_share, slots, in.queue_depth,
-          r.raw, kMaxWeight, max_raw);
+          "weight %d: weighted: capacity %.4g (%s) x max(free slots %.3g, %.2f x %d slots) / (1 + queue %.3g / that "
+          "floor)%s = %.4g; x %d / pool max %.4g",
+          weight, r.capacity, CapacitySourceName(source),
+          kept * free_slots + (1 - kept) * pool_free_share * in.slots_total, config.busy_floor_share, slots,
+          kept * in.queue_depth, aged, r.raw, kMaxWeight, max_raw);
+    }
     case WeightRule::kRoundRobin:
       return absl::StrFormat("weight %d: round robin: every routable endpoint the same", weight);
     case WeightRule::kLeastRequest:
@@ -70,6 +88,15 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     out.capacity_source = CapacitySource::kHint;
   }
 
+  // The pool's share of free slots: what a slot's state regresses to as its report ages.
+  double pool_slots = 0, pool_free = 0;
+  for (const WeightInput& in : inputs) {
+    if (!in.routable) continue;
+    pool_slots += in.slots_total;
+    pool_free += in.slots_total - std::min(in.slots_busy, in.slots_total);
+  }
+  const double pool_free_share = pool_slots > 0 ? pool_free / pool_slots : 0;
+
   double max_raw = 0;  // With the slot-based rule and every slot busy, all raw are 0.
   for (size_t i = 0; i < inputs.size(); ++i) {
     const WeightInput& in = inputs[i];
@@ -78,9 +105,13 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     if (out.capacity_source == CapacitySource::kMeasured) capacity = in.slot_tokens_per_second;
     if (out.capacity_source == CapacitySource::kHint) capacity = in.capacity_hint;
     const double slots = std::max<uint32_t>(in.slots_total, 1);
-    const double free_slots = in.slots_total >= in.slots_busy ? in.slots_total - in.slots_busy : 0;
+    const double reported_free = in.slots_total >= in.slots_busy ? in.slots_total - in.slots_busy : 0;
+    const double kept = ReportKept(in, config);
+    const double free_slots = kept * reported_free + (1 - kept) * pool_free_share * in.slots_total;
+    const double queue = kept * in.queue_depth;
+    out.endpoints[i].report_kept = kept;
     const double credit = std::max(free_slots, config.busy_floor_share * slots);
-    double raw = capacity * credit / (1.0 + in.queue_depth / (config.busy_floor_share * slots));
+    double raw = capacity * credit / (1.0 + queue / (config.busy_floor_share * slots));
     switch (config.rule) {
       case WeightRule::kWeighted:
         break;
@@ -114,7 +145,7 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
       double scaled = std::round(kMaxWeight * r.raw / max_raw);
       if (config.rule == WeightRule::kSlotBased) scaled = r.raw == max_raw ? kMaxWeight : 1;
       w = static_cast<uint32_t>(std::clamp(scaled, 1.0, static_cast<double>(kMaxWeight)));
-      r.reason = DescribeRule(in, r, w, out.capacity_source, max_raw, config);
+      r.reason = DescribeRule(in, r, w, out.capacity_source, max_raw, pool_free_share, config);
     }
     if (in.previous_weight > 0 && config.rule == WeightRule::kWeighted) {
       const double band = std::max(1.0, config.hysteresis * in.previous_weight);

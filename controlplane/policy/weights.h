@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace switchboard::controlplane::policy {
 
 inline constexpr uint32_t kMaxWeight = 128;
@@ -38,6 +40,17 @@ struct WeightConfig {
   // A new weight replaces the previous one only when it differs by more than this share
   // of the previous weight (and by more than 1): small changes make no new version.
   double hysteresis = 0.10;
+  // How old the state behind a weight is, in effect, while proxies use it. Busy and free
+  // slots seen that long ago say little about a server whose requests hold a slot for
+  // less: by then most have finished and others started. So each endpoint's free slots
+  // and queue count for exp(-view_age / its slot time) of their reported value, and the
+  // rest is the pool's average (its share of the pool's free slots). Zero: the reports
+  // count in full.
+  // The default is twice the agents' default report interval (1 s): the proxies all act on
+  // the same view, so it ages for them as if older than it is; in the simulator (seeds
+  // 1-8, docs/policy-evaluation.md) 2 s served bursty and prompt-heavy traffic best of
+  // 0.6-4 s.
+  absl::Duration view_age = absl::Seconds(2);
 };
 
 struct WeightInput {
@@ -46,18 +59,22 @@ struct WeightInput {
   uint32_t slots_busy = 0;
   uint32_t queue_depth = 0;
   double slot_tokens_per_second = 0;  // 0 = not measured.
-  double capacity_hint = 0;           // 0 = none.
-  uint32_t previous_weight = 0;       // 0 = none (new, or excluded before).
-  uint32_t weight_cap = 0;            // 0 = none; a HALF_OPEN circuit's trial weight.
+  // How long a request holds a slot, on average (measured end-to-end latency); 0 = not
+  // measured, and then the reported slots count in full.
+  double slot_seconds_per_request = 0;
+  double capacity_hint = 0;      // 0 = none.
+  uint32_t previous_weight = 0;  // 0 = none (new, or excluded before).
+  uint32_t weight_cap = 0;       // 0 = none; a HALF_OPEN circuit's trial weight.
 };
 
 enum class CapacitySource { kMeasured, kHint, kEqual };
 
 struct WeightResult {
-  uint32_t weight = 0;  // 0 = excluded, else 1..kMaxWeight.
-  double raw = 0;       // Before normalization (for explain).
-  double capacity = 0;  // Capacity per slot used.
-  std::string reason;   // The arithmetic of this rule, with the numbers, for explain.
+  uint32_t weight = 0;     // 0 = excluded, else 1..kMaxWeight.
+  double raw = 0;          // Before normalization (for explain).
+  double capacity = 0;     // Capacity per slot used.
+  double report_kept = 1;  // Share of the reported free slots and queue counted (view_age).
+  std::string reason;      // The arithmetic of this rule, with the numbers, for explain.
 };
 
 struct PoolWeights {

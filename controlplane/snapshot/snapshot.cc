@@ -103,6 +103,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     wi.slots_busy = ep.slots_busy;
     wi.queue_depth = ep.queue_depth;
     wi.slot_tokens_per_second = ep.slot_tokens_per_second;
+    wi.slot_seconds_per_request = ep.e2e_p50_seconds;
     wi.capacity_hint = ep.capacity_hint;
     auto prev = previous_weights.find({ep.node_id, ep.address});
     wi.previous_weight = prev == previous_weights.end() ? 0 : prev->second;

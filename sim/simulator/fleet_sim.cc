@@ -171,9 +171,16 @@ class FleetSim {
  private:
   void Push(double t, EventType type, int a = 0, int b = 0) { events_.push({t, seq_++, type, a, b}); }
 
-  // A request's time in a slot of the type scale-ups add.
+  // A request's time in a slot of the type scale-ups add. Batched: at full batch (Little's
+  // law on ServerCapacityRps), its prompt holds the whole server and each decode step
+  // serves every slot.
   double ServiceSeconds(const SimRequest& r) const {
-    return r.prompt_tokens / scale_type_->prefill_tps + r.output_tokens / scale_type_->decode_tps;
+    const ServerType& t = *scale_type_;
+    if (s_.server_model == ServerModel::kBatched) {
+      return t.slots * r.prompt_tokens / t.prefill_tps +
+             r.output_tokens * (1 + t.decode_slowdown * (t.slots - 1)) / t.decode_tps;
+    }
+    return r.prompt_tokens / t.prefill_tps + r.output_tokens / t.decode_tps;
   }
 
   // Slot-seconds of the requests arriving in [from_s, to_s) (the workload is in arrival order).
@@ -230,10 +237,14 @@ class FleetSim {
       in.slots_busy = std::min(sv.busy, sv.slots);
       in.queue_depth = sv.queue;
       in.slot_tokens_per_second = sv.decode_tps;  // What the agent measures.
+      // And the mean time a request holds a slot there (its end-to-end latency).
+      in.slot_seconds_per_request = s_.prompt_tokens_mean / sv.prefill_tps + s_.output_tokens_mean / sv.decode_tps;
       in.previous_weight = previous_weights_.size() > inputs.size() ? previous_weights_[inputs.size()] : 0;
       inputs.push_back(in);
     }
-    policy::PoolWeights pw = policy::ComputeWeights(inputs, policy::WeightConfig());
+    policy::WeightConfig config;
+    if (s_.weights_view_age_s >= 0) config.view_age = absl::Seconds(s_.weights_view_age_s);
+    policy::PoolWeights pw = policy::ComputeWeights(inputs, config);
     for (const auto& r : pw.endpoints) v.weights.push_back(r.weight);
     previous_weights_ = v.weights;
     return v;

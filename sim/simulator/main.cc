@@ -153,6 +153,10 @@ int main(int argc, char** argv) {
   CLI::App app{"switchboard-sim: compare routing and autoscaling policies on a simulated LLM fleet."};
   app.add_option("--scenario", scenario_path, "scenario YAML (see sim/scenarios/README.md)")->required();
   app.add_option("--seed", seed, "random seed (default: the scenario's)");
+  double view_age_s = -1;
+  app.add_option("--view-age", view_age_s,
+                 "seconds: the weights' view age (WeightConfig::view_age; 0 counts reports in full), instead of the "
+                 "control plane's default");
   std::string server_model;
   app.add_option("--server-model", server_model,
                  "ideal or batched: override the scenario's server_model (see sim/scenarios/README.md)");
@@ -176,6 +180,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (app.count("--seed") == 0) seed = scenario->seed;
+  if (app.count("--view-age") > 0) scenario->weights_view_age_s = std::max(0.0, view_age_s);
   const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<std::vector<SimRequest>> workload = GenerateWorkload(*scenario, seed);
   if (!workload.ok()) {

@@ -61,6 +61,9 @@ struct Scenario {
   std::string trace_file;     // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
   // Goals and autoscaling.
   double slo_ttft_s = 2;
+  // The weights' view age (policy::WeightConfig::view_age); negative: the control plane's
+  // default. switchboard-sim --view-age sets it, to compare.
+  double weights_view_age_s = -1;
   bool autoscaling = false;
   std::string scale_server_type;  // Type added by scale-ups (default: the first).
   int min_replicas = 1, max_replicas = 32;

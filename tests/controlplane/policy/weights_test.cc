@@ -1,5 +1,6 @@
 #include "controlplane/policy/weights.h"
 
+#include <cmath>
 #include <random>
 
 #include "gmock/gmock.h"
@@ -52,6 +53,33 @@ TEST(WeightsTest, BigSaturatedServerStillBeatsSmallSlowOneWithAFreeSlot) {
   // 12 queued: 240 / 4 = 60: even.
   w = ComputeWeights({Ep(16, 16, 12, 60), Ep(4, 0, 0, 15)}, {});
   EXPECT_EQ(w.endpoints[0].weight, w.endpoints[1].weight);
+}
+
+TEST(WeightsTest, ReportsOfFastTurningSlotsAgeTowardThePoolAverage) {
+  // Two 16-slot servers at 60 tok/s, one reported full and one idle; the pool is half
+  // free. Requests holding a slot for 0.5 s: after the 2 s view age only exp(-4) = 1.8%
+  // of the report holds, so both count about 8 free slots and get nearly equal weights.
+  WeightInput full = Ep(16, 16, 0, 60), idle = Ep(16, 0, 0, 60);
+  full.slot_seconds_per_request = idle.slot_seconds_per_request = 0.5;
+  PoolWeights w = ComputeWeights({full, idle}, {});
+  EXPECT_EQ(w.endpoints[1].weight, 128u);
+  EXPECT_GE(w.endpoints[0].weight, 120u);
+  EXPECT_NEAR(w.endpoints[0].report_kept, std::exp(-4.0), 1e-9);
+  EXPECT_THAT(w.endpoints[0].reason, AllOf(HasSubstr("view age"), HasSubstr("pool's 50% free")));
+  // Requests holding a slot for 60 s: the report holds (97%), and the full server keeps
+  // only its busy floor, as with no slot time measured (0: the report counts in full).
+  full.slot_seconds_per_request = idle.slot_seconds_per_request = 60;
+  w = ComputeWeights({full, idle}, {});
+  EXPECT_LE(w.endpoints[0].weight, 40u);
+  full.slot_seconds_per_request = idle.slot_seconds_per_request = 0;
+  w = ComputeWeights({full, idle}, {});
+  EXPECT_EQ(w.endpoints[0].weight, 32u);  // 60 x 0.25 x 16 against 60 x 16.
+  EXPECT_THAT(w.endpoints[0].reason, Not(HasSubstr("view age")));
+  // A zero view age keeps every report whole.
+  full.slot_seconds_per_request = idle.slot_seconds_per_request = 0.5;
+  WeightConfig fresh;
+  fresh.view_age = absl::ZeroDuration();
+  EXPECT_EQ(ComputeWeights({full, idle}, fresh).endpoints[0].weight, 32u);
 }
 
 TEST(WeightsTest, QueueLowersWeight) {
