@@ -42,6 +42,9 @@ struct Server {
   double updated_s = 0;
   double decode_rate = 0;  // Tokens/s of each decoding sequence.
   uint64_t epoch = 0;
+  // Batched model: the mean time its recent requests held a slot (exponentially weighted
+  // over completions), as its agent's end-to-end latency reports it; 0 until one finishes.
+  double slot_seconds = 0;
 };
 
 Server NewServer(const ServerType* type, ServerState state, double created_s) {
@@ -57,6 +60,7 @@ Server NewServer(const ServerType* type, ServerState state, double created_s) {
 struct ServerView {
   int busy = 0, queue = 0, slots = 0;
   double decode_tps = 0, prefill_tps = 0;  // As the agent measures them.
+  double slot_seconds = 0;                 // Likewise: how long a request holds a slot.
   bool routable = false;
 };
 
@@ -123,6 +127,7 @@ class FleetSim {
     rr_.assign(s.proxies, 0);
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
+    start_s_.assign(w.size(), 0);
     e2e_.assign(w.size(), -1);
     if (scaling_ == Scaling::kOracle) {
       work_prefix_.assign(w.size() + 1, 0);
@@ -229,6 +234,10 @@ class FleetSim {
       sv.slots = srv.type->slots;
       sv.decode_tps = srv.type->decode_tps;
       sv.prefill_tps = srv.type->prefill_tps;
+      // Ideal servers: the mean request's time in a slot. Batched ones: measured, since it
+      // depends on how full the batch has been.
+      sv.slot_seconds = s_.prompt_tokens_mean / sv.prefill_tps + s_.output_tokens_mean / sv.decode_tps;
+      if (s_.server_model == ServerModel::kBatched && srv.slot_seconds > 0) sv.slot_seconds = srv.slot_seconds;
       sv.routable = srv.state == ServerState::kReady;
       v.servers.push_back(sv);
       policy::WeightInput in;
@@ -238,7 +247,7 @@ class FleetSim {
       in.queue_depth = sv.queue;
       in.slot_tokens_per_second = sv.decode_tps;  // What the agent measures.
       // And the mean time a request holds a slot there (its end-to-end latency).
-      in.slot_seconds_per_request = s_.prompt_tokens_mean / sv.prefill_tps + s_.output_tokens_mean / sv.decode_tps;
+      in.slot_seconds_per_request = sv.slot_seconds;
       in.previous_weight = previous_weights_.size() > inputs.size() ? previous_weights_[inputs.size()] : 0;
       inputs.push_back(in);
     }
@@ -396,6 +405,7 @@ class FleetSim {
     ++srv.busy;
     const SimRequest& q = w_[r];
     if (s_.server_model == ServerModel::kBatched) {
+      start_s_[r] = now_;
       Advance(srv);
       // At least one prompt token: the step that processes it gives the first token.
       srv.running.push_back(
@@ -494,6 +504,8 @@ class FleetSim {
       }
       if (q.prompt_left <= 0 && q.decode_left <= kDone) {
         e2e_[q.request] = now_ - w_[q.request].arrival_s;
+        const double held_s = now_ - start_s_[q.request];
+        srv.slot_seconds = srv.slot_seconds > 0 ? 0.9 * srv.slot_seconds + 0.1 * held_s : held_s;
         finished.push_back(q.request);
         srv.running.erase(srv.running.begin() + static_cast<std::ptrdiff_t>(i));
       } else {
@@ -642,6 +654,7 @@ class FleetSim {
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;
+  std::vector<double> start_s_;      // Batched model: when each request took its slot.
   std::vector<double> work_prefix_;  // Oracle scaler: slot-seconds of requests [0, i).
   int64_t completed_ = 0, rejected_ = 0;
   const policy::PoolPolicy policy_;   // As the control plane would hold it (PoolPolicyFor).
