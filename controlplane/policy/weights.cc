@@ -23,9 +23,13 @@ const char* CapacitySourceName(CapacitySource source) {
 namespace {
 
 // The share of an endpoint's reported free slots and queue that still holds when proxies
-// use its weight (WeightConfig::view_age).
+// use its weight (WeightConfig::view_age). The weighted rule only: slot_based compares
+// the reported free slots as they are, on purpose.
 double ReportKept(const WeightInput& in, const WeightConfig& config) {
-  if (in.slot_seconds_per_request <= 0 || config.view_age <= absl::ZeroDuration()) return 1;
+  if (config.rule != WeightRule::kWeighted || in.slot_seconds_per_request <= 0 ||
+      config.view_age <= absl::ZeroDuration()) {
+    return 1;
+  }
   return std::exp(-absl::ToDoubleSeconds(config.view_age) / in.slot_seconds_per_request);
 }
 

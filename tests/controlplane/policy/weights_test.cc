@@ -80,6 +80,12 @@ TEST(WeightsTest, ReportsOfFastTurningSlotsAgeTowardThePoolAverage) {
   WeightConfig fresh;
   fresh.view_age = absl::ZeroDuration();
   EXPECT_EQ(ComputeWeights({full, idle}, fresh).endpoints[0].weight, 32u);
+  // The slot-based rule compares the reported free slots as they are.
+  WeightConfig slot_based;
+  slot_based.rule = WeightRule::kSlotBased;
+  w = ComputeWeights({full, idle}, slot_based);
+  EXPECT_EQ(w.endpoints[0].weight, 1u);
+  EXPECT_EQ(w.endpoints[0].report_kept, 1);
 }
 
 TEST(WeightsTest, QueueLowersWeight) {
