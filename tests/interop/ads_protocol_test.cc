@@ -171,7 +171,9 @@ TEST_F(AdsProtocolTest, AckIsNotAnsweredAndNackDoesNotLoop) {
   EXPECT_EQ(Names(eds), std::vector<std::string>{"a"});
   Ack(eds, {"a"});
   // The ACK caused nothing: the next message answers the next request.
-  EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
+  DiscoveryResponse cds = Fence(xds::kClusterType, {"a"});
+  EXPECT_EQ(cds.type_url(), xds::kClusterType);
+  Ack(cds, {"a"});  // Listeners wait until the clusters are taken (make before break).
 
   // A NACK of the EDS response: recorded, and the rejected version is not sent again.
   Send(xds::kClusterLoadAssignmentType, {"a"}, eds.nonce(), "", "rejected for the test");
