@@ -7,6 +7,9 @@
 // usage: xds_push [--subscribers N] [--endpoints M] [--rounds R] [--channels C]
 //                 [--xds-quiet D] [--xds-max-delay D]
 // (docs/performance.md records a run.)
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,9 +24,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 #include "common/mutex.h"
 #include "common/net.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
