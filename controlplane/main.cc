@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <tuple>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
                  "See docs/configuration.md");
+  std::string xds_quiet = "10ms", xds_max_delay = "100ms";
+  app.add_option("--xds-quiet", xds_quiet, "xDS pushes wait until changes have been quiet this long (0s: push at once)")
+      ->capture_default_str();
+  app.add_option("--xds-max-delay", xds_max_delay,
+                 "but an xDS push waits at most this long after the first change of a burst")
+      ->capture_default_str();
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   SB_CLI_PARSE(app, argc, argv);
 
@@ -74,6 +81,20 @@ int main(int argc, char** argv) {
   if (!ParseDurationFlag(staleness, &options.reconciler.config.defaults.policy.circuit.staleness_bound,
                          "--staleness-bound") ||
       !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
+    return 2;
+  }
+  for (const auto& [text, out, flag] :
+       {std::tuple<const std::string&, absl::Duration*, const char*>{xds_quiet, &options.xds_push.quiet, "--xds-quiet"},
+        {xds_max_delay, &options.xds_push.max_delay, "--xds-max-delay"}}) {
+    if (!absl::ParseDuration(text, out) || *out < absl::ZeroDuration()) {
+      std::cerr << "switchboard-controlplane: " << flag << ": '" << text
+                << "' is not a duration of 0s or more (examples: 0s, 10ms, 1s)\n";
+      return 2;
+    }
+  }
+  if (options.xds_push.max_delay < options.xds_push.quiet) {
+    std::cerr << "switchboard-controlplane: --xds-max-delay (" << xds_max_delay << ") is shorter than --xds-quiet ("
+              << xds_quiet << ")\n";
     return 2;
   }
   switchboard::WarnIfPlaintextImplicit(insecure);

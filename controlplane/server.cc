@@ -107,7 +107,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
       std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get(), p->clients.get());
   p->ads_service = std::make_unique<xds::AdsService>(
       &p->store, p->metrics.get(), p->history.get(), options.clock, [p] { return p->reconciler->config(); },
-      p->clients.get());
+      p->clients.get(), options.xds_push);
   AgentServiceImpl* agents = p->agent_service.get();
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,

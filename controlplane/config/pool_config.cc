@@ -281,11 +281,44 @@ class Parser {
     return absl::OkStatus();
   }
 
+  absl::Status Envoy(const YAML::Node& node, const std::string& field, policy::EnvoyClusterConfig* e) const {
+    if (absl::Status s = OnlyKeys(node, field, {"circuit_breakers", "override_host"}); !s.ok()) return s;
+    if (node["circuit_breakers"]) {
+      const YAML::Node& cb = node["circuit_breakers"];
+      const std::string f = field + ".circuit_breakers";
+      if (absl::Status s = OnlyKeys(cb, f, {"max_connections", "max_pending_requests", "max_requests", "max_retries"});
+          !s.ok()) {
+        return s;
+      }
+      for (const auto& [key, out] : {std::pair<const char*, uint32_t*>{"max_connections", &e->max_connections},
+                                     {"max_pending_requests", &e->max_pending_requests},
+                                     {"max_requests", &e->max_requests},
+                                     {"max_retries", &e->max_retries}}) {
+        if (cb[key]) {
+          if (absl::Status s = Number<uint32_t>(cb[key], absl::StrCat(f, ".", key), 0, 1'000'000'000, out); !s.ok()) {
+            return s;
+          }
+        }
+      }
+    }
+    if (node["override_host"]) {
+      const YAML::Node& o = node["override_host"];
+      if (!o.IsScalar() || (o.as<std::string>() != "true" && o.as<std::string>() != "false")) {
+        return Error(o, field + ".override_host", "must be true or false");
+      }
+      e->override_host = o.as<std::string>() == "true";
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
-    if (absl::Status s =
-            OnlyKeys(node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling"});
+    if (absl::Status s = OnlyKeys(
+            node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling", "envoy"});
         !s.ok()) {
       return s;
+    }
+    if (node["envoy"]) {
+      if (absl::Status s = Envoy(node["envoy"], field + ".envoy", &p->envoy); !s.ok()) return s;
     }
     if (node["circuit"]) {
       if (absl::Status s = Circuit(node["circuit"], field + ".circuit", &p->policy.circuit); !s.ok()) return s;

@@ -31,8 +31,24 @@ struct PredictiveConfig {
   double target_occupancy = 0.8;  // Of each replica's slots at the forecast peak.
 };
 
+// What Envoy enforces on the pool's Cluster by itself, between pushes (Envoy clients
+// only; proxyless gRPC 1.51 gets none of it).
+struct EnvoyClusterConfig {
+  // Circuit-breaker thresholds (Envoy's CircuitBreakers, default priority): requests
+  // beyond them fail fast with 503. The defaults are Envoy's own.
+  uint32_t max_connections = 1024;
+  uint32_t max_pending_requests = 1024;
+  uint32_t max_requests = 1024;
+  uint32_t max_retries = 3;
+  // Envoy's override_host load-balancing policy: a request goes to the endpoint an
+  // endpoint picker named (x-gateway-destination-endpoint header or envoy.lb metadata),
+  // else by the pool's weights.
+  bool override_host = false;
+};
+
 struct PoolPolicy {
   PolicyConfig policy;                                       // LB policy, circuits, weights.
+  EnvoyClusterConfig envoy;                                  // Envoy's own protection, picker.
   std::optional<AutoscaleConfig> autoscale;                  // nullopt: autoscaling off.
   absl::Duration autoscale_sync_period = absl::Seconds(15);  // The HPA's sync period.
   std::optional<PredictiveConfig> predictive;                // nullopt: reactive only.

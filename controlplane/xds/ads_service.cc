@@ -66,7 +66,7 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
     }
     if (first_message) {
       // Registered after the first request, so the watcher sees a complete stream.
-      watcher_id_ = service_->store_->AddWatcher([this] {
+      watcher_id_ = service_->AddStream([this] {
         MutexLock lock(&mu_);
         PumpLocked();
       });
@@ -88,7 +88,7 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   }
 
   void OnDone() override {
-    if (watcher_id_ != 0) service_->store_->RemoveWatcher(watcher_id_);
+    if (watcher_id_ != 0) service_->RemoveStream(watcher_id_);
     if (client_id_ != 0) service_->clients_->Remove(client_id_);
     service_->metrics_->xds_streams->Decrement();
     delete this;
@@ -179,6 +179,51 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+AdsService::AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
+                       ConfigSource config, ClientRegistry* clients, PushCoalescing coalescing)
+    : store_(store),
+      metrics_(metrics),
+      history_(history),
+      clock_(clock),
+      config_(std::move(config)),
+      clients_(clients) {
+  {
+    MutexLock lock(&mu_);
+    published_ = store_->All();
+  }
+  coalescer_ = std::make_unique<PushCoalescer>(clock_, coalescing, [this] { Push(); });
+  store_watcher_ = store_->AddWatcher([this] { coalescer_->Notify(); });
+}
+
+AdsService::~AdsService() {
+  store_->RemoveWatcher(store_watcher_);
+  coalescer_.reset();  // Joins its thread: no push runs after this.
+}
+
+int AdsService::AddStream(std::function<void()> pump) {
+  MutexLock lock(&streams_mu_);
+  const int id = next_stream_id_++;
+  streams_[id] = std::move(pump);
+  return id;
+}
+
+void AdsService::RemoveStream(int id) {
+  MutexLock lock(&streams_mu_);
+  streams_.erase(id);
+}
+
+void AdsService::Push() {
+  std::vector<std::shared_ptr<const Snapshot>> snapshots = store_->All();
+  {
+    MutexLock lock(&mu_);
+    published_ = std::move(snapshots);
+  }
+  // Each pump builds its response against the catalog just published (built once, by
+  // the first stream of each kind) and starts a write; none waits for the network.
+  MutexLock lock(&streams_mu_);
+  for (auto& [id, pump] : streams_) pump();
+}
+
 grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* AdsService::StreamAggregatedResources(
     grpc::CallbackServerContext* context) {
   return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context);
@@ -190,12 +235,12 @@ grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* AdsServi
 }
 
 std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {
-  std::vector<std::shared_ptr<const Snapshot>> snapshots = store_->All();
+  std::shared_ptr<const policy::FleetConfig> config = config_ ? config_() : nullptr;
+  MutexLock lock(&mu_);
+  const std::vector<std::shared_ptr<const Snapshot>>& snapshots = published_;
   std::vector<std::pair<std::string, std::string>> versions;
   versions.reserve(snapshots.size());
   for (const auto& snap : snapshots) versions.emplace_back(snap->pool, snap->version);
-  std::shared_ptr<const policy::FleetConfig> config = config_ ? config_() : nullptr;
-  MutexLock lock(&mu_);
   CachedCatalog& cached = kind == ClientKind::kEnvoy ? envoy_catalog_ : grpc_catalog_;
   if (cached.catalog == nullptr || cached.versions != versions || cached.config != config) {
     cached.catalog = BuildCatalog(snapshots, kind, config.get());

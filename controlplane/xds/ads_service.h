@@ -5,6 +5,7 @@
 #define SWITCHBOARD_CONTROLPLANE_XDS_ADS_SERVICE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "controlplane/history/history_store.h"
 #include "controlplane/metrics.h"
 #include "controlplane/snapshot/snapshot_store.h"
+#include "controlplane/xds/push_coalescer.h"
 #include "controlplane/xds/resources.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 
@@ -28,15 +30,11 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   using ConfigSource = std::function<std::shared_ptr<const policy::FleetConfig>()>;
 
   // `history` may be null (no NACK events recorded); `config` may be empty; `clients` may
-  // be null (streams are then not listed).
+  // be null (streams are then not listed). Changes of the store reach the streams
+  // coalesced per `coalescing`.
   AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
-             ConfigSource config = nullptr, ClientRegistry* clients = nullptr)
-      : store_(store),
-        metrics_(metrics),
-        history_(history),
-        clock_(clock),
-        config_(std::move(config)),
-        clients_(clients) {}
+             ConfigSource config = nullptr, ClientRegistry* clients = nullptr, PushCoalescing coalescing = {});
+  ~AdsService() override;
 
   grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
                           envoy::service::discovery::v3::DiscoveryResponse>*
@@ -46,13 +44,23 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
                           envoy::service::discovery::v3::DeltaDiscoveryResponse>*
   DeltaAggregatedResources(grpc::CallbackServerContext* context) override;
 
-  // The resources for clients of `kind` as of the store's newest snapshots. Built once
-  // per change of the snapshots and shared by every stream.
+  // The resources for clients of `kind` as of the last push (the store's snapshots when
+  // the coalescer last pushed). Built once per change and shared by every stream.
   std::shared_ptr<const Catalog> CurrentCatalog(ClientKind kind);
+
+  // Pushes made so far (each one offered to every stream).
+  int64_t pushes() const { return coalescer_->pushes(); }
 
  private:
   template <typename Protocol, typename Request, typename Response>
   friend class AdsStream;
+
+  // Streams register a pump, run on every push. RemoveStream returns only when that
+  // pump is not running.
+  int AddStream(std::function<void()> pump);
+  void RemoveStream(int id);
+  // Takes the store's snapshots as the ones served and pumps every stream.
+  void Push();
 
   struct CachedCatalog {
     // What it was built from: (pool, version) of every snapshot. A refresh of a snapshot's
@@ -70,8 +78,16 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   ClientRegistry* const clients_;
 
   Mutex mu_;
+  std::vector<std::shared_ptr<const Snapshot>> published_ ABSL_GUARDED_BY(mu_);
   CachedCatalog grpc_catalog_ ABSL_GUARDED_BY(mu_);
   CachedCatalog envoy_catalog_ ABSL_GUARDED_BY(mu_);
+
+  Mutex streams_mu_;  // Held while pumping; never taken under mu_.
+  std::map<int, std::function<void()>> streams_ ABSL_GUARDED_BY(streams_mu_);
+  int next_stream_id_ ABSL_GUARDED_BY(streams_mu_) = 1;
+
+  std::unique_ptr<PushCoalescer> coalescer_;
+  int store_watcher_ = 0;
 };
 
 }  // namespace switchboard::controlplane::xds

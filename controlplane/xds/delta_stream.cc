@@ -41,16 +41,18 @@ RequestKind DeltaStream::OnRequest(const envoy::service::discovery::v3::DeltaDis
   if (request.has_error_detail() && request.error_detail().code() != 0) {
     if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
     state.last_nack = request.error_detail().message();
+    state.awaiting_answer = false;
     return RequestKind::kNack;
   }
   if (request.response_nonce().empty()) return RequestKind::kFirst;
   if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
   state.acked_version = state.last_version;
+  state.awaiting_answer = false;
   return RequestKind::kAck;
 }
 
 std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::ResponseFor(
-    const std::string& type_url, TypeState& state, const Catalog& catalog) {
+    const std::string& type_url, TypeState& state, const Catalog& catalog, bool removals) {
   if (!state.subscribed) return std::nullopt;
   const auto& available = catalog.Of(type_url);
   envoy::service::discovery::v3::DeltaDiscoveryResponse response;
@@ -74,7 +76,7 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
     }
   }
   for (const auto& [name, version] : state.client_has) {
-    if (available.count(name) == 0) {
+    if (removals && available.count(name) == 0) {
       response.add_removed_resources(name);
       now_has.erase(name);
     }
@@ -87,17 +89,31 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
   state.client_has = std::move(now_has);
   state.last_nonce = response.nonce();
   state.last_version = response.system_version_info();
+  state.awaiting_answer = true;
   return response;
 }
 
+bool DeltaStream::AwaitingAnswer(const std::string& type_url) const {
+  auto it = types_.find(type_url);
+  return it != types_.end() && it->second.awaiting_answer;
+}
+
 std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::NextResponse(const Catalog& catalog) {
+  const bool clusters_unanswered = AwaitingAnswer(kClusterType);
   for (const char* type_url : kServedTypesInOrder) {
     auto it = types_.find(type_url);
     if (it == types_.end()) continue;
-    auto response = ResponseFor(type_url, it->second, catalog);
+    const std::string type = type_url;
+    if (clusters_unanswered && (type == kListenerType || type == kRouteConfigurationType)) continue;
+    auto response = ResponseFor(type, it->second, catalog, /*removals=*/type != kClusterType);
     if (response) return response;
   }
-  return std::nullopt;
+  if (clusters_unanswered || AwaitingAnswer(kListenerType) || AwaitingAnswer(kRouteConfigurationType)) {
+    return std::nullopt;
+  }
+  auto it = types_.find(kClusterType);
+  if (it == types_.end()) return std::nullopt;
+  return ResponseFor(kClusterType, it->second, catalog, /*removals=*/true);
 }
 
 std::string DeltaStream::AckedVersion(const std::string& type_url) const {

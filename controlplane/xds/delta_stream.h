@@ -13,6 +13,10 @@
 //     when both are empty.
 //   - error_detail set: a NACK, reported; the rejected versions count as the client's, so
 //     they are not sent again until they change.
+//   - Make before break, as SotwStream: CDS, EDS, LDS, RDS; listeners and routes wait
+//     for the answer to the last Cluster response; a removed cluster is listed in
+//     removed_resources only once every Listener and RouteConfiguration response has been
+//     answered and none is due.
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_
 #define SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_
 
@@ -49,11 +53,15 @@ class DeltaStream {
     std::string last_version;  // system_version_info of the last response.
     std::string acked_version;
     std::string last_nack;
+    bool awaiting_answer = false;  // The last response is not yet ACKed or NACKed.
   };
 
+  // `removals`: whether removed_resources may be listed.
   std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> ResponseFor(const std::string& type_url,
                                                                                    TypeState& state,
-                                                                                   const Catalog& catalog);
+                                                                                   const Catalog& catalog,
+                                                                                   bool removals);
+  bool AwaitingAnswer(const std::string& type_url) const;
 
   std::map<std::string, TypeState> types_;
   uint64_t nonce_counter_ = 0;

@@ -11,6 +11,9 @@
 #include "controlplane/xds/type_urls.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
+#include "envoy/extensions/load_balancing_policies/override_host/v3/override_host.pb.h"
+#include "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.pb.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -21,6 +24,7 @@ using envoy::config::cluster::v3::Cluster;
 using envoy::config::core::v3::HealthStatus;
 using envoy::config::endpoint::v3::ClusterLoadAssignment;
 using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+using envoy::extensions::load_balancing_policies::override_host::v3::OverrideHost;
 
 std::string DeterministicBytes(const google::protobuf::Message& message) {
   std::string bytes;
@@ -107,7 +111,7 @@ envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const 
   return config;
 }
 
-Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const policy::CircuitConfig* circuit) {
+Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const policy::PoolPolicy* pool) {
   Cluster cluster;
   cluster.set_name(assignment.pool());
   cluster.set_type(Cluster::EDS);
@@ -118,20 +122,53 @@ Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind, const po
   // gRPC 1.51 NACKs every policy but ROUND_ROBIN and RING_HASH; it honors weights through
   // the locality weights of the assignment instead.
   cluster.set_lb_policy(kind == ClientKind::kGrpc ? Cluster::ROUND_ROBIN : EnvoyLbPolicy(assignment.lb_policy()));
-  if (kind == ClientKind::kEnvoy && circuit != nullptr) {
-    // Switchboard's breaker in Envoy's terms: the 5xx share over the requests of an
-    // interval, the same ejection times and the same cap on the ejected share.
-    auto* od = cluster.mutable_outlier_detection();
-    od->mutable_failure_percentage_threshold()->set_value(
-        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_error_rate, 0.0, 1.0) * 100)));
-    od->mutable_enforcing_failure_percentage()->set_value(100);
-    od->mutable_failure_percentage_minimum_hosts()->set_value(1);
-    od->mutable_failure_percentage_request_volume()->set_value(
-        static_cast<uint32_t>(std::clamp<int64_t>(circuit->min_requests, 1, 1000000)));
-    *od->mutable_base_ejection_time() = ToProtoDuration(circuit->base_ejection);
-    *od->mutable_max_ejection_time() = ToProtoDuration(circuit->max_ejection);
-    od->mutable_max_ejection_percent()->set_value(
-        static_cast<uint32_t>(std::lround(std::clamp(circuit->max_ejection_share, 0.0, 1.0) * 100)));
+  if (kind != ClientKind::kEnvoy || pool == nullptr) return cluster;
+
+  // Switchboard's breaker in Envoy's terms: the 5xx share over the requests of an
+  // interval, the same ejection times and the same cap on the ejected share.
+  const policy::CircuitConfig& circuit = pool->policy.circuit;
+  auto* od = cluster.mutable_outlier_detection();
+  od->mutable_failure_percentage_threshold()->set_value(
+      static_cast<uint32_t>(std::lround(std::clamp(circuit.max_error_rate, 0.0, 1.0) * 100)));
+  od->mutable_enforcing_failure_percentage()->set_value(100);
+  od->mutable_failure_percentage_minimum_hosts()->set_value(1);
+  od->mutable_failure_percentage_request_volume()->set_value(
+      static_cast<uint32_t>(std::clamp<int64_t>(circuit.min_requests, 1, 1000000)));
+  *od->mutable_base_ejection_time() = ToProtoDuration(circuit.base_ejection);
+  *od->mutable_max_ejection_time() = ToProtoDuration(circuit.max_ejection);
+  od->mutable_max_ejection_percent()->set_value(
+      static_cast<uint32_t>(std::lround(std::clamp(circuit.max_ejection_share, 0.0, 1.0) * 100)));
+
+  // One set of thresholds, for the default routing priority (the only one routes use here).
+  const policy::EnvoyClusterConfig& limits = pool->envoy;
+  auto* thresholds = cluster.mutable_circuit_breakers()->add_thresholds();
+  thresholds->mutable_max_connections()->set_value(limits.max_connections);
+  thresholds->mutable_max_pending_requests()->set_value(limits.max_pending_requests);
+  thresholds->mutable_max_requests()->set_value(limits.max_requests);
+  thresholds->mutable_max_retries()->set_value(limits.max_retries);
+
+  if (limits.override_host) {
+    // The picker's choice first (header, then the metadata its ext_proc answer sets);
+    // without one, or when it names no endpoint of the cluster, the weighted policy
+    // that lb_policy would have been (Envoy ignores lb_policy once this is set).
+    OverrideHost override_host;
+    override_host.add_override_host_sources()->set_header(kDestinationEndpointHeader);
+    auto* metadata = override_host.add_override_host_sources()->mutable_metadata();
+    metadata->set_key(kDestinationMetadataNamespace);
+    metadata->add_path()->set_key(kDestinationEndpointHeader);
+    auto* fallback = override_host.mutable_fallback_policy()->add_policies()->mutable_typed_extension_config();
+    if (cluster.lb_policy() == Cluster::ROUND_ROBIN) {
+      fallback->set_name("envoy.load_balancing_policies.round_robin");
+      fallback->mutable_typed_config()->PackFrom(
+          envoy::extensions::load_balancing_policies::round_robin::v3::RoundRobin());
+    } else {
+      fallback->set_name("envoy.load_balancing_policies.least_request");
+      fallback->mutable_typed_config()->PackFrom(
+          envoy::extensions::load_balancing_policies::least_request::v3::LeastRequest());
+    }
+    auto* policy = cluster.mutable_load_balancing_policy()->add_policies()->mutable_typed_extension_config();
+    policy->set_name("envoy.load_balancing_policies.override_host");
+    policy->mutable_typed_config()->PackFrom(override_host);
   }
   return cluster;
 }
@@ -196,8 +233,8 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
     // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.
     if (kind == ClientKind::kGrpc) listeners[pool] = MakeResource(pool, BuildListener(pool));
     routes[pool] = MakeResource(pool, BuildRouteConfiguration(pool));
-    const policy::CircuitConfig* circuit = config != nullptr ? &config->For(pool).policy.circuit : nullptr;
-    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind, circuit));
+    const policy::PoolPolicy* pool_config = config != nullptr ? &config->For(pool) : nullptr;
+    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind, pool_config));
     assignments[pool] = MakeResource(pool, BuildClusterLoadAssignment(snap->assignment));
   }
   return catalog;

@@ -47,11 +47,18 @@ inline constexpr char kModelHeader[] = "x-model";
 // Every pool behind one listener: a route per pool matching `x-model: POOL`, in pool
 // name order; a request naming no known pool matches none (Envoy answers 404).
 envoy::config::route::v3::RouteConfiguration BuildEnvoyRouteConfiguration(const std::vector<std::string>& pools);
-// `circuit`, the pool's breaker settings, become Envoy's outlier detection, so Envoy
-// also ejects a failing endpoint between pushes (not for gRPC clients: 1.51 may not
-// take it). Null: none.
+// For Envoy, `pool` (the pool's configuration; null: none of this) adds what Envoy
+// enforces by itself between pushes: its breaker settings as outlier detection, the
+// circuit-breaker thresholds of `pool->envoy`, and, when `pool->envoy.override_host`
+// asks for it, the override_host load-balancing policy with the pool's own policy as
+// fallback. gRPC clients get none of it (1.51 may not take it).
 envoy::config::cluster::v3::Cluster BuildCluster(const v1::Assignment& assignment, ClientKind kind,
-                                                 const policy::CircuitConfig* circuit = nullptr);
+                                                 const policy::PoolPolicy* pool = nullptr);
+
+// The header and dynamic-metadata key an endpoint picker names its pick with (the
+// Gateway API Inference Extension's endpoint-picker protocol), read by override_host.
+inline constexpr char kDestinationEndpointHeader[] = "x-gateway-destination-endpoint";
+inline constexpr char kDestinationMetadataNamespace[] = "envoy.lb";
 envoy::config::endpoint::v3::ClusterLoadAssignment BuildClusterLoadAssignment(const v1::Assignment& assignment);
 
 // Locality weights are the endpoint weights times this. gRPC 1.51 picks a locality with

@@ -29,6 +29,7 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
     // Only a NACK of the last response says anything about the current state.
     if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
     state.last_nack = request.error_detail().message();
+    state.awaiting_answer = false;
     return RequestKind::kNack;
   }
 
@@ -56,21 +57,30 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
     return RequestKind::kFirst;
   }
   state.acked_version = request.version_info();
+  state.awaiting_answer = false;
   return RequestKind::kAck;
 }
 
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::ResponseFor(const std::string& type_url,
                                                                                         TypeState& state,
-                                                                                        const Catalog& catalog) {
+                                                                                        const Catalog& catalog,
+                                                                                        bool keep_removed) {
   if (!state.subscribed) return std::nullopt;
   const auto& available = catalog.Of(type_url);
-  std::map<std::string, const Resource*> wanted;
+  std::map<std::string, std::shared_ptr<const Resource>> wanted;
   if (state.wildcard) {
-    for (const auto& [name, resource] : available) wanted[name] = resource.get();
+    for (const auto& [name, resource] : available) wanted[name] = resource;
   } else {
     for (const std::string& name : state.names) {
       auto it = available.find(name);
-      if (it != available.end()) wanted[name] = it->second.get();
+      if (it != available.end()) wanted[name] = it->second;
+    }
+  }
+  if (keep_removed && type_url == kClusterType) {
+    for (const auto& [name, resource] : state.sent_resources) {
+      if (available.count(name) == 0 && (state.wildcard || state.names.count(name) != 0)) {
+        wanted.emplace(name, resource);
+      }
     }
   }
 
@@ -105,17 +115,35 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
   state.last_nonce = response.nonce();
   state.last_version = response.version_info();
   state.answer_pending = false;
+  state.awaiting_answer = true;
+  if (type_url == kClusterType) state.sent_resources = std::move(wanted);
   return response;
 }
 
+bool SotwStream::AwaitingAnswer(const std::string& type_url) const {
+  auto it = types_.find(type_url);
+  return it != types_.end() && it->second.awaiting_answer;
+}
+
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::NextResponse(const Catalog& catalog) {
+  // Make: new and changed resources, clusters first; listeners and routes only once the
+  // client has answered the last Cluster response.
+  const bool clusters_unanswered = AwaitingAnswer(kClusterType);
   for (const char* type_url : kServedTypesInOrder) {
     auto it = types_.find(type_url);
     if (it == types_.end()) continue;
-    auto response = ResponseFor(type_url, it->second, catalog);
+    const std::string type = type_url;
+    if (clusters_unanswered && (type == kListenerType || type == kRouteConfigurationType)) continue;
+    auto response = ResponseFor(type, it->second, catalog, /*keep_removed=*/true);
     if (response) return response;
   }
-  return std::nullopt;
+  // Break: clusters that are gone, once nothing sent can still route to them.
+  if (clusters_unanswered || AwaitingAnswer(kListenerType) || AwaitingAnswer(kRouteConfigurationType)) {
+    return std::nullopt;
+  }
+  auto it = types_.find(kClusterType);
+  if (it == types_.end()) return std::nullopt;
+  return ResponseFor(kClusterType, it->second, catalog, /*keep_removed=*/false);
 }
 
 std::string SotwStream::AckedVersion(const std::string& type_url) const {

@@ -17,7 +17,13 @@
 //     request none of whose resources exist is not answered, not even with an empty
 //     Listener or Cluster list: that would delete what a client reconnecting to a
 //     restarted control plane still has, before the agents have reported again.
-//   - When several types have something to send: CDS, EDS, LDS, RDS (make before break).
+//   - Make before break. When several types have something to send: CDS, EDS, LDS, RDS.
+//     Listeners and routes wait while a Cluster response is not yet answered (ACK or
+//     NACK), so a route never names a cluster the client has not taken. A cluster gone
+//     from the catalog is still carried in Cluster responses until the listeners and
+//     routes sent no longer can name it: until every Listener and RouteConfiguration
+//     response has been answered and none is due; then a Cluster response without it
+//     goes out.
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_SOTW_STREAM_H_
 #define SWITCHBOARD_CONTROLPLANE_XDS_SOTW_STREAM_H_
 
@@ -81,10 +87,19 @@ class SotwStream {
     std::map<std::string, std::string> sent;  // Name -> version, as last sent.
     std::string acked_version;
     std::string last_nack;
+    bool awaiting_answer = false;  // The last response is not yet ACKed or NACKed.
+    // Cluster: the resources as last sent, so that one gone from the catalog can still
+    // be carried (make before break).
+    std::map<std::string, std::shared_ptr<const Resource>> sent_resources;
   };
 
+  // `keep_removed`: a Cluster response keeps carrying what was sent and the catalog no
+  // longer has.
   std::optional<envoy::service::discovery::v3::DiscoveryResponse> ResponseFor(const std::string& type_url,
-                                                                              TypeState& state, const Catalog& catalog);
+                                                                              TypeState& state, const Catalog& catalog,
+                                                                              bool keep_removed);
+  // Whether a response of `type_url` is unanswered.
+  bool AwaitingAnswer(const std::string& type_url) const;
 
   std::map<std::string, TypeState> types_;
   uint64_t nonce_counter_ = 0;

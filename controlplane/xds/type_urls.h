@@ -13,11 +13,18 @@ inline constexpr char kClusterLoadAssignmentType[] =
 inline constexpr char kHttpConnectionManagerType[] =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 inline constexpr char kRouterType[] = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+inline constexpr char kLeastRequestType[] =
+    "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest";
+inline constexpr char kRoundRobinType[] =
+    "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin";
+// Newer than the npm copy (not in kAllTypeUrls; checked against recorded upstream numbers).
+inline constexpr char kOverrideHostType[] =
+    "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost";
 
 // Every type URL above, for tests and iteration.
 inline constexpr const char* kAllTypeUrls[] = {
-    kListenerType, kRouteConfigurationType, kClusterType, kClusterLoadAssignmentType, kHttpConnectionManagerType,
-    kRouterType};
+    kListenerType, kRouteConfigurationType, kClusterType,   kClusterLoadAssignmentType, kHttpConnectionManagerType,
+    kRouterType,   kLeastRequestType,       kRoundRobinType};
 
 }  // namespace switchboard::controlplane::xds
 

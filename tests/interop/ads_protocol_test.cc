@@ -171,7 +171,9 @@ TEST_F(AdsProtocolTest, AckIsNotAnsweredAndNackDoesNotLoop) {
   EXPECT_EQ(Names(eds), std::vector<std::string>{"a"});
   Ack(eds, {"a"});
   // The ACK caused nothing: the next message answers the next request.
-  EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
+  DiscoveryResponse cds = Fence(xds::kClusterType, {"a"});
+  EXPECT_EQ(cds.type_url(), xds::kClusterType);
+  Ack(cds, {"a"});  // Listeners wait until the clusters are taken (make before break).
 
   // A NACK of the EDS response: recorded, and the rejected version is not sent again.
   Send(xds::kClusterLoadAssignmentType, {"a"}, eds.nonce(), "", "rejected for the test");
@@ -278,6 +280,60 @@ TEST_F(AdsProtocolTest, SbctlClientsShowsAcksNacksAndDisconnects) {
       [&] {
         clients = SbctlClients(cp_addr_);
         return FindClient(clients, "hand-driven") == nullptr && FindClient(clients, "integration-test") == nullptr;
+      },
+      Scaled(absl::Seconds(10)), absl::Milliseconds(100)))
+      << clients.DebugString();
+}
+
+TEST_F(AdsProtocolTest, SbctlClientsShowsDeltaSubscribers) {
+  using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+  using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+  grpc::ClientContext context;
+  auto delta = stub_->DeltaAggregatedResources(&context);
+  DeltaDiscoveryRequest request;
+  request.mutable_node()->set_id("delta-envoy");
+  request.mutable_node()->set_user_agent_name("envoy");
+  request.mutable_node()->set_user_agent_version("1.36.0");
+  request.set_type_url(xds::kClusterLoadAssignmentType);
+  request.add_resource_names_subscribe("a");
+  ASSERT_TRUE(delta->Write(request));
+  DeltaDiscoveryResponse response;
+  ASSERT_TRUE(delta->Read(&response));
+  ASSERT_EQ(response.resources_size(), 1);
+  DeltaDiscoveryRequest ack;
+  ack.set_type_url(xds::kClusterLoadAssignmentType);
+  ack.set_response_nonce(response.nonce());
+  ASSERT_TRUE(delta->Write(ack));
+
+  v1::ListClientsResponse clients;
+  const v1::ConnectedClient* found = nullptr;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        clients = SbctlClients(cp_addr_);
+        found = FindClient(clients, "delta-envoy");
+        return found != nullptr && found->acked_versions().count(xds::kClusterLoadAssignmentType) != 0;
+      },
+      Scaled(absl::Seconds(10)), absl::Milliseconds(100)))
+      << clients.DebugString();
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->protocol(), "ads-delta");
+  EXPECT_EQ(found->user_agent(), "envoy/1.36.0");
+  EXPECT_EQ(found->acked_versions().at(xds::kClusterLoadAssignmentType), response.system_version_info());
+  EXPECT_EQ(std::vector<std::string>(found->resources().begin(), found->resources().end()),
+            std::vector<std::string>{xds::kClusterLoadAssignmentType});
+  // Listed next to the state-of-the-world and native subscribers.
+  EXPECT_NE(FindClient(clients, "integration-test"), nullptr);
+  auto [code, table] = RunSbctl(cp_addr_, "clients");
+  EXPECT_EQ(code, 0) << table;
+  EXPECT_NE(table.find("delta-envoy"), std::string::npos) << table;
+  EXPECT_NE(table.find("ads-delta"), std::string::npos) << table;
+
+  context.TryCancel();
+  delta->Finish();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        clients = SbctlClients(cp_addr_);
+        return FindClient(clients, "delta-envoy") == nullptr;
       },
       Scaled(absl::Seconds(10)), absl::Milliseconds(100)))
       << clients.DebugString();

@@ -151,12 +151,40 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools:\n  m:\n    circuit:\n      min_checks: 0\n", "pools.m.circuit.min_checks"},
       {"pools:\n  m:\n    circuit:\n      max_error_rate: 2\n", "pools.m.circuit.max_error_rate"},
       {"pools:\n  m:\n    circuit:\n      trial: long\n", "pools.yaml:4: pools.m.circuit.trial: unknown field"},
+      {"pools:\n  m:\n    envoy:\n      circuit_breakers:\n        max_requests: -1\n",
+       "pools.yaml:5: pools.m.envoy.circuit_breakers.max_requests"},
+      {"pools:\n  m:\n    envoy:\n      circuit_breakers:\n        max_streams: 4\n",
+       "pools.m.envoy.circuit_breakers.max_streams: unknown field"},
+      {"pools:\n  m:\n    envoy:\n      override_host: sometimes\n",
+       "pools.yaml:4: pools.m.envoy.override_host: must be true or false"},
   };
   for (const Case& c : cases) {
     auto r = ParseFleetConfig(c.yaml, "pools.yaml");
     ASSERT_FALSE(r.ok()) << c.yaml;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.want)) << c.yaml;
   }
+}
+
+TEST(PoolConfigTest, EnvoySettingsPerPool) {
+  auto c = ParseFleetConfig(
+      "defaults:\n"
+      "  envoy: {circuit_breakers: {max_retries: 1}}\n"
+      "pools:\n"
+      "  m:\n"
+      "    envoy:\n"
+      "      circuit_breakers: {max_connections: 10, max_pending_requests: 20, max_requests: 30}\n"
+      "      override_host: true\n",
+      "pools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const policy::EnvoyClusterConfig& m = c->For("m").envoy;
+  EXPECT_EQ(m.max_connections, 10u);
+  EXPECT_EQ(m.max_pending_requests, 20u);
+  EXPECT_EQ(m.max_requests, 30u);
+  EXPECT_TRUE(m.override_host);
+  const policy::EnvoyClusterConfig& other = c->For("other").envoy;
+  EXPECT_EQ(other.max_retries, 1u);
+  EXPECT_EQ(other.max_requests, 1024u);
+  EXPECT_FALSE(other.override_host);
 }
 
 TEST(PoolConfigTest, CircuitSettingsPerPool) {

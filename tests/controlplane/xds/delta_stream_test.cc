@@ -89,11 +89,41 @@ TEST(DeltaStreamTest, RemovedResourcesAreListed) {
   auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
   ASSERT_TRUE(r1);
   EXPECT_EQ(Names(*r1), (std::vector<std::string>{"a", "b"}));
+  // A cluster is removed only once the client has answered the last Cluster response.
+  EXPECT_FALSE(s.NextResponse(*CatalogOf({{"b", 1}})));
+  EXPECT_EQ(s.OnRequest(Request(kClusterType, {}, {}, r1->nonce())), RequestKind::kAck);
   auto r2 = s.NextResponse(*CatalogOf({{"b", 1}}));
   ASSERT_TRUE(r2);
   EXPECT_TRUE(Names(*r2).empty());
   EXPECT_EQ(Removed(*r2), std::vector<std::string>{"a"});
   EXPECT_FALSE(s.NextResponse(*CatalogOf({{"b", 1}})));
+}
+
+TEST(DeltaStreamTest, ClustersAreRemovedOnlyAfterTheRoutesThatNameThem) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterType, {"*"}));
+  s.OnRequest(Request(kRouteConfigurationType, {"a", "b"}));
+  auto both = CatalogOf({{"a", 1}, {"b", 1}});
+  auto cds1 = s.NextResponse(*both);
+  ASSERT_TRUE(cds1);
+  EXPECT_EQ(cds1->type_url(), kClusterType);
+  EXPECT_FALSE(s.NextResponse(*both));  // Routes wait for the clusters' answer.
+  s.OnRequest(Request(kClusterType, {}, {}, cds1->nonce()));
+  auto rds1 = s.NextResponse(*both);
+  ASSERT_TRUE(rds1);
+  EXPECT_EQ(rds1->type_url(), kRouteConfigurationType);
+
+  auto only_b = CatalogOf({{"b", 1}});
+  auto rds2 = s.NextResponse(*only_b);  // The route a is removed first.
+  ASSERT_TRUE(rds2);
+  EXPECT_EQ(rds2->type_url(), kRouteConfigurationType);
+  EXPECT_EQ(Removed(*rds2), std::vector<std::string>{"a"});
+  EXPECT_FALSE(s.NextResponse(*only_b));
+  s.OnRequest(Request(kRouteConfigurationType, {}, {}, rds2->nonce()));
+  auto cds2 = s.NextResponse(*only_b);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(cds2->type_url(), kClusterType);
+  EXPECT_EQ(Removed(*cds2), std::vector<std::string>{"a"});
 }
 
 TEST(DeltaStreamTest, InitialResourceVersionsSkipWhatTheClientHas) {

@@ -18,6 +18,9 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
+#include "envoy/extensions/load_balancing_policies/override_host/v3/override_host.pb.h"
+#include "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.pb.h"
 #include "envoy/service/discovery/v3/ads.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -41,10 +44,15 @@ const std::vector<std::string>& OurFiles() {
       "envoy/config/core/v3/base.proto",
       "envoy/config/core/v3/config_source.proto",
       "envoy/config/core/v3/health_check.proto",
+      "envoy/config/core/v3/extension.proto",
       "envoy/config/endpoint/v3/endpoint_components.proto",
       "envoy/config/endpoint/v3/endpoint.proto",
+      "envoy/config/cluster/v3/circuit_breaker.proto",
       "envoy/config/cluster/v3/outlier_detection.proto",
       "envoy/config/cluster/v3/cluster.proto",
+      "envoy/type/metadata/v3/metadata.proto",
+      "envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto",
+      "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto",
       "envoy/config/listener/v3/api_listener.proto",
       "envoy/config/listener/v3/listener.proto",
       "envoy/type/matcher/v3/string.proto",
@@ -64,6 +72,9 @@ const std::vector<std::string>& OurFiles() {
 void LinkAdsDescriptor() {
   const void* volatile table = &descriptor_table_envoy_2fservice_2fdiscovery_2fv3_2fads_2eproto;
   ASSERT_NE(table, nullptr);
+  // The same for messages only the resource builder (not linked here) packs.
+  ASSERT_NE(envoy::extensions::load_balancing_policies::least_request::v3::LeastRequest::descriptor(), nullptr);
+  ASSERT_NE(envoy::extensions::load_balancing_policies::round_robin::v3::RoundRobin::descriptor(), nullptr);
 }
 
 class UpstreamPool {
@@ -191,6 +202,7 @@ TEST(EnvoyApiTest, EveryFieldEnumValueAndMethodMatchesUpstream) {
 
 TEST(EnvoyApiTest, TypeUrlsNameUpstreamMessagesAndOurs) {
   ASSERT_EQ(Upstream().error(), "");
+  LinkAdsDescriptor();
   const std::string prefix = "type.googleapis.com/";
   for (const char* url : kAllTypeUrls) {
     SCOPED_TRACE(url);
@@ -211,6 +223,70 @@ TEST(EnvoyApiTest, TypeUrlsNameUpstreamMessagesAndOurs) {
                    ->full_name(),
       kHttpConnectionManagerType);
   EXPECT_EQ(prefix + envoy::extensions::filters::http::router::v3::Router::descriptor()->full_name(), kRouterType);
+  EXPECT_EQ(
+      prefix + envoy::extensions::load_balancing_policies::override_host::v3::OverrideHost::descriptor()->full_name(),
+      kOverrideHostType);
+}
+
+// Messages newer than the npm copy, as upstream defines them: envoyproxy/envoy api/ at
+// commit 0bd17f59d089bdc5e7ca47e87f631cfb1bc7e7b1 (read 2026-12-01).
+constexpr char kUpstreamCommit[] = "0bd17f59d089bdc5e7ca47e87f631cfb1bc7e7b1";
+struct UpstreamField {
+  const char* message;
+  const char* field;
+  int number;
+  FieldDescriptor::Type type;
+  FieldDescriptor::Label label;
+  const char* type_name;  // Message type's full name; "" for scalars.
+};
+constexpr const char kOverrideHost[] = "envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost";
+const UpstreamField kNewerThanNpm[] = {
+    {kOverrideHost, "override_host_sources", 1, FieldDescriptor::TYPE_MESSAGE, FieldDescriptor::LABEL_REPEATED,
+     "envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost.OverrideHostSource"},
+    {kOverrideHost, "selected_host_key", 2, FieldDescriptor::TYPE_MESSAGE, FieldDescriptor::LABEL_OPTIONAL,
+     "envoy.type.metadata.v3.MetadataKey"},
+    {kOverrideHost, "fallback_policy", 3, FieldDescriptor::TYPE_MESSAGE, FieldDescriptor::LABEL_OPTIONAL,
+     "envoy.config.cluster.v3.LoadBalancingPolicy"},
+    {"envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost.OverrideHostSource", "header", 1,
+     FieldDescriptor::TYPE_STRING, FieldDescriptor::LABEL_OPTIONAL, ""},
+    {"envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost.OverrideHostSource", "metadata", 2,
+     FieldDescriptor::TYPE_MESSAGE, FieldDescriptor::LABEL_OPTIONAL, "envoy.type.metadata.v3.MetadataKey"},
+};
+
+TEST(EnvoyApiTest, NewerMessagesMatchRecordedUpstreamNumbers) {
+  SCOPED_TRACE(kUpstreamCommit);
+  const DescriptorPool* ours = DescriptorPool::generated_pool();
+  ASSERT_NE(envoy::extensions::load_balancing_policies::override_host::v3::OverrideHost::descriptor(), nullptr);
+  std::set<std::string> recorded;
+  for (const UpstreamField& want : kNewerThanNpm) {
+    SCOPED_TRACE(std::string(want.message) + "." + want.field);
+    const Descriptor* message = ours->FindMessageTypeByName(want.message);
+    ASSERT_NE(message, nullptr);
+    const FieldDescriptor* field = message->FindFieldByNumber(want.number);
+    ASSERT_NE(field, nullptr);
+    EXPECT_EQ(field->name(), want.field);
+    EXPECT_EQ(field->type(), want.type);
+    EXPECT_EQ(field->label(), want.label);
+    EXPECT_EQ(field->real_containing_oneof(), nullptr);
+    if (field->message_type() != nullptr) {
+      EXPECT_EQ(field->message_type()->full_name(), want.type_name);
+    }
+    recorded.insert(field->full_name());
+  }
+  // Every field of those messages is recorded: nothing newer goes unchecked.
+  for (const char* name : {kOverrideHost,
+                           "envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost."
+                           "OverrideHostSource"}) {
+    const Descriptor* message = ours->FindMessageTypeByName(name);
+    ASSERT_NE(message, nullptr);
+    for (int i = 0; i < message->field_count(); ++i) {
+      EXPECT_EQ(recorded.count(message->field(i)->full_name()), 1u) << message->field(i)->full_name();
+    }
+  }
+  // The npm copy has no such message, which is why it is recorded here.
+  if (Upstream().error().empty()) {
+    EXPECT_EQ(Upstream().pool()->FindMessageTypeByName(kOverrideHost), nullptr);
+  }
 }
 
 TEST(EnvoyApiTest, AdsMethodPathIsUpstreams) {

@@ -7,6 +7,7 @@
 #include "controlplane/xds/type_urls.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/load_balancing_policies/override_host/v3/override_host.pb.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane::xds {
@@ -122,13 +123,14 @@ TEST(ResourcesTest, ClusterPolicyByClientKind) {
 }
 
 TEST(ResourcesTest, EnvoyOutlierDetectionFromThePoolsBreaker) {
-  policy::CircuitConfig circuit;
+  policy::PoolPolicy pool;
+  policy::CircuitConfig& circuit = pool.policy.circuit;
   circuit.max_error_rate = 0.25;
   circuit.min_requests = 40;
   circuit.base_ejection = absl::Milliseconds(1500);
   circuit.max_ejection = absl::Seconds(120);
   circuit.max_ejection_share = 0.3;
-  Cluster envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &circuit);
+  Cluster envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &pool);
   ASSERT_TRUE(envoy.has_outlier_detection());
   const auto& od = envoy.outlier_detection();
   EXPECT_EQ(od.failure_percentage_threshold().value(), 25u);
@@ -140,7 +142,7 @@ TEST(ResourcesTest, EnvoyOutlierDetectionFromThePoolsBreaker) {
   EXPECT_EQ(od.max_ejection_time().seconds(), 120);
   EXPECT_EQ(od.max_ejection_percent().value(), 30u);
 
-  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kGrpc, &circuit).has_outlier_detection());
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kGrpc, &pool).has_outlier_detection());
   EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kEnvoy).has_outlier_detection());
 
   // Through the catalog, each pool with its own settings.
@@ -154,6 +156,89 @@ TEST(ResourcesTest, EnvoyOutlierDetectionFromThePoolsBreaker) {
   EXPECT_EQ(strict.outlier_detection().failure_percentage_threshold().value(), 10u);
   EXPECT_EQ(other.outlier_detection().failure_percentage_threshold().value(),
             static_cast<uint32_t>(policy::CircuitConfig().max_error_rate * 100));
+}
+
+TEST(ResourcesTest, EnvoyCircuitBreakerThresholdsFromThePoolsConfig) {
+  policy::PoolPolicy pool;
+  pool.envoy.max_connections = 64;
+  pool.envoy.max_pending_requests = 32;
+  pool.envoy.max_requests = 256;
+  pool.envoy.max_retries = 2;
+  Cluster envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &pool);
+  ASSERT_EQ(envoy.circuit_breakers().thresholds_size(), 1);
+  const auto& t = envoy.circuit_breakers().thresholds(0);
+  EXPECT_EQ(t.max_connections().value(), 64u);
+  EXPECT_EQ(t.max_pending_requests().value(), 32u);
+  EXPECT_EQ(t.max_requests().value(), 256u);
+  EXPECT_EQ(t.max_retries().value(), 2u);
+  // Zero is a real limit (reject everything), so it is sent, not dropped.
+  pool.envoy.max_retries = 0;
+  envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &pool);
+  EXPECT_TRUE(envoy.circuit_breakers().thresholds(0).has_max_retries());
+  EXPECT_EQ(envoy.circuit_breakers().thresholds(0).max_retries().value(), 0u);
+
+  // The defaults are Envoy's own; gRPC clients and configless clusters get none.
+  const policy::FleetConfig defaults = policy::DefaultFleetConfig();
+  envoy = BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &defaults.defaults);
+  EXPECT_EQ(envoy.circuit_breakers().thresholds(0).max_requests().value(), 1024u);
+  EXPECT_EQ(envoy.circuit_breakers().thresholds(0).max_retries().value(), 3u);
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kGrpc, &pool).has_circuit_breakers());
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kEnvoy).has_circuit_breakers());
+
+  // Through the catalog, per pool; a change of thresholds is a new Cluster version.
+  policy::FleetConfig fleet;
+  fleet.pools["small"].envoy.max_requests = 8;
+  auto catalog = BuildCatalog({Snap(Pool("small", {}), "v1"), Snap(Pool("big", {}), "v2")}, ClientKind::kEnvoy, &fleet);
+  Cluster small, big;
+  ASSERT_TRUE(catalog->Of(kClusterType).at("small")->any.UnpackTo(&small));
+  ASSERT_TRUE(catalog->Of(kClusterType).at("big")->any.UnpackTo(&big));
+  EXPECT_EQ(small.circuit_breakers().thresholds(0).max_requests().value(), 8u);
+  EXPECT_EQ(big.circuit_breakers().thresholds(0).max_requests().value(), 1024u);
+  fleet.pools["small"].envoy.max_requests = 9;
+  auto changed = BuildCatalog({Snap(Pool("small", {}), "v1"), Snap(Pool("big", {}), "v2")}, ClientKind::kEnvoy, &fleet);
+  EXPECT_NE(changed->Of(kClusterType).at("small")->version, catalog->Of(kClusterType).at("small")->version);
+  EXPECT_EQ(changed->Of(kClusterType).at("big")->version, catalog->Of(kClusterType).at("big")->version);
+}
+
+TEST(ResourcesTest, OverrideHostPolicyOnlyWhenThePoolAsksForIt) {
+  using envoy::extensions::load_balancing_policies::override_host::v3::OverrideHost;
+  policy::PoolPolicy pool;
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kEnvoy, &pool).has_load_balancing_policy());
+
+  pool.envoy.override_host = true;
+  EXPECT_FALSE(BuildCluster(Pool("chat", {}), ClientKind::kGrpc, &pool).has_load_balancing_policy());
+  struct Case {
+    v1::LbPolicy pool_policy;
+    std::string fallback_name;
+    std::string fallback_type;
+  };
+  const Case cases[] = {
+      {v1::LB_POLICY_WEIGHTED, "envoy.load_balancing_policies.least_request", kLeastRequestType},
+      {v1::LB_POLICY_LEAST_REQUEST, "envoy.load_balancing_policies.least_request", kLeastRequestType},
+      {v1::LB_POLICY_ROUND_ROBIN, "envoy.load_balancing_policies.round_robin", kRoundRobinType},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(v1::LbPolicy_Name(c.pool_policy));
+    Cluster cluster = BuildCluster(Pool("chat", {}, c.pool_policy), ClientKind::kEnvoy, &pool);
+    ASSERT_EQ(cluster.load_balancing_policy().policies_size(), 1);
+    const auto& ext = cluster.load_balancing_policy().policies(0).typed_extension_config();
+    EXPECT_EQ(ext.name(), "envoy.load_balancing_policies.override_host");
+    EXPECT_EQ(ext.typed_config().type_url(), kOverrideHostType);
+    OverrideHost override_host;
+    ASSERT_TRUE(ext.typed_config().UnpackTo(&override_host));
+    ASSERT_EQ(override_host.override_host_sources_size(), 2);
+    EXPECT_EQ(override_host.override_host_sources(0).header(), "x-gateway-destination-endpoint");
+    EXPECT_EQ(override_host.override_host_sources(1).metadata().key(), "envoy.lb");
+    ASSERT_EQ(override_host.override_host_sources(1).metadata().path_size(), 1);
+    EXPECT_EQ(override_host.override_host_sources(1).metadata().path(0).key(), "x-gateway-destination-endpoint");
+    ASSERT_EQ(override_host.fallback_policy().policies_size(), 1);
+    const auto& fallback = override_host.fallback_policy().policies(0).typed_extension_config();
+    EXPECT_EQ(fallback.name(), c.fallback_name);
+    EXPECT_EQ(fallback.typed_config().type_url(), c.fallback_type);
+    // Envoy ignores lb_policy under load_balancing_policy; it stays what it would be.
+    EXPECT_EQ(cluster.lb_policy(),
+              c.pool_policy == v1::LB_POLICY_ROUND_ROBIN ? Cluster::ROUND_ROBIN : Cluster::LEAST_REQUEST);
+  }
 }
 
 TEST(ResourcesTest, AssignmentLayoutAndHealth) {

@@ -1,9 +1,11 @@
 #include "controlplane/xds/sotw_stream.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "controlplane/xds/type_urls.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "gtest/gtest.h"
 
@@ -59,6 +61,10 @@ std::vector<std::string> Names(const DiscoveryResponse& response) {
       envoy::config::endpoint::v3::ClusterLoadAssignment cla;
       any.UnpackTo(&cla);
       names.push_back(cla.cluster_name());
+    } else if (any.type_url() == kClusterType) {
+      envoy::config::cluster::v3::Cluster cluster;
+      any.UnpackTo(&cluster);
+      names.push_back(cluster.name());
     } else {
       names.push_back("?");
     }
@@ -211,9 +217,91 @@ TEST(SotwStreamTest, MakeBeforeBreakOrder) {
   s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
   s.OnRequest(Request(kClusterType, {"a"}));
   std::vector<std::string> order;
+  std::optional<DiscoveryResponse> cds;
+  while (auto r = s.NextResponse(*catalog)) {
+    order.push_back(r->type_url());
+    if (r->type_url() == kClusterType) cds = r;
+  }
+  // Listeners and routes wait until the client has taken the clusters they name.
+  EXPECT_EQ(order, (std::vector<std::string>{kClusterType, kClusterLoadAssignmentType}));
+  ASSERT_TRUE(cds);
+  EXPECT_EQ(s.OnRequest(Ack(*cds, {"a"})), RequestKind::kAck);
   while (auto r = s.NextResponse(*catalog)) order.push_back(r->type_url());
   EXPECT_EQ(order, (std::vector<std::string>{kClusterType, kClusterLoadAssignmentType, kListenerType,
                                              kRouteConfigurationType}));
+}
+
+TEST(SotwStreamTest, ClustersAreRemovedOnlyAfterTheRoutesThatNameThem) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterType, {}));  // Wildcard, as Envoy asks.
+  s.OnRequest(Request(kListenerType, {}));
+  auto both = CatalogOf({{"a", 1}, {"b", 1}});
+  auto cds1 = s.NextResponse(*both);
+  ASSERT_TRUE(cds1);
+  EXPECT_EQ(cds1->type_url(), kClusterType);
+  s.OnRequest(Ack(*cds1, {}));
+  auto lds1 = s.NextResponse(*both);
+  ASSERT_TRUE(lds1);
+  EXPECT_EQ(lds1->type_url(), kListenerType);
+  EXPECT_EQ(lds1->resources_size(), 2);
+
+  // Pool a goes: the listener update goes out first, the cluster stays until it is ACKed.
+  auto only_b = CatalogOf({{"b", 1}});
+  auto lds2 = s.NextResponse(*only_b);
+  ASSERT_TRUE(lds2);
+  EXPECT_EQ(lds2->type_url(), kListenerType);
+  EXPECT_EQ(lds2->resources_size(), 1);
+  EXPECT_FALSE(s.NextResponse(*only_b));  // lds1 and lds2 are unanswered.
+  s.OnRequest(Ack(*lds1, {}));            // Stale: still waiting for lds2's answer.
+  EXPECT_FALSE(s.NextResponse(*only_b));
+  s.OnRequest(Ack(*lds2, {}));
+  auto cds2 = s.NextResponse(*only_b);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(cds2->type_url(), kClusterType);
+  EXPECT_EQ(Names(*cds2), std::vector<std::string>{"b"});
+  EXPECT_FALSE(s.NextResponse(*only_b));
+}
+
+TEST(SotwStreamTest, ChangedClustersStillGoOutWhileARemovalWaits) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterType, {}));
+  s.OnRequest(Request(kListenerType, {}));
+  auto cds1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(cds1);
+  s.OnRequest(Ack(*cds1, {}));
+  auto lds1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}}));
+  ASSERT_TRUE(lds1);
+  // a goes and c comes while the listener response is unanswered: c is made at once
+  // (the kept a still in it), a is broken only after the listeners moved on.
+  auto catalog = CatalogOf({{"b", 1}, {"c", 1}});
+  auto cds2 = s.NextResponse(*catalog);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(cds2->type_url(), kClusterType);
+  EXPECT_EQ(Names(*cds2), (std::vector<std::string>{"a", "b", "c"}));
+  s.OnRequest(Ack(*cds2, {}));
+  auto lds2 = s.NextResponse(*catalog);
+  ASSERT_TRUE(lds2);
+  EXPECT_EQ(lds2->type_url(), kListenerType);
+  s.OnRequest(Ack(*lds2, {}));
+  auto cds3 = s.NextResponse(*catalog);
+  ASSERT_TRUE(cds3);
+  EXPECT_EQ(Names(*cds3), (std::vector<std::string>{"b", "c"}));
+}
+
+TEST(SotwStreamTest, ASlowClientGetsOnlyTheNewestVersion) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}}));
+  ASSERT_TRUE(r1);
+  // Versions 2..9 are published while the client is busy; only the newest is sent.
+  std::shared_ptr<const Catalog> newest;
+  for (uint32_t w = 2; w <= 9; ++w) newest = CatalogOf({{"a", w}});
+  auto r2 = s.NextResponse(*newest);
+  ASSERT_TRUE(r2);
+  EXPECT_FALSE(s.NextResponse(*newest));  // No backlog of the versions in between.
+  SotwStream fresh;
+  fresh.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  EXPECT_EQ(fresh.NextResponse(*newest)->version_info(), r2->version_info());
 }
 
 TEST(SotwStreamTest, UnknownTypeIsIgnored) {
