@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
 
   switchboard::controlplane::ControlPlaneOptions options;
   std::string staleness = "5s", forget_after = "5m", config_path;
+  std::string scale_exec, scale_exec_timeout = "30s";
   bool insecure = false;
   CLI::App app{
       "switchboard-controlplane: the Switchboard control plane.\n"
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
                  "See docs/configuration.md");
+  app.add_option("--scale-exec", scale_exec,
+                 "run this command on every change of a pool's desired replicas, e.g. "
+                 "'kubectl scale deployment/{pool} --replicas={replicas}' (not through a shell; also "
+                 "SWITCHBOARD_POOL and SWITCHBOARD_REPLICAS in its environment); never concurrently for one pool");
+  app.add_option("--scale-exec-timeout", scale_exec_timeout, "kill a --scale-exec run after this long")
+      ->capture_default_str();
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   SB_CLI_PARSE(app, argc, argv);
 
@@ -75,6 +82,16 @@ int main(int argc, char** argv) {
                          "--staleness-bound") ||
       !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
     return 2;
+  }
+  if (!scale_exec.empty()) {
+    switchboard::controlplane::ScaleExecOptions exec;
+    exec.command = scale_exec;
+    if (!ParseDurationFlag(scale_exec_timeout, &exec.timeout, "--scale-exec-timeout")) return 2;
+    if (auto words = switchboard::controlplane::SplitCommand(scale_exec); !words.ok()) {
+      std::cerr << "switchboard-controlplane: --scale-exec: " << words.status().message() << "\n";
+      return 2;
+    }
+    options.scale_exec = std::move(exec);
   }
   switchboard::WarnIfPlaintextImplicit(insecure);
   // Without a file, the flag sets the built-in defaults' staleness bound.

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "controlplane/reconciler.h"
+#include "controlplane/scale/scale_exec.h"
 
 namespace switchboard::controlplane {
 
@@ -17,6 +18,7 @@ struct ControlPlaneOptions {
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty = off.
   std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
   ReconcilerOptions reconciler;
+  std::optional<ScaleExecOptions> scale_exec;  // --scale-exec; nullopt: none.
   const Clock* clock = SystemClock::Get();
 };
 
