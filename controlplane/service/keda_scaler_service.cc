@@ -69,7 +69,7 @@ template <typename Response>
 class KedaStream final : public grpc::ServerWriteReactor<Response> {
  public:
   // Fills the response and the key that identifies its content.
-  using Make = std::function<bool(const policy::KedaAnswer&, Response*, std::string* key)>;
+  using Make = std::function<void(const policy::KedaAnswer&, Response*, std::string* key)>;
 
   KedaStream(KedaScalerService* service, const ScaledObjectRef& ref, Make make)
       : service_(service), ref_(ref), make_(std::move(make)) {
@@ -190,7 +190,6 @@ grpc::ServerWriteReactor<IsActiveResponse>* KedaScalerService::StreamIsActive(gr
                                           [](const policy::KedaAnswer& a, IsActiveResponse* r, std::string* key) {
                                             r->set_result(a.active);
                                             *key = absl::StrCat(a.active, "/", a.metric_value);
-                                            return true;
                                           });
 }
 
@@ -200,7 +199,6 @@ grpc::ServerWriteReactor<GetMetricSpecResponse>* KedaScalerService::StreamMetric
       this, *request, [](const policy::KedaAnswer& a, GetMetricSpecResponse* r, std::string* key) {
         FillSpec(a, r);
         *key = absl::StrCat(a.target);
-        return true;
       });
 }
 

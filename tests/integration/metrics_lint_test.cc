@@ -131,6 +131,7 @@ TEST_F(MetricsLintTest, EveryBinaryPassesPromtoolCheckMetrics) {
     SCOPED_TRACE(name);
     const std::string text = Scrape(metrics_port);
     AddExported(text, &exported);
+    EXPECT_THAT(text, HasSubstr("# TYPE switchboard_build_info gauge"));
     ASSERT_THAT(text, HasSubstr("# TYPE switchboard_"));
     const std::string file = (dir_ / (name + ".prom")).string();
     std::ofstream(file) << text;
