@@ -1,13 +1,16 @@
 // KEDA's external scaler on a real control plane: a client built from KEDA's proto does
 // what KEDA's operator and the HPA do with the answers (tests/controlplane/keda_hpa.h)
 // and must land on the replica count sbctl shows, across scale up, down, to zero and
-// back; StreamIsActive pushes every change; an advisory pool is left alone.
+// back; StreamIsActive pushes every change; an advisory pool is left alone. And
+// --scale-exec on the same control plane.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -188,6 +191,55 @@ TEST_F(KedaTest, MetricSpecIsPushedAndBadTriggersAreRefused) {
                grpc::StatusCode::FAILED_PRECONDITION;
       },
       Scaled(absl::Seconds(5))));
+}
+
+// --scale-exec on a real control plane: a script runs on each change of desired
+// replicas, and its failure is an event sbctl shows.
+TEST(ScaleExecTest, RunsOnChangesAndFailuresAreEvents) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "scale_exec_cp";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string config = (dir / "pools.yaml").string(), log = (dir / "log").string();
+  const std::string script = (dir / "scale.sh").string();
+  std::ofstream(config) << kConfig;
+  std::ofstream(script) << "#!/bin/sh\necho \"$1 $2\" >> " << log
+                        << "\nif [ \"$2\" = 5 ]; then echo quota exceeded >&2; exit 3; fi\n";
+  chmod(script.c_str(), 0755);
+  auto cp = Subprocess::Start("switchboard-controlplane",
+                              {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", (dir / "h.db").string(),
+                               "--config", config, "--scale-exec", script + " {pool} {replicas}", "--insecure"});
+  auto port = cp->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string addr = absl::StrCat("127.0.0.1:", *port);
+  auto server = Subprocess::Start("switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m", "--slots", "2"});
+  auto sp = server->WaitForPort("http listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(sp.ok()) << sp.status();
+  auto agent = Subprocess::Start("switchboard-agent",
+                                 {"--controlplane", addr, "--backend", absl::StrCat("llamacpp=http://127.0.0.1:", *sp),
+                                  "--node-id", "n1", "--report-interval", "250ms", "--gpu", "none", "--insecure"});
+  auto read_log = [&] {
+    std::stringstream s;
+    s << std::ifstream(log).rdbuf();
+    return s.str();
+  };
+  ASSERT_TRUE(WaitFor([&] { return RunSbctl(addr, "status m").first == 0; }, Scaled(absl::Seconds(15))));
+  for (int replicas : {5, 2}) {
+    auto [rc, out] = RunSbctl(addr, absl::StrCat("scale m ", replicas, " --for 10m"));
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_TRUE(WaitFor([&] { return read_log().find(absl::StrCat("m ", replicas, "\n")) != std::string::npos; },
+                        Scaled(absl::Seconds(10))))
+        << read_log();
+  }
+  std::string events;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        events = RunSbctl(addr, "events m").second;
+        return events.find("scale_exec_failed pool=m") != std::string::npos &&
+               events.find("5 replicas: exit 3: quota exceeded") != std::string::npos &&
+               events.find("2 replicas: exit 0") != std::string::npos;
+      },
+      Scaled(absl::Seconds(10))))
+      << events;
 }
 
 }  // namespace
