@@ -1,9 +1,17 @@
 #include "agent/metrics.h"
 
+#include "agent/agent.h"
+
 namespace switchboard::agent {
 
 std::unique_ptr<AgentMetrics> AgentMetrics::Create(prometheus::Registry& registry) {
   auto m = std::make_unique<AgentMetrics>();
+  prometheus::BuildGauge()
+      .Name("switchboard_build_info")
+      .Help("Always 1; the labels say which build runs")
+      .Register(registry)
+      .Add({{"component", "agent"}, {"version", kAgentVersion}})
+      .Set(1);
   m->probes = &prometheus::BuildCounter()
                    .Name("switchboard_agent_probes_total")
                    .Help("Probe rounds per endpoint by result")

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
 
   switchboard::controlplane::ControlPlaneOptions options;
   std::string staleness = "5s", forget_after = "5m", config_path;
+  std::string scale_exec, scale_exec_timeout = "30s";
   bool insecure = false;
   CLI::App app{
       "switchboard-controlplane: the Switchboard control plane.\n"
@@ -65,6 +66,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--xds-max-delay", xds_max_delay,
                  "but an xDS push waits at most this long after the first change of a burst")
+      ->capture_default_str();
+  app.add_option("--scale-exec", scale_exec,
+                 "run this command on every change of a pool's desired replicas, e.g. "
+                 "'kubectl scale deployment/{pool} --replicas={replicas}' (not through a shell; also "
+                 "SWITCHBOARD_POOL and SWITCHBOARD_REPLICAS in its environment); never concurrently for one pool");
+  app.add_option("--scale-exec-timeout", scale_exec_timeout, "kill a --scale-exec run after this long")
       ->capture_default_str();
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   SB_CLI_PARSE(app, argc, argv);
@@ -96,6 +103,16 @@ int main(int argc, char** argv) {
     std::cerr << "switchboard-controlplane: --xds-max-delay (" << xds_max_delay << ") is shorter than --xds-quiet ("
               << xds_quiet << ")\n";
     return 2;
+  }
+  if (!scale_exec.empty()) {
+    switchboard::controlplane::ScaleExecOptions exec;
+    exec.command = scale_exec;
+    if (!ParseDurationFlag(scale_exec_timeout, &exec.timeout, "--scale-exec-timeout")) return 2;
+    if (auto words = switchboard::controlplane::SplitCommand(scale_exec); !words.ok()) {
+      std::cerr << "switchboard-controlplane: --scale-exec: " << words.status().message() << "\n";
+      return 2;
+    }
+    options.scale_exec = std::move(exec);
   }
   switchboard::WarnIfPlaintextImplicit(insecure);
   // Without a file, the flag sets the built-in defaults' staleness bound.

@@ -8,6 +8,7 @@
 #include "controlplane/service/admin_service.h"
 #include "controlplane/service/agent_service.h"
 #include "controlplane/service/discovery_service.h"
+#include "controlplane/service/keda_scaler_service.h"
 #include "controlplane/xds/ads_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -23,6 +24,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<ControlPlaneMetrics> metrics;
   std::unique_ptr<HistoryStore> history;
   std::shared_ptr<prometheus::Collectable> history_metrics;  // Reads `history`.
+  std::shared_ptr<prometheus::Collectable> fleet_metrics;    // Reads `store` and the reconciler's config.
   std::unique_ptr<FleetState> fleet;
   SnapshotStore store;
   std::unique_ptr<ClientRegistry> clients;
@@ -32,7 +34,9 @@ struct ControlPlane::Impl {
   std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
   std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<KedaScalerService> keda_service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<ScaleExecutor> scale_exec;  // Stopped (its runs awaited) before the reconciler.
   int grpc_port = 0;
   bool shut_down = false;
   // Last, so destroyed first: no scrape runs once anything it reads is gone.
@@ -88,6 +92,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   }
   p->reconciler =
       std::make_unique<Reconciler>(p->fleet.get(), &p->store, p->history.get(), options.clock, options.reconciler);
+  if (p->exposer) {
+    p->fleet_metrics = MakeFleetMetrics(&p->store, [p] { return p->reconciler->config(); });
+    p->exposer->RegisterCollectable(p->fleet_metrics);
+  }
   p->store.AddWatcher([p] {
     // Runs on the reconciler thread after each publish.
     p->metrics->snapshots_published->Increment();
@@ -114,6 +122,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
   p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock,
                                                         p->clients.get());
+  p->keda_service = std::make_unique<KedaScalerService>(
+      &p->store, [p] { return p->reconciler->config(); }, p->metrics.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -130,6 +140,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   builder.RegisterService(p->discovery_service.get());
   builder.RegisterService(p->ads_service.get());
   builder.RegisterService(p->admin_service.get());
+  builder.RegisterService(p->keda_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("--listen ", options.listen,
@@ -137,6 +148,21 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
                                                "of this host's)"));
   }
   p->reconciler->Start();
+  if (options.scale_exec) {
+    absl::StatusOr<std::unique_ptr<ScaleExecutor>> exec = ScaleExecutor::Create(
+        *options.scale_exec, &p->store, [p] { return p->reconciler->config(); },
+        [p](HistoryEvent event) {
+          (event.kind == "scale_exec" ? p->metrics->scale_exec_ok : p->metrics->scale_exec_failed)->Increment();
+          if (p->history) p->history->RecordEvent(std::move(event));
+        },
+        [clock = options.clock] { return clock->Now(); });
+    if (!exec.ok()) {
+      p->server->Shutdown();
+      p->reconciler->Stop();
+      return exec.status();
+    }
+    p->scale_exec = std::move(*exec);
+  }
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -180,6 +206,7 @@ void ControlPlane::Shutdown() {
   // Open streams are cancelled after a short grace period so agents reconnect elsewhere.
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   impl_->server->Wait();
+  impl_->scale_exec.reset();
   impl_->reconciler->Stop();
   if (impl_->history) impl_->history->Flush();
 }

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/xds/push_coalescer.h"
+#include "controlplane/scale/scale_exec.h"
 
 namespace switchboard::controlplane {
 
@@ -19,6 +20,7 @@ struct ControlPlaneOptions {
   std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
   ReconcilerOptions reconciler;
   xds::PushCoalescing xds_push;  // Debounce of xDS pushes (--xds-quiet, --xds-max-delay).
+  std::optional<ScaleExecOptions> scale_exec;  // --scale-exec; nullopt: none.
   const Clock* clock = SystemClock::Get();
 };
 

@@ -13,6 +13,8 @@ PACKAGES=(
   sqlite3 curl procps openssl
   haproxy nginx-light   # integration_proxy_sync_test runs the real proxies
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
+  prometheus   # promtool: integration_metrics_lint_test, deploy_prometheus_rules_test
+  systemd      # systemd-analyze verify: deploy_systemd_test
 )
 
 missing=()
@@ -43,7 +45,7 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The tests run their own haproxy and nginx (temporary configs on free loopback ports);
 # the system services Debian starts on installation are not needed. Stop the ones
 # installed just now, leaving any that were already there alone.
-for svc in haproxy nginx; do
+for svc in haproxy nginx prometheus; do
   case " ${missing[*]} " in
     *" $svc "* | *" $svc-light "*)
       if [ -d /run/systemd/system ]; then  # systemd is running

@@ -1,5 +1,7 @@
 #include "sync/metrics.h"
 
+#include "prometheus/gauge.h"
+
 namespace switchboard::sync {
 
 std::unique_ptr<SyncMetrics> MakeSyncMetrics() {
@@ -31,6 +33,12 @@ std::unique_ptr<SyncMetrics> MakeSyncMetrics() {
                     .Help("Streams opened to the control plane (the first and every reconnect)")
                     .Register(*m->registry)
                     .Add({});
+  prometheus::BuildGauge()
+      .Name("switchboard_build_info")
+      .Help("Always 1; the labels say which build runs")
+      .Register(*m->registry)
+      .Add({{"component", "sync"}, {"version", SWITCHBOARD_VERSION}})
+      .Set(1);
   return m;
 }
 

@@ -313,7 +313,8 @@ class Parser {
 
   absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
     if (absl::Status s = OnlyKeys(
-            node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling", "envoy"});
+            node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling", "envoy",
+                          "advisory"});
         !s.ok()) {
       return s;
     }
@@ -355,6 +356,11 @@ class Parser {
           !s.ok()) {
         return s;
       }
+    }
+    if (node["advisory"]) {
+      const std::string v = node["advisory"].IsScalar() ? node["advisory"].Scalar() : "";
+      if (v != "true" && v != "false") return Error(node["advisory"], field + ".advisory", "must be true or false");
+      p->advisory = v == "true";
     }
     if (node["autoscaling"]) {
       if (node["autoscaling"].IsMap() && node["autoscaling"]["sync_period"]) {

@@ -322,6 +322,11 @@ void HistoryStore::Flush() {
   mu_.Await(Condition(&done));
 }
 
+size_t HistoryStore::queue_depth() const {
+  MutexLock lock(&mu_);
+  return queue_.size();
+}
+
 uint64_t HistoryStore::write_errors() const {
   MutexLock lock(&mu_);
   return write_errors_;

@@ -131,6 +131,8 @@ class HistoryStore {
   uint64_t dropped_samples() const;
   uint64_t dropped_snapshots() const;
   uint64_t dropped_scaling_states() const;
+  // Writes waiting for the writer thread. Exported as switchboard_history_queue_depth.
+  size_t queue_depth() const;
 
   // For tests: the writer takes no new batch until ResumeWriter (a disk that does not
   // keep up). Returns once any batch being written is committed.

@@ -52,6 +52,9 @@ struct PoolPolicy {
   std::optional<AutoscaleConfig> autoscale;                  // nullopt: autoscaling off.
   absl::Duration autoscale_sync_period = absl::Seconds(15);  // The HPA's sync period.
   std::optional<PredictiveConfig> predictive;                // nullopt: reactive only.
+  // Advisory: desired replicas are computed, published and explained, but nothing acts
+  // on them (the KEDA scaler refuses to answer, --scale-exec does not run).
+  bool advisory = false;
 };
 
 struct FleetConfig {

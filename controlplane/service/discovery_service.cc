@@ -1,11 +1,14 @@
 #include "controlplane/service/discovery_service.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
 
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace switchboard::controlplane {
 
@@ -71,12 +74,20 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
   void OnWriteDone(bool ok) override {
     MutexLock lock(&mu_);
-    in_flight_.reset();
     if (!ok) {
       finish_requested_ = true;
     } else {
       service_->metrics_->assignments_sent->Increment();
+      if (in_flight_ && !in_flight_->assignment.stale()) {
+        // From the publication, or from the subscription for a snapshot older than it.
+        const absl::Time published =
+            std::max(started_, absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(
+                                   in_flight_->assignment.generated_at())));
+        service_->metrics_->push_latency->Observe(
+            absl::ToDoubleSeconds(std::max(absl::Now() - published, absl::ZeroDuration())));
+      }
     }
+    in_flight_.reset();
     PumpLocked();
   }
 
@@ -156,10 +167,11 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   const std::string peer_;
   const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
   const std::string user_agent_;
-  v1::SubscribeRequest request_;        // Owned by the single outstanding read.
-  bool subscribed_ = false;             // Touched only from read callbacks.
-  bool outcomes_error_logged_ = false;  // Likewise.
-  int watcher_id_ = 0;                  // Set before the first write; read in OnDone.
+  const absl::Time started_ = absl::Now();  // Wall time, as snapshots' generated_at.
+  v1::SubscribeRequest request_;            // Owned by the single outstanding read.
+  bool subscribed_ = false;                 // Touched only from read callbacks.
+  bool outcomes_error_logged_ = false;      // Likewise.
+  int watcher_id_ = 0;                      // Set before the first write; read in OnDone.
 
   Mutex mu_;
   std::string subscriber_id_ ABSL_GUARDED_BY(mu_);

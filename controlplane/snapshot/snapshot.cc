@@ -168,6 +168,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   if (replicas) {
     a.set_desired_replicas(static_cast<uint32_t>(std::max(0, replicas->desired)));
     snap->autoscale_explanation = replicas->explanation;
+    snap->scaling_signals = replicas->signals;
   } else {
     a.set_desired_replicas(routable);
     snap->autoscale_explanation = "no autoscaling configured: desired = routable endpoints";

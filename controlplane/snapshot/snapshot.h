@@ -27,6 +27,9 @@ struct Snapshot {
   policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
   std::vector<std::string> weight_explanations;  // The weight policy's reason per endpoint, same order.
   std::string autoscale_explanation;             // How desired_replicas came about.
+  // What the autoscaler saw at its last sync (current replicas, demand); nullopt with
+  // autoscaling off and for a snapshot restored from history. Not part of the version.
+  std::optional<policy::PoolSignals> scaling_signals;
 };
 
 // Circuit-breaker memory of a pool's endpoints, keyed by "node/address".

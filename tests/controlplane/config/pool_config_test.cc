@@ -263,3 +263,21 @@ TEST(PoolConfigTest, MissingFile) {
 
 }  // namespace
 }  // namespace switchboard::controlplane
+
+namespace switchboard::controlplane {
+namespace {
+
+TEST(PoolConfigTest, AdvisoryPerPool) {
+  auto c = ParseFleetConfig("pools:\n  watch-me:\n    advisory: true\n  act:\n    advisory: false\n", "a.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->For("watch-me").advisory);
+  EXPECT_FALSE(c->For("act").advisory);
+  EXPECT_FALSE(c->For("other").advisory);
+  auto bad = ParseFleetConfig("pools:\n  m:\n    advisory: maybe\n", "b.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("b.yaml:3: pools.m.advisory: must be true or false"));
+}
+
+}  // namespace
+}  // namespace switchboard::controlplane
