@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   }
 
   if (!options.db_path.empty()) {
-    absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path);
+    absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path, options.history);
     if (!history.ok()) return history.status();
     p->history = std::move(*history);
     if (p->exposer) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "controlplane/history/history_store.h"
 #include "controlplane/reconciler.h"
 
 namespace switchboard::controlplane {
@@ -16,6 +17,7 @@ struct ControlPlaneOptions {
   std::string listen = "0.0.0.0:50051";         // gRPC, every service. Port 0 = pick one.
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty = off.
   std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
+  HistoryOptions history;                       // Queue and retention tiers.
   ReconcilerOptions reconciler;
   const Clock* clock = SystemClock::Get();
 };
