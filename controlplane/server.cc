@@ -31,6 +31,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
   std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
+  std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
@@ -112,8 +113,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
+  p->history_reads = std::make_unique<ReadExecutor>();
   p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock,
-                                                        p->clients.get());
+                                                        p->clients.get(), p->history_reads.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -136,7 +138,13 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
                                                ": cannot listen (the port is in use, or the address is not one "
                                                "of this host's)"));
   }
+  // grpc.health.v1 (Kubernetes gRPC probes, grpcurl): NOT_SERVING until the history is
+  // loaded (the restored snapshots, overrides and demand samples the reconciler reads at
+  // its start), then SERVING; NOT_SERVING again from Shutdown.
+  grpc::HealthCheckServiceInterface* health = p->server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(false);
   p->reconciler->Start();
+  if (health != nullptr) health->SetServingStatus(true);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -177,6 +185,7 @@ void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
 void ControlPlane::Shutdown() {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
+  if (auto* health = impl_->server->GetHealthCheckService(); health != nullptr) health->Shutdown();
   // Open streams are cancelled after a short grace period so agents reconnect elsewhere.
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   impl_->server->Wait();
