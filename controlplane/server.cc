@@ -1,8 +1,10 @@
 #include "controlplane/server.h"
 
+#include "CivetServer.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "controlplane/dashboard/dashboard.h"
 #include "controlplane/metrics.h"
 #include "controlplane/operations.h"
 #include "controlplane/service/admin_service.h"
@@ -33,6 +35,8 @@ struct ControlPlane::Impl {
   std::unique_ptr<FleetOperations> operations;
   std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
   std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<Dashboard> dashboard;  // Served on the metrics port (/ui).
+  int dashboard_port = 0;                // Registered port; 0 when none.
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   bool shut_down = false;
@@ -53,7 +57,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     absl::StatusOr<HostPort> ml = ParseHostPort(options.metrics_listen);
     if (!ml.ok()) return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: ", ml.status().message()));
     try {  // prometheus-cpp reports bind failures by throwing; keep that at this edge.
-      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString());
+      // The callbacks let the dashboard answer /ui and /api/* on the same server.
+      CivetCallbacks callbacks;
+      callbacks.begin_request = &Dashboard::BeginRequest;
+      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString(), /*num_threads=*/2, &callbacks);
     } catch (const std::exception& e) {
       // CivetServer's own message ("null context when constructing CivetServer") says
       // nothing to an operator; a failed bind is almost always a port in use.
@@ -114,6 +121,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
   p->history_reads = std::make_unique<ReadExecutor>();
+  if (p->exposer) {
+    p->dashboard = std::make_unique<Dashboard>(&p->store, p->operations.get(), options.clock);
+  }
   p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock,
                                                         p->clients.get(), p->history_reads.get());
 
@@ -143,6 +153,13 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   // its start), then SERVING; NOT_SERVING again from Shutdown.
   grpc::HealthCheckServiceInterface* health = p->server->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(false);
+  if (p->dashboard) {  // Registered once nothing can fail: the destructor unregisters it.
+    auto ports = p->exposer->GetListeningPorts();
+    if (!ports.empty()) {
+      p->dashboard_port = ports.front();
+      Dashboard::Register(p->dashboard_port, p->dashboard.get());
+    }
+  }
   p->reconciler->Start();
   if (health != nullptr) health->SetServingStatus(true);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
@@ -150,7 +167,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
 
 ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-ControlPlane::~ControlPlane() { Shutdown(); }
+ControlPlane::~ControlPlane() {
+  Shutdown();
+  if (impl_->dashboard_port != 0) Dashboard::Unregister(impl_->dashboard_port);
+}
 
 int ControlPlane::grpc_port() const { return impl_->grpc_port; }
 
