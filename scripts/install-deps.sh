@@ -13,6 +13,8 @@ PACKAGES=(
   sqlite3 curl procps openssl
   haproxy nginx-light   # integration_proxy_sync_test runs the real proxies
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
+  libcivetweb-dev   # the dashboard's handlers on the metrics server (prometheus-cpp-dev pulls it in too)
+  chromium   # integration_dashboard_test drives the dashboard in headless chromium
 )
 
 missing=()
