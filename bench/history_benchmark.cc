@@ -93,11 +93,12 @@ int main(int argc, char** argv) {
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     const double writer_cpu = ProcessCpuSeconds() - cpu0 - producer;
-    std::printf("writes: %d endpoints x %d s of reports = %.0f samples in %.2f s wall; writer CPU %.2f s = %.3f cores "
-                "at one report per endpoint per second (dropped %llu, write errors %llu)\n",
-                endpoints, seconds, 1.0 * endpoints * seconds, wall, writer_cpu, writer_cpu / seconds,
-                static_cast<unsigned long long>((*store)->dropped_endpoint_samples()),
-                static_cast<unsigned long long>((*store)->write_errors()));
+    std::printf(
+        "writes: %d endpoints x %d s of reports = %.0f samples in %.2f s wall; writer CPU %.2f s = %.3f cores "
+        "at one report per endpoint per second (dropped %llu, write errors %llu)\n",
+        endpoints, seconds, 1.0 * endpoints * seconds, wall, writer_cpu, writer_cpu / seconds,
+        static_cast<unsigned long long>((*store)->dropped_endpoint_samples()),
+        static_cast<unsigned long long>((*store)->write_errors()));
   }
 
   {  // 2. A week of data, then a 24 h query.
@@ -136,12 +137,14 @@ int main(int argc, char** argv) {
     store->reset();
     std::error_code ec;
     const double bytes = std::filesystem::file_size(path, ec) + std::filesystem::file_size(path + "-wal", ec);
-    std::printf("query: 24 h of pool-0 (%d endpoints) at 1-minute steps, %zu points, with a week of %d endpoints "
-                "(filled in %.1f s): best %.1f ms, worst %.1f ms over 20 runs\n",
-                kPoolSize, points, week_endpoints, fill, best, worst);
-    std::printf("size: %.1f MiB for %d endpoint-weeks = %.0f KiB per endpoint-week (one sample a minute; the "
-                "raw hour at one a second adds about 3600 rows per endpoint)\n",
-                bytes / 1048576, week_endpoints, bytes / 1024 / week_endpoints);
+    std::printf(
+        "query: 24 h of pool-0 (%d endpoints) at 1-minute steps, %zu points, with a week of %d endpoints "
+        "(filled in %.1f s): best %.1f ms, worst %.1f ms over 20 runs\n",
+        kPoolSize, points, week_endpoints, fill, best, worst);
+    std::printf(
+        "size: %.1f MiB for %d endpoint-weeks = %.0f KiB per endpoint-week (one sample a minute; the "
+        "raw hour at one a second adds about 3600 rows per endpoint)\n",
+        bytes / 1048576, week_endpoints, bytes / 1024 / week_endpoints);
   }
   std::filesystem::remove_all(dir);
   return 0;
