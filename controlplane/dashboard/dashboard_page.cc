@@ -141,11 +141,12 @@ async function refreshCharts() {
   }
 }
 
-let lastChart = 0;
+let lastChart = 0, polls = 0;
 async function poll() {
   try {
     const r = await fetch("/api/fleet", {cache: "no-store"});
     renderFleet(await r.json());
+    document.body.dataset.polls = ++polls;  // How many live updates rendered (tests read it).
     document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
     if (Date.now() - lastChart > 10000) {
       lastChart = Date.now();

@@ -83,6 +83,8 @@ TEST_F(DashboardTest, ShowsTheFleetLiveWithoutConsoleErrors) {
   EXPECT_THAT(dom, HasSubstr("data-pool=\"m\""));
   for (const std::string& a : addresses_) EXPECT_THAT(dom, HasSubstr(absl::StrCat("data-endpoint=\"", a, "\"")));
   EXPECT_THAT(dom, HasSubstr("<path d=\"M"));  // A chart line drawn from history.
+  // Live: the page re-rendered from /api/fleet once a second of (virtual) time.
+  EXPECT_THAT(dom, ::testing::ContainsRegex("data-polls=\"[3-9]\""));
   // Console messages (errors, uncaught exceptions, failed loads) are logged as CONSOLE.
   EXPECT_THAT(dom, Not(HasSubstr(":CONSOLE(")));
   EXPECT_THAT(dom, Not(HasSubstr("Uncaught")));
