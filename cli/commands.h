@@ -11,9 +11,12 @@
 
 namespace switchboard::cli {
 
+// Flags every command takes, before or after the subcommand (sbctl --json status and
+// sbctl status --json are the same).
 struct GlobalOptions {
   std::string controlplane;  // host:port
   absl::Duration timeout = absl::Seconds(5);
+  bool json = false;  // --json: the shapes documented in docs/api.md.
 };
 
 struct StatusOptions {
@@ -42,8 +45,33 @@ inline constexpr int kExitRefused = 3;
 int RunScale(const GlobalOptions& global, const std::string& pool, int replicas, absl::Duration ttl,
              const std::string& reason, bool force, std::ostream& out, std::ostream& err);
 
-// events: the control plane's history, oldest first (optionally one pool's).
-int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err);
+// events: the control plane's history, oldest first (optionally one pool's, only since
+// a time); --follow keeps printing new ones as they are recorded.
+struct EventsOptions {
+  std::string pool;   // Empty = every pool.
+  int limit = 50;     // Most events shown at first.
+  std::string since;  // An age (1h) or RFC 3339 time; empty = any age.
+  bool follow = false;
+  int count = 0;  // With follow: exit after this many events; 0 = until interrupted.
+};
+int RunEvents(const GlobalOptions& global, const EventsOptions& options, std::ostream& out, std::ostream& err);
+
+// history: a metric of a pool's endpoints (or one endpoint, NODE/ADDRESS, or a pool
+// metric) over time: a table with a sparkline per series, or CSV, or JSON.
+struct HistoryOptions {
+  std::string target;  // POOL or NODE/ADDRESS.
+  std::string metric = "weight";
+  std::string since = "1h";
+  std::string until;  // Empty = now.
+  std::string step = "1m";
+  bool csv = false;
+};
+int RunHistory(const GlobalOptions& global, const HistoryOptions& options, std::ostream& out, std::ostream& err);
+
+// nodes: every node with its agent, connection, endpoints and GPUs.
+int RunNodes(const GlobalOptions& global, std::ostream& out, std::ostream& err);
+// pool: one pool in detail (endpoints, weights, circuits, slots, queue, latency).
+int RunPool(const GlobalOptions& global, const std::string& pool, std::ostream& out, std::ostream& err);
 
 // clients: the discovery clients connected now (ADS and native subscribers).
 int RunClients(const GlobalOptions& global, bool json, std::ostream& out, std::ostream& err);

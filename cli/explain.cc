@@ -60,31 +60,4 @@ int RunScale(const GlobalOptions& global, const std::string& pool, int replicas,
   return 0;
 }
 
-int RunEvents(const GlobalOptions& global, const std::string& pool, int limit, std::ostream& out, std::ostream& err) {
-  auto stub = v1::AdminService::NewStub(MakeChannel(global.controlplane));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(global.timeout));
-  v1::EventsRequest req;
-  req.set_pool(pool);
-  req.set_limit(static_cast<uint32_t>(limit));
-  v1::EventsResponse resp;
-  grpc::Status status = stub->Events(&ctx, req, &resp);
-  if (!status.ok()) {
-    err << "sbctl events: " << status.error_message() << "\n";
-    return 1;
-  }
-  if (resp.events().empty()) out << "no events\n";
-  // Oldest first, like a log.
-  for (int i = resp.events_size() - 1; i >= 0; --i) {
-    const v1::Event& e = resp.events(i);
-    const absl::Time t = absl::FromUnixSeconds(e.time().seconds()) + absl::Nanoseconds(e.time().nanos());
-    out << absl::FormatTime("%Y-%m-%d %H:%M:%S", t, absl::LocalTimeZone()) << "  " << e.kind();
-    if (!e.pool().empty()) out << " pool=" << e.pool();
-    if (!e.node_id().empty()) out << " node=" << e.node_id();
-    if (!e.address().empty()) out << " endpoint=" << e.address();
-    out << "  " << e.detail() << "\n";
-  }
-  return 0;
-}
-
 }  // namespace switchboard::cli

@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "cli/completion.h"
 #include "common/cli_parse.h"
 #include "common/net.h"
 
@@ -16,6 +17,21 @@ int main(int argc, char** argv) {
 
   CLI::App app{"sbctl: query and steer a Switchboard control plane."};
   app.require_subcommand(1);
+  // Global flags may come before or after the subcommand: a subcommand passes the flags it
+  // does not know up to here.
+  app.fallthrough();
+  app.add_flag("--json", global.json, "print JSON (shapes in docs/api.md) instead of tables");
+  app.footer(
+      "Global flags (--controlplane, --timeout, --json, --insecure) go before or after the command.\n"
+      "Exit codes: 0 ok, 1 error (the control plane refused or could not be reached), 2 usage.\n\n"
+      "Examples:\n"
+      "  sbctl status                                   pools, endpoints and problems\n"
+      "  sbctl nodes --json                             every node as JSON\n"
+      "  sbctl pool llama-3-8b                          one pool in detail\n"
+      "  sbctl history llama-3-8b --metric weight --since 1h --step 1m\n"
+      "  sbctl history node-1/10.0.0.5:8080 --metric ttft_p95_seconds --since 2026-12-01T03:00:00Z --until 30m\n"
+      "  sbctl events --pool llama-3-8b --since 1h --follow\n"
+      "  source <(sbctl completion bash)                tab completion\n");
   app.add_option("--controlplane", global.controlplane,
                  "control plane HOST:PORT (default: $SWITCHBOARD_ADDR, else 127.0.0.1:50051)")
       ->capture_default_str();
@@ -26,12 +42,10 @@ int main(int argc, char** argv) {
   CLI::App* status_cmd =
       app.add_subcommand("status", "pools and their endpoints: state, slots, queue, weight, circuit");
   status_cmd->add_option("pool", status.pool, "only this pool");
-  status_cmd->add_flag("--json", status.json, "print JSON instead of a table");
 
   switchboard::cli::WatchOptions watch;
   CLI::App* watch_cmd = app.add_subcommand("watch", "stream assignment versions of a pool as they are pushed");
   watch_cmd->add_option("pool", watch.pool, "pool to watch (default: every pool)");
-  watch_cmd->add_flag("--json", watch.json, "one JSON object per assignment");
   watch_cmd->add_option("--count", watch.count, "exit after this many assignments")->check(CLI::NonNegativeNumber);
 
   std::string drain_node, undrain_node;
@@ -60,19 +74,52 @@ int main(int argc, char** argv) {
                       "allow a count below the pool's autoscaling.min_replicas (0 included); "
                       "without it such a count is refused (exit 3)");
 
-  std::string events_pool;
-  int events_limit = 50;
+  switchboard::cli::EventsOptions events;
   CLI::App* events_cmd = app.add_subcommand(
       "events", "history: endpoints joining and leaving, circuit changes, scaling decisions, drains, reloads");
-  events_cmd->add_option("pool", events_pool, "only this pool's events");
-  events_cmd->add_option("--limit", events_limit, "most events shown")
+  events_cmd->add_option("pool", events.pool, "only this pool's events");
+  events_cmd->add_option("--pool", events.pool, "only this pool's events");
+  events_cmd->add_option("--limit", events.limit, "most events shown")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  events_cmd->add_option("--since", events.since, "only events since an age (1h, 7d) or an RFC 3339 time");
+  events_cmd->add_flag("--follow,-f", events.follow, "keep printing new events as they are recorded");
+  events_cmd->add_option("--count", events.count, "with --follow: exit after this many events")
+      ->check(CLI::NonNegativeNumber);
+  events_cmd->footer("Examples:\n  sbctl events --pool llama --since 1h\n  sbctl events --follow --json\n");
 
-  bool clients_json = false;
+  switchboard::cli::HistoryOptions history;
+  CLI::App* history_cmd =
+      app.add_subcommand("history", "a metric over time for a pool's endpoints, one endpoint (NODE/ADDRESS) or a pool");
+  history_cmd->add_option("target", history.target, "POOL, or NODE/ADDRESS for one endpoint")->required();
+  history_cmd
+      ->add_option("--metric", history.metric,
+                   std::string("what to show: ") + switchboard::cli::kHistoryMetrics +
+                       " (demand, replicas and desired are per pool)")
+      ->capture_default_str();
+  history_cmd->add_option("--since", history.since, "start: an age (1h, 7d) or an RFC 3339 time")
+      ->capture_default_str();
+  history_cmd->add_option("--until", history.until, "end: an age or an RFC 3339 time (default: now)");
+  history_cmd->add_option("--step", history.step, "bucket width (points are averages)")->capture_default_str();
+  history_cmd->add_flag("--csv", history.csv, "CSV rows: time,pool,node_id,address,metric,value");
+  history_cmd->footer(
+      "Examples:\n"
+      "  sbctl history llama --metric weight --since 1h --step 1m\n"
+      "  sbctl history node-1/10.0.0.5:8080 --metric slots_busy --since 2026-12-01T03:00:00Z --until "
+      "2026-12-01T03:30:00Z --step 10s\n"
+      "  sbctl history llama --metric replicas --since 7d --step 1h --csv\n");
+
+  CLI::App* nodes_cmd = app.add_subcommand("nodes", "every node: agent, connection, drain, endpoints, GPUs");
+  std::string pool_name;
+  CLI::App* pool_cmd = app.add_subcommand("pool", "one pool in detail: weights, circuits, slots, queue, latency");
+  pool_cmd->add_option("pool", pool_name, "pool")->required();
+  std::string completion_shell;
+  CLI::App* completion_cmd = app.add_subcommand("completion", "print a shell completion script");
+  completion_cmd->add_option("shell", completion_shell, "bash")->required();
+  completion_cmd->footer("Example:\n  source <(sbctl completion bash)\n");
+
   CLI::App* clients_cmd = app.add_subcommand(
       "clients", "connected discovery clients (xDS and native): versions ACKed per resource, last NACK");
-  clients_cmd->add_flag("--json", clients_json, "print JSON instead of a table");
 
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
@@ -96,9 +143,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   plan_cmd->add_option("--usable", plan.request.usable_fraction, "share of a GPU's memory that may be used")
       ->capture_default_str();
-  plan_cmd->add_flag("--json", plan.json, "print JSON (every size in bytes, *_bytes keys)");
 
   SB_CLI_PARSE(app, argc, argv);
+  status.json = watch.json = plan.json = global.json;
+  if (*completion_cmd) return switchboard::cli::RunCompletion(&app, completion_shell, std::cout, std::cerr);
   plan.request.runtime_overhead_bytes = overhead_gib * 1024.0 * 1024 * 1024;
   if (*plan_cmd) {
     if (plan.model.empty() && (plan.parameters <= 0 || plan.layers <= 0 || plan.kv_heads <= 0 || plan.head_dim <= 0)) {
@@ -117,8 +165,11 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
-  if (*clients_cmd) return switchboard::cli::RunClients(global, clients_json, std::cout, std::cerr);
-  if (*events_cmd) return switchboard::cli::RunEvents(global, events_pool, events_limit, std::cout, std::cerr);
+  if (*clients_cmd) return switchboard::cli::RunClients(global, global.json, std::cout, std::cerr);
+  if (*events_cmd) return switchboard::cli::RunEvents(global, events, std::cout, std::cerr);
+  if (*history_cmd) return switchboard::cli::RunHistory(global, history, std::cout, std::cerr);
+  if (*nodes_cmd) return switchboard::cli::RunNodes(global, std::cout, std::cerr);
+  if (*pool_cmd) return switchboard::cli::RunPool(global, pool_name, std::cout, std::cerr);
   if (*explain_cmd) return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr);
   if (*scale_cmd) {
     absl::Duration ttl;

@@ -74,7 +74,17 @@ int main(int argc, char** argv) {
   app.add_option("--scale-exec-timeout", scale_exec_timeout, "kill a --scale-exec run after this long")
       ->capture_default_str();
   app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
+  // History retention tiers (docs/operations.md#history).
+  std::string history_retention = switchboard::controlplane::FormatRetentionTiers({});
+  app.add_option("--history-retention", history_retention,
+                 "how long samples are kept: every report, per minute, per hour (e.g. 1h,7d,90d)");
   SB_CLI_PARSE(app, argc, argv);
+  if (auto tiers = switchboard::controlplane::ParseRetentionTiers(history_retention); tiers.ok()) {
+    options.history.retention = *tiers;
+  } else {
+    std::cerr << "switchboard-controlplane: --history-retention: " << tiers.status().message() << "\n";
+    return 2;
+  }
 
   // With a file, the file alone sets every pool's policy, at start and on each SIGHUP. A
   // flag that the file would silently override (or that would silently override the

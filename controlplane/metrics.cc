@@ -38,12 +38,14 @@ class HistoryMetrics final : public prometheus::Collectable {
     prometheus::MetricFamily dropped;
     dropped.name = "switchboard_history_dropped_total";
     dropped.help =
-        "Pool samples, snapshots and scaling states dropped from the full history queue (the disk did not keep up)";
+        "Pool and endpoint samples, snapshots and scaling states dropped from the full history queue (the disk did not "
+        "keep up)";
     dropped.type = prometheus::MetricType::Counter;
     for (const auto& [kind, count] :
          {std::pair<const char*, uint64_t>{"sample", history_->dropped_samples()},
           std::pair<const char*, uint64_t>{"snapshot", history_->dropped_snapshots()},
-          std::pair<const char*, uint64_t>{"scaling_state", history_->dropped_scaling_states()}}) {
+          std::pair<const char*, uint64_t>{"scaling_state", history_->dropped_scaling_states()},
+          std::pair<const char*, uint64_t>{"endpoint_sample", history_->dropped_endpoint_samples()}}) {
       prometheus::ClientMetric& m = dropped.metric.emplace_back();
       m.label.push_back({"kind", kind});
       m.counter.value = static_cast<double>(count);

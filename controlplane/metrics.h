@@ -66,7 +66,8 @@ struct ControlPlaneMetrics {
 // the store counts, this only shows. Register it with the Exposer; `history` must
 // outlive every scrape, i.e. that Exposer.
 //   switchboard_history_write_errors_total  batches that failed to commit
-//   switchboard_history_dropped_total{kind="sample"|"snapshot"}  dropped from the full queue
+//   switchboard_history_dropped_total{kind="sample"|"snapshot"|"scaling_state"|"endpoint_sample"}
+//       dropped from the full queue (endpoint samples counted one by one)
 std::shared_ptr<prometheus::Collectable> MakeHistoryMetrics(const HistoryStore* history);
 
 // The fleet as the newest snapshots show it, read at each scrape (so refreshed details

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -105,21 +106,29 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> FleetOperations::Pool(const std:
       absl::StrCat("no pool named '", Clip(pool), "'; known pools: ", KnownList(known, "(none yet)")));
 }
 
-absl::StatusOr<std::vector<HistoryEvent>> FleetOperations::Events(const std::string& pool, uint32_t limit) const {
+absl::StatusOr<std::vector<HistoryEvent>> FleetOperations::Events(const std::string& pool, uint32_t limit,
+                                                                  absl::Time since, int64_t after_id) const {
   if (history_ == nullptr) {
     return absl::FailedPreconditionError("this control plane keeps no history (started with --db \"\")");
   }
-  limit = limit == 0 ? kDefaultEventLimit : std::min(limit, kMaxEventLimit);
-  // Read a generous window and filter by pool here: the table is indexed by time.
-  absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(pool.empty() ? limit : 10000);
+  EventQuery query;
+  query.pool = pool;
+  query.limit = limit == 0 ? kDefaultEventLimit : std::min(limit, kMaxEventLimit);
+  query.since = since;
+  query.after_id = after_id;
+  absl::StatusOr<std::vector<HistoryEvent>> events = history_->Events(query);
   if (!events.ok()) return absl::UnavailableError(events.status().message());
-  std::vector<HistoryEvent> out;
-  for (HistoryEvent& e : *events) {
-    if (!pool.empty() && e.pool != pool) continue;
-    if (out.size() >= limit) break;
-    out.push_back(std::move(e));
+  return events;
+}
+
+absl::StatusOr<std::vector<HistorySeries>> FleetOperations::History(const HistoryQuery& query) const {
+  if (history_ == nullptr) {
+    return absl::FailedPreconditionError("this control plane keeps no history (started with --db \"\")");
   }
-  return out;
+  RETURN_IF_ERROR(ValidateHistoryQuery(query));
+  absl::StatusOr<std::vector<HistorySeries>> series = history_->Query(query);
+  if (!series.ok()) return absl::UnavailableError(series.status().message());
+  return series;
 }
 
 }  // namespace switchboard::controlplane

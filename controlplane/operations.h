@@ -83,7 +83,14 @@ class FleetOperations {
 
   // Newest first: at most `limit` (0 = 50, capped at 1000) events of `pool` (empty: all).
   // FAILED_PRECONDITION without history; UNAVAILABLE when the database cannot be read.
-  absl::StatusOr<std::vector<HistoryEvent>> Events(const std::string& pool, uint32_t limit) const;
+  // Also only events at or after `since` and with an id above `after_id`.
+  absl::StatusOr<std::vector<HistoryEvent>> Events(const std::string& pool, uint32_t limit,
+                                                   absl::Time since = absl::InfinitePast(), int64_t after_id = 0) const;
+
+  // Sample history (HistoryStore::Query). INVALID_ARGUMENT for a bad query,
+  // FAILED_PRECONDITION without history, UNAVAILABLE when the database cannot be read.
+  // Reads SQLite: never call it on a gRPC reactor.
+  absl::StatusOr<std::vector<HistorySeries>> History(const HistoryQuery& query) const;
 
  private:
   void Record(HistoryEvent event);

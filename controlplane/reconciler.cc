@@ -271,6 +271,7 @@ int Reconciler::ReconcileOnce() {
     std::optional<policy::ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
     std::shared_ptr<const Snapshot> next =
         BuildSnapshot(pool, endpoints, previous.get(), pp.policy, wall, &circuits_[pool], now, replicas);
+    RecordEndpointSamples(*next, now, wall);
     if (previous && previous->version == next->version && !previous->assignment.stale()) {
       refreshed.push_back(std::move(next));
       continue;
@@ -286,6 +287,35 @@ int Reconciler::ReconcileOnce() {
   MutexLock lock(&mu_);
   ++passes_;
   return static_cast<int>(changed.size());
+}
+
+void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall) {
+  if (history_ == nullptr || snapshot.details.empty()) return;
+  auto [it, inserted] = last_endpoint_sample_.try_emplace(snapshot.pool, now);
+  if (!inserted) {
+    if (now - it->second < options_.endpoint_sample_interval) return;
+    it->second = now;
+  }
+  std::vector<EndpointSample> samples;
+  samples.reserve(snapshot.details.size());
+  for (const v1::EndpointStatus& d : snapshot.details) {
+    EndpointSample s;
+    s.time = wall;
+    s.pool = snapshot.pool;
+    s.node_id = d.node_id();
+    s.address = d.address();
+    s.slots_total = d.slots_total();
+    s.slots_busy = d.slots_busy();
+    s.queue_depth = d.queue_depth();
+    s.kv_cache_usage = d.kv_cache_usage();
+    s.ttft_p95_seconds = d.ttft_p95_seconds();
+    s.tokens_per_second = d.tokens_per_second();
+    s.weight = d.weight();
+    s.circuit = d.circuit();
+    s.errors_total = d.errors_total();
+    samples.push_back(std::move(s));
+  }
+  history_->RecordEndpointSamples(std::move(samples));
 }
 
 void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {

@@ -39,6 +39,9 @@ struct ReconcilerOptions {
   absl::Duration tick = absl::Milliseconds(250);
   // Nodes disconnected and silent this long are forgotten (their endpoints leave).
   absl::Duration forget_after = absl::Minutes(5);
+  // Each pool's endpoints are sampled into the history at most this often (the agents'
+  // report interval: every report, as the raw tier promises).
+  absl::Duration endpoint_sample_interval = absl::Seconds(1);
 };
 
 class Reconciler {
@@ -79,6 +82,9 @@ class Reconciler {
  private:
   void Loop();
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
+  // Records the snapshot's endpoints as history samples when the pool's interval passed.
+  void RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
   // Runs the pool's autoscaling sync when one is due (policy/replicas does the deciding)
   // and records its event and demand sample; else the last decision.
   std::optional<policy::ReplicaDecision> DecideReplicas(const std::string& pool,
@@ -121,9 +127,10 @@ class Reconciler {
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Serializes passes (the loop and direct calls).
   Mutex pass_mu_;
-  std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);  // By pool.
-  std::map<std::string, PoolAutoscale> autoscale_ ABSL_GUARDED_BY(pass_mu_);   // By pool.
-  std::map<std::string, RestoredHold> held_ ABSL_GUARDED_BY(pass_mu_);         // By pool.
+  std::map<std::string, CircuitMemories> circuits_ ABSL_GUARDED_BY(pass_mu_);         // By pool.
+  std::map<std::string, PoolAutoscale> autoscale_ ABSL_GUARDED_BY(pass_mu_);          // By pool.
+  std::map<std::string, RestoredHold> held_ ABSL_GUARDED_BY(pass_mu_);                // By pool.
+  std::map<std::string, absl::Time> last_endpoint_sample_ ABSL_GUARDED_BY(pass_mu_);  // By pool; monotonic.
   std::thread thread_;
 };
 

@@ -1,8 +1,10 @@
 #include "controlplane/server.h"
 
+#include "CivetServer.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "controlplane/dashboard/dashboard.h"
 #include "controlplane/metrics.h"
 #include "controlplane/operations.h"
 #include "controlplane/service/admin_service.h"
@@ -33,8 +35,11 @@ struct ControlPlane::Impl {
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
   std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
+  std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<KedaScalerService> keda_service;
+  std::unique_ptr<Dashboard> dashboard;  // Served on the metrics port (/ui).
+  int dashboard_port = 0;                // Registered port; 0 when none.
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<ScaleExecutor> scale_exec;  // Stopped (its runs awaited) before the reconciler.
   int grpc_port = 0;
@@ -56,7 +61,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     absl::StatusOr<HostPort> ml = ParseHostPort(options.metrics_listen);
     if (!ml.ok()) return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: ", ml.status().message()));
     try {  // prometheus-cpp reports bind failures by throwing; keep that at this edge.
-      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString());
+      // The callbacks let the dashboard answer /ui and /api/* on the same server.
+      CivetCallbacks callbacks;
+      callbacks.begin_request = &Dashboard::BeginRequest;
+      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString(), /*num_threads=*/2, &callbacks);
     } catch (const std::exception& e) {
       // CivetServer's own message ("null context when constructing CivetServer") says
       // nothing to an operator; a failed bind is almost always a port in use.
@@ -69,7 +77,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   }
 
   if (!options.db_path.empty()) {
-    absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path);
+    absl::StatusOr<std::unique_ptr<HistoryStore>> history = HistoryStore::Open(options.db_path, options.history);
     if (!history.ok()) return history.status();
     p->history = std::move(*history);
     if (p->exposer) {
@@ -120,8 +128,12 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
+  p->history_reads = std::make_unique<ReadExecutor>();
+  if (p->exposer) {
+    p->dashboard = std::make_unique<Dashboard>(&p->store, p->operations.get(), options.clock);
+  }
   p->admin_service = std::make_unique<AdminServiceImpl>(p->fleet.get(), &p->store, p->operations.get(), options.clock,
-                                                        p->clients.get());
+                                                        p->clients.get(), p->history_reads.get());
   p->keda_service = std::make_unique<KedaScalerService>(
       &p->store, [p] { return p->reconciler->config(); }, p->metrics.get());
 
@@ -147,6 +159,18 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
                                                ": cannot listen (the port is in use, or the address is not one "
                                                "of this host's)"));
   }
+  // grpc.health.v1 (Kubernetes gRPC probes, grpcurl): NOT_SERVING until the history is
+  // loaded (the restored snapshots, overrides and demand samples the reconciler reads at
+  // its start), then SERVING; NOT_SERVING again from Shutdown.
+  grpc::HealthCheckServiceInterface* health = p->server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(false);
+  if (p->dashboard) {  // Registered once nothing can fail: the destructor unregisters it.
+    auto ports = p->exposer->GetListeningPorts();
+    if (!ports.empty()) {
+      p->dashboard_port = ports.front();
+      Dashboard::Register(p->dashboard_port, p->dashboard.get());
+    }
+  }
   p->reconciler->Start();
   if (options.scale_exec) {
     absl::StatusOr<std::unique_ptr<ScaleExecutor>> exec = ScaleExecutor::Create(
@@ -163,12 +187,16 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     }
     p->scale_exec = std::move(*exec);
   }
+  if (health != nullptr) health->SetServingStatus(true);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
 ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-ControlPlane::~ControlPlane() { Shutdown(); }
+ControlPlane::~ControlPlane() {
+  Shutdown();
+  if (impl_->dashboard_port != 0) Dashboard::Unregister(impl_->dashboard_port);
+}
 
 int ControlPlane::grpc_port() const { return impl_->grpc_port; }
 
@@ -203,6 +231,7 @@ void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
 void ControlPlane::Shutdown() {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
+  if (auto* health = impl_->server->GetHealthCheckService(); health != nullptr) health->Shutdown();
   // Open streams are cancelled after a short grace period so agents reconnect elsewhere.
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   impl_->server->Wait();

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "controlplane/history/history_store.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/xds/push_coalescer.h"
 #include "controlplane/scale/scale_exec.h"
@@ -18,6 +19,7 @@ struct ControlPlaneOptions {
   std::string listen = "0.0.0.0:50051";         // gRPC, every service. Port 0 = pick one.
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty = off.
   std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
+  HistoryOptions history;                       // Queue and retention tiers.
   ReconcilerOptions reconciler;
   xds::PushCoalescing xds_push;  // Debounce of xDS pushes (--xds-quiet, --xds-max-delay).
   std::optional<ScaleExecOptions> scale_exec;  // --scale-exec; nullopt: none.

@@ -15,6 +15,8 @@ PACKAGES=(
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
   prometheus   # promtool: integration_metrics_lint_test, deploy_prometheus_rules_test
   systemd      # systemd-analyze verify: deploy_systemd_test
+  libcivetweb-dev   # the dashboard's handlers on the metrics server (prometheus-cpp-dev pulls it in too)
+  chromium   # integration_dashboard_test drives the dashboard in headless chromium
 )
 
 missing=()

@@ -39,23 +39,99 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
   return db;
 }
 
+// Points as "unix_ms:value,unix_ms:value".
+std::string EncodePoints(const std::vector<StoredScalingState::Point>& points) {
+  std::string out;
+  for (const StoredScalingState::Point& p : points) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", absl::ToUnixMillis(p.time), ":", p.value);
+  }
+  return out;
+}
+
+bool DecodePoints(absl::string_view text, std::vector<StoredScalingState::Point>* out) {
+  if (text.empty()) return true;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(item, absl::MaxSplits(':', 1));
+    int64_t ms = 0;
+    int32_t value = 0;
+    if (!absl::SimpleAtoi(parts.first, &ms) || !absl::SimpleAtoi(parts.second, &value)) return false;
+    out->push_back({absl::FromUnixMillis(ms), value});
+  }
+  return true;
+}
+
+void BindText(sqlite3_stmt* stmt, int i, const std::string& text) {
+  sqlite3_bind_text(stmt, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int i) {
+  const unsigned char* text = sqlite3_column_text(stmt, i);
+  return text ? std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, i)) : "";
+}
+
+// Runs the query `sql` with `params` bound to its `?`s in order and calls `row` for each
+// result row. The one loop every read below shares.
+absl::Status ForEachRow(sqlite3* db, const char* sql, std::initializer_list<int64_t> params,
+                        const std::function<void(sqlite3_stmt*)>& row) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return absl::InternalError(sqlite3_errmsg(db));
+  }
+  int i = 0;
+  for (int64_t param : params) sqlite3_bind_int64(stmt, ++i, param);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
+  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : absl::InternalError(sqlite3_errmsg(db));
+  sqlite3_finalize(stmt);
+  return status;
+}
+
+// The schema version: PRAGMA user_version, or for databases from before version 4 the
+// schema_version table they kept it in.
+absl::StatusOr<int> SchemaVersion(sqlite3* db) {
+  int version = 0;
+  RETURN_IF_ERROR(ForEachRow(db, "PRAGMA user_version", {},
+                             [&version](sqlite3_stmt* stmt) { version = sqlite3_column_int(stmt, 0); }));
+  if (version > 0) return version;
+  bool legacy = false;
+  RETURN_IF_ERROR(ForEachRow(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'", {},
+                             [&legacy](sqlite3_stmt*) { legacy = true; }));
+  if (legacy) {
+    RETURN_IF_ERROR(ForEachRow(db, "SELECT MAX(version) FROM schema_version", {},
+                               [&version](sqlite3_stmt* stmt) { version = sqlite3_column_int(stmt, 0); }));
+  }
+  return version;
+}
+
+// Runs one migration step in a transaction that also records its version.
+absl::Status Step(sqlite3* db, int version, const std::function<absl::Status()>& body) {
+  RETURN_IF_ERROR(Exec(db, "BEGIN"));
+  absl::Status s = body();
+  if (s.ok()) s = Exec(db, absl::StrCat("PRAGMA user_version = ", version).c_str());
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) Exec(db, "ROLLBACK").IgnoreError();
+  return s;
+}
+
 absl::Status Migrate(sqlite3* db, const std::string& path) {
   if (absl::Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is not a usable SQLite database: ", s.message()));
   }
-  if (absl::Status s = Exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !s.ok()) {
-    return s;
+  absl::StatusOr<int> current = SchemaVersion(db);
+  if (!current.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a usable SQLite database: ", current.status().message()));
   }
-  int version = 0;
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &stmt, nullptr);
-  if (stmt && sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
-  sqlite3_finalize(stmt);
+  const int version = *current;
   if (version > kHistorySchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(path, " has history schema version ", version,
                                                       ", newer than this build's ", kHistorySchemaVersion,
                                                       ": upgrade Switchboard or point --db elsewhere"));
   }
+  // Versions 1-3 (below) record themselves in schema_version, as they always did, so that
+  // a half-migrated old database resumes where it stopped; version 4 moves to user_version.
+  RETURN_IF_ERROR(Exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   if (version < 1) {
     if (absl::Status s = Exec(db,
                               "BEGIN;"
@@ -108,60 +184,25 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
       return s;
     }
   }
+  if (version < 4) {
+    absl::Status s = Step(db, 4, [db]() -> absl::Status {
+      absl::Status created = tiers::CreateTables(db);
+      return created.ok() ? Exec(db, "DROP TABLE schema_version") : created;
+    });
+    if (!s.ok()) return s;
+  }
   return absl::OkStatus();
-}
-
-// Points as "unix_ms:value,unix_ms:value".
-std::string EncodePoints(const std::vector<StoredScalingState::Point>& points) {
-  std::string out;
-  for (const StoredScalingState::Point& p : points) {
-    absl::StrAppend(&out, out.empty() ? "" : ",", absl::ToUnixMillis(p.time), ":", p.value);
-  }
-  return out;
-}
-
-bool DecodePoints(absl::string_view text, std::vector<StoredScalingState::Point>* out) {
-  if (text.empty()) return true;
-  for (absl::string_view item : absl::StrSplit(text, ',')) {
-    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(item, absl::MaxSplits(':', 1));
-    int64_t ms = 0;
-    int32_t value = 0;
-    if (!absl::SimpleAtoi(parts.first, &ms) || !absl::SimpleAtoi(parts.second, &value)) return false;
-    out->push_back({absl::FromUnixMillis(ms), value});
-  }
-  return true;
-}
-
-void BindText(sqlite3_stmt* stmt, int i, const std::string& text) {
-  sqlite3_bind_text(stmt, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-}
-
-std::string ColumnText(sqlite3_stmt* stmt, int i) {
-  const unsigned char* text = sqlite3_column_text(stmt, i);
-  return text ? std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, i)) : "";
-}
-
-// Runs the query `sql` with `params` bound to its `?`s in order and calls `row` for each
-// result row. The one loop every read below shares.
-absl::Status ForEachRow(sqlite3* db, const char* sql, std::initializer_list<int64_t> params,
-                        const std::function<void(sqlite3_stmt*)>& row) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-    sqlite3_finalize(stmt);
-    return absl::InternalError(sqlite3_errmsg(db));
-  }
-  int i = 0;
-  for (int64_t param : params) sqlite3_bind_int64(stmt, ++i, param);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
-  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : absl::InternalError(sqlite3_errmsg(db));
-  sqlite3_finalize(stmt);
-  return status;
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::string& path, size_t queue_limit) {
+  HistoryOptions options;
+  options.queue_limit = queue_limit;
+  return Open(path, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::string& path, HistoryOptions options) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -179,11 +220,11 @@ absl::StatusOr<std::unique_ptr<HistoryStore>> HistoryStore::Open(const std::stri
     sqlite3_close(*writer);
     return reader.status();
   }
-  return std::unique_ptr<HistoryStore>(new HistoryStore(*writer, *reader, queue_limit));
+  return std::unique_ptr<HistoryStore>(new HistoryStore(*writer, *reader, std::move(options)));
 }
 
-HistoryStore::HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit)
-    : writer_db_(writer), reader_db_(reader), queue_limit_(queue_limit) {
+HistoryStore::HistoryStore(sqlite3* writer, sqlite3* reader, HistoryOptions options)
+    : writer_db_(writer), reader_db_(reader), queue_limit_(options.queue_limit), options_(std::move(options)) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -201,11 +242,16 @@ void HistoryStore::Enqueue(Item item) {
   MutexLock lock(&mu_);
   if (queue_.size() >= queue_limit_) {
     // Never wait for the writer: make room by dropping what matters least.
-    const bool made_room = DropOldestLocked(Item::Kind::kSample) ||
-                           (item.kind != Item::Kind::kSample &&
-                            (DropOldestLocked(Item::Kind::kSnapshot) || DropOldestLocked(Item::Kind::kScalingState)));
-    if (!made_room && item.kind == Item::Kind::kSample) {
-      ++dropped_samples_;
+    const bool is_sample = item.kind == Item::Kind::kSample || item.kind == Item::Kind::kEndpointSamples;
+    const bool made_room =
+        DropOldestLocked(Item::Kind::kSample) || DropOldestLocked(Item::Kind::kEndpointSamples) ||
+        (!is_sample && (DropOldestLocked(Item::Kind::kSnapshot) || DropOldestLocked(Item::Kind::kScalingState)));
+    if (!made_room && is_sample) {
+      if (item.kind == Item::Kind::kSample) {
+        ++dropped_samples_;
+      } else {
+        dropped_endpoint_samples_ += item.endpoint_samples.size();
+      }
       return;
     }
     // Otherwise it goes over the limit: events, overrides and drains are never dropped.
@@ -217,6 +263,11 @@ void HistoryStore::Enqueue(Item item) {
 bool HistoryStore::DropOldestLocked(Item::Kind kind) {
   auto it = std::find_if(queue_.begin(), queue_.end(), [kind](const Item& i) { return i.kind == kind; });
   if (it == queue_.end()) return false;
+  if (kind == Item::Kind::kEndpointSamples) {
+    dropped_endpoint_samples_ += it->endpoint_samples.size();
+    queue_.erase(it);
+    return true;
+  }
   queue_.erase(it);
   ++(kind == Item::Kind::kSample     ? dropped_samples_
      : kind == Item::Kind::kSnapshot ? dropped_snapshots_
@@ -271,6 +322,14 @@ void HistoryStore::RecordSample(PoolSample sample) {
   Item item;
   item.kind = Item::Kind::kSample;
   item.sample = std::move(sample);
+  Enqueue(std::move(item));
+}
+
+void HistoryStore::RecordEndpointSamples(std::vector<EndpointSample> samples) {
+  if (samples.empty()) return;
+  Item item;
+  item.kind = Item::Kind::kEndpointSamples;
+  item.endpoint_samples = std::move(samples);
   Enqueue(std::move(item));
 }
 
@@ -342,6 +401,11 @@ uint64_t HistoryStore::dropped_snapshots() const {
   return dropped_snapshots_;
 }
 
+uint64_t HistoryStore::dropped_endpoint_samples() const {
+  MutexLock lock(&mu_);
+  return dropped_endpoint_samples_;
+}
+
 uint64_t HistoryStore::dropped_scaling_states() const {
   MutexLock lock(&mu_);
   return dropped_scaling_states_;
@@ -375,6 +439,7 @@ void HistoryStore::WriterLoop() {
       }
     }
     WriteBatch(batch);
+    Maintain();
     NotifySettledWaiters();  // Before the batch counts as done, so that Flush waits for it.
     MutexLock lock(&mu_);
     writing_from_ = 0;
@@ -411,6 +476,7 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   sqlite3_stmt* clear_override = nullptr;
   sqlite3_stmt* drain = nullptr;
   sqlite3_stmt* undrain = nullptr;
+  sqlite3_stmt* endpoint_sample = nullptr;
   prepare("INSERT INTO pool_samples(time_unix_ms, pool, demand, replicas, desired) VALUES (?, ?, ?, ?, ?)", &sample);
   prepare(
       "INSERT INTO events(time_unix_ms, kind, pool, node_id, address, detail) "
@@ -429,12 +495,47 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
   prepare("DELETE FROM manual_overrides WHERE pool = ?", &clear_override);
   prepare("INSERT OR REPLACE INTO drained_nodes(node_id, since_unix_ms) VALUES (?, ?)", &drain);
   prepare("DELETE FROM drained_nodes WHERE node_id = ?", &undrain);
+  prepare(
+      "INSERT OR REPLACE INTO endpoint_samples(tier, series, time_unix_ms, slots_total, slots_busy, queue_depth, "
+      "kv_cache_usage, ttft_p95_seconds, tokens_per_second, weight, circuit, errors_total) "
+      "VALUES (0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      &endpoint_sample);
+  absl::Time newest = newest_sample_;
   for (const Item& item : batch) {
     if (!status.ok()) break;
     sqlite3_stmt* stmt = nullptr;
     switch (item.kind) {
+      case Item::Kind::kEndpointSamples: {
+        for (const EndpointSample& e : item.endpoint_samples) {
+          absl::StatusOr<int64_t> series = SeriesId(e);
+          if (!series.ok()) {
+            status = series.status();
+            break;
+          }
+          sqlite3_stmt* st = endpoint_sample;
+          sqlite3_reset(st);
+          sqlite3_bind_int64(st, 1, *series);
+          sqlite3_bind_int64(st, 2, absl::ToUnixMillis(e.time));
+          sqlite3_bind_double(st, 3, e.slots_total);
+          sqlite3_bind_double(st, 4, e.slots_busy);
+          sqlite3_bind_double(st, 5, e.queue_depth);
+          sqlite3_bind_double(st, 6, e.kv_cache_usage);
+          sqlite3_bind_double(st, 7, e.ttft_p95_seconds);
+          sqlite3_bind_double(st, 8, e.tokens_per_second);
+          sqlite3_bind_double(st, 9, e.weight);
+          sqlite3_bind_int(st, 10, e.circuit);
+          sqlite3_bind_int64(st, 11, static_cast<int64_t>(std::min<uint64_t>(e.errors_total, INT64_MAX)));
+          if (sqlite3_step(st) != SQLITE_DONE) {
+            status = absl::InternalError(sqlite3_errmsg(db));
+            break;
+          }
+          newest = std::max(newest, e.time);
+        }
+        continue;
+      }
       case Item::Kind::kSample: {
         const PoolSample& p = item.sample;
+        newest = std::max(newest, p.time);
         stmt = sample;
         sqlite3_reset(stmt);
         sqlite3_bind_int64(stmt, 1, absl::ToUnixMillis(p.time));
@@ -502,25 +603,15 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
       status = absl::InternalError(sqlite3_errmsg(db));
     }
   }
-  for (sqlite3_stmt* stmt : {ev, snap, sample, scaling, set_override, clear_override, drain, undrain}) {
+  for (sqlite3_stmt* stmt :
+       {ev, snap, sample, scaling, set_override, clear_override, drain, undrain, endpoint_sample}) {
     sqlite3_finalize(stmt);
   }
-  // Samples older than the forecaster can use are dropped (events are kept), measured
-  // from the newest sample written (no clock read here).
-  absl::Time newest = absl::InfinitePast();
-  for (const Item& item : batch) {
-    if (item.kind == Item::Kind::kSample) newest = std::max(newest, item.sample.time);
-  }
-  if (status.ok() && newest != absl::InfinitePast()) {
-    sqlite3_stmt* prune = nullptr;
-    if (sqlite3_prepare_v2(db, "DELETE FROM pool_samples WHERE time_unix_ms < ?", -1, &prune, nullptr) == SQLITE_OK) {
-      sqlite3_bind_int64(prune, 1, absl::ToUnixMillis(newest - absl::Hours(24 * 15)));
-      sqlite3_step(prune);
-    }
-    sqlite3_finalize(prune);
-  }
   if (status.ok()) status = Exec(db, "COMMIT");
-  if (!status.ok()) {
+  if (status.ok()) {
+    newest_sample_ = newest;
+  } else {
+    series_ids_.clear();  // Ids inserted in the lost batch are gone.
     Exec(db, "ROLLBACK").IgnoreError();
     SB_LOG(ERROR) << "history: lost a batch of " << batch.size() << " writes: " << status.message();
     MutexLock lock(&mu_);
@@ -529,22 +620,111 @@ void HistoryStore::WriteBatch(const std::vector<Item>& batch) {
 }
 
 absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::RecentEvents(size_t limit) const {
+  EventQuery query;
+  query.limit = limit;
+  return Events(query);
+}
+
+absl::StatusOr<std::vector<HistoryEvent>> HistoryStore::Events(const EventQuery& query) const {
   MutexLock lock(&reader_mu_);
   std::vector<HistoryEvent> out;
-  RETURN_IF_ERROR(ForEachRow(reader_db_,
-                             "SELECT time_unix_ms, kind, pool, node_id, address, detail FROM events "
-                             "ORDER BY id DESC LIMIT ?",
-                             {static_cast<int64_t>(limit)}, [&out](sqlite3_stmt* stmt) {
-                               HistoryEvent e;
-                               e.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
-                               e.kind = ColumnText(stmt, 1);
-                               e.pool = ColumnText(stmt, 2);
-                               e.node_id = ColumnText(stmt, 3);
-                               e.address = ColumnText(stmt, 4);
-                               e.detail = ColumnText(stmt, 5);
-                               out.push_back(std::move(e));
-                             }));
+  const int64_t since = query.since == absl::InfinitePast() ? INT64_MIN : absl::ToUnixMillis(query.since);
+  auto row = [&out](sqlite3_stmt* stmt) {
+    HistoryEvent e;
+    e.time = absl::FromUnixMillis(sqlite3_column_int64(stmt, 0));
+    e.kind = ColumnText(stmt, 1);
+    e.pool = ColumnText(stmt, 2);
+    e.node_id = ColumnText(stmt, 3);
+    e.address = ColumnText(stmt, 4);
+    e.detail = ColumnText(stmt, 5);
+    e.id = sqlite3_column_int64(stmt, 6);
+    out.push_back(std::move(e));
+  };
+  const int64_t limit = static_cast<int64_t>(std::min<size_t>(query.limit, INT64_MAX));
+  if (query.pool.empty()) {
+    RETURN_IF_ERROR(ForEachRow(reader_db_,
+                               "SELECT time_unix_ms, kind, pool, node_id, address, detail, id FROM events "
+                               "WHERE id > ? AND time_unix_ms >= ? ORDER BY id DESC LIMIT ?",
+                               {query.after_id, since, limit}, row));
+    return out;
+  }
+  // By pool: the (pool, time) index; ids grow with time within one writer.
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(reader_db_,
+                         "SELECT time_unix_ms, kind, pool, node_id, address, detail, id FROM events "
+                         "WHERE pool = ? AND time_unix_ms >= ? AND id > ? ORDER BY time_unix_ms DESC, id DESC LIMIT ?",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return absl::InternalError(sqlite3_errmsg(reader_db_));
+  }
+  BindText(stmt, 1, query.pool);
+  sqlite3_bind_int64(stmt, 2, since);
+  sqlite3_bind_int64(stmt, 3, query.after_id);
+  sqlite3_bind_int64(stmt, 4, limit);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
+  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : absl::InternalError(sqlite3_errmsg(reader_db_));
+  sqlite3_finalize(stmt);
+  RETURN_IF_ERROR(status);
   return out;
+}
+
+absl::StatusOr<std::vector<HistorySeries>> HistoryStore::Query(const HistoryQuery& query) const {
+  RETURN_IF_ERROR(ValidateHistoryQuery(query));
+  MutexLock lock(&reader_mu_);
+  // One read transaction: the tiers' progress and rows are seen at one moment.
+  RETURN_IF_ERROR(Exec(reader_db_, "BEGIN"));
+  absl::StatusOr<std::vector<HistorySeries>> out = tiers::QuerySeries(reader_db_, query);
+  Exec(reader_db_, "COMMIT").IgnoreError();
+  return out;
+}
+
+absl::StatusOr<int64_t> HistoryStore::SeriesId(const EndpointSample& sample) {
+  std::string key =
+      absl::StrCat(sample.pool, std::string(1, '\0'), sample.node_id, std::string(1, '\0'), sample.address);
+  auto it = series_ids_.find(key);
+  if (it != series_ids_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(writer_db_,
+                         "INSERT INTO endpoint_series(pool, node_id, address) VALUES (?, ?, ?) "
+                         "ON CONFLICT(pool, node_id, address) DO UPDATE SET pool = excluded.pool RETURNING id",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return absl::InternalError(sqlite3_errmsg(writer_db_));
+  }
+  BindText(stmt, 1, sample.pool);
+  BindText(stmt, 2, sample.node_id);
+  BindText(stmt, 3, sample.address);
+  int64_t id = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) id = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (id < 0) return absl::InternalError(sqlite3_errmsg(writer_db_));
+  series_ids_.emplace(std::move(key), id);
+  return id;
+}
+
+void HistoryStore::Maintain() {
+  if (newest_sample_ == absl::InfinitePast()) return;
+  // Once a second of sample time, or at once while behind.
+  if (!maintenance_behind_ && newest_sample_ - last_maintained_ < absl::Seconds(1)) return;
+  last_maintained_ = newest_sample_;
+  bool behind = false;
+  for (int pass = 0; pass < 2; ++pass) {
+    absl::Status status = Exec(writer_db_, "BEGIN");
+    absl::StatusOr<bool> more =
+        status.ok() ? (pass == 0 ? tiers::RollUp(writer_db_, newest_sample_)
+                                 : tiers::Prune(writer_db_, newest_sample_, options_.retention, options_.prune_batch))
+                    : absl::StatusOr<bool>(status);
+    if (more.ok()) status = Exec(writer_db_, "COMMIT");
+    if (!more.ok() || !status.ok()) {
+      Exec(writer_db_, "ROLLBACK").IgnoreError();
+      SB_LOG(ERROR) << "history: " << (pass == 0 ? "roll-up" : "pruning")
+                    << " failed: " << (more.ok() ? status.message() : more.status().message());
+      continue;  // Retried after the next batch; samples stay a little longer meanwhile.
+    }
+    behind = behind || *more;
+  }
+  maintenance_behind_ = behind;
 }
 
 absl::StatusOr<std::vector<StoredSnapshot>> HistoryStore::LatestSnapshots() const {

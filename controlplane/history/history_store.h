@@ -10,6 +10,14 @@
 // is dropped itself. Reads use their own connection and may run concurrently with the
 // writer.
 //
+// Samples: endpoint samples (one per endpoint per reconcile pass that had a new report,
+// written in one queue item per pool) and pool samples (one per autoscaler sync) are kept
+// in retention tiers (tiers.h): every sample, then per minute, then per hour, pruned in
+// small batches after each written batch.
+//
+// The schema is versioned with PRAGMA user_version (databases from before version 4
+// kept it in a schema_version table and are migrated).
+//
 // What a restart restores (schema version 3): the newest snapshot of each pool, the
 // autoscaler's memory of each pool (StoredScalingState), manual replica overrides and
 // drained nodes. Times are stored as wall time (Unix milliseconds): monotonic time
@@ -19,6 +27,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,12 +37,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/mutex.h"
+#include "controlplane/history/tiers.h"
 
 struct sqlite3;
 
 namespace switchboard::controlplane {
 
-inline constexpr int kHistorySchemaVersion = 3;
+inline constexpr int kHistorySchemaVersion = 4;
 
 struct HistoryEvent {
   absl::Time time;
@@ -42,6 +52,24 @@ struct HistoryEvent {
   std::string node_id;
   std::string address;
   std::string detail;  // Human-readable: "CLOSED -> OPEN: probe failed".
+  int64_t id = 0;      // Assigned when written, increasing; 0 before.
+};
+
+// Which events to read: newest first, at most `limit`.
+struct EventQuery {
+  std::string pool;                         // Empty: every pool.
+  absl::Time since = absl::InfinitePast();  // Only events at or after.
+  int64_t after_id = 0;                     // Only events with a larger id (following).
+  size_t limit = 50;
+};
+
+struct HistoryOptions {
+  // Items queued for the writer before samples give way (see above).
+  size_t queue_limit = 10000;
+  RetentionTiers retention;
+  // Rows deleted per tier per pruning pass: small, so that one pass never holds the
+  // database for long.
+  int prune_batch = 2000;
 };
 
 // One autoscaler sync of a pool: what the forecaster learns from (kept 15 days).
@@ -88,6 +116,7 @@ class HistoryStore {
   // Opens (creating if needed) the database at `path`, creating its parent directory,
   // and migrates it to kHistorySchemaVersion. Fails on a database written by a newer
   // Switchboard or a file that is not SQLite.
+  static absl::StatusOr<std::unique_ptr<HistoryStore>> Open(const std::string& path, HistoryOptions options);
   static absl::StatusOr<std::unique_ptr<HistoryStore>> Open(const std::string& path, size_t queue_limit = 10000);
   ~HistoryStore();
   HistoryStore(const HistoryStore&) = delete;
@@ -97,6 +126,9 @@ class HistoryStore {
   // Keeps the newest snapshot of each pool (for serving after a restart).
   void RecordSnapshot(StoredSnapshot snapshot);
   void RecordSample(PoolSample sample);
+  // One queue item for all of them (one pool's pass): dropped together when it must give
+  // way, and counted per sample.
+  void RecordEndpointSamples(std::vector<EndpointSample> samples);
   // Keeps the newest scaling state of each pool.
   void RecordScalingState(StoredScalingState state);
   // Saves an override, or deletes the pool's override when `replicas` < 0.
@@ -116,6 +148,10 @@ class HistoryStore {
 
   // Newest first, at most `limit`.
   absl::StatusOr<std::vector<HistoryEvent>> RecentEvents(size_t limit) const;
+  absl::StatusOr<std::vector<HistoryEvent>> Events(const EventQuery& query) const;
+  // Sample history (tiers.h); INVALID_ARGUMENT for a bad query. May take milliseconds:
+  // never call it on a gRPC reactor.
+  absl::StatusOr<std::vector<HistorySeries>> Query(const HistoryQuery& query) const;
   absl::StatusOr<std::vector<StoredSnapshot>> LatestSnapshots() const;
   // Rows that cannot be parsed are skipped (and logged).
   absl::StatusOr<std::vector<StoredScalingState>> ScalingStates() const;
@@ -133,6 +169,7 @@ class HistoryStore {
   uint64_t dropped_scaling_states() const;
   // Writes waiting for the writer thread. Exported as switchboard_history_queue_depth.
   size_t queue_depth() const;
+  uint64_t dropped_endpoint_samples() const;  // Counted per sample.
 
   // For tests: the writer takes no new batch until ResumeWriter (a disk that does not
   // keep up). Returns once any batch being written is committed.
@@ -141,7 +178,15 @@ class HistoryStore {
 
  private:
   struct Item {
-    enum class Kind { kEvent, kSnapshot, kSample, kScalingState, kOverride, kDrain } kind = Kind::kEvent;
+    enum class Kind {
+      kEvent,
+      kSnapshot,
+      kSample,
+      kScalingState,
+      kOverride,
+      kDrain,
+      kEndpointSamples
+    } kind = Kind::kEvent;
     uint64_t seq = 0;  // Order of recording, from 1.
     HistoryEvent event;
     StoredSnapshot snapshot;
@@ -151,6 +196,7 @@ class HistoryStore {
     std::string node_id;  // kDrain.
     bool drained = false;
     absl::Time time;  // kDrain.
+    std::vector<EndpointSample> endpoint_samples;
   };
   struct FlushWaiter {
     uint64_t target;        // Settled once every item up to this seq is.
@@ -158,9 +204,14 @@ class HistoryStore {
     std::function<void(bool)> done;
   };
 
-  HistoryStore(sqlite3* writer, sqlite3* reader, size_t queue_limit);
+  HistoryStore(sqlite3* writer, sqlite3* reader, HistoryOptions options);
   void WriterLoop();
   void WriteBatch(const std::vector<Item>& batch);
+  // Roll-ups and pruning after a batch (writer thread), each in its own transaction.
+  void Maintain();
+  // The endpoint_series id of a sample's endpoint, inserting it if new (writer thread,
+  // inside the batch's transaction).
+  absl::StatusOr<int64_t> SeriesId(const EndpointSample& sample);
   void Enqueue(Item item);
   // Drops the oldest queued item of `kind`; false if there is none.
   bool DropOldestLocked(Item::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -174,6 +225,13 @@ class HistoryStore {
   sqlite3* const reader_db_ ABSL_PT_GUARDED_BY(reader_mu_);
   mutable Mutex reader_mu_;
   const size_t queue_limit_;
+  const HistoryOptions options_;
+  // Writer thread only: known series ids, the newest sample time written (the
+  // maintenance's "now"), and when maintenance last ran (in sample time).
+  std::map<std::string, int64_t> series_ids_;
+  absl::Time newest_sample_ = absl::InfinitePast();
+  absl::Time last_maintained_ = absl::InfinitePast();
+  bool maintenance_behind_ = false;
 
   mutable Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
@@ -184,6 +242,7 @@ class HistoryStore {
   uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_scaling_states_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_endpoint_samples_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<FlushWaiter> waiters_ ABSL_GUARDED_BY(mu_);
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

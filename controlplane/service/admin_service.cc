@@ -116,8 +116,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* context,
                                                    const v1::EventsRequest* request, v1::EventsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  absl::StatusOr<std::vector<HistoryEvent>> events = ops_->Events(request->pool(), request->limit());
-  if (events.ok()) {
+  FinishAfterRead(reactor, [this, request, response] {
+    const absl::Time since = request->has_since()
+                                 ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(request->since()))
+                                 : absl::InfinitePast();
+    absl::StatusOr<std::vector<HistoryEvent>> events =
+        ops_->Events(request->pool(), request->limit(), since, request->after_id());
+    if (!events.ok()) return ToGrpcStatus(events.status());
     for (const HistoryEvent& e : *events) {
       v1::Event* out = response->add_events();
       *out->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(e.time));
@@ -126,10 +131,65 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* 
       out->set_node_id(e.node_id);
       out->set_address(e.address);
       out->set_detail(e.detail);
+      out->set_id(e.id);
     }
-  }
-  reactor->Finish(ToGrpcStatus(events.status()));
+    return grpc::Status::OK;
+  });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::History(grpc::CallbackServerContext* context,
+                                                    const v1::HistoryRequest* request, v1::HistoryResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  HistoryQuery query;
+  query.pool = request->pool();
+  query.node_id = request->node_id();
+  query.address = request->address();
+  query.metric = request->metric();
+  if (!request->has_since()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give 'since', the start of the range"));
+    return reactor;
+  }
+  query.since = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(request->since()));
+  query.until =
+      request->has_until() ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(request->until())) : clock_->Now();
+  query.step = request->has_step()
+                   ? absl::Seconds(request->step().seconds()) + absl::Nanoseconds(request->step().nanos())
+                   : absl::Minutes(1);
+  // Bad questions are answered here, without queueing behind reads.
+  if (absl::Status valid = ValidateHistoryQuery(query); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  FinishAfterRead(reactor, [this, query, response] {
+    absl::StatusOr<std::vector<HistorySeries>> series = ops_->History(query);
+    if (!series.ok()) return ToGrpcStatus(series.status());
+    response->set_metric(query.metric);
+    for (const HistorySeries& s : *series) {
+      v1::HistorySeries* out = response->add_series();
+      out->set_pool(s.pool);
+      out->set_node_id(s.node_id);
+      out->set_address(s.address);
+      for (const HistoryPoint& p : s.points) {
+        v1::HistoryPoint* point = out->add_points();
+        *point->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(p.time));
+        point->set_value(p.value);
+      }
+    }
+    return grpc::Status::OK;
+  });
+  return reactor;
+}
+
+void AdminServiceImpl::FinishAfterRead(grpc::ServerUnaryReactor* reactor, std::function<grpc::Status()> read) {
+  if (reads_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "this server does not serve history reads"));
+    return;
+  }
+  if (!reads_->Post([reactor, read = std::move(read)] { reactor->Finish(read()); })) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "too many history reads queued (the disk is slow): retry in a moment"));
+  }
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListClients(grpc::CallbackServerContext* context,

@@ -8,6 +8,7 @@
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/operations.h"
+#include "controlplane/service/read_executor.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -16,9 +17,11 @@ namespace switchboard::controlplane {
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   // Pointers must outlive the service; `clients` may be null (ListClients answers none).
+  // Events and History read SQLite on `reads` (never on a reactor); without it they are
+  // refused (UNAVAILABLE).
   AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock,
-                   const ClientRegistry* clients = nullptr)
-      : fleet_(fleet), store_(store), ops_(ops), clock_(clock), clients_(clients) {}
+                   const ClientRegistry* clients = nullptr, ReadExecutor* reads = nullptr)
+      : fleet_(fleet), store_(store), ops_(ops), clock_(clock), clients_(clients), reads_(reads) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -38,18 +41,24 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                    v1::EventsResponse* response) override;
   grpc::ServerUnaryReactor* ListClients(grpc::CallbackServerContext* context, const v1::ListClientsRequest* request,
                                         v1::ListClientsResponse* response) override;
+  grpc::ServerUnaryReactor* History(grpc::CallbackServerContext* context, const v1::HistoryRequest* request,
+                                    v1::HistoryResponse* response) override;
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
   // Finishes `reactor` OK once the operator's change is on disk (UNAVAILABLE if saving it
   // failed).
   void FinishWhenDurable(grpc::ServerUnaryReactor* reactor);
+  // Runs `read` on the read executor and finishes `reactor` with its status there;
+  // RESOURCE_EXHAUSTED at once when the executor's queue is full.
+  void FinishAfterRead(grpc::ServerUnaryReactor* reactor, std::function<grpc::Status()> read);
 
   const FleetState* const fleet_;
   const SnapshotStore* const store_;
   FleetOperations* const ops_;
   const Clock* const clock_;
   const ClientRegistry* const clients_;
+  ReadExecutor* const reads_;
 };
 
 // The admin view of one snapshot.

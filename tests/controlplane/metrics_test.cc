@@ -47,7 +47,7 @@ TEST(HistoryMetricsTest, ShowTheStoresOwnCounts) {
   for (const prometheus::MetricFamily& f : metrics->Collect()) {
     if (f.name != "switchboard_history_dropped_total") continue;
     found = true;
-    ASSERT_EQ(f.metric.size(), 3u);
+    ASSERT_EQ(f.metric.size(), 4u);  // sample, snapshot, scaling_state, endpoint_sample.
     for (const prometheus::ClientMetric& m : f.metric) {
       ASSERT_EQ(m.label.size(), 1u);
       EXPECT_EQ(m.counter.value, m.label[0].value == "sample" ? 1 : 0) << m.label[0].value;

@@ -165,6 +165,28 @@ TEST_F(FleetOperationsTest, EventsFilterByPoolWithinTheLimit) {
   EXPECT_EQ(no_history.Events("", 0).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(FleetOperationsTest, HistoryAnswersFromTheSamplesAndRefusesBadQueries) {
+  const absl::Time t = absl::FromUnixSeconds(1'800'000'000);
+  EndpointSample s;
+  s.time = t;
+  s.pool = "m";
+  s.node_id = "n1";
+  s.address = "a:1";
+  s.weight = 7;
+  history_->RecordEndpointSamples({s});
+  history_->Flush();
+  HistoryQuery q{"m", "", "", "weight", t - absl::Minutes(1), t + absl::Minutes(1), absl::Minutes(1)};
+  absl::StatusOr<std::vector<HistorySeries>> series = ops_->History(q);
+  ASSERT_TRUE(series.ok()) << series.status();
+  ASSERT_EQ(series->size(), 1u);
+  ASSERT_EQ((*series)[0].points.size(), 1u);
+  EXPECT_EQ((*series)[0].points[0].value, 7);
+  q.metric = "nope";
+  EXPECT_EQ(ops_->History(q).status().code(), absl::StatusCode::kInvalidArgument);
+  FleetOperations no_history(&fleet_, &store_, reconciler_.get(), nullptr, &clock_, nullptr);
+  EXPECT_EQ(no_history.History(q).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(FleetOperationsTest, PoolNotFoundNamesTheKnownPools) {
   EXPECT_TRUE(ops_->Pool("m").ok());
   absl::StatusOr<std::shared_ptr<const Snapshot>> p = ops_->Pool("llama");
