@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
   CLI::App app{"switchboard-sim: compare routing and autoscaling policies on a simulated LLM fleet."};
   app.add_option("--scenario", scenario_path, "scenario YAML (see sim/scenarios/README.md)")->required();
   app.add_option("--seed", seed, "random seed (default: the scenario's)");
+  int proxies = 0;
+  app.add_option("--proxies", proxies, "override the scenario's number of proxies (gateways, picker replicas)")
+      ->check(CLI::Range(1, 10000));
   app.add_flag("--json", json, "print {\"routing\": [...], \"autoscaling\": [...]} instead of tables");
   app.add_option("--svg", svg,
                  "also write charts: PREFIX-routing.svg (p99 TTFT), and for autoscaling scenarios "
@@ -169,6 +172,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (app.count("--seed") == 0) seed = scenario->seed;
+  if (proxies > 0) scenario->proxies = proxies;
   const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<std::vector<SimRequest>> workload = GenerateWorkload(*scenario, seed);
   if (!workload.ok()) {
@@ -176,9 +180,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<PolicyResult> routing, scaling;
-  for (Routing r : {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
-                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleJsq,
-                    Routing::kOracleSizeBlind, Routing::kOracle}) {
+  for (Routing r :
+       {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
+        Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kSwitchboardPicker,
+        Routing::kSwitchboardPickerShared, Routing::kOracleJsq, Routing::kOracleSizeBlind, Routing::kOracle}) {
     routing.push_back(Simulate(*scenario, *workload, r, Scaling::kNone, seed));
   }
   if (scenario->autoscaling) {
