@@ -58,6 +58,7 @@ struct Exchanged {
   std::string served;                  // The endpoint that answered.
   int status = 0;                      // Its HTTP status.
   std::string error;                   // A protocol violation the client saw.
+  std::string reason;                  // x-switchboard-pick (the picker runs --debug-header).
 };
 
 std::string SetHeader(const ext_proc::CommonResponse& c, const std::string& key) {
@@ -121,6 +122,7 @@ Exchanged SendThroughPicker(ext_proc::ExternalProcessor::Stub* stub, const std::
     return finish();
   }
   const std::string value = SetHeader(r.request_headers().response(), "x-gateway-destination-endpoint");
+  out.reason = SetHeader(r.request_headers().response(), "x-switchboard-pick");
   const auto& lb = r.dynamic_metadata().fields().at("envoy.lb").struct_value().fields();
   if (lb.at("x-gateway-destination-endpoint").string_value() != value) out.error = "header and metadata differ";
   out.endpoints = absl::StrSplit(value, ',');
@@ -198,10 +200,10 @@ class PickerTest : public ::testing::Test {
   }
 
   void StartPicker() {
-    picker_ =
-        Subprocess::Start("switchboard-picker", {"--insecure", "--controlplane", cp_addr_, "--listen", "127.0.0.1:0",
-                                                 "--health-listen", "127.0.0.1:0", "--pool", kPool, "--pool",
-                                                 kOtherPool, "--outcome-interval", "200ms", "--shed-occupancy", "2"});
+    picker_ = Subprocess::Start("switchboard-picker",
+                                {"--insecure", "--controlplane", cp_addr_, "--listen", "127.0.0.1:0", "--health-listen",
+                                 "127.0.0.1:0", "--pool", kPool, "--pool", kOtherPool, "--outcome-interval", "200ms",
+                                 "--shed-occupancy", "2", "--debug-header"});
     ASSERT_NE(picker_, nullptr);
     auto port = picker_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(port.ok()) << port.status();
@@ -291,6 +293,7 @@ TEST_F(PickerTest, RoutesByModelAndPromptSizeAndAnswersHealth) {
   // Long prompts (2,000 tokens): the fast-prefill server, but for the rare round where
   // the weighted draws miss it.
   int on_fast = 0;
+  std::string misses;
   for (int i = 0; i < 10; ++i) {
     Exchanged x = SendThroughPicker(stub_.get(), kPool, 8000);
     ASSERT_TRUE(x.error.empty()) << x.error;
@@ -298,8 +301,9 @@ TEST_F(PickerTest, RoutesByModelAndPromptSizeAndAnswersHealth) {
     ASSERT_EQ(x.endpoints.size(), 3u);  // The pick and two fallbacks, all of the pool.
     for (const std::string& ep : x.endpoints) EXPECT_NE(ep, servers_[3].address());
     on_fast += x.served == servers_[0].address();
+    if (x.served != servers_[0].address()) misses += x.reason + "\n";
   }
-  EXPECT_GE(on_fast, 8);
+  EXPECT_GE(on_fast, 8) << misses << sub_->Seen(kPool).back().DebugString();
   // Another model: its own pool only.
   for (int i = 0; i < 3; ++i) {
     Exchanged x = SendThroughPicker(stub_.get(), kOtherPool, 40);
@@ -310,6 +314,36 @@ TEST_F(PickerTest, RoutesByModelAndPromptSizeAndAnswersHealth) {
   // A model no pool serves: 503.
   Exchanged none = SendThroughPicker(stub_.get(), "no-such-model", 40);
   EXPECT_EQ(none.immediate, 503) << none.error;
+
+  // Only READY endpoints: a server whose agent drains it (SIGTERM) gets nothing once the
+  // assignment says so, even for short prompts that any server would take.
+  const std::string draining = servers_[2].address();
+  servers_[2].agent->Signal(SIGTERM);
+  ASSERT_TRUE(sub_->WaitFor(
+      kPool,
+      [&](const v1::Assignment& a) {
+        for (const auto& ep : a.endpoints()) {
+          if (ep.address() == draining) return ep.state() != v1::ENDPOINT_STATE_READY;
+        }
+        return true;  // Gone.
+      },
+      Scaled(absl::Seconds(10))));
+  // The picker has that assignment once a pick's list (every eligible endpoint: the pick
+  // and two fallbacks) leaves the server out; from then on, nothing goes there.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Exchanged x = SendThroughPicker(stub_.get(), kPool, 40, /*forward=*/false);
+        return x.error.empty() && std::count(x.endpoints.begin(), x.endpoints.end(), draining) == 0;
+      },
+      Scaled(absl::Seconds(2))));
+  std::map<std::string, int> served;
+  for (int i = 0; i < 12; ++i) {
+    Exchanged x = SendThroughPicker(stub_.get(), kPool, 40);
+    ASSERT_TRUE(x.error.empty()) << x.error;
+    EXPECT_EQ(std::count(x.endpoints.begin(), x.endpoints.end(), draining), 0);
+    ++served[x.served];
+  }
+  EXPECT_EQ(served.count(draining), 0u);
 }
 
 TEST_F(PickerTest, ShedsWith429PastTheBound) {
