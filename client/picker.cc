@@ -4,18 +4,13 @@
 #include <cmath>
 
 namespace switchboard::client {
-namespace {
-
-// Median of the positive values; `otherwise` when there is none.
-double MedianKnown(std::vector<double> v, double otherwise) {
+double MedianOfKnown(std::vector<double> v, double otherwise) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0) || !std::isfinite(x); }), v.end());
   if (v.empty()) return otherwise;
   const auto middle = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
   std::nth_element(v.begin(), middle, v.end());
   return *middle;
 }
-
-}  // namespace
 
 double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
                            double fallback_prefill, double fallback_decode) {
@@ -40,8 +35,8 @@ int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tok
   }
   if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) return -1;
   // With no speed measured anywhere, every endpoint is alike and occupancy decides.
-  const double fallback_prefill = MedianKnown(prefill, 1000);
-  const double fallback_decode = MedianKnown(decode, 30);
+  const double fallback_prefill = MedianOfKnown(prefill, 1000);
+  const double fallback_decode = MedianOfKnown(decode, 30);
   std::discrete_distribution<int> draw(weights.begin(), weights.end());
   int best = -1;
   double best_ttft = 0;

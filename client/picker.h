@@ -50,6 +50,10 @@ struct PickerConfig {
   double mean_output_tokens = 130;
 };
 
+// The median of the positive, finite values; `otherwise` when there is none. The fallback
+// speed of an endpoint not measured yet.
+double MedianOfKnown(std::vector<double> values, double otherwise);
+
 // Expected seconds to the first token of a `prompt_tokens` request on `e`, with unknown
 // speeds replaced by the fallbacks.
 double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,

@@ -2,7 +2,8 @@
 # Sums a scenario's figures over several seeds, so that a comparison does not rest on one
 # random draw:
 #   scripts/sim-seeds.sh sim/scenarios/diurnal-burst.yaml [SEEDS...]   (default seeds 1-5)
-# SIM_ARGS adds options to every run, e.g. SIM_ARGS="--server-model batched".
+# SIM_ARGS adds switchboard-sim options to every run, e.g. SIM_ARGS="--server-model batched" or
+# SIM_ARGS="--proxies 1".
 # Routing: per policy, the mean p99 TTFT over the seeds and the mean of its ratio to the
 # oracle's p99 in the same seed. Autoscaling: per policy, SLO-violation minutes, GPU-hours,
 # scaling changes, reversals and quick reversals summed over the seeds, and the ratios to hpa_utilization.

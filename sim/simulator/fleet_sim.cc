@@ -8,6 +8,7 @@
 #include <queue>
 
 #include "absl/time/time.h"
+#include "client/pick_decision.h"
 #include "client/picker.h"
 #include "controlplane/policy/forecast.h"
 #include "controlplane/policy/pool_policy.h"
@@ -342,6 +343,41 @@ class FleetSim {
         pc.mean_output_tokens = s_.output_tokens_mean;
         const int k = client::PickEndpoint(eps, request.prompt_tokens, pc, rng_);
         return k < 0 ? -1 : candidates[k];
+      }
+      case Routing::kSwitchboardPicker:
+      case Routing::kSwitchboardPickerShared: {
+        // switchboard-picker's own decision (DecidePick, as PoolTable feeds it) with one
+        // picker replica per proxy, each started with --replicas = the number of proxies:
+        // it scales its own requests since the assignment by that to stand for everyone's.
+        // Shared: each sees every replica's requests since the assignment instead.
+        const bool shared = routing_ == Routing::kSwitchboardPickerShared;
+        std::vector<client::CandidateEndpoint> eps;
+        for (int c : candidates) {
+          const ServerView& sv = v.servers[c];
+          client::CandidateEndpoint e;
+          e.address = std::to_string(c);
+          e.load.weight = v.weights[c];
+          e.load.slots_total = sv.slots;
+          e.load.slots_free = static_cast<uint32_t>(std::max(0, sv.slots - sv.busy));
+          e.load.queue_depth = sv.queue;
+          e.load.decode_tokens_per_second = sv.decode_tps;
+          e.load.prefill_tokens_per_second = sv.prefill_tps;
+          for (int q = 0; q < s_.proxies; ++q) {
+            if (!shared && q != proxy) continue;
+            e.load.sent_since_assignment += since_view_[q][c].sent;
+            e.load.done_since_assignment += since_view_[q][c].done;
+          }
+          eps.push_back(std::move(e));
+        }
+        client::PickPolicy pp;
+        pp.picker.gateways = shared ? 1 : s_.proxies;
+        pp.picker.mean_prompt_tokens = s_.prompt_tokens_mean;
+        pp.picker.mean_output_tokens = s_.output_tokens_mean;
+        pp.fallbacks = 0;
+        client::PickRequest pr;
+        pr.prompt_tokens = request.prompt_tokens;
+        const client::PickResult result = client::DecidePick(eps, pr, pp, rng_);
+        return result.verdict == client::PickVerdict::kRoute ? std::stoi(result.endpoints.front()) : -1;
       }
       case Routing::kOracleJsq: {
         // Join the shortest queue with perfect global knowledge, counted in free slots
@@ -739,6 +775,10 @@ const char* RoutingName(Routing r) {
       return "switchboard";
     case Routing::kSwitchboardSizeAware:
       return "switchboard_size_aware";
+    case Routing::kSwitchboardPicker:
+      return "switchboard_picker";
+    case Routing::kSwitchboardPickerShared:
+      return "switchboard_picker_shared";
     case Routing::kOracleJsq:
       return "oracle_jsq";
     case Routing::kOracle:

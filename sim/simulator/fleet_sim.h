@@ -33,9 +33,13 @@ enum class Routing {
   kSlotPolling,
   kSwitchboard,           // Pushed weights, Envoy-style weighted least request in the proxies.
   kSwitchboardSizeAware,  // Pushed weights and speeds, policy/picker in gateways that read requests.
-  kOracleJsq,             // Join-shortest-queue (most free slots) with perfect global knowledge.
-  kOracleSizeBlind,       // Perfect knowledge of every server, but not of request sizes.
-  kOracle,                // Perfect knowledge, request sizes included.
+  kSwitchboardPicker,     // switchboard-picker's decision (client/pick_decision), one replica per proxy.
+  // The same, with the replicas sharing their requests since the assignment exactly and at
+  // once: the bound for sharing them through the control plane (not built yet).
+  kSwitchboardPickerShared,
+  kOracleJsq,        // Join-shortest-queue (most free slots) with perfect global knowledge.
+  kOracleSizeBlind,  // Perfect knowledge of every server, but not of request sizes.
+  kOracle,           // Perfect knowledge, request sizes included.
 };
 enum class Scaling {
   kNone,

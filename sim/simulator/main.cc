@@ -160,6 +160,9 @@ int main(int argc, char** argv) {
   std::string server_model;
   app.add_option("--server-model", server_model,
                  "ideal or batched: override the scenario's server_model (see sim/scenarios/README.md)");
+  int proxies = 0;
+  app.add_option("--proxies", proxies, "override the scenario's number of proxies (gateways, picker replicas)")
+      ->check(CLI::Range(1, 10000));
   app.add_flag("--json", json, "print {\"routing\": [...], \"autoscaling\": [...]} instead of tables");
   app.add_option("--svg", svg,
                  "also write charts: PREFIX-routing.svg (p99 TTFT), and for autoscaling scenarios "
@@ -181,6 +184,7 @@ int main(int argc, char** argv) {
   }
   if (app.count("--seed") == 0) seed = scenario->seed;
   if (app.count("--view-age") > 0) scenario->weights_view_age_s = std::max(0.0, view_age_s);
+  if (proxies > 0) scenario->proxies = proxies;
   const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<std::vector<SimRequest>> workload = GenerateWorkload(*scenario, seed);
   if (!workload.ok()) {
@@ -188,9 +192,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<PolicyResult> routing, scaling;
-  for (Routing r : {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
-                    Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kOracleJsq,
-                    Routing::kOracleSizeBlind, Routing::kOracle}) {
+  for (Routing r :
+       {Routing::kRoundRobin, Routing::kLeastConnections, Routing::kStaticWeights, Routing::kSlotPolling,
+        Routing::kSwitchboard, Routing::kSwitchboardSizeAware, Routing::kSwitchboardPicker,
+        Routing::kSwitchboardPickerShared, Routing::kOracleJsq, Routing::kOracleSizeBlind, Routing::kOracle}) {
     routing.push_back(Simulate(*scenario, *workload, r, Scaling::kNone, seed));
   }
   if (scenario->autoscaling) {

@@ -1,0 +1,76 @@
+// One request's routing decision, as an endpoint picker (switchboard-picker, the
+// simulator's switchboard_picker policy) makes it: which endpoints may take the request,
+// whether the pool is too full to admit it, which one takes it and which ones follow as
+// fallbacks (the gateway tries them in order when an attempt fails).
+//
+//   eligible  = endpoints with a weight (READY, circuit not open: the control plane gives
+//               the others weight 0), restricted to the gateway's subset hint when it
+//               sends one; none: kUnavailable (the gateway answers 503)
+//   admission = the pool's occupancy (busy + queued + this picker's change since the
+//               assignment, scaled by the number of pickers) over its slots; above
+//               shed_occupancy: kShed (429 with Retry-After)
+//   pick      = the session's server when the request names a session and that server
+//               is not full (rendezvous hashing: a session stays put while the pool
+//               changes around it), otherwise PickEndpoint (client/picker.h)
+//   fallbacks = the other eligible endpoints by expected time to first token, best first
+//
+// Pure: no I/O, no clock, randomness from the caller.
+#ifndef SWITCHBOARD_CLIENT_PICK_DECISION_H_
+#define SWITCHBOARD_CLIENT_PICK_DECISION_H_
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "client/picker.h"
+
+namespace switchboard::client {
+
+struct CandidateEndpoint {
+  std::string address;  // ip:port, as the gateway connects to it.
+  PickerEndpoint load;
+};
+
+struct PickPolicy {
+  PickerConfig picker;
+  int fallbacks = 2;  // Endpoints listed after the pick (fewer when the pool has fewer).
+  // Shed when occupancy / slots of the eligible endpoints exceeds this; 0 = never shed.
+  double shed_occupancy = 0;
+  absl::Duration retry_after = absl::Seconds(1);  // Sent with a 429.
+  // A session's server is passed over when its occupancy / slots is at least this (a
+  // full server would make the session wait longer than a cold prefix cache costs).
+  double affinity_max_occupancy = 1.0;
+};
+
+struct PickRequest {
+  double prompt_tokens = 0;
+  std::string session_id;           // Empty: no affinity.
+  std::vector<std::string> subset;  // The gateway's subset hint; empty: every endpoint.
+};
+
+enum class PickVerdict { kRoute, kUnavailable, kShed };
+
+struct ScoredEndpoint {
+  std::string address;
+  double expected_ttft_seconds = 0;
+};
+
+struct PickResult {
+  PickVerdict verdict = PickVerdict::kUnavailable;
+  std::vector<std::string> endpoints;  // kRoute: the pick, then the fallbacks.
+  absl::Duration retry_after;          // kShed.
+  std::string reason;                  // One line: why this verdict and this pick.
+  std::vector<ScoredEndpoint> scores;  // Every eligible endpoint, as the picker saw it.
+};
+
+PickResult DecidePick(const std::vector<CandidateEndpoint>& endpoints, const PickRequest& request,
+                      const PickPolicy& policy, std::mt19937_64& rng);
+
+// Occupancy of `e` as the picker estimates it: busy + queued + its own change since the
+// assignment, times the number of pickers.
+double EstimatedOccupancy(const PickerEndpoint& e, const PickerConfig& config);
+
+}  // namespace switchboard::client
+
+#endif  // SWITCHBOARD_CLIENT_PICK_DECISION_H_

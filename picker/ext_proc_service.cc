@@ -1,0 +1,91 @@
+#include "picker/ext_proc_service.h"
+
+#include <deque>
+
+#include "common/mutex.h"
+
+namespace switchboard::picker {
+namespace {
+
+class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse> {
+ public:
+  ProcessReactor(PoolTable* table, const ExchangeOptions* options, PickerMetrics* metrics)
+      : exchange_(table, options, metrics), metrics_(metrics) {
+    metrics_->streams->Increment();
+    StartRead(&request_);
+  }
+
+  // Reads are one at a time, so the exchange is only ever touched by one callback.
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // Envoy half-closed (or the stream broke): finish once the answers are out.
+      {
+        MutexLock lock(&mu_);
+        reads_done_ = true;
+      }
+      Pump();
+      return;
+    }
+    std::vector<ext_proc::ProcessingResponse> answers = exchange_.Handle(request_);
+    {
+      MutexLock lock(&mu_);
+      for (ext_proc::ProcessingResponse& a : answers) queue_.push_back(std::move(a));
+    }
+    Pump();
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      MutexLock lock(&mu_);
+      writing_ = false;
+      queue_.pop_front();
+      if (!ok) queue_.clear();  // The stream is broken; reads fail next and end it.
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    exchange_.End();
+    metrics_->streams->Decrement();
+    delete this;
+  }
+
+ private:
+  // Starts the next write, or finishes once reads are over and every answer is written.
+  // gRPC is called outside the mutex: it may run a callback inline.
+  void Pump() {
+    ext_proc::ProcessingResponse* next = nullptr;
+    bool finish = false;
+    {
+      MutexLock lock(&mu_);
+      if (writing_ || finished_) return;
+      if (!queue_.empty()) {
+        writing_ = true;
+        next = &queue_.front();  // A deque keeps its elements in place as it grows at the back.
+      } else if (reads_done_) {
+        finished_ = true;
+        finish = true;
+      }
+    }
+    if (next != nullptr) StartWrite(next);
+    if (finish) Finish(grpc::Status::OK);
+  }
+
+  Exchange exchange_;
+  PickerMetrics* const metrics_;
+  ext_proc::ProcessingRequest request_;
+  Mutex mu_;
+  std::deque<ext_proc::ProcessingResponse> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse>* ExtProcService::Process(
+    grpc::CallbackServerContext* /*context*/) {
+  return new ProcessReactor(table_, options_, metrics_);
+}
+
+}  // namespace switchboard::picker

@@ -1,0 +1,286 @@
+// switchboard-picker: the endpoint picker of the Gateway API Inference Extension, an Envoy
+// ext_proc server that chooses each request's server from the control plane's
+// assignments. See docs/operations.md, "Endpoint picker for Gateway API gateways".
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/subscription.h"
+#include "common/cli_parse.h"
+#include "common/host_port.h"
+#include "common/log.h"
+#include "common/mutex.h"
+#include "common/net.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "picker/exchange.h"
+#include "picker/ext_proc_service.h"
+#include "picker/metrics.h"
+#include "picker/pool_table.h"
+#include "prometheus/exposer.h"
+
+namespace {
+
+using namespace switchboard;
+using namespace switchboard::picker;
+
+constexpr char kExtProcServiceName[] = "envoy.service.ext_proc.v3.ExternalProcessor";
+
+int UsageError(const std::string& message) {
+  std::cerr << "switchboard-picker: " << message << " (see --help)\n";
+  return kUsageExitCode;
+}
+
+// How the picker's connections are secured. Plaintext is the only mode in this release;
+// TLS (server certificates for Envoy's connection, a CA for the control plane's) slots in
+// here and in the two functions below.
+struct TransportFlags {
+  bool insecure = false;
+};
+
+// Credentials of the ext_proc and health listeners.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TransportFlags& flags) {
+  (void)flags;  // Only --insecure exists so far (checked in main).
+  return grpc::InsecureServerCredentials();
+}
+
+// A new channel to the control plane (every reconnect builds one: see MakeDedicatedChannel).
+std::shared_ptr<grpc::Channel> ControlPlaneChannel(const std::string& target, const TransportFlags& flags) {
+  (void)flags;
+  return MakeDedicatedChannel(target);
+}
+
+void SetHealth(grpc::Server* server, bool ready) {
+  if (server == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("liveness", true);
+  health->SetServingStatus("readiness", ready);
+  health->SetServingStatus(kExtProcServiceName, ready);
+  health->SetServingStatus("", ready);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SetLogProgramName("picker");
+#ifdef NDEBUG
+  // Debian's Abseil runs its deadlock detector on every lock (gRPC's included) unless told
+  // not to; keep it on in debug and sanitizer builds.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  const char* env = std::getenv("SWITCHBOARD_ADDR");
+  std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
+  std::string listen = "0.0.0.0:9002", health_listen, metrics_listen;
+  std::vector<std::string> pools;
+  TransportFlags transport;
+  client::PickPolicy policy;
+  ExchangeOptions exchange;
+  std::string retry_after_text = "1s", outcome_interval_text = "1s", body_mode = "full-duplex";
+  uint64_t seed = std::random_device()();
+
+  CLI::App app{
+      "switchboard-picker: the endpoint picker for Gateway API gateways (Istio, Envoy Gateway,\n"
+      "kgateway, GKE, ...): an Envoy ext_proc server following the Gateway API Inference\n"
+      "Extension's endpoint-picker protocol. It reads each request (model, prompt size),\n"
+      "picks its server from the Switchboard control plane's assignments by expected time\n"
+      "to first token, and reports what the servers answered back to the control plane.\n"
+      "Exit codes: 0 stopped by a signal, 1 failed, 2 usage error."};
+  app.footer(
+      "\nExamples:\n"
+      "  switchboard-picker --insecure --controlplane cp:50051 --listen 0.0.0.0:9002 \\\n"
+      "      --health-listen 0.0.0.0:9003 --metrics-listen 0.0.0.0:9090 --pool llama-3-8b\n"
+      "Gateway settings (Envoy ext_proc filter, ORIGINAL_DST cluster; Kubernetes manifests):\n"
+      "docs/operations.md, \"Endpoint picker for Gateway API gateways\".");
+  app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_ADDR)")
+      ->capture_default_str();
+  app.add_option("--listen", listen, "ext_proc gRPC address (port 0 picks a free port, printed on stdout)")
+      ->capture_default_str();
+  app.add_option("--pool", pools, "pool (= model) to serve (repeatable; every pool when none is named)");
+  app.add_flag("--insecure", transport.insecure,
+               "plaintext gRPC, to the gateway and to the control plane (required: TLS is not available yet)");
+  app.add_option("--health-listen", health_listen,
+                 "serve grpc.health.v1 here too (off when empty), e.g. 0.0.0.0:9003; the ext_proc port "
+                 "always serves it");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus /metrics here, e.g. 0.0.0.0:9090 (off when empty; port 0 picks one)");
+  app.add_option("--replicas", policy.picker.gateways,
+                 "picker replicas sharing the pools: each scales its own requests since the last "
+                 "assignment by this to estimate everyone's")
+      ->check(CLI::Range(1.0, 1000.0))
+      ->capture_default_str();
+  app.add_option("--fallbacks", policy.fallbacks, "endpoints listed after the pick, for the gateway's retries")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--shed-occupancy", policy.shed_occupancy,
+                 "answer 429 when a pool's (busy + queued) / slots exceeds this (0: never)")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
+  app.add_option("--retry-after", retry_after_text, "Retry-After of a 429")->capture_default_str();
+  app.add_option("--session-header", exchange.session_header,
+                 "session affinity: requests with the same value of this header go to the same server "
+                 "while it is not full, e.g. x-session-id (off when empty)");
+  app.add_flag("--debug-header", exchange.debug_header,
+               "add x-switchboard-pick (why this endpoint) to every routed request");
+  app.add_option("--outcome-interval", outcome_interval_text,
+                 "report answers per endpoint (requests, 5xx) to the control plane this often")
+      ->capture_default_str();
+  app.add_option("--default-body-mode", body_mode,
+                 "the request body mode when Envoy does not send its protocol_config: full-duplex "
+                 "(FULL_DUPLEX_STREAMED) or buffered")
+      ->check(CLI::IsMember({"full-duplex", "buffered"}))
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", exchange.max_body_bytes, "larger request bodies are answered 413")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "random seed of the weighted draws (default: random)");
+  SB_CLI_PARSE(app, argc, argv);
+
+  if (!transport.insecure) {
+    return UsageError(
+        "TLS flags are not available yet in this release: pass --insecure to run with plaintext gRPC "
+        "(to the gateway and to the control plane)");
+  }
+  absl::Duration outcome_interval;
+  if (!absl::ParseDuration(retry_after_text, &policy.retry_after) || policy.retry_after <= absl::ZeroDuration()) {
+    return UsageError("--retry-after '" + retry_after_text + "': want a positive duration such as 1s");
+  }
+  if (!absl::ParseDuration(outcome_interval_text, &outcome_interval) || outcome_interval <= absl::ZeroDuration()) {
+    return UsageError("--outcome-interval '" + outcome_interval_text + "': want a positive duration such as 1s");
+  }
+  if (auto hp = ParseHostPort(controlplane); !hp.ok() || hp->port == 0) {
+    return UsageError("--controlplane '" + controlplane + "': want HOST:PORT");
+  }
+  if (auto hp = ParseHostPort(listen); !hp.ok()) return UsageError("--listen '" + listen + "': want HOST:PORT");
+  exchange.default_body_mode =
+      body_mode == "buffered" ? ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode::BUFFERED
+                              : ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode::FULL_DUPLEX_STREAMED;
+
+  std::unique_ptr<PickerMetrics> metrics = MakePickerMetrics();
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+    } catch (const std::exception& e) {
+      std::cerr << "switchboard-picker: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
+      return 1;
+    }
+    exposer->RegisterCollectable(metrics->registry);
+    std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
+  }
+
+  PoolTable table(pools, policy, seed);
+  ExtProcService service(&table, &exchange, metrics.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  // Small messages both ways: BDP probing would add a ping round trip to many of them.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  int port = 0;
+  builder.AddListeningPort(listen, ServerCredentials(transport), &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "switchboard-picker: --listen: cannot listen on " << listen << "\n";
+    return 1;
+  }
+  std::printf("grpc listening on port %d\n", port);
+
+  grpc::CallbackGenericService unimplemented;  // Outlives health_server.
+  std::unique_ptr<grpc::Server> health_server;
+  if (!health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.RegisterCallbackGenericService(&unimplemented);
+    int health_port = 0;
+    health_builder.AddListeningPort(health_listen, ServerCredentials(transport), &health_port);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      std::cerr << "switchboard-picker: --health-listen: cannot listen on " << health_listen << "\n";
+      return 1;
+    }
+    std::printf("grpc health listening on port %d\n", health_port);
+  }
+  SetHealth(server.get(), false);
+  SetHealth(health_server.get(), false);
+  std::fflush(stdout);
+
+  Mutex mu;  // Guards `ready` and `stop` for the waits below.
+  bool ready = false, stop = false;
+  auto apply = [&](const v1::Assignment& a) -> absl::Status {
+    absl::Status s = table.Apply(a);
+    if (!s.ok()) return s;
+    metrics->assignments->Increment();
+    if (table.Ready()) {
+      MutexLock lock(&mu);
+      if (!ready) {
+        ready = true;
+        SetHealth(server.get(), true);
+        SetHealth(health_server.get(), true);
+        std::printf("ready: holding assignments for %s\n",
+                    pools.empty() ? "the control plane's pools" : absl::StrJoin(pools, ", ").c_str());
+        std::fflush(stdout);
+      }
+    }
+    return absl::OkStatus();
+  };
+  client::Subscription subscription([&] { return ControlPlaneChannel(controlplane, transport); }, controlplane, pools,
+                                    absl::StrCat("switchboard-picker-", getpid()), apply, [] {}, std::cout);
+
+  // Every outcome_interval: the answers per endpoint since the last report, as deltas.
+  std::thread reporter([&] {
+    while (true) {
+      {
+        MutexLock lock(&mu);
+        if (mu.AwaitWithTimeout(Condition(&stop), outcome_interval)) return;
+      }
+      std::vector<v1::EndpointOutcome> outcomes = table.TakeOutcomes();
+      if (outcomes.empty()) continue;
+      v1::SubscribeRequest report;
+      for (const v1::EndpointOutcome& o : outcomes) *report.add_outcomes() = o;
+      if (subscription.Send(std::move(report))) {
+        metrics->outcome_reports->Increment();
+      } else {
+        table.Restore(outcomes);
+      }
+    }
+  });
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    SB_LOG(INFO) << "received signal " << sig << ": stopping";
+    SetHealth(server.get(), false);
+    SetHealth(health_server.get(), false);
+    subscription.Stop();
+  });
+
+  SB_LOG(INFO) << "picking for " << (pools.empty() ? "every pool" : absl::StrJoin(pools, ", ")) << " from "
+               << controlplane;
+  subscription.Run();
+  {
+    MutexLock lock(&mu);
+    stop = true;
+  }
+  reporter.join();
+  signals.join();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (health_server) health_server->Shutdown();
+  return 0;
+}

@@ -1,0 +1,154 @@
+#include "client/pick_decision.h"
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace switchboard::client {
+namespace {
+
+CandidateEndpoint Endpoint(const std::string& address, uint32_t weight, uint32_t slots, uint32_t free,
+                           double prefill = 0, uint32_t queue = 0) {
+  CandidateEndpoint c;
+  c.address = address;
+  c.load.weight = weight;
+  c.load.slots_total = slots;
+  c.load.slots_free = free;
+  c.load.queue_depth = queue;
+  c.load.prefill_tokens_per_second = prefill;
+  c.load.decode_tokens_per_second = 30;
+  return c;
+}
+
+struct Case {
+  std::string name;
+  std::vector<CandidateEndpoint> endpoints;
+  PickRequest request;
+  PickPolicy policy;
+  PickVerdict verdict;
+  std::vector<std::string> endpoints_out;  // Checked when not empty.
+  std::string reason_has;
+};
+
+TEST(DecidePickTest, Table) {
+  PickPolicy shed;
+  shed.shed_occupancy = 1.5;
+  // Candidates are drawn (8 by default); enough draws that every endpoint is among them.
+  PickPolicy many_draws;
+  many_draws.picker.draws = 64;
+  PickPolicy one_fallback = many_draws;
+  one_fallback.fallbacks = 1;
+  PickRequest long_prompt;
+  long_prompt.prompt_tokens = 8000;
+  PickRequest subset_b = long_prompt;
+  subset_b.subset = {"b:1"};
+  PickRequest subset_none;
+  subset_none.subset = {"z:9"};
+  const std::vector<Case> cases = {
+      {"empty pool", {}, {}, {}, PickVerdict::kUnavailable, {}, "no endpoints"},
+      {"all excluded", {Endpoint("a:1", 0, 4, 4)}, {}, {}, PickVerdict::kUnavailable, {}, "weight 0"},
+      {"subset with no ready endpoint",
+       {Endpoint("a:1", 10, 4, 4)},
+       subset_none,
+       {},
+       PickVerdict::kUnavailable,
+       {},
+       "subset"},
+      {"long prompt to the fast server, fallbacks by expected TTFT",
+       {Endpoint("slow:1", 10, 4, 4, 1000), Endpoint("fast:1", 10, 4, 4, 10000), Endpoint("mid:1", 10, 4, 4, 4000)},
+       long_prompt,
+       many_draws,
+       PickVerdict::kRoute,
+       {"fast:1", "mid:1", "slow:1"},
+       "fast:1"},
+      {"fallbacks capped",
+       {Endpoint("a:1", 10, 4, 4, 1000), Endpoint("b:1", 10, 4, 4, 900), Endpoint("c:1", 10, 4, 4, 800)},
+       long_prompt,
+       one_fallback,
+       PickVerdict::kRoute,
+       {"a:1", "b:1"},
+       ""},
+      {"subset hint restricts the pick",
+       {Endpoint("a:1", 10, 4, 4, 10000), Endpoint("b:1", 10, 4, 4, 100)},
+       subset_b,
+       {},
+       PickVerdict::kRoute,
+       {"b:1"},
+       "(1 eligible)"},
+      {"shed past the bound",
+       {Endpoint("a:1", 10, 2, 0, 0, 2), Endpoint("b:1", 10, 2, 0, 0, 2)},
+       {},
+       shed,
+       PickVerdict::kShed,
+       {},
+       "> bound 1.50"},
+      {"busy but under the bound",
+       {Endpoint("a:1", 10, 2, 0, 0, 0), Endpoint("b:1", 10, 2, 0, 0, 1)},
+       {},
+       shed,
+       PickVerdict::kRoute,
+       {},
+       ""},
+  };
+  for (const Case& c : cases) {
+    std::mt19937_64 rng(7);
+    const PickResult r = DecidePick(c.endpoints, c.request, c.policy, rng);
+    EXPECT_EQ(r.verdict, c.verdict) << c.name << ": " << r.reason;
+    if (!c.endpoints_out.empty()) {
+      EXPECT_EQ(r.endpoints, c.endpoints_out) << c.name;
+    }
+    EXPECT_NE(r.reason.find(c.reason_has), std::string::npos) << c.name << ": " << r.reason;
+    if (r.verdict == PickVerdict::kShed) {
+      EXPECT_EQ(r.retry_after, c.policy.retry_after) << c.name;
+    }
+  }
+}
+
+TEST(DecidePickTest, SessionAffinityStaysPutUnlessFull) {
+  std::vector<CandidateEndpoint> eps = {Endpoint("a:1", 10, 4, 4), Endpoint("b:1", 10, 4, 4),
+                                        Endpoint("c:1", 10, 4, 4)};
+  PickRequest req;
+  req.session_id = "user-42";
+  std::mt19937_64 rng(1);
+  const std::string home = DecidePick(eps, req, {}, rng).endpoints.front();
+  for (int i = 0; i < 20; ++i) {
+    const PickResult r = DecidePick(eps, req, {}, rng);
+    EXPECT_EQ(r.endpoints.front(), home);
+    EXPECT_NE(r.reason.find("session affinity"), std::string::npos) << r.reason;
+  }
+  // Sessions spread over the endpoints.
+  std::map<std::string, int> homes;
+  for (int s = 0; s < 300; ++s) {
+    req.session_id = "s" + std::to_string(s);
+    ++homes[DecidePick(eps, req, {}, rng).endpoints.front()];
+  }
+  for (const auto& e : eps) EXPECT_GT(homes[e.address], 50) << e.address;
+  // A full home is passed over.
+  req.session_id = "user-42";
+  for (CandidateEndpoint& e : eps) {
+    if (e.address == home) e.load.slots_free = 0;
+  }
+  const PickResult r = DecidePick(eps, req, {}, rng);
+  EXPECT_NE(r.endpoints.front(), home);
+  EXPECT_NE(r.reason.find("full"), std::string::npos) << r.reason;
+}
+
+TEST(DecidePickTest, OwnRecentSendsCountTimesReplicas) {
+  PickerEndpoint e;
+  e.slots_total = 4;
+  e.slots_free = 4;
+  e.sent_since_assignment = 3;
+  e.done_since_assignment = 1;
+  PickerConfig config;
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, config), 2);
+  config.gateways = 4;
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, config), 8);
+  e.done_since_assignment = 9;  // Finished more than it sent since: never below zero.
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, config), 0);
+}
+
+}  // namespace
+}  // namespace switchboard::client
