@@ -11,6 +11,7 @@
 #include "common/cli_parse.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "controlplane/config/pool_config.h"
 #include "controlplane/server.h"
 
@@ -37,7 +38,8 @@ int main(int argc, char** argv) {
 
   switchboard::controlplane::ControlPlaneOptions options;
   std::string staleness = "5s", forget_after = "5m", config_path;
-  bool insecure = false;
+  switchboard::TlsFlags tls;
+  std::string admin_tokens, subscriber_auth = "none";
   CLI::App app{
       "switchboard-controlplane: the Switchboard control plane.\n"
       "Agents stream endpoint state to it; it computes a weight and circuit state per\n"
@@ -59,8 +61,41 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
                  "See docs/configuration.md");
-  app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
+  // Security (docs/security.md).
+  switchboard::AddServerTlsFlags(app, &tls);
+  app.add_option("--admin-tokens", admin_tokens,
+                 "YAML list of {name, role: read|admin, sha256: HEX} bearer tokens for the admin API "
+                 "(without it the admin API is open only with --insecure)");
+  app.add_option("--subscriber-auth", subscriber_auth,
+                 "what subscribers (native, xDS, picker) must present: none | cert | token | cert-or-token")
+      ->capture_default_str();
+  // Limits (docs/security.md): beyond them, RESOURCE_EXHAUSTED and a metric.
+  auto& limits = options.limits;
+  app.add_option("--max-message-size", limits.max_message_bytes, "largest gRPC message accepted, bytes")
+      ->check(CLI::Range(4096, 64 << 20))
+      ->capture_default_str();
+  app.add_option("--max-streams-per-peer", limits.max_streams_per_peer,
+                 "open agent, discovery and xDS streams one IP address may keep")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-subscribers", limits.max_subscribers, "discovery and xDS streams served at once")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--max-report-rate", limits.max_reports_per_second,
+                 "reports per second one node may send, sustained (bursts of twice as many)")
+      ->check(CLI::Range(0.1, 1e6))
+      ->capture_default_str();
+  app.add_option("--max-endpoints-per-node", options.validation.max_endpoints, "endpoints one agent may declare")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--max-nodes", options.validation.max_nodes, "nodes known at once")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-pools", options.validation.max_pools, "pools (models) the agents may declare in all")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
   SB_CLI_PARSE(app, argc, argv);
+  limits.report_burst = 2 * limits.max_reports_per_second;
 
   // With a file, the file alone sets every pool's policy, at start and on each SIGHUP. A
   // flag that the file would silently override (or that would silently override the
@@ -76,7 +111,30 @@ int main(int argc, char** argv) {
       !ParseDurationFlag(forget_after, &options.reconciler.forget_after, "--forget-after")) {
     return 2;
   }
-  switchboard::WarnIfPlaintextImplicit(insecure);
+  {
+    auto credentials = switchboard::MakeServerCredentials(tls);
+    auto sub_auth = switchboard::ParseSubscriberAuth(subscriber_auth);
+    if (!credentials.ok() || !sub_auth.ok()) {
+      std::cerr << "switchboard-controlplane: "
+                << (!credentials.ok() ? credentials.status() : sub_auth.status()).message() << "\n";
+      return 2;
+    }
+    options.credentials = *credentials;
+    options.auth.subscriber_auth = *sub_auth;
+    options.auth.open_admin_without_tokens = tls.insecure;
+    options.agent_certificates_required = !tls.client_ca.empty();
+    if (!admin_tokens.empty()) {
+      auto tokens = switchboard::TokenTable::Load(admin_tokens);
+      if (!tokens.ok()) {
+        std::cerr << "switchboard-controlplane: " << tokens.status().message() << "\n";
+        return 2;
+      }
+      options.tokens = std::make_shared<switchboard::TokenTable>(std::move(*tokens));
+      options.auth.tokens_configured = true;
+    } else if (tls.insecure) {
+      SB_LOG(WARNING) << "no --admin-tokens: anyone who reaches the gRPC port may drain nodes and scale pools";
+    }
+  }
   // Without a file, the flag sets the built-in defaults' staleness bound.
   const absl::Duration staleness_bound = options.reconciler.config.defaults.policy.circuit.staleness_bound;
   auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::policy::FleetConfig> {

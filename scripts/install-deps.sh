@@ -13,6 +13,7 @@ PACKAGES=(
   sqlite3 curl procps openssl
   haproxy nginx-light   # integration_proxy_sync_test runs the real proxies
   clang libclang-rt-14-dev   # TSan preset and libFuzzer (make test-tsan, make fuzz)
+  libssl-dev   # TLS flags and admin token hashes (common/tls, common/auth); openssl makes the test CAs
 )
 
 missing=()
