@@ -85,13 +85,14 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
   const std::string why = Clip(reason);
   reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
   if (history_ != nullptr) history_->RecordOverride({pool, replicas, clock_->Now() + ttl, why});
+  // The caller before the operator's reason, which ends the detail.
   const std::string what =
       replicas < 0
-          ? std::string("override cleared")
+          ? absl::StrCat("override cleared", ByCaller(caller))
           : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl),
                          forced ? absl::StrCat(" (forced below min_replicas ", pp.autoscale->min_replicas, ")") : "",
-                         why.empty() ? "" : ": " + why);
-  Record({clock_->Now(), "manual_replicas", pool, "", "", what + ByCaller(caller)});
+                         ByCaller(caller), why.empty() ? "" : ": " + why);
+  Record({clock_->Now(), "manual_replicas", pool, "", "", what});
   return absl::OkStatus();
 }
 
