@@ -107,8 +107,7 @@ void SetClientChannelDefaults(std::shared_ptr<grpc::ChannelCredentials> credenti
 
 void WarnIfPlaintextImplicit(bool insecure_flag) {
   if (!insecure_flag) {
-    SB_LOG(WARNING) << "using plaintext gRPC; pass --insecure to say so explicitly "
-                       "(it will be required once TLS is supported)";
+    SB_LOG(WARNING) << "using plaintext gRPC; pass --insecure to say so explicitly (see docs/security.md)";
   }
 }
 

@@ -219,13 +219,26 @@ TEST_F(SecurityTest, AgentIdentityMustMatchCertificate) {
   auto agent = Subprocess::Start(
       "switchboard-agent", {"--controlplane", cp_addr_, "--ca", ca_->cert(), "--cert", n4->cert, "--key", n4->key,
                             "--backend", absl::StrCat("llamacpp=http://127.0.0.1:", *fake_port), "--node-id", "n4",
-                            "--report-interval", "250ms", "--gpu", "none"});
+                            "--report-interval", "250ms", "--gpu", "none", "--health-listen", "127.0.0.1:0"});
+  auto health_port = agent->WaitForPort("grpc health listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(health_port.ok()) << health_port.status();
   EXPECT_TRUE(WaitFor(
       [&] {
         auto [code, text] = Sbctl("read.token", {"status"});
         return code == 0 && text.find(absl::StrCat("127.0.0.1:", *fake_port)) != std::string::npos;
       },
       absl::Seconds(30), absl::Milliseconds(300)));
+  // Its health listener serves TLS with the agent's certificate (--cert/--key).
+  TlsFlags trust;
+  trust.ca = ca_->cert();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("n4");
+  const std::string health_addr = absl::StrCat("127.0.0.1:", *health_port);
+  auto tls_channel = grpc::CreateCustomChannel(health_addr, *MakeChannelCredentials(trust), args);
+  EXPECT_TRUE(tls_channel->WaitForConnected(std::chrono::system_clock::now() +
+                                            absl::ToChronoSeconds(Scaled(absl::Seconds(10)))));
+  auto plain_channel = grpc::CreateChannel(health_addr, grpc::InsecureChannelCredentials());
+  EXPECT_FALSE(plain_channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(2)));
 }
 
 // A new server certificate on disk is served to new connections without a restart.
