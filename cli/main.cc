@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
   }
   {
     absl::StatusOr<std::string> token = switchboard::ReadBearerToken(token_file);
-    absl::Status s = token.ok() ? switchboard::ConfigureClientChannels(tls, *token) : token.status();
+    absl::Status s =
+        token.ok() ? switchboard::ConfigureClientChannels(tls, *token, /*warn_if_insecure=*/false) : token.status();
     if (!s.ok()) {
       std::cerr << "sbctl: " << s.message() << "\n";
       return 2;

@@ -145,14 +145,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   return grpc::experimental::TlsServerCredentials(options);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsFlags& flags) {
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsFlags& flags,
+                                                                                 bool warn_if_insecure) {
   const bool any_tls = !flags.ca.empty() || !flags.cert.empty() || !flags.key.empty() || !flags.server_name.empty();
   if (flags.insecure) {
     if (any_tls) {
       return absl::InvalidArgumentError("--insecure cannot be combined with --ca, --cert, --key or --tls-server-name");
     }
-    SB_LOG(WARNING) << "--insecure: plaintext gRPC to the control plane; the connection is neither private nor "
-                       "authenticated (see docs/security.md)";
+    if (warn_if_insecure) {
+      SB_LOG(WARNING) << "--insecure: plaintext gRPC to the control plane; the connection is neither private nor "
+                         "authenticated (see docs/security.md)";
+    }
     return grpc::InsecureChannelCredentials();
   }
   if (flags.cert.empty() != flags.key.empty()) {
@@ -178,8 +181,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   return grpc::experimental::TlsCredentials(options);
 }
 
-absl::Status ConfigureClientChannels(const TlsFlags& flags, const std::string& bearer_token) {
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(flags);
+absl::Status ConfigureClientChannels(const TlsFlags& flags, const std::string& bearer_token, bool warn_if_insecure) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials(flags, warn_if_insecure);
   if (!credentials.ok()) return credentials.status();
   if (flags.insecure && !bearer_token.empty()) {
     SB_LOG(WARNING) << "sending a bearer token over plaintext (--insecure): anyone on the path can read it";

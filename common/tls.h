@@ -49,16 +49,19 @@ void AddClientTlsFlags(CLI::App& app, TlsFlags* flags);
 // to the CA, or the handshake fails); whether a caller needs one is decided per service.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const TlsFlags& flags);
 
-// Channel credentials for `flags` (plaintext with --insecure, after a logged warning).
+// Channel credentials for `flags` (plaintext with --insecure, after a logged warning
+// unless `warn_if_insecure` is false: sbctl, whose every line of output a script may read).
 // The server's certificate must chain to --ca (or the system roots) and name the host
 // of the target (or --tls-server-name).
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsFlags& flags);
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsFlags& flags,
+                                                                                 bool warn_if_insecure = true);
 
 // Sets the credentials, server name override and bearer token (may be empty) that
 // MakeChannel / MakeDedicatedChannel (common/net.h) use in this process from now on.
 // Call once from main before any channel is made. Without a call, channels are plaintext
 // (what in-process tests use).
-absl::Status ConfigureClientChannels(const TlsFlags& flags, const std::string& bearer_token = "");
+absl::Status ConfigureClientChannels(const TlsFlags& flags, const std::string& bearer_token = "",
+                                     bool warn_if_insecure = true);
 
 // The reload interval of `flags` as a positive whole number of seconds (what gRPC's file
 // watcher takes), or InvalidArgument naming the flag.

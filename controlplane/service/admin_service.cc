@@ -61,6 +61,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext*
   return reactor;
 }
 
+namespace {
+
+// Who made a change, for its event: the token or certificate; "" when the caller has
+// neither (an open admin API on a plaintext control plane has no one to name).
+std::string NameForEvents(const Caller& caller) {
+  return caller.has_valid_token() || caller.has_certificate() ? caller.Describe() : "";
+}
+
+}  // namespace
+
 bool AdminServiceImpl::Allowed(grpc::CallbackServerContext* context, Access access, grpc::ServerUnaryReactor* reactor,
                                Caller* caller) const {
   grpc::Status status = auth_->Check(*context, access, caller);
@@ -119,7 +129,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
   if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
   absl::Status status = ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(),
-                                          request->force(), caller.Describe());
+                                          request->force(), NameForEvents(caller));
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
@@ -189,7 +199,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* c
   auto* reactor = context->DefaultReactor();
   Caller caller;
   if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
-  grpc::Status status = SetDrain(*request, true, caller.Describe(), response);
+  grpc::Status status = SetDrain(*request, true, NameForEvents(caller), response);
   if (status.ok()) {
     FinishWhenDurable(reactor);
   } else {
@@ -203,7 +213,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Undrain(grpc::CallbackServerContext*
   auto* reactor = context->DefaultReactor();
   Caller caller;
   if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
-  grpc::Status status = SetDrain(*request, false, caller.Describe(), response);
+  grpc::Status status = SetDrain(*request, false, NameForEvents(caller), response);
   if (status.ok()) {
     FinishWhenDurable(reactor);
   } else {
