@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/node_id.h"
+#include "common/tls.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
   std::string gpu_interval = "0s";
   std::string active_check = "auto", active_check_interval = "5s", active_check_timeout = "5s";
   std::string gpu_mode = "auto", nvml_library = "libnvidia-ml.so.1", metrics_listen, health_listen;
-  bool insecure = false;
+  switchboard::TlsFlags tls;
   int failures_to_unhealthy = 2, successes_to_recover = 1;
   CLI::App app{
       "switchboard-agent: probes the inference servers on this host and streams their\n"
@@ -88,7 +89,10 @@ int main(int argc, char** argv) {
   app.add_option("--nvml-library", nvml_library, "NVML library to dlopen")->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen, "serve the agent's Prometheus /metrics here (off when empty)");
   app.add_option("--health-listen", health_listen, "serve grpc.health.v1 here (off when empty), e.g. 0.0.0.0:9467");
-  app.add_flag("--insecure", insecure, "plaintext gRPC to the control plane (the only mode in this release)");
+  // TLS to the control plane (--ca, --cert, --key: the certificate must name --node-id)
+  // and, for --health-listen, --tls-cert/--tls-key (default: --cert/--key).
+  switchboard::AddClientTlsFlags(app, &tls);
+  switchboard::AddServerTlsFlags(app, &tls);
   CLI11_PARSE(app, argc, argv);
 
   switchboard::agent::AgentOptions options;
@@ -142,7 +146,24 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  switchboard::WarnIfPlaintextImplicit(insecure);
+  if (absl::Status s = switchboard::ConfigureClientChannels(tls); !s.ok()) {
+    std::cerr << "switchboard-agent: " << s.message() << "\n";
+    return 2;
+  }
+  std::shared_ptr<grpc::ServerCredentials> health_credentials;
+  if (!health_listen.empty()) {
+    switchboard::TlsFlags server_tls = tls;
+    if (!tls.insecure && server_tls.tls_cert.empty() && server_tls.tls_key.empty()) {
+      server_tls.tls_cert = tls.cert;
+      server_tls.tls_key = tls.key;
+    }
+    auto credentials = switchboard::MakeServerCredentials(server_tls);
+    if (!credentials.ok()) {
+      std::cerr << "switchboard-agent: --health-listen: " << credentials.status().message() << "\n";
+      return 2;
+    }
+    health_credentials = *credentials;
+  }
 
   switchboard::agent::PlainHttpClient http;
   std::vector<std::unique_ptr<switchboard::agent::Probe>> probes;
@@ -193,7 +214,7 @@ int main(int argc, char** argv) {
     grpc::ServerBuilder builder;
     builder.RegisterCallbackGenericService(&unimplemented);
     int port = 0;
-    builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(health_listen, health_credentials, &port);
     health_server = builder.BuildAndStart();
     if (health_server == nullptr || port == 0) {
       std::cerr << "switchboard-agent: --health-listen: cannot listen on " << health_listen << "\n";

@@ -47,7 +47,7 @@ done
 AGENT=$!
 PIDS+=($AGENT)
 
-"$BIN/switchboard-loadgen" --controlplane "$CP" --pool llama-3-8b --rps 4 --max-tokens 50 \
+"$BIN/switchboard-loadgen" --insecure --controlplane "$CP" --pool llama-3-8b --rps 4 --max-tokens 50 \
   --report-every 1000s >/dev/null 2>&1 &
 PIDS+=($!)
 

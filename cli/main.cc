@@ -7,13 +7,15 @@
 #include "cli/completion.h"
 #include "common/cli_parse.h"
 #include "common/net.h"
+#include "common/tls.h"
 
 int main(int argc, char** argv) {
   switchboard::cli::GlobalOptions global;
   const char* env = std::getenv("SWITCHBOARD_ADDR");
   global.controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   std::string timeout = "5s";
-  bool insecure = false;
+  switchboard::TlsFlags tls;
+  std::string token_file;
 
   CLI::App app{"sbctl: query and steer a Switchboard control plane."};
   app.require_subcommand(1);
@@ -36,7 +38,9 @@ int main(int argc, char** argv) {
                  "control plane HOST:PORT (default: $SWITCHBOARD_ADDR, else 127.0.0.1:50051)")
       ->capture_default_str();
   app.add_option("--timeout", timeout, "deadline for each call")->capture_default_str();
-  app.add_flag("--insecure", insecure, "plaintext gRPC (the only mode in this release)");
+  switchboard::AddClientTlsFlags(app, &tls);
+  app.add_option("--token-file", token_file,
+                 "file holding the admin API bearer token (default: $SWITCHBOARD_TOKEN); see docs/security.md");
 
   switchboard::cli::StatusOptions status;
   CLI::App* status_cmd =
@@ -162,6 +166,15 @@ int main(int argc, char** argv) {
   if (auto hp = switchboard::ParseHostPort(global.controlplane); !hp.ok() || hp->port == 0) {
     std::cerr << "sbctl: --controlplane '" << global.controlplane << "': want HOST:PORT\n";
     return 2;
+  }
+  {
+    absl::StatusOr<std::string> token = switchboard::ReadBearerToken(token_file);
+    absl::Status s =
+        token.ok() ? switchboard::ConfigureClientChannels(tls, *token, /*warn_if_insecure=*/false) : token.status();
+    if (!s.ok()) {
+      std::cerr << "sbctl: " << s.message() << "\n";
+      return 2;
+    }
   }
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);

@@ -12,6 +12,7 @@
 #include "common/cli_parse.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "controlplane/config/pool_config.h"
 #include "controlplane/server.h"
 
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
   switchboard::controlplane::ControlPlaneOptions options;
   std::string staleness = "5s", forget_after = "5m", config_path;
   std::string scale_exec, scale_exec_timeout = "30s";
-  bool insecure = false;
+  switchboard::TlsFlags tls;
+  std::string admin_tokens, subscriber_auth = "none";
   CLI::App app{
       "switchboard-controlplane: the Switchboard control plane.\n"
       "Agents stream endpoint state to it; it computes a weight and circuit state per\n"
@@ -73,12 +75,45 @@ int main(int argc, char** argv) {
                  "SWITCHBOARD_POOL and SWITCHBOARD_REPLICAS in its environment); never concurrently for one pool");
   app.add_option("--scale-exec-timeout", scale_exec_timeout, "kill a --scale-exec run after this long")
       ->capture_default_str();
-  app.add_flag("--insecure", insecure, "serve plaintext gRPC (the only mode in this release)");
   // History retention tiers (docs/operations.md#history).
   std::string history_retention = switchboard::controlplane::FormatRetentionTiers({});
   app.add_option("--history-retention", history_retention,
                  "how long samples are kept: every report, per minute, per hour (e.g. 1h,7d,90d)");
+  // Security (docs/security.md).
+  switchboard::AddServerTlsFlags(app, &tls);
+  app.add_option("--admin-tokens", admin_tokens,
+                 "YAML list of {name, role: read|admin, sha256: HEX} bearer tokens for the admin API "
+                 "(without it the admin API is open only with --insecure)");
+  app.add_option("--subscriber-auth", subscriber_auth,
+                 "what subscribers (native, xDS, picker) must present: none | cert | token | cert-or-token")
+      ->capture_default_str();
+  // Limits (docs/security.md): beyond them, RESOURCE_EXHAUSTED and a metric.
+  auto& limits = options.limits;
+  app.add_option("--max-message-size", limits.max_message_bytes, "largest gRPC message accepted, bytes")
+      ->check(CLI::Range(4096, 64 << 20))
+      ->capture_default_str();
+  app.add_option("--max-streams-per-peer", limits.max_streams_per_peer,
+                 "open agent, discovery and xDS streams one IP address may keep")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-subscribers", limits.max_subscribers, "discovery and xDS streams served at once")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--max-report-rate", limits.max_reports_per_second,
+                 "reports per second one node may send, sustained (bursts of twice as many)")
+      ->check(CLI::Range(0.1, 1e6))
+      ->capture_default_str();
+  app.add_option("--max-endpoints-per-node", options.validation.max_endpoints, "endpoints one agent may declare")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--max-nodes", options.validation.max_nodes, "nodes known at once")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-pools", options.validation.max_pools, "pools (models) the agents may declare in all")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
   SB_CLI_PARSE(app, argc, argv);
+  limits.report_burst = 2 * limits.max_reports_per_second;
   if (auto tiers = switchboard::controlplane::ParseRetentionTiers(history_retention); tiers.ok()) {
     options.history.retention = *tiers;
   } else {
@@ -124,7 +159,30 @@ int main(int argc, char** argv) {
     }
     options.scale_exec = std::move(exec);
   }
-  switchboard::WarnIfPlaintextImplicit(insecure);
+  {
+    auto credentials = switchboard::MakeServerCredentials(tls);
+    auto sub_auth = switchboard::ParseSubscriberAuth(subscriber_auth);
+    if (!credentials.ok() || !sub_auth.ok()) {
+      std::cerr << "switchboard-controlplane: "
+                << (!credentials.ok() ? credentials.status() : sub_auth.status()).message() << "\n";
+      return 2;
+    }
+    options.credentials = *credentials;
+    options.auth.subscriber_auth = *sub_auth;
+    options.auth.open_admin_without_tokens = tls.insecure;
+    options.agent_certificates_required = !tls.client_ca.empty();
+    if (!admin_tokens.empty()) {
+      auto tokens = switchboard::TokenTable::Load(admin_tokens);
+      if (!tokens.ok()) {
+        std::cerr << "switchboard-controlplane: " << tokens.status().message() << "\n";
+        return 2;
+      }
+      options.tokens = std::make_shared<switchboard::TokenTable>(std::move(*tokens));
+      options.auth.tokens_configured = true;
+    } else if (tls.insecure) {
+      SB_LOG(WARNING) << "no --admin-tokens: anyone who reaches the gRPC port may drain nodes and scale pools";
+    }
+  }
   // Without a file, the flag sets the built-in defaults' staleness bound.
   const absl::Duration staleness_bound = options.reconciler.config.defaults.policy.circuit.staleness_bound;
   auto load_config = [&]() -> absl::StatusOr<switchboard::controlplane::policy::FleetConfig> {

@@ -38,11 +38,18 @@ absl::Status CheckManualReplicas(const std::string& pool, int32_t replicas, cons
                                                     "; pass --force to set it anyway"));
 }
 
+namespace {
+
+// " (by token:alice)" for an event's detail; "" when the caller is not known.
+std::string ByCaller(const std::string& caller) { return caller.empty() ? "" : absl::StrCat(" (by ", caller, ")"); }
+
+}  // namespace
+
 void FleetOperations::Record(HistoryEvent event) {
   if (history_ != nullptr) history_->RecordEvent(std::move(event));
 }
 
-absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool drain) {
+absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool drain, const std::string& caller) {
   absl::StatusOr<bool> connected = fleet_->SetDrainRequested(node_id, drain);
   if (!connected.ok()) {
     std::vector<std::string> known;
@@ -59,12 +66,12 @@ absl::StatusOr<bool> FleetOperations::SetDrain(const std::string& node_id, bool 
   }
   const bool notified = *connected && send_command_ && send_command_(node_id, command);
   Record({clock_->Now(), drain ? "drain_requested" : "undrain_requested", "", node_id, "",
-          notified ? "agent notified" : "agent not connected: applies on reconnect"});
+          absl::StrCat(notified ? "agent notified" : "agent not connected: applies on reconnect", ByCaller(caller))});
   return notified;
 }
 
 absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl,
-                                          const std::string& reason, bool force) {
+                                          const std::string& reason, bool force, const std::string& caller) {
   if (store_->Get(pool) == nullptr) return absl::NotFoundError(absl::StrCat("no pool named '", Clip(pool), "'"));
   if (replicas < -1 || replicas > kMaxManualReplicas) {
     return absl::InvalidArgumentError(absl::StrCat("replicas must be 0..", kMaxManualReplicas, " (or -1 to clear)"));
@@ -79,13 +86,14 @@ absl::Status FleetOperations::SetReplicas(const std::string& pool, int32_t repli
   const std::string why = Clip(reason);
   reconciler_->SetManualReplicas(pool, replicas, clock_->MonotonicNow() + ttl, why);
   if (history_ != nullptr) history_->RecordOverride({pool, replicas, clock_->Now() + ttl, why});
-  Record(
-      {clock_->Now(), "manual_replicas", pool, "", "",
-       replicas < 0
-           ? std::string("override cleared")
-           : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl),
-                          forced ? absl::StrCat(" (forced below min_replicas ", pp.autoscale->min_replicas, ")") : "",
-                          why.empty() ? "" : ": " + why)});
+  // The caller before the operator's reason, which ends the detail.
+  const std::string what =
+      replicas < 0
+          ? absl::StrCat("override cleared", ByCaller(caller))
+          : absl::StrCat(replicas, " replicas for ", absl::FormatDuration(ttl),
+                         forced ? absl::StrCat(" (forced below min_replicas ", pp.autoscale->min_replicas, ")") : "",
+                         ByCaller(caller), why.empty() ? "" : ": " + why);
+  Record({clock_->Now(), "manual_replicas", pool, "", "", what});
   return absl::OkStatus();
 }
 

@@ -61,8 +61,9 @@ class FleetOperations {
 
   // Marks the node drained (or not; saved in the history, so it outlives restarts) and
   // tells its agent. Returns whether the agent was told now (else it applies on
-  // reconnect). NOT_FOUND, listing the known nodes.
-  absl::StatusOr<bool> SetDrain(const std::string& node_id, bool drain);
+  // reconnect). NOT_FOUND, listing the known nodes. `caller` (how the admin API names
+  // who asked; empty: not said) goes into the event.
+  absl::StatusOr<bool> SetDrain(const std::string& node_id, bool drain, const std::string& caller = "");
 
   // A manual replica count for `pool` for `ttl` (saved in the history with its expiry as
   // wall time, so it outlives restarts), or replicas -1 to clear the override.
@@ -70,7 +71,7 @@ class FleetOperations {
   // ttl outside (0, 7 days] (when setting); FAILED_PRECONDITION where the pool's
   // configuration refuses it (CheckManualReplicas). A refusal changes nothing.
   absl::Status SetReplicas(const std::string& pool, int32_t replicas, absl::Duration ttl, const std::string& reason,
-                           bool force = false);
+                           bool force = false, const std::string& caller = "");
 
   // The pool's current snapshot; NOT_FOUND, listing the known pools.
   absl::StatusOr<std::shared_ptr<const Snapshot>> Pool(const std::string& pool) const;

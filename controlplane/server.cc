@@ -9,11 +9,13 @@
 #include "controlplane/operations.h"
 #include "controlplane/service/admin_service.h"
 #include "controlplane/service/agent_service.h"
+#include "controlplane/service/authorizer.h"
 #include "controlplane/service/discovery_service.h"
 #include "controlplane/service/keda_scaler_service.h"
 #include "controlplane/xds/ads_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
@@ -40,6 +42,9 @@ struct ControlPlane::Impl {
   std::unique_ptr<KedaScalerService> keda_service;
   std::unique_ptr<Dashboard> dashboard;  // Served on the metrics port (/ui).
   int dashboard_port = 0;                // Registered port; 0 when none.
+  std::unique_ptr<Authorizer> authorizer;
+  std::unique_ptr<LimitMetrics> limit_metrics;
+  std::unique_ptr<StreamGate> gate;  // Outlives `server` (declared before it), so every ticket.
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<ScaleExecutor> scale_exec;  // Stopped (its runs awaited) before the reconciler.
   int grpc_port = 0;
@@ -86,7 +91,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     }
   }
 
-  p->fleet = std::make_unique<FleetState>(ValidationLimits{}, [p] {
+  p->fleet = std::make_unique<FleetState>(options.validation, [p] {
     if (p->reconciler) p->reconciler->Notify();
   });
   if (p->history) {
@@ -117,7 +122,16 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     p->metrics->endpoints_excluded->Set(excluded);
   });
 
+  p->authorizer =
+      std::make_unique<Authorizer>(options.auth, options.tokens, options.agent_certificates_required, *p->registry);
+  p->limit_metrics = LimitMetrics::Create(*p->registry);
+  p->gate = std::make_unique<StreamGate>(options.limits, p->limit_metrics.get());
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
+  p->agent_service->set_stream_gate(p->gate.get());
+  p->agent_service->set_authorizer(p->authorizer.get(), [p](const std::string& node, const std::string& reason) {
+    SB_LOG(WARNING) << "agent refused: " << reason;
+    if (p->history) p->history->RecordEvent({p->options.clock->Now(), "agent_refused", "", node, "", reason});
+  });
   p->clients = std::make_unique<ClientRegistry>(options.clock);
   p->discovery_service =
       std::make_unique<DiscoveryServiceImpl>(&p->store, p->metrics.get(), p->fleet.get(), p->clients.get());
@@ -136,11 +150,18 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
                                                         p->clients.get(), p->history_reads.get());
   p->keda_service = std::make_unique<KedaScalerService>(
       &p->store, [p] { return p->reconciler->config(); }, p->metrics.get());
+  p->discovery_service->set_authorizer(p->authorizer.get());
+  p->discovery_service->set_stream_gate(p->gate.get());
+  p->ads_service->set_authorizer(p->authorizer.get());
+  p->ads_service->set_stream_gate(p->gate.get());
+  p->admin_service->set_authorizer(p->authorizer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen->ToString(), grpc::InsecureServerCredentials(), &p->grpc_port);
+  builder.AddListeningPort(listen->ToString(),
+                           options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+                           &p->grpc_port);
   // Agents and subscribers keep long-lived streams with keepalive pings every 10 s.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -148,6 +169,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   // gRPC sets SO_REUSEPORT by default, so a second control plane on the same port would
   // start and silently take half the connections. A port in use must fail the start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Larger messages end their call with RESOURCE_EXHAUSTED before any of ours reads them.
+  builder.SetMaxReceiveMessageSize(options.limits.max_message_bytes);
   builder.RegisterService(p->agent_service.get());
   builder.RegisterService(p->discovery_service.get());
   builder.RegisterService(p->ads_service.get());

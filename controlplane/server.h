@@ -7,11 +7,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/auth.h"
 #include "common/clock.h"
 #include "controlplane/history/history_store.h"
+#include "controlplane/fleet/validation.h"
 #include "controlplane/reconciler.h"
-#include "controlplane/xds/push_coalescer.h"
 #include "controlplane/scale/scale_exec.h"
+#include "controlplane/xds/push_coalescer.h"
+#include "controlplane/service/limits.h"
+#include "grpcpp/security/server_credentials.h"
 
 namespace switchboard::controlplane {
 
@@ -24,6 +28,18 @@ struct ControlPlaneOptions {
   xds::PushCoalescing xds_push;  // Debounce of xDS pushes (--xds-quiet, --xds-max-delay).
   std::optional<ScaleExecOptions> scale_exec;  // --scale-exec; nullopt: none.
   const Clock* clock = SystemClock::Get();
+  // Security (common/tls.h, common/auth.h). Null credentials: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Default: plaintext and open, as before (main.cc sets these from the flags).
+  AuthConfig auth = [] {
+    AuthConfig open;
+    open.open_admin_without_tokens = true;
+    return open;
+  }();
+  std::shared_ptr<const TokenTable> tokens;  // --admin-tokens; null: none.
+  bool agent_certificates_required = false;  // --client-ca: agents' certificates must name their node.
+  ServiceLimits limits;                      // Streams, subscribers, report rate, message size.
+  ValidationLimits validation;               // Endpoints per node, nodes, pools, field sizes.
 };
 
 class ControlPlane {

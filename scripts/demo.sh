@@ -107,7 +107,7 @@ for spec in "a100:8:60:4" "t4:2:15:1" "t4:2:15:1"; do
     --node-id "gpu-node-$i-$gpu" --label "gpu=$gpu"
 done
 
-start loadgen "$BIN/switchboard-loadgen" --controlplane "$SWITCHBOARD_ADDR" --pool llama-3-8b \
+start loadgen "$BIN/switchboard-loadgen" --insecure --controlplane "$SWITCHBOARD_ADDR" --pool llama-3-8b \
   --rps "${DEMO_RPS:-3}" --max-tokens 100
 
 ADDRESSES="control plane on $SWITCHBOARD_ADDR, Prometheus metrics on http://127.0.0.1:$METRICS_PORT/metrics"

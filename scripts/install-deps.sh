@@ -17,6 +17,7 @@ PACKAGES=(
   systemd      # systemd-analyze verify: deploy_systemd_test
   libcivetweb-dev   # the dashboard's handlers on the metrics server (prometheus-cpp-dev pulls it in too)
   chromium   # integration_dashboard_test drives the dashboard in headless chromium
+  libssl-dev   # TLS flags and admin token hashes (common/tls, common/auth); openssl makes the test CAs
 )
 
 missing=()

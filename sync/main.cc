@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "prometheus/exposer.h"
 #include "sync/haproxy_sync.h"
 #include "sync/metrics.h"
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("SWITCHBOARD_ADDR");
   std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   std::string timeout_text = "30s", resync_text = "5s", grace_text = "10s";
-  bool once = false, dry_run = false, insecure = false;
+  bool once = false, dry_run = false;
+  TlsFlags tls;
   std::string metrics_listen;
 
   CLI::App app{
@@ -69,7 +71,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_ADDR)")
       ->capture_default_str();
-  app.add_flag("--insecure", insecure, "plaintext gRPC to the control plane (the only mode in this release)");
+  AddClientTlsFlags(app, &tls);
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "bearer token for a control plane with --subscriber-auth token (default: $SWITCHBOARD_TOKEN)");
   app.add_flag("--once", once, "apply the current assignment of every pool, then exit (0 when applied)");
   app.add_flag("--dry-run", dry_run, "print what would change (commands, file) and change nothing");
   app.add_option("--timeout", timeout_text, "with --once: give up (exit 1) after this long")->capture_default_str();
@@ -177,7 +182,11 @@ int main(int argc, char** argv) {
     pools = nx.pools;
     if (!nx.backup_pool.empty()) pools.push_back(nx.backup_pool);
   }
-  WarnIfPlaintextImplicit(insecure);
+  {
+    absl::StatusOr<std::string> token = ReadBearerToken(token_file);
+    absl::Status s = token.ok() ? ConfigureClientChannels(tls, *token) : token.status();
+    if (!s.ok()) return UsageError(std::string(s.message()));
+  }
 
   // One applier at a time: the stream's handler and the resync thread share it.
   Mutex mu;

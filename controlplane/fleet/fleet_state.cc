@@ -28,6 +28,7 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
                                                    " is already connected on another stream; "
                                                    "node ids must be unique per control plane"));
     }
+    RETURN_IF_ERROR(CheckSizeLocked(hello));
     Node& node = nodes_[hello.node_id()];
     node.hello = hello;
     node.stream_id = stream_id;
@@ -43,6 +44,26 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
     }
   }
   NotifyChange();
+  return absl::OkStatus();
+}
+
+absl::Status FleetState::CheckSizeLocked(const v1::Hello& hello) const {
+  if (nodes_.count(hello.node_id()) == 0 && nodes_.size() >= limits_.max_nodes) {
+    return absl::ResourceExhaustedError(absl::StrCat("this control plane already knows ", nodes_.size(),
+                                                     " nodes, its most (--max-nodes ", limits_.max_nodes, ")"));
+  }
+  std::set<std::string> pools;
+  for (const auto& [id, node] : nodes_) {
+    if (id == hello.node_id()) continue;
+    for (const v1::EndpointInfo& ep : node.hello.endpoints()) pools.insert(ep.models().begin(), ep.models().end());
+  }
+  const size_t before = pools.size();
+  for (const v1::EndpointInfo& ep : hello.endpoints()) pools.insert(ep.models().begin(), ep.models().end());
+  if (pools.size() > before && pools.size() > limits_.max_pools) {
+    return absl::ResourceExhaustedError(absl::StrCat("node ", hello.node_id(), " would make ", pools.size(),
+                                                     " pools, more than the most (--max-pools ", limits_.max_pools,
+                                                     ")"));
+  }
   return absl::OkStatus();
 }
 

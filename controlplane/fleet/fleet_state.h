@@ -150,6 +150,8 @@ class FleetState {
   };
 
   void NotifyChange();
+  // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
+  absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ValidationLimits limits_;
   const std::function<void()> on_change_;

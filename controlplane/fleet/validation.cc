@@ -92,7 +92,9 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
     if (gpu.name().size() > limits.max_label_length) return Invalid("GPU name too long");
   }
   if (static_cast<size_t>(hello.endpoints_size()) > limits.max_endpoints) {
-    return Invalid(absl::StrCat("too many endpoints (", hello.endpoints_size(), ")"));
+    return absl::ResourceExhaustedError(absl::StrCat("too many endpoints (", hello.endpoints_size(),
+                                                     "): a node may declare at most ", limits.max_endpoints,
+                                                     " (--max-endpoints-per-node)"));
   }
   std::set<std::string> seen;
   for (const v1::EndpointInfo& ep : hello.endpoints()) {

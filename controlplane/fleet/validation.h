@@ -17,7 +17,9 @@ struct ValidationLimits {
   size_t max_model_length = 256;
   size_t max_label_length = 256;
   size_t max_labels = 64;
-  size_t max_endpoints = 256;  // Per node.
+  size_t max_endpoints = 256;  // Per node (--max-endpoints-per-node); beyond: RESOURCE_EXHAUSTED.
+  size_t max_nodes = 100000;   // Nodes known at once (--max-nodes); beyond: RESOURCE_EXHAUSTED.
+  size_t max_pools = 10000;    // Pools declared in Hellos (--max-pools); beyond: RESOURCE_EXHAUSTED.
   size_t max_gpus = 64;
   size_t max_models = 64;  // Per endpoint.
   uint32_t max_slots = 65536;

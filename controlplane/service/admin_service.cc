@@ -22,6 +22,8 @@ void FillPool(const Snapshot& snapshot, v1::Pool* pool) {
 grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContext* context,
                                                       const v1::ListNodesRequest* /*request*/,
                                                       v1::ListNodesResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   for (const NodeView& n : fleet_->Nodes(clock_->MonotonicNow())) {
     v1::Node* node = response->add_nodes();
     node->set_node_id(n.node_id);
@@ -35,7 +37,6 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
     for (const v1::GpuStatus& g : n.gpus) *node->add_gpus() = g;
     for (const v1::NodeEndpoint& ep : n.endpoints) *node->add_endpoints() = ep;
   }
-  auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -43,8 +44,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::ListPools(grpc::CallbackServerContext* context,
                                                       const v1::ListPoolsRequest* /*request*/,
                                                       v1::ListPoolsResponse* response) {
-  for (const auto& snap : store_->All()) FillPool(*snap, response->add_pools());
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
+  for (const auto& snap : store_->All()) FillPool(*snap, response->add_pools());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -52,14 +54,34 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListPools(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::GetPool(grpc::CallbackServerContext* context,
                                                     const v1::GetPoolRequest* request, v1::Pool* response) {
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   absl::StatusOr<std::shared_ptr<const Snapshot>> snap = ops_->Pool(request->pool());
   if (snap.ok()) FillPool(**snap, response);
   reactor->Finish(ToGrpcStatus(snap.status()));
   return reactor;
 }
 
-grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response) {
-  absl::StatusOr<bool> notified = ops_->SetDrain(request.node_id(), drain);
+namespace {
+
+// Who made a change, for its event: the token or certificate; "" when the caller has
+// neither (an open admin API on a plaintext control plane has no one to name).
+std::string NameForEvents(const Caller& caller) {
+  return caller.has_valid_token() || caller.has_certificate() ? caller.Describe() : "";
+}
+
+}  // namespace
+
+bool AdminServiceImpl::Allowed(grpc::CallbackServerContext* context, Access access, grpc::ServerUnaryReactor* reactor,
+                               Caller* caller) const {
+  grpc::Status status = auth_->Check(*context, access, caller);
+  if (status.ok()) return true;
+  reactor->Finish(status);
+  return false;
+}
+
+grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool drain, const std::string& caller,
+                                        v1::DrainResponse* response) {
+  absl::StatusOr<bool> notified = ops_->SetDrain(request.node_id(), drain, caller);
   if (notified.ok()) response->set_agent_notified(*notified);
   return ToGrpcStatus(notified.status());
 }
@@ -67,6 +89,7 @@ grpc::Status AdminServiceImpl::SetDrain(const v1::DrainRequest& request, bool dr
 grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext* context,
                                                     const v1::ExplainRequest* request, v1::ExplainResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   absl::StatusOr<std::shared_ptr<const Snapshot>> found = ops_->Pool(request->pool());
   if (!found.ok()) {
     reactor->Finish(ToGrpcStatus(found.status()));
@@ -102,9 +125,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
                                                         const v1::SetReplicasRequest* request,
                                                         v1::SetReplicasResponse* /*response*/) {
   auto* reactor = context->DefaultReactor();
+  Caller caller;
+  if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
   const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) + absl::Nanoseconds(request->ttl().nanos());
-  absl::Status status =
-      ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(), request->force());
+  absl::Status status = ops_->SetReplicas(request->pool(), request->replicas(), ttl, request->reason(),
+                                          request->force(), NameForEvents(caller));
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status));
     return reactor;
@@ -116,6 +141,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetReplicas(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* context,
                                                    const v1::EventsRequest* request, v1::EventsResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   FinishAfterRead(reactor, [this, request, response] {
     const absl::Time since = request->has_since()
                                  ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(request->since()))
@@ -141,6 +167,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Events(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminServiceImpl::History(grpc::CallbackServerContext* context,
                                                     const v1::HistoryRequest* request, v1::HistoryResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   HistoryQuery query;
   query.pool = request->pool();
   query.node_id = request->node_id();
@@ -196,6 +223,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListClients(grpc::CallbackServerCont
                                                         const v1::ListClientsRequest* /*request*/,
                                                         v1::ListClientsResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (!Allowed(context, Access::kRead, reactor)) return reactor;
   if (clients_ != nullptr) {
     for (const ConnectedClient& c : clients_->List()) {
       v1::ConnectedClient* out = response->add_clients();
@@ -230,7 +258,9 @@ void AdminServiceImpl::FinishWhenDurable(grpc::ServerUnaryReactor* reactor) {
 grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* context, const v1::DrainRequest* request,
                                                   v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();
-  grpc::Status status = SetDrain(*request, true, response);
+  Caller caller;
+  if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
+  grpc::Status status = SetDrain(*request, true, NameForEvents(caller), response);
   if (status.ok()) {
     FinishWhenDurable(reactor);
   } else {
@@ -242,7 +272,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Drain(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminServiceImpl::Undrain(grpc::CallbackServerContext* context,
                                                     const v1::DrainRequest* request, v1::DrainResponse* response) {
   auto* reactor = context->DefaultReactor();
-  grpc::Status status = SetDrain(*request, false, response);
+  Caller caller;
+  if (!Allowed(context, Access::kWrite, reactor, &caller)) return reactor;
+  grpc::Status status = SetDrain(*request, false, NameForEvents(caller), response);
   if (status.ok()) {
     FinishWhenDurable(reactor);
   } else {

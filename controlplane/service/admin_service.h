@@ -9,6 +9,7 @@
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/operations.h"
 #include "controlplane/service/read_executor.h"
+#include "controlplane/service/authorizer.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -22,6 +23,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock,
                    const ClientRegistry* clients = nullptr, ReadExecutor* reads = nullptr)
       : fleet_(fleet), store_(store), ops_(ops), clock_(clock), clients_(clients), reads_(reads) {}
+
+  // Who may call what (default: everyone). `auth` must outlive the service.
+  void set_authorizer(const Authorizer* auth) { auth_ = auth; }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -45,7 +49,11 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                     v1::HistoryResponse* response) override;
 
  private:
-  grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, v1::DrainResponse* response);
+  grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, const std::string& caller,
+                        v1::DrainResponse* response);
+  // Finishes `reactor` with the refusal and returns false when the caller may not.
+  bool Allowed(grpc::CallbackServerContext* context, Access access, grpc::ServerUnaryReactor* reactor,
+               Caller* caller = nullptr) const;
   // Finishes `reactor` OK once the operator's change is on disk (UNAVAILABLE if saving it
   // failed).
   void FinishWhenDurable(grpc::ServerUnaryReactor* reactor);
@@ -59,6 +67,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const Clock* const clock_;
   const ClientRegistry* const clients_;
   ReadExecutor* const reads_;
+  const Authorizer* auth_ = Authorizer::AllowAll();
 };
 
 // The admin view of one snapshot.

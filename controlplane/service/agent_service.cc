@@ -3,9 +3,12 @@
 #include <deque>
 #include <optional>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "controlplane/service/grpc_status.h"
+#include "controlplane/service/refused_stream.h"
 
 namespace switchboard::controlplane {
 
@@ -13,8 +16,13 @@ namespace switchboard::controlplane {
 // newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
 class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage> {
  public:
-  AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context)
-      : service_(service), stream_id_(service->next_stream_id_++), peer_(context->peer()) {
+  AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context,
+              std::unique_ptr<StreamGate::Ticket> ticket)
+      : service_(service),
+        ticket_(std::move(ticket)),
+        stream_id_(service->next_stream_id_++),
+        peer_(context->peer()),
+        caller_(service->auth_->CallerOf(*context)) {
     service_->metrics_->agent_streams->Increment();
     StartRead(&in_);
   }
@@ -28,6 +36,11 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     absl::Status status = Handle();
     if (!status.ok()) {
       service_->metrics_->Rejected(status.code())->Increment();
+      if (status.code() == absl::StatusCode::kResourceExhausted && service_->gate_ != nullptr &&
+          service_->gate_->metrics() != nullptr) {
+        const LimitMetrics* m = service_->gate_->metrics();
+        (absl::StrContains(status.message(), "--max-report-rate") ? m->report_rate : m->fleet)->Increment();
+      }
       SB_LOG(WARNING) << "rejected message from " << peer_ << (node_id_.empty() ? "" : " node=" + node_id_) << ": "
                       << status.message();
       Disconnect();
@@ -69,10 +82,11 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     const absl::Time now = service_->clock_->MonotonicNow();
     if (in_.has_hello()) {
       if (!node_id_.empty()) return absl::InvalidArgumentError("second Hello on one stream");
+      if (absl::Status s = CheckIdentity(in_.hello().node_id()); !s.ok()) return s;
       absl::Status s = service_->fleet_->Connect(stream_id_, in_.hello(), now);
       if (!s.ok()) return s;
       node_id_ = in_.hello().node_id();
-      service_->Register(node_id_, this);
+      service_->Register(node_id_, this, caller_.Describe());
       service_->metrics_->hellos_accepted->Increment();
       SB_LOG(INFO) << "agent connected: node=" << node_id_ << " peer=" << peer_
                    << " endpoints=" << in_.hello().endpoints_size();
@@ -86,6 +100,11 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     }
     if (in_.has_report()) {
       if (node_id_.empty()) return absl::InvalidArgumentError("Report before Hello");
+      if (service_->gate_ != nullptr) {
+        if (absl::Status s = AdmitReport(reports_, now, service_->gate_->limits()); !s.ok()) {
+          return absl::ResourceExhaustedError(absl::StrCat("node ", node_id_, ": ", s.message()));
+        }
+      }
       absl::Status s = service_->fleet_->ApplyReport(stream_id_, node_id_, in_.report(), now);
       if (!s.ok()) return s;
       service_->metrics_->reports_accepted->Increment();
@@ -100,6 +119,24 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       return absl::OkStatus();
     }
     return absl::InvalidArgumentError("empty AgentMessage");
+  }
+
+  // The caller's certificate must name `node_id` (with --client-ca), and no stream of
+  // another identity may own it. A refusal is an event.
+  absl::Status CheckIdentity(const std::string& node_id) {
+    AuthDecision decision = service_->auth_->CheckAgent(caller_, node_id);
+    if (decision.allowed && service_->auth_->agent_certificates_required()) {
+      const std::string owner = service_->OwnerIdentity(node_id);
+      if (!owner.empty() && owner != caller_.Describe()) {
+        decision = {false, absl::StatusCode::kPermissionDenied,
+                    absl::StrCat("node ", node_id, " is connected from another identity (", owner, ")")};
+      }
+    }
+    if (decision.allowed) return absl::OkStatus();
+    if (service_->on_refused_) {
+      service_->on_refused_(node_id, absl::StrCat(decision.reason, "; peer ", peer_, ", ", caller_.Describe()));
+    }
+    return absl::Status(decision.code, decision.reason);
   }
 
   void Disconnect() {
@@ -151,10 +188,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   AgentServiceImpl* const service_;
+  const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const uint64_t stream_id_;
   const std::string peer_;
-  v1::AgentMessage in_;  // Owned by the single outstanding read.
-  std::string node_id_;  // Set by the Hello; touched only from read callbacks.
+  const Caller caller_;   // What the TLS handshake proved about the peer.
+  v1::AgentMessage in_;   // Owned by the single outstanding read.
+  std::string node_id_;   // Set by the Hello; touched only from read callbacks.
+  ReportBucket reports_;  // The node's report allowance; touched only from read callbacks.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
@@ -166,15 +206,25 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
 };
 
-void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream) {
+void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream, const std::string& identity) {
   MutexLock lock(&streams_mu_);
   streams_[node_id] = stream;
+  identities_[node_id] = identity;
 }
 
 void AgentServiceImpl::Unregister(const std::string& node_id, AgentStream* stream) {
   MutexLock lock(&streams_mu_);
   auto it = streams_.find(node_id);
-  if (it != streams_.end() && it->second == stream) streams_.erase(it);
+  if (it != streams_.end() && it->second == stream) {
+    streams_.erase(it);
+    identities_.erase(node_id);
+  }
+}
+
+std::string AgentServiceImpl::OwnerIdentity(const std::string& node_id) {
+  MutexLock lock(&streams_mu_);
+  auto it = identities_.find(node_id);
+  return it == identities_.end() ? "" : it->second;
 }
 
 bool AgentServiceImpl::SendCommand(const std::string& node_id, const v1::Command& command) {
@@ -188,7 +238,13 @@ bool AgentServiceImpl::SendCommand(const std::string& node_id, const v1::Command
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
-  return new AgentStream(this, context);
+  std::unique_ptr<StreamGate::Ticket> ticket;
+  if (gate_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> t = gate_->Admit(context->peer(), StreamKind::kAgent);
+    if (!t.ok()) return new RefusedStream<v1::AgentMessage, v1::ControlMessage>(ToGrpcStatus(t.status()));
+    ticket = std::move(*t);
+  }
+  return new AgentStream(this, context, std::move(ticket));
 }
 
 }  // namespace switchboard::controlplane

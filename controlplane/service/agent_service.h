@@ -3,6 +3,7 @@
 #define SWITCHBOARD_CONTROLPLANE_SERVICE_AGENT_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -10,6 +11,8 @@
 #include "common/mutex.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
+#include "controlplane/service/authorizer.h"
+#include "controlplane/service/limits.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
 namespace switchboard::controlplane {
@@ -23,21 +26,39 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* Connect(grpc::CallbackServerContext* context) override;
 
+  // Called with (node id, reason) when an agent is refused for its identity.
+  using RefusalSink = std::function<void(const std::string& node_id, const std::string& reason)>;
+  // Whose Hello may claim which node (default: everyone's any), and where refusals go
+  // (an event). `auth` must outlive the service. Call before serving.
+  void set_authorizer(const Authorizer* auth, RefusalSink on_refused) {
+    auth_ = auth;
+    on_refused_ = std::move(on_refused);
+  }
+
+  // Streams per peer and the report rate (default: unlimited). Must outlive the service.
+  void set_stream_gate(StreamGate* gate) { gate_ = gate; }
+
   // Queues `command` on the node's open stream; false when the node has none.
   bool SendCommand(const std::string& node_id, const v1::Command& command);
 
  private:
   friend class AgentStream;
-  void Register(const std::string& node_id, AgentStream* stream);
+  void Register(const std::string& node_id, AgentStream* stream, const std::string& identity);
+  // The identity of the stream that owns `node_id`, or "" when none does.
+  std::string OwnerIdentity(const std::string& node_id);
   void Unregister(const std::string& node_id, AgentStream* stream);
 
   Mutex streams_mu_;
   // Streams that own a node (after an accepted Hello), by node id.
   std::map<std::string, AgentStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::map<std::string, std::string> identities_ ABSL_GUARDED_BY(streams_mu_);  // Node id -> Caller::Describe().
   FleetState* const fleet_;
   const Clock* const clock_;
   ControlPlaneMetrics* const metrics_;
   std::atomic<uint64_t> next_stream_id_{1};
+  const Authorizer* auth_ = Authorizer::AllowAll();
+  RefusalSink on_refused_;
+  StreamGate* gate_ = nullptr;
 };
 
 }  // namespace switchboard::controlplane

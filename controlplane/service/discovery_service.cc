@@ -9,6 +9,8 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "google/protobuf/util/time_util.h"
+#include "controlplane/service/grpc_status.h"
+#include "controlplane/service/refused_stream.h"
 
 namespace switchboard::controlplane {
 
@@ -19,8 +21,10 @@ namespace switchboard::controlplane {
 // subscriber); the stream holds a reference to it until the write completes.
 class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment> {
  public:
-  SubscribeStream(DiscoveryServiceImpl* service, grpc::CallbackServerContext* context)
+  SubscribeStream(DiscoveryServiceImpl* service, grpc::CallbackServerContext* context,
+                  std::unique_ptr<StreamGate::Ticket> ticket)
       : service_(service),
+        ticket_(std::move(ticket)),
         peer_(context->peer()),
         client_id_(service->clients_ == nullptr ? 0 : service->clients_->Add("native", peer_)),
         user_agent_(UserAgentOf(*context)) {
@@ -164,6 +168,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   }
 
   DiscoveryServiceImpl* const service_;
+  const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const std::string peer_;
   const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
   const std::string user_agent_;
@@ -187,7 +192,16 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
 
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* DiscoveryServiceImpl::Subscribe(
     grpc::CallbackServerContext* context) {
-  return new SubscribeStream(this, context);
+  if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
+    return new RefusedStream<v1::SubscribeRequest, v1::Assignment>(s);
+  }
+  std::unique_ptr<StreamGate::Ticket> ticket;
+  if (gate_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> t = gate_->Admit(context->peer(), StreamKind::kSubscriber);
+    if (!t.ok()) return new RefusedStream<v1::SubscribeRequest, v1::Assignment>(ToGrpcStatus(t.status()));
+    ticket = std::move(*t);
+  }
+  return new SubscribeStream(this, context, std::move(ticket));
 }
 
 }  // namespace switchboard::controlplane

@@ -6,6 +6,8 @@
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
+#include "controlplane/service/authorizer.h"
+#include "controlplane/service/limits.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -19,6 +21,11 @@ class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService 
                        ClientRegistry* clients = nullptr)
       : store_(store), metrics_(metrics), fleet_(fleet), clients_(clients) {}
 
+  // Who may subscribe (default: everyone). `auth` must outlive the service.
+  void set_authorizer(const Authorizer* auth) { auth_ = auth; }
+  // Streams per peer and subscribers in all (default: unlimited). Must outlive the service.
+  void set_stream_gate(StreamGate* gate) { gate_ = gate; }
+
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* Subscribe(
       grpc::CallbackServerContext* context) override;
 
@@ -28,6 +35,8 @@ class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService 
   ControlPlaneMetrics* const metrics_;
   FleetState* const fleet_;
   ClientRegistry* const clients_;
+  const Authorizer* auth_ = Authorizer::AllowAll();
+  StreamGate* gate_ = nullptr;
 };
 
 }  // namespace switchboard::controlplane

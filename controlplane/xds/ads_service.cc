@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "controlplane/service/refused_stream.h"
 #include "controlplane/xds/delta_stream.h"
 #include "controlplane/xds/sotw_stream.h"
 
@@ -27,8 +28,9 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   using grpc::ServerBidiReactor<Request, Response>::StartWrite;
   using grpc::ServerBidiReactor<Request, Response>::Finish;
 
-  AdsStream(AdsService* service, grpc::CallbackServerContext* context)
+  AdsStream(AdsService* service, grpc::CallbackServerContext* context, std::unique_ptr<StreamGate::Ticket> ticket)
       : service_(service),
+        ticket_(std::move(ticket)),
         peer_(context->peer()),
         client_id_(
             service->clients_ == nullptr
@@ -162,6 +164,7 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   }
 
   AdsService* const service_;
+  const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const std::string peer_;
   const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
   Request request_;           // Owned by the single outstanding read.
@@ -226,12 +229,31 @@ void AdsService::Push() {
 
 grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* AdsService::StreamAggregatedResources(
     grpc::CallbackServerContext* context) {
-  return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context);
+  if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
+    return new RefusedStream<DiscoveryRequest, DiscoveryResponse>(s);
+  }
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket = Admit(*context);
+  if (!ticket.ok())
+    return new RefusedStream<DiscoveryRequest, DiscoveryResponse>(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(ticket.status().message())));
+  return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context, std::move(*ticket));
 }
 
 grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* AdsService::DeltaAggregatedResources(
     grpc::CallbackServerContext* context) {
-  return new AdsStream<DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse>(this, context);
+  if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
+    return new RefusedStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(s);
+  }
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket = Admit(*context);
+  if (!ticket.ok())
+    return new RefusedStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(ticket.status().message())));
+  return new AdsStream<DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse>(this, context, std::move(*ticket));
+}
+
+absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> AdsService::Admit(const grpc::CallbackServerContext& context) {
+  if (gate_ == nullptr) return std::unique_ptr<StreamGate::Ticket>();
+  return gate_->Admit(context.peer(), StreamKind::kSubscriber);
 }
 
 std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {

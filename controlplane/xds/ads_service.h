@@ -17,6 +17,8 @@
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/history/history_store.h"
 #include "controlplane/metrics.h"
+#include "controlplane/service/authorizer.h"
+#include "controlplane/service/limits.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "controlplane/xds/push_coalescer.h"
 #include "controlplane/xds/resources.h"
@@ -35,6 +37,11 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, HistoryStore* history, const Clock* clock,
              ConfigSource config = nullptr, ClientRegistry* clients = nullptr, PushCoalescing coalescing = {});
   ~AdsService() override;
+
+  // Who may subscribe (default: everyone). `auth` must outlive the service.
+  void set_authorizer(const Authorizer* auth) { auth_ = auth; }
+  // Streams per peer and subscribers in all (default: unlimited). Must outlive the service.
+  void set_stream_gate(StreamGate* gate) { gate_ = gate; }
 
   grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
                           envoy::service::discovery::v3::DiscoveryResponse>*
@@ -62,6 +69,9 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   // Takes the store's snapshots as the ones served and pumps every stream.
   void Push();
 
+  // A place for one more stream under the limits (null ticket without a gate).
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> Admit(const grpc::CallbackServerContext& context);
+
   struct CachedCatalog {
     // What it was built from: (pool, version) of every snapshot. A refresh of a snapshot's
     // admin details keeps its version and does not rebuild the catalog.
@@ -76,6 +86,8 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   const Clock* const clock_;
   const ConfigSource config_;
   ClientRegistry* const clients_;
+  const Authorizer* auth_ = Authorizer::AllowAll();
+  StreamGate* gate_ = nullptr;
 
   Mutex mu_;
   std::vector<std::shared_ptr<const Snapshot>> published_ ABSL_GUARDED_BY(mu_);

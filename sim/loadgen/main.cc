@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/mutex.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "httplib.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -250,7 +251,20 @@ int main(int argc, char** argv) {
                  "report each endpoint's requests and errors (5xx or no answer) to the control plane on the "
                  "Subscribe stream this often, as a gateway does for the circuit breakers (0s: never)")
       ->capture_default_str();
+  switchboard::TlsFlags tls;
+  switchboard::AddClientTlsFlags(app, &tls);
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "bearer token for a control plane with --subscriber-auth token (default: $SWITCHBOARD_TOKEN)");
   CLI11_PARSE(app, argc, argv);
+  {
+    absl::StatusOr<std::string> token = switchboard::ReadBearerToken(token_file);
+    absl::Status s = token.ok() ? switchboard::ConfigureClientChannels(tls, *token) : token.status();
+    if (!s.ok()) {
+      std::cerr << "switchboard-loadgen: " << s.message() << "\n";
+      return 2;
+    }
+  }
   absl::Duration run_for, every, outcome_interval;
   if (!absl::ParseDuration(duration, &run_for) || !absl::ParseDuration(report_every, &every) ||
       every <= absl::ZeroDuration() || !absl::ParseDuration(report_outcomes, &outcome_interval) ||

@@ -49,7 +49,25 @@ namespace {
 
 }  // namespace
 
-std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const std::vector<std::string>& args) {
+std::vector<std::string> WithTransportDefaults(const std::string& binary, std::vector<std::string> args) {
+  static const char* const kBinaries[] = {"switchboard-controlplane", "switchboard-agent",   "sbctl",
+                                          "switchboard-sync",         "switchboard-loadgen", "switchboard-picker"};
+  static const char* const kTransportFlags[] = {"--insecure", "--tls-cert", "--tls-key", "--client-ca",
+                                                "--ca",       "--cert",     "--key"};
+  bool ours = false;
+  for (const char* b : kBinaries) ours = ours || binary == b;
+  if (!ours) return args;
+  for (const std::string& a : args) {
+    for (const char* f : kTransportFlags) {
+      if (a == f || absl::StartsWith(a, absl::StrCat(f, "="))) return args;
+    }
+  }
+  args.insert(args.begin(), "--insecure");
+  return args;
+}
+
+std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const std::vector<std::string>& given_args) {
+  const std::vector<std::string> args = WithTransportDefaults(binary, given_args);
   int pipefd[2];
   if (pipe(pipefd) != 0) return nullptr;
   const std::string path = binary.rfind('/', 0) == 0 ? binary : BinDir() + "/" + binary;
@@ -121,8 +139,9 @@ int Subprocess::Wait() {
   return -1;
 }
 
-std::pair<int, std::string> RunToExit(const std::string& binary, const std::vector<std::string>& args,
+std::pair<int, std::string> RunToExit(const std::string& binary, const std::vector<std::string>& given_args,
                                       absl::Duration timeout) {
+  const std::vector<std::string> args = WithTransportDefaults(binary, given_args);
   int pipefd[2];
   if (pipe(pipefd) != 0) return {-1, "pipe failed"};
   const std::string path = binary.rfind('/', 0) == 0 ? binary : BinDir() + "/" + binary;
@@ -247,10 +266,11 @@ void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::threa
 std::pair<int, std::string> RunSbctl(const std::string& target, const std::string& args) {
   // sbctl's own per-call deadline (default 5s) scales like every other deadline here.
   const std::string timeout = absl::StrCat(absl::ToInt64Milliseconds(Scaled(absl::Seconds(5))), "ms");
-  FILE* p =
-      popen((BinDir() + "/sbctl --insecure --timeout " + timeout + " --controlplane " + target + " " + args + " 2>&1")
-                .c_str(),
-            "r");
+  std::string command = BinDir() + "/sbctl";
+  for (const std::string& a : WithTransportDefaults("sbctl", {"--timeout", timeout, "--controlplane", target})) {
+    absl::StrAppend(&command, " ", a);
+  }
+  FILE* p = popen((command + " " + args + " 2>&1").c_str(), "r");
   if (p == nullptr) return {-1, "popen failed"};
   std::string out;
   char buf[512];

@@ -31,10 +31,18 @@ std::string BinDir();
 // their binaries run several times slower. Every deadline below is scaled by it.
 absl::Duration Scaled(absl::Duration d);
 
+// The one place where tests choose plaintext: a Switchboard binary named by its name in
+// BinDir() (controlplane, agent, sbctl, sync, loadgen, picker) whose `args` carry
+// neither --insecure nor a TLS flag (--tls-cert, --tls-key, --client-ca, --ca, --cert,
+// --key) gets --insecure as its first argument. Binaries given by absolute path run with
+// exactly `args` (tests of the secure default use that).
+std::vector<std::string> WithTransportDefaults(const std::string& binary, std::vector<std::string> args);
+
 class Subprocess {
  public:
-  // Starts `binary` (a name in BinDir(), or an absolute path) with `args`; stdout is captured for
-  // WaitForLine, stderr goes to the test's stderr.
+  // Starts `binary` (a name in BinDir(), or an absolute path) with `args`
+  // (WithTransportDefaults); stdout is captured for WaitForLine, stderr goes to the
+  // test's stderr.
   static std::unique_ptr<Subprocess> Start(const std::string& binary, const std::vector<std::string>& args);
   ~Subprocess();  // SIGKILLs and reaps the process if still running.
 
@@ -56,7 +64,8 @@ class Subprocess {
   std::string buffer_;
 };
 
-// Runs `binary` (a name in BinDir(), or an absolute path) with `args` until it exits; one still running
+// Runs `binary` (a name in BinDir(), or an absolute path) with `args` (WithTransportDefaults) until it
+// exits; one still running
 // after `timeout` is SIGKILLed. Returns its exit status (as Subprocess::Wait) and what it
 // wrote to stdout and stderr, interleaved. For programs expected to exit on their own,
 // such as on a usage error.
@@ -99,8 +108,8 @@ class Subscriber {
 void SendChatCompletions(int port, int n, int max_tokens, std::vector<std::thread>* threads, int prompt_chars = 0,
                          std::atomic<int>* in_flight = nullptr);
 
-// Runs `sbctl --insecure --controlplane TARGET ARGS`; returns its exit code and output
-// (stdout and stderr).
+// Runs `sbctl --controlplane TARGET ARGS` (plaintext, as WithTransportDefaults); returns
+// its exit code and output (stdout and stderr).
 std::pair<int, std::string> RunSbctl(const std::string& target, const std::string& args);
 
 // Weight of `address` in `a`, or -1 if absent.
