@@ -2,6 +2,8 @@
 // with two agents. The page loads with no console messages, shows every pool and
 // endpoint, and a weight change (a drain) shows within 3 s; a screenshot is saved as a
 // test artifact (SWITCHBOARD_ARTIFACT_DIR, default the test's temp dir).
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -24,7 +26,7 @@ class DashboardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!std::filesystem::exists(kChromium)) GTEST_SKIP() << "chromium is not installed (scripts/install-deps.sh)";
-    dir_ = std::filesystem::path(::testing::TempDir()) / "dashboard_test";
+    dir_ = std::filesystem::path(::testing::TempDir()) / ("dashboard_test_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",

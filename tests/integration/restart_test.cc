@@ -6,6 +6,7 @@
 // replicas, until the agents have reported again.
 #include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -136,7 +137,7 @@ std::string QueryOne(const std::string& db_path, const std::string& sql) {
 class RestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) / "restart_test";
+    dir_ = std::filesystem::path(::testing::TempDir()) / ("restart_test_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     db_ = (dir_ / "history.db").string();
