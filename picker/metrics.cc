@@ -5,6 +5,12 @@ namespace switchboard::picker {
 std::unique_ptr<PickerMetrics> MakePickerMetrics() {
   auto m = std::make_unique<PickerMetrics>();
   m->registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildGauge()
+      .Name("switchboard_build_info")
+      .Help("Always 1; the labels say which build runs")
+      .Register(*m->registry)
+      .Add({{"component", "picker"}, {"version", SWITCHBOARD_VERSION}})
+      .Set(1);
   auto& requests = prometheus::BuildCounter()
                        .Name("switchboard_picker_requests_total")
                        .Help("Requests the picker decided, by result")

@@ -107,6 +107,10 @@ TEST_F(MetricsLintTest, EveryBinaryPassesPromtoolCheckMetrics) {
                            (dir_ / "m.conf").string(), "--pool", "m", "--check-cmd", "true", "--reload-cmd", "true"});
   auto sync_metrics = sync->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
   ASSERT_TRUE(sync_metrics.ok()) << sync_metrics.status();
+  auto picker = Subprocess::Start("switchboard-picker", {"--controlplane", addr, "--listen", "127.0.0.1:0",
+                                                         "--metrics-listen", "127.0.0.1:0", "--insecure"});
+  auto picker_metrics = picker->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(picker_metrics.ok()) << picker_metrics.status();
 
   // Wait until the pool's families are there (an endpoint with its weight).
   std::string cp_text;
@@ -120,11 +124,12 @@ TEST_F(MetricsLintTest, EveryBinaryPassesPromtoolCheckMetrics) {
       Scaled(absl::Seconds(15))))
       << cp_text;
 
-  // The server binaries (switchboard-picker: add its metrics port here when it lands).
+  // Every server binary.
   const std::vector<std::pair<std::string, int>> targets = {
       {"switchboard-controlplane", *cp_metrics},
       {"switchboard-agent", *agent_metrics},
       {"switchboard-sync", *sync_metrics},
+      {"switchboard-picker", *picker_metrics},
   };
   std::set<std::string> exported;
   for (const auto& [name, metrics_port] : targets) {
