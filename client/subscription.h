@@ -1,8 +1,8 @@
 // The native Subscribe stream, kept open: reconnects (with backoff) whenever the stream
 // ends, hands every Assignment to a handler, and ACKs it when the handler applied it or
 // NACKs it with the handler's error (discovery.proto's rules). Send() adds requests of
-// the gateway's own (outcomes) on the open stream. A generalisation of switchboard-sync's
-// loop (sync/subscription.h), with the channel built by the caller (TLS later).
+// the gateway's own (outcomes) on the open stream. The channel is built by the caller
+// (switchboard-picker and switchboard-sync: a new one per attempt, with their TLS flags).
 #ifndef SWITCHBOARD_CLIENT_SUBSCRIPTION_H_
 #define SWITCHBOARD_CLIENT_SUBSCRIPTION_H_
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "client/subscription.h"
 #include "common/cli_parse.h"
 #include "common/host_port.h"
 #include "common/log.h"
@@ -23,7 +24,6 @@
 #include "sync/haproxy_sync.h"
 #include "sync/metrics.h"
 #include "sync/nginx_sync.h"
-#include "sync/subscription.h"
 
 namespace {
 
@@ -266,8 +266,10 @@ int main(int argc, char** argv) {
 
   std::cout << "switchboard-sync: following pool" << (pools.size() > 1 ? "s " : " ") << absl::StrJoin(pools, ", ")
             << " from " << controlplane << (dry_run ? " (dry run: changing nothing)" : "") << std::endl;
-  Subscription subscription(controlplane, pools, absl::StrCat("switchboard-sync-", getpid()), apply, on_stream,
-                            std::cout);
+  // A new channel per attempt: a shared one that failed keeps answering with its cached
+  // error for seconds after the control plane is back.
+  client::Subscription subscription([&controlplane] { return MakeDedicatedChannel(controlplane); }, controlplane, pools,
+                                    absl::StrCat("switchboard-sync-", getpid()), apply, on_stream, std::cout);
 
   std::atomic<bool> stop{false};
   std::thread signals([&] {
