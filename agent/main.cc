@@ -15,13 +15,13 @@
 #include "agent/metrics.h"
 #include "agent/probe/http_client.h"
 #include "common/log.h"
+#include "common/metrics_listen.h"
 #include "common/net.h"
 #include "common/node_id.h"
 #include "common/tls.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
-#include "prometheus/exposer.h"
 
 int main(int argc, char** argv) {
   switchboard::SetLogProgramName("agent");
@@ -192,16 +192,10 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   auto metrics = switchboard::agent::AgentMetrics::Create(*registry);
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (!metrics_listen.empty()) {
-    try {  // prometheus-cpp reports bind failures by throwing.
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
-    } catch (const std::exception& e) {
-      std::cerr << "switchboard-agent: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
-      return 1;
-    }
-    exposer->RegisterCollectable(registry);
-    std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
+  auto exposer = switchboard::ServeMetrics(metrics_listen, registry);
+  if (!exposer.ok()) {
+    std::cerr << "switchboard-agent: --metrics-listen " << metrics_listen << ": " << exposer.status().message() << "\n";
+    return 1;
   }
   grpc::CallbackGenericService unimplemented;  // Outlives health_server.
   std::unique_ptr<grpc::Server> health_server;

@@ -19,6 +19,7 @@
 #include "common/cli_parse.h"
 #include "common/host_port.h"
 #include "common/log.h"
+#include "common/metrics_listen.h"
 #include "common/mutex.h"
 #include "common/net.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -31,7 +32,6 @@
 #include "picker/ext_proc_service.h"
 #include "picker/metrics.h"
 #include "picker/pool_table.h"
-#include "prometheus/exposer.h"
 
 namespace {
 
@@ -175,16 +175,11 @@ int main(int argc, char** argv) {
                               : ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode::FULL_DUPLEX_STREAMED;
 
   std::unique_ptr<PickerMetrics> metrics = MakePickerMetrics();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (!metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
-    } catch (const std::exception& e) {
-      std::cerr << "switchboard-picker: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
-      return 1;
-    }
-    exposer->RegisterCollectable(metrics->registry);
-    std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
+  auto exposer = ServeMetrics(metrics_listen, metrics->registry);
+  if (!exposer.ok()) {
+    std::cerr << "switchboard-picker: --metrics-listen " << metrics_listen << ": " << exposer.status().message()
+              << "\n";
+    return 1;
   }
 
   PoolTable table(pools, policy, seed);

@@ -17,10 +17,10 @@
 #include "common/cli_parse.h"
 #include "common/host_port.h"
 #include "common/log.h"
+#include "common/metrics_listen.h"
 #include "common/mutex.h"
 #include "common/net.h"
 #include "common/tls.h"
-#include "prometheus/exposer.h"
 #include "sync/haproxy_sync.h"
 #include "sync/metrics.h"
 #include "sync/nginx_sync.h"
@@ -198,16 +198,10 @@ int main(int argc, char** argv) {
     nx_sync = std::make_unique<NginxSync>(nx, std::cout);
   }
   std::unique_ptr<SyncMetrics> metrics = MakeSyncMetrics();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (!metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
-    } catch (const std::exception& e) {
-      std::cerr << "switchboard-sync: --metrics-listen " << metrics_listen << ": " << e.what() << "\n";
-      return 1;
-    }
-    exposer->RegisterCollectable(metrics->registry);
-    std::cout << "metrics listening on port " << exposer->GetListeningPorts().front() << std::endl;
+  auto exposer = ServeMetrics(metrics_listen, metrics->registry);
+  if (!exposer.ok()) {
+    std::cerr << "switchboard-sync: --metrics-listen " << metrics_listen << ": " << exposer.status().message() << "\n";
+    return 1;
   }
   auto export_counters = [&] { metrics->Export(hx_sync ? hx_sync->counters() : nx_sync->counters(), !hx_sync); };
 
