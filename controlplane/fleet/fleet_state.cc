@@ -16,6 +16,12 @@ bool Declares(const v1::Hello& hello, const std::string& address) {
   return false;
 }
 
+using Models = google::protobuf::RepeatedPtrField<std::string>;
+
+bool SameModels(const Models& a, const Models& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
 }  // namespace
 
 absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now) {
@@ -47,20 +53,39 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
   return absl::OkStatus();
 }
 
+const google::protobuf::RepeatedPtrField<std::string>& FleetState::CurrentModels(const Node& node,
+                                                                                 const v1::EndpointInfo& info) {
+  auto latest = node.latest.find(info.address());
+  if (latest != node.latest.end() && latest->second.models_size() > 0) return latest->second.models();
+  return info.models();
+}
+
 absl::Status FleetState::CheckSizeLocked(const v1::Hello& hello) const {
   if (nodes_.count(hello.node_id()) == 0 && nodes_.size() >= limits_.max_nodes) {
     return absl::ResourceExhaustedError(absl::StrCat("this control plane already knows ", nodes_.size(),
                                                      " nodes, its most (--max-nodes ", limits_.max_nodes, ")"));
   }
-  std::set<std::string> pools;
+  std::vector<const Models*> proposed;
+  for (const v1::EndpointInfo& ep : hello.endpoints()) proposed.push_back(&ep.models());
+  return CheckPoolsLocked(hello.node_id(), proposed);
+}
+
+absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
+                                          const std::vector<const Models*>& proposed) const {
+  std::set<std::string> others;  // Pools of every other node, as their endpoints stand.
+  std::set<std::string> own;     // This node's pools as they stand.
   for (const auto& [id, node] : nodes_) {
-    if (id == hello.node_id()) continue;
-    for (const v1::EndpointInfo& ep : node.hello.endpoints()) pools.insert(ep.models().begin(), ep.models().end());
+    std::set<std::string>& into = id == node_id ? own : others;
+    for (const v1::EndpointInfo& ep : node.hello.endpoints()) {
+      const Models& models = CurrentModels(node, ep);
+      into.insert(models.begin(), models.end());
+    }
   }
-  const size_t before = pools.size();
-  for (const v1::EndpointInfo& ep : hello.endpoints()) pools.insert(ep.models().begin(), ep.models().end());
-  if (pools.size() > before && pools.size() > limits_.max_pools) {
-    return absl::ResourceExhaustedError(absl::StrCat("node ", hello.node_id(), " would make ", pools.size(),
+  std::set<std::string> after = others;
+  for (const Models* models : proposed) after.insert(models->begin(), models->end());
+  others.insert(own.begin(), own.end());
+  if (after.size() > others.size() && after.size() > limits_.max_pools) {
+    return absl::ResourceExhaustedError(absl::StrCat("node ", node_id, " would make ", after.size(),
                                                      " pools, more than the most (--max-pools ", limits_.max_pools,
                                                      ")"));
   }
@@ -78,6 +103,20 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
       return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is bound to another stream"));
     }
     RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
+    // A report may name other models than the Hello (an engine swapped its model): only
+    // then are the pools counted again, so that reports cannot pass --max-pools either.
+    bool models_change = false;
+    std::vector<const Models*> proposed;
+    for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+      const Models* models = &CurrentModels(node, info);
+      for (const v1::EndpointReport& ep : report.endpoints()) {
+        if (ep.address() != info.address() || ep.models_size() == 0) continue;
+        if (!SameModels(ep.models(), *models)) models_change = true;
+        models = &ep.models();
+      }
+      proposed.push_back(models);
+    }
+    if (models_change) RETURN_IF_ERROR(CheckPoolsLocked(node_id, proposed));
     node.last_sequence = report.sequence();
     node.last_seen = now;
     node.reported = true;

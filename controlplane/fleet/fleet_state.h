@@ -152,6 +152,15 @@ class FleetState {
   void NotifyChange();
   // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
   absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when `node_id`'s endpoints serving `proposed` (one model list per
+  // endpoint) instead of what they serve now would add pools past max_pools. Walks the
+  // whole fleet: called on Hellos and on the rare report that changes a model list.
+  absl::Status CheckPoolsLocked(const std::string& node_id,
+                                const std::vector<const google::protobuf::RepeatedPtrField<std::string>*>& proposed)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The models an endpoint serves now: its latest report's list, or its Hello's.
+  static const google::protobuf::RepeatedPtrField<std::string>& CurrentModels(const Node& node,
+                                                                              const v1::EndpointInfo& info);
 
   const ValidationLimits limits_;
   const std::function<void()> on_change_;

@@ -83,13 +83,19 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
       return Invalid(absl::StrCat("bad label '", Clip(k), "'"));
     }
   }
+  // Text that operators see (sbctl nodes, the dashboard) must not carry terminal escapes.
   if (hello.agent_version().size() > limits.max_label_length) return Invalid("agent_version too long");
+  if (!IsPrintable(hello.agent_version())) return Invalid("agent_version has control characters");
   if (static_cast<size_t>(hello.gpus_size()) > limits.max_gpus) return Invalid("too many GPUs");
   for (const v1::GpuInfo& gpu : hello.gpus()) {
     if (gpu.uuid().empty() || gpu.uuid().size() > limits.max_label_length) {
       return Invalid("every GPU needs a uuid of at most 256 bytes");
     }
+    if (!IsPrintable(gpu.uuid()))
+      return Invalid(absl::StrCat("GPU uuid '", Clip(gpu.uuid()), "' has control characters"));
     if (gpu.name().size() > limits.max_label_length) return Invalid("GPU name too long");
+    if (!IsPrintable(gpu.name()))
+      return Invalid(absl::StrCat("GPU ", Clip(gpu.uuid()), ": name has control characters"));
   }
   if (static_cast<size_t>(hello.endpoints_size()) > limits.max_endpoints) {
     return absl::ResourceExhaustedError(absl::StrCat("too many endpoints (", hello.endpoints_size(),

@@ -57,6 +57,39 @@ TEST(FleetStateTest, RejectedReportChangesNothing) {
   EXPECT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m", 4, 2)}), kT0).ok());
 }
 
+TEST(FleetStateTest, ReportsCannotPassTheLimitOnPools) {
+  ValidationLimits limits;
+  limits.max_pools = 2;
+  FleetState fleet(limits);
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "a:2"}), kT0).ok());
+  ASSERT_TRUE(
+      fleet
+          .ApplyReport(1, "n1",
+                       MakeReport(1, {MakeEndpointReport("a:1", "m1", 4, 0), MakeEndpointReport("a:2", "m2", 4, 0)}),
+                       kT0)
+          .ok());
+  // A third model, named only in a report, would make a third pool.
+  v1::EndpointReport third = MakeEndpointReport("a:1", "m1", 4, 1);
+  third.add_models("m3");
+  absl::Status s = fleet.ApplyReport(1, "n1", MakeReport(2, {third}), kT0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("--max-pools 2"), absl::string_view::npos) << s.message();
+  auto pools = GroupByPool(fleet.Endpoints(kT0));
+  ASSERT_EQ(pools.size(), 2u);
+  ASSERT_EQ(pools["m1"].size(), 1u);
+  EXPECT_EQ(pools["m1"][0].slots_busy, 0u) << "the refused report changed nothing";
+  // Swapping a model within the limit is fine, and so is a report of the same models.
+  EXPECT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m2", 4, 1)}), kT0).ok());
+  EXPECT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(3, {MakeEndpointReport("a:2", "m2", 4, 1)}), kT0).ok());
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(4, {MakeEndpointReport("a:2", "m3", 4, 1)}), kT0).ok());
+  EXPECT_EQ(GroupByPool(fleet.Endpoints(kT0)).size(), 2u);  // m2 (a:1) and m3 (a:2).
+  // A second node may join the pools that exist, but not open a new one by report.
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"b:1"}), kT0).ok());
+  EXPECT_TRUE(fleet.ApplyReport(2, "n2", MakeReport(1, {MakeEndpointReport("b:1", "m3", 4, 0)}), kT0).ok());
+  EXPECT_EQ(fleet.ApplyReport(2, "n2", MakeReport(2, {MakeEndpointReport("b:1", "m4", 4, 0)}), kT0).code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST(FleetStateTest, SecondStreamCannotTakeAConnectedNode) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());

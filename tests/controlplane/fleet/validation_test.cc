@@ -29,6 +29,25 @@ TEST(ValidateHelloTest, RejectsDuplicateAndMalformedEndpoints) {
   EXPECT_EQ(ValidateHello(hello).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ValidateHelloTest, RejectsControlCharactersInTextOperatorsSee) {
+  v1::Hello hello = MakeHello("n1", {"h:1"});
+  hello.set_agent_version("1.0\x1b[2J");
+  absl::Status s = ValidateHello(hello);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("agent_version has control characters"));
+  hello = MakeHello("n1", {"h:1"});
+  v1::GpuInfo* gpu = hello.add_gpus();
+  gpu->set_uuid("GPU-1\n");
+  EXPECT_EQ(ValidateHello(hello).code(), absl::StatusCode::kInvalidArgument);
+  gpu->set_uuid("GPU-1");
+  gpu->set_name("H100\r");
+  s = ValidateHello(hello);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GPU GPU-1: name has control characters"));
+  gpu->set_name("NVIDIA H100 80GB HBM3");
+  EXPECT_TRUE(ValidateHello(hello).ok());
+}
+
 class ValidateReportTest : public ::testing::Test {
  protected:
   v1::Hello hello_ = MakeHello("n1", {"h:1"});
