@@ -14,7 +14,7 @@ namespace switchboard::controlplane {
 
 // One agent's Connect stream. Reads one message at a time; acks coalesce (only the
 // newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
-class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage> {
+class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context,
               std::unique_ptr<StreamGate::Ticket> ticket)
@@ -24,7 +24,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
         peer_(context->peer()),
         caller_(service->auth_->CallerOf(*context)) {
     service_->metrics_->agent_streams->Increment();
-    StartRead(&in_);
+    StartRead(&in_bytes_);
   }
 
   void OnReadDone(bool ok) override {
@@ -33,7 +33,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       FinishWhenIdle(grpc::Status::OK);
       return;
     }
-    absl::Status status = Handle();
+    absl::Status status = Parse();
+    if (status.ok()) status = Handle();
     if (!status.ok()) {
       service_->metrics_->Rejected(status.code())->Increment();
       if (status.code() == absl::StatusCode::kResourceExhausted && service_->gate_ != nullptr &&
@@ -52,7 +53,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       FinishWhenIdle(grpc::Status::OK);
       return;
     }
-    StartRead(&in_);
+    StartRead(&in_bytes_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -78,6 +79,15 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
  private:
+  absl::Status Parse() {
+    in_.Clear();
+    if (!grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_bytes_, &in_).ok()) {
+      return absl::InvalidArgumentError(
+          "the message is not a valid AgentMessage (not protobuf, or a string field that is not UTF-8)");
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Handle() {
     const absl::Time now = service_->clock_->MonotonicNow();
     if (in_.has_hello()) {
@@ -169,16 +179,14 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       out_.Clear();
       *out_.mutable_command() = std::move(pending_commands_.front());
       pending_commands_.pop_front();
-      writing_ = true;
-      StartWrite(&out_);
+      WriteOutLocked();
       return;
     }
     if (pending_ack_.has_value()) {
       out_.Clear();
       out_.mutable_ack()->set_sequence(*pending_ack_);
       pending_ack_.reset();
-      writing_ = true;
-      StartWrite(&out_);
+      WriteOutLocked();
       return;
     }
     if (finish_status_.has_value()) {
@@ -187,17 +195,27 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     }
   }
 
+  void WriteOutLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    bool own_buffer = false;
+    out_bytes_.Clear();
+    (void)grpc::SerializationTraits<v1::ControlMessage>::Serialize(out_, &out_bytes_, &own_buffer);
+    writing_ = true;
+    StartWrite(&out_bytes_);
+  }
+
   AgentServiceImpl* const service_;
   const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const uint64_t stream_id_;
   const std::string peer_;
-  const Caller caller_;   // What the TLS handshake proved about the peer.
-  v1::AgentMessage in_;   // Owned by the single outstanding read.
-  std::string node_id_;   // Set by the Hello; touched only from read callbacks.
-  ReportBucket reports_;  // The node's report allowance; touched only from read callbacks.
+  const Caller caller_;        // What the TLS handshake proved about the peer.
+  grpc::ByteBuffer in_bytes_;  // Owned by the single outstanding read.
+  v1::AgentMessage in_;        // Parsed from in_bytes_ by the read callback.
+  std::string node_id_;        // Set by the Hello; touched only from read callbacks.
+  ReportBucket reports_;       // The node's report allowance; touched only from read callbacks.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer out_bytes_ ABSL_GUARDED_BY(mu_);  // out_, serialized for the write in flight.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool disconnected_ ABSL_GUARDED_BY(mu_) = false;
@@ -236,12 +254,12 @@ bool AgentServiceImpl::SendCommand(const std::string& node_id, const v1::Command
   return true;
 }
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* AgentServiceImpl::Connect(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
   std::unique_ptr<StreamGate::Ticket> ticket;
   if (gate_ != nullptr) {
     absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> t = gate_->Admit(context->peer(), StreamKind::kAgent);
-    if (!t.ok()) return new RefusedStream<v1::AgentMessage, v1::ControlMessage>(ToGrpcStatus(t.status()));
+    if (!t.ok()) return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(ToGrpcStatus(t.status()));
     ticket = std::move(*t);
   }
   return new AgentStream(this, context, std::move(ticket));

@@ -13,18 +13,22 @@
 #include "controlplane/metrics.h"
 #include "controlplane/service/authorizer.h"
 #include "controlplane/service/limits.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
 namespace switchboard::controlplane {
 
 class AgentStream;
 
-class AgentServiceImpl final : public v1::AgentService::CallbackService {
+// Connect is served raw (bytes in, bytes out) so that a message protobuf cannot parse
+// (a string field that is not UTF-8, or not protobuf at all) is answered with
+// INVALID_ARGUMENT: gRPC's own parsing would end the stream as if the agent had closed it.
+class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Connect<v1::AgentService::Service> {
  public:
   AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics)
       : fleet_(fleet), clock_(clock), metrics_(metrics) {}
 
-  grpc::ServerBidiReactor<v1::AgentMessage, v1::ControlMessage>* Connect(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(grpc::CallbackServerContext* context) override;
 
   // Called with (node id, reason) when an agent is refused for its identity.
   using RefusalSink = std::function<void(const std::string& node_id, const std::string& reason)>;
