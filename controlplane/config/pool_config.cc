@@ -22,6 +22,10 @@ using policy::HpaScalingRules;
 using policy::PoolPolicy;
 using policy::PredictiveConfig;
 
+// A view older than this says nothing about any server's slots (the weights would be the
+// pool's average everywhere): a value past it is a typo for milliseconds.
+constexpr absl::Duration kMaxViewAge = absl::Minutes(1);
+
 // Errors carry "file:line: field: message". yaml-cpp throws on type errors; this file
 // is the one place that catches, turning them into absl::Status.
 class Parser {
@@ -311,13 +315,27 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // The weights' keys of a pool mapping (others are left to the caller).
+  absl::Status Weights(const YAML::Node& node, const std::string& field, policy::WeightConfig* w) const {
+    if (!node.IsMap()) return Error(node, field, "must be a mapping");
+    if (node["view_age"]) {
+      const std::string f = field.empty() ? "view_age" : field + ".view_age";
+      absl::Duration age;
+      if (absl::Status s = Duration(node["view_age"], f, &age); !s.ok()) return s;
+      if (age > kMaxViewAge) return Error(node["view_age"], f, "must be at most 1m");
+      w->view_age = age;
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
-    if (absl::Status s = OnlyKeys(
-            node, field, {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling", "envoy",
-                          "advisory"});
+    if (absl::Status s = OnlyKeys(node, field,
+                                  {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling",
+                                   "envoy", "advisory", "view_age"});
         !s.ok()) {
       return s;
     }
+    if (absl::Status s = Weights(node, field, &p->policy.weights); !s.ok()) return s;
     if (node["envoy"]) {
       if (absl::Status s = Envoy(node["envoy"], field + ".envoy", &p->envoy); !s.ok()) return s;
     }
@@ -424,6 +442,16 @@ absl::StatusOr<FleetConfig> ParseFleetConfig(const std::string& yaml, const std:
     return absl::InvalidArgumentError(absl::StrCat(name, ":", line, ": ", e.msg));
   }
   return config;
+}
+
+absl::Status ParseWeightKeys(const YAML::Node& pool, const std::string& file, const std::string& field,
+                             policy::WeightConfig* out) {
+  try {
+    return Parser(file).Weights(pool, field, out);
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+    return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": ", e.msg));
+  }
 }
 
 absl::StatusOr<FleetConfig> LoadFleetConfig(const std::string& path) {

@@ -14,6 +14,7 @@
 //         - {type: queue_per_replica, target: 5}
 //   pools:
 //     llama-3-8b:
+//       view_age: 2s                   # the weighted rule's view age (WeightConfig::view_age)
 //       autoscaling:
 //         behavior:
 //           scaleDown:
@@ -31,11 +32,22 @@
 #include "absl/time/time.h"
 #include "controlplane/policy/pool_policy.h"
 
+namespace YAML {
+class Node;
+}  // namespace YAML
+
 namespace switchboard::controlplane {
 
 // Parses YAML text; `name` appears in errors ("pools.yaml:12: ...").
 absl::StatusOr<policy::FleetConfig> ParseFleetConfig(const std::string& yaml, const std::string& name);
 absl::StatusOr<policy::FleetConfig> LoadFleetConfig(const std::string& path);
+
+// Reads the weights' keys of one pool's mapping (`view_age`) into `out`, exactly as a pool
+// under `defaults` or `pools` is read, and ignores the other keys; switchboard-sim reads a
+// scenario's `pool` block with it, so that the simulator and the control plane weigh
+// endpoints with the same settings. `file` and `field` name the place in errors.
+absl::Status ParseWeightKeys(const YAML::Node& pool, const std::string& file, const std::string& field,
+                             policy::WeightConfig* out);
 
 }  // namespace switchboard::controlplane
 

@@ -14,7 +14,9 @@
 //   - error_detail set: a NACK, reported; the rejected versions count as the client's, so
 //     they are not sent again until they change.
 //   - Make before break, as SotwStream: CDS, EDS, LDS, RDS; listeners and routes wait
-//     for the answer to the last Cluster response; a removed cluster is listed in
+//     for the answer to the last Cluster response and, on a stream with an EDS
+//     subscription, for the answer to an EDS response carrying each cluster the client
+//     did not have before; a removed cluster is listed in
 //     removed_resources only once every Listener and RouteConfiguration response has been
 //     answered and none is due.
 #ifndef SWITCHBOARD_CONTROLPLANE_XDS_DELTA_STREAM_H_
@@ -62,8 +64,14 @@ class DeltaStream {
                                                                                    const Catalog& catalog,
                                                                                    bool removals);
   bool AwaitingAnswer(const std::string& type_url) const;
+  // As SotwStream's: a new cluster's assignment in `catalog` the client has not answered.
+  bool AwaitingEndpoints(const Catalog& catalog) const;
+  bool HasEndpoints(const std::string& cluster) const;
+  void EndpointsAnswered(const std::map<std::string, std::string>& client_has);
 
   std::map<std::string, TypeState> types_;
+  // Clusters sent as new whose assignment the client has not answered yet.
+  std::set<std::string> clusters_without_endpoints_;
   uint64_t nonce_counter_ = 0;
 };
 

@@ -30,6 +30,7 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
     if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
     state.last_nack = request.error_detail().message();
     state.awaiting_answer = false;
+    if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.sent);
     return RequestKind::kNack;
   }
 
@@ -58,6 +59,7 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
   }
   state.acked_version = request.version_info();
   state.awaiting_answer = false;
+  if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.sent);
   return RequestKind::kAck;
 }
 
@@ -111,6 +113,16 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
   }
   response.set_version_info(VersionOf(versions));
   response.set_nonce(absl::StrCat(++nonce_counter_));
+  if (type_url == kClusterType) {
+    // A cluster the client had not been sent waits for its endpoints; one no longer sent
+    // waits for nothing.
+    for (const auto& [name, version] : versions) {
+      if (state.sent.count(name) == 0 && !HasEndpoints(name)) clusters_without_endpoints_.insert(name);
+    }
+    for (auto it = clusters_without_endpoints_.begin(); it != clusters_without_endpoints_.end();) {
+      it = versions.count(*it) != 0 ? std::next(it) : clusters_without_endpoints_.erase(it);
+    }
+  }
   state.sent = std::move(versions);
   state.last_nonce = response.nonce();
   state.last_version = response.version_info();
@@ -125,18 +137,40 @@ bool SotwStream::AwaitingAnswer(const std::string& type_url) const {
   return it != types_.end() && it->second.awaiting_answer;
 }
 
+bool SotwStream::HasEndpoints(const std::string& cluster) const {
+  auto eds = types_.find(kClusterLoadAssignmentType);
+  return eds != types_.end() && !eds->second.awaiting_answer && eds->second.sent.count(cluster) != 0;
+}
+
+void SotwStream::EndpointsAnswered(const std::map<std::string, std::string>& sent) {
+  for (const auto& [name, version] : sent) clusters_without_endpoints_.erase(name);
+}
+
+bool SotwStream::AwaitingEndpoints(const Catalog& catalog) const {
+  auto eds = types_.find(kClusterLoadAssignmentType);
+  if (eds == types_.end() || !eds->second.subscribed) return false;  // Endpoints come another way.
+  const auto& assignments = catalog.Of(kClusterLoadAssignmentType);
+  for (const std::string& name : clusters_without_endpoints_) {
+    if (assignments.count(name) != 0) return true;
+  }
+  return false;
+}
+
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::NextResponse(const Catalog& catalog) {
   // Make: new and changed resources, clusters first; listeners and routes only once the
-  // client has answered the last Cluster response.
-  const bool clusters_unanswered = AwaitingAnswer(kClusterType);
+  // client has answered the last Cluster response and the endpoints of every new cluster.
   for (const char* type_url : kServedTypesInOrder) {
     auto it = types_.find(type_url);
     if (it == types_.end()) continue;
     const std::string type = type_url;
-    if (clusters_unanswered && (type == kListenerType || type == kRouteConfigurationType)) continue;
+    if ((type == kListenerType || type == kRouteConfigurationType) &&
+        (AwaitingAnswer(kClusterType) || AwaitingEndpoints(catalog))) {
+      continue;
+    }
     auto response = ResponseFor(type, it->second, catalog, /*keep_removed=*/true);
     if (response) return response;
   }
+  const bool clusters_unanswered = AwaitingAnswer(kClusterType);
   // Break: clusters that are gone, once nothing sent can still route to them.
   if (clusters_unanswered || AwaitingAnswer(kListenerType) || AwaitingAnswer(kRouteConfigurationType)) {
     return std::nullopt;

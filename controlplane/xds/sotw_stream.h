@@ -19,7 +19,11 @@
 //     restarted control plane still has, before the agents have reported again.
 //   - Make before break. When several types have something to send: CDS, EDS, LDS, RDS.
 //     Listeners and routes wait while a Cluster response is not yet answered (ACK or
-//     NACK), so a route never names a cluster the client has not taken. A cluster gone
+//     NACK), and, on a stream that takes endpoints (an EDS subscription), while a cluster
+//     sent as new has an assignment in the catalog that the client has not answered
+//     (the ACK or NACK of an EDS response carrying it; it may have to subscribe to it
+//     first): a route never names a cluster the client has not taken, nor one it holds
+//     without endpoints (Envoy answers 503 there, gRPC fails the RPCs). A cluster gone
 //     from the catalog is still carried in Cluster responses until the listeners and
 //     routes sent no longer can name it: until every Listener and RouteConfiguration
 //     response has been answered and none is due; then a Cluster response without it
@@ -100,8 +104,17 @@ class SotwStream {
                                                                               bool keep_removed);
   // Whether a response of `type_url` is unanswered.
   bool AwaitingAnswer(const std::string& type_url) const;
+  // Whether a new cluster's assignment, in `catalog`, has not reached the client yet (make
+  // before break); false on a stream with no EDS subscription.
+  bool AwaitingEndpoints(const Catalog& catalog) const;
+  // Whether the client answered the last EDS response and it carried `cluster`.
+  bool HasEndpoints(const std::string& cluster) const;
+  // The client answered an EDS response carrying `sent`: those clusters have endpoints.
+  void EndpointsAnswered(const std::map<std::string, std::string>& sent);
 
   std::map<std::string, TypeState> types_;
+  // Clusters sent as new whose assignment the client has not answered yet.
+  std::set<std::string> clusters_without_endpoints_;
   uint64_t nonce_counter_ = 0;
 };
 

@@ -252,9 +252,7 @@ class FleetSim {
       in.previous_weight = previous_weights_.size() > inputs.size() ? previous_weights_[inputs.size()] : 0;
       inputs.push_back(in);
     }
-    policy::WeightConfig config;
-    if (s_.weights_view_age_s >= 0) config.view_age = absl::Seconds(s_.weights_view_age_s);
-    policy::PoolWeights pw = policy::ComputeWeights(inputs, config);
+    policy::PoolWeights pw = policy::ComputeWeights(inputs, s_.weights);
     for (const auto& r : pw.endpoints) v.weights.push_back(r.weight);
     previous_weights_ = v.weights;
     return v;

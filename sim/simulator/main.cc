@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed (default: the scenario's)");
   double view_age_s = -1;
   app.add_option("--view-age", view_age_s,
-                 "seconds: the weights' view age (WeightConfig::view_age; 0 counts reports in full), instead of the "
-                 "control plane's default");
+                 "seconds: the weights' view age (0 counts reports in full), instead of the scenario's pool.view_age "
+                 "or the control plane's default (2 s)");
   std::string server_model;
   app.add_option("--server-model", server_model,
                  "ideal or batched: override the scenario's server_model (see sim/scenarios/README.md)");
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (app.count("--seed") == 0) seed = scenario->seed;
-  if (app.count("--view-age") > 0) scenario->weights_view_age_s = std::max(0.0, view_age_s);
+  if (app.count("--view-age") > 0) scenario->weights.view_age = absl::Seconds(std::max(0.0, view_age_s));
   if (proxies > 0) scenario->proxies = proxies;
   const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<std::vector<SimRequest>> workload = GenerateWorkload(*scenario, seed);

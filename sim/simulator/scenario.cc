@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "controlplane/config/pool_config.h"
 #include "yaml-cpp/yaml.h"
 
 namespace switchboard::sim {
@@ -79,9 +80,9 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
-    static const std::set<std::string> known = {"name",         "servers",    "proxies",     "report_interval_s",
-                                                "push_delay_s", "duration_s", "warmup_s",    "seed",
-                                                "traffic",      "slo_ttft_s", "autoscaling", "server_model"};
+    static const std::set<std::string> known = {
+        "name", "servers", "proxies",    "report_interval_s", "push_delay_s", "duration_s", "warmup_s",
+        "seed", "traffic", "slo_ttft_s", "autoscaling",       "server_model", "pool"};
     for (const auto& kv : root) {
       if (!known.count(kv.first.as<std::string>()))
         return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
@@ -152,6 +153,17 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
       if (s.generator == "trace" && s.trace_file.empty()) {
         return Bad(t, name, "traffic.trace_file", "is required with generator: trace");
       }
+    }
+    if (const YAML::Node& p = root["pool"]) {
+      // The pool's weight settings, in the control plane's configuration syntax and read by
+      // its parser; only those keys: the autoscaling policies compared are the simulator's.
+      if (!p.IsMap()) return Bad(p, name, "pool", "must be a mapping");
+      for (const auto& kv : p) {
+        if (kv.first.as<std::string>() != "view_age") {
+          return Bad(kv.first, name, "pool." + kv.first.as<std::string>(), "unknown field (known: view_age)");
+        }
+      }
+      if (absl::Status st = controlplane::ParseWeightKeys(p, name, "pool", &s.weights); !st.ok()) return st;
     }
     if (const YAML::Node& a = root["autoscaling"]) {
       s.autoscaling = a["enabled"] ? a["enabled"].as<bool>() : true;

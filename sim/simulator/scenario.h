@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "controlplane/policy/weights.h"
 
 namespace switchboard::sim {
 
@@ -61,9 +62,10 @@ struct Scenario {
   std::string trace_file;     // trace: CSV TIMESTAMP,ContextTokens,GeneratedTokens.
   // Goals and autoscaling.
   double slo_ttft_s = 2;
-  // The weights' view age (policy::WeightConfig::view_age); negative: the control plane's
-  // default. switchboard-sim --view-age sets it, to compare.
-  double weights_view_age_s = -1;
+  // The weights' settings, as the control plane holds them for a pool: its defaults, with
+  // what the scenario's `pool` block sets (view_age), read by the control plane's own
+  // parser (ParseWeightKeys). switchboard-sim --view-age overrides view_age, to compare.
+  controlplane::policy::WeightConfig weights;
   bool autoscaling = false;
   std::string scale_server_type;  // Type added by scale-ups (default: the first).
   int min_replicas = 1, max_replicas = 32;

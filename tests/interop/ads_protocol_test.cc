@@ -372,7 +372,12 @@ TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
   DiscoveryResponse cds = Read();
   EXPECT_EQ(Names(cds), (std::vector<std::string>{"a", "b"}));
   Ack(cds, {});
-  Send(xds::kClusterLoadAssignmentType, {"c"});  // Not there yet: nothing to send.
+  // Endpoints of every cluster, and of c, which is not there yet.
+  Send(xds::kClusterLoadAssignmentType, {"a", "b", "c"});
+  DiscoveryResponse eds_ab = Read();
+  EXPECT_EQ(Names(eds_ab), (std::vector<std::string>{"a", "b"}));
+  Ack(eds_ab, {"a", "b", "c"});
+  // Routes once the client has the clusters' endpoints (make before break).
   EXPECT_EQ(Fence(xds::kRouteConfigurationType, {"a"}).type_url(), xds::kRouteConfigurationType);
 
   agent_->Update(2, [](v1::EndpointReport* r) { r->add_models("c"); });
@@ -382,7 +387,7 @@ TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
   EXPECT_EQ(Names(cds2), (std::vector<std::string>{"a", "b", "c"}));
   DiscoveryResponse eds = Read();
   EXPECT_EQ(eds.type_url(), xds::kClusterLoadAssignmentType);
-  EXPECT_EQ(Names(eds), std::vector<std::string>{"c"});
+  EXPECT_EQ(Names(eds), (std::vector<std::string>{"a", "b", "c"}));
 }
 
 TEST_F(AdsProtocolTest, EnvoyGetsItsPolicyOutlierDetectionAndTheModelRoutes) {

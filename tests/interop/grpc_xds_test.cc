@@ -146,13 +146,12 @@ class GrpcXdsInteropTest : public ::testing::Test {
 
   // Starts the control plane on `listen` and waits for its port.
   void StartControlPlane(const std::string& listen) {
+    // The default push debounce (--xds-quiet, --xds-max-delay), as deployed. Each test runs
+    // in a process of its own (PROCESS_PER_TEST in tests/CMakeLists.txt): gRPC 1.51 keeps
+    // its process-wide XdsClient past a test's channel, and a second test in the same
+    // process took over the first one's client (its old control-plane address).
     cp_ = Subprocess::Start("switchboard-controlplane",
-                            // No push debounce: with pushes 10 ms behind their change, the
-                            // second test's channel took over the first test's process-wide
-                            // XdsClient (its old control-plane address) in 6 of 10 runs, and
-                            // never with 0s (gRPC 1.51 keeps that client past its channel).
-                            {"--listen", listen, "--metrics-listen", "127.0.0.1:0", "--insecure", "--xds-quiet", "0s",
-                             "--xds-max-delay", "0s"});
+                            {"--listen", listen, "--metrics-listen", "127.0.0.1:0", "--insecure"});
     auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);

@@ -313,10 +313,24 @@ TEST(FleetSimTest, WeightsHoldUpOnBurstyAndPromptHeavyTraces) {
     const double bound = Simulate(s, w, Routing::kOracleSizeBlind, Scaling::kNone, 1).ttft_p99_s;
     EXPECT_LE(Simulate(s, w, Routing::kSwitchboard, Scaling::kNone, 1).ttft_p99_s, 1.5 * bound) << file;
     if (std::string(file) == "prompt-heavy.yaml") {
-      s.weights_view_age_s = 0;
+      s.weights.view_age = absl::ZeroDuration();
       EXPECT_GT(Simulate(s, w, Routing::kSwitchboard, Scaling::kNone, 1).ttft_p99_s, 1.5 * bound);
     }
   }
+}
+
+TEST(ScenarioTest, PoolWeightSettingsAsTheControlPlaneReadsThem) {
+  // No pool block: the control plane's default view age.
+  EXPECT_EQ(ParseScenario("servers: [{name: a}]\n", "s.yaml")->weights.view_age, absl::Seconds(2));
+  auto s = ParseScenario("servers: [{name: a}]\npool: {view_age: 500ms}\n", "s.yaml");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->weights.view_age, absl::Milliseconds(500));
+  // The control plane's own validation and messages.
+  EXPECT_THAT(std::string(ParseScenario("servers: [{name: a}]\npool:\n  view_age: 5m\n", "s.yaml").status().message()),
+              ::testing::HasSubstr("s.yaml:3: pool.view_age: must be at most 1m"));
+  EXPECT_THAT(
+      std::string(ParseScenario("servers: [{name: a}]\npool: {lb_policy: weighted}\n", "s.yaml").status().message()),
+      ::testing::HasSubstr("pool.lb_policy: unknown field"));
 }
 
 TEST(ScenarioTest, ErrorsNameTheField) {

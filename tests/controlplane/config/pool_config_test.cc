@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "yaml-cpp/yaml.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -217,6 +218,43 @@ TEST(PoolConfigTest, CircuitSettingsPerPool) {
   EXPECT_EQ(c->For("other").policy.circuit.base_ejection, absl::Seconds(30));
 }
 
+TEST(PoolConfigTest, ViewAgePerPool) {
+  auto c = ParseFleetConfig(
+      "defaults:\n"
+      "  view_age: 1500ms\n"
+      "pools:\n"
+      "  fresh:\n"
+      "    view_age: 0s\n"
+      "  other:\n"
+      "    lb_policy: round_robin\n",
+      "pools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->For("fresh").policy.weights.view_age, absl::ZeroDuration());
+  EXPECT_EQ(c->For("other").policy.weights.view_age, absl::Milliseconds(1500)) << "from the defaults";
+  EXPECT_EQ(c->For("unlisted").policy.weights.view_age, absl::Milliseconds(1500));
+  EXPECT_EQ(policy::DefaultFleetConfig().For("m").policy.weights.view_age, absl::Seconds(2)) << "built-in default";
+
+  // Bad values: the error names the line and the field.
+  for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
+           {"pools:\n  m:\n    view_age: -1s\n", "pools.yaml:3: pools.m.view_age: must be a duration"},
+           {"pools:\n  m:\n    view_age: 2\n", "pools.yaml:3: pools.m.view_age: must be a duration"},
+           {"defaults:\n  view_age: 90s\n", "pools.yaml:2: defaults.view_age: must be at most 1m"}}) {
+    auto bad = ParseFleetConfig(yaml, "pools.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(message)) << yaml;
+  }
+}
+
+TEST(PoolConfigTest, WeightKeysAloneForTheSimulator) {
+  YAML::Node node = YAML::Load("view_age: 750ms\nother_key: ignored\n");
+  policy::WeightConfig w;
+  ASSERT_TRUE(ParseWeightKeys(node, "scenario.yaml", "pool", &w).ok());
+  EXPECT_EQ(w.view_age, absl::Milliseconds(750));
+  absl::Status bad = ParseWeightKeys(YAML::Load("view_age: soon\n"), "scenario.yaml", "pool", &w);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("scenario.yaml:1: pool.view_age: must be a duration"));
+  EXPECT_EQ(w.view_age, absl::Milliseconds(750)) << "a bad value changes nothing";
+}
+
 TEST(PoolConfigTest, TheDocumentedExampleParses) {
   std::ifstream in(std::string(SWITCHBOARD_DOCS_DIR) + "/configuration.md");
   ASSERT_TRUE(in) << "docs/configuration.md";
@@ -237,6 +275,7 @@ TEST(PoolConfigTest, TheDocumentedExampleParses) {
   EXPECT_EQ(other.autoscale->metrics[0].signal, builtin.autoscale->metrics[0].signal);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].target, builtin.autoscale->metrics[0].target);
   EXPECT_DOUBLE_EQ(other.autoscale->metrics[0].scale_down_margin, builtin.autoscale->metrics[0].scale_down_margin);
+  EXPECT_EQ(other.policy.weights.view_age, builtin.policy.weights.view_age);
   const policy::CircuitConfig& circuit = other.policy.circuit;
   const policy::CircuitConfig& builtin_circuit = builtin.policy.circuit;
   EXPECT_EQ(circuit.error_window, builtin_circuit.error_window);

@@ -126,6 +126,43 @@ TEST(DeltaStreamTest, ClustersAreRemovedOnlyAfterTheRoutesThatNameThem) {
   EXPECT_EQ(Removed(*cds2), std::vector<std::string>{"a"});
 }
 
+TEST(DeltaStreamTest, ANewClustersRouteWaitsForItsEndpoints) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterType, {"*"}));
+  s.OnRequest(Request(kRouteConfigurationType, {kEnvoyRouteName}));
+  auto a = CatalogOf({{"a", 1}});
+  auto cds1 = s.NextResponse(*a);
+  ASSERT_TRUE(cds1);
+  s.OnRequest(Request(kClusterType, {}, {}, cds1->nonce()));
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto eds1 = s.NextResponse(*a);
+  ASSERT_TRUE(eds1);
+  EXPECT_EQ(eds1->type_url(), kClusterLoadAssignmentType);
+  EXPECT_FALSE(s.NextResponse(*a)) << "the route waits for a's endpoints";
+  s.OnRequest(Request(kClusterLoadAssignmentType, {}, {}, eds1->nonce()));
+  auto rds1 = s.NextResponse(*a);
+  ASSERT_TRUE(rds1);
+  EXPECT_EQ(rds1->type_url(), kRouteConfigurationType);
+  s.OnRequest(Request(kRouteConfigurationType, {}, {}, rds1->nonce()));
+
+  // Pool b appears: cluster, ACK, subscription to its endpoints, their ACK, then the route.
+  auto ab = CatalogOf({{"a", 1}, {"b", 1}});
+  auto cds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(Names(*cds2), std::vector<std::string>{"b"});
+  s.OnRequest(Request(kClusterType, {}, {}, cds2->nonce()));
+  EXPECT_FALSE(s.NextResponse(*ab)) << "the client has b's cluster, not its endpoints";
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"b"}));
+  auto eds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(eds2);
+  EXPECT_EQ(Names(*eds2), std::vector<std::string>{"b"});
+  EXPECT_FALSE(s.NextResponse(*ab));
+  s.OnRequest(Request(kClusterLoadAssignmentType, {}, {}, eds2->nonce()));
+  auto rds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(rds2);
+  EXPECT_EQ(rds2->type_url(), kRouteConfigurationType);
+}
+
 TEST(DeltaStreamTest, InitialResourceVersionsSkipWhatTheClientHas) {
   auto catalog = CatalogOf({{"a", 1}, {"b", 1}});
   DeltaStream before;

@@ -217,18 +217,103 @@ TEST(SotwStreamTest, MakeBeforeBreakOrder) {
   s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
   s.OnRequest(Request(kClusterType, {"a"}));
   std::vector<std::string> order;
-  std::optional<DiscoveryResponse> cds;
+  std::optional<DiscoveryResponse> cds, eds;
   while (auto r = s.NextResponse(*catalog)) {
     order.push_back(r->type_url());
     if (r->type_url() == kClusterType) cds = r;
+    if (r->type_url() == kClusterLoadAssignmentType) eds = r;
   }
   // Listeners and routes wait until the client has taken the clusters they name.
   EXPECT_EQ(order, (std::vector<std::string>{kClusterType, kClusterLoadAssignmentType}));
   ASSERT_TRUE(cds);
+  ASSERT_TRUE(eds);
   EXPECT_EQ(s.OnRequest(Ack(*cds, {"a"})), RequestKind::kAck);
+  // The cluster is taken, its endpoints not yet: a route to it would find none.
+  EXPECT_FALSE(s.NextResponse(*catalog));
+  EXPECT_EQ(s.OnRequest(Ack(*eds, {"a"})), RequestKind::kAck);
   while (auto r = s.NextResponse(*catalog)) order.push_back(r->type_url());
   EXPECT_EQ(order, (std::vector<std::string>{kClusterType, kClusterLoadAssignmentType, kListenerType,
                                              kRouteConfigurationType}));
+}
+
+TEST(SotwStreamTest, ANewClustersRouteWaitsForItsEndpoints) {
+  // Every cluster, their endpoints by name, the routes that name them (one per pool).
+  SotwStream s;
+  s.OnRequest(Request(kClusterType, {}));
+  s.OnRequest(Request(kRouteConfigurationType, {"a", "b"}));
+  auto a = CatalogOf({{"a", 1}});
+  auto cds1 = s.NextResponse(*a);
+  ASSERT_TRUE(cds1);
+  s.OnRequest(Ack(*cds1, {}));
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));  // Subscribes once it has the cluster.
+  auto eds1 = s.NextResponse(*a);
+  ASSERT_TRUE(eds1);
+  EXPECT_EQ(eds1->type_url(), kClusterLoadAssignmentType);
+  EXPECT_FALSE(s.NextResponse(*a));
+  s.OnRequest(Ack(*eds1, {"a"}));
+  auto rds1 = s.NextResponse(*a);
+  ASSERT_TRUE(rds1);
+  EXPECT_EQ(rds1->type_url(), kRouteConfigurationType);
+  s.OnRequest(Ack(*rds1, {"a", "b"}));
+
+  // Pool b appears: its cluster, and once that is ACKed the route still waits until the
+  // client has subscribed to b's endpoints and answered them.
+  auto ab = CatalogOf({{"a", 1}, {"b", 1}});
+  auto cds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(cds2->type_url(), kClusterType);
+  EXPECT_FALSE(s.NextResponse(*ab));
+  s.OnRequest(Ack(*cds2, {}));
+  EXPECT_FALSE(s.NextResponse(*ab)) << "the route names b; the client has no endpoints for it";
+  s.OnRequest(Ack(*eds1, {"a", "b"}));  // The subscription grows (an ACK of the old version).
+  auto eds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(eds2);
+  EXPECT_EQ(eds2->type_url(), kClusterLoadAssignmentType);
+  EXPECT_EQ(Names(*eds2), (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(s.NextResponse(*ab));
+  s.OnRequest(Ack(*eds2, {"a", "b"}));
+  auto rds2 = s.NextResponse(*ab);
+  ASSERT_TRUE(rds2);
+  EXPECT_EQ(rds2->type_url(), kRouteConfigurationType);
+
+  // A changed assignment of a cluster the client has holds nothing up.
+  s.OnRequest(Ack(*rds2, {"a", "b"}));
+  auto changed = CatalogOf({{"a", 5}, {"b", 1}});
+  auto eds3 = s.NextResponse(*changed);
+  ASSERT_TRUE(eds3);
+  EXPECT_EQ(eds3->type_url(), kClusterLoadAssignmentType);
+}
+
+TEST(SotwStreamTest, EndpointsTakenBeforeTheClusterAreNotAwaited) {
+  SotwStream s;
+  auto a = CatalogOf({{"a", 1}});
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto eds = s.NextResponse(*a);
+  ASSERT_TRUE(eds);
+  s.OnRequest(Ack(*eds, {"a"}));
+  s.OnRequest(Request(kClusterType, {"a"}));
+  s.OnRequest(Request(kListenerType, {"a"}));
+  auto cds = s.NextResponse(*a);
+  ASSERT_TRUE(cds);
+  EXPECT_EQ(cds->type_url(), kClusterType);
+  s.OnRequest(Ack(*cds, {"a"}));
+  auto lds = s.NextResponse(*a);
+  ASSERT_TRUE(lds);
+  EXPECT_EQ(lds->type_url(), kListenerType);
+}
+
+TEST(SotwStreamTest, AStreamWithoutEndpointsDoesNotWaitForThem) {
+  // A client that takes clusters and routes here and endpoints elsewhere.
+  SotwStream s;
+  s.OnRequest(Request(kClusterType, {}));
+  s.OnRequest(Request(kRouteConfigurationType, {"a", "b"}));
+  auto a = CatalogOf({{"a", 1}});
+  auto cds = s.NextResponse(*a);
+  ASSERT_TRUE(cds);
+  s.OnRequest(Ack(*cds, {}));
+  auto rds = s.NextResponse(*a);
+  ASSERT_TRUE(rds);
+  EXPECT_EQ(rds->type_url(), kRouteConfigurationType);
 }
 
 TEST(SotwStreamTest, ClustersAreRemovedOnlyAfterTheRoutesThatNameThem) {
