@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
                  "(0s: every report; 5s makes --gpu nvidia-smi cheap)")
       ->capture_default_str();
   app.add_option("--nvml-library", nvml_library, "NVML library to dlopen")->capture_default_str();
-  app.add_option("--metrics-listen", metrics_listen, "serve the agent's Prometheus /metrics here (off when empty)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve the agent's Prometheus /metrics here (off when empty); HTTPS when the agent has a certificate");
   app.add_option("--health-listen", health_listen, "serve grpc.health.v1 here (off when empty), e.g. 0.0.0.0:9467");
   // TLS to the control plane (--ca, --cert, --key: the certificate must name --node-id)
   // and, for --health-listen, --tls-cert/--tls-key (default: --cert/--key).
@@ -192,7 +193,23 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   auto metrics = switchboard::agent::AgentMetrics::Create(*registry);
-  auto exposer = switchboard::ServeMetrics(metrics_listen, registry);
+  // HTTPS with the agent's server certificate (--tls-cert/--tls-key, default --cert/--key)
+  // when it has one; plain HTTP otherwise.
+  std::shared_ptr<switchboard::HttpsCertificate> https;
+  if (!metrics_listen.empty() && !tls.insecure) {
+    const std::string cert = tls.tls_cert.empty() ? tls.cert : tls.tls_cert;
+    const std::string key = tls.tls_key.empty() ? tls.key : tls.tls_key;
+    auto reload = switchboard::ReloadIntervalSeconds(tls);
+    if (!cert.empty() && !key.empty() && reload.ok()) {
+      auto loaded = switchboard::HttpsCertificate::Load(cert, key, absl::Seconds(*reload));
+      if (!loaded.ok()) {
+        std::cerr << "switchboard-agent: --metrics-listen: " << loaded.status().message() << "\n";
+        return 2;
+      }
+      https = *loaded;
+    }
+  }
+  auto exposer = switchboard::ServeMetrics(metrics_listen, registry, https);
   if (!exposer.ok()) {
     std::cerr << "switchboard-agent: --metrics-listen " << metrics_listen << ": " << exposer.status().message() << "\n";
     return 1;

@@ -1,26 +1,23 @@
 #include "common/metrics_listen.h"
 
 #include <cstdio>
-#include <exception>
 #include <utility>
 
 #include "absl/status/status.h"
 
 namespace switchboard {
 
-absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& listen,
-                                                                  std::shared_ptr<prometheus::Registry> registry) {
-  if (listen.empty()) return std::unique_ptr<prometheus::Exposer>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(listen);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(e.what());
-  }
-  exposer->RegisterCollectable(std::move(registry));
-  std::printf("metrics listening on port %d\n", exposer->GetListeningPorts().front());
+absl::StatusOr<std::unique_ptr<HttpServer>> ServeMetrics(const std::string& listen,
+                                                         std::shared_ptr<prometheus::Registry> registry,
+                                                         std::shared_ptr<HttpsCertificate> certificate) {
+  if (listen.empty()) return std::unique_ptr<HttpServer>();
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      MakeHttpServer(listen, /*num_threads=*/2, /*callbacks=*/nullptr, std::move(certificate));
+  if (!server.ok()) return absl::InvalidArgumentError(server.status().message());
+  (*server)->exposer->RegisterCollectable(std::move(registry));
+  std::printf("metrics listening on port %d\n", (*server)->port());
   std::fflush(stdout);
-  return exposer;
+  return server;
 }
 
 }  // namespace switchboard

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/https.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 
@@ -14,9 +15,11 @@ namespace switchboard {
 // Serves `registry` on `listen` (HOST:PORT; port 0 picks one) and prints "metrics listening
 // on port N" on stdout, flushed, for scripts and tests to read. An empty `listen` serves
 // nothing and returns null. A port that cannot be bound is an error (prometheus-cpp
-// reports it by throwing; this turns it into a status).
-absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& listen,
-                                                                  std::shared_ptr<prometheus::Registry> registry);
+// reports it by throwing; this turns it into a status). With `certificate`, HTTPS only
+// (common/https.h).
+absl::StatusOr<std::unique_ptr<HttpServer>> ServeMetrics(const std::string& listen,
+                                                         std::shared_ptr<prometheus::Registry> registry,
+                                                         std::shared_ptr<HttpsCertificate> certificate = nullptr);
 
 }  // namespace switchboard
 

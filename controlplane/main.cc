@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
       "endpoint and pushes versioned assignments per model pool to subscribers."};
   app.add_option("--listen", options.listen, "gRPC address for every service (port 0 picks a free port)")
       ->capture_default_str();
-  app.add_option("--metrics-listen", options.metrics_listen, "Prometheus /metrics address; empty disables it")
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "Prometheus /metrics and dashboard address (HTTPS with --tls-cert); empty disables it")
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite history file (created if missing); empty disables history")
       ->capture_default_str();
@@ -83,9 +84,10 @@ int main(int argc, char** argv) {
   switchboard::AddServerTlsFlags(app, &tls);
   app.add_option("--admin-tokens", admin_tokens,
                  "YAML list of {name, role: read|admin, sha256: HEX} bearer tokens for the admin API "
-                 "(without it the admin API is open only with --insecure)");
+                 "(without it the admin API is open only with --insecure); re-read every --tls-reload-interval");
   app.add_option("--subscriber-auth", subscriber_auth,
-                 "what subscribers (native, xDS, picker) must present: none | cert | token | cert-or-token")
+                 "what subscribers (native, xDS, picker, KEDA) must present: none | cert | token | cert-or-token "
+                 "(KEDA can present only a certificate)")
       ->capture_default_str();
   // Limits (docs/security.md): beyond them, RESOURCE_EXHAUSTED and a metric.
   auto& limits = options.limits;
@@ -168,16 +170,30 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.credentials = *credentials;
+    if (!tls.tls_cert.empty()) {  // The metrics port (and dashboard) serves HTTPS with the same certificate.
+      auto reload = switchboard::ReloadIntervalSeconds(tls);
+      auto https = reload.ok() ? switchboard::HttpsCertificate::Load(tls.tls_cert, tls.tls_key, absl::Seconds(*reload))
+                               : absl::StatusOr<std::shared_ptr<switchboard::HttpsCertificate>>(reload.status());
+      if (!https.ok()) {
+        std::cerr << "switchboard-controlplane: " << https.status().message() << "\n";
+        return 2;
+      }
+      options.https = *https;
+    }
     options.auth.subscriber_auth = *sub_auth;
     options.auth.open_admin_without_tokens = tls.insecure;
     options.agent_certificates_required = !tls.client_ca.empty();
     if (!admin_tokens.empty()) {
+      // Checked here for the usage exit code; the control plane reads it again and follows it.
       auto tokens = switchboard::TokenTable::Load(admin_tokens);
-      if (!tokens.ok()) {
-        std::cerr << "switchboard-controlplane: " << tokens.status().message() << "\n";
+      auto reload = switchboard::ReloadIntervalSeconds(tls);
+      if (!tokens.ok() || !reload.ok()) {
+        std::cerr << "switchboard-controlplane: " << (!tokens.ok() ? tokens.status() : reload.status()).message()
+                  << "\n";
         return 2;
       }
-      options.tokens = std::make_shared<switchboard::TokenTable>(std::move(*tokens));
+      options.admin_tokens_path = admin_tokens;
+      options.admin_tokens_reload_interval = absl::Seconds(*reload);
       options.auth.tokens_configured = true;
     } else if (tls.insecure) {
       SB_LOG(WARNING) << "no --admin-tokens: anyone who reaches the gRPC port may drain nodes and scale pools";

@@ -270,6 +270,12 @@ std::unique_ptr<ControlPlaneMetrics> ControlPlaneMetrics::Create(prometheus::Reg
                       .Register(registry);
   m->config_reloads_ok = &reloads.Add({{"result", "ok"}});
   m->config_reloads_failed = &reloads.Add({{"result", "error"}});
+  auto& token_reloads = prometheus::BuildCounter()
+                            .Name("switchboard_admin_token_reloads_total")
+                            .Help("Changes of the --admin-tokens file applied; a failed one keeps the tokens in force")
+                            .Register(registry);
+  m->token_reloads_ok = &token_reloads.Add({{"result", "ok"}});
+  m->token_reloads_failed = &token_reloads.Add({{"result", "error"}});
   auto& scale_exec = prometheus::BuildCounter()
                          .Name("switchboard_scale_exec_runs_total")
                          .Help("--scale-exec runs by result (a failed one is also an event)")

@@ -48,6 +48,8 @@ struct ControlPlaneMetrics {
   prometheus::Gauge* endpoints_excluded;
   prometheus::Counter* config_reloads_ok;      // switchboard_config_reloads_total{result="ok"}
   prometheus::Counter* config_reloads_failed;  // {result="error"}: the running configuration stays.
+  prometheus::Counter* token_reloads_ok;       // switchboard_admin_token_reloads_total{result="ok"}
+  prometheus::Counter* token_reloads_failed;   // {result="error"}: the tokens in force stay.
   prometheus::Counter* scale_exec_ok;          // switchboard_scale_exec_runs_total{result="ok"}
   prometheus::Counter* scale_exec_failed;      // {result="failed"}: non-zero exit, signal or timeout.
   // switchboard_push_latency_seconds: a snapshot's generated_at to its write completing

@@ -42,6 +42,9 @@ struct ControlPlane::Impl {
   std::unique_ptr<KedaScalerService> keda_service;
   std::unique_ptr<Dashboard> dashboard;  // Served on the metrics port (/ui).
   int dashboard_port = 0;                // Registered port; 0 when none.
+  // Before `authorizer`, which reads it: destroyed after it. Its watcher records events
+  // in `history`; Shutdown stops it first.
+  std::unique_ptr<TokenFile> tokens;
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<LimitMetrics> limit_metrics;
   std::unique_ptr<StreamGate> gate;  // Outlives `server` (declared before it), so every ticket.
@@ -50,7 +53,8 @@ struct ControlPlane::Impl {
   int grpc_port = 0;
   bool shut_down = false;
   // Last, so destroyed first: no scrape runs once anything it reads is gone.
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<HttpServer> http;
+  prometheus::Exposer* exposer = nullptr;  // http's; null when metrics are off.
 };
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlPlaneOptions& options) {
@@ -65,19 +69,21 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   if (!options.metrics_listen.empty()) {
     absl::StatusOr<HostPort> ml = ParseHostPort(options.metrics_listen);
     if (!ml.ok()) return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: ", ml.status().message()));
-    try {  // prometheus-cpp reports bind failures by throwing; keep that at this edge.
-      // The callbacks let the dashboard answer /ui and /api/* on the same server.
-      CivetCallbacks callbacks;
-      callbacks.begin_request = &Dashboard::BeginRequest;
-      p->exposer = std::make_unique<prometheus::Exposer>(ml->ToString(), /*num_threads=*/2, &callbacks);
-    } catch (const std::exception& e) {
+    // The callbacks let the dashboard answer /ui and /api/* on the same server.
+    CivetCallbacks callbacks;
+    callbacks.begin_request = &Dashboard::BeginRequest;
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        MakeHttpServer(ml->ToString(), /*num_threads=*/2, &callbacks, options.https);
+    if (!http.ok()) {
       // CivetServer's own message ("null context when constructing CivetServer") says
       // nothing to an operator; a failed bind is almost always a port in use.
       return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
                                                  ": cannot listen (the port is in use, or the address is not one "
                                                  "of this host's; ",
-                                                 e.what(), ")"));
+                                                 http.status().message(), ")"));
     }
+    p->http = std::move(*http);
+    p->exposer = p->http->exposer.get();
     p->exposer->RegisterCollectable(p->registry);
   }
 
@@ -122,8 +128,23 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
     p->metrics->endpoints_excluded->Set(excluded);
   });
 
+  if (!options.admin_tokens_path.empty()) {
+    absl::StatusOr<std::unique_ptr<TokenFile>> tokens = TokenFile::Open(
+        options.admin_tokens_path, options.admin_tokens_reload_interval, options.clock,
+        [p](const absl::Status& status, size_t count) {
+          (status.ok() ? p->metrics->token_reloads_ok : p->metrics->token_reloads_failed)->Increment();
+          if (!p->history) return;
+          p->history->RecordEvent(
+              status.ok() ? HistoryEvent{p->options.clock->Now(), "admin_tokens_reloaded", "", "", "",
+                                         absl::StrCat("loaded ", count, " tokens from ", p->options.admin_tokens_path)}
+                          : HistoryEvent{p->options.clock->Now(), "admin_tokens_reload_failed", "", "", "",
+                                         std::string(status.message())});
+        });
+    if (!tokens.ok()) return tokens.status();
+    p->tokens = std::move(*tokens);
+  }
   p->authorizer =
-      std::make_unique<Authorizer>(options.auth, options.tokens, options.agent_certificates_required, *p->registry);
+      std::make_unique<Authorizer>(options.auth, p->tokens.get(), options.agent_certificates_required, *p->registry);
   p->limit_metrics = LimitMetrics::Create(*p->registry);
   p->gate = std::make_unique<StreamGate>(options.limits, p->limit_metrics.get());
   p->agent_service = std::make_unique<AgentServiceImpl>(p->fleet.get(), options.clock, p->metrics.get());
@@ -155,6 +176,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->ads_service->set_authorizer(p->authorizer.get());
   p->ads_service->set_stream_gate(p->gate.get());
   p->admin_service->set_authorizer(p->authorizer.get());
+  p->keda_service->set_authorizer(p->authorizer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -188,11 +210,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   grpc::HealthCheckServiceInterface* health = p->server->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(false);
   if (p->dashboard) {  // Registered once nothing can fail: the destructor unregisters it.
-    auto ports = p->exposer->GetListeningPorts();
-    if (!ports.empty()) {
-      p->dashboard_port = ports.front();
-      Dashboard::Register(p->dashboard_port, p->dashboard.get());
-    }
+    // civetweb's own port (behind the TLS front with HTTPS): the one its callbacks see.
+    p->dashboard_port = p->http->exposer_port();
+    if (p->dashboard_port != 0) Dashboard::Register(p->dashboard_port, p->dashboard.get());
   }
   p->reconciler->Start();
   if (options.scale_exec) {
@@ -223,11 +243,7 @@ ControlPlane::~ControlPlane() {
 
 int ControlPlane::grpc_port() const { return impl_->grpc_port; }
 
-int ControlPlane::metrics_port() const {
-  if (!impl_->exposer) return 0;
-  auto ports = impl_->exposer->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
+int ControlPlane::metrics_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
   const absl::Time now = impl_->options.clock->Now();
@@ -258,6 +274,7 @@ void ControlPlane::Shutdown() {
   // Open streams are cancelled after a short grace period so agents reconnect elsewhere.
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   impl_->server->Wait();
+  impl_->tokens.reset();  // No call is left to authorize; no reload event after the history stops.
   impl_->scale_exec.reset();
   impl_->reconciler->Stop();
   if (impl_->history) impl_->history->Flush();

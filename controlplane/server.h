@@ -9,12 +9,13 @@
 #include "absl/status/statusor.h"
 #include "common/auth.h"
 #include "common/clock.h"
-#include "controlplane/history/history_store.h"
+#include "common/https.h"
 #include "controlplane/fleet/validation.h"
+#include "controlplane/history/history_store.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/scale/scale_exec.h"
-#include "controlplane/xds/push_coalescer.h"
 #include "controlplane/service/limits.h"
+#include "controlplane/xds/push_coalescer.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace switchboard::controlplane {
@@ -25,18 +26,25 @@ struct ControlPlaneOptions {
   std::string db_path = "var/switchboard.db";   // SQLite history; empty = none.
   HistoryOptions history;                       // Queue and retention tiers.
   ReconcilerOptions reconciler;
-  xds::PushCoalescing xds_push;  // Debounce of xDS pushes (--xds-quiet, --xds-max-delay).
+  xds::PushCoalescing xds_push;                // Debounce of xDS pushes (--xds-quiet, --xds-max-delay).
   std::optional<ScaleExecOptions> scale_exec;  // --scale-exec; nullopt: none.
   const Clock* clock = SystemClock::Get();
   // Security (common/tls.h, common/auth.h). Null credentials: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // The metrics port (/metrics, the dashboard) serves HTTPS only with this certificate
+  // (--tls-cert/--tls-key); null: plain HTTP.
+  std::shared_ptr<HttpsCertificate> https;
   // Default: plaintext and open, as before (main.cc sets these from the flags).
   AuthConfig auth = [] {
     AuthConfig open;
     open.open_admin_without_tokens = true;
     return open;
   }();
-  std::shared_ptr<const TokenTable> tokens;  // --admin-tokens; null: none.
+  // --admin-tokens (common/token_file.h); empty: none. Read at the start (a bad file fails
+  // it) and again every `admin_tokens_reload_interval`, so a revoked token is refused
+  // without a restart.
+  std::string admin_tokens_path;
+  absl::Duration admin_tokens_reload_interval = absl::Seconds(10);
   bool agent_certificates_required = false;  // --client-ca: agents' certificates must name their node.
   ServiceLimits limits;                      // Streams, subscribers, report rate, message size.
   ValidationLimits validation;               // Endpoints per node, nodes, pools, field sizes.

@@ -8,8 +8,8 @@
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/operations.h"
-#include "controlplane/service/read_executor.h"
 #include "controlplane/service/authorizer.h"
+#include "controlplane/service/read_executor.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 

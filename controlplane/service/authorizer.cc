@@ -5,9 +5,9 @@
 
 namespace switchboard::controlplane {
 
-Authorizer::Authorizer(AuthConfig config, std::shared_ptr<const TokenTable> tokens, bool agent_certificates_required,
+Authorizer::Authorizer(AuthConfig config, const TokenFile* tokens, bool agent_certificates_required,
                        prometheus::Registry& registry)
-    : config_(config), tokens_(std::move(tokens)), agent_certificates_required_(agent_certificates_required) {
+    : config_(config), tokens_(tokens), agent_certificates_required_(agent_certificates_required) {
   auto& family = prometheus::BuildCounter()
                      .Name("switchboard_auth_refused_total")
                      .Help("Calls refused for their caller's identity, token or role, by what the call needed")

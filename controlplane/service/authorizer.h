@@ -9,6 +9,7 @@
 
 #include "common/auth.h"
 #include "common/auth_grpc.h"
+#include "common/token_file.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
@@ -19,7 +20,9 @@ namespace switchboard::controlplane {
 class Authorizer {
  public:
   // `registry` receives switchboard_auth_refused_total{access}; it must outlive this.
-  Authorizer(AuthConfig config, std::shared_ptr<const TokenTable> tokens, bool agent_certificates_required,
+  // `tokens` (--admin-tokens, followed on disk; null: none) must outlive this too: every
+  // call is matched against the table in force when it arrives.
+  Authorizer(AuthConfig config, const TokenFile* tokens, bool agent_certificates_required,
              prometheus::Registry& registry);
 
   // Everyone may do everything (plaintext, no tokens): what tests that build services
@@ -27,7 +30,9 @@ class Authorizer {
   static const Authorizer* AllowAll();
 
   Caller CallerOf(const grpc::ServerContextBase& context) const {
-    return switchboard::CallerOf(context, tokens_.get());
+    if (tokens_ == nullptr) return switchboard::CallerOf(context, nullptr);
+    const std::shared_ptr<const TokenTable> table = tokens_->Current();
+    return switchboard::CallerOf(context, table.get());
   }
 
   // OK, or the refusal (UNAUTHENTICATED / PERMISSION_DENIED with the reason); `caller`
@@ -43,7 +48,7 @@ class Authorizer {
   Authorizer() = default;
 
   AuthConfig config_;
-  std::shared_ptr<const TokenTable> tokens_;
+  const TokenFile* tokens_ = nullptr;
   bool agent_certificates_required_ = false;
   prometheus::Counter* refused_agent_ = nullptr;  // Null only in AllowAll().
   prometheus::Counter* refused_read_ = nullptr;

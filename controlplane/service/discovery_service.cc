@@ -8,9 +8,9 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/mutex.h"
-#include "google/protobuf/util/time_util.h"
 #include "controlplane/service/grpc_status.h"
 #include "controlplane/service/refused_stream.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace switchboard::controlplane {
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/mutex.h"
 #include "controlplane/service/grpc_status.h"
+#include "controlplane/service/refused_stream.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -146,6 +147,10 @@ class KedaStream final : public grpc::ServerWriteReactor<Response> {
 grpc::ServerUnaryReactor* KedaScalerService::IsActive(grpc::CallbackServerContext* context,
                                                       const ScaledObjectRef* request, IsActiveResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = auth_->Check(*context, Access::kSubscribe); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
   absl::StatusOr<policy::KedaAnswer> answer = Answer(*request);
   if (answer.ok()) response->set_result(answer->active);
   reactor->Finish(ToGrpcStatus(answer.status()));
@@ -156,6 +161,10 @@ grpc::ServerUnaryReactor* KedaScalerService::GetMetricSpec(grpc::CallbackServerC
                                                            const ScaledObjectRef* request,
                                                            GetMetricSpecResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = auth_->Check(*context, Access::kSubscribe); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
   absl::StatusOr<policy::KedaAnswer> answer = Answer(*request);
   if (answer.ok()) FillSpec(*answer, response);
   reactor->Finish(ToGrpcStatus(answer.status()));
@@ -166,6 +175,10 @@ grpc::ServerUnaryReactor* KedaScalerService::GetMetrics(grpc::CallbackServerCont
                                                         const externalscaler::GetMetricsRequest* request,
                                                         externalscaler::GetMetricsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = auth_->Check(*context, Access::kSubscribe); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
   if (!request->metricname().empty() && request->metricname() != policy::kKedaMetricName) {
     reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                  absl::StrCat("unknown metric '", request->metricname(), "'; this scaler serves '",
@@ -183,8 +196,11 @@ grpc::ServerUnaryReactor* KedaScalerService::GetMetrics(grpc::CallbackServerCont
   return reactor;
 }
 
-grpc::ServerWriteReactor<IsActiveResponse>* KedaScalerService::StreamIsActive(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<IsActiveResponse>* KedaScalerService::StreamIsActive(grpc::CallbackServerContext* context,
                                                                               const ScaledObjectRef* request) {
+  if (grpc::Status refused = auth_->Check(*context, Access::kSubscribe); !refused.ok()) {
+    return new RefusedWriteStream<IsActiveResponse>(refused);
+  }
   // Keyed on the metric too: every change of desired replicas is pushed.
   return new KedaStream<IsActiveResponse>(this, *request,
                                           [](const policy::KedaAnswer& a, IsActiveResponse* r, std::string* key) {
@@ -193,8 +209,11 @@ grpc::ServerWriteReactor<IsActiveResponse>* KedaScalerService::StreamIsActive(gr
                                           });
 }
 
-grpc::ServerWriteReactor<GetMetricSpecResponse>* KedaScalerService::StreamMetricSpec(grpc::CallbackServerContext*,
-                                                                                     const ScaledObjectRef* request) {
+grpc::ServerWriteReactor<GetMetricSpecResponse>* KedaScalerService::StreamMetricSpec(
+    grpc::CallbackServerContext* context, const ScaledObjectRef* request) {
+  if (grpc::Status refused = auth_->Check(*context, Access::kSubscribe); !refused.ok()) {
+    return new RefusedWriteStream<GetMetricSpecResponse>(refused);
+  }
   return new KedaStream<GetMetricSpecResponse>(
       this, *request, [](const policy::KedaAnswer& a, GetMetricSpecResponse* r, std::string* key) {
         FillSpec(a, r);

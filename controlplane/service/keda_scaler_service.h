@@ -10,6 +10,10 @@
 //   - an advisory pool (`advisory: true` in its configuration): FAILED_PRECONDITION on
 //     the unary calls, and the streams stay open without a value, so neither KEDA nor
 //     the HPA acts; its decisions are still published everywhere else.
+// Callers: KEDA's gRPC client can present only a TLS client certificate (the
+// TriggerAuthentication parameters caCert, tlsClientCert, tlsClientKey), never a header,
+// so every call is authorized as a subscriber's (Access::kSubscribe: --subscriber-auth);
+// what it reads, a pool's desired replicas, every subscriber reads in its assignments.
 // StreamIsActive pushes an answer at once and on every change of the pool's desired
 // replicas (each one makes KEDA check the scaler, and so the HPA's metric, at once);
 // StreamMetricSpec pushes the spec at once (it never changes).
@@ -24,6 +28,7 @@
 #include "controlplane/metrics.h"
 #include "controlplane/policy/keda.h"
 #include "controlplane/policy/pool_policy.h"
+#include "controlplane/service/authorizer.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "keda/externalscaler.grpc.pb.h"
 
@@ -36,6 +41,9 @@ class KedaScalerService final : public externalscaler::ExternalScaler::CallbackS
   // Pointers must outlive the service; `metrics` may be null.
   KedaScalerService(SnapshotStore* store, ConfigSource config, ControlPlaneMetrics* metrics)
       : store_(store), config_(std::move(config)), metrics_(metrics) {}
+
+  // Must outlive the service; default: Authorizer::AllowAll().
+  void set_authorizer(const Authorizer* auth) { auth_ = auth; }
 
   // The answer for the trigger `ref` now (see above for the errors).
   absl::StatusOr<policy::KedaAnswer> Answer(const externalscaler::ScaledObjectRef& ref) const;
@@ -60,6 +68,7 @@ class KedaScalerService final : public externalscaler::ExternalScaler::CallbackS
   SnapshotStore* const store_;
   const ConfigSource config_;
   ControlPlaneMetrics* const metrics_;
+  const Authorizer* auth_ = Authorizer::AllowAll();
 };
 
 }  // namespace switchboard::controlplane

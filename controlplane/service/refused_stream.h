@@ -15,6 +15,14 @@ class RefusedStream final : public grpc::ServerBidiReactor<Request, Response> {
   void OnDone() override { delete this; }
 };
 
+// The same for a server-streaming call.
+template <typename Response>
+class RefusedWriteStream final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit RefusedWriteStream(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace switchboard::controlplane
 
 #endif  // SWITCHBOARD_CONTROLPLANE_SERVICE_REFUSED_STREAM_H_

@@ -1,7 +1,10 @@
 // deploy/kubernetes (base and overlays/example): every manifest parses; kinds and
 // required fields are right; every name, port, label selector and ConfigMap key a
 // manifest refers to exists; the ScaledObject follows a pool of the ConfigMap with the
-// pool's bounds; and the containers' flags, images and ports agree with the binaries.
+// pool's bounds; and the containers' flags, images and ports agree with the binaries;
+// every container is secure (no --insecure, its certificate and token files mounted from
+// the Secrets the overlay makes, names in the control plane's certificate for every name
+// clients dial).
 // (deploy/kubernetes/gateway belongs to the endpoint picker and has its own test.)
 #include <algorithm>
 #include <filesystem>
@@ -124,6 +127,28 @@ std::vector<const Object*> WorkloadsSelectedBy(const Build& b, const YAML::Node&
   return out;
 }
 
+// The keys of Secret `name` as the build makes it: a Secret's data and stringData, or
+// what cert-manager writes for a Certificate with that secretName. Empty: not made here.
+std::set<std::string> SecretKeys(const Build& b, const std::string& name) {
+  std::set<std::string> keys;
+  if (const Object* secret = Find(b, "Secret", name)) {
+    for (const char* field : {"data", "stringData"}) {
+      for (const auto& kv : secret->node[field]) keys.insert(kv.first.as<std::string>());
+    }
+  }
+  for (const Object* cert : OfKind(b, "Certificate")) {
+    if (cert->node["spec"]["secretName"].as<std::string>() == name) keys.insert({"tls.crt", "tls.key", "ca.crt"});
+  }
+  return keys;
+}
+
+// Whether certificate name `pattern` (possibly "*.rest", one label) matches `host`.
+bool NameMatches(const std::string& pattern, const std::string& host) {
+  if (!absl::StartsWith(pattern, "*.")) return pattern == host;
+  const size_t dot = host.find('.');
+  return dot != std::string::npos && dot > 0 && host.substr(dot + 1) == pattern.substr(2);
+}
+
 // The container port named `name` (or numbered) in the workload's containers; 0 if none.
 int ContainerPort(const Object& w, const std::string& name_or_number) {
   for (const auto& c : w.node["spec"]["template"]["spec"]["containers"]) {
@@ -164,6 +189,10 @@ TEST(KubernetesManifestsTest, KindsAndRequiredFields) {
       {"PodDisruptionBudget", "policy/v1"},
       {"ScaledObject", "keda.sh/v1alpha1"},
       {"ServiceMonitor", "monitoring.coreos.com/v1"},
+      {"Secret", "v1"},
+      {"Issuer", "cert-manager.io/v1"},
+      {"Certificate", "cert-manager.io/v1"},
+      {"TriggerAuthentication", "keda.sh/v1alpha1"},
   };
   const Build b = LoadOverlay();
   std::set<std::string> kinds;
@@ -254,6 +283,13 @@ TEST(KubernetesManifestsTest, EveryReferenceResolves) {
     std::set<std::string> volumes;
     for (const auto& v : pod["volumes"]) {
       volumes.insert(v["name"].as<std::string>());
+      if (v["secret"]) {
+        const std::string secret = v["secret"]["secretName"].as<std::string>();
+        SCOPED_TRACE(absl::StrCat("Secret ", secret));
+        const std::set<std::string> keys = SecretKeys(b, secret);
+        EXPECT_FALSE(keys.empty()) << "neither a Secret nor a Certificate of the build makes it";
+        for (const auto& item : v["secret"]["items"]) EXPECT_EQ(keys.count(item["key"].as<std::string>()), 1u);
+      }
       if (!v["configMap"]) continue;
       const Object* cm = Find(b, "ConfigMap", v["configMap"]["name"].as<std::string>());
       ASSERT_NE(cm, nullptr) << v["configMap"]["name"];
@@ -303,6 +339,24 @@ TEST(KubernetesManifestsTest, ScaledObjectFollowsAConfiguredPool) {
   bool port_found = false;
   for (const auto& p : svc->node["spec"]["ports"]) port_found |= p["port"].as<std::string>() == hostport[1];
   EXPECT_TRUE(port_found);
+
+  // KEDA presents a client certificate (its only credential) and checks the control
+  // plane's against the same CA, by the scalerAddress host.
+  ASSERT_TRUE(trigger["authenticationRef"]);
+  const Object* auth = Find(b, "TriggerAuthentication", trigger["authenticationRef"]["name"].as<std::string>());
+  ASSERT_NE(auth, nullptr);
+  std::set<std::string> parameters;
+  for (const auto& ref : auth->node["spec"]["secretTargetRef"]) {
+    parameters.insert(ref["parameter"].as<std::string>());
+    EXPECT_EQ(SecretKeys(b, ref["name"].as<std::string>()).count(ref["key"].as<std::string>()), 1u)
+        << ref["name"] << "/" << ref["key"];
+  }
+  EXPECT_EQ(parameters, (std::set<std::string>{"caCert", "tlsClientCert", "tlsClientKey"}));
+  const Object* cert = Find(b, "Certificate", "switchboard-controlplane");
+  ASSERT_NE(cert, nullptr);
+  bool named = false;
+  for (const auto& n : cert->node["spec"]["dnsNames"]) named |= NameMatches(n.as<std::string>(), hostport[0]);
+  EXPECT_TRUE(named) << hostport[0] << " is not in the control plane's certificate";
 }
 
 // Port of a HOST:PORT flag value; 0 when malformed.
@@ -350,12 +404,23 @@ TEST(KubernetesManifestsTest, FlagsImagesAndPortsAgreeWithTheBinaries) {
         EXPECT_GT(absl::Seconds(pod["terminationGracePeriodSeconds"].as<int>()), drain)
             << "the kubelet would SIGKILL the agent mid-drain";
       }
-      if (flags.count("--config")) {
+      EXPECT_EQ(flags.count("--insecure"), 0u) << "plaintext";
+      for (const char* file_flag :
+           {"--config", "--tls-cert", "--tls-key", "--client-ca", "--admin-tokens", "--ca", "--cert", "--key"}) {
+        if (flags.count(file_flag) == 0) continue;
         bool mounted = false;
         for (const auto& m : c["volumeMounts"]) {
-          mounted |= absl::StartsWith(flags["--config"][0], m["mountPath"].as<std::string>() + "/");
+          mounted |= absl::StartsWith(flags[file_flag][0], m["mountPath"].as<std::string>() + "/");
         }
-        EXPECT_TRUE(mounted) << "--config is not on a mounted volume";
+        EXPECT_TRUE(mounted) << file_flag << " is not on a mounted volume";
+      }
+      if (binary == "switchboard-controlplane") {
+        for (const char* needed : {"--tls-cert", "--tls-key", "--client-ca", "--admin-tokens"}) {
+          EXPECT_EQ(flags.count(needed), 1u) << needed;
+        }
+      }
+      if (binary == "switchboard-agent") {
+        for (const char* needed : {"--ca", "--cert", "--key"}) EXPECT_EQ(flags.count(needed), 1u) << needed;
       }
       if (flags.count("--controlplane")) {
         // Every control-plane replica, by its stable name, on its gRPC port.
@@ -368,6 +433,15 @@ TEST(KubernetesManifestsTest, FlagsImagesAndPortsAgreeWithTheBinaries) {
                                       ContainerPort(*cp, "grpc")));
         }
         EXPECT_EQ(flags["--controlplane"], want);
+        // The agent checks the control plane's certificate against each name it dials.
+        const Object* cert = Find(b, "Certificate", "switchboard-controlplane");
+        ASSERT_NE(cert, nullptr);
+        for (const std::string& target : flags["--controlplane"]) {
+          const std::string host = target.substr(0, target.rfind(':'));
+          bool named = false;
+          for (const auto& n : cert->node["spec"]["dnsNames"]) named |= NameMatches(n.as<std::string>(), host);
+          EXPECT_TRUE(named) << host << " is not in the control plane's certificate";
+        }
       }
     }
   }

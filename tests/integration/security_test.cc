@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "keda/externalscaler.grpc.pb.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
@@ -63,7 +64,7 @@ class SecurityTest : public ::testing::Test {
     std::vector<std::string> args = {"--listen",
                                      "127.0.0.1:0",
                                      "--metrics-listen",
-                                     "",
+                                     metrics_listen_,
                                      "--db",
                                      (dir_ / "h.db").string(),
                                      "--tls-cert",
@@ -81,6 +82,11 @@ class SecurityTest : public ::testing::Test {
     auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);
+    if (!metrics_listen_.empty()) {
+      auto mport = cp_->WaitForPort("metrics listening on port ", absl::Seconds(20));
+      ASSERT_TRUE(mport.ok()) << mport.status();
+      metrics_port_ = *mport;
+    }
   }
 
   // Runs sbctl over TLS (trusting the fleet CA) with the given token file ("" = none).
@@ -137,6 +143,8 @@ class SecurityTest : public ::testing::Test {
   std::unique_ptr<TestCa> ca_, other_ca_;
   CertFiles server_;
   std::string tokens_;
+  std::string metrics_listen_;  // --metrics-listen of StartTlsControlPlane ("" = none).
+  int metrics_port_ = 0;
   std::unique_ptr<Subprocess> cp_;
   std::string cp_addr_;
   std::vector<std::unique_ptr<OpenAgent>> open_;
@@ -265,6 +273,133 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUp) {
                       absl::Milliseconds(200)));
   std::tie(rc, out) = Sbctl("read.token", {"status"});
   EXPECT_NE(rc, 0) << "the old certificate is no longer served: " << out;
+  EXPECT_TRUE(cp_->running());
+}
+
+// KEDA's external scaler calls are a subscriber's: KEDA can present only a client
+// certificate (TriggerAuthentication caCert, tlsClientCert, tlsClientKey), which
+// --subscriber-auth cert requires; without one, unary and streaming calls are refused.
+TEST_F(SecurityTest, KedaScalerNeedsSubscriberCredentials) {
+  StartTlsControlPlane({"--subscriber-auth", "cert"});
+  externalscaler::ScaledObjectRef ref;
+  ref.set_name("llama");
+  ref.set_namespace_("default");
+  (*ref.mutable_scalermetadata())["pool"] = "absent-pool";
+  auto call = [&](const TlsFlags& flags) {
+    auto credentials = MakeChannelCredentials(flags);
+    EXPECT_TRUE(credentials.ok());
+    auto stub = externalscaler::ExternalScaler::NewStub(grpc::CreateChannel(cp_addr_, *credentials));
+    grpc::ClientContext unary;
+    unary.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(Scaled(absl::Seconds(10))));
+    externalscaler::IsActiveResponse active;
+    grpc::Status unary_status = stub->IsActive(&unary, ref, &active);
+    grpc::ClientContext streaming;
+    streaming.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(Scaled(absl::Seconds(10))));
+    auto stream = stub->StreamIsActive(&streaming, ref);
+    while (stream->Read(&active)) {
+    }
+    return std::make_pair(unary_status, stream->Finish());
+  };
+  TlsFlags no_cert;
+  no_cert.ca = ca_->cert();
+  auto [unary, streaming] = call(no_cert);
+  EXPECT_EQ(unary.error_code(), grpc::StatusCode::UNAUTHENTICATED) << unary.error_message();
+  EXPECT_THAT(unary.error_message(), HasSubstr("client certificate"));
+  EXPECT_EQ(streaming.error_code(), grpc::StatusCode::UNAUTHENTICATED) << streaming.error_message();
+
+  // KEDA's certificate from the fleet CA: past the check, to the scaler's own answer.
+  auto keda = ca_->Issue("keda", {"DNS:keda-operator.keda"});
+  ASSERT_TRUE(keda.ok()) << keda.status();
+  std::tie(unary, streaming) = call(ClientFlags(*keda));
+  EXPECT_EQ(unary.error_code(), grpc::StatusCode::NOT_FOUND) << unary.error_message();
+  EXPECT_THAT(unary.error_message(), HasSubstr("absent-pool"));
+  EXPECT_EQ(streaming.error_code(), grpc::StatusCode::NOT_FOUND) << streaming.error_message();
+}
+
+// --admin-tokens is followed on disk: a token revoked from the file is refused without a
+// restart, a broken file keeps the tokens in force, and both are events.
+TEST_F(SecurityTest, RevokedTokenIsRefusedAfterTheFileChanges) {
+  StartTlsControlPlane();  // --tls-reload-interval 1s.
+  auto [rc, out] = Sbctl("read.token", {"status"});
+  ASSERT_EQ(rc, 0) << out;
+
+  auto replace_tokens = [&](const std::string& text) {
+    std::ofstream(tokens_ + ".new") << text;
+    std::filesystem::rename(tokens_ + ".new", tokens_);
+  };
+  replace_tokens(absl::StrCat("- name: ops\n  role: admin\n  sha256: ", Sha256Hex(kAdminToken), "\n"));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::tie(rc, out) = Sbctl("read.token", {"status"});
+        return rc != 0;
+      },
+      absl::Seconds(30), absl::Milliseconds(200)));
+  EXPECT_THAT(out, HasSubstr("matches no entry"));
+  std::tie(rc, out) = Sbctl("admin.token", {"status"});
+  EXPECT_EQ(rc, 0) << out;
+
+  // Half-written: refused as a whole, the tokens in force stay.
+  replace_tokens("- name: ops\n  role: admin\n");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::tie(rc, out) = Sbctl("admin.token", {"events"});
+        return rc == 0 && out.find("admin_tokens_reload_failed") != std::string::npos;
+      },
+      absl::Seconds(30), absl::Milliseconds(200)))
+      << out;
+  EXPECT_THAT(out, HasSubstr("admin_tokens_reloaded"));
+  EXPECT_THAT(out, HasSubstr("keeping the tokens in force"));
+  std::tie(rc, out) = Sbctl("read.token", {"status"});
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_TRUE(cp_->running());
+}
+
+// The metrics port (/metrics and the dashboard) serves HTTPS only, with the gRPC port's
+// certificate, and follows its rotation without a restart (curl, openssl s_client).
+TEST_F(SecurityTest, MetricsPortServesHttps) {
+  const std::string cert = (dir_ / "live.crt").string(), key = (dir_ / "live.key").string();
+  std::filesystem::copy_file(server_.cert, cert);
+  std::filesystem::copy_file(server_.key, key);
+  server_ = {cert, key};
+  metrics_listen_ = "127.0.0.1:0";
+  StartTlsControlPlane();
+  const std::string base = absl::StrCat("https://127.0.0.1:", metrics_port_);
+  auto curl = [&](const std::string& ca, const std::string& url) {
+    return RunToExit("/usr/bin/curl", {"-sS", "--max-time", "10", "--cacert", ca, url}, absl::Seconds(30));
+  };
+  auto [rc, out] = curl(ca_->cert(), base + "/metrics");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("switchboard_auth_refused_total"));
+  std::tie(rc, out) = curl(ca_->cert(), base + "/api/fleet");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("pools"));
+  // No plaintext on that port.
+  std::tie(rc, out) = RunToExit(
+      "/usr/bin/curl", {"-sS", "--max-time", "10", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics")},
+      absl::Seconds(30));
+  EXPECT_THAT(out, Not(HasSubstr("switchboard_auth_refused_total")));
+  // The certificate must chain to the fleet CA.
+  std::tie(rc, out) = curl(other_ca_->cert(), base + "/metrics");
+  EXPECT_NE(rc, 0) << out;
+
+  // Rotation: the other CA's certificate is served to new connections.
+  auto rotated = other_ca_->Issue("server", {"IP:127.0.0.1"});
+  ASSERT_TRUE(rotated.ok());
+  std::filesystem::copy_file(rotated->cert, cert + ".new");
+  std::filesystem::copy_file(rotated->key, key + ".new");
+  std::filesystem::rename(key + ".new", key);
+  std::filesystem::rename(cert + ".new", cert);
+  EXPECT_TRUE(WaitFor([&] { return curl(other_ca_->cert(), base + "/metrics").first == 0; }, absl::Seconds(30),
+                      absl::Milliseconds(200)));
+  std::tie(rc, out) = curl(ca_->cert(), base + "/metrics");
+  EXPECT_NE(rc, 0) << "the old certificate is no longer served: " << out;
+  // openssl s_client sees the rotated issuer.
+  std::tie(rc, out) = RunToExit("/bin/sh",
+                                {"-c", absl::StrCat("openssl s_client -connect 127.0.0.1:", metrics_port_, " -CAfile ",
+                                                    other_ca_->cert(), " </dev/null 2>&1")},
+                                absl::Seconds(30));
+  EXPECT_THAT(out, HasSubstr("other-ca"));
+  EXPECT_THAT(out, HasSubstr("Verify return code: 0 (ok)"));
   EXPECT_TRUE(cp_->running());
 }
 
