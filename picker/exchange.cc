@@ -76,6 +76,8 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
       const HeaderMap& headers = request.request_headers().headers();
       path_ = HeaderValue(headers, ":path");
       model_header_ = HeaderValue(headers, kModelHeader);
+      priority_ = HeaderValue(headers, controlplane::policy::kPriorityHeader);
+      tenant_ = HeaderValue(headers, controlplane::policy::kTenantHeader);
       if (!options_->session_header.empty()) session_ = HeaderValue(headers, options_->session_header);
       subset_ = MetadataStrings(request.metadata_context(), kSubsetNamespace, kSubsetKey);
       if (request.request_headers().end_of_stream()) {
@@ -202,7 +204,8 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
   request.prompt_tokens = prompt_tokens;
   request.session_id = session_;
   request.subset = subset_;
-  const client::PickResult result = table_->Pick(model, request);
+  bool class_refused = false;
+  const client::PickResult result = table_->Pick(model, request, priority_, tenant_, &class_refused);
   metrics_->decide_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   switch (result.verdict) {
     case client::PickVerdict::kUnavailable:
@@ -210,6 +213,12 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
       Immediate(503, absl::StrCat("no endpoint available: ", result.reason, "\n"), absl::ZeroDuration(), out);
       return false;
     case client::PickVerdict::kShed:
+      if (class_refused) {
+        metrics_->class_refused->Increment();
+        Immediate(429, absl::StrCat("pool ", model, " is too busy for this request's priority class; retry later\n"),
+                  result.retry_after, out);
+        return false;
+      }
       metrics_->shed->Increment();
       Immediate(429, absl::StrCat("pool ", model, " is saturated; retry later\n"), result.retry_after, out);
       return false;

@@ -13,7 +13,8 @@
 //  - No body (end_of_stream on the headers): the pick rides on the headers' answer.
 // The pick is the header x-gateway-destination-endpoint and the same value in dynamic
 // metadata envoy.lb/x-gateway-destination-endpoint, with clear_route_cache; no eligible
-// endpoint: ImmediateResponse 503; shed: 429 with Retry-After; no model: 400.
+// endpoint: ImmediateResponse 503; shed (the pool past its bound, or the request's
+// priority class past its share: x-priority, x-tenant): 429 with Retry-After; no model: 400.
 //
 // Response path: the status (:status) and the endpoint that served the request (dynamic
 // metadata envoy.lb/x-gateway-destination-endpoint-served, else the header of that
@@ -91,6 +92,7 @@ class Exchange {
   BodySendMode response_body_mode_ = {};
   Stage stage_ = Stage::kHeaders;
   std::string path_, session_, model_header_;
+  std::string priority_, tenant_;  // x-priority, x-tenant (priority classes).
   std::vector<std::string> subset_;
   std::string body_;
   bool immediate_ = false;  // An ImmediateResponse was sent: ignore the rest.

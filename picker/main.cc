@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
       "Extension's endpoint-picker protocol. It reads each request (model, prompt size),\n"
       "picks its server from the Switchboard control plane's assignments by expected time\n"
       "to first token, and reports what the servers answered back to the control plane.\n"
+      "Pools with priority classes (docs/configuration.md) admit a request by its class\n"
+      "(x-priority, x-tenant) only while the class has headroom, otherwise 429.\n"
       "Exit codes: 0 stopped by a signal, 1 failed, 2 usage error."};
   app.footer(
       "\nExamples:\n"
@@ -135,7 +137,8 @@ int main(int argc, char** argv) {
                  "answer 429 when a pool's (busy + queued) / slots exceeds this (0: never)")
       ->check(CLI::Range(0.0, 1000.0))
       ->capture_default_str();
-  app.add_option("--retry-after", retry_after_text, "Retry-After of a 429")->capture_default_str();
+  app.add_option("--retry-after", retry_after_text, "Retry-After of a 429 (pool bound or priority class)")
+      ->capture_default_str();
   app.add_option("--session-header", exchange.session_header,
                  "session affinity: requests with the same value of this header go to the same server "
                  "while it is not full, e.g. x-session-id (off when empty)");

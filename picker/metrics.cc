@@ -18,6 +18,7 @@ std::unique_ptr<PickerMetrics> MakePickerMetrics() {
   m->routed = &requests.Add({{"result", "routed"}});
   m->unavailable = &requests.Add({{"result", "unavailable"}});
   m->shed = &requests.Add({{"result", "shed"}});
+  m->class_refused = &requests.Add({{"result", "class_refused"}});
   m->bad_request = &requests.Add({{"result", "bad_request"}});
   m->too_large = &requests.Add({{"result", "too_large"}});
   auto& responses = prometheus::BuildCounter()

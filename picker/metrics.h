@@ -14,10 +14,12 @@ namespace switchboard::picker {
 struct PickerMetrics {
   std::shared_ptr<prometheus::Registry> registry;
   // switchboard_picker_requests_total{result}: routed | unavailable (503) | shed (429) |
-  // bad_request (400: no model, body not JSON) | too_large (413).
+  // class_refused (429: the request's priority class has no headroom) | bad_request (400:
+  // no model, body not JSON) | too_large (413).
   prometheus::Counter* routed = nullptr;
   prometheus::Counter* unavailable = nullptr;
   prometheus::Counter* shed = nullptr;
+  prometheus::Counter* class_refused = nullptr;
   prometheus::Counter* bad_request = nullptr;
   prometheus::Counter* too_large = nullptr;
   // Answers seen on the response path: switchboard_picker_responses_total{class} 2xx.. 5xx.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "controlplane/policy/admission_proto.h"
 
 namespace switchboard::picker {
 
@@ -19,6 +20,9 @@ absl::Status PoolTable::Apply(const v1::Assignment& a) {
   Pool& p = by_pool_[a.pool()];
   p.assignment = a;
   p.since.clear();
+  p.admission = controlplane::policy::AdmissionFromProto(a.priority());
+  p.headroom_slots.clear();
+  for (const v1::PriorityClass& c : a.priority().classes()) p.headroom_slots[c.name()] = c.headroom_slots();
   return absl::OkStatus();
 }
 
@@ -29,7 +33,8 @@ bool PoolTable::Ready() const {
                      [this](const std::string& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return by_pool_.count(p) > 0; });
 }
 
-client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRequest& request) {
+client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRequest& request,
+                                   absl::string_view priority, absl::string_view tenant, bool* class_refused) {
   MutexLock lock(&mu_);
   auto it = by_pool_.find(pool);
   if (it == by_pool_.end()) {
@@ -59,8 +64,38 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
     }
     candidates.push_back(std::move(c));
   }
+  std::string class_reason;
+  const bool any_routable = std::any_of(candidates.begin(), candidates.end(),
+                                        [](const client::CandidateEndpoint& c) { return c.load.weight > 0; });
+  if (p.admission.enabled() && any_routable) {  // None routable: DecidePick says so (503).
+    // The published headroom less what this picker sent to the routable endpoints since
+    // (and saw finish), scaled by the number of pickers: the change in occupancy that
+    // EstimatedOccupancy adds on the endpoints' side.
+    double change = 0;
+    for (const client::CandidateEndpoint& c : candidates) {
+      if (c.load.weight == 0) continue;
+      change += static_cast<double>(c.load.sent_since_assignment) - c.load.done_since_assignment;
+    }
+    change *= std::max(1.0, policy_.picker.gateways);
+    const controlplane::policy::ClassChoice choice =
+        controlplane::policy::ClassifyRequest(p.admission, priority, tenant);
+    auto h = p.headroom_slots.find(choice.name);
+    const double headroom = (h == p.headroom_slots.end() ? 0 : h->second) - change;
+    const controlplane::policy::AdmissionDecision d =
+        controlplane::policy::DecideAdmission(p.admission, choice.name, headroom);
+    class_reason = absl::StrCat("class ", choice.name, " (", choice.reason, "): ");
+    if (!d.admit) {
+      if (class_refused != nullptr) *class_refused = true;
+      client::PickResult r;
+      r.verdict = client::PickVerdict::kShed;
+      r.retry_after = policy_.retry_after;
+      r.reason = absl::StrCat(class_reason, d.reason);
+      return r;
+    }
+  }
   client::PickResult r = client::DecidePick(candidates, request, policy_, rng_);
   if (r.verdict == client::PickVerdict::kRoute) ++p.since[r.endpoints.front()].sent;
+  if (!class_reason.empty()) r.reason = absl::StrCat(class_reason, r.reason);
   return r;
 }
 

@@ -14,8 +14,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "client/pick_decision.h"
 #include "common/mutex.h"
+#include "controlplane/policy/admission.h"
 #include "switchboard/v1/discovery.pb.h"
 
 namespace switchboard::picker {
@@ -32,8 +34,12 @@ class PoolTable {
   bool Ready() const;
   bool Serves(const std::string& pool) const;
 
-  // Decides where a request for `pool` goes; a kRoute counts as sent to the pick.
-  client::PickResult Pick(const std::string& pool, const client::PickRequest& request);
+  // Decides where a request for `pool` goes; a kRoute counts as sent to the pick. When the
+  // pool has priority classes, the request's class (from `priority` and `tenant`, the
+  // x-priority and x-tenant headers) must have headroom first (otherwise kShed, and
+  // *class_refused is set when given); its class is named in the reason.
+  client::PickResult Pick(const std::string& pool, const client::PickRequest& request, absl::string_view priority = {},
+                          absl::string_view tenant = {}, bool* class_refused = nullptr);
   // A request Pick routed to `picked` in `pool` is over (answered or abandoned).
   void Done(const std::string& pool, const std::string& picked);
   // `address` of `pool` answered a request with HTTP `status` (the gateway's served
@@ -53,6 +59,9 @@ class PoolTable {
   struct Pool {
     v1::Assignment assignment;
     std::map<std::string, Since> since;  // By address.
+    // The assignment's priority classes (none: classes off) and headroom by class.
+    controlplane::policy::AdmissionConfig admission;
+    std::map<std::string, double> headroom_slots;
   };
   const std::vector<std::string> pools_;
   const client::PickPolicy policy_;

@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -328,16 +329,83 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // Priority classes, most important first:
+  //   classes:
+  //     - {name: interactive, share: 1.0, tenants: [acme]}
+  //     - {name: standard, share: 0.8, default: true}
+  //     - {name: batch, share: 0.5, tenants: [free-tier]}
+  // `rank` is the position unless given; without `default: true` the least important class
+  // is the default. `classes: []` turns classes off (for a pool whose defaults have them).
+  absl::Status Classes(const YAML::Node& node, const std::string& field, policy::AdmissionConfig* out) const {
+    if (!node.IsSequence()) return Error(node, field, "must be a list of classes, most important first");
+    policy::AdmissionConfig c;
+    std::map<std::string, std::string> tenant_seen_in;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node& n = node[i];
+      const std::string f = absl::StrCat(field, "[", i, "]");
+      if (absl::Status s = OnlyKeys(n, f, {"name", "rank", "share", "default", "tenants"}); !s.ok()) {
+        return s;
+      }
+      policy::PriorityClass pc;
+      if (!n["name"] || !n["name"].IsScalar() || n["name"].Scalar().empty()) return Error(n, f, "needs a name");
+      pc.name = n["name"].Scalar();
+      if (pc.name != absl::AsciiStrToLower(pc.name) || absl::StrContains(pc.name, "~") ||
+          absl::StrContains(pc.name, ",")) {
+        return Error(n["name"], f + ".name", "must be lowercase, without '~' or ','");
+      }
+      pc.rank = static_cast<int32_t>(i);
+      if (n["rank"]) {
+        if (absl::Status s = Number<int32_t>(n["rank"], f + ".rank", 0, 1000, &pc.rank); !s.ok()) return s;
+      }
+      if (!n["share"]) return Error(n, f, "needs a share (of the pool's slots, in (0, 1])");
+      if (absl::Status s = Number<double>(n["share"], f + ".share", 1e-9, 1.0, &pc.max_share); !s.ok()) return s;
+      if (n["default"]) {
+        const std::string v = n["default"].IsScalar() ? n["default"].Scalar() : "";
+        if (v != "true" && v != "false") return Error(n["default"], f + ".default", "must be true or false");
+        if (v == "true") {
+          if (!c.default_class.empty()) {
+            return Error(n["default"], f + ".default",
+                         absl::StrCat("class ", c.default_class, " is already the default"));
+          }
+          c.default_class = pc.name;
+        }
+      }
+      if (n["tenants"]) {
+        const YAML::Node& t = n["tenants"];
+        if (!t.IsSequence()) return Error(t, f + ".tenants", "must be a list of tenant names");
+        for (size_t j = 0; j < t.size(); ++j) {
+          const std::string tenant = t[j].IsScalar() ? t[j].Scalar() : "";
+          if (tenant.empty()) return Error(t[j], absl::StrCat(f, ".tenants[", j, "]"), "must be a tenant name");
+          auto [it, inserted] = tenant_seen_in.emplace(tenant, pc.name);
+          if (!inserted) {
+            return Error(t[j], absl::StrCat(f, ".tenants[", j, "]"),
+                         absl::StrCat("tenant ", tenant, " is already in class ", it->second));
+          }
+          c.tenant_classes[tenant] = pc.name;
+        }
+      }
+      c.classes.push_back(std::move(pc));
+    }
+    if (c.default_class.empty() && !c.classes.empty()) c.default_class = c.classes.back().name;
+    if (absl::Status s = policy::ValidateAdmissionConfig(c); !s.ok())
+      return Error(node, field, std::string(s.message()));
+    *out = std::move(c);
+    return absl::OkStatus();
+  }
+
   absl::Status Pool(const YAML::Node& node, const std::string& field, PoolPolicy* p) const {
     if (absl::Status s = OnlyKeys(node, field,
                                   {"lb_policy", "staleness_bound", "max_ejection_share", "circuit", "autoscaling",
-                                   "envoy", "advisory", "view_age"});
+                                   "envoy", "advisory", "view_age", "classes"});
         !s.ok()) {
       return s;
     }
     if (absl::Status s = Weights(node, field, &p->policy.weights); !s.ok()) return s;
     if (node["envoy"]) {
       if (absl::Status s = Envoy(node["envoy"], field + ".envoy", &p->envoy); !s.ok()) return s;
+    }
+    if (node["classes"]) {
+      if (absl::Status s = Classes(node["classes"], field + ".classes", &p->policy.admission); !s.ok()) return s;
     }
     if (node["circuit"]) {
       if (absl::Status s = Circuit(node["circuit"], field + ".circuit", &p->policy.circuit); !s.ok()) return s;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "controlplane/policy/admission.h"
 #include "controlplane/policy/autoscale.h"
 #include "controlplane/policy/circuit.h"
 #include "controlplane/policy/weights.h"
@@ -21,6 +22,7 @@ struct PolicyConfig {
   CircuitConfig circuit;
   WeightConfig weights;
   v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;  // Told to subscribers; matches weights.rule.
+  AdmissionConfig admission;                        // Priority classes; none by default.
 };
 
 // Predictive scaling: forecast demand (the slots the traffic asks for) `lead_time` ahead

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/host_port.h"
+#include "controlplane/xds/priority_resources.h"
 #include "controlplane/xds/type_urls.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
@@ -226,7 +227,11 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
   if (kind == ClientKind::kEnvoy) {
     std::vector<std::string> pools;
     for (const auto& snap : snapshots) pools.push_back(snap->pool);
-    routes[kEnvoyRouteName] = MakeResource(kEnvoyRouteName, BuildEnvoyRouteConfiguration(pools));
+    envoy::config::route::v3::RouteConfiguration envoy_routes = BuildEnvoyRouteConfiguration(pools);
+    std::vector<const v1::Assignment*> published;
+    for (const auto& snap : snapshots) published.push_back(&snap->assignment);
+    ApplyClassRoutes(published, kModelHeader, &envoy_routes);  // Priority classes: POOL~CLASS.
+    routes[kEnvoyRouteName] = MakeResource(kEnvoyRouteName, envoy_routes);
   }
   for (const std::shared_ptr<const Snapshot>& snap : snapshots) {
     const std::string& pool = snap->pool;
@@ -234,7 +239,12 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
     if (kind == ClientKind::kGrpc) listeners[pool] = MakeResource(pool, BuildListener(pool));
     routes[pool] = MakeResource(pool, BuildRouteConfiguration(pool));
     const policy::PoolPolicy* pool_config = config != nullptr ? &config->For(pool) : nullptr;
-    clusters[pool] = MakeResource(pool, BuildCluster(snap->assignment, kind, pool_config));
+    const envoy::config::cluster::v3::Cluster cluster = BuildCluster(snap->assignment, kind, pool_config);
+    clusters[pool] = MakeResource(pool, cluster);
+    if (kind == ClientKind::kEnvoy) {
+      for (const auto& c : BuildClassClusters(snap->assignment, cluster))
+        clusters[c.name()] = MakeResource(c.name(), c);
+    }
     assignments[pool] = MakeResource(pool, BuildClusterLoadAssignment(snap->assignment));
   }
   return catalog;

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "client/pick_decision.h"
 #include "client/picker.h"
+#include "controlplane/policy/admission.h"
 #include "controlplane/policy/forecast.h"
 #include "controlplane/policy/pool_policy.h"
 #include "controlplane/policy/replicas.h"
@@ -74,6 +75,7 @@ struct SinceView {
 struct View {
   std::vector<ServerView> servers;
   std::vector<uint32_t> weights;  // Switchboard's weights for this view.
+  std::vector<double> headroom;   // Priority classes: each class's headroom in slots (ClassHeadrooms).
 };
 
 enum class EventType { kArrival, kCompletion, kReport, kViewArrives, kAutoscale, kServerReady, kBatchStep };
@@ -109,7 +111,8 @@ absl::Duration ExtrapolationWindow(const Scenario& s) {
 
 class FleetSim {
  public:
-  FleetSim(const Scenario& s, const std::vector<SimRequest>& w, Routing routing, Scaling scaling, uint64_t seed)
+  FleetSim(const Scenario& s, const std::vector<SimRequest>& w, Routing routing, Scaling scaling, uint64_t seed,
+           std::optional<ClassMode> class_mode = std::nullopt)
       : s_(s),
         w_(w),
         routing_(routing),
@@ -119,6 +122,17 @@ class FleetSim {
         policy_(PoolPolicyFor(s, scaling)),
         memory_(policy::SeasonalForecast(absl::Hours(24 * 365), absl::Seconds(s.diurnal_period_s), 24,
                                          ExtrapolationWindow(s))) {
+    if (class_mode) {
+      class_mode_ = *class_mode;
+      class_run_ = true;
+      if (class_mode_ == ClassMode::kClasses) {
+        for (size_t i = 0; i < s.classes.size(); ++i) {
+          admission_.classes.push_back({s.classes[i].name, static_cast<int32_t>(i), s.classes[i].share});
+        }
+        admission_.default_class = s.classes.back().name;
+      }
+      refused_.assign(w.size(), false);
+    }
     for (const ServerType& t : s.servers) {
       for (int i = 0; i < t.count; ++i) servers_.push_back(NewServer(&t, ServerState::kReady, 0));
     }
@@ -255,6 +269,18 @@ class FleetSim {
     policy::PoolWeights pw = policy::ComputeWeights(inputs, s_.weights);
     for (const auto& r : pw.endpoints) v.weights.push_back(r.weight);
     previous_weights_ = v.weights;
+    if (admission_.enabled()) {
+      // As the control plane publishes it (BuildSnapshot): over the routable servers.
+      double occupancy = 0, slots = 0;
+      for (size_t i = 0; i < v.servers.size(); ++i) {
+        if (v.weights[i] == 0) continue;
+        occupancy += std::min(v.servers[i].busy, v.servers[i].slots) + v.servers[i].queue;
+        slots += std::max(1, v.servers[i].slots);
+      }
+      for (const policy::ClassHeadroom& h : policy::ClassHeadrooms(admission_, occupancy, slots)) {
+        v.headroom.push_back(h.headroom_slots);
+      }
+    }
     return v;
   }
 
@@ -368,6 +394,18 @@ class FleetSim {
           eps.push_back(std::move(e));
         }
         client::PickPolicy pp;
+        if (class_run_ && class_mode_ != ClassMode::kStrictPriority) pp.shed_occupancy = s_.shed_occupancy;
+        if (admission_.enabled() && !v.headroom.empty()) {
+          // The picker's admission (PoolTable::Pick): the published headroom less this
+          // replica's requests since the view, times the replicas.
+          double change = 0;
+          for (const client::CandidateEndpoint& e : eps) {
+            change += static_cast<double>(e.load.sent_since_assignment) - e.load.done_since_assignment;
+          }
+          const int cls = request.priority_class;
+          const double headroom = v.headroom[cls] - change * (shared ? 1 : s_.proxies);
+          if (!policy::DecideAdmission(admission_, admission_.classes[cls].name, headroom).admit) return -1;
+        }
         pp.picker.gateways = shared ? 1 : s_.proxies;
         pp.picker.mean_prompt_tokens = s_.prompt_tokens_mean;
         pp.picker.mean_output_tokens = s_.output_tokens_mean;
@@ -421,6 +459,7 @@ class FleetSim {
     const int server = Choose(proxy, w_[r]);
     if (server < 0) {
       ++rejected_;
+      if (class_run_) refused_[r] = true;
       return;
     }
     request_proxy_[r] = proxy;
@@ -429,6 +468,11 @@ class FleetSim {
     Server& srv = servers_[server];
     if (srv.busy < srv.type->slots) {
       Start(r, server);
+    } else if (class_mode_ == ClassMode::kStrictPriority) {
+      // Behind every queued request of its class or a more important one.
+      auto at = std::find_if(srv.queue.begin(), srv.queue.end(),
+                             [&](int q) { return w_[q].priority_class > w_[r].priority_class; });
+      srv.queue.insert(at, r);
     } else {
       srv.queue.push_back(r);
     }
@@ -626,6 +670,37 @@ class FleetSim {
     }
   }
 
+  ClassModeResult ClassResults() {
+    ClassModeResult out;
+    out.mode = ClassModeName(class_mode_);
+    std::vector<std::vector<double>> ttft(s_.classes.size());
+    out.classes.resize(s_.classes.size());
+    for (size_t c = 0; c < s_.classes.size(); ++c) out.classes[c].name = s_.classes[c].name;
+    for (size_t i = 0; i < w_.size(); ++i) {
+      if (w_[i].arrival_s < s_.warmup_s || w_[i].arrival_s > s_.duration_s) continue;
+      const int c = w_[i].priority_class;
+      if (c < 0 || c >= static_cast<int>(s_.classes.size())) continue;
+      ++out.classes[c].offered;
+      if (refused_[i]) {
+        ++out.classes[c].refused;
+      } else if (ttft_[i] >= 0) {
+        ttft[c].push_back(ttft_[i]);
+      }
+    }
+    for (size_t c = 0; c < s_.classes.size(); ++c) {
+      out.classes[c].ttft_p50_s = Percentile(ttft[c], 0.50);
+      out.classes[c].ttft_p99_s = Percentile(ttft[c], 0.99);
+    }
+    return out;
+  }
+
+ public:
+  ClassModeResult RunClasses() {
+    Run();
+    return ClassResults();
+  }
+
+ private:
   PolicyResult Results() {
     PolicyResult out;
     std::vector<double> ttft, e2e;
@@ -691,6 +766,12 @@ class FleetSim {
   std::vector<double> start_s_;      // Batched model: when each request took its slot.
   std::vector<double> work_prefix_;  // Oracle scaler: slot-seconds of requests [0, i).
   int64_t completed_ = 0, rejected_ = 0;
+  // The mixed-priority comparison (SimulateClasses): its mode, the classes' admission
+  // (none unless kClasses) and which requests were refused.
+  ClassMode class_mode_ = ClassMode::kNone;
+  bool class_run_ = false;
+  policy::AdmissionConfig admission_;
+  std::vector<bool> refused_;
   const policy::PoolPolicy policy_;   // As the control plane would hold it (PoolPolicyFor).
   policy::PoolScalingMemory memory_;  // Its forecast's season: the scenario's day.
   std::optional<int> last_desired_;
@@ -811,6 +892,24 @@ PolicyResult Simulate(const Scenario& scenario, const std::vector<SimRequest>& w
   PolicyResult r = sim.Run();
   r.policy = scaling == Scaling::kNone ? RoutingName(routing) : ScalingName(scaling);
   return r;
+}
+
+const char* ClassModeName(ClassMode m) {
+  switch (m) {
+    case ClassMode::kNone:
+      return "no_classes";
+    case ClassMode::kClasses:
+      return "priority_classes";
+    case ClassMode::kStrictPriority:
+      return "strict_priority_queue";
+  }
+  return "?";
+}
+
+ClassModeResult SimulateClasses(const Scenario& scenario, const std::vector<SimRequest>& workload, ClassMode mode,
+                                uint64_t seed) {
+  FleetSim sim(scenario, workload, Routing::kSwitchboardPicker, Scaling::kNone, seed, mode);
+  return sim.RunClasses();
 }
 
 }  // namespace switchboard::sim

@@ -21,6 +21,7 @@ struct SimRequest {
   double arrival_s = 0;
   int prompt_tokens = 0;
   int output_tokens = 0;
+  int priority_class = 0;  // Index into Scenario::classes (0: the most important).
 };
 
 // The scenario's traffic, deterministic for a seed.
@@ -103,6 +104,31 @@ struct PolicyResult {
 
 PolicyResult Simulate(const Scenario& scenario, const std::vector<SimRequest>& workload, Routing routing,
                       Scaling scaling, uint64_t seed);
+
+// The mixed-priority comparison, all with switchboard-picker's routing (one replica per
+// proxy) and its pool bound (Scenario::shed_occupancy) on a fixed fleet:
+enum class ClassMode {
+  kNone,            // No classes: every request alike, shed at the pool bound.
+  kClasses,         // Priority classes (controlplane/policy/admission.h), then the bound.
+  kStrictPriority,  // No shedding; every server's queue serves the more important class first.
+};
+const char* ClassModeName(ClassMode m);
+
+// What one class saw, over the measured requests (arrived after the warmup).
+struct ClassResult {
+  std::string name;
+  int64_t offered = 0;
+  int64_t refused = 0;                    // Answered 429 (by its class's admission or the pool bound).
+  double ttft_p50_s = 0, ttft_p99_s = 0;  // Of the served ones.
+};
+
+struct ClassModeResult {
+  std::string mode;
+  std::vector<ClassResult> classes;  // As Scenario::classes.
+};
+
+ClassModeResult SimulateClasses(const Scenario& scenario, const std::vector<SimRequest>& workload, ClassMode mode,
+                                uint64_t seed);
 
 }  // namespace switchboard::sim
 

@@ -204,6 +204,12 @@ int main(int argc, char** argv) {
       scaling.push_back(Simulate(*scenario, *workload, Routing::kSwitchboard, s, seed));
     }
   }
+  std::vector<ClassModeResult> priority;  // The mixed-priority comparison, when the scenario has classes.
+  if (!scenario->classes.empty()) {
+    for (ClassMode m : {ClassMode::kNone, ClassMode::kClasses, ClassMode::kStrictPriority}) {
+      priority.push_back(SimulateClasses(*scenario, *workload, m, seed));
+    }
+  }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   if (!svg.empty()) {
@@ -250,6 +256,20 @@ int main(int argc, char** argv) {
                           {"wall_seconds", elapsed},
                           {"routing", to_json(routing)},
                           {"autoscaling", to_json(scaling)}};
+    if (!priority.empty()) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const ClassModeResult& m : priority) {
+        for (const ClassResult& c : m.classes) {
+          list.push_back({{"mode", m.mode},
+                          {"class", c.name},
+                          {"offered", c.offered},
+                          {"refused", c.refused},
+                          {"ttft_p50_s", c.ttft_p50_s},
+                          {"ttft_p99_s", c.ttft_p99_s}});
+        }
+      }
+      out["priority"] = list;
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -273,6 +293,19 @@ int main(int argc, char** argv) {
   if (!scaling.empty()) {
     std::cout << "\nautoscaling (switchboard routing):\n";
     table(scaling);
+  }
+  if (!priority.empty()) {
+    std::cout << absl::StrFormat("\npriority classes (switchboard_picker routing, pool bound %.2f, SLO %.1fs):\n",
+                                 scenario->shed_occupancy, scenario->slo_ttft_s);
+    switchboard::Table t({"MODE", "CLASS", "OFFERED", "REFUSED", "LOST %", "TTFT P50", "P99"});
+    for (const ClassModeResult& m : priority) {
+      for (const ClassResult& c : m.classes) {
+        t.AddRow({m.mode, c.name, absl::StrFormat("%d", c.offered), absl::StrFormat("%d", c.refused),
+                  absl::StrFormat("%.1f", c.offered > 0 ? 100.0 * c.refused / c.offered : 0.0),
+                  absl::StrFormat("%.2fs", c.ttft_p50_s), absl::StrFormat("%.2fs", c.ttft_p99_s)});
+      }
+    }
+    t.Print(std::cout, "  ");
   }
   return 0;
 }

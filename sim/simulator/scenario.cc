@@ -1,5 +1,6 @@
 #include "sim/simulator/scenario.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -82,7 +83,7 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
     if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
     static const std::set<std::string> known = {
         "name", "servers", "proxies",    "report_interval_s", "push_delay_s", "duration_s", "warmup_s",
-        "seed", "traffic", "slo_ttft_s", "autoscaling",       "server_model", "pool"};
+        "seed", "traffic", "slo_ttft_s", "autoscaling",       "server_model", "pool",       "priority"};
     for (const auto& kv : root) {
       if (!known.count(kv.first.as<std::string>()))
         return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
@@ -172,6 +173,30 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
                               Get<int>(a, "max_replicas", name, 1, 10000, &s.max_replicas),
                               Get<double>(a, "interval_s", name, 1.0, 3600.0, &s.autoscale_interval_s)}) {
         if (!st.ok()) return st;
+      }
+    }
+    if (const YAML::Node& p = root["priority"]) {
+      if (absl::Status st = Get<double>(p, "shed_occupancy", name, 0.0, 100.0, &s.shed_occupancy); !st.ok()) return st;
+      if (!p["classes"] || !p["classes"].IsSequence() || p["classes"].size() == 0) {
+        return Bad(p, name, "priority.classes", "a non-empty list is required");
+      }
+      double traffic = 0;
+      for (const YAML::Node& n : p["classes"]) {
+        SimClass c;
+        if (!n["name"]) return Bad(n, name, "priority.classes[].name", "is required");
+        c.name = n["name"].as<std::string>();
+        for (absl::Status st : {Get<double>(n, "share", name, 1e-9, 1.0, &c.share),
+                                Get<double>(n, "traffic", name, 0.0, 1.0, &c.traffic)}) {
+          if (!st.ok()) return st;
+        }
+        traffic += c.traffic;
+        s.classes.push_back(c);
+      }
+      if (std::abs(traffic - 1) > 1e-6) return Bad(p, name, "priority.classes[].traffic", "must sum to 1");
+      for (size_t i = 1; i < s.classes.size(); ++i) {
+        if (s.classes[i].share > s.classes[i - 1].share) {
+          return Bad(p, name, "priority.classes[].share", "must not grow down the list");
+        }
       }
     }
   } catch (const YAML::Exception& e) {

@@ -39,6 +39,15 @@ struct ServerType {
   int step_token_budget = 2048;   // Tokens per step, decode and prompt chunks together.
 };
 
+// A priority class in the mixed-priority comparison (switchboard-sim runs it when a
+// scenario has `priority`): its share of the pool's slots (as in the pool YAML's
+// `classes:`) and its share of the traffic.
+struct SimClass {
+  std::string name;
+  double share = 1;    // (0, 1], not increasing down the list.
+  double traffic = 0;  // Of the requests; the classes' traffic sums to 1.
+};
+
 struct Scenario {
   std::string name;
   ServerModel server_model = ServerModel::kIdeal;
@@ -70,6 +79,10 @@ struct Scenario {
   std::string scale_server_type;  // Type added by scale-ups (default: the first).
   int min_replicas = 1, max_replicas = 32;
   double autoscale_interval_s = 15;
+  // Priority classes, most important first (empty: none), and the picker's pool bound
+  // (--shed-occupancy) in their comparison; 0: no bound.
+  std::vector<SimClass> classes;
+  double shed_occupancy = 0;
 };
 
 absl::StatusOr<Scenario> LoadScenario(const std::string& path);

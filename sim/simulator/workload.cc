@@ -53,7 +53,9 @@ bool InBurst(const Scenario& s, double t) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint64_t seed) {
+namespace {
+
+absl::StatusOr<std::vector<SimRequest>> GenerateArrivals(const Scenario& s, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const double mean_rate = s.rate_rps > 0 ? s.rate_rps : s.load * FleetCapacityRps(s);
   if (s.generator == "trace") {
@@ -93,6 +95,21 @@ absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint
     if (u(rng) * peak > rate_at(t)) continue;  // Thinning: keep with probability rate(t) / peak.
     out.push_back({t, Tokens(rng, s.prompt_tokens_mean), Tokens(rng, s.output_tokens_mean)});
   }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SimRequest>> GenerateWorkload(const Scenario& s, uint64_t seed) {
+  absl::StatusOr<std::vector<SimRequest>> out = GenerateArrivals(s, seed);
+  if (!out.ok() || s.classes.empty()) return out;
+  // Classes from their own stream, so that the arrivals stay those of the same scenario
+  // without classes.
+  std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
+  std::vector<double> traffic;
+  for (const SimClass& c : s.classes) traffic.push_back(c.traffic);
+  std::discrete_distribution<int> pick(traffic.begin(), traffic.end());
+  for (SimRequest& r : *out) r.priority_class = pick(rng);
   return out;
 }
 

@@ -71,7 +71,8 @@ std::string SetHeader(const ext_proc::CommonResponse& c, const std::string& key)
 // One request as Envoy's ext_proc filter (request and response headers SEND, request
 // body FULL_DUPLEX_STREAMED, trailers none) and its router would carry it.
 Exchanged SendThroughPicker(ext_proc::ExternalProcessor::Stub* stub, const std::string& model, int prompt_chars,
-                            bool forward = true) {
+                            bool forward = true,
+                            const std::vector<std::pair<std::string, std::string>>& extra_headers = {}) {
   Exchanged out;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -82,6 +83,11 @@ Exchanged SendThroughPicker(ext_proc::ExternalProcessor::Stub* stub, const std::
   for (auto [k, v] : {std::pair<const char*, const char*>{":method", "POST"},
                       {":path", "/v1/chat/completions"},
                       {"content-type", "application/json"}}) {
+    auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
+    hv->set_key(k);
+    hv->set_raw_value(v);
+  }
+  for (const auto& [k, v] : extra_headers) {
     auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
     hv->set_key(k);
     hv->set_raw_value(v);
@@ -437,6 +443,92 @@ TEST_F(PickerTest, ServedErrorsOpenTheCircuitAndItGetsNothingWithin2s) {
     EXPECT_EQ(x.status, 200);
     EXPECT_EQ(std::count(x.endpoints.begin(), x.endpoints.end(), failing.address()), 0);
   }
+}
+
+// Priority classes, turned on by reloading the control plane's configuration (SIGHUP):
+// the assignment carries them, and the picker admits each class only while the pool's
+// busy share (here: requests the picker holds in flight) leaves the more important
+// classes' reserve free. 6 slots: batch may fill 3, standard 4.8, interactive all.
+TEST_F(PickerTest, PriorityClassesFromTheReloadedConfig) {
+  std::ofstream(dir_ / "pools.yaml") << kConfig << R"(
+  classes:
+    - {name: interactive, share: 1.0, tenants: [acme]}
+    - {name: standard, share: 0.8, default: true}
+    - {name: batch, share: 0.5, tenants: [free-tier]}
+)";
+  cp_->Signal(SIGHUP);
+  v1::Assignment a;
+  ASSERT_TRUE(sub_->WaitFor(
+      kPool,
+      [](const v1::Assignment& x) {
+        // Every endpoint routable: batch's limit is half of the 6 slots.
+        return x.priority().classes_size() == 3 && x.priority().classes(2).limit_slots() == 3;
+      },
+      Scaled(absl::Seconds(15)), &a))
+      << a.DebugString();
+  EXPECT_EQ(a.priority().default_class(), "standard");
+  EXPECT_EQ(a.priority().tenant_classes().at("free-tier"), "batch");
+  EXPECT_EQ(a.priority().classes(0).name(), "interactive");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        // The picker has the classes once a batch request's pick names its class.
+        Exchanged x = SendThroughPicker(stub_.get(), kPool, 40, false, {{"x-priority", "batch"}});
+        return x.reason.find("class batch") != std::string::npos;
+      },
+      Scaled(absl::Seconds(10))));
+
+  using Stream = grpc::ClientReaderWriter<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse>;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> held;
+  // Opens a request of `tenant` and holds it (routed, not finished); false when refused.
+  auto hold = [&](const std::string& tenant) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    held.push_back(stub_->Process(contexts.back().get()));
+    Stream& s = *held.back();
+    ext_proc::ProcessingRequest h;
+    for (auto [k, v] : {std::pair<std::string, std::string>{":path", "/v1/completions"}, {"x-tenant", tenant}}) {
+      auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
+      hv->set_key(k);
+      hv->set_raw_value(v);
+    }
+    h.mutable_protocol_config()->set_request_body_mode(ProcessingMode::FULL_DUPLEX_STREAMED);
+    s.Write(h);
+    ext_proc::ProcessingRequest b;
+    b.mutable_request_body()->set_body(R"({"model":"llama","prompt":"hi"})");
+    b.mutable_request_body()->set_end_of_stream(true);
+    s.Write(b);
+    ext_proc::ProcessingResponse r;
+    return s.Read(&r) && !r.has_immediate_response();
+  };
+  auto admitted = [&](const std::vector<std::pair<std::string, std::string>>& headers) {
+    Exchanged x = SendThroughPicker(stub_.get(), kPool, 40, false, headers);
+    EXPECT_TRUE(x.error.empty()) << x.error;
+    if (x.immediate == 429) {
+      EXPECT_EQ(x.retry_after, "1");
+    }
+    return x.immediate == 0;
+  };
+
+  // Three of six slots held by the top class: batch (tenant or header) is refused, the
+  // rest admitted.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(hold("acme")) << i;
+  EXPECT_FALSE(admitted({{"x-tenant", "free-tier"}}));
+  EXPECT_FALSE(admitted({{"x-priority", "batch"}}));
+  EXPECT_FALSE(admitted({{"x-priority", "interactive"}, {"x-tenant", "free-tier"}})) << "capped at the tenant's";
+  EXPECT_TRUE(admitted({}));  // Default: standard.
+  EXPECT_TRUE(admitted({{"x-priority", "interactive"}}));
+  // Five held: standard is refused too; the top class is still admitted, past the pool's
+  // slots up to the pool's own bound (--shed-occupancy 2).
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(hold("acme")) << i;
+  EXPECT_FALSE(admitted({}));
+  EXPECT_FALSE(admitted({{"x-priority", "standard"}}));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(hold("acme")) << i;  // 9 of 6 slots.
+  EXPECT_TRUE(admitted({{"x-tenant", "acme"}}));
+
+  for (auto& c : contexts) c->TryCancel();
+  for (auto& s : held) (void)s->Finish();
+  // The held requests are over: batch is admitted again.
+  EXPECT_TRUE(WaitFor([&] { return admitted({{"x-priority", "batch"}}); }, Scaled(absl::Seconds(5))));
 }
 
 }  // namespace
