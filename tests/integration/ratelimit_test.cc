@@ -141,6 +141,29 @@ TEST_F(RateLimitIntegrationTest, LimitsCountsTokensAndReloads) {
   EXPECT_THAT(RunSbctl(target_, "events").second, HasSubstr("rate_limits: 1 rules"));
 }
 
+// Counts are soft state in the replica that answers (docs/operations.md): a second replica
+// taking over after the first is killed mid-window starts from zero, so the descriptor
+// gets up to one more window's limit. This pins down what the documentation says is lost.
+TEST_F(RateLimitIntegrationTest, AReplicaKilledMidWindowLosesItsCounts) {
+  auto standby = Subprocess::Start(
+      "switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--config", config_});
+  auto port = standby->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string standby_target = absl::StrCat("127.0.0.1:", *port);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Code("a"), RateLimitResponse::OK);
+  EXPECT_EQ(Code("a"), RateLimitResponse::OVER_LIMIT);
+  // The standby counted nothing: the primary alone answered.
+  EXPECT_THAT(RunSbctl(standby_target, "limits").second, HasSubstr("0 descriptors counted"));
+
+  cp_->Signal(SIGKILL);
+  cp_->Wait();
+  stub_ = RateLimitService::NewStub(MakeChannel(standby_target));
+  // The window's 3 requests are forgotten: 3 more are admitted within the same hour.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Code("a"), RateLimitResponse::OK);
+  EXPECT_EQ(Code("a"), RateLimitResponse::OVER_LIMIT);
+  EXPECT_THAT(RunSbctl(standby_target, "limits").second, HasSubstr("1 descriptors counted"));
+}
+
 TEST_F(RateLimitIntegrationTest, StartRefusesABrokenRateLimitsBlock) {
   const std::string bad = (dir_ / "bad.yaml").string();
   std::ofstream(bad) << "rate_limits:\n  rules:\n    - {name: x, match: {tenant: '*'}, requests_per_week: 5}\n";
