@@ -76,6 +76,9 @@ int RunPool(const GlobalOptions& global, const std::string& pool, std::ostream& 
 // clients: the discovery clients connected now (ADS and native subscribers).
 int RunClients(const GlobalOptions& global, bool json, std::ostream& out, std::ostream& err);
 
+// limits: the global rate limits' usage per descriptor.
+int RunLimits(const GlobalOptions& global, bool json, std::ostream& out, std::ostream& err);
+
 struct PlanOptions {
   std::string model;      // Catalog name; empty for a custom model.
   double parameters = 0;  // Custom shape (overrides the catalog's when set).

@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
 
   CLI::App* clients_cmd = app.add_subcommand(
       "clients", "connected discovery clients (xDS and native): versions ACKed per resource, last NACK");
+  CLI::App* limits_cmd =
+      app.add_subcommand("limits", "global rate limits: usage, remaining quota and reset per descriptor and limit");
 
   switchboard::cli::PlanOptions plan;
   double overhead_gib = 0.5;
@@ -179,6 +181,7 @@ int main(int argc, char** argv) {
   if (*status_cmd) return switchboard::cli::RunStatus(global, status, std::cout, std::cerr);
   if (*watch_cmd) return switchboard::cli::RunWatch(global, watch, std::cout, std::cerr);
   if (*clients_cmd) return switchboard::cli::RunClients(global, global.json, std::cout, std::cerr);
+  if (*limits_cmd) return switchboard::cli::RunLimits(global, global.json, std::cout, std::cerr);
   if (*events_cmd) return switchboard::cli::RunEvents(global, events, std::cout, std::cerr);
   if (*history_cmd) return switchboard::cli::RunHistory(global, history, std::cout, std::cerr);
   if (*nodes_cmd) return switchboard::cli::RunNodes(global, std::cout, std::cerr);

@@ -14,6 +14,7 @@
 #include "common/net.h"
 #include "common/tls.h"
 #include "controlplane/config/pool_config.h"
+#include "controlplane/ratelimit/config.h"
 #include "controlplane/server.h"
 
 namespace {
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
                  "forget a disconnected node (its endpoints leave their pools) after this long")
       ->capture_default_str();
   app.add_option("--config", config_path,
-                 "YAML pool configuration (LB policy, circuits, autoscaling); reloaded on SIGHUP. "
+                 "YAML pool configuration (LB policy, circuits, autoscaling, rate_limits); reloaded on SIGHUP. "
                  "See docs/configuration.md");
   std::string xds_quiet = "10ms", xds_max_delay = "100ms";
   app.add_option("--xds-quiet", xds_quiet, "xDS pushes wait until changes have been quiet this long (0s: push at once)")
@@ -217,6 +218,19 @@ int main(int argc, char** argv) {
     }
     options.reconciler.config = std::move(*config);
   }
+  // The same file's `rate_limits:` block, read on its own (controlplane/ratelimit/config.h).
+  auto load_rate_limits = [&]() -> absl::StatusOr<switchboard::controlplane::ratelimit::RateLimitConfig> {
+    if (config_path.empty()) return switchboard::controlplane::ratelimit::RateLimitConfig{};
+    return switchboard::controlplane::ratelimit::LoadRateLimitConfig(config_path);
+  };
+  {
+    auto rate_limits = load_rate_limits();
+    if (!rate_limits.ok()) {
+      std::cerr << "switchboard-controlplane: " << rate_limits.status().message() << "\n";
+      return 2;
+    }
+    options.rate_limits = std::move(*rate_limits);
+  }
 
   // Block the stop signals before any thread starts, then wait for one here.
   sigset_t stop_signals;
@@ -239,6 +253,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
     (*cp)->ReloadConfig(load_config());  // A broken file changes nothing, and says so.
+    (*cp)->ReloadRateLimits(load_rate_limits());
   }
   SB_LOG(INFO) << "received signal " << sig << ", shutting down";
   (*cp)->Shutdown();

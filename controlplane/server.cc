@@ -7,6 +7,8 @@
 #include "controlplane/dashboard/dashboard.h"
 #include "controlplane/metrics.h"
 #include "controlplane/operations.h"
+#include "controlplane/ratelimit/limiter.h"
+#include "controlplane/ratelimit/rls_service.h"
 #include "controlplane/service/admin_service.h"
 #include "controlplane/service/agent_service.h"
 #include "controlplane/service/authorizer.h"
@@ -40,6 +42,9 @@ struct ControlPlane::Impl {
   std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<KedaScalerService> keda_service;
+  std::unique_ptr<ratelimit::RateLimiter> rate_limiter;
+  std::unique_ptr<ratelimit::RateLimitMetrics> rate_limit_metrics;
+  std::unique_ptr<ratelimit::RateLimitServiceImpl> rls_service;
   std::unique_ptr<Dashboard> dashboard;  // Served on the metrics port (/ui).
   int dashboard_port = 0;                // Registered port; 0 when none.
   // Before `authorizer`, which reads it: destroyed after it. Its watcher records events
@@ -171,12 +176,21 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
                                                         p->clients.get(), p->history_reads.get());
   p->keda_service = std::make_unique<KedaScalerService>(
       &p->store, [p] { return p->reconciler->config(); }, p->metrics.get());
+  p->rate_limiter = std::make_unique<ratelimit::RateLimiter>(options.rate_limits, options.clock);
+  p->rate_limit_metrics = std::make_unique<ratelimit::RateLimitMetrics>(*p->registry);
+  p->rls_service = std::make_unique<ratelimit::RateLimitServiceImpl>(
+      p->rate_limiter.get(),
+      [auth = p->authorizer.get()](const grpc::ServerContextBase& context) {
+        return auth->Check(context, Access::kSubscribe);
+      },
+      p->rate_limit_metrics.get());
   p->discovery_service->set_authorizer(p->authorizer.get());
   p->discovery_service->set_stream_gate(p->gate.get());
   p->ads_service->set_authorizer(p->authorizer.get());
   p->ads_service->set_stream_gate(p->gate.get());
   p->admin_service->set_authorizer(p->authorizer.get());
   p->keda_service->set_authorizer(p->authorizer.get());
+  p->admin_service->set_rate_limiter(p->rate_limiter.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -198,6 +212,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   builder.RegisterService(p->ads_service.get());
   builder.RegisterService(p->admin_service.get());
   builder.RegisterService(p->keda_service.get());
+  builder.RegisterService(p->rls_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("--listen ", options.listen,
@@ -264,6 +279,26 @@ void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
   if (impl_->history) {
     impl_->history->RecordEvent(
         {now, "config_changed", "", "", "", absl::StrCat("loaded ", impl_->reconciler->config()->source)});
+  }
+}
+
+void ControlPlane::ReloadRateLimits(absl::StatusOr<ratelimit::RateLimitConfig> config) {
+  const absl::Time now = impl_->options.clock->Now();
+  if (!config.ok()) {
+    SB_LOG(ERROR) << "rate limits reload failed, keeping the running ones: " << config.status().message();
+    impl_->metrics->config_reloads_failed->Increment();
+    if (impl_->history) {
+      impl_->history->RecordEvent(
+          {now, "config_reload_failed", "", "", "",
+           absl::StrCat("rate_limits: ", config.status().message(), "; keeping the running rate limits")});
+    }
+    return;
+  }
+  const size_t rules = config->rules.size();
+  impl_->rate_limiter->Reload(std::move(*config));
+  SB_LOG(INFO) << "rate limits reloaded: " << rules << " rules";
+  if (impl_->history) {
+    impl_->history->RecordEvent({now, "config_changed", "", "", "", absl::StrCat("rate_limits: ", rules, " rules")});
   }
 }
 

@@ -10,6 +10,7 @@
 #include "common/auth.h"
 #include "common/clock.h"
 #include "common/https.h"
+#include "controlplane/ratelimit/sliding_window.h"
 #include "controlplane/fleet/validation.h"
 #include "controlplane/history/history_store.h"
 #include "controlplane/reconciler.h"
@@ -48,6 +49,7 @@ struct ControlPlaneOptions {
   bool agent_certificates_required = false;  // --client-ca: agents' certificates must name their node.
   ServiceLimits limits;                      // Streams, subscribers, report rate, message size.
   ValidationLimits validation;               // Endpoints per node, nodes, pools, field sizes.
+  ratelimit::RateLimitConfig rate_limits;    // `rate_limits:` of --config; no rules: nothing limited.
 };
 
 class ControlPlane {
@@ -61,6 +63,9 @@ class ControlPlane {
   // when reading it failed, keeps the running one. Either way an event
   // (config_changed / config_reload_failed, with the error) and a metric record it.
   void ReloadConfig(absl::StatusOr<policy::FleetConfig> config);
+  // The same for the rate limits (the file's `rate_limits:` block, read apart): applies
+  // them, keeping the counts, or keeps the running ones; an event and a log line say which.
+  void ReloadRateLimits(absl::StatusOr<ratelimit::RateLimitConfig> config);
   // Stops accepting, ends open streams, drains the history queue. Idempotent.
   void Shutdown();
 

@@ -491,7 +491,8 @@ absl::StatusOr<FleetConfig> ParseFleetConfig(const std::string& yaml, const std:
   try {
     YAML::Node root = YAML::Load(yaml);
     if (root.IsNull()) return config;  // An empty file: the defaults.
-    if (absl::Status s = parser.OnlyKeys(root, "", {"defaults", "pools"}); !s.ok()) return s;
+    // rate_limits: parsed on its own (controlplane/ratelimit/config.h).
+    if (absl::Status s = parser.OnlyKeys(root, "", {"defaults", "pools", "rate_limits"}); !s.ok()) return s;
     if (root["defaults"]) {
       if (absl::Status s = parser.Pool(root["defaults"], "defaults", &config.defaults); !s.ok()) return s;
     }

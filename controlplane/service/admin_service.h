@@ -8,6 +8,7 @@
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/operations.h"
+#include "controlplane/ratelimit/limiter.h"
 #include "controlplane/service/authorizer.h"
 #include "controlplane/service/read_executor.h"
 #include "controlplane/snapshot/snapshot_store.h"
@@ -26,6 +27,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
 
   // Who may call what (default: everyone). `auth` must outlive the service.
   void set_authorizer(const Authorizer* auth) { auth_ = auth; }
+  // The global rate limits ListRateLimits shows (null: none). Must outlive the service.
+  void set_rate_limiter(const ratelimit::RateLimiter* limiter) { rate_limiter_ = limiter; }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -47,6 +50,10 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                         v1::ListClientsResponse* response) override;
   grpc::ServerUnaryReactor* History(grpc::CallbackServerContext* context, const v1::HistoryRequest* request,
                                     v1::HistoryResponse* response) override;
+  // In admin_rate_limits.cc.
+  grpc::ServerUnaryReactor* ListRateLimits(grpc::CallbackServerContext* context,
+                                           const v1::ListRateLimitsRequest* request,
+                                           v1::ListRateLimitsResponse* response) override;
 
  private:
   grpc::Status SetDrain(const v1::DrainRequest& request, bool drain, const std::string& caller,
@@ -68,6 +75,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const ClientRegistry* const clients_;
   ReadExecutor* const reads_;
   const Authorizer* auth_ = Authorizer::AllowAll();
+  const ratelimit::RateLimiter* rate_limiter_ = nullptr;
 };
 
 // The admin view of one snapshot.
