@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -69,6 +70,7 @@ absl::Status FleetState::CheckSizeLocked(const v1::Hello& hello) const {
 
 absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
                                      absl::Time now) {
+  bool changed = false;
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
@@ -80,16 +82,22 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
     node.last_sequence = report.sequence();
     node.last_seen = now;
+    changed = !node.reported;
     node.reported = true;
     for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
     for (const v1::EndpointReport& ep : report.endpoints()) {
-      node.latest[ep.address()] = ep;
+      v1::EndpointReport& latest = node.latest[ep.address()];
+      if (!changed && !google::protobuf::util::MessageDifferencer::Equals(latest, ep)) changed = true;
+      latest = ep;
       if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
       if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
       if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
     }
   }
-  NotifyChange();
+  // A report that repeats every endpoint's last values (only its sequence, time or GPU
+  // readings moved) changes no decision: no pass for it. Its freshness still counts (the
+  // periodic pass sees the report age).
+  if (changed) NotifyChange();
   return absl::OkStatus();
 }
 

@@ -87,7 +87,8 @@ struct Departure {
 
 class FleetState {
  public:
-  // `on_change` is called (without FleetState's lock held) after every accepted change.
+  // `on_change` is called (without FleetState's lock held) after every accepted change
+  // that can move a decision: not for a report that repeats every endpoint's last values.
   explicit FleetState(ValidationLimits limits = {}, std::function<void()> on_change = nullptr)
       : limits_(limits), on_change_(std::move(on_change)) {}
 
