@@ -81,6 +81,29 @@ TEST(FleetStateTest, OnlyReportsThatChangeAnEndpointWakeTheReconciler) {
   EXPECT_EQ(changes, after_hello + 2);
 }
 
+TEST(FleetStateTest, EndpointsOfSomePoolsStillSeeDuplicatesInOtherPools) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "c:1"}), kT0).ok());
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"a:1"}), kT0).ok());
+  ASSERT_TRUE(
+      fleet
+          .ApplyReport(1, "n1",
+                       MakeReport(1, {MakeEndpointReport("a:1", "pa", 4, 0), MakeEndpointReport("c:1", "pc", 4, 0)}),
+                       kT0)
+          .ok());
+  ASSERT_TRUE(fleet.ApplyReport(2, "n2", MakeReport(1, {MakeEndpointReport("a:1", "pb", 4, 0)}), kT0).ok());
+  const std::set<std::string> only = {"pa"};
+  std::vector<EndpointView> eps = fleet.Endpoints(kT0, &only);
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_EQ(eps[0].node_id, "n1");
+  EXPECT_EQ(eps[0].duplicate_of, std::vector<std::string>{"n2"}) << "n2 claims a:1 from pool pb";
+
+  EXPECT_EQ(fleet.TakeChangedPools(), std::nullopt) << "nodes connected: any pool";
+  ASSERT_TRUE(fleet.ApplyReport(2, "n2", MakeReport(2, {MakeEndpointReport("a:1", "pb", 4, 1)}), kT0).ok());
+  EXPECT_EQ(fleet.TakeChangedPools(), std::optional<std::set<std::string>>(std::set<std::string>{"pb"}));
+  EXPECT_EQ(fleet.TakeChangedPools(), std::optional<std::set<std::string>>(std::set<std::string>{}));
+}
+
 TEST(FleetStateTest, SecondStreamCannotTakeAConnectedNode) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
