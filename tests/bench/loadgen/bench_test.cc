@@ -26,9 +26,9 @@ std::string RunCommand(const std::string& command, int* status) {
 TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
   int status = -1;
   const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
-                                  " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
-                                  " --duration 2s --warmup 500ms --marker-interval 200ms --json",
-                              &status);
+                                         " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
+                                         " --duration 2s --warmup 500ms --marker-interval 200ms --json",
+                                     &status);
   ASSERT_EQ(status, 0) << out;
   const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(j.is_discarded()) << out;
