@@ -5,7 +5,7 @@ PRESET ?= default
 JOBS ?= $(shell nproc)
 BUILD_DIR = $(if $(filter default,$(PRESET)),build,build-$(PRESET))
 
-.PHONY: all deps configure build demo test test-asan test-tsan bench fuzz format tidy clean
+.PHONY: all deps configure build demo test test-asan test-tsan bench loadgen fuzz format tidy clean
 
 all: build
 
@@ -34,6 +34,12 @@ test-tsan:
 BENCH_SECONDS ?= 120
 bench: build
 	@./bench/agent_overhead.sh $(BENCH_SECONDS)
+
+# Control-plane ingest and fan-out under load, next to a bare gRPC server in the same run
+# (`switchboard-loadgen bench --help`; figures: docs/performance.md).
+LOADGEN_ARGS ?= --agents 1000 --subscribers 100 --duration 20s
+loadgen: build
+	@$(BUILD_DIR)/bin/switchboard-loadgen bench $(LOADGEN_ARGS)
 
 # Fuzzing: each target runs FUZZ_SECONDS (default 60) from its seed corpus.
 FUZZ_SECONDS ?= 60

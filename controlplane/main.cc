@@ -65,6 +65,14 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path,
                  "YAML pool configuration (LB policy, circuits, autoscaling, rate_limits); reloaded on SIGHUP. "
                  "See docs/configuration.md");
+  std::string reconcile_coalesce = "50ms", reconcile_tick = "250ms";
+  app.add_option("--reconcile-coalesce", reconcile_coalesce,
+                 "after a report changes the fleet, wait this long for more before deciding again (a burst of "
+                 "reports costs one pass; 0s: decide at once)")
+      ->capture_default_str();
+  app.add_option("--reconcile-tick", reconcile_tick,
+                 "decide again at least this often without any report (staleness needs time to pass)")
+      ->capture_default_str();
   std::string xds_quiet = "10ms", xds_max_delay = "100ms";
   app.add_option("--xds-quiet", xds_quiet, "xDS pushes wait until changes have been quiet this long (0s: push at once)")
       ->capture_default_str();
@@ -140,12 +148,18 @@ int main(int argc, char** argv) {
   }
   for (const auto& [text, out, flag] :
        {std::tuple<const std::string&, absl::Duration*, const char*>{xds_quiet, &options.xds_push.quiet, "--xds-quiet"},
-        {xds_max_delay, &options.xds_push.max_delay, "--xds-max-delay"}}) {
+        {xds_max_delay, &options.xds_push.max_delay, "--xds-max-delay"},
+        {reconcile_coalesce, &options.reconciler.coalesce, "--reconcile-coalesce"},
+        {reconcile_tick, &options.reconciler.tick, "--reconcile-tick"}}) {
     if (!absl::ParseDuration(text, out) || *out < absl::ZeroDuration()) {
       std::cerr << "switchboard-controlplane: " << flag << ": '" << text
                 << "' is not a duration of 0s or more (examples: 0s, 10ms, 1s)\n";
       return 2;
     }
+  }
+  if (options.reconciler.tick <= absl::ZeroDuration()) {
+    std::cerr << "switchboard-controlplane: --reconcile-tick must be longer than 0s\n";
+    return 2;
   }
   if (options.xds_push.max_delay < options.xds_push.quiet) {
     std::cerr << "switchboard-controlplane: --xds-max-delay (" << xds_max_delay << ") is shorter than --xds-quiet ("

@@ -221,6 +221,7 @@ uint64_t Reconciler::passes() const {
 
 void Reconciler::Loop() {
   while (true) {
+    bool changed_only = false;
     {
       MutexLock lock(&mu_);
       // Wait for a change or the tick; then let a burst of changes settle briefly.
@@ -231,15 +232,32 @@ void Reconciler::Loop() {
         auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
         clock_->AwaitWithTimeout(&mu_, Condition(&stopped), options_.coalesce);
         if (stop_) return;
+        changed_only = clock_->MonotonicNow() - last_whole_pass_ < options_.tick;
       }
       dirty_ = false;
     }
-    ReconcileOnce();
+    if (changed_only) {
+      ReconcileChanged();
+    } else {
+      ReconcileOnce();
+    }
   }
 }
 
-int Reconciler::ReconcileOnce() {
+int Reconciler::ReconcileOnce() { return Pass(nullptr); }
+
+int Reconciler::ReconcileChanged() {
+  std::optional<std::set<std::string>> changed = fleet_->TakeChangedPools();
+  if (!changed) return Pass(nullptr);
+  return Pass(&*changed);
+}
+
+int Reconciler::Pass(const std::set<std::string>* only) {
   MutexLock pass_lock(&pass_mu_);
+  // A held pool is released by nodes reporting in any pool: judged over the whole fleet.
+  if (!held_.empty()) only = nullptr;
+  // A whole pass covers every change so far.
+  if (only == nullptr) fleet_->TakeChangedPools();
   const absl::Time now = clock_->MonotonicNow();
   const absl::Time wall = clock_->Now();
 
@@ -257,9 +275,14 @@ int Reconciler::ReconcileOnce() {
   }
 
   std::shared_ptr<const policy::FleetConfig> config = this->config();
-  std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now));
+  std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now, only));
+  if (only != nullptr) {
+    // An endpoint of a changed pool may serve other pools too: those are not rebuilt.
+    for (auto it = pools.begin(); it != pools.end();) it = only->count(it->first) > 0 ? std::next(it) : pools.erase(it);
+  }
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
+    if (only != nullptr && only->count(old->pool) == 0) continue;
     if (pools.count(old->pool) == 0 && old->assignment.endpoints_size() > 0) pools[old->pool];
   }
   ReleaseOrKeepHeld(&pools, now);
@@ -286,6 +309,7 @@ int Reconciler::ReconcileOnce() {
   store_->Publish(changed);
   MutexLock lock(&mu_);
   ++passes_;
+  if (only == nullptr) last_whole_pass_ = now;
   return static_cast<int>(changed.size());
 }
 

@@ -67,6 +67,11 @@ class Reconciler {
   // One pass: builds every pool's snapshot, publishes those whose version changed and
   // records events. Returns the number of pools published.
   int ReconcileOnce();
+  // A pass over the pools whose endpoints' reports changed since the last pass only
+  // (FleetState::TakeChangedPools); a whole pass when anything else changed, or while a
+  // restored pool is held. The loop runs these between its ticks, and a whole pass at
+  // least once per tick (staleness, circuit timers and autoscaling need time to pass).
+  int ReconcileChanged();
 
   uint64_t passes() const;
 
@@ -81,6 +86,8 @@ class Reconciler {
 
  private:
   void Loop();
+  // `only`: the pools to rebuild (null: all of them).
+  int Pass(const std::set<std::string>* only);
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
   // Records the snapshot's endpoints as history samples when the pool's interval passed.
   void RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall)
@@ -122,6 +129,7 @@ class Reconciler {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_whole_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
   std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;

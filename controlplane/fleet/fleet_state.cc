@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -94,6 +95,7 @@ absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
 
 absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
                                      absl::Time now) {
+  bool changed = false;
   {
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
@@ -119,16 +121,35 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     if (models_change) RETURN_IF_ERROR(CheckPoolsLocked(node_id, proposed));
     node.last_sequence = report.sequence();
     node.last_seen = now;
+    changed = !node.reported;
     node.reported = true;
     for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
     for (const v1::EndpointReport& ep : report.endpoints()) {
-      node.latest[ep.address()] = ep;
+      auto [slot, fresh] = node.latest.try_emplace(ep.address());
+      v1::EndpointReport& latest = slot->second;
+      if (fresh || !google::protobuf::util::MessageDifferencer::Equals(latest, ep)) {
+        changed = true;
+        // The endpoint's pools before and after (a report's models, else its Hello's).
+        for (const v1::EndpointReport* r : {static_cast<const v1::EndpointReport*>(&latest), &ep}) {
+          if (r->models_size() > 0) {
+            changed_pools_.insert(r->models().begin(), r->models().end());
+          } else {
+            for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+              if (info.address() == ep.address()) changed_pools_.insert(info.models().begin(), info.models().end());
+            }
+          }
+        }
+      }
+      latest = ep;
       if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
       if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
       if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
     }
   }
-  NotifyChange();
+  // A report that repeats every endpoint's last values (only its sequence, time or GPU
+  // readings moved) changes no decision: no pass for it. Its freshness still counts (the
+  // periodic pass sees the report age).
+  if (changed) NotifyChange(/*all_pools=*/false);
   return absl::OkStatus();
 }
 
@@ -213,11 +234,35 @@ std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention,
   return removed;
 }
 
-std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
+std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const { return Endpoints(now, nullptr); }
+
+std::optional<std::set<std::string>> FleetState::TakeChangedPools() {
+  MutexLock lock(&mu_);
+  std::set<std::string> pools;
+  pools.swap(changed_pools_);
+  const bool all = all_pools_changed_;
+  all_pools_changed_ = false;
+  if (all) return std::nullopt;
+  return pools;
+}
+
+std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<std::string>* pools) const {
   std::vector<EndpointView> out;
   MutexLock lock(&mu_);
+  // Whether an endpoint (its report's models, else its Hello's) is in one of `pools`.
+  auto wanted = [pools](const google::protobuf::RepeatedPtrField<std::string>& models) {
+    for (const std::string& m : models) {
+      if (pools->count(m) > 0) return true;
+    }
+    return false;
+  };
   for (const auto& [node_id, node] : nodes_) {
     for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+      if (pools != nullptr) {
+        auto latest = node.latest.find(info.address());
+        const bool by_report = latest != node.latest.end() && latest->second.models_size() > 0;
+        if (!wanted(by_report ? latest->second.models() : info.models())) continue;
+      }
       EndpointView v;
       v.node_id = node_id;
       v.address = info.address();
@@ -263,7 +308,19 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now) const {
       out.push_back(std::move(v));
     }
   }
-  const std::map<std::string, std::vector<std::string>> duplicates = DuplicateAddresses(out);
+  std::map<std::string, std::vector<std::string>> duplicates;
+  if (pools == nullptr) {
+    duplicates = DuplicateAddresses(out);
+  } else {  // Claimants in other pools count too: every connected node's declared addresses.
+    std::map<std::string, std::set<std::string>> claimants;
+    for (const auto& [node_id, node] : nodes_) {
+      if (!node.connected) continue;
+      for (const v1::EndpointInfo& info : node.hello.endpoints()) claimants[info.address()].insert(node_id);
+    }
+    for (const auto& [address, nodes] : claimants) {
+      if (nodes.size() > 1) duplicates[address].assign(nodes.begin(), nodes.end());
+    }
+  }
   for (EndpointView& v : out) {
     auto dup = duplicates.find(v.address);
     if (dup == duplicates.end() || !v.connected) continue;
@@ -351,7 +408,11 @@ void FleetState::RestoreDrains(const std::vector<std::string>& node_ids) {
   NotifyChange();
 }
 
-void FleetState::NotifyChange() {
+void FleetState::NotifyChange(bool all_pools) {
+  if (all_pools) {
+    MutexLock lock(&mu_);
+    all_pools_changed_ = true;
+  }
   if (on_change_) on_change_();
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -87,7 +88,8 @@ struct Departure {
 
 class FleetState {
  public:
-  // `on_change` is called (without FleetState's lock held) after every accepted change.
+  // `on_change` is called (without FleetState's lock held) after every accepted change
+  // that can move a decision: not for a report that repeats every endpoint's last values.
   explicit FleetState(ValidationLimits limits = {}, std::function<void()> on_change = nullptr)
       : limits_(limits), on_change_(std::move(on_change)) {}
 
@@ -128,6 +130,14 @@ class FleetState {
   void RestoreDrains(const std::vector<std::string>& node_ids);
 
   std::vector<EndpointView> Endpoints(absl::Time now) const;
+  // The same, for the endpoints in at least one of `pools` only (duplicate addresses are
+  // still judged over the whole fleet). Null: every endpoint.
+  std::vector<EndpointView> Endpoints(absl::Time now, const std::set<std::string>* pools) const;
+
+  // The pools whose endpoints' reports changed since the last call; nullopt when
+  // something else changed since (a node connected, left or was drained or forgotten:
+  // any pool may be touched). Each call starts the next interval.
+  std::optional<std::set<std::string>> TakeChangedPools();
   std::vector<NodeView> Nodes(absl::Time now) const;
 
  private:
@@ -149,7 +159,8 @@ class FleetState {
     bool reported = false;
   };
 
-  void NotifyChange();
+  // `all_pools`: the change may touch any pool (else the caller recorded its pools).
+  void NotifyChange(bool all_pools = true);
   // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
   absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when `node_id`'s endpoints serving `proposed` (one model list per
@@ -167,7 +178,9 @@ class FleetState {
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<Departure> departures_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> drained_ ABSL_GUARDED_BY(mu_);  // Node ids, known or not.
+  std::set<std::string> drained_ ABSL_GUARDED_BY(mu_);        // Node ids, known or not.
+  std::set<std::string> changed_pools_ ABSL_GUARDED_BY(mu_);  // Since TakeChangedPools.
+  bool all_pools_changed_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 // For every address reported by more than one connected node: address -> those nodes,

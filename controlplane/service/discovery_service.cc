@@ -11,15 +11,18 @@
 #include "controlplane/service/grpc_status.h"
 #include "controlplane/service/refused_stream.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 
 namespace switchboard::controlplane {
 
 // One subscriber. Latest-wins: at most one write is in flight; when it completes the
 // stream sends the newest snapshot of any subscribed pool whose version it has not
 // sent yet, so a slow subscriber skips intermediate versions instead of queueing them.
-// The Assignment written is the snapshot's own immutable message (no copy per
-// subscriber); the stream holds a reference to it until the write completes.
-class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment> {
+// The bytes written are the snapshot's assignment serialized once (Snapshot::
+// assignment_bytes) and shared by every stream without a copy: the slice written refers
+// to them and holds a reference to the snapshot until gRPC releases it. So the method is
+// served raw (grpc::ByteBuffer both ways) and requests are parsed here.
+class SubscribeStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   SubscribeStream(DiscoveryServiceImpl* service, grpc::CallbackServerContext* context,
                   std::unique_ptr<StreamGate::Ticket> ticket)
@@ -29,13 +32,20 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
         client_id_(service->clients_ == nullptr ? 0 : service->clients_->Add("native", peer_)),
         user_agent_(UserAgentOf(*context)) {
     service_->metrics_->subscriber_streams->Increment();
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       MutexLock lock(&mu_);
       finish_requested_ = true;
+      PumpLocked();
+      return;
+    }
+    if (!ParseRequest()) {
+      MutexLock lock(&mu_);
+      finish_requested_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "SubscribeRequest does not parse");
       PumpLocked();
       return;
     }
@@ -73,7 +83,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
         if (!pool.empty()) service_->clients_->Ack(client_id_, pool, request_.version_info());
       }
     }
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -103,6 +113,24 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   }
 
  private:
+  bool ParseRequest() {
+    request_.Clear();
+    grpc::ProtoBufferReader reader(&request_bytes_);
+    const bool parsed = request_.ParseFromZeroCopyStream(&reader);
+    request_bytes_.Clear();
+    return parsed;
+  }
+
+  // The snapshot's serialized assignment as one slice that keeps the snapshot alive.
+  static grpc::ByteBuffer WireOf(const std::shared_ptr<const Snapshot>& snap) {
+    const std::string& bytes = snap->assignment_bytes.Get(snap->assignment);
+    auto* owner = new std::shared_ptr<const Snapshot>(snap);
+    grpc::Slice slice(
+        const_cast<char*>(bytes.data()), bytes.size(),
+        [](void* p) { delete static_cast<std::shared_ptr<const Snapshot>*>(p); }, owner);
+    return grpc::ByteBuffer(&slice, 1);
+  }
+
   static std::string UserAgentOf(const grpc::CallbackServerContext& context) {
     auto it = context.client_metadata().find("user-agent");
     if (it == context.client_metadata().end() || it->second.empty()) return "native";
@@ -121,7 +149,7 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
     if (in_flight_ || finished_) return;
     if (finish_requested_) {
       finished_ = true;
-      Finish(grpc::Status::OK);
+      Finish(finish_status_);
       return;
     }
     for (const std::shared_ptr<const Snapshot>& snap : service_->store_->All()) {
@@ -140,7 +168,8 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
         nonce_pools_[previous] = snap->pool;
       }
       in_flight_ = snap;
-      StartWrite(&snap->assignment);
+      out_ = WireOf(snap);
+      StartWrite(&out_);
       return;
     }
   }
@@ -173,7 +202,8 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
   const std::string user_agent_;
   const absl::Time started_ = absl::Now();  // Wall time, as snapshots' generated_at.
-  v1::SubscribeRequest request_;            // Owned by the single outstanding read.
+  grpc::ByteBuffer request_bytes_;          // Owned by the single outstanding read.
+  v1::SubscribeRequest request_;            // request_bytes_ parsed; touched only from read callbacks.
   bool subscribed_ = false;                 // Touched only from read callbacks.
   bool outcomes_error_logged_ = false;      // Likewise.
   int watcher_id_ = 0;                      // Set before the first write; read in OnDone.
@@ -184,21 +214,23 @@ class SubscribeStream final : public grpc::ServerBidiReactor<v1::SubscribeReques
   std::set<std::string> pools_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> sent_versions_ ABSL_GUARDED_BY(mu_);  // Version, + " stale" if it was.
   std::shared_ptr<const Snapshot> in_flight_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer out_ ABSL_GUARDED_BY(mu_);                                   // in_flight_'s bytes, while written.
   std::map<std::string, std::string> nonce_pools_ ABSL_GUARDED_BY(mu_);         // Nonce -> pool.
   std::map<std::string, std::string> last_nonce_of_pool_ ABSL_GUARDED_BY(mu_);  // Pool -> nonce.
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* DiscoveryServiceImpl::Subscribe(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* DiscoveryServiceImpl::Subscribe(
     grpc::CallbackServerContext* context) {
   if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
-    return new RefusedStream<v1::SubscribeRequest, v1::Assignment>(s);
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(s);
   }
   std::unique_ptr<StreamGate::Ticket> ticket;
   if (gate_ != nullptr) {
     absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> t = gate_->Admit(context->peer(), StreamKind::kSubscriber);
-    if (!t.ok()) return new RefusedStream<v1::SubscribeRequest, v1::Assignment>(ToGrpcStatus(t.status()));
+    if (!t.ok()) return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(ToGrpcStatus(t.status()));
     ticket = std::move(*t);
   }
   return new SubscribeStream(this, context, std::move(ticket));

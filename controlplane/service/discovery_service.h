@@ -13,7 +13,10 @@
 
 namespace switchboard::controlplane {
 
-class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService {
+// Subscribe is served raw (grpc::ByteBuffer): every stream writes the snapshot's
+// assignment serialized once, not once per subscriber (discovery_service.cc).
+class DiscoveryServiceImpl final
+    : public v1::DiscoveryService::WithRawCallbackMethod_Subscribe<v1::DiscoveryService::Service> {
  public:
   // `fleet` may be null (outcomes are then ignored), `clients` too (streams are then not
   // listed). All must outlive the service.
@@ -26,8 +29,7 @@ class DiscoveryServiceImpl final : public v1::DiscoveryService::CallbackService 
   // Streams per peer and subscribers in all (default: unlimited). Must outlive the service.
   void set_stream_gate(StreamGate* gate) { gate_ = gate; }
 
-  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::Assignment>* Subscribe(
-      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context) override;
 
  private:
   friend class SubscribeStream;

@@ -25,6 +25,11 @@ double TwoSignificantDigits(double v) {
 
 }  // namespace
 
+const std::string& LazyWireBytes::Get(const google::protobuf::MessageLite& message) const {
+  absl::call_once(once_, [&] { message.SerializeToString(&bytes_); });
+  return bytes_;
+}
+
 std::string ComputeVersion(const v1::Assignment& assignment) {
   v1::Assignment content = assignment;
   content.clear_version();

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/time/time.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/policy/circuit.h"
@@ -18,6 +19,23 @@
 #include "switchboard/v1/discovery.pb.h"
 
 namespace switchboard::controlplane {
+
+// A message's wire bytes, serialized on first use and then shared: every subscriber
+// stream of a snapshot sends the same bytes, so an assignment is serialized once per
+// version, not once per subscriber. Thread-safe. A copy starts empty (the copy's message
+// may be changed before it is sent).
+class LazyWireBytes {
+ public:
+  LazyWireBytes() = default;
+  LazyWireBytes(const LazyWireBytes&) {}
+  LazyWireBytes& operator=(const LazyWireBytes&) = delete;
+  // `message` must not change after the first call.
+  const std::string& Get(const google::protobuf::MessageLite& message) const;
+
+ private:
+  mutable absl::once_flag once_;
+  mutable std::string bytes_;
+};
 
 struct Snapshot {
   std::string pool;
@@ -30,6 +48,8 @@ struct Snapshot {
   // What the autoscaler saw at its last sync (current replicas, demand); nullopt with
   // autoscaling off and for a snapshot restored from history. Not part of the version.
   std::optional<policy::PoolSignals> scaling_signals;
+  // `assignment` serialized, for the native Subscribe streams (set `assignment` first).
+  LazyWireBytes assignment_bytes;
 };
 
 // Circuit-breaker memory of a pool's endpoints, keyed by "node/address".

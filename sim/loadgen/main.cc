@@ -15,6 +15,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/loadgen/bare_server.h"
+#include "bench/loadgen/bench.h"
 #include "client/picker.h"
 #include "common/clock.h"
 #include "common/mutex.h"
@@ -218,6 +220,11 @@ std::atomic<bool> g_stop{false};
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Bench mode (bench/loadgen): the control plane's own ingest and fan-out under load.
+  if (argc >= 2 && std::string(argv[1]) == "bench") return switchboard::bench::RunLoadgenBench(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "bench-bare-server") {
+    return switchboard::bench::RunBareServer(argc - 1, argv + 1);
+  }
   std::string controlplane = "127.0.0.1:50051", pool = "llama-3-8b", duration = "0s", report_every = "5s";
   double rps = 2;
   int max_tokens = 100, concurrency = 64, prompt_chars = 400;

@@ -73,6 +73,44 @@ TEST_F(ReconcilerTest, PublishesOnlyWhenContentChanges) {
   EXPECT_NE(store_.Get("m")->version, v1);
 }
 
+TEST_F(ReconcilerTest, ChangedPassRebuildsOnlyThePoolsWhoseReportsChanged) {
+  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(fleet_.Connect(2, MakeHello("n2", {"b:1"}), clock_.MonotonicNow()).ok());
+  auto report = [&](uint64_t stream, const std::string& node, uint64_t seq, const std::string& addr,
+                    const std::string& pool, uint32_t busy) {
+    ASSERT_TRUE(fleet_
+                    .ApplyReport(stream, node, MakeReport(seq, {MakeEndpointReport(addr, pool, 4, busy)}),
+                                 clock_.MonotonicNow())
+                    .ok());
+  };
+  report(1, "n1", 1, "a:1", "pa", 0);
+  report(2, "n2", 1, "b:1", "pb", 0);
+  EXPECT_EQ(reconciler_->ReconcileChanged(), 2) << "nodes connected: a whole pass";
+  const std::shared_ptr<const Snapshot> a1 = store_.Get("pa"), b1 = store_.Get("pb");
+  ASSERT_TRUE(a1 && b1);
+
+  report(1, "n1", 2, "a:1", "pa", 3);
+  EXPECT_EQ(reconciler_->ReconcileChanged(), 1);
+  EXPECT_NE(store_.Get("pa")->version, a1->version);
+  EXPECT_EQ(store_.Get("pb"), b1) << "pool pb was neither rebuilt nor refreshed";
+
+  report(1, "n1", 3, "a:1", "pa", 3);  // The same values again: nothing changed.
+  EXPECT_EQ(reconciler_->ReconcileChanged(), 0);
+  EXPECT_EQ(store_.Get("pb"), b1);
+
+  // An endpoint moving from pool pa to pb changes both.
+  report(1, "n1", 4, "a:1", "pb", 3);
+  EXPECT_EQ(reconciler_->ReconcileChanged(), 2);
+  EXPECT_EQ(store_.Get("pa")->assignment.endpoints_size(), 0);
+  EXPECT_EQ(store_.Get("pb")->assignment.endpoints_size(), 2);
+
+  // A disconnect may touch any pool: a whole pass (every pool refreshed).
+  const std::shared_ptr<const Snapshot> b2 = store_.Get("pb");
+  fleet_.Disconnect(2, "n2", clock_.MonotonicNow());
+  reconciler_->ReconcileChanged();
+  EXPECT_NE(store_.Get("pb"), b2);
+}
+
 TEST_F(ReconcilerTest, SilentNodeGoesStaleThenComesBack) {
   ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
   ASSERT_TRUE(fleet_.Connect(2, MakeHello("n2", {"b:1"}), clock_.MonotonicNow()).ok());

@@ -18,9 +18,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/net.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/integration/harness.h"
+#include "tests/interop/agent_client.h"
 
 namespace switchboard::testing {
 namespace {
@@ -201,6 +203,55 @@ TEST(ControlPlaneStartupTest, PortInUseIsAClearError) {
   EXPECT_THAT(out, HasSubstr(absl::StrCat("--metrics-listen ", taken_metrics, ": cannot listen (the port is in use")));
 }
 
+// Subscribe is served raw (each assignment serialized once for every stream): a request
+// that is not a SubscribeRequest ends its own stream with INVALID_ARGUMENT, and a proper
+// subscriber on the same control plane still gets its pools.
+TEST(ControlPlaneStartupTest, UnparsableSubscribeRequestIsInvalidArgument) {
+  auto cp = Subprocess::Start("switchboard-controlplane", {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db",
+                                                           "", "--insecure", "--reconcile-coalesce", "0s"});
+  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string target = absl::StrCat("127.0.0.1:", *port);
+
+  grpc::GenericStub generic(MakeDedicatedChannel(target));
+  grpc::ClientContext context;
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(&context, "/switchboard.v1.DiscoveryService/Subscribe", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(ok);
+  const std::string garbage = "\xff\xff\xff\xff";  // A field tag with no end: no message parses.
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer bytes(&slice, 1);
+  call->Write(bytes, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  while (cq.Next(&tag, &ok) && tag != reinterpret_cast<void*>(3)) {
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  v1::EndpointInfo info;
+  info.set_address("10.0.0.1:8000");
+  info.add_models("m");
+  info.set_slots_total(4);
+  v1::EndpointReport report;
+  report.set_address(info.address());
+  report.set_state(v1::ENDPOINT_STATE_READY);
+  report.add_models("m");
+  report.set_slots_total(4);
+  switchboard::testing::AgentClient agent(target, "n1", {info}, {report});
+  Subscriber subscriber(target, {"m"});
+  EXPECT_TRUE(subscriber.WaitFor(
+      "m", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, absl::Seconds(20)));
+}
+
 // Usage errors exit 2, as docs/operations.md says (CLI11's own codes are 105-109); --help 0.
 TEST(ControlPlaneStartupTest, UsageErrorsExitTwo) {
   for (const auto& [binary, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
@@ -208,6 +259,8 @@ TEST(ControlPlaneStartupTest, UsageErrorsExitTwo) {
            {"sbctl", {"scale"}},
            {"sbctl", {"scale", "m", "notanumber"}},
            {"switchboard-controlplane", {"--no-such-flag"}},
+           {"switchboard-controlplane", {"--reconcile-coalesce", "soon"}},
+           {"switchboard-controlplane", {"--reconcile-tick", "0s"}},
        }) {
     auto [rc, out] = RunToExit(binary, args, absl::Seconds(20));
     EXPECT_EQ(rc, 2) << binary << " " << args[0] << ": " << out;

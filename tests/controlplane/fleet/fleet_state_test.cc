@@ -90,6 +90,53 @@ TEST(FleetStateTest, ReportsCannotPassTheLimitOnPools) {
             absl::StatusCode::kResourceExhausted);
 }
 
+TEST(FleetStateTest, OnlyReportsThatChangeAnEndpointWakeTheReconciler) {
+  int changes = 0;
+  FleetState fleet({}, [&] { ++changes; });
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "a:2"}), kT0).ok());
+  const int after_hello = changes;
+  auto report = [](uint64_t seq, uint32_t busy) {
+    return MakeReport(seq, {MakeEndpointReport("a:1", "m", 4, busy), MakeEndpointReport("a:2", "m", 4, 0)});
+  };
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", report(1, 1), kT0).ok());
+  EXPECT_EQ(changes, after_hello + 1) << "the first report is news";
+  // Same endpoint values: only the sequence and time moved. Applied (the report age
+  // restarts) but no pass is asked for.
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", report(2, 1), kT0 + absl::Seconds(1)).ok());
+  EXPECT_EQ(changes, after_hello + 1);
+  EXPECT_EQ(fleet.Endpoints(kT0 + absl::Seconds(1))[0].report_age, absl::ZeroDuration());
+  // One endpoint's load moved: a pass.
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", report(3, 2), kT0 + absl::Seconds(2)).ok());
+  EXPECT_EQ(changes, after_hello + 2);
+  EXPECT_EQ(fleet.Endpoints(kT0 + absl::Seconds(2))[0].slots_busy, 2u);
+  // A rejected report changes nothing, so asks for nothing.
+  ASSERT_FALSE(fleet.ApplyReport(1, "n1", report(4, 9), kT0 + absl::Seconds(3)).ok());
+  EXPECT_EQ(changes, after_hello + 2);
+}
+
+TEST(FleetStateTest, EndpointsOfSomePoolsStillSeeDuplicatesInOtherPools) {
+  FleetState fleet;
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "c:1"}), kT0).ok());
+  ASSERT_TRUE(fleet.Connect(2, MakeHello("n2", {"a:1"}), kT0).ok());
+  ASSERT_TRUE(
+      fleet
+          .ApplyReport(1, "n1",
+                       MakeReport(1, {MakeEndpointReport("a:1", "pa", 4, 0), MakeEndpointReport("c:1", "pc", 4, 0)}),
+                       kT0)
+          .ok());
+  ASSERT_TRUE(fleet.ApplyReport(2, "n2", MakeReport(1, {MakeEndpointReport("a:1", "pb", 4, 0)}), kT0).ok());
+  const std::set<std::string> only = {"pa"};
+  std::vector<EndpointView> eps = fleet.Endpoints(kT0, &only);
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_EQ(eps[0].node_id, "n1");
+  EXPECT_EQ(eps[0].duplicate_of, std::vector<std::string>{"n2"}) << "n2 claims a:1 from pool pb";
+
+  EXPECT_EQ(fleet.TakeChangedPools(), std::nullopt) << "nodes connected: any pool";
+  ASSERT_TRUE(fleet.ApplyReport(2, "n2", MakeReport(2, {MakeEndpointReport("a:1", "pb", 4, 1)}), kT0).ok());
+  EXPECT_EQ(fleet.TakeChangedPools(), std::optional<std::set<std::string>>(std::set<std::string>{"pb"}));
+  EXPECT_EQ(fleet.TakeChangedPools(), std::optional<std::set<std::string>>(std::set<std::string>{}));
+}
+
 TEST(FleetStateTest, SecondStreamCannotTakeAConnectedNode) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());

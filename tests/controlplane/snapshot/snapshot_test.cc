@@ -117,5 +117,23 @@ TEST(SnapshotTest, WeightExplanationsFollowThePoolsRule) {
   }
 }
 
+TEST(SnapshotTest, AssignmentBytesAreSerializedOnceAndCopiesStartAfresh) {
+  std::shared_ptr<const Snapshot> snap = BuildSnapshot("m", {Ep("n1", "a:1", 4, 1)}, nullptr, {}, kNow);
+  const std::string& bytes = snap->assignment_bytes.Get(snap->assignment);
+  v1::Assignment parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.version(), snap->version);
+  EXPECT_EQ(parsed.endpoints_size(), 1);
+  EXPECT_EQ(&snap->assignment_bytes.Get(snap->assignment), &bytes) << "the same bytes, not a second serialization";
+
+  Snapshot copy = *snap;  // A copy may change its assignment before it is sent.
+  copy.assignment.set_stale(true);
+  v1::Assignment copied;
+  ASSERT_TRUE(copied.ParseFromString(copy.assignment_bytes.Get(copy.assignment)));
+  EXPECT_TRUE(copied.stale());
+  ASSERT_TRUE(parsed.ParseFromString(snap->assignment_bytes.Get(snap->assignment)));
+  EXPECT_FALSE(parsed.stale());
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane

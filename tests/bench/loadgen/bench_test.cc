@@ -1,0 +1,62 @@
+// A short `switchboard-loadgen bench` run against the real control plane and the bare
+// server: it runs, every client connects, markers reach every subscriber, and --json is
+// well-formed with the figures docs/performance.md quotes. No timing is asserted: the
+// figures themselves come from longer runs on a quiet machine.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+std::string RunCommand(const std::string& command, int* status) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
+  int status = -1;
+  const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
+                                         " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
+                                         " --duration 2s --warmup 500ms --marker-interval 200ms --json",
+                                     &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["config"]["agents"], 20);
+  for (const char* side : {"switchboard", "bare"}) {
+    SCOPED_TRACE(side);
+    const nlohmann::json& r = j[side];
+    EXPECT_EQ(r["agents_connected"], 20);
+    EXPECT_EQ(r["subscribers_connected"], 5);
+    EXPECT_GT(r["reports_per_s"].get<double>(), 0);
+    EXPECT_GT(r["cpu_us_per_report"].get<double>(), 0);
+    EXPECT_GT(r["rss_mib"].get<double>(), 0);
+    EXPECT_GT(r["markers_complete"].get<int>(), 0);
+    EXPECT_GE(r["push_to_last_p99_ms"].get<double>(), r["push_to_last_p50_ms"].get<double>());
+    EXPECT_GT(r["pushes_per_s"].get<double>(), 0);
+    EXPECT_EQ(r["rejects"], 0);
+    EXPECT_EQ(r["errors"], 0);
+  }
+  EXPECT_TRUE(j["ratio"].contains("reports_per_s"));
+  EXPECT_TRUE(j["ratio"].contains("push_to_last_p99_ms"));
+}
+
+TEST(LoadgenBenchTest, BadFlagsAreRefused) {
+  int status = -1;
+  RunCommand(std::string(SWITCHBOARD_LOADGEN) + " bench --agents 0 2>&1", &status);
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  RunCommand(std::string(SWITCHBOARD_LOADGEN) + " bench --duration soon 2>&1", &status);
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+}  // namespace
