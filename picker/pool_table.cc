@@ -3,11 +3,12 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace switchboard::picker {
 
-PoolTable::PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed)
-    : pools_(std::move(pools)), policy_(std::move(policy)), rng_(seed) {}
+PoolTable::PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed, const Clock* clock)
+    : pools_(std::move(pools)), policy_(std::move(policy)), clock_(clock), rng_(seed) {}
 
 bool PoolTable::Serves(const std::string& pool) const {
   return pools_.empty() || std::find(pools_.begin(), pools_.end(), pool) != pools_.end();
@@ -19,6 +20,7 @@ absl::Status PoolTable::Apply(const v1::Assignment& a) {
   Pool& p = by_pool_[a.pool()];
   p.assignment = a;
   p.since.clear();
+  p.peers.AssignmentApplied();
   return absl::OkStatus();
 }
 
@@ -57,17 +59,61 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
       c.load.sent_since_assignment = s->second.sent;
       c.load.done_since_assignment = s->second.done;
     }
+    c.load.peers_change = p.peers.Change(ep.address());
     candidates.push_back(std::move(c));
   }
-  client::PickResult r = client::DecidePick(candidates, request, policy_, rng_);
-  if (r.verdict == client::PickVerdict::kRoute) ++p.since[r.endpoints.front()].sent;
+  client::PickPolicy policy = policy_;
+  policy.picker.gateways = p.peers.GatewaysScale(policy_.picker.gateways);
+  client::PickResult r = client::DecidePick(candidates, request, policy, rng_);
+  if (r.verdict == client::PickVerdict::kRoute) {
+    ++p.since[r.endpoints.front()].sent;
+    ++p.in_flight[r.endpoints.front()];
+  }
+  picks_.push_back({pool, clock_->Now(), request.prompt_tokens, r});
+  if (picks_.size() > kKeptPicks) picks_.pop_front();
   return r;
 }
 
 void PoolTable::Done(const std::string& pool, const std::string& picked) {
   MutexLock lock(&mu_);
   auto it = by_pool_.find(pool);
-  if (it != by_pool_.end()) ++it->second.since[picked].done;
+  if (it == by_pool_.end()) return;
+  ++it->second.since[picked].done;
+  auto f = it->second.in_flight.find(picked);
+  if (f != it->second.in_flight.end() && --f->second == 0) it->second.in_flight.erase(f);
+}
+
+client::PoolCounts PoolTable::InFlight() const {
+  MutexLock lock(&mu_);
+  client::PoolCounts out;
+  for (const auto& [name, p] : by_pool_) {
+    client::EndpointCounts& counts = out[name];
+    for (const auto& [address, n] : p.in_flight) counts[address] = n;
+  }
+  return out;
+}
+
+void PoolTable::SetPeers(const v1::PeersInFlight& peers) {
+  MutexLock lock(&mu_);
+  const bool resumed = !sharing_;
+  sharing_ = true;
+  std::map<std::string, client::EndpointCounts> by_pool;
+  for (const v1::PoolInFlight& pool : peers.pools()) {
+    client::EndpointCounts& counts = by_pool[pool.pool()];
+    for (const v1::EndpointInFlight& e : pool.endpoints()) counts[e.address()] += e.in_flight();
+  }
+  for (auto& [name, p] : by_pool_) {
+    p.peers.Received(std::move(by_pool[name]), peers.peers());
+    // Counts heard for the first time include requests older than the assignment (which
+    // its reports already count): from here on, only their change.
+    if (resumed) p.peers.AssignmentApplied();
+  }
+}
+
+void PoolTable::PeersLost() {
+  MutexLock lock(&mu_);
+  sharing_ = false;
+  for (auto& [name, p] : by_pool_) p.peers.Lost();
 }
 
 bool PoolTable::Outcome(const std::string& pool, const std::string& address, int status) {
@@ -82,6 +128,35 @@ bool PoolTable::Outcome(const std::string& pool, const std::string& address, int
     return true;
   }
   return false;
+}
+
+std::vector<v1::PickExplanation> PoolTable::TakePicks() {
+  std::deque<KeptPick> kept;
+  {
+    MutexLock lock(&mu_);
+    kept.swap(picks_);
+  }
+  std::vector<v1::PickExplanation> out;
+  for (const KeptPick& k : kept) {
+    v1::PickExplanation& e = out.emplace_back();
+    e.set_pool(k.pool);
+    *e.mutable_decided_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(k.at));
+    e.set_prompt_tokens(k.prompt_tokens);
+    e.set_verdict(k.result.verdict == client::PickVerdict::kRoute  ? "route"
+                  : k.result.verdict == client::PickVerdict::kShed ? "shed"
+                                                                   : "unavailable");
+    e.set_reason(k.result.reason);
+    for (const client::ScoredEndpoint& c : k.result.scores) {
+      v1::CandidateScore* cs = e.add_candidates();
+      cs->set_address(c.address);
+      cs->set_weight(c.weight);
+      cs->set_expected_ttft_seconds(c.expected_ttft_seconds);
+      cs->set_in_flight(c.occupancy);
+      cs->set_slots_total(c.slots_total);
+      cs->set_why(c.why);
+    }
+  }
+  return out;
 }
 
 std::vector<v1::EndpointOutcome> PoolTable::TakeOutcomes() {

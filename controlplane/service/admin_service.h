@@ -7,9 +7,10 @@
 #include "common/clock.h"
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
+#include "controlplane/fleet/recent_picks.h"
 #include "controlplane/operations.h"
-#include "controlplane/service/read_executor.h"
 #include "controlplane/service/authorizer.h"
+#include "controlplane/service/read_executor.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -26,6 +27,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
 
   // Who may call what (default: everyone). `auth` must outlive the service.
   void set_authorizer(const Authorizer* auth) { auth_ = auth; }
+  // The pickers' last picks, for Explain (default: none). Must outlive the service.
+  void set_recent_picks(const RecentPicks* picks) { recent_picks_ = picks; }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -68,6 +71,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const ClientRegistry* const clients_;
   ReadExecutor* const reads_;
   const Authorizer* auth_ = Authorizer::AllowAll();
+  const RecentPicks* recent_picks_ = nullptr;
 };
 
 // The admin view of one snapshot.
