@@ -35,9 +35,10 @@ int RunWatch(const GlobalOptions& global, const WatchOptions& options, std::ostr
 // drain: stop routing to every endpoint of a node (kept until undrain).
 int RunDrain(const GlobalOptions& global, const std::string& node_id, bool drain, std::ostream& out, std::ostream& err);
 
-// explain: the arithmetic behind weights, circuits and the replica count.
+// explain: the arithmetic behind weights, circuits and the replica count; with
+// `picks` > 0, instead the pool's last `picks` picks as switchboard-picker scored them.
 int RunExplain(const GlobalOptions& global, const std::string& pool, const std::string& endpoint, std::ostream& out,
-               std::ostream& err);
+               std::ostream& err, int picks = 0);
 // scale: a manual replica count for `ttl` (replicas < 0 clears it). `force` allows a
 // count below the pool's min_replicas. Returns 3 when the pool's configuration refuses
 // the count (nothing changed), 1 on other errors.

@@ -63,6 +63,15 @@ int main(int argc, char** argv) {
       "explain", "why each endpoint has its weight and circuit state, and the pool its replica count");
   explain_cmd->add_option("pool", explain_pool, "pool")->required();
   explain_cmd->add_option("endpoint", explain_endpoint, "only this endpoint (host:port)");
+  bool explain_request = false;
+  int explain_picks = 5;
+  explain_cmd->add_flag("--request", explain_request,
+                        "how the pool's last requests were picked: per candidate endpoint the expected time to "
+                        "first token, requests in flight, free slots and why it was chosen or passed over (from "
+                        "switchboard-picker replicas, through the control plane)");
+  explain_cmd->add_option("--picks", explain_picks, "with --request: how many picks, newest first")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
 
   std::string scale_pool, scale_for = "1h", scale_reason;
   int scale_replicas = 0;
@@ -186,7 +195,10 @@ int main(int argc, char** argv) {
   if (*history_cmd) return switchboard::cli::RunHistory(global, history, std::cout, std::cerr);
   if (*nodes_cmd) return switchboard::cli::RunNodes(global, std::cout, std::cerr);
   if (*pool_cmd) return switchboard::cli::RunPool(global, pool_name, std::cout, std::cerr);
-  if (*explain_cmd) return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr);
+  if (*explain_cmd) {
+    return switchboard::cli::RunExplain(global, explain_pool, explain_endpoint, std::cout, std::cerr,
+                                        explain_request ? explain_picks : 0);
+  }
   if (*scale_cmd) {
     absl::Duration ttl;
     if (!absl::ParseDuration(scale_for, &ttl) || ttl <= absl::ZeroDuration()) {

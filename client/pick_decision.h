@@ -6,8 +6,8 @@
 //   eligible  = endpoints with a weight (READY, circuit not open: the control plane gives
 //               the others weight 0), restricted to the gateway's subset hint when it
 //               sends one; none: kUnavailable (the gateway answers 503)
-//   admission = the pool's occupancy (busy + queued + this picker's change since the
-//               assignment, scaled by the number of pickers) over its slots; above
+//   admission = the pool's occupancy (busy + queued + the pickers' change since the
+//               assignment: EstimatedOccupancy, client/picker.h) over its slots; above
 //               shed_occupancy: kShed (429 with Retry-After)
 //   pick      = the session's server when the request names a session and that server
 //               is not full (rendezvous hashing: a session stays put while the pool
@@ -51,9 +51,14 @@ struct PickRequest {
 
 enum class PickVerdict { kRoute, kUnavailable, kShed };
 
+// One endpoint of the pool as the decision saw it, and what became of it.
 struct ScoredEndpoint {
   std::string address;
-  double expected_ttft_seconds = 0;
+  uint32_t weight = 0;  // As the decision used it (0 = excluded).
+  uint32_t slots_total = 0;
+  double occupancy = 0;              // Estimated requests in flight (EstimatedOccupancy).
+  double expected_ttft_seconds = 0;  // 0 for an excluded endpoint.
+  std::string why;                   // Picked, fallback, passed over or excluded, and why.
 };
 
 struct PickResult {
@@ -61,15 +66,12 @@ struct PickResult {
   std::vector<std::string> endpoints;  // kRoute: the pick, then the fallbacks.
   absl::Duration retry_after;          // kShed.
   std::string reason;                  // One line: why this verdict and this pick.
-  std::vector<ScoredEndpoint> scores;  // Every eligible endpoint, as the picker saw it.
+  // Every endpoint: the eligible ones first (in the pool's order), then the excluded ones.
+  std::vector<ScoredEndpoint> scores;
 };
 
 PickResult DecidePick(const std::vector<CandidateEndpoint>& endpoints, const PickRequest& request,
                       const PickPolicy& policy, std::mt19937_64& rng);
-
-// Occupancy of `e` as the picker estimates it: busy + queued + its own change since the
-// assignment, times the number of pickers.
-double EstimatedOccupancy(const PickerEndpoint& e, const PickerConfig& config);
 
 }  // namespace switchboard::client
 

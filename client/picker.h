@@ -9,14 +9,19 @@
 //
 //   occupancy = slots busy + queued (as of the assignment)
 //               + (requests this gateway sent there since - those of its requests that
-//                  finished there since) x gateways
+//                  finished there since
+//                  + the change in the other gateways' requests in flight there since,
+//                    when they share them: client/in_flight_share.h)
+//                 x gateways / gateways seen
 //   wait      = max(0, occupancy - slots + 1) x mean service time / slots
 //   TTFT      = wait + prompt tokens / prefill speed + 1 / decode speed
 //
 // where the mean service time is mean prompt / prefill speed + mean output / decode speed.
-// A gateway sees only its own traffic between assignments; scaled by the number of
-// gateways, the change in its own outstanding requests estimates everyone's (arrivals and
-// completions), so a fast server that has freed slots since the report looks free again.
+// A gateway that does not share sees only its own traffic between assignments; scaled by
+// the number of gateways, the change in its own outstanding requests estimates everyone's
+// (arrivals and completions), so a fast server that has freed slots since the report
+// looks free again. Gateways that share see each other's and need no scaling, or only
+// for those that do not reach them.
 // Speeds come from the assignment (measured by the agents); an endpoint with no
 // measurement yet takes the median of those that have one.
 #ifndef SWITCHBOARD_CLIENT_PICKER_H_
@@ -37,6 +42,9 @@ struct PickerEndpoint {
   double prefill_tokens_per_second = 0;  // 0 = unknown.
   uint32_t sent_since_assignment = 0;    // By this gateway, since the assignment arrived.
   uint32_t done_since_assignment = 0;    // This gateway's requests that finished since then.
+  // The other gateways' requests in flight here now minus when the assignment arrived, as
+  // they shared them (0 when they do not share).
+  double peers_change = 0;
 };
 
 struct PickerConfig {
@@ -45,7 +53,9 @@ struct PickerConfig {
   // share a stale view from all choosing the same one. 8 was best in the simulator
   // (docs/policy-evaluation.md).
   int draws = 8;
-  double gateways = 1;  // Gateways sharing the pool: scales this one's own recent sends.
+  // Gateways sharing the pool over those whose requests this one counts (itself and the
+  // peers it hears from): scales the counted change since the assignment to everyone's.
+  double gateways = 1;
   double mean_prompt_tokens = 1000;
   double mean_output_tokens = 130;
 };
@@ -54,15 +64,18 @@ struct PickerConfig {
 // speed of an endpoint not measured yet.
 double MedianOfKnown(std::vector<double> values, double otherwise);
 
+// Occupancy of `e` as the picker estimates it (see the formula above).
+double EstimatedOccupancy(const PickerEndpoint& e, const PickerConfig& config);
+
 // Expected seconds to the first token of a `prompt_tokens` request on `e`, with unknown
 // speeds replaced by the fallbacks.
 double ExpectedTtftSeconds(const PickerEndpoint& e, double prompt_tokens, const PickerConfig& config,
                            double fallback_prefill, double fallback_decode);
 
 // The index of the endpoint to send a `prompt_tokens` request to, or -1 when no endpoint
-// has a weight.
+// has a weight. `drawn`, when given, receives how many times each endpoint was drawn.
 int PickEndpoint(const std::vector<PickerEndpoint>& endpoints, double prompt_tokens, const PickerConfig& config,
-                 std::mt19937_64& rng);
+                 std::mt19937_64& rng, std::vector<int>* drawn = nullptr);
 
 }  // namespace switchboard::client
 

@@ -37,6 +37,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<AgentServiceImpl> agent_service;
   std::unique_ptr<DiscoveryServiceImpl> discovery_service;
+  RecentPicks recent_picks;  // Pickers' last picks: reported on ShareInFlight, read by Explain.
   std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
   std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
@@ -191,6 +192,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->admin_service->set_authorizer(p->authorizer.get());
   p->keda_service->set_authorizer(p->authorizer.get());
   p->admin_service->set_rate_limiter(p->rate_limiter.get());
+  p->discovery_service->set_recent_picks(&p->recent_picks);
+  p->admin_service->set_recent_picks(&p->recent_picks);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

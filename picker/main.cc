@@ -22,6 +22,7 @@
 #include "common/metrics_listen.h"
 #include "common/mutex.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -30,6 +31,7 @@
 #include "grpcpp/server_builder.h"
 #include "picker/exchange.h"
 #include "picker/ext_proc_service.h"
+#include "picker/in_flight_sharer.h"
 #include "picker/metrics.h"
 #include "picker/pool_table.h"
 
@@ -43,25 +45,6 @@ constexpr char kExtProcServiceName[] = "envoy.service.ext_proc.v3.ExternalProces
 int UsageError(const std::string& message) {
   std::cerr << "switchboard-picker: " << message << " (see --help)\n";
   return kUsageExitCode;
-}
-
-// How the picker's connections are secured. Plaintext is the only mode in this release;
-// TLS (server certificates for Envoy's connection, a CA for the control plane's) slots in
-// here and in the two functions below.
-struct TransportFlags {
-  bool insecure = false;
-};
-
-// Credentials of the ext_proc and health listeners.
-std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TransportFlags& flags) {
-  (void)flags;  // Only --insecure exists so far (checked in main).
-  return grpc::InsecureServerCredentials();
-}
-
-// A new channel to the control plane (every reconnect builds one: see MakeDedicatedChannel).
-std::shared_ptr<grpc::Channel> ControlPlaneChannel(const std::string& target, const TransportFlags& flags) {
-  (void)flags;
-  return MakeDedicatedChannel(target);
 }
 
 void SetHealth(grpc::Server* server, bool ready) {
@@ -92,7 +75,8 @@ int main(int argc, char** argv) {
   std::string controlplane = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   std::string listen = "0.0.0.0:9002", health_listen, metrics_listen;
   std::vector<std::string> pools;
-  TransportFlags transport;
+  TlsFlags tls;
+  std::string token_file, share_interval_text = "50ms";
   client::PickPolicy policy;
   ExchangeOptions exchange;
   std::string retry_after_text = "1s", outcome_interval_text = "1s", body_mode = "full-duplex";
@@ -109,8 +93,10 @@ int main(int argc, char** argv) {
       "Exit codes: 0 stopped by a signal, 1 failed, 2 usage error."};
   app.footer(
       "\nExamples:\n"
-      "  switchboard-picker --insecure --controlplane cp:50051 --listen 0.0.0.0:9002 \\\n"
-      "      --health-listen 0.0.0.0:9003 --metrics-listen 0.0.0.0:9090 --pool llama-3-8b\n"
+      "  switchboard-picker --tls-cert picker.crt --tls-key picker.key --ca fleet-ca.crt \\\n"
+      "      --controlplane cp:50051 --listen 0.0.0.0:9002 --health-listen 0.0.0.0:9003 \\\n"
+      "      --metrics-listen 0.0.0.0:9090 --pool llama-3-8b --replicas 2\n"
+      "  switchboard-picker --insecure --controlplane 127.0.0.1:50051 --listen 127.0.0.1:9002\n"
       "Gateway settings (Envoy ext_proc filter, ORIGINAL_DST cluster; Kubernetes manifests):\n"
       "docs/operations.md, \"Endpoint picker for Gateway API gateways\".");
   app.add_option("--controlplane", controlplane, "control plane HOST:PORT (env SWITCHBOARD_ADDR)")
@@ -118,16 +104,23 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "ext_proc gRPC address (port 0 picks a free port, printed on stdout)")
       ->capture_default_str();
   app.add_option("--pool", pools, "pool (= model) to serve (repeatable; every pool when none is named)");
-  app.add_flag("--insecure", transport.insecure,
-               "plaintext gRPC, to the gateway and to the control plane (required: TLS is not available yet)");
+  // TLS: --tls-cert/--tls-key (and --client-ca for mTLS) on the ext_proc and health
+  // listeners, --ca/--cert/--key to the control plane; or --insecure for plaintext on both.
+  AddServerTlsFlags(app, &tls);
+  AddClientTlsFlags(app, &tls);
+  app.get_option("--client-ca")
+      ->description("PEM CA bundle for client certificates (mTLS): the gateway must present one of this CA");
+  app.add_option("--token-file", token_file,
+                 "bearer token for a control plane with --subscriber-auth token (default: $SWITCHBOARD_TOKEN)");
   app.add_option("--health-listen", health_listen,
                  "serve grpc.health.v1 here too (off when empty), e.g. 0.0.0.0:9003; the ext_proc port "
                  "always serves it");
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics here, e.g. 0.0.0.0:9090 (off when empty; port 0 picks one)");
   app.add_option("--replicas", policy.picker.gateways,
-                 "picker replicas sharing the pools: each scales its own requests since the last "
-                 "assignment by this to estimate everyone's")
+                 "picker replicas sharing the pools: while in-flight sharing is down (or for replicas on "
+                 "another control-plane replica), the requests since the last assignment this one knows of "
+                 "are scaled up by this to estimate everyone's")
       ->check(CLI::Range(1.0, 1000.0))
       ->capture_default_str();
   app.add_option("--fallbacks", policy.fallbacks, "endpoints listed after the pick, for the gateway's retries")
@@ -144,6 +137,10 @@ int main(int argc, char** argv) {
                  "while it is not full, e.g. x-session-id (off when empty)");
   app.add_flag("--debug-header", exchange.debug_header,
                "add x-switchboard-pick (why this endpoint) to every routed request");
+  app.add_option("--share-interval", share_interval_text,
+                 "share this replica's requests in flight with the other replicas through the control plane "
+                 "this often (0: do not share)")
+      ->capture_default_str();
   app.add_option("--outcome-interval", outcome_interval_text,
                  "report answers per endpoint (requests, 5xx) to the control plane this often")
       ->capture_default_str();
@@ -157,12 +154,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed of the weighted draws (default: random)");
   SB_CLI_PARSE(app, argc, argv);
 
-  if (!transport.insecure) {
-    return UsageError(
-        "TLS flags are not available yet in this release: pass --insecure to run with plaintext gRPC "
-        "(to the gateway and to the control plane)");
+  absl::Duration outcome_interval, share_interval;
+  if (!absl::ParseDuration(share_interval_text, &share_interval) || share_interval < absl::ZeroDuration()) {
+    return UsageError("--share-interval '" + share_interval_text + "': want a duration such as 50ms (0: off)");
   }
-  absl::Duration outcome_interval;
   if (!absl::ParseDuration(retry_after_text, &policy.retry_after) || policy.retry_after <= absl::ZeroDuration()) {
     return UsageError("--retry-after '" + retry_after_text + "': want a positive duration such as 1s");
   }
@@ -176,6 +171,14 @@ int main(int argc, char** argv) {
   exchange.default_body_mode =
       body_mode == "buffered" ? ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode::BUFFERED
                               : ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode::FULL_DUPLEX_STREAMED;
+
+  {
+    absl::StatusOr<std::string> token = ReadBearerToken(token_file);
+    absl::Status s = token.ok() ? ConfigureClientChannels(tls, *token) : token.status();
+    if (!s.ok()) return UsageError(std::string(s.message()));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials = MakeServerCredentials(tls);
+  if (!server_credentials.ok()) return UsageError(std::string(server_credentials.status().message()));
 
   std::unique_ptr<PickerMetrics> metrics = MakePickerMetrics();
   auto exposer = ServeMetrics(metrics_listen, metrics->registry);
@@ -194,7 +197,7 @@ int main(int argc, char** argv) {
   // Small messages both ways: BDP probing would add a ping round trip to many of them.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   int port = 0;
-  builder.AddListeningPort(listen, ServerCredentials(transport), &port);
+  builder.AddListeningPort(listen, *server_credentials, &port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "switchboard-picker: --listen: cannot listen on " << listen << "\n";
@@ -208,7 +211,7 @@ int main(int argc, char** argv) {
     grpc::ServerBuilder health_builder;
     health_builder.RegisterCallbackGenericService(&unimplemented);
     int health_port = 0;
-    health_builder.AddListeningPort(health_listen, ServerCredentials(transport), &health_port);
+    health_builder.AddListeningPort(health_listen, *server_credentials, &health_port);
     health_server = health_builder.BuildAndStart();
     if (health_server == nullptr || health_port == 0) {
       std::cerr << "switchboard-picker: --health-listen: cannot listen on " << health_listen << "\n";
@@ -239,8 +242,13 @@ int main(int argc, char** argv) {
     }
     return absl::OkStatus();
   };
-  client::Subscription subscription([&] { return ControlPlaneChannel(controlplane, transport); }, controlplane, pools,
-                                    absl::StrCat("switchboard-picker-", getpid()), apply, [] {}, std::cout);
+  const std::string subscriber_id = absl::StrCat("switchboard-picker-", getpid());
+  client::Subscription subscription([&] { return MakeDedicatedChannel(controlplane); }, controlplane, pools,
+                                    subscriber_id, apply, [] {}, std::cout);
+  InFlightSharer sharer(
+      &table, metrics.get(), [&] { return MakeDedicatedChannel(controlplane); }, subscriber_id, share_interval);
+  std::thread sharing;
+  if (share_interval > absl::ZeroDuration()) sharing = std::thread([&] { sharer.Run(); });
 
   // Every outcome_interval: the answers per endpoint since the last report, as deltas.
   std::thread reporter([&] {
@@ -267,6 +275,7 @@ int main(int argc, char** argv) {
     SetHealth(server.get(), false);
     SetHealth(health_server.get(), false);
     subscription.Stop();
+    sharer.Stop();
   });
 
   SB_LOG(INFO) << "picking for " << (pools.empty() ? "every pool" : absl::StrJoin(pools, ", ")) << " from "
@@ -278,6 +287,7 @@ int main(int argc, char** argv) {
   }
   reporter.join();
   signals.join();
+  if (sharing.joinable()) sharing.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (health_server) health_server->Shutdown();
   return 0;

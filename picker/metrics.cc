@@ -48,6 +48,16 @@ std::unique_ptr<PickerMetrics> MakePickerMetrics() {
                            .Help("Time to parse a request and pick its endpoint")
                            .Register(*m->registry)
                            .Add({}, prometheus::Histogram::BucketBoundaries{1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2});
+  m->share_peers = &prometheus::BuildGauge()
+                        .Name("switchboard_picker_share_peers")
+                        .Help("Other picker replicas this one hears from through the control plane (0: not sharing)")
+                        .Register(*m->registry)
+                        .Add({});
+  m->peer_requests_in_flight = &prometheus::BuildGauge()
+                                    .Name("switchboard_picker_peer_requests_in_flight")
+                                    .Help("The other replicas' requests in flight, as last heard")
+                                    .Register(*m->registry)
+                                    .Add({});
   return m;
 }
 

@@ -30,6 +30,10 @@ struct PickerMetrics {
   prometheus::Counter* assignments = nullptr;       // Assignments applied.
   prometheus::Counter* outcome_reports = nullptr;   // SubscribeRequests carrying outcomes sent.
   prometheus::Histogram* decide_seconds = nullptr;  // Time to decide a pick (body parsed).
+  // In-flight sharing (--share-interval): the other replicas heard from through the
+  // control plane (0 while sharing is down), and their requests in flight as last heard.
+  prometheus::Gauge* share_peers = nullptr;
+  prometheus::Gauge* peer_requests_in_flight = nullptr;
 };
 
 std::unique_ptr<PickerMetrics> MakePickerMetrics();

@@ -4,11 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "controlplane/policy/admission_proto.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace switchboard::picker {
 
-PoolTable::PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed)
-    : pools_(std::move(pools)), policy_(std::move(policy)), rng_(seed) {}
+PoolTable::PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed, const Clock* clock)
+    : pools_(std::move(pools)), policy_(std::move(policy)), clock_(clock), rng_(seed) {}
 
 bool PoolTable::Serves(const std::string& pool) const {
   return pools_.empty() || std::find(pools_.begin(), pools_.end(), pool) != pools_.end();
@@ -23,6 +24,7 @@ absl::Status PoolTable::Apply(const v1::Assignment& a) {
   p.admission = controlplane::policy::AdmissionFromProto(a.priority());
   p.headroom_slots.clear();
   for (const v1::PriorityClass& c : a.priority().classes()) p.headroom_slots[c.name()] = c.headroom_slots();
+  p.peers.AssignmentApplied();
   return absl::OkStatus();
 }
 
@@ -62,21 +64,25 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
       c.load.sent_since_assignment = s->second.sent;
       c.load.done_since_assignment = s->second.done;
     }
+    c.load.peers_change = p.peers.Change(ep.address());
     candidates.push_back(std::move(c));
   }
+  client::PickPolicy policy = policy_;
+  policy.picker.gateways = p.peers.GatewaysScale(policy_.picker.gateways);
   std::string class_reason;
   const bool any_routable = std::any_of(candidates.begin(), candidates.end(),
                                         [](const client::CandidateEndpoint& c) { return c.load.weight > 0; });
   if (p.admission.enabled() && any_routable) {  // None routable: DecidePick says so (503).
-    // The published headroom less what this picker sent to the routable endpoints since
-    // (and saw finish), scaled by the number of pickers: the change in occupancy that
-    // EstimatedOccupancy adds on the endpoints' side.
+    // The published headroom less the change in occupancy since the assignment on the
+    // routable endpoints, as EstimatedOccupancy counts it: this picker's requests sent
+    // (and seen finish) plus the other pickers' shared change, scaled for the pickers it
+    // does not hear from.
     double change = 0;
     for (const client::CandidateEndpoint& c : candidates) {
       if (c.load.weight == 0) continue;
-      change += static_cast<double>(c.load.sent_since_assignment) - c.load.done_since_assignment;
+      change += static_cast<double>(c.load.sent_since_assignment) - c.load.done_since_assignment + c.load.peers_change;
     }
-    change *= std::max(1.0, policy_.picker.gateways);
+    change *= std::max(1.0, policy.picker.gateways);
     const controlplane::policy::ClassChoice choice =
         controlplane::policy::ClassifyRequest(p.admission, priority, tenant);
     auto h = p.headroom_slots.find(choice.name);
@@ -90,19 +96,62 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
       r.verdict = client::PickVerdict::kShed;
       r.retry_after = policy_.retry_after;
       r.reason = absl::StrCat(class_reason, d.reason);
+      picks_.push_back({pool, clock_->Now(), request.prompt_tokens, r});
+      if (picks_.size() > kKeptPicks) picks_.pop_front();
       return r;
     }
   }
-  client::PickResult r = client::DecidePick(candidates, request, policy_, rng_);
-  if (r.verdict == client::PickVerdict::kRoute) ++p.since[r.endpoints.front()].sent;
+  client::PickResult r = client::DecidePick(candidates, request, policy, rng_);
+  if (r.verdict == client::PickVerdict::kRoute) {
+    ++p.since[r.endpoints.front()].sent;
+    ++p.in_flight[r.endpoints.front()];
+  }
   if (!class_reason.empty()) r.reason = absl::StrCat(class_reason, r.reason);
+  picks_.push_back({pool, clock_->Now(), request.prompt_tokens, r});
+  if (picks_.size() > kKeptPicks) picks_.pop_front();
   return r;
 }
 
 void PoolTable::Done(const std::string& pool, const std::string& picked) {
   MutexLock lock(&mu_);
   auto it = by_pool_.find(pool);
-  if (it != by_pool_.end()) ++it->second.since[picked].done;
+  if (it == by_pool_.end()) return;
+  ++it->second.since[picked].done;
+  auto f = it->second.in_flight.find(picked);
+  if (f != it->second.in_flight.end() && --f->second == 0) it->second.in_flight.erase(f);
+}
+
+client::PoolCounts PoolTable::InFlight() const {
+  MutexLock lock(&mu_);
+  client::PoolCounts out;
+  for (const auto& [name, p] : by_pool_) {
+    client::EndpointCounts& counts = out[name];
+    for (const auto& [address, n] : p.in_flight) counts[address] = n;
+  }
+  return out;
+}
+
+void PoolTable::SetPeers(const v1::PeersInFlight& peers) {
+  MutexLock lock(&mu_);
+  const bool resumed = !sharing_;
+  sharing_ = true;
+  std::map<std::string, client::EndpointCounts> by_pool;
+  for (const v1::PoolInFlight& pool : peers.pools()) {
+    client::EndpointCounts& counts = by_pool[pool.pool()];
+    for (const v1::EndpointInFlight& e : pool.endpoints()) counts[e.address()] += e.in_flight();
+  }
+  for (auto& [name, p] : by_pool_) {
+    p.peers.Received(std::move(by_pool[name]), peers.peers());
+    // Counts heard for the first time include requests older than the assignment (which
+    // its reports already count): from here on, only their change.
+    if (resumed) p.peers.AssignmentApplied();
+  }
+}
+
+void PoolTable::PeersLost() {
+  MutexLock lock(&mu_);
+  sharing_ = false;
+  for (auto& [name, p] : by_pool_) p.peers.Lost();
 }
 
 bool PoolTable::Outcome(const std::string& pool, const std::string& address, int status) {
@@ -117,6 +166,35 @@ bool PoolTable::Outcome(const std::string& pool, const std::string& address, int
     return true;
   }
   return false;
+}
+
+std::vector<v1::PickExplanation> PoolTable::TakePicks() {
+  std::deque<KeptPick> kept;
+  {
+    MutexLock lock(&mu_);
+    kept.swap(picks_);
+  }
+  std::vector<v1::PickExplanation> out;
+  for (const KeptPick& k : kept) {
+    v1::PickExplanation& e = out.emplace_back();
+    e.set_pool(k.pool);
+    *e.mutable_decided_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(k.at));
+    e.set_prompt_tokens(k.prompt_tokens);
+    e.set_verdict(k.result.verdict == client::PickVerdict::kRoute  ? "route"
+                  : k.result.verdict == client::PickVerdict::kShed ? "shed"
+                                                                   : "unavailable");
+    e.set_reason(k.result.reason);
+    for (const client::ScoredEndpoint& c : k.result.scores) {
+      v1::CandidateScore* cs = e.add_candidates();
+      cs->set_address(c.address);
+      cs->set_weight(c.weight);
+      cs->set_expected_ttft_seconds(c.expected_ttft_seconds);
+      cs->set_in_flight(c.occupancy);
+      cs->set_slots_total(c.slots_total);
+      cs->set_why(c.why);
+    }
+  }
+  return out;
 }
 
 std::vector<v1::EndpointOutcome> PoolTable::TakeOutcomes() {

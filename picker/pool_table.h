@@ -1,11 +1,14 @@
 // The picker's view of its pools: the latest assignment of each (from the control plane),
 // this replica's requests sent to and finished on each endpoint since that assignment,
-// and the outcomes (answered, 5xx) per served endpoint not yet reported to the control
-// plane. Thread-safe: every ext_proc stream and the subscription share one table.
+// its requests in flight and the other replicas' (shared through the control plane:
+// client/in_flight_share.h), and the outcomes (answered, 5xx) per served endpoint not yet
+// reported to the control plane. Thread-safe: every ext_proc stream, the subscription and
+// the share stream use one table.
 #ifndef SWITCHBOARD_PICKER_POOL_TABLE_H_
 #define SWITCHBOARD_PICKER_POOL_TABLE_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -15,7 +18,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "client/in_flight_share.h"
 #include "client/pick_decision.h"
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "controlplane/policy/admission.h"
 #include "switchboard/v1/discovery.pb.h"
@@ -25,7 +30,9 @@ namespace switchboard::picker {
 class PoolTable {
  public:
   // `pools`: the pools this picker serves; empty = every pool the control plane sends.
-  PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed);
+  // `clock` (default: the system's) stamps the picks kept for explaining.
+  PoolTable(std::vector<std::string> pools, client::PickPolicy policy, uint64_t seed,
+            const Clock* clock = SystemClock::Get());
 
   // Takes `a` as its pool's current assignment and restarts the pool's counts since the
   // assignment. InvalidArgument for a pool this picker does not serve (nothing changes).
@@ -47,6 +54,19 @@ class PoolTable {
   // assignment lacks are not counted (false).
   bool Outcome(const std::string& pool, const std::string& address, int status);
 
+  // This replica's requests in flight, for every pool it holds an assignment of (pools
+  // with none included, so that the answer covers them).
+  client::PoolCounts InFlight() const;
+  // The other replicas' requests in flight, as the control plane answered a report.
+  void SetPeers(const v1::PeersInFlight& peers);
+  // The share stream is down: pick as if alone among --replicas replicas.
+  void PeersLost();
+
+  // The last picks decided since the previous call (at most kKeptPicks, oldest first),
+  // for the control plane to explain (InFlightReport.picks).
+  static constexpr size_t kKeptPicks = 16;
+  std::vector<v1::PickExplanation> TakePicks();
+
   // The outcomes since the last call, as deltas for SubscribeRequest.outcomes.
   std::vector<v1::EndpointOutcome> TakeOutcomes();
   // Puts outcomes that could not be sent back, to go with the next report.
@@ -58,17 +78,29 @@ class PoolTable {
   };
   struct Pool {
     v1::Assignment assignment;
-    std::map<std::string, Since> since;  // By address.
+    std::map<std::string, Since> since;         // By address.
+    std::map<std::string, uint32_t> in_flight;  // By address; kept across assignments.
+    client::PeerInFlight peers;
     // The assignment's priority classes (none: classes off) and headroom by class.
     controlplane::policy::AdmissionConfig admission;
     std::map<std::string, double> headroom_slots;
   };
   const std::vector<std::string> pools_;
   const client::PickPolicy policy_;
+  const Clock* const clock_;
   mutable Mutex mu_;
   std::map<std::string, Pool> by_pool_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, v1::EndpointOutcome> outcomes_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  bool sharing_ ABSL_GUARDED_BY(mu_) = false;
+  struct KeptPick {
+    std::string pool;
+    absl::Time at;
+    double prompt_tokens = 0;
+    client::PickResult result;
+  };
+  std::deque<KeptPick> picks_
+      ABSL_GUARDED_BY(mu_);  // Oldest first.  // Peers' counts arrive (SetPeers since PeersLost).
 };
 
 }  // namespace switchboard::picker

@@ -112,6 +112,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext*
     e->set_weight(d.weight());
     if (i < snap->weight_explanations.size()) e->set_weight_arithmetic(snap->weight_explanations[i]);
   }
+  if (request->picks() > 0 && recent_picks_ != nullptr) {
+    for (v1::PickExplanation& p : recent_picks_->Latest(snap->pool, std::min<uint32_t>(request->picks(), 64))) {
+      *response->add_picks() = std::move(p);
+    }
+  }
   if (!request->endpoint().empty() && response->endpoints().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("pool ", snap->pool, " has no endpoint ",
                                                                            request->endpoint().substr(0, 256))));

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "controlplane/fleet/client_registry.h"
 #include "controlplane/fleet/fleet_state.h"
+#include "controlplane/fleet/recent_picks.h"
 #include "controlplane/operations.h"
 #include "controlplane/ratelimit/limiter.h"
 #include "controlplane/service/authorizer.h"
@@ -29,6 +30,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   void set_authorizer(const Authorizer* auth) { auth_ = auth; }
   // The global rate limits ListRateLimits shows (null: none). Must outlive the service.
   void set_rate_limiter(const ratelimit::RateLimiter* limiter) { rate_limiter_ = limiter; }
+  // The pickers' last picks, for Explain (default: none). Must outlive the service.
+  void set_recent_picks(const RecentPicks* picks) { recent_picks_ = picks; }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context, const v1::ListNodesRequest* request,
                                       v1::ListNodesResponse* response) override;
@@ -76,6 +79,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   ReadExecutor* const reads_;
   const Authorizer* auth_ = Authorizer::AllowAll();
   const ratelimit::RateLimiter* rate_limiter_ = nullptr;
+  const RecentPicks* recent_picks_ = nullptr;
 };
 
 // The admin view of one snapshot.

@@ -8,6 +8,7 @@
 #include <queue>
 
 #include "absl/time/time.h"
+#include "client/in_flight_share.h"
 #include "client/pick_decision.h"
 #include "client/picker.h"
 #include "controlplane/policy/admission.h"
@@ -78,7 +79,18 @@ struct View {
   std::vector<double> headroom;   // Priority classes: each class's headroom in slots (ClassHeadrooms).
 };
 
-enum class EventType { kArrival, kCompletion, kReport, kViewArrives, kAutoscale, kServerReady, kBatchStep };
+enum class EventType {
+  kArrival,
+  kCompletion,
+  kReport,
+  kViewArrives,
+  kAutoscale,
+  kServerReady,
+  kBatchStep,
+  kShareTick,    // A picker replica writes its requests in flight (a = proxy).
+  kShareArrive,  // The control plane reads it and answers (a = proxy, b = pending report).
+  kShareAnswer,  // The answer reaches the replica (a = proxy, b = pending answer).
+};
 
 struct Event {
   double t;
@@ -140,6 +152,7 @@ class FleetSim {
     outstanding_.assign(s.proxies, std::vector<int>(servers_.size(), 0));
     since_view_.assign(s.proxies, std::vector<SinceView>(servers_.size()));
     rr_.assign(s.proxies, 0);
+    peers_.assign(s.proxies, client::PeerInFlight());
     request_proxy_.assign(w.size(), 0);
     ttft_.assign(w.size(), -1);
     start_s_.assign(w.size(), 0);
@@ -154,6 +167,10 @@ class FleetSim {
     for (size_t i = 0; i < w_.size(); ++i) Push(w_[i].arrival_s, EventType::kArrival, static_cast<int>(i));
     Push(0, EventType::kReport);
     if (scaling_ != Scaling::kNone) Push(s_.autoscale_interval_s, EventType::kAutoscale);
+    if (routing_ == Routing::kSwitchboardPickerShared) {
+      // Replicas write at the same interval, out of step with each other.
+      for (int p = 0; p < s_.proxies; ++p) Push(s_.share_interval_s * p / s_.proxies, EventType::kShareTick, p);
+    }
     while (!events_.empty()) {
       Event e = events_.top();
       events_.pop();
@@ -173,7 +190,28 @@ class FleetSim {
         case EventType::kViewArrives:
           proxy_view_[e.a] = views_.at(e.b - views_base_);
           std::fill(since_view_[e.a].begin(), since_view_[e.a].end(), SinceView());
+          peers_[e.a].AssignmentApplied();
           break;
+        case EventType::kShareTick:
+          ShareTick(e.a);
+          break;
+        case EventType::kShareArrive: {
+          auto it = pending_.find(e.b);
+          board_.Report(e.a, std::move(it->second));
+          pending_.erase(it);
+          const int id = next_pending_++;
+          pending_[id][""] = board_.Others(e.a, "");
+          pending_peers_[id] = board_.Peers(e.a);
+          Push(now_ + s_.share_delay_s, EventType::kShareAnswer, e.a, id);
+          break;
+        }
+        case EventType::kShareAnswer: {
+          auto it = pending_.find(e.b);
+          peers_[e.a].Received(std::move(it->second[""]), pending_peers_[e.b]);
+          pending_.erase(it);
+          pending_peers_.erase(e.b);
+          break;
+        }
         case EventType::kAutoscale:
           Autoscale();
           break;
@@ -190,6 +228,19 @@ class FleetSim {
 
  private:
   void Push(double t, EventType type, int a = 0, int b = 0) { events_.push({t, seq_++, type, a, b}); }
+
+  // A picker replica's write on its ShareInFlight stream: its requests in flight per
+  // server (one pool, named ""), read by the control plane one delay later.
+  void ShareTick(int proxy) {
+    client::EndpointCounts mine;
+    for (size_t c = 0; c < servers_.size(); ++c) {
+      if (outstanding_[proxy][c] > 0) mine[std::to_string(c)] = static_cast<uint32_t>(outstanding_[proxy][c]);
+    }
+    const int id = next_pending_++;
+    pending_[id][""] = std::move(mine);
+    Push(now_ + s_.share_delay_s, EventType::kShareArrive, proxy, id);
+    Push(now_ + s_.share_interval_s, EventType::kShareTick, proxy);
+  }
 
   // A request's time in a slot of the type scale-ups add. Batched: at full batch (Little's
   // law on ServerCapacityRps), its prompt holds the whole server and each decode step
@@ -373,7 +424,8 @@ class FleetSim {
         // switchboard-picker's own decision (DecidePick, as PoolTable feeds it) with one
         // picker replica per proxy, each started with --replicas = the number of proxies:
         // it scales its own requests since the assignment by that to stand for everyone's.
-        // Shared: each sees every replica's requests since the assignment instead.
+        // Shared: its own requests since the assignment as they are, plus the others'
+        // change in flight as the control plane last answered it (ShareTick).
         const bool shared = routing_ == Routing::kSwitchboardPickerShared;
         std::vector<client::CandidateEndpoint> eps;
         for (int c : candidates) {
@@ -386,27 +438,27 @@ class FleetSim {
           e.load.queue_depth = sv.queue;
           e.load.decode_tokens_per_second = sv.decode_tps;
           e.load.prefill_tokens_per_second = sv.prefill_tps;
-          for (int q = 0; q < s_.proxies; ++q) {
-            if (!shared && q != proxy) continue;
-            e.load.sent_since_assignment += since_view_[q][c].sent;
-            e.load.done_since_assignment += since_view_[q][c].done;
-          }
+          e.load.sent_since_assignment = since_view_[proxy][c].sent;
+          e.load.done_since_assignment = since_view_[proxy][c].done;
+          if (shared) e.load.peers_change = peers_[proxy].Change(e.address);
           eps.push_back(std::move(e));
         }
         client::PickPolicy pp;
         if (class_run_ && class_mode_ != ClassMode::kStrictPriority) pp.shed_occupancy = s_.shed_occupancy;
+        pp.picker.gateways = shared ? peers_[proxy].GatewaysScale(s_.proxies) : s_.proxies;
         if (admission_.enabled() && !v.headroom.empty()) {
-          // The picker's admission (PoolTable::Pick): the published headroom less this
-          // replica's requests since the view, times the replicas.
+          // The picker's admission (PoolTable::Pick): the published headroom less the
+          // change in occupancy since the view as the picker counts it (its own requests
+          // and, shared, the others' change), times the replicas it does not hear from.
           double change = 0;
           for (const client::CandidateEndpoint& e : eps) {
-            change += static_cast<double>(e.load.sent_since_assignment) - e.load.done_since_assignment;
+            change +=
+                static_cast<double>(e.load.sent_since_assignment) - e.load.done_since_assignment + e.load.peers_change;
           }
           const int cls = request.priority_class;
-          const double headroom = v.headroom[cls] - change * (shared ? 1 : s_.proxies);
+          const double headroom = v.headroom[cls] - change * std::max(1.0, pp.picker.gateways);
           if (!policy::DecideAdmission(admission_, admission_.classes[cls].name, headroom).admit) return -1;
         }
-        pp.picker.gateways = shared ? 1 : s_.proxies;
         pp.picker.mean_prompt_tokens = s_.prompt_tokens_mean;
         pp.picker.mean_output_tokens = s_.output_tokens_mean;
         pp.fallbacks = 0;
@@ -760,6 +812,13 @@ class FleetSim {
   std::vector<uint32_t> previous_weights_;
   std::vector<std::vector<int>> outstanding_;       // [proxy][server]: requests sent, not done.
   std::vector<std::vector<SinceView>> since_view_;  // [proxy][server], since the proxy's last view.
+  // switchboard_picker_shared: the control plane's board, each replica's view of the
+  // others, and the reports and answers on their way (by id).
+  client::InFlightBoard board_;
+  std::vector<client::PeerInFlight> peers_;
+  std::map<int, client::PoolCounts> pending_;
+  std::map<int, size_t> pending_peers_;  // Of an answer on its way: the peers it counts.
+  int next_pending_ = 0;
   std::vector<uint32_t> rr_;
   std::vector<int> request_proxy_;
   std::vector<double> ttft_, e2e_;

@@ -35,8 +35,8 @@ enum class Routing {
   kSwitchboard,           // Pushed weights, Envoy-style weighted least request in the proxies.
   kSwitchboardSizeAware,  // Pushed weights and speeds, policy/picker in gateways that read requests.
   kSwitchboardPicker,     // switchboard-picker's decision (client/pick_decision), one replica per proxy.
-  // The same, with the replicas sharing their requests since the assignment exactly and at
-  // once: the bound for sharing them through the control plane (not built yet).
+  // The same, with the replicas sharing their requests in flight through the control plane
+  // as built (client/in_flight_share.h, the scenario's share interval and delay).
   kSwitchboardPickerShared,
   kOracleJsq,        // Join-shortest-queue (most free slots) with perfect global knowledge.
   kOracleSizeBlind,  // Perfect knowledge of every server, but not of request sizes.

@@ -81,9 +81,10 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": a scenario is a mapping"));
-    static const std::set<std::string> known = {
-        "name", "servers", "proxies",    "report_interval_s", "push_delay_s", "duration_s", "warmup_s",
-        "seed", "traffic", "slo_ttft_s", "autoscaling",       "server_model", "pool",       "priority"};
+    static const std::set<std::string> known = {"name",         "servers",    "proxies",          "report_interval_s",
+                                                "push_delay_s", "duration_s", "warmup_s",         "seed",
+                                                "traffic",      "slo_ttft_s", "autoscaling",      "server_model",
+                                                "pool",         "priority",   "share_interval_s", "share_delay_s"};
     for (const auto& kv : root) {
       if (!known.count(kv.first.as<std::string>()))
         return Bad(kv.first, name, kv.first.as<std::string>(), "unknown field");
@@ -123,6 +124,8 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& yaml, const std::strin
     for (absl::Status st : {Get<int>(root, "proxies", name, 1, 10000, &s.proxies),
                             Get<double>(root, "report_interval_s", name, 0.01, 3600, &s.report_interval_s),
                             Get<double>(root, "push_delay_s", name, 0, 3600, &s.push_delay_s),
+                            Get<double>(root, "share_interval_s", name, 0.001, 3600, &s.share_interval_s),
+                            Get<double>(root, "share_delay_s", name, 0, 3600, &s.share_delay_s),
                             Get<double>(root, "duration_s", name, 1, 30 * 86400, &s.duration_s),
                             Get<double>(root, "warmup_s", name, 0, 86400, &s.warmup_s),
                             Get<uint64_t>(root, "seed", name, 0, UINT64_MAX, &seed),

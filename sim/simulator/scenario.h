@@ -55,6 +55,11 @@ struct Scenario {
   int proxies = 4;
   double report_interval_s = 1;
   double push_delay_s = 0.1;
+  // Picker replicas sharing their requests in flight (switchboard_picker_shared): each
+  // writes its counts this often (switchboard-picker --share-interval) and the answer
+  // comes back after twice the one-way delay.
+  double share_interval_s = 0.05;
+  double share_delay_s = 0.001;
   double duration_s = 600;
   double warmup_s = 30;  // Requests arriving before this are not measured.
   uint64_t seed = 1;

@@ -150,5 +150,52 @@ TEST(DecidePickTest, OwnRecentSendsCountTimesReplicas) {
   EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, config), 0);
 }
 
+// The decision explains itself per endpoint: what `sbctl explain POOL --request` shows.
+TEST(DecidePickTest, EveryEndpointSaysWhyItWasOrWasNotPicked) {
+  std::mt19937_64 rng(7);
+  PickPolicy policy;
+  policy.picker.draws = 64;
+  policy.fallbacks = 1;
+  PickRequest request;
+  request.prompt_tokens = 8000;
+  const std::vector<CandidateEndpoint> eps = {Endpoint("slow:1", 10, 4, 3, 1000), Endpoint("fast:1", 10, 4, 4, 10000),
+                                              Endpoint("mid:1", 10, 4, 4, 4000), Endpoint("gone:1", 0, 4, 4, 9000)};
+  PickResult r = DecidePick(eps, request, policy, rng);
+  ASSERT_EQ(r.verdict, PickVerdict::kRoute);
+  ASSERT_EQ(r.scores.size(), 4u);
+  std::map<std::string, ScoredEndpoint> by;
+  for (const ScoredEndpoint& s : r.scores) by[s.address] = s;
+  EXPECT_EQ(r.scores.back().address, "gone:1");  // Excluded ones last.
+  EXPECT_EQ(by["fast:1"].why, "picked: lowest expected TTFT of 64 weighted draws");
+  EXPECT_NEAR(by["fast:1"].expected_ttft_seconds, 8000.0 / 10000 + 1.0 / 30, 1e-9);
+  EXPECT_NE(by["mid:1"].why.find("passed over: expected TTFT 2.033s > 0.833s; fallback 1"), std::string::npos)
+      << by["mid:1"].why;
+  EXPECT_EQ(by["slow:1"].why.find("fallback"), std::string::npos) << by["slow:1"].why;
+  EXPECT_DOUBLE_EQ(by["slow:1"].occupancy, 1);  // One of its 4 slots busy.
+  EXPECT_EQ(by["slow:1"].slots_total, 4u);
+  EXPECT_EQ(by["gone:1"].why, "excluded: weight 0 (not ready, circuit open or drained)");
+  EXPECT_EQ(by["gone:1"].expected_ttft_seconds, 0);
+
+  // One draw among weights 1 and 128: the light one is (with this seed) not drawn.
+  policy.picker.draws = 1;
+  r = DecidePick({Endpoint("light:1", 1, 4, 4, 1000), Endpoint("heavy:1", 128, 4, 4, 1000)}, request, policy, rng);
+  ASSERT_EQ(r.endpoints.front(), "heavy:1");
+  EXPECT_EQ(r.scores[0].why, "not drawn (weight 1 of 129); fallback 1");
+
+  // A subset hint excludes the rest; shedding routes none.
+  request.subset = {"fast:1"};
+  r = DecidePick(eps, request, policy, rng);
+  for (const ScoredEndpoint& s : r.scores) {
+    if (s.address == "slow:1") {
+      EXPECT_EQ(s.why, "excluded: not in the gateway's subset hint");
+    }
+  }
+  request.subset.clear();
+  policy.shed_occupancy = 0.01;
+  r = DecidePick(eps, request, policy, rng);
+  ASSERT_EQ(r.verdict, PickVerdict::kShed);
+  EXPECT_EQ(r.scores[0].why, "not routed: the pool sheds");
+}
+
 }  // namespace
 }  // namespace switchboard::client

@@ -39,6 +39,27 @@ TEST(PickerTest, ExpectedTtftWorkedByHand) {
   EXPECT_NEAR(ExpectedTtftSeconds(freed, 1500, c, 0, 0), 1.0 + 1.0 / 15, 1e-9);
 }
 
+TEST(PickerTest, SharedPeerChangeAddsToOwnAndIsScaledForReplicasNotHeard) {
+  PickerConfig c;
+  PickerEndpoint e = Slow();  // 4 slots, idle.
+  e.sent_since_assignment = 1;
+  e.peers_change = 2;  // The other replicas sent two more than finished there since.
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, c), 3);
+  // Hearing from 2 of 4 replicas: what they count, doubled.
+  c.gateways = 2;
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, c), 6);
+  // More of theirs finished than they sent: below the report, never below zero.
+  c.gateways = 1;
+  e.peers_change = -5;
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, c), 0);
+  e.slots_free = 0;  // 4 busy at the report.
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, c), 0);
+  e.peers_change = -2;
+  EXPECT_DOUBLE_EQ(EstimatedOccupancy(e, c), 3);
+  // The expected TTFT uses the same occupancy: 3 of 4 slots busy, no wait.
+  EXPECT_NEAR(ExpectedTtftSeconds(e, 1500, c, 0, 0), 1.0 + 1.0 / 15, 1e-9);
+}
+
 TEST(PickerTest, LongPromptsGoToFastPrefillShortOnesMayNot) {
   std::mt19937_64 rng(1);
   PickerConfig c;

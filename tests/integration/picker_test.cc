@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "common/net.h"
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
@@ -165,6 +167,55 @@ Exchanged SendThroughPicker(ext_proc::ExternalProcessor::Stub* stub, const std::
   return finish();
 }
 
+// Requests picked and still in flight: ext_proc streams held open after the pick (never
+// forwarded), as a gateway holds them while the server answers. Cancelled on destruction.
+class HeldRequests {
+ public:
+  ~HeldRequests() { Release(); }
+  // Opens a stream and sends one request for `model`; the picker's first answer, or an
+  // empty response when the stream ended.
+  ext_proc::ProcessingResponse Hold(ext_proc::ExternalProcessor::Stub* stub, const std::string& model) {
+    contexts_.push_back(std::make_unique<grpc::ClientContext>());
+    streams_.push_back(stub->Process(contexts_.back().get()));
+    auto& s = streams_.back();
+    ext_proc::ProcessingRequest h;
+    auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
+    hv->set_key(":path");
+    hv->set_raw_value("/v1/completions");
+    h.mutable_protocol_config()->set_request_body_mode(ProcessingMode::FULL_DUPLEX_STREAMED);
+    s->Write(h);
+    ext_proc::ProcessingRequest b;
+    b.mutable_request_body()->set_body(absl::StrCat(R"({"model":")", model, R"(","prompt":"hi"})"));
+    b.mutable_request_body()->set_end_of_stream(true);
+    s->Write(b);
+    ext_proc::ProcessingResponse r;
+    if (!s->Read(&r)) r.Clear();
+    return r;
+  }
+  void Release() {
+    for (auto& c : contexts_) c->TryCancel();
+    for (auto& s : streams_) (void)s->Finish();
+    streams_.clear();
+    contexts_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse>>>
+      streams_;
+};
+
+// The value of an unlabelled metric on the Prometheus page at 127.0.0.1:port, or -1.
+double MetricValue(int port, const std::string& name) {
+  httplib::Client http("127.0.0.1", port);
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
+    if (absl::ConsumePrefix(&line, name + " ")) return std::stod(std::string(line));
+  }
+  return -1;
+}
+
 class PickerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -311,6 +362,23 @@ TEST_F(PickerTest, RoutesByModelAndPromptSizeAndAnswersHealth) {
     if (x.served != servers_[0].address()) misses += x.reason + "\n";
   }
   EXPECT_GE(on_fast, 6) << misses << sub_->Seen(kPool).back().DebugString();
+  // sbctl explain --request: the last picks as the picker scored them, through the
+  // control plane (the picker reports them on its ShareInFlight stream).
+  std::string explained;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto [rc, out] = RunSbctl(cp_addr_, "explain llama --request --picks 2");
+        explained = out;
+        return rc == 0 && out.find("picked: ") != std::string::npos;
+      },
+      Scaled(absl::Seconds(5))))
+      << explained;
+  for (const char* expected :
+       {"EXPECTED TTFT", "IN FLIGHT", "FREE SLOTS", "route, 200", "of 8 weighted draws", "of 2"}) {
+    EXPECT_NE(explained.find(expected), std::string::npos) << expected << " in:\n" << explained;
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_NE(explained.find(servers_[i].address()), std::string::npos) << explained;
+  EXPECT_EQ(explained.find(servers_[3].address()), std::string::npos) << explained;  // Another pool's.
   // Another model: its own pool only.
   for (int i = 0; i < 3; ++i) {
     Exchanged x = SendThroughPicker(stub_.get(), kOtherPool, 40);
@@ -356,9 +424,6 @@ TEST_F(PickerTest, RoutesByModelAndPromptSizeAndAnswersHealth) {
 TEST_F(PickerTest, ShedsWith429PastTheBound) {
   // 6 slots in the pool, bound 2: up to twelve requests in flight are admitted (held
   // open, not forwarded: the picker counts them until their streams end); past that, shed.
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse>>>
-      held;
   Exchanged x;
   int routed = 0;
   for (int i = 0; i < 20; ++i) {
@@ -369,29 +434,15 @@ TEST_F(PickerTest, ShedsWith429PastTheBound) {
   // Requests whose streams ended are over: what is in flight is nothing, so nothing is
   // shed yet. Hold streams open instead.
   EXPECT_EQ(routed, 20);
+  HeldRequests held;
   for (int i = 0; i < 13; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    held.push_back(stub_->Process(contexts.back().get()));
-    auto& s = held.back();
-    ext_proc::ProcessingRequest h;
-    auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
-    hv->set_key(":path");
-    hv->set_raw_value("/v1/completions");
-    h.mutable_protocol_config()->set_request_body_mode(ProcessingMode::FULL_DUPLEX_STREAMED);
-    s->Write(h);
-    ext_proc::ProcessingRequest b;
-    b.mutable_request_body()->set_body(R"({"model":"llama","prompt":"hi"})");
-    b.mutable_request_body()->set_end_of_stream(true);
-    s->Write(b);
-    ext_proc::ProcessingResponse r;
-    ASSERT_TRUE(s->Read(&r));
-    EXPECT_FALSE(r.has_immediate_response()) << "shed at " << i << " in flight";
+    ext_proc::ProcessingResponse r = held.Hold(stub_.get(), kPool);
+    ASSERT_TRUE(r.has_request_headers()) << "shed at " << i << " in flight: " << r.ShortDebugString();
   }
   x = SendThroughPicker(stub_.get(), kPool, 40, /*forward=*/false);
   EXPECT_EQ(x.immediate, 429);
   EXPECT_EQ(x.retry_after, "1");
-  for (auto& c : contexts) c->TryCancel();
-  for (auto& s : held) (void)s->Finish();
+  held.Release();
   // The held requests are over: routed again.
   EXPECT_TRUE(WaitFor([&] { return SendThroughPicker(stub_.get(), kPool, 40, false).immediate == 0; },
                       Scaled(absl::Seconds(5))));
@@ -529,6 +580,50 @@ TEST_F(PickerTest, PriorityClassesFromTheReloadedConfig) {
   for (auto& s : held) (void)s->Finish();
   // The held requests are over: batch is admitted again.
   EXPECT_TRUE(WaitFor([&] { return admitted({{"x-priority", "batch"}}); }, Scaled(absl::Seconds(5))));
+}
+
+// Two replicas share their requests in flight through the control plane. The pool has 6
+// slots and sheds past 2 per slot (12 in flight); the first replica holds 13, and the
+// second, which has sent nothing itself, sheds its first request. Without sharing it
+// would route it: its own count is 0, and --replicas 2 doubles nothing.
+TEST_F(PickerTest, ReplicasSeeEachOthersRequestsInFlight) {
+  auto second =
+      Subprocess::Start("switchboard-picker", {"--insecure", "--controlplane", cp_addr_, "--listen", "127.0.0.1:0",
+                                               "--metrics-listen", "127.0.0.1:0", "--pool", kPool, "--shed-occupancy",
+                                               "2", "--replicas", "2", "--share-interval", "20ms"});
+  auto metrics = second->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  auto port = second->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto stub = ext_proc::ExternalProcessor::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", *port)));
+  ASSERT_TRUE(second->WaitForLine("ready: ", Scaled(absl::Seconds(15))).ok());
+  // Each hears from the other.
+  ASSERT_TRUE(
+      WaitFor([&] { return MetricValue(*metrics, "switchboard_picker_share_peers") == 1; }, Scaled(absl::Seconds(10))));
+  Exchanged x = SendThroughPicker(stub.get(), kPool, 40, /*forward=*/false);
+  ASSERT_EQ(x.immediate, 0) << x.error;
+  ASSERT_EQ(x.endpoints.size(), 3u);
+
+  HeldRequests held;
+  for (int i = 0; i < 13; ++i) ASSERT_TRUE(held.Hold(stub_.get(), kPool).has_request_headers()) << i;
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(*metrics, "switchboard_picker_peer_requests_in_flight") == 13; },
+                      Scaled(absl::Seconds(2))))
+      << MetricValue(*metrics, "switchboard_picker_peer_requests_in_flight");
+  x = SendThroughPicker(stub.get(), kPool, 40, /*forward=*/false);
+  EXPECT_EQ(x.immediate, 429) << x.error << " " << absl::StrJoin(x.endpoints, ",");
+  // Once they are over, the second replica routes again.
+  held.Release();
+  EXPECT_TRUE(WaitFor([&] { return SendThroughPicker(stub.get(), kPool, 40, false).immediate == 0; },
+                      Scaled(absl::Seconds(2))));
+  EXPECT_TRUE(WaitFor([&] { return MetricValue(*metrics, "switchboard_picker_peer_requests_in_flight") == 0; },
+                      Scaled(absl::Seconds(2))));
+
+  // The control plane forgets a replica whose stream ends: with the first one gone, the
+  // second hears from nobody.
+  picker_->Signal(SIGKILL);
+  picker_->Wait();
+  EXPECT_TRUE(
+      WaitFor([&] { return MetricValue(*metrics, "switchboard_picker_share_peers") == 0; }, Scaled(absl::Seconds(5))));
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth.h"
 #include "common/tls.h"
+#include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -25,6 +27,7 @@
 namespace switchboard::testing {
 namespace {
 
+namespace ext_proc = ::envoy::service::ext_proc::v3;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -506,6 +509,79 @@ TEST_F(SecurityTest, SubscriberAuth) {
       absl::Seconds(10)));
   with_token.TryCancel();
   served->Finish();
+}
+
+// switchboard-picker over TLS: its ext_proc listener presents the certificate it is
+// given (a client trusting the fleet CA is answered; plaintext and a client trusting
+// another CA are not), and it subscribes to a TLS control plane that wants a token.
+TEST_F(SecurityTest, PickerServesAndSubscribesOverTls) {
+  StartTlsControlPlane({"--subscriber-auth", "token"});
+  auto cert = ca_->Issue("picker", {"IP:127.0.0.1", "DNS:localhost"});
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  // Neither TLS flags nor --insecure: refused.
+  auto [rc, out] = RunToExit(BinDir() + "/switchboard-picker", {"--controlplane", cp_addr_, "--listen", "127.0.0.1:0"},
+                             absl::Seconds(20));
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--tls-cert"));
+
+  auto picker = Subprocess::Start(
+      "switchboard-picker", {"--tls-cert", cert->cert, "--tls-key", cert->key, "--ca", ca_->cert(), "--token-file",
+                             (dir_ / "read.token").string(), "--controlplane", cp_addr_, "--listen", "127.0.0.1:0",
+                             "--pool", "llama", "--tls-reload-interval", "1s"});
+  auto port = picker->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string target = absl::StrCat("127.0.0.1:", *port);
+
+  // Subscribed over TLS with the token: the control plane lists its stream.
+  TlsFlags trusting;
+  trusting.ca = ca_->cert();
+  auto credentials = MakeChannelCredentials(trusting);
+  ASSERT_TRUE(credentials.ok());
+  auto admin = v1::AdminService::NewStub(grpc::CreateChannel(cp_addr_, *credentials));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        grpc::ClientContext context;
+        context.AddMetadata("authorization", absl::StrCat("Bearer ", kReadToken));
+        v1::ListClientsResponse response;
+        if (!admin->ListClients(&context, v1::ListClientsRequest(), &response).ok()) return false;
+        for (const v1::ConnectedClient& c : response.clients()) {
+          if (absl::StartsWith(c.client_id(), "switchboard-picker-")) return true;
+        }
+        return false;
+      },
+      Scaled(absl::Seconds(10))));
+
+  // One request as Envoy sends it: no assignment for the pool yet, so a 503, over TLS.
+  auto ask = [&](std::shared_ptr<grpc::ChannelCredentials> channel_credentials) {
+    auto stub = ext_proc::ExternalProcessor::NewStub(grpc::CreateChannel(target, channel_credentials));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(Scaled(absl::Seconds(10))));
+    auto stream = stub->Process(&context);
+    ext_proc::ProcessingRequest headers;
+    auto* h = headers.mutable_request_headers()->mutable_headers()->add_headers();
+    h->set_key(":path");
+    h->set_raw_value("/v1/completions");
+    headers.mutable_request_headers()->set_end_of_stream(false);
+    stream->Write(headers);
+    ext_proc::ProcessingRequest body;
+    body.mutable_request_body()->set_body(R"({"model":"llama","prompt":"hi"})");
+    body.mutable_request_body()->set_end_of_stream(true);
+    stream->Write(body);
+    ext_proc::ProcessingResponse response;
+    const int code = stream->Read(&response) && response.has_immediate_response()
+                         ? static_cast<int>(response.immediate_response().status().code())
+                         : 0;
+    context.TryCancel();
+    (void)stream->Finish();
+    return code;
+  };
+  EXPECT_EQ(ask(*credentials), 503);
+  EXPECT_EQ(ask(grpc::InsecureChannelCredentials()), 0);  // Plaintext to a TLS port.
+  TlsFlags other;
+  other.ca = other_ca_->cert();
+  auto wrong = MakeChannelCredentials(other);
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(ask(*wrong), 0);  // A certificate the client does not trust.
 }
 
 // Limits: oversize, over-rate and too-many inputs end with RESOURCE_EXHAUSTED naming the
