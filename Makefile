@@ -41,15 +41,19 @@ LOADGEN_ARGS ?= --agents 1000 --subscribers 100 --duration 20s
 loadgen: build
 	@$(BUILD_DIR)/bin/switchboard-loadgen bench $(LOADGEN_ARGS)
 
-# Fuzzing: each target runs FUZZ_SECONDS (default 60) from its seed corpus.
+# Fuzzing: each target runs FUZZ_SECONDS (default 60) from its seed corpus
+# (tests/fuzz/corpus/NAME); every parser of input from outside has one. Undefined
+# behaviour stops a run like a crash (UBSan would otherwise report it and go on).
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = prometheus_text probes nvidia_smi agent_messages pool_config retention_tiers token_file \
+  inference_request cli_values haproxy_state
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build --preset fuzz -j $(JOBS) --target fuzz_prometheus_text fuzz_probes
-	@for t in prometheus_text probes; do \
+	@cmake --build --preset fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ ; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
-	  if ! build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
 	      build-fuzz/corpus/$$t > build-fuzz/fuzz_$$t.log 2>&1; then \
 	    tail -n 40 build-fuzz/fuzz_$$t.log; exit 1; \
 	  fi; \

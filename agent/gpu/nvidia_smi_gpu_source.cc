@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
+#include <cmath>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +15,7 @@ namespace switchboard::agent {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1024} * 1024;
+constexpr double kMaxMiB = 1 << 30;  // 1 PiB: past any GPU, so a larger figure is garbage.
 
 bool NotAvailable(absl::string_view field) { return absl::StartsWith(field, "["); }
 
@@ -32,8 +35,10 @@ absl::StatusOr<std::vector<GpuReading>> ParseNvidiaSmiCsv(const std::string& tex
     g.uuid = std::string(f[1]);
     g.name = std::string(f[2]);
     double total, used, free_mib;
+    // SimpleAtod takes "nan", "inf" and 1e400; converting those to integers is undefined.
+    auto in_range = [](double mib) { return std::isfinite(mib) && mib >= 0 && mib <= kMaxMiB; };
     if (!absl::SimpleAtod(f[3], &total) || !absl::SimpleAtod(f[4], &used) || !absl::SimpleAtod(f[5], &free_mib) ||
-        total < 0 || used < 0 || free_mib < 0) {
+        !in_range(total) || !in_range(used) || !in_range(free_mib)) {
       return absl::InvalidArgumentError(absl::StrCat("nvidia-smi line ", line_number, ": bad memory figures"));
     }
     g.vram_total_bytes = static_cast<uint64_t>(total) * kMiB;

@@ -240,9 +240,23 @@ absl::StatusOr<RetentionTiers> ParseRetentionTiers(absl::string_view text) {
   return RetentionTiers{values[0], values[1], values[2]};
 }
 
+namespace {
+
+// In the largest unit ParseRetentionTiers takes that divides `d` exactly ("90s", "7d"),
+// so that the text reads back as the same value (absl::FormatDuration writes "1m30s").
+std::string FormatRetention(absl::Duration d) {
+  const std::pair<absl::Duration, const char*> units[] = {
+      {absl::Hours(24), "d"}, {absl::Hours(1), "h"}, {absl::Minutes(1), "m"}, {absl::Seconds(1), "s"}};
+  for (const auto& [unit, suffix] : units) {
+    if (d % unit == absl::ZeroDuration()) return absl::StrCat(d / unit, suffix);
+  }
+  return absl::FormatDuration(d);  // Under a second: not a value the parser accepts anyway.
+}
+
+}  // namespace
+
 std::string FormatRetentionTiers(const RetentionTiers& t) {
-  return absl::StrCat(absl::FormatDuration(t.raw), ",", absl::FormatDuration(t.minute), ",",
-                      absl::FormatDuration(t.hour));
+  return absl::StrCat(FormatRetention(t.raw), ",", FormatRetention(t.minute), ",", FormatRetention(t.hour));
 }
 
 absl::Status ValidateHistoryQuery(const HistoryQuery& q) {

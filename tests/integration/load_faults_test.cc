@@ -359,7 +359,7 @@ TEST_F(LoadFaultsTest, FlappingAgentEndsInTheRightState) {
             << refused_while_old_stream_open << " Hellos refused while the old stream was open\n";
   // Bounded: well under a core for the flaps' duration (each flap costs a Hello, two
   // reports and a reconcile).
-  EXPECT_LT(cpu_seconds, std::max(2.0, wall_seconds));
+  EXPECT_LT(cpu_seconds, std::max(absl::ToDoubleSeconds(Scaled(absl::Seconds(2))), wall_seconds));
 
   // Final state: both nodes connected, the flapper's last report (busy 100 % 5 = 0 of 4)
   // in the assignment, and the steady agent's endpoint as it was.
@@ -465,7 +465,8 @@ TEST_F(LoadFaultsTest, ThunderingHerdOfReconnectingAgents) {
   std::cerr << kAgents << " agents reconnected at once: converged in " << wall_seconds << " s, control plane CPU "
             << cpu_seconds << " s, RSS " << end.rss_bytes / 1e6 << " MB, " << refused.load()
             << " Hellos refused while the old stream was open\n";
-  EXPECT_LT(cpu_seconds, 10.0) << "bounded: a few milliseconds per reconnect, not a storm";
+  EXPECT_LT(cpu_seconds, absl::ToDoubleSeconds(Scaled(absl::Seconds(10))))
+      << "bounded: a few milliseconds per reconnect, not a storm";
   std::vector<v1::Node> nodes = ListNodes();
   EXPECT_EQ(nodes.size(), static_cast<size_t>(kAgents));
   for (const v1::Node& node : nodes) {

@@ -1,5 +1,6 @@
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/gpu/nvidia_smi_gpu_source.h"
 #include "agent/gpu/nvml_gpu_source.h"
@@ -76,6 +77,11 @@ TEST(NvidiaSmiCsvTest, ParsesLinesAndNotAvailable) {
   EXPECT_TRUE(ParseNvidiaSmiCsv("").value().empty());
   EXPECT_FALSE(ParseNvidiaSmiCsv("garbage\n").ok());
   EXPECT_FALSE(ParseNvidiaSmiCsv("0, GPU-1, x, lots, 1, 1, 1, 1\n").ok());
+  // Figures that parse as doubles but are no memory size (undefined as integers).
+  for (const char* bad : {"nan", "inf", "-inf", "1e400", "1e300", "-1"}) {
+    EXPECT_FALSE(ParseNvidiaSmiCsv(absl::StrCat("0, GPU-1, x, ", bad, ", 1, 1, 1, 1\n")).ok()) << bad;
+    EXPECT_FALSE(ParseNvidiaSmiCsv(absl::StrCat("0, GPU-1, x, 100, ", bad, ", 1, 1, 1\n")).ok()) << bad;
+  }
 }
 
 }  // namespace

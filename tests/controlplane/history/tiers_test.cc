@@ -252,5 +252,15 @@ TEST(RetentionTiersTest, ParsesAndRefuses) {
   }
 }
 
+// The formatted value (the --help default, logs) reads back as the same tiers.
+TEST(RetentionTiersTest, FormatsWhatItParses) {
+  EXPECT_EQ(FormatRetentionTiers({}), "1h,7d,90d");
+  for (const char* text : {"90s,2h,2d", "1s,1m,1h", "25h,36h,100000d"}) {
+    auto t = ParseRetentionTiers(text);
+    ASSERT_TRUE(t.ok()) << text;
+    EXPECT_EQ(FormatRetentionTiers(*t), text);
+  }
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane
