@@ -266,8 +266,15 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-    (*cp)->ReloadConfig(load_config());  // A broken file changes nothing, and says so.
-    (*cp)->ReloadRateLimits(load_rate_limits());
+    // Both parts are read before either applies: a broken file changes nothing, and says so.
+    auto reloaded = [&]() -> absl::StatusOr<switchboard::controlplane::ReloadedConfig> {
+      auto config = load_config();
+      if (!config.ok()) return config.status();
+      auto rate_limits = load_rate_limits();
+      if (!rate_limits.ok()) return rate_limits.status();
+      return switchboard::controlplane::ReloadedConfig{*std::move(config), *std::move(rate_limits)};
+    };
+    (*cp)->ReloadConfig(reloaded());
   }
   SB_LOG(INFO) << "received signal " << sig << ", shutting down";
   (*cp)->Shutdown();
