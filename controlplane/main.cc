@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
                  "YAML list of {name, role: read|admin, sha256: HEX} bearer tokens for the admin API "
                  "(without it the admin API is open only with --insecure); re-read every --tls-reload-interval");
   app.add_option("--subscriber-auth", subscriber_auth,
-                 "what subscribers (native, xDS, picker, KEDA) must present: none | cert | token | cert-or-token "
-                 "(KEDA can present only a certificate)")
+                 "what subscribers (native, xDS, picker, KEDA, Envoy's rate limit calls) must present: none | cert | "
+                 "token | cert-or-token (KEDA can present only a certificate; with rate_limits rules use cert)")
       ->capture_default_str();
   // Limits (docs/security.md): beyond them, RESOURCE_EXHAUSTED and a metric.
   auto& limits = options.limits;
@@ -245,6 +245,10 @@ int main(int argc, char** argv) {
     }
     options.rate_limits = std::move(*rate_limits);
   }
+  if (!options.rate_limits.rules.empty() && options.auth.subscriber_auth == switchboard::SubscriberAuth::kNone) {
+    SB_LOG(WARNING) << "rate_limits has rules and --subscriber-auth is none: anyone who reaches the gRPC port can "
+                       "spend a tenant's quota or fill max_descriptors; use --subscriber-auth cert";
+  }
 
   // Block the stop signals before any thread starts, then wait for one here.
   sigset_t stop_signals;
@@ -266,8 +270,15 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-    (*cp)->ReloadConfig(load_config());  // A broken file changes nothing, and says so.
-    (*cp)->ReloadRateLimits(load_rate_limits());
+    // Both parts are read before either applies: a broken file changes nothing, and says so.
+    auto reloaded = [&]() -> absl::StatusOr<switchboard::controlplane::ReloadedConfig> {
+      auto config = load_config();
+      if (!config.ok()) return config.status();
+      auto rate_limits = load_rate_limits();
+      if (!rate_limits.ok()) return rate_limits.status();
+      return switchboard::controlplane::ReloadedConfig{*std::move(config), *std::move(rate_limits)};
+    };
+    (*cp)->ReloadConfig(reloaded());
   }
   SB_LOG(INFO) << "received signal " << sig << ", shutting down";
   (*cp)->Shutdown();

@@ -263,45 +263,30 @@ int ControlPlane::grpc_port() const { return impl_->grpc_port; }
 
 int ControlPlane::metrics_port() const { return impl_->http ? impl_->http->port() : 0; }
 
-void ControlPlane::ReloadConfig(absl::StatusOr<policy::FleetConfig> config) {
+void ControlPlane::ReloadConfig(absl::StatusOr<ReloadedConfig> config) {
   const absl::Time now = impl_->options.clock->Now();
   if (!config.ok()) {
-    SB_LOG(ERROR) << "configuration reload failed, keeping the running configuration: " << config.status().message();
+    SB_LOG(ERROR) << "configuration reload failed, keeping the running configuration and rate limits: "
+                  << config.status().message();
     impl_->metrics->config_reloads_failed->Increment();
     if (impl_->history) {
-      impl_->history->RecordEvent(
-          {now, "config_reload_failed", "", "", "",
-           absl::StrCat(config.status().message(), "; keeping ", impl_->reconciler->config()->source)});
+      impl_->history->RecordEvent({now, "config_reload_failed", "", "", "",
+                                   absl::StrCat(config.status().message(), "; keeping ",
+                                                impl_->reconciler->config()->source, " and the running rate limits")});
     }
     return;
   }
-  SB_LOG(INFO) << "configuration reloaded from " << config->source;
-  impl_->reconciler->SetConfig(std::move(*config));
+  const size_t rules = config->rate_limits.rules.size();
+  impl_->rate_limiter->Reload(std::move(config->rate_limits));
+  impl_->reconciler->SetConfig(std::move(config->fleet));
   impl_->reconciler->Notify();
+  SB_LOG(INFO) << "configuration reloaded from " << impl_->reconciler->config()->source << ", rate limits: " << rules
+               << " rules";
   impl_->metrics->config_reloads_ok->Increment();
   if (impl_->history) {
     impl_->history->RecordEvent(
-        {now, "config_changed", "", "", "", absl::StrCat("loaded ", impl_->reconciler->config()->source)});
-  }
-}
-
-void ControlPlane::ReloadRateLimits(absl::StatusOr<ratelimit::RateLimitConfig> config) {
-  const absl::Time now = impl_->options.clock->Now();
-  if (!config.ok()) {
-    SB_LOG(ERROR) << "rate limits reload failed, keeping the running ones: " << config.status().message();
-    impl_->metrics->config_reloads_failed->Increment();
-    if (impl_->history) {
-      impl_->history->RecordEvent(
-          {now, "config_reload_failed", "", "", "",
-           absl::StrCat("rate_limits: ", config.status().message(), "; keeping the running rate limits")});
-    }
-    return;
-  }
-  const size_t rules = config->rules.size();
-  impl_->rate_limiter->Reload(std::move(*config));
-  SB_LOG(INFO) << "rate limits reloaded: " << rules << " rules";
-  if (impl_->history) {
-    impl_->history->RecordEvent({now, "config_changed", "", "", "", absl::StrCat("rate_limits: ", rules, " rules")});
+        {now, "config_changed", "", "", "",
+         absl::StrCat("loaded ", impl_->reconciler->config()->source, "; rate_limits: ", rules, " rules")});
   }
 }
 

@@ -10,9 +10,9 @@
 #include "common/auth.h"
 #include "common/clock.h"
 #include "common/https.h"
-#include "controlplane/ratelimit/sliding_window.h"
 #include "controlplane/fleet/validation.h"
 #include "controlplane/history/history_store.h"
+#include "controlplane/ratelimit/sliding_window.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/scale/scale_exec.h"
 #include "controlplane/service/limits.h"
@@ -52,6 +52,12 @@ struct ControlPlaneOptions {
   ratelimit::RateLimitConfig rate_limits;    // `rate_limits:` of --config; no rules: nothing limited.
 };
 
+// Both parts of one configuration file, read before either is applied.
+struct ReloadedConfig {
+  policy::FleetConfig fleet;
+  ratelimit::RateLimitConfig rate_limits;
+};
+
 class ControlPlane {
  public:
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(const ControlPlaneOptions& options);
@@ -59,13 +65,11 @@ class ControlPlane {
 
   int grpc_port() const;
   int metrics_port() const;  // 0 when metrics are off.
-  // Applies a newly read pool configuration without dropping any stream (SIGHUP), or,
-  // when reading it failed, keeps the running one. Either way an event
-  // (config_changed / config_reload_failed, with the error) and a metric record it.
-  void ReloadConfig(absl::StatusOr<policy::FleetConfig> config);
-  // The same for the rate limits (the file's `rate_limits:` block, read apart): applies
-  // them, keeping the counts, or keeps the running ones; an event and a log line say which.
-  void ReloadRateLimits(absl::StatusOr<ratelimit::RateLimitConfig> config);
+  // Applies a newly read configuration file, its pools and its `rate_limits:` block
+  // together (SIGHUP), keeping the rate limit counts, without dropping any stream; or, when
+  // reading either part failed, keeps both running ones. Either way one event
+  // (config_changed / config_reload_failed, with the error) and one metric record it.
+  void ReloadConfig(absl::StatusOr<ReloadedConfig> config);
   // Stops accepting, ends open streams, drains the history queue. Idempotent.
   void Shutdown();
 

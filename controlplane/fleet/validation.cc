@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/host_port.h"
 #include "common/node_id.h"
@@ -69,6 +70,11 @@ absl::Status ValidateModelId(absl::string_view model, const ValidationLimits& li
     return Invalid(absl::StrCat("model id is ", model.size(), " bytes; the limit is ", limits.max_model_length));
   }
   if (!IsPrintable(model)) return Invalid(absl::StrCat("model id '", Clip(model), "' has control characters"));
+  // Envoy names a priority class's cluster POOL~CLASS: pool a~b would be class b of pool a.
+  if (absl::StrContains(model, '~')) {
+    return Invalid(absl::StrCat("model id '", Clip(model),
+                                "' contains '~', which separates a pool from its priority class in xDS cluster names"));
+  }
   return absl::OkStatus();
 }
 

@@ -245,6 +245,17 @@ absl::StatusOr<RateLimitDecision> DecideRateLimit(const std::vector<Descriptor>&
     applied.push_back(LimitsOf(config, p->sorted));
     parsed.push_back(*std::move(p));
   }
+  // A token report counts only against token limits: one whose rules limit requests alone is
+  // answered OK and creates no counter.
+  std::vector<bool> no_token_limit(parsed.size(), false);
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (!parsed[i].tokens || applied[i].empty()) continue;
+    if (std::none_of(applied[i].begin(), applied[i].end(),
+                     [](const Applied& a) { return a.limit->unit == Unit::kTokens; })) {
+      no_token_limit[i] = true;
+      applied[i].clear();
+    }
+  }
 
   // Room for the new descriptors first, so that a refusal changes nothing.
   auto& table = counters->counters_;
@@ -323,7 +334,8 @@ absl::StatusOr<RateLimitDecision> DecideRateLimit(const std::vector<Descriptor>&
     const std::string text = DescriptorText(parsed[i].sorted);
     RateLimitCounters::Counter* c = counter_of[i];
     if (c == nullptr) {
-      dd.reason = absl::StrCat(text, ": no rate limit matches");
+      dd.reason =
+          absl::StrCat(text, no_token_limit[i] ? " (tokens spent): no token limit applies" : ": no rate limit matches");
       continue;
     }
     for (size_t j = 0; j < applied[i].size(); ++j) {

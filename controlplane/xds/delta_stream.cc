@@ -42,14 +42,14 @@ RequestKind DeltaStream::OnRequest(const envoy::service::discovery::v3::DeltaDis
     if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
     state.last_nack = request.error_detail().message();
     state.awaiting_answer = false;
-    if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.client_has);
+    if (type_url == kClusterLoadAssignmentType) endpoint_wait_.EndpointsAnswered(state.client_has);
     return RequestKind::kNack;
   }
   if (request.response_nonce().empty()) return RequestKind::kFirst;
   if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
   state.acked_version = state.last_version;
   state.awaiting_answer = false;
-  if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.client_has);
+  if (type_url == kClusterLoadAssignmentType) endpoint_wait_.EndpointsAnswered(state.client_has);
   return RequestKind::kAck;
 }
 
@@ -88,9 +88,12 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
   if (type_url == kClusterType) {
     // A cluster the client did not have waits for its endpoints; a removed one for nothing.
     for (const auto& [name, version] : now_has) {
-      if (state.client_has.count(name) == 0 && !HasEndpoints(name)) clusters_without_endpoints_.insert(name);
+      if (state.client_has.count(name) != 0) continue;
+      auto it = available.find(name);
+      const std::string service = it != available.end() ? EndpointWait::ServiceOf(*it->second) : name;
+      endpoint_wait_.ClusterAdded(name, service, HasEndpoints(service));
     }
-    for (const std::string& name : response.removed_resources()) clusters_without_endpoints_.erase(name);
+    for (const std::string& name : response.removed_resources()) endpoint_wait_.ClusterRemoved(name);
   }
   response.set_type_url(type_url);
   response.set_system_version_info(SotwStream::VersionOf(now_has));
@@ -107,23 +110,15 @@ bool DeltaStream::AwaitingAnswer(const std::string& type_url) const {
   return it != types_.end() && it->second.awaiting_answer;
 }
 
-bool DeltaStream::HasEndpoints(const std::string& cluster) const {
+bool DeltaStream::HasEndpoints(const std::string& service) const {
   auto eds = types_.find(kClusterLoadAssignmentType);
-  return eds != types_.end() && !eds->second.awaiting_answer && eds->second.client_has.count(cluster) != 0;
-}
-
-void DeltaStream::EndpointsAnswered(const std::map<std::string, std::string>& client_has) {
-  for (const auto& [name, version] : client_has) clusters_without_endpoints_.erase(name);
+  return eds != types_.end() && !eds->second.awaiting_answer && eds->second.client_has.count(service) != 0;
 }
 
 bool DeltaStream::AwaitingEndpoints(const Catalog& catalog) const {
   auto eds = types_.find(kClusterLoadAssignmentType);
   if (eds == types_.end() || !eds->second.subscribed) return false;  // Endpoints come another way.
-  const auto& assignments = catalog.Of(kClusterLoadAssignmentType);
-  for (const std::string& name : clusters_without_endpoints_) {
-    if (assignments.count(name) != 0) return true;
-  }
-  return false;
+  return endpoint_wait_.Awaiting(catalog.Of(kClusterLoadAssignmentType));
 }
 
 std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::NextResponse(const Catalog& catalog) {

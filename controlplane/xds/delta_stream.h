@@ -66,12 +66,11 @@ class DeltaStream {
   bool AwaitingAnswer(const std::string& type_url) const;
   // As SotwStream's: a new cluster's assignment in `catalog` the client has not answered.
   bool AwaitingEndpoints(const Catalog& catalog) const;
-  bool HasEndpoints(const std::string& cluster) const;
-  void EndpointsAnswered(const std::map<std::string, std::string>& client_has);
+  bool HasEndpoints(const std::string& service) const;
 
   std::map<std::string, TypeState> types_;
   // Clusters sent as new whose assignment the client has not answered yet.
-  std::set<std::string> clusters_without_endpoints_;
+  EndpointWait endpoint_wait_;
   uint64_t nonce_counter_ = 0;
 };
 

@@ -30,7 +30,7 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
     if (request.response_nonce() != state.last_nonce) return RequestKind::kStale;
     state.last_nack = request.error_detail().message();
     state.awaiting_answer = false;
-    if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.sent);
+    if (type_url == kClusterLoadAssignmentType) endpoint_wait_.EndpointsAnswered(state.sent);
     return RequestKind::kNack;
   }
 
@@ -59,7 +59,7 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
   }
   state.acked_version = request.version_info();
   state.awaiting_answer = false;
-  if (type_url == kClusterLoadAssignmentType) EndpointsAnswered(state.sent);
+  if (type_url == kClusterLoadAssignmentType) endpoint_wait_.EndpointsAnswered(state.sent);
   return RequestKind::kAck;
 }
 
@@ -116,12 +116,12 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
   if (type_url == kClusterType) {
     // A cluster the client had not been sent waits for its endpoints; one no longer sent
     // waits for nothing.
-    for (const auto& [name, version] : versions) {
-      if (state.sent.count(name) == 0 && !HasEndpoints(name)) clusters_without_endpoints_.insert(name);
+    for (const auto& [name, resource] : wanted) {
+      if (state.sent.count(name) != 0) continue;
+      const std::string service = EndpointWait::ServiceOf(*resource);
+      endpoint_wait_.ClusterAdded(name, service, HasEndpoints(service));
     }
-    for (auto it = clusters_without_endpoints_.begin(); it != clusters_without_endpoints_.end();) {
-      it = versions.count(*it) != 0 ? std::next(it) : clusters_without_endpoints_.erase(it);
-    }
+    endpoint_wait_.Retain(versions);
   }
   state.sent = std::move(versions);
   state.last_nonce = response.nonce();
@@ -137,23 +137,15 @@ bool SotwStream::AwaitingAnswer(const std::string& type_url) const {
   return it != types_.end() && it->second.awaiting_answer;
 }
 
-bool SotwStream::HasEndpoints(const std::string& cluster) const {
+bool SotwStream::HasEndpoints(const std::string& service) const {
   auto eds = types_.find(kClusterLoadAssignmentType);
-  return eds != types_.end() && !eds->second.awaiting_answer && eds->second.sent.count(cluster) != 0;
-}
-
-void SotwStream::EndpointsAnswered(const std::map<std::string, std::string>& sent) {
-  for (const auto& [name, version] : sent) clusters_without_endpoints_.erase(name);
+  return eds != types_.end() && !eds->second.awaiting_answer && eds->second.sent.count(service) != 0;
 }
 
 bool SotwStream::AwaitingEndpoints(const Catalog& catalog) const {
   auto eds = types_.find(kClusterLoadAssignmentType);
   if (eds == types_.end() || !eds->second.subscribed) return false;  // Endpoints come another way.
-  const auto& assignments = catalog.Of(kClusterLoadAssignmentType);
-  for (const std::string& name : clusters_without_endpoints_) {
-    if (assignments.count(name) != 0) return true;
-  }
-  return false;
+  return endpoint_wait_.Awaiting(catalog.Of(kClusterLoadAssignmentType));
 }
 
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::NextResponse(const Catalog& catalog) {

@@ -37,6 +37,7 @@
 #include <set>
 #include <string>
 
+#include "controlplane/xds/endpoint_wait.h"
 #include "controlplane/xds/resources.h"
 #include "controlplane/xds/type_urls.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
@@ -107,14 +108,13 @@ class SotwStream {
   // Whether a new cluster's assignment, in `catalog`, has not reached the client yet (make
   // before break); false on a stream with no EDS subscription.
   bool AwaitingEndpoints(const Catalog& catalog) const;
-  // Whether the client answered the last EDS response and it carried `cluster`.
-  bool HasEndpoints(const std::string& cluster) const;
-  // The client answered an EDS response carrying `sent`: those clusters have endpoints.
-  void EndpointsAnswered(const std::map<std::string, std::string>& sent);
+  // Whether the client answered the last EDS response and it carried the assignment
+  // `service` (a cluster's EDS service name).
+  bool HasEndpoints(const std::string& service) const;
 
   std::map<std::string, TypeState> types_;
   // Clusters sent as new whose assignment the client has not answered yet.
-  std::set<std::string> clusters_without_endpoints_;
+  EndpointWait endpoint_wait_;
   uint64_t nonce_counter_ = 0;
 };
 

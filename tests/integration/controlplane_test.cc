@@ -157,6 +157,16 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   cp_->Signal(SIGHUP);
   EXPECT_TRUE(
       WaitFor([&] { return metric("switchboard_config_reloads_total{result=\"error\"} 1"); }, absl::Seconds(5)));
+  // So does a file whose pools are good but whose rate_limits block is broken: the pool
+  // change is not applied either, and the reload counts once, as an error.
+  WriteConfig(
+      "pools:\n  m:\n    lb_policy: least_request\n"
+      "rate_limits:\n  rules:\n    - {name: x, match: {tenant: '*'}, requests_per_hour: -1}\n");
+  cp_->Signal(SIGHUP);
+  EXPECT_TRUE(
+      WaitFor([&] { return metric("switchboard_config_reloads_total{result=\"error\"} 2"); }, absl::Seconds(5)));
+  EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"ok\"} 1"));
+  EXPECT_THAT(Sbctl("explain m").second, HasSubstr("policy round_robin"));
   WriteConfig("pools:\n  m:\n    lb_policy: least_request\n");
   cp_->Signal(SIGHUP);
   ASSERT_TRUE(subscriber_->WaitFor(
@@ -166,7 +176,8 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   EXPECT_EQ(rc, 0) << events;
   EXPECT_THAT(events, HasSubstr("config_reload_failed"));
   EXPECT_THAT(events, HasSubstr("lb_policy"));
-  EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"error\"} 1"));
+  EXPECT_THAT(events, HasSubstr("requests_per_hour"));
+  EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"error\"} 2"));
   EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"ok\"} 2"));
 }
 

@@ -129,7 +129,7 @@ TEST_F(RateLimitIntegrationTest, LimitsCountsTokensAndReloads) {
   Write("rate_limits: {rules: [{name: x, match: {tenant: '*'}, requests_per_hour: -1}]}\n");
   cp_->Signal(SIGHUP);
   ASSERT_TRUE(WaitFor(
-      [&] { return RunSbctl(target_, "events").second.find("keeping the running rate limits") != std::string::npos; },
+      [&] { return RunSbctl(target_, "events").second.find("and the running rate limits") != std::string::npos; },
       Scaled(absl::Seconds(10)), absl::Milliseconds(200)));
   EXPECT_EQ(Code("a"), RateLimitResponse::OVER_LIMIT);
   // A raised limit applies to the counts already held: a gets 2 more, not 5.

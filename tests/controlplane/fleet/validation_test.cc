@@ -48,6 +48,17 @@ TEST(ValidateHelloTest, RejectsControlCharactersInTextOperatorsSee) {
   EXPECT_TRUE(ValidateHello(hello).ok());
 }
 
+TEST(ValidateHelloTest, RejectsModelIdsWithTheClassSeparator) {
+  // Pool a~b would share its xDS cluster name with class b of pool a.
+  v1::Hello hello = MakeHello("n1", {"h:1"});
+  hello.mutable_endpoints(0)->add_models("a~b");
+  absl::Status s = ValidateHello(hello);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("model id 'a~b' contains '~'"));
+  hello.mutable_endpoints(0)->set_models(0, "a-b");
+  EXPECT_TRUE(ValidateHello(hello).ok());
+}
+
 class ValidateReportTest : public ::testing::Test {
  protected:
   v1::Hello hello_ = MakeHello("n1", {"h:1"});

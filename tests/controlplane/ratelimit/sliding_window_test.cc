@@ -139,6 +139,30 @@ TEST(SlidingWindowTest, TokensSpentAreCountedAndRefuseTheNextRequest) {
   EXPECT_EQ(d.descriptors[0].limits[1].used, 200u);
 }
 
+TEST(SlidingWindowTest, ATokenReportWithOnlyRequestLimitsIsAllowedAndNotCounted) {
+  // The gateway reports tokens on every (tenant, unit=tokens) descriptor, also for tenants
+  // whose rules limit requests alone.
+  RateLimitConfig config = OneRule({{Unit::kRequests, 60, 1}});
+  config.max_descriptors = 1;
+  RateLimitCounters counters;
+  RateLimitDecision d = Call(&counters, config, 0, {D({{"tenant", "a"}, {"unit", "tokens"}})}, 500);
+  EXPECT_EQ(d.overall, Code::kOk) << d.reason;
+  ASSERT_EQ(d.descriptors.size(), 1u);
+  EXPECT_TRUE(d.descriptors[0].tokens);
+  EXPECT_TRUE(d.descriptors[0].limits.empty());
+  EXPECT_THAT(d.reason, HasSubstr("no token limit applies"));
+  EXPECT_EQ(MostConstraining(d), nullptr);
+  EXPECT_EQ(counters.size(), 0u);
+  // Nothing was counted against the request limit, and the report took no room of the cap.
+  EXPECT_EQ(Call(&counters, config, 1, {D({{"tenant", "b"}})}).overall, Code::kOk);
+  d = Call(&counters, config, 2, {D({{"tenant", "b"}, {"unit", "tokens"}})}, 10);
+  EXPECT_EQ(d.overall, Code::kOk) << d.reason;
+  EXPECT_EQ(counters.size(), 1u);
+  d = Call(&counters, config, 3, {D({{"tenant", "b"}})});
+  EXPECT_EQ(d.overall, Code::kOverLimit);
+  EXPECT_EQ(d.descriptors[0].limits[0].used, 1u);
+}
+
 TEST(SlidingWindowTest, WildcardCountsEachValueAndExactRulesAddTheirLimits) {
   RateLimitConfig config;
   config.rules.push_back({"per-tenant", {{"tenant", "*"}, {"model", "*"}}, {{Unit::kRequests, 60, 2}}});

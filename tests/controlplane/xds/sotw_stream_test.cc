@@ -33,6 +33,35 @@ std::shared_ptr<const Catalog> CatalogOf(const std::vector<std::pair<std::string
   return BuildCatalog(snaps, ClientKind::kGrpc);
 }
 
+// An Envoy catalog of pool `name` (its weight makes its EDS version), with priority
+// classes hi and lo or without: their clusters name~hi and name~lo read the pool's
+// assignment, `name`.
+std::shared_ptr<const Catalog> EnvoyCatalogOf(const std::string& name, uint32_t weight, bool classes) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->pool = name;
+  snap->assignment.set_pool(name);
+  auto* ep = snap->assignment.add_endpoints();
+  ep->set_address("10.0.0.1:8000");
+  ep->set_weight(weight);
+  ep->set_state(v1::ENDPOINT_STATE_READY);
+  ep->set_circuit(v1::CIRCUIT_STATE_CLOSED);
+  ep->set_slots_total(4);
+  ep->set_slots_free(4);
+  if (classes) {
+    auto* priority = snap->assignment.mutable_priority();
+    priority->set_default_class("lo");
+    for (const char* c : {"hi", "lo"}) {
+      auto* pc = priority->add_classes();
+      pc->set_name(c);
+      pc->set_rank(priority->classes_size() - 1);
+      pc->set_max_share(1.0);
+      pc->set_limit_slots(4);
+      pc->set_headroom_slots(4);
+    }
+  }
+  return BuildCatalog({snap}, ClientKind::kEnvoy);
+}
+
 DiscoveryRequest Request(const std::string& type, const std::vector<std::string>& names, const std::string& nonce = "",
                          const std::string& version = "") {
   DiscoveryRequest r;
@@ -282,6 +311,43 @@ TEST(SotwStreamTest, ANewClustersRouteWaitsForItsEndpoints) {
   auto eds3 = s.NextResponse(*changed);
   ASSERT_TRUE(eds3);
   EXPECT_EQ(eds3->type_url(), kClusterLoadAssignmentType);
+}
+
+TEST(SotwStreamTest, ClassClustersWaitForThePoolsEndpoints) {
+  // Envoy: every cluster, the endpoints of pool a, the one route configuration.
+  SotwStream s;
+  s.OnRequest(Request(kClusterType, {}));
+  s.OnRequest(Request(kRouteConfigurationType, {kEnvoyRouteName}));
+  auto plain = EnvoyCatalogOf("a", 1, false);
+  auto cds1 = s.NextResponse(*plain);
+  ASSERT_TRUE(cds1);
+  s.OnRequest(Ack(*cds1, {}));
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
+  auto eds1 = s.NextResponse(*plain);
+  ASSERT_TRUE(eds1);
+  s.OnRequest(Ack(*eds1, {"a"}));
+  auto rds1 = s.NextResponse(*plain);
+  ASSERT_TRUE(rds1);
+  EXPECT_EQ(rds1->type_url(), kRouteConfigurationType);
+  s.OnRequest(Ack(*rds1, {kEnvoyRouteName}));
+
+  // a's endpoints change and are on their way when its classes turn on.
+  auto eds2 = s.NextResponse(*EnvoyCatalogOf("a", 2, false));
+  ASSERT_TRUE(eds2);
+  EXPECT_EQ(eds2->type_url(), kClusterLoadAssignmentType);
+  auto classes = EnvoyCatalogOf("a", 2, true);
+  auto cds2 = s.NextResponse(*classes);
+  ASSERT_TRUE(cds2);
+  EXPECT_EQ(Names(*cds2), (std::vector<std::string>{"a", "a~hi", "a~lo"}));
+  s.OnRequest(Ack(*cds2, {}));
+  // The routes name a~hi and a~lo, which read assignment a: they wait for its answer.
+  EXPECT_FALSE(s.NextResponse(*classes)) << "a~hi and a~lo have no endpoints on the client yet";
+  s.OnRequest(Ack(*eds2, {"a"}));
+  auto rds2 = s.NextResponse(*classes);
+  ASSERT_TRUE(rds2);
+  EXPECT_EQ(rds2->type_url(), kRouteConfigurationType);
+  s.OnRequest(Ack(*rds2, {kEnvoyRouteName}));
+  EXPECT_FALSE(s.NextResponse(*classes));
 }
 
 TEST(SotwStreamTest, EndpointsTakenBeforeTheClusterAreNotAwaited) {
