@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -26,6 +27,8 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -56,6 +59,23 @@ void SetHealth(grpc::Server* server, bool ready) {
   health->SetServingStatus("", ready);
 }
 
+// Drops gRPC server reflection from a server. Linking gRPC's reflection library registers
+// its plugin with every ServerBuilder of the process (a static initializer), so leaving
+// out the Init call is not enough: this option removes the plugin before it adds its
+// service.
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                                    return dynamic_cast<grpc::reflection::ProtoServerReflectionPlugin*>(p.get()) !=
+                                           nullptr;
+                                  }),
+                   plugins->end());
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,6 +101,7 @@ int main(int argc, char** argv) {
   ExchangeOptions exchange;
   std::string retry_after_text = "1s", outcome_interval_text = "1s", body_mode = "full-duplex";
   uint64_t seed = std::random_device()();
+  bool health_plaintext = false, reflection = false;
 
   CLI::App app{
       "switchboard-picker: the endpoint picker for Gateway API gateways (Istio, Envoy Gateway,\n"
@@ -109,12 +130,20 @@ int main(int argc, char** argv) {
   AddServerTlsFlags(app, &tls);
   AddClientTlsFlags(app, &tls);
   app.get_option("--client-ca")
-      ->description("PEM CA bundle for client certificates (mTLS): the gateway must present one of this CA");
+      ->description(
+          "PEM CA bundle for client certificates: one the gateway presents must chain to it (requested, "
+          "not required)");
   app.add_option("--token-file", token_file,
                  "bearer token for a control plane with --subscriber-auth token (default: $SWITCHBOARD_TOKEN)");
   app.add_option("--health-listen", health_listen,
                  "serve grpc.health.v1 here too (off when empty), e.g. 0.0.0.0:9003; the ext_proc port "
                  "always serves it");
+  app.add_flag("--health-plaintext", health_plaintext,
+               "serve --health-listen in plaintext even when the other listeners use TLS: the kubelet's gRPC "
+               "probe cannot speak TLS, and that port serves grpc.health.v1 only");
+  app.add_flag("--reflection", reflection,
+               "serve gRPC server reflection on the ext_proc port (for grpcurl and the like; off by default, "
+               "never on --health-listen)");
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics here, e.g. 0.0.0.0:9090 (off when empty; port 0 picks one)");
   app.add_option("--replicas", policy.picker.gateways,
@@ -193,6 +222,7 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.RegisterService(&service);
   // Small messages both ways: BDP probing would add a ping round trip to many of them.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
@@ -208,10 +238,13 @@ int main(int argc, char** argv) {
   grpc::CallbackGenericService unimplemented;  // Outlives health_server.
   std::unique_ptr<grpc::Server> health_server;
   if (!health_listen.empty()) {
+    // Health only: no reflection, every other method UNIMPLEMENTED.
     grpc::ServerBuilder health_builder;
+    health_builder.SetOption(std::make_unique<WithoutReflection>());
     health_builder.RegisterCallbackGenericService(&unimplemented);
     int health_port = 0;
-    health_builder.AddListeningPort(health_listen, *server_credentials, &health_port);
+    health_builder.AddListeningPort(
+        health_listen, health_plaintext ? grpc::InsecureServerCredentials() : *server_credentials, &health_port);
     health_server = health_builder.BuildAndStart();
     if (health_server == nullptr || health_port == 0) {
       std::cerr << "switchboard-picker: --health-listen: cannot listen on " << health_listen << "\n";

@@ -1,7 +1,11 @@
 // deploy/kubernetes/gateway/: every manifest parses, has the fields its kind requires,
 // and every name and port one resource refers to exists in another (the InferencePool's
 // picker Service and model server Pods, the HTTPRoute's Gateway and pool, the picker
-// Service's Deployment and container ports, the probes' ports and health services).
+// Service's Deployment and container ports, the probes' ports and health services), and
+// the TLS wiring: the picker's certificate files are mounted from the Secret of a
+// cert-manager Certificate of the example overlay's Issuer, the control plane's address
+// is a name on the control plane's certificate, and the gateway checks the picker's
+// certificate with a CA it gets from a Secret.
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -15,6 +19,8 @@
 namespace {
 
 const std::string kDir = std::string(SWITCHBOARD_DEPLOY_DIR) + "/kubernetes/gateway";
+// The overlay the gateway manifests go with: its namespace, Issuer and control plane certificate.
+const std::string kOverlayDir = std::string(SWITCHBOARD_DEPLOY_DIR) + "/kubernetes/overlays/example";
 
 struct Manifests {
   std::vector<YAML::Node> docs;
@@ -28,14 +34,14 @@ struct Manifests {
   }
 };
 
-Manifests Load() {
+Manifests Load(const std::string& dir = kDir) {
   Manifests m;
-  for (const auto& entry : std::filesystem::directory_iterator(kDir)) {
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".yaml") continue;
     for (const YAML::Node& doc : YAML::LoadAllFromFile(entry.path().string())) {
       if (!doc || doc.IsNull()) continue;
       m.docs.push_back(doc);
-      if (doc["kind"] && doc["metadata"]["name"]) {
+      if (doc["kind"] && doc["metadata"] && doc["metadata"]["name"]) {
         m.by_kind[doc["kind"].as<std::string>()][doc["metadata"]["name"].as<std::string>()] = doc;
       }
     }
@@ -87,7 +93,8 @@ TEST(GatewayManifestsTest, EveryDocumentHasKindNameAndApiVersion) {
                                                        {"Service", "v1"},
                                                        {"HTTPRoute", "gateway.networking.k8s.io/v1"},
                                                        {"Gateway", "gateway.networking.k8s.io/v1"},
-                                                       {"DestinationRule", "networking.istio.io/v1"}};
+                                                       {"DestinationRule", "networking.istio.io/v1"},
+                                                       {"Certificate", "cert-manager.io/v1"}};
   for (const auto& [kind, api] : expected) {
     ASSERT_TRUE(m.by_kind.count(kind)) << kind;
     for (const auto& [name, d] : m.by_kind[kind]) EXPECT_EQ(d["apiVersion"].as<std::string>(), api) << kind << name;
@@ -141,7 +148,9 @@ TEST(GatewayManifestsTest, PickerDeploymentRunsTwoReplicasWithProbesOnItsPorts) 
   auto has = [&](const std::string& prefix) {
     return std::any_of(args.begin(), args.end(), [&](const std::string& a) { return a.rfind(prefix, 0) == 0; });
   };
-  EXPECT_TRUE(has("--insecure"));
+  EXPECT_FALSE(has("--insecure"));  // TLS to the gateway and to the control plane.
+  EXPECT_FALSE(has("--reflection"));
+  EXPECT_TRUE(has("--health-plaintext"));  // The kubelet's gRPC probe speaks plaintext only.
   EXPECT_TRUE(has("--controlplane="));
   EXPECT_TRUE(has("--pool="));
   EXPECT_TRUE(has("--replicas=2"));
@@ -191,8 +200,104 @@ TEST(GatewayManifestsTest, IstioDestinationRuleIsForThePickerService) {
     const std::string host = dr["spec"]["host"].as<std::string>();
     const std::string service = host.substr(0, host.find('.'));
     EXPECT_TRUE(m.Get("Service", service)) << host;
-    EXPECT_EQ(dr["spec"]["trafficPolicy"]["tls"]["mode"].as<std::string>(), "DISABLE");
+    const YAML::Node tls = dr["spec"]["trafficPolicy"]["tls"];
+    ASSERT_TRUE(tls) << name;
+    EXPECT_EQ(tls["mode"].as<std::string>(), "SIMPLE") << name;  // The picker serves TLS.
+    EXPECT_FALSE(tls["insecureSkipVerify"] && tls["insecureSkipVerify"].as<bool>()) << name;
   }
+}
+
+// The value of `--flag=VALUE` in `args`, or "" when absent.
+std::string FlagValue(const YAML::Node& args, const std::string& flag) {
+  for (const YAML::Node& a : args) {
+    const std::string s = a.as<std::string>();
+    if (s.rfind(flag + "=", 0) == 0) return s.substr(flag.size() + 1);
+  }
+  return "";
+}
+
+std::set<std::string> Strings(const YAML::Node& list) {
+  std::set<std::string> out;
+  for (const YAML::Node& n : list) out.insert(n.as<std::string>());
+  return out;
+}
+
+// The Certificate (in `m`) whose Secret is `secret`.
+YAML::Node CertificateFor(const Manifests& m, const std::string& secret) {
+  auto it = m.by_kind.find("Certificate");
+  if (it == m.by_kind.end()) return YAML::Node();
+  for (const auto& [name, c] : it->second) {
+    if (c["spec"]["secretName"] && c["spec"]["secretName"].as<std::string>() == secret) return c;
+  }
+  return YAML::Node();
+}
+
+TEST(GatewayManifestsTest, PickerSpeaksTlsWithMountedCertificates) {
+  Manifests m = Load();
+  Manifests overlay = Load(kOverlayDir);
+  const YAML::Node d = m.Get("Deployment", "switchboard-picker");
+  ASSERT_TRUE(d);
+  const YAML::Node pod = d["spec"]["template"]["spec"];
+  const YAML::Node c = pod["containers"][0];
+
+  // Every certificate flag names a file (a key cert-manager writes) of a mounted Secret,
+  // and that Secret is the one a Certificate of the overlay's Issuer fills.
+  std::set<std::string> secrets;
+  for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{{"--tls-cert", "tls.crt"},
+                                                                                  {"--tls-key", "tls.key"},
+                                                                                  {"--ca", "ca.crt"},
+                                                                                  {"--cert", "tls.crt"},
+                                                                                  {"--key", "tls.key"}}) {
+    const std::string path = FlagValue(c["args"], flag);
+    ASSERT_FALSE(path.empty()) << flag;
+    const std::string dir = path.substr(0, path.rfind('/'));
+    EXPECT_EQ(path.substr(path.rfind('/') + 1), key) << flag;
+    std::string volume;
+    for (const YAML::Node& vm : c["volumeMounts"]) {
+      if (vm["mountPath"].as<std::string>() == dir) volume = vm["name"].as<std::string>();
+    }
+    ASSERT_FALSE(volume.empty()) << flag << ": nothing mounted at " << dir;
+    std::string secret;
+    for (const YAML::Node& v : pod["volumes"]) {
+      if (v["name"].as<std::string>() == volume && v["secret"]) secret = v["secret"]["secretName"].as<std::string>();
+    }
+    ASSERT_FALSE(secret.empty()) << flag << ": volume " << volume << " is not a Secret";
+    secrets.insert(secret);
+  }
+  ASSERT_EQ(secrets.size(), 1u);
+  const YAML::Node cert = CertificateFor(m, *secrets.begin());
+  ASSERT_TRUE(cert) << "no Certificate for Secret " << *secrets.begin();
+  EXPECT_EQ(cert["apiVersion"].as<std::string>(), "cert-manager.io/v1");
+  const YAML::Node issuer = cert["spec"]["issuerRef"];
+  EXPECT_EQ(issuer["kind"].as<std::string>(), "Issuer");
+  EXPECT_TRUE(overlay.Get("Issuer", issuer["name"].as<std::string>())) << "no Issuer " << issuer["name"];
+  const std::set<std::string> usages = Strings(cert["spec"]["usages"]);
+  EXPECT_TRUE(usages.count("server auth") && usages.count("client auth"));  // ext_proc server, control plane client.
+
+  // The gateway dials the picker by a name on its certificate, and checks it with the CA
+  // of a Secret that a Certificate of the same Issuer fills.
+  const std::string ns = overlay.by_kind["Namespace"].begin()->first;
+  const std::set<std::string> names = Strings(cert["spec"]["dnsNames"]);
+  for (const auto& [name, dr] : m.by_kind["DestinationRule"]) {
+    const std::string host = dr["spec"]["host"].as<std::string>();
+    EXPECT_TRUE(names.count(host)) << host;
+    EXPECT_EQ(host, "switchboard-picker." + ns + ".svc.cluster.local");
+    const YAML::Node tls = dr["spec"]["trafficPolicy"]["tls"];
+    EXPECT_TRUE(names.count(tls["sni"].as<std::string>())) << tls["sni"];
+    for (const std::string& san : Strings(tls["subjectAltNames"])) EXPECT_TRUE(names.count(san)) << san;
+    const YAML::Node trust = CertificateFor(m, tls["credentialName"].as<std::string>());
+    ASSERT_TRUE(trust) << "no Certificate for Secret " << tls["credentialName"];
+    EXPECT_EQ(trust["spec"]["issuerRef"]["name"].as<std::string>(), issuer["name"].as<std::string>());
+  }
+
+  // The control plane's address is a name on the control plane's certificate (the
+  // picker checks it), in the overlay's namespace.
+  const std::string controlplane = FlagValue(c["args"], "--controlplane");
+  const std::string host = controlplane.substr(0, controlplane.rfind(':'));
+  const YAML::Node cp_cert = overlay.Get("Certificate", "switchboard-controlplane");
+  ASSERT_TRUE(cp_cert);
+  EXPECT_TRUE(Strings(cp_cert["spec"]["dnsNames"]).count(host)) << host;
+  EXPECT_EQ(host, "switchboard-controlplane." + ns + ".svc");
 }
 
 }  // namespace

@@ -11,11 +11,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/auth.h"
 #include "common/tls.h"
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "keda/externalscaler.grpc.pb.h"
 #include "switchboard/v1/admin.grpc.pb.h"
@@ -582,6 +584,147 @@ TEST_F(SecurityTest, PickerServesAndSubscribesOverTls) {
   auto wrong = MakeChannelCredentials(other);
   ASSERT_TRUE(wrong.ok());
   EXPECT_EQ(ask(*wrong), 0);  // A certificate the client does not trust.
+}
+
+std::string Bytes(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  (void)buffer.Dump(&slices);
+  std::string out;
+  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// grpc.health.v1.Health/Check for `service` as a generic call (no health proto is compiled
+// here): the call's status, and whether the answer is SERVING.
+std::pair<grpc::Status, bool> HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(Scaled(absl::Seconds(5))));
+  // HealthCheckRequest{service = 1}: field 1, length-delimited.
+  grpc::Slice slice(absl::StrCat(std::string(1, '\x0a'), std::string(1, static_cast<char>(service.size())), service));
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   status = s;
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  const std::string answer = status.ok() ? Bytes(response) : "";
+  return {status, answer == std::string("\x08\x01", 2)};  // HealthCheckResponse{status = SERVING}.
+}
+
+// One grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo exchange (the version
+// Debian's gRPC serves) asking for the services (ServerReflectionRequest.list_services =
+// "*", field 7), as a generic call: the call's status and the answer's bytes.
+std::pair<grpc::Status, std::string> ListServices(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(Scaled(absl::Seconds(5))));
+  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto next = [&] { return cq.Next(&tag, &ok) && ok; };  // One operation in flight at a time.
+  call->StartCall(nullptr);
+  std::string answer;
+  if (next()) {
+    grpc::Slice slice(std::string("\x3a\x01*", 3));
+    grpc::ByteBuffer request(&slice, 1), response;
+    call->Write(request, nullptr);
+    if (next()) {
+      call->WritesDone(nullptr);
+      next();
+      call->Read(&response, nullptr);
+      if (next()) answer = Bytes(response);
+    }
+  }
+  grpc::Status status;
+  call->Finish(&status, nullptr);
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return {status, answer};
+}
+
+// The picker's services besides ext_proc, as deploy/kubernetes/gateway/picker.yaml runs
+// it (TLS to the gateway, a client certificate alone toward a cert-or-token control
+// plane): --health-plaintext serves the health port in plaintext, for the kubelet's gRPC
+// probe, and only health there; without it that port is TLS. Server reflection is off
+// unless --reflection, and then only on the ext_proc port.
+TEST_F(SecurityTest, PickerHealthForProbesAndReflectionOnlyWhenAsked) {
+  StartTlsControlPlane({"--subscriber-auth", "cert-or-token"});
+  auto cert = ca_->Issue("picker", {"IP:127.0.0.1", "DNS:localhost"});
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  TlsFlags trusting;
+  trusting.ca = ca_->cert();
+  auto tls = MakeChannelCredentials(trusting);
+  ASSERT_TRUE(tls.ok());
+  struct Picker {
+    std::unique_ptr<Subprocess> process;
+    std::string ext_proc, health;
+  };
+  auto start = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--tls-cert",     cert->cert, "--tls-key", cert->key,     "--ca",
+                                     ca_->cert(),      "--cert",   cert->cert,  "--key",       cert->key,
+                                     "--controlplane", cp_addr_,   "--listen",  "127.0.0.1:0", "--health-listen",
+                                     "127.0.0.1:0",    "--pool",   "llama"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Picker p;
+    p.process = Subprocess::Start("switchboard-picker", args);
+    auto port = p.process->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    auto health = p.process->WaitForPort("grpc health listening on port ", Scaled(absl::Seconds(20)));
+    EXPECT_TRUE(port.ok() && health.ok());
+    if (port.ok()) p.ext_proc = absl::StrCat("127.0.0.1:", *port);
+    if (health.ok()) p.health = absl::StrCat("127.0.0.1:", *health);
+    return p;
+  };
+  auto plain = [](const std::string& target) {
+    return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  };
+  auto secure = [&](const std::string& target) { return grpc::CreateChannel(target, *tls); };
+
+  Picker probed = start({"--health-plaintext"});
+  ASSERT_FALSE(probed.ext_proc.empty() || probed.health.empty());
+  // Subscribed with its certificate alone (no token): the control plane lists its stream.
+  auto admin = v1::AdminService::NewStub(secure(cp_addr_));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        grpc::ClientContext context;
+        context.AddMetadata("authorization", absl::StrCat("Bearer ", kReadToken));
+        v1::ListClientsResponse response;
+        if (!admin->ListClients(&context, v1::ListClientsRequest(), &response).ok()) return false;
+        for (const v1::ConnectedClient& c : response.clients()) {
+          if (absl::StartsWith(c.client_id(), "switchboard-picker-")) return true;
+        }
+        return false;
+      },
+      Scaled(absl::Seconds(10))));
+  // The health port answers a plaintext probe: alive, not ready (no assignment for llama).
+  auto [live_status, live] = HealthCheck(plain(probed.health), "liveness");
+  EXPECT_TRUE(live_status.ok()) << live_status.error_message();
+  EXPECT_TRUE(live);
+  auto [ready_status, ready] = HealthCheck(plain(probed.health), "readiness");
+  EXPECT_TRUE(ready_status.ok()) << ready_status.error_message();
+  EXPECT_FALSE(ready);
+  // The ext_proc port stays TLS only, and serves health there too.
+  EXPECT_FALSE(HealthCheck(plain(probed.ext_proc), "liveness").first.ok());
+  EXPECT_TRUE(HealthCheck(secure(probed.ext_proc), "liveness").second);
+  // No reflection on either port.
+  EXPECT_EQ(ListServices(secure(probed.ext_proc)).first.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(ListServices(plain(probed.health)).first.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  // --reflection, and the health port left TLS (no --health-plaintext).
+  Picker reflecting = start({"--reflection"});
+  ASSERT_FALSE(reflecting.ext_proc.empty() || reflecting.health.empty());
+  auto [listed_status, listed] = ListServices(secure(reflecting.ext_proc));
+  EXPECT_TRUE(listed_status.ok()) << listed_status.error_message();
+  EXPECT_THAT(listed, HasSubstr("envoy.service.ext_proc.v3.ExternalProcessor"));
+  EXPECT_EQ(ListServices(secure(reflecting.health)).first.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_FALSE(HealthCheck(plain(reflecting.health), "liveness").first.ok());
+  EXPECT_TRUE(HealthCheck(secure(reflecting.health), "liveness").second);
 }
 
 // Limits: oversize, over-rate and too-many inputs end with RESOURCE_EXHAUSTED naming the
