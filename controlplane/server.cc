@@ -297,11 +297,13 @@ void ControlPlane::ReloadRateLimits(absl::StatusOr<ratelimit::RateLimitConfig> c
     }
     return;
   }
-  const size_t rules = config->rules.size();
+  const std::string what =
+      absl::StrCat(config->rules.size(), " rules",
+                   config->replicas > 1 ? absl::StrCat(", divided among ", config->replicas, " replicas") : "");
   impl_->rate_limiter->Reload(std::move(*config));
-  SB_LOG(INFO) << "rate limits reloaded: " << rules << " rules";
+  SB_LOG(INFO) << "rate limits reloaded: " << what;
   if (impl_->history) {
-    impl_->history->RecordEvent({now, "config_changed", "", "", "", absl::StrCat("rate_limits: ", rules, " rules")});
+    impl_->history->RecordEvent({now, "config_changed", "", "", "", absl::StrCat("rate_limits: ", what)});
   }
 }
 
