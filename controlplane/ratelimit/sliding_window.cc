@@ -355,6 +355,10 @@ absl::StatusOr<RateLimitDecision> DecideRateLimit(const std::vector<Descriptor>&
       }
       dd.limits.push_back(std::move(s));
     }
+    if (dd.limits.empty()) {  // A token report whose rules limit only requests.
+      dd.reason = absl::StrCat(text, " (tokens spent): no token limit applies");
+      continue;
+    }
     std::stable_sort(dd.limits.begin(), dd.limits.end(), MoreConstraining);
     const LimitStatus& top = dd.limits.front();
     if (dd.code == Code::kOverLimit) {

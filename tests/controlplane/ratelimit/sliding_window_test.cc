@@ -305,5 +305,25 @@ TEST(SlidingWindowTest, ReplicaShareDividesEveryLimitRoundingUp) {
   }
 }
 
+// A token report matched only by rules that limit requests (Envoy's descriptors, or the
+// picker's combinations of tenant, class and model) counts nothing and answers OK.
+TEST(SlidingWindowTest, ATokenReportOnARuleWithoutTokenLimitsIsNotCounted) {
+  RateLimitConfig config = OneRule({{Unit::kRequests, 3600, 3}}, {{"tenant", "*"}, {"model", "*"}});
+  config.rules.push_back(Rule{"t", {{"tenant", "*"}}, {{Unit::kTokens, 3600, 100}}});
+  RateLimitCounters counters;
+  for (int i = 0; i < 4; ++i) {
+    Call(&counters, config, 1, {D({{"tenant", "a"}}), D({{"model", "m"}}), D({{"tenant", "a"}, {"model", "m"}})});
+  }
+  RateLimitDecision d = Call(&counters, config, 2,
+                             {D({{"tenant", "a"}, {"unit", "tokens"}}), D({{"model", "m"}, {"unit", "tokens"}}),
+                              D({{"tenant", "a"}, {"model", "m"}, {"unit", "tokens"}})},
+                             150);
+  // Only (tenant=a) has a token limit: its 150 tokens are counted and over it; the
+  // others match rules without token limits and say so.
+  EXPECT_EQ(d.overall, Code::kOverLimit) << d.reason;
+  EXPECT_EQ(d.descriptors[0].code, Code::kOverLimit);
+  EXPECT_TRUE(d.descriptors[2].limits.empty());
+  EXPECT_THAT(d.descriptors[2].reason, HasSubstr("no token limit applies"));
+}
 }  // namespace
 }  // namespace switchboard::controlplane::ratelimit
