@@ -10,6 +10,10 @@
 //
 //   build/bench/picker_load --rps 5000 --hold 200ms --duration 10s
 //
+// With --ratelimit HOST:PORT (a switchboard-controlplane with a `rate_limits:` block whose
+// domain is `switchboard`) the picker asks its Rate Limit Service before each pick, as
+// switchboard-picker --ratelimit-domain switchboard does; compare runs with and without.
+//
 // Prints the achieved rate, the streams open at the peak and the pick latency's
 // percentiles; exits 1 when requests failed.
 #include <algorithm>
@@ -29,6 +33,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "picker/ext_proc_service.h"
+#include "picker/rate_limit.h"
 
 namespace switchboard::picker {
 namespace {
@@ -232,6 +237,7 @@ int Main(int argc, char** argv) {
   double rps = 5000;
   std::string hold_text = "200ms", duration_text = "10s";
   int endpoints = 8, channels = 4;
+  std::string ratelimit;
   CLI::App app{"switchboard-picker's added latency under an open-loop load (see the file's comment)"};
   app.add_option("--rps", rps, "requests started per second")->capture_default_str();
   app.add_option("--hold", hold_text, "how long each request's stream stays open after its pick (its server's answer)")
@@ -239,6 +245,8 @@ int Main(int argc, char** argv) {
   app.add_option("--duration", duration_text, "how long requests are started")->capture_default_str();
   app.add_option("--endpoints", endpoints, "endpoints in the pool")->capture_default_str();
   app.add_option("--channels", channels, "HTTP/2 connections from the gateway to the picker")->capture_default_str();
+  app.add_option("--ratelimit", ratelimit,
+                 "a control plane's HOST:PORT: check its Rate Limit Service before each pick");
   CLI11_PARSE(app, argc, argv);
   absl::Duration hold, duration;
   if (!absl::ParseDuration(hold_text, &hold) || !absl::ParseDuration(duration_text, &duration) || rps <= 0) {
@@ -250,6 +258,12 @@ int Main(int argc, char** argv) {
   PoolTable table({}, client::PickPolicy(), 1);
   (void)table.Apply(Pool(endpoints));
   ExchangeOptions options;
+  std::unique_ptr<RateLimitClient> rate_limits;
+  if (!ratelimit.empty()) {
+    rate_limits = std::make_unique<RateLimitClient>(grpc::CreateChannel(ratelimit, grpc::InsecureChannelCredentials()),
+                                                    "switchboard", absl::Milliseconds(50), true);
+    options.rate_limits = rate_limits.get();
+  }
   auto metrics = MakePickerMetrics();
   ExtProcService service(&table, &options, metrics.get());
   grpc::ServerBuilder builder;
@@ -295,6 +309,10 @@ int Main(int argc, char** argv) {
       "added latency (request headers + body out -> pick back), us: p50 %.0f  p90 %.0f  p99 %.0f  "
       "p99.9 %.0f  max %.0f\n",
       q(0.5), q(0.9), q(0.99), q(0.999), v.empty() ? 0 : v.back());
+  if (rate_limits != nullptr) {
+    std::printf("rate limit calls failed or late: %.0f, refused: %.0f\n", metrics->rate_limit_errors->Value(),
+                metrics->rate_limited->Value());
+  }
   server->Shutdown();
   return results.failed.load() > 0 ? 1 : 0;
 }

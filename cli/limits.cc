@@ -49,6 +49,10 @@ int RunLimits(const GlobalOptions& global, bool json, std::ostream& out, std::os
   }
   out << "domain " << resp.domain() << ": " << resp.descriptors() << " descriptors counted (at most "
       << resp.max_descriptors() << ")\n";
+  if (resp.replicas() > 1) {
+    out << "divided among " << resp.replicas() << " replicas: the limits below are this replica's share, "
+        << "ceil(limit / " << resp.replicas() << ")\n";
+  }
   if (resp.usages().empty()) return 0;
   Table t({"DESCRIPTOR", "RULE", "LIMIT", "USED", "REMAINING", "RESET"});
   for (const v1::RateLimitUsage& u : resp.usages()) {

@@ -276,17 +276,19 @@ void ControlPlane::ReloadConfig(absl::StatusOr<ReloadedConfig> config) {
     }
     return;
   }
-  const size_t rules = config->rate_limits.rules.size();
+  const ratelimit::RateLimitConfig& limits = config->rate_limits;
+  const std::string what =
+      absl::StrCat(limits.rules.size(), " rules",
+                   limits.replicas > 1 ? absl::StrCat(", divided among ", limits.replicas, " replicas") : "");
   impl_->rate_limiter->Reload(std::move(config->rate_limits));
   impl_->reconciler->SetConfig(std::move(config->fleet));
   impl_->reconciler->Notify();
-  SB_LOG(INFO) << "configuration reloaded from " << impl_->reconciler->config()->source << ", rate limits: " << rules
-               << " rules";
+  SB_LOG(INFO) << "configuration reloaded from " << impl_->reconciler->config()->source << ", rate limits: " << what;
   impl_->metrics->config_reloads_ok->Increment();
   if (impl_->history) {
     impl_->history->RecordEvent(
         {now, "config_changed", "", "", "",
-         absl::StrCat("loaded ", impl_->reconciler->config()->source, "; rate_limits: ", rules, " rules")});
+         absl::StrCat("loaded ", impl_->reconciler->config()->source, "; rate_limits: ", what)});
   }
 }
 

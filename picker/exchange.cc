@@ -154,6 +154,14 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
     }
     case ext_proc::ProcessingRequest::kResponseBody: {
       const ext_proc::HttpBody& chunk = request.response_body();
+      if (count_tokens_) {
+        if (response_body_.size() + chunk.body().size() <= options_->max_body_bytes) {
+          response_body_.append(chunk.body());
+        } else {
+          count_tokens_ = false;  // Too large to keep: its tokens are not counted.
+        }
+        if (chunk.end_of_stream()) ReportTokens();
+      }
       if (FullDuplex(response_body_mode_)) {
         auto* s = out.emplace_back()
                       .mutable_response_body()
@@ -169,6 +177,7 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
       break;
     }
     case ext_proc::ProcessingRequest::kResponseTrailers:
+      ReportTokens();
       FinishRequest();
       out.emplace_back().mutable_response_trailers();
       break;
@@ -199,6 +208,18 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
     Immediate(400, "the request names no model (a JSON body with \"model\", or the header x-gateway-model-name)\n",
               absl::ZeroDuration(), out);
     return false;
+  }
+  if (options_->rate_limits != nullptr) {
+    rate_limit_keys_ = RateLimitKeys{tenant_, priority_, model};
+    RateLimitVerdict v = options_->rate_limits->Check(rate_limit_keys_);
+    if (v.error) metrics_->rate_limit_errors->Increment();
+    if (!v.admit) {
+      metrics_->rate_limited->Increment();
+      Immediate(429, absl::StrCat(v.reason, "; retry later\n"), v.error ? absl::Seconds(1) : v.retry_after, out,
+                v.headers);
+      return false;
+    }
+    count_tokens_ = !v.error;
   }
   client::PickRequest request;
   request.prompt_tokens = prompt_tokens;
@@ -262,9 +283,11 @@ void Exchange::FlushBody(bool end_of_stream, std::vector<ext_proc::ProcessingRes
 }
 
 void Exchange::Immediate(int code, const std::string& body, absl::Duration retry_after,
-                         std::vector<ext_proc::ProcessingResponse>* out) {
+                         std::vector<ext_proc::ProcessingResponse>* out,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
   immediate_ = true;
   ext_proc::ImmediateResponse* i = out->emplace_back().mutable_immediate_response();
+  for (const auto& [key, value] : headers) SetHeader(i->mutable_headers(), key, value);
   i->mutable_status()->set_code(static_cast<::envoy::type::v3::StatusCode>(code));
   i->set_body(body);
   i->set_details(absl::StrCat("switchboard_picker_", code));
@@ -278,6 +301,15 @@ void Exchange::FinishRequest() {
   if (!in_flight_) return;
   in_flight_ = false;
   table_->Done(pool_, picked_);
+}
+
+void Exchange::ReportTokens() {
+  if (!count_tokens_) return;
+  count_tokens_ = false;
+  if (std::optional<uint64_t> tokens = ResponseTokens(response_body_); tokens.has_value()) {
+    options_->rate_limits->ReportTokens(rate_limit_keys_, *tokens);
+  }
+  response_body_.clear();
 }
 
 void Exchange::End() { FinishRequest(); }

@@ -30,6 +30,7 @@
 #include "envoy/service/ext_proc/v3/external_processor.pb.h"
 #include "picker/metrics.h"
 #include "picker/pool_table.h"
+#include "picker/rate_limit.h"
 
 namespace switchboard::picker {
 
@@ -53,6 +54,10 @@ struct ExchangeOptions {
   std::string session_header;          // Session affinity by this request header; empty: off.
   bool debug_header = false;           // Add x-switchboard-pick (the pick's reason) to the request.
   size_t body_chunk_bytes = 64 << 10;  // StreamedBodyResponse size (Envoy's recommendation).
+  // The global rate limits (picker/rate_limit.h); null: off. Asked after the model is
+  // known and before the pick (over the limit: 429 with x-ratelimit-* and Retry-After);
+  // the response body's usage.total_tokens is reported after the response.
+  RateLimitClient* rate_limits = nullptr;
 };
 
 class Exchange {
@@ -80,7 +85,9 @@ class Exchange {
   // of `kind`, or an ImmediateResponse) to `out`; false when the answer was immediate.
   bool Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector<ext_proc::ProcessingResponse>* out);
   void Immediate(int code, const std::string& body, absl::Duration retry_after,
-                 std::vector<ext_proc::ProcessingResponse>* out);
+                 std::vector<ext_proc::ProcessingResponse>* out,
+                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+  void ReportTokens();
   void FlushBody(bool end_of_stream, std::vector<ext_proc::ProcessingResponse>* out);
   void FinishRequest();
 
@@ -98,6 +105,11 @@ class Exchange {
   bool immediate_ = false;  // An ImmediateResponse was sent: ignore the rest.
   std::string pool_, picked_;
   bool in_flight_ = false;  // Counted as sent to picked_, not finished yet.
+  // Admitted by the rate limits: the response body (up to max_body_bytes) is kept for its
+  // token usage.
+  bool count_tokens_ = false;
+  RateLimitKeys rate_limit_keys_;
+  std::string response_body_;
 };
 
 }  // namespace switchboard::picker

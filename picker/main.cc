@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   std::string token_file, share_interval_text = "50ms";
   client::PickPolicy policy;
   ExchangeOptions exchange;
+  std::string ratelimit_domain, ratelimit_timeout_text = "50ms", ratelimit_failure_mode = "allow";
   std::string retry_after_text = "1s", outcome_interval_text = "1s", body_mode = "full-duplex";
   uint64_t seed = std::random_device()();
   bool health_plaintext = false, reflection = false;
@@ -154,6 +155,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--fallbacks", policy.fallbacks, "endpoints listed after the pick, for the gateway's retries")
       ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--ratelimit-domain", ratelimit_domain,
+                 "apply the global rate limits (rate_limits: of the control plane's --config) of this domain "
+                 "before each pick: over a limit, 429 with x-ratelimit-* and Retry-After; tokens from the "
+                 "response body's usage are counted after it (off when empty)");
+  app.add_option("--ratelimit-timeout", ratelimit_timeout_text,
+                 "deadline of the Rate Limit Service call made before each pick")
+      ->capture_default_str();
+  app.add_option("--ratelimit-failure-mode", ratelimit_failure_mode,
+                 "when the Rate Limit Service fails or misses the deadline: allow the request, or deny it (429)")
+      ->check(CLI::IsMember({"allow", "deny"}))
       ->capture_default_str();
   app.add_option("--shed-occupancy", policy.shed_occupancy,
                  "answer 429 when a pool's (busy + queued) / slots exceeds this (0: never)")
@@ -215,6 +227,17 @@ int main(int argc, char** argv) {
     std::cerr << "switchboard-picker: --metrics-listen " << metrics_listen << ": " << exposer.status().message()
               << "\n";
     return 1;
+  }
+
+  std::unique_ptr<RateLimitClient> rate_limits;
+  if (!ratelimit_domain.empty()) {
+    absl::Duration timeout;
+    if (!absl::ParseDuration(ratelimit_timeout_text, &timeout) || timeout <= absl::ZeroDuration()) {
+      return UsageError("--ratelimit-timeout '" + ratelimit_timeout_text + "': want a duration > 0 such as 50ms");
+    }
+    rate_limits = std::make_unique<RateLimitClient>(MakeDedicatedChannel(controlplane), ratelimit_domain, timeout,
+                                                    ratelimit_failure_mode == "allow");
+    exchange.rate_limits = rate_limits.get();
   }
 
   PoolTable table(pools, policy, seed);

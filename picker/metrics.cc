@@ -21,6 +21,12 @@ std::unique_ptr<PickerMetrics> MakePickerMetrics() {
   m->class_refused = &requests.Add({{"result", "class_refused"}});
   m->bad_request = &requests.Add({{"result", "bad_request"}});
   m->too_large = &requests.Add({{"result", "too_large"}});
+  m->rate_limited = &requests.Add({{"result", "rate_limited"}});
+  m->rate_limit_errors = &prometheus::BuildCounter()
+                              .Name("switchboard_picker_ratelimit_errors_total")
+                              .Help("Rate Limit Service calls that failed or missed --ratelimit-timeout")
+                              .Register(*m->registry)
+                              .Add({});
   auto& responses = prometheus::BuildCounter()
                         .Name("switchboard_picker_responses_total")
                         .Help("Answers seen on the response path, by status class")

@@ -15,13 +15,18 @@ struct PickerMetrics {
   std::shared_ptr<prometheus::Registry> registry;
   // switchboard_picker_requests_total{result}: routed | unavailable (503) | shed (429) |
   // class_refused (429: the request's priority class has no headroom) | bad_request (400:
-  // no model, body not JSON) | too_large (413).
+  // no model, body not JSON) | too_large (413) | rate_limited (429: over a global rate
+  // limit, or the Rate Limit Service failed with --ratelimit-failure-mode deny).
   prometheus::Counter* routed = nullptr;
   prometheus::Counter* unavailable = nullptr;
   prometheus::Counter* shed = nullptr;
   prometheus::Counter* class_refused = nullptr;
   prometheus::Counter* bad_request = nullptr;
   prometheus::Counter* too_large = nullptr;
+  prometheus::Counter* rate_limited = nullptr;
+  // switchboard_picker_ratelimit_errors_total: Rate Limit Service calls that failed or
+  // missed --ratelimit-timeout (answered by --ratelimit-failure-mode).
+  prometheus::Counter* rate_limit_errors = nullptr;
   // Answers seen on the response path: switchboard_picker_responses_total{class} 2xx.. 5xx.
   prometheus::Counter* responses_ok = nullptr;
   prometheus::Counter* responses_client_error = nullptr;

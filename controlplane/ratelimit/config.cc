@@ -80,7 +80,8 @@ class Parser {
   }
 
   absl::Status RateLimits(const YAML::Node& node, RateLimitConfig* config) const {
-    if (!node.IsMap()) return Error(node, "rate_limits", "must be a mapping (domain, max_descriptors, rules)");
+    if (!node.IsMap())
+      return Error(node, "rate_limits", "must be a mapping (domain, max_descriptors, replicas, rules)");
     for (const auto& kv : node) {
       const std::string key = kv.first.as<std::string>();
       const std::string f = absl::StrCat("rate_limits.", key);
@@ -91,6 +92,11 @@ class Parser {
         uint64_t v = 0;
         if (absl::Status s = Positive(kv.second, f, &v); !s.ok()) return s;
         config->max_descriptors = v;
+      } else if (key == "replicas") {
+        uint64_t v = 0;
+        if (absl::Status s = Positive(kv.second, f, &v); !s.ok()) return s;
+        if (v > 1000) return Error(kv.second, f, "must be a whole number from 1 to 1000");
+        config->replicas = static_cast<uint32_t>(v);
       } else if (key == "rules") {
         if (!kv.second.IsSequence()) return Error(kv.second, f, "must be a list of rules");
         for (size_t i = 0; i < kv.second.size(); ++i) {
@@ -106,7 +112,7 @@ class Parser {
           config->rules.push_back(std::move(rule));
         }
       } else {
-        return Error(kv.first, f, "unknown field (known: domain, max_descriptors, rules)");
+        return Error(kv.first, f, "unknown field (known: domain, max_descriptors, replicas, rules)");
       }
     }
     if (absl::Status s = ValidateRateLimitConfig(*config); !s.ok()) {

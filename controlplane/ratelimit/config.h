@@ -5,6 +5,7 @@
 //   rate_limits:
 //     domain: switchboard          # Envoy's rate limit filter `domain` (default switchboard)
 //     max_descriptors: 10000       # distinct descriptors counted at once (memory bound)
+//     replicas: 1                  # divided mode: each of N replicas enforces ceil(limit/N)
 //     rules:
 //       - name: per-tenant-model
 //         match: {tenant: "*", model: "*"}   # "*": any value, each counted on its own

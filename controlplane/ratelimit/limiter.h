@@ -1,7 +1,8 @@
 // RateLimiter: the running state of the global rate limits (the counters and the current
 // configuration) behind one mutex, for the Rate Limit Service and `sbctl limits`. The
-// decisions are DecideRateLimit's (sliding_window.h); this class adds the clock, the
-// domain check, reloads and the lock. Thread-safe.
+// decisions are DecideRateLimit's (sliding_window.h) under this replica's share of the
+// limits (ReplicaShare); this class adds the clock, the domain check, reloads and the
+// lock. Thread-safe.
 #ifndef SWITCHBOARD_CONTROLPLANE_RATELIMIT_LIMITER_H_
 #define SWITCHBOARD_CONTROLPLANE_RATELIMIT_LIMITER_H_
 
@@ -32,8 +33,10 @@ class RateLimiter {
   // the hits already in their windows.
   void Reload(RateLimitConfig config);
 
+  // The configuration as given (with its `replicas`).
   std::shared_ptr<const RateLimitConfig> config() const;
-  // Every counted descriptor's usage under the current limits, now.
+  // Every counted descriptor's usage under the limits this replica enforces (its share in
+  // divided mode, ReplicaShare), now.
   std::vector<RateLimitCounters::Usage> Usage() const;
   size_t descriptors() const;
 
@@ -41,6 +44,8 @@ class RateLimiter {
   const Clock* const clock_;
   mutable Mutex mu_;
   std::shared_ptr<const RateLimitConfig> config_ ABSL_GUARDED_BY(mu_);
+  // ReplicaShare(*config_): what Decide and Usage apply.
+  std::shared_ptr<const RateLimitConfig> share_ ABSL_GUARDED_BY(mu_);
   RateLimitCounters counters_ ABSL_GUARDED_BY(mu_);
 };
 

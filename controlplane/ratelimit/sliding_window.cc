@@ -10,6 +10,8 @@
 namespace switchboard::controlplane::ratelimit {
 namespace {
 
+constexpr uint32_t kMaxReplicas = 1000;
+
 // A descriptor of a call, checked and in canonical form.
 struct Parsed {
   std::vector<Entry> sorted;  // By key, without the unit entry.
@@ -96,9 +98,22 @@ const char* WindowName(int64_t seconds) {
 const char* UnitName(Unit unit) { return unit == Unit::kTokens ? "tokens" : "requests"; }
 const char* CodeName(Code code) { return code == Code::kOverLimit ? "OVER_LIMIT" : "OK"; }
 
+RateLimitConfig ReplicaShare(const RateLimitConfig& config) {
+  RateLimitConfig share = config;
+  const uint64_t n = std::max<uint32_t>(config.replicas, 1);
+  for (Rule& r : share.rules) {
+    for (Limit& l : r.limits) l.limit = std::max<uint64_t>(1, (l.limit + n - 1) / n);
+  }
+  share.replicas = 1;
+  return share;
+}
+
 absl::Status ValidateRateLimitConfig(const RateLimitConfig& config) {
   if (config.domain.empty()) return absl::InvalidArgumentError("rate_limits.domain is empty");
   if (config.max_descriptors == 0) return absl::InvalidArgumentError("rate_limits.max_descriptors must be > 0");
+  if (config.replicas == 0 || config.replicas > kMaxReplicas) {
+    return absl::InvalidArgumentError(absl::StrCat("rate_limits.replicas must be from 1 to ", kMaxReplicas));
+  }
   absl::flat_hash_set<std::string> names;
   for (const Rule& r : config.rules) {
     if (r.name.empty()) return absl::InvalidArgumentError("rate_limits: a rule without a name");
@@ -351,6 +366,10 @@ absl::StatusOr<RateLimitDecision> DecideRateLimit(const std::vector<Descriptor>&
             must_leave == 0 ? absl::ZeroDuration() : ResetAfter(hist.seconds, now_s, l.window_seconds, must_leave, now);
       }
       dd.limits.push_back(std::move(s));
+    }
+    if (dd.limits.empty()) {  // A token report whose rules limit only requests.
+      dd.reason = absl::StrCat(text, " (tokens spent): no token limit applies");
+      continue;
     }
     std::stable_sort(dd.limits.begin(), dd.limits.end(), MoreConstraining);
     const LimitStatus& top = dd.limits.front();

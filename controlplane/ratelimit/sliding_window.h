@@ -85,11 +85,22 @@ struct RateLimitConfig {
   std::vector<Rule> rules;
   // Distinct descriptors counted at once (the memory bound).
   size_t max_descriptors = 10000;
+  // Divided mode: the number of control-plane replicas that the callers spread their calls
+  // over (round robin). Each replica enforces its share of every limit, ceil(limit /
+  // replicas), so that a limit is never 0 (ReplicaShare). 1: one replica counts it all.
+  uint32_t replicas = 1;
 };
+
+// One replica's share of a configuration in divided mode: every limit becomes
+// ceil(limit / config.replicas) (at least 1), and `replicas` becomes 1, so the result is
+// the one-replica configuration that the replica enforces. With replicas = 1 a copy.
+// The replicas together admit at most replicas * ceil(limit / replicas) per window, that
+// is up to replicas - 1 more than the limit when it does not divide evenly.
+RateLimitConfig ReplicaShare(const RateLimitConfig& config);
 
 // Checks a configuration: a domain, rule names unique and non-empty, match keys non-empty,
 // unique and not `unit`, values non-empty, at least one limit per rule, windows of 1, 60
-// or 3600 s, limits > 0, max_descriptors > 0. The error names the rule and the field.
+// or 3600 s, limits > 0, max_descriptors > 0, replicas from 1 to 1000. The error names the rule and the field.
 absl::Status ValidateRateLimitConfig(const RateLimitConfig& config);
 
 // One descriptor of a call, as Envoy sends it (entries in Envoy's order).

@@ -15,6 +15,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRateLimits(grpc::CallbackServerC
     const auto config = rate_limiter_->config();
     response->set_domain(config->domain);
     response->set_max_descriptors(config->max_descriptors);
+    response->set_replicas(config->replicas);
     response->set_descriptors(rate_limiter_->descriptors());
     for (const ratelimit::RateLimitCounters::Usage& u : rate_limiter_->Usage()) {
       v1::RateLimitUsage* out = response->add_usages();

@@ -56,6 +56,7 @@ struct Server {
 struct Exchanged {
   int immediate = 0;  // Status of an ImmediateResponse, else 0.
   std::string retry_after;
+  std::string ratelimit_limit;         // x-ratelimit-limit of an ImmediateResponse.
   std::vector<std::string> endpoints;  // x-gateway-destination-endpoint, split.
   std::string served;                  // The endpoint that answered.
   int status = 0;                      // Its HTTP status.
@@ -122,6 +123,7 @@ Exchanged SendThroughPicker(ext_proc::ExternalProcessor::Stub* stub, const std::
     out.immediate = r.immediate_response().status().code();
     for (const auto& o : r.immediate_response().headers().set_headers()) {
       if (o.header().key() == "retry-after") out.retry_after = o.header().raw_value();
+      if (o.header().key() == "x-ratelimit-limit") out.ratelimit_limit = o.header().raw_value();
     }
     return finish();
   }
@@ -624,6 +626,108 @@ TEST_F(PickerTest, ReplicasSeeEachOthersRequestsInFlight) {
   picker_->Wait();
   EXPECT_TRUE(
       WaitFor([&] { return MetricValue(*metrics, "switchboard_picker_share_peers") == 0; }, Scaled(absl::Seconds(5))));
+}
+
+// The picker applies the control plane's global rate limits (rate_limits: of its
+// --config) through the Rate Limit Service: per tenant and model in requests, per tenant
+// in tokens, the tokens read from the response body's usage after the response.
+TEST_F(PickerTest, RateLimitsFromTheControlPlane) {
+  std::ofstream(dir_ / "pools.yaml") << kConfig << R"(
+rate_limits:
+  domain: llm
+  rules:
+    - {name: per-tenant-model, match: {tenant: "*", model: "*"}, requests_per_hour: 3}
+    - {name: tenant-tokens, match: {tenant: "*"}, tokens_per_hour: 100}
+)";
+  cp_->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return RunSbctl(cp_addr_, "limits").second.find("domain llm") != std::string::npos; },
+                      Scaled(absl::Seconds(10)), absl::Milliseconds(100)));
+  auto start = [&](const std::string& domain, const std::string& mode) {
+    auto p = Subprocess::Start("switchboard-picker", {"--insecure", "--controlplane", cp_addr_, "--listen",
+                                                      "127.0.0.1:0", "--pool", kPool, "--shed-occupancy", "2",
+                                                      "--ratelimit-domain", domain, "--ratelimit-failure-mode", mode});
+    return p;
+  };
+  auto picker = start("llm", "allow");
+  auto port = picker->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(port.ok()) << port.status();
+  ASSERT_TRUE(picker->WaitForLine("ready: ", Scaled(absl::Seconds(15))).ok());
+  auto stub = ext_proc::ExternalProcessor::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", *port)));
+
+  // Requests: tenant a gets 3 an hour for this model, then 429 with the limit's headers.
+  for (int i = 0; i < 3; ++i) {
+    Exchanged x = SendThroughPicker(stub.get(), kPool, 10, false, {{"x-tenant", "a"}});
+    EXPECT_EQ(x.immediate, 0) << i;
+    EXPECT_FALSE(x.endpoints.empty()) << x.error;
+  }
+  Exchanged refused = SendThroughPicker(stub.get(), kPool, 10, false, {{"x-tenant", "a"}});
+  EXPECT_EQ(refused.immediate, 429);
+  EXPECT_EQ(refused.ratelimit_limit, "3, 3;w=3600");
+  EXPECT_GT(std::stoi(refused.retry_after.empty() ? "0" : refused.retry_after), 3500);
+  // Another tenant is counted apart.
+  EXPECT_EQ(SendThroughPicker(stub.get(), kPool, 10, false, {{"x-tenant", "b"}}).immediate, 0);
+
+  // Tokens: b's response reports 150 tokens in its usage; b's budget of 100 is spent (b's
+  // third request still has request quota: the token limit refuses it).
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto stream = stub->Process(&ctx);
+    ext_proc::ProcessingRequest h;
+    for (auto [k, v] : {std::pair<const char*, const char*>{":method", "POST"},
+                        {":path", "/v1/chat/completions"},
+                        {"x-gateway-model-name", kPool},
+                        {"x-tenant", "b"}}) {
+      auto* hv = h.mutable_request_headers()->mutable_headers()->add_headers();
+      hv->set_key(k);
+      hv->set_raw_value(v);
+    }
+    h.mutable_request_headers()->set_end_of_stream(true);
+    h.mutable_protocol_config()->set_response_body_mode(ProcessingMode::BUFFERED);
+    ASSERT_TRUE(stream->Write(h));
+    ext_proc::ProcessingResponse r;
+    ASSERT_TRUE(stream->Read(&r));
+    ASSERT_TRUE(r.has_request_headers()) << r.ShortDebugString();
+    ext_proc::ProcessingRequest rh;
+    auto* st = rh.mutable_response_headers()->mutable_headers()->add_headers();
+    st->set_key(":status");
+    st->set_raw_value("200");
+    ASSERT_TRUE(stream->Write(rh));
+    ASSERT_TRUE(stream->Read(&r));
+    ext_proc::ProcessingRequest rb;
+    rb.mutable_response_body()->set_body(
+        R"({"id":"x","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150}})");
+    rb.mutable_response_body()->set_end_of_stream(true);
+    ASSERT_TRUE(stream->Write(rb));
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_TRUE(r.has_response_body()) << r.ShortDebugString();
+    stream->WritesDone();
+    while (stream->Read(&r)) {
+    }
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string out = RunSbctl(cp_addr_, "limits").second;
+        return out.find("tenant=b") != std::string::npos && out.find("150") != std::string::npos;
+      },
+      Scaled(absl::Seconds(10)), absl::Milliseconds(50)))
+      << RunSbctl(cp_addr_, "limits").second;
+  Exchanged over_tokens = SendThroughPicker(stub.get(), kPool, 10, false, {{"x-tenant", "b"}});
+  EXPECT_EQ(over_tokens.immediate, 429);
+  EXPECT_EQ(over_tokens.ratelimit_limit, "100, 100;w=3600");
+
+  // The Rate Limit Service refusing the call (a domain it does not answer): allow admits,
+  // deny refuses.
+  for (const std::string mode : {"allow", "deny"}) {
+    auto p = start("no-such-domain", mode);
+    auto pp = p->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(pp.ok()) << pp.status();
+    ASSERT_TRUE(p->WaitForLine("ready: ", Scaled(absl::Seconds(15))).ok());
+    auto s = ext_proc::ExternalProcessor::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", *pp)));
+    Exchanged x = SendThroughPicker(s.get(), kPool, 10, false, {{"x-tenant", "a"}});
+    EXPECT_EQ(x.immediate, mode == "allow" ? 0 : 429) << mode;
+  }
 }
 
 }  // namespace

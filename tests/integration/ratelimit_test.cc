@@ -24,12 +24,14 @@ using envoy::service::ratelimit::v3::RateLimitResponse;
 using envoy::service::ratelimit::v3::RateLimitService;
 using ::testing::HasSubstr;
 
-std::string Config(int requests_per_hour) {
+std::string Config(int requests_per_hour, int replicas = 1) {
   return absl::StrCat(R"(
 defaults:
   lb_policy: weighted
 rate_limits:
   domain: llm
+  replicas: )",
+                      replicas, R"(
   rules:
     - name: per-tenant
       match: {tenant: "*", model: "*"}
@@ -62,6 +64,11 @@ class RateLimitIntegrationTest : public ::testing::Test {
   }
 
   grpc::Status Call(const std::string& tenant, uint32_t hits_addend, bool tokens, RateLimitResponse* response) {
+    return CallOn(stub_.get(), tenant, hits_addend, tokens, response);
+  }
+
+  static grpc::Status CallOn(RateLimitService::Stub* stub, const std::string& tenant, uint32_t hits_addend, bool tokens,
+                             RateLimitResponse* response) {
     RateLimitRequest request;
     request.set_domain("llm");
     request.set_hits_addend(hits_addend);
@@ -78,12 +85,13 @@ class RateLimitIntegrationTest : public ::testing::Test {
     }
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(Scaled(absl::Seconds(5))));
-    return stub_->ShouldRateLimit(&context, request, response);
+    return stub->ShouldRateLimit(&context, request, response);
   }
 
-  RateLimitResponse::Code Code(const std::string& tenant) {
+  RateLimitResponse::Code Code(const std::string& tenant) { return CodeOn(stub_.get(), tenant); }
+  static RateLimitResponse::Code CodeOn(RateLimitService::Stub* stub, const std::string& tenant) {
     RateLimitResponse r;
-    grpc::Status s = Call(tenant, 0, false, &r);
+    grpc::Status s = CallOn(stub, tenant, 0, false, &r);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return r.overall_code();
   }
@@ -162,6 +170,51 @@ TEST_F(RateLimitIntegrationTest, AReplicaKilledMidWindowLosesItsCounts) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Code("a"), RateLimitResponse::OK);
   EXPECT_EQ(Code("a"), RateLimitResponse::OVER_LIMIT);
   EXPECT_THAT(RunSbctl(standby_target, "limits").second, HasSubstr("1 descriptors counted"));
+}
+
+// Divided mode (docs/operations.md): with `replicas: 2` each replica enforces ceil(5/2) = 3
+// of a limit of 5. Calls alternating over the two (Envoy's round robin) are admitted up to
+// 3 + 3 = 6 in all; each replica refuses past its 3, whatever the other has counted.
+TEST_F(RateLimitIntegrationTest, DividedModeGivesEachReplicaItsShare) {
+  // Both replicas start with the divided configuration (the fixture's replica is not used).
+  const std::string divided = (dir_ / "divided.yaml").string();
+  std::ofstream(divided) << Config(5, 2);
+  std::unique_ptr<Subprocess> cps[2];
+  std::unique_ptr<RateLimitService::Stub> stubs[2];
+  std::string targets[2];
+  for (int i = 0; i < 2; ++i) {
+    cps[i] = Subprocess::Start("switchboard-controlplane",
+                               {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--config", divided});
+    auto port = cps[i]->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
+    ASSERT_TRUE(port.ok()) << port.status();
+    targets[i] = absl::StrCat("127.0.0.1:", *port);
+    stubs[i] = RateLimitService::NewStub(MakeChannel(targets[i]));
+  }
+  const std::string second_target = targets[1];
+  RateLimitService::Stub* replicas[2] = {stubs[0].get(), stubs[1].get()};
+
+  for (int i = 0; i < 6; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(CodeOn(replicas[i % 2], "a"), RateLimitResponse::OK);
+  }
+  // Each replica has counted its 3: both refuse now.
+  for (RateLimitService::Stub* stub : replicas) {
+    RateLimitResponse r;
+    ASSERT_TRUE(CallOn(stub, "a", 0, false, &r).ok());
+    EXPECT_EQ(r.overall_code(), RateLimitResponse::OVER_LIMIT);
+    EXPECT_EQ(r.statuses(0).current_limit().requests_per_unit(), 3u);
+    EXPECT_EQ(r.statuses(0).limit_remaining(), 0u);
+  }
+  // Uneven spread: another tenant's calls all reach one replica, which refuses past its
+  // share although the other has counted none.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(CodeOn(replicas[1], "b"), RateLimitResponse::OK);
+  EXPECT_EQ(CodeOn(replicas[1], "b"), RateLimitResponse::OVER_LIMIT);
+  EXPECT_EQ(CodeOn(replicas[0], "b"), RateLimitResponse::OK);
+
+  auto [rc, out] = RunSbctl(second_target, "limits");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("divided among 2 replicas"));
+  EXPECT_THAT(out, HasSubstr("3 requests/hour"));
 }
 
 TEST_F(RateLimitIntegrationTest, StartRefusesABrokenRateLimitsBlock) {

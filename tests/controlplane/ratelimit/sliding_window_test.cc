@@ -277,6 +277,8 @@ TEST(SlidingWindowTest, ConfigValidation) {
       {"no limits", with([](RateLimitConfig& c) { c.rules[0].limits.clear(); }), "no limits"},
       {"window", with([](RateLimitConfig& c) { c.rules[0].limits[0].window_seconds = 10; }), "1, 60 or 3600"},
       {"zero", with([](RateLimitConfig& c) { c.rules[0].limits[0].limit = 0; }), "must be > 0"},
+      {"no replicas", with([](RateLimitConfig& c) { c.replicas = 0; }), "replicas"},
+      {"too many replicas", with([](RateLimitConfig& c) { c.replicas = 1001; }), "replicas"},
   };
   for (const Case& c : cases) {
     absl::Status s = ValidateRateLimitConfig(c.config);
@@ -300,5 +302,52 @@ TEST(SlidingWindowTest, NewLimitsApplyToTheCountsAlreadyHeld) {
   EXPECT_EQ(d.descriptors[0].limits[0].reset, absl::Seconds(50));
 }
 
+TEST(SlidingWindowTest, ReplicaShareDividesEveryLimitRoundingUp) {
+  struct Case {
+    uint64_t limit;
+    uint32_t replicas;
+    uint64_t share;
+  };
+  const std::vector<Case> cases = {
+      {10, 1, 10}, {10, 2, 5}, {11, 2, 6}, {3, 2, 2}, {1, 3, 1}, {2, 5, 1}, {1000, 3, 334},
+  };
+  for (const Case& c : cases) {
+    RateLimitConfig config = OneRule({{Unit::kRequests, 60, c.limit}, {Unit::kTokens, 3600, c.limit * 100}});
+    config.replicas = c.replicas;
+    const RateLimitConfig share = ReplicaShare(config);
+    SCOPED_TRACE(testing::Message() << c.limit << " over " << c.replicas);
+    EXPECT_EQ(share.replicas, 1u);
+    EXPECT_EQ(share.rules[0].limits[0].limit, c.share);
+    EXPECT_EQ(share.rules[0].limits[1].limit, (c.limit * 100 + c.replicas - 1) / c.replicas);
+    EXPECT_TRUE(ValidateRateLimitConfig(share).ok());
+    // The share is what one replica's counters admit.
+    RateLimitCounters counters;
+    for (uint64_t i = 0; i < c.share; ++i) {
+      EXPECT_EQ(Call(&counters, share, 1, {D({{"tenant", "a"}})}).overall, Code::kOk);
+    }
+    EXPECT_EQ(Call(&counters, share, 1, {D({{"tenant", "a"}})}).overall, Code::kOverLimit);
+  }
+}
+
+// A token report matched only by rules that limit requests (Envoy's descriptors, or the
+// picker's combinations of tenant, class and model) counts nothing and answers OK.
+TEST(SlidingWindowTest, ATokenReportOnARuleWithoutTokenLimitsIsNotCounted) {
+  RateLimitConfig config = OneRule({{Unit::kRequests, 3600, 3}}, {{"tenant", "*"}, {"model", "*"}});
+  config.rules.push_back(Rule{"t", {{"tenant", "*"}}, {{Unit::kTokens, 3600, 100}}});
+  RateLimitCounters counters;
+  for (int i = 0; i < 4; ++i) {
+    Call(&counters, config, 1, {D({{"tenant", "a"}}), D({{"model", "m"}}), D({{"tenant", "a"}, {"model", "m"}})});
+  }
+  RateLimitDecision d = Call(&counters, config, 2,
+                             {D({{"tenant", "a"}, {"unit", "tokens"}}), D({{"model", "m"}, {"unit", "tokens"}}),
+                              D({{"tenant", "a"}, {"model", "m"}, {"unit", "tokens"}})},
+                             150);
+  // Only (tenant=a) has a token limit: its 150 tokens are counted and over it; the
+  // others match rules without token limits and say so.
+  EXPECT_EQ(d.overall, Code::kOverLimit) << d.reason;
+  EXPECT_EQ(d.descriptors[0].code, Code::kOverLimit);
+  EXPECT_TRUE(d.descriptors[2].limits.empty());
+  EXPECT_THAT(d.descriptors[2].reason, HasSubstr("no token limit applies"));
+}
 }  // namespace
 }  // namespace switchboard::controlplane::ratelimit
