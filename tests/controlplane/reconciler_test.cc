@@ -253,9 +253,9 @@ TEST(ReconcilerSlotDemandTest, RequestRateCarriesItsPoissonNoise) {
   FleetState fleet;
   SnapshotStore store;
   ReconcilerOptions options;
-  policy::AutoscaleConfig a;
-  a.metrics = {{policy::ScalingSignal::kRequestsPerSecond, 2, 1.0}};
-  options.config.defaults.autoscale = a;
+  // Filled in place: a local AutoscaleConfig copied in trips GCC 12's maybe-uninitialized
+  // (a false positive in ~optional<HpaBehavior>) once PolicyConfig grew.
+  options.config.defaults.autoscale.emplace().metrics = {{policy::ScalingSignal::kRequestsPerSecond, 2, 1.0}};
   Reconciler reconciler(&fleet, &store, nullptr, &clock, options);
   std::vector<std::string> addrs = {"a:1", "a:2"};
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", addrs), clock.MonotonicNow()).ok());
