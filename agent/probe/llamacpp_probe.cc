@@ -166,8 +166,10 @@ std::string LlamaCppProbe::ReadMetrics(absl::Time now, v1::EndpointReport* out, 
   if (!scrape.ok()) return absl::StrCat("/metrics: ", scrape.status().message());
   std::optional<double> processing = scrape->Value("llamacpp:requests_processing");
   std::optional<double> deferred = scrape->Value("llamacpp:requests_deferred");
+  // Bounded before the cast: a double past uint32's range converts to undefined behaviour.
+  constexpr double kMaxCount = 1e7;
   if (!processing || !deferred || !std::isfinite(*processing) || !std::isfinite(*deferred) || *processing < 0 ||
-      *deferred < 0) {
+      *deferred < 0 || *processing > kMaxCount || *deferred > kMaxCount) {
     return "/metrics: requests_processing / requests_deferred missing or invalid";
   }
   out->set_slots_busy(static_cast<uint32_t>(*processing));

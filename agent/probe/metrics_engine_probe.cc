@@ -27,6 +27,8 @@ void IntervalQuantiles(const std::optional<Histogram>& now, std::optional<Histog
 }
 
 bool FiniteNonNegative(std::optional<double> v) { return v && std::isfinite(*v) && *v >= 0; }
+// A counter that converts to uint64 (a double past its range converts to undefined behaviour).
+bool CounterFits(std::optional<double> v) { return FiniteNonNegative(v) && *v < 9e18; }
 
 }  // namespace
 
@@ -202,8 +204,8 @@ std::string MetricsEngineProbe::PollOnce(absl::Time now, v1::EndpointReport* out
       }
     }
   }
-  if (FiniteNonNegative(requests)) out->set_requests_total(static_cast<uint64_t>(*requests));
-  if (FiniteNonNegative(failures) && FiniteNonNegative(requests) && *failures <= *requests) {
+  if (CounterFits(requests)) out->set_requests_total(static_cast<uint64_t>(*requests));
+  if (CounterFits(failures) && CounterFits(requests) && *failures <= *requests) {
     out->set_errors_total(static_cast<uint64_t>(*failures));
     // Only a real 5xx counter makes requests - errors successes (SGLang's request count
     // includes failed requests, and it has no failure counter).

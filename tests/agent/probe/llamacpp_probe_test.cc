@@ -53,6 +53,16 @@ TEST_F(LlamaCppProbeTest, RealBusyServer) {
   EXPECT_NEAR(r.kv_cache_usage(), 718.0 / 4096, 1e-9);
 }
 
+// Found by fuzz_probes: a gauge past uint32's range was cast (undefined behaviour). It is
+// refused like any other absurd reading, with the reason, and nothing else is reported.
+TEST_F(LlamaCppProbeTest, RefusesGaugesPastAnyRealCount) {
+  ServeIdleCaptures();
+  http_.Set("/metrics", 200, "llamacpp:requests_processing 7.77778e+20\nllamacpp:requests_deferred 0\n");
+  v1::EndpointReport r = Poll();
+  EXPECT_THAT(r.probe_error(), HasSubstr("requests_processing / requests_deferred missing or invalid"));
+  EXPECT_EQ(r.slots_busy(), 0u);
+}
+
 TEST_F(LlamaCppProbeTest, CountsFinishedRequestsFromSlots) {
   // llama.cpp has no finished-request counter; the real captures in order show one:
   // busy: slots 0-3 run tasks 17, 16, 14, 13. busy_tail: 0 and 1 idle (17 and 16 done),
