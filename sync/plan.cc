@@ -148,6 +148,9 @@ absl::StatusOr<std::vector<ProxyServer>> ParseServersState(absl::string_view tex
       return c < f.size() ? f[c] : absl::string_view();
     };
     if (field("be_name") != backend) continue;
+    if (field("srv_name").empty() || field("srv_addr").empty()) {  // A line cut short.
+      return absl::InvalidArgumentError(absl::StrCat("unreadable 'show servers state' line: ", line));
+    }
     ProxyServer s;
     s.name = std::string(field("srv_name"));
     s.host = std::string(field("srv_addr"));

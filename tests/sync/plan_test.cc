@@ -137,6 +137,15 @@ TEST(ParseServersStateTest, ReadsAddressWeightAndAdminState) {
   EXPECT_TRUE(none->empty());
 }
 
+// Found by fuzz_haproxy_state: a line cut short before its name came back as a server
+// without a name.
+TEST(ParseServersStateTest, RefusesALineCutShort) {
+  auto got = ParseServersState(
+      "1\n# be_name srv_admin_state srv_uweight srv_port srv_addr srv_name\nllm 0 1 9001 127.0.0.1\n", "llm");
+  ASSERT_FALSE(got.ok());
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("unreadable 'show servers state' line"));
+}
+
 TEST(ParseServersStateTest, RefusesOtherAnswers) {
   for (const char* bad : {"Can't find backend.\n", "", "2\n# be_name\n"}) {
     EXPECT_FALSE(ParseServersState(bad, "llm").ok()) << bad;
