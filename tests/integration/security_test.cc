@@ -325,7 +325,10 @@ TEST_F(SecurityTest, KedaScalerNeedsSubscriberCredentials) {
 // restart, a broken file keeps the tokens in force, and both are events.
 TEST_F(SecurityTest, RevokedTokenIsRefusedAfterTheFileChanges) {
   StartTlsControlPlane();  // --tls-reload-interval 1s.
-  auto [rc, out] = Sbctl("read.token", {"status"});
+  // Plain variables, not a structured binding: C++17 lambdas cannot capture those (clang).
+  int rc = 0;
+  std::string out;
+  std::tie(rc, out) = Sbctl("read.token", {"status"});
   ASSERT_EQ(rc, 0) << out;
 
   auto replace_tokens = [&](const std::string& text) {
