@@ -88,4 +88,6 @@ grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingRespons
   return new ProcessReactor(table_, options_, metrics_);
 }
 
+void ConfigureExtProcServer(grpc::ServerBuilder* builder) { builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0); }
+
 }  // namespace switchboard::picker

@@ -5,6 +5,7 @@
 #define SWITCHBOARD_PICKER_EXT_PROC_SERVICE_H_
 
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
+#include "grpcpp/server_builder.h"
 #include "picker/exchange.h"
 
 namespace switchboard::picker {
@@ -23,6 +24,12 @@ class ExtProcService final : public ext_proc::ExternalProcessor::CallbackService
   const ExchangeOptions* const options_;
   PickerMetrics* const metrics_;
 };
+
+// The server settings the picker's ext_proc port runs with (switchboard-picker and the
+// benchmarks): an Envoy opens a stream per HTTP request and exchanges a few small messages
+// on each, so HTTP/2 BDP probing, which pings after data frames to size the window,
+// would add a ping round trip to many of them and buys nothing.
+void ConfigureExtProcServer(grpc::ServerBuilder* builder);
 
 }  // namespace switchboard::picker
 
