@@ -110,6 +110,7 @@ std::vector<ext_proc::ProcessingRequest> RequestMessages() {
 
 // Serves until its standard input closes (the generator exits or is done with it).
 int Serve(const std::string& kind, int endpoints, const std::string& ratelimit) {
+  KeepFreedMemoryForStreams();  // As switchboard-picker does; the bare server too, to compare like with like.
   PoolTable table({}, client::PickPolicy(), 1);
   (void)table.Apply(Pool(endpoints));
   ExchangeOptions options;

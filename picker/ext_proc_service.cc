@@ -1,5 +1,7 @@
 #include "picker/ext_proc_service.h"
 
+#include <malloc.h>
+
 #include <deque>
 
 #include "common/mutex.h"
@@ -89,5 +91,10 @@ grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingRespons
 }
 
 void ConfigureExtProcServer(grpc::ServerBuilder* builder) { builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0); }
+
+void KeepFreedMemoryForStreams() {
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);  // Grow a heap by 16 MiB at a time (pages are touched only when used).
+}
 
 }  // namespace switchboard::picker

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   // not to; keep it on in debug and sanitizer builds.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
+  KeepFreedMemoryForStreams();
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
