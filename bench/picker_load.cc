@@ -392,8 +392,11 @@ std::vector<std::unique_ptr<ext_proc::ExternalProcessor::Stub>> Stubs(const std:
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // A connection per channel.
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    stubs.push_back(ext_proc::ExternalProcessor::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    // Connected before the first run, so that no request waits for a connection.
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) return {};
+    stubs.push_back(ext_proc::ExternalProcessor::NewStub(channel));
   }
   return stubs;
 }
@@ -457,7 +460,14 @@ int Main(int argc, char** argv) {
     children.push_back(Child{"target", target_pid, -1, target});
   }
   std::vector<std::vector<std::unique_ptr<ext_proc::ExternalProcessor::Stub>>> stubs;
-  for (const Child& c : children) stubs.push_back(Stubs(c.address, channels));
+  for (const Child& c : children) {
+    stubs.push_back(Stubs(c.address, channels));
+    if (stubs.back().empty()) {
+      std::fprintf(stderr, "picker_load: cannot connect to %s (%s)\n", c.address.c_str(), c.name.c_str());
+      for (Child& started : children) StopServer(&started);
+      return 2;
+    }
+  }
 
   const std::vector<ext_proc::ProcessingRequest> messages = RequestMessages();
   std::printf("load average %s; %d endpoints, %d connections, hold %s, %s per run after a %s warm-up\n",
