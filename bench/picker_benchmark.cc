@@ -1,5 +1,7 @@
 // What switchboard-picker adds to each request. Run: build/bench/picker_benchmark.
-//  - BM_DecidePick: the decision alone, over a pool of N endpoints.
+//  - BM_DecidePick: the decision alone, over a pool of N endpoints, every endpoint's
+//    explanation formatted; BM_DecidePickFacts: the same decision, explanations left to
+//    ExplainPick (as the picker decides, formatting only the picks it keeps).
 //  - BM_Exchange: one request's whole ext_proc exchange as the picker handles it, without
 //    gRPC: request headers, a 2 KB JSON body (full duplex, in two chunks), the pick, the
 //    body handed back, the response headers and the outcome.
@@ -70,7 +72,7 @@ std::vector<ext_proc::ProcessingRequest> RequestMessages() {
   return m;
 }
 
-void BM_DecidePick(benchmark::State& state) {
+void DecidePickOver(benchmark::State& state, client::PickDetail detail) {
   std::vector<client::CandidateEndpoint> eps;
   const v1::Assignment pool = Pool(static_cast<int>(state.range(0)));
   for (const auto& e : pool.endpoints()) {
@@ -87,10 +89,13 @@ void BM_DecidePick(benchmark::State& state) {
   client::PickRequest r;
   r.prompt_tokens = 500;
   const client::PickPolicy policy;
-  for (auto _ : state) benchmark::DoNotOptimize(client::DecidePick(eps, r, policy, rng));
+  for (auto _ : state) benchmark::DoNotOptimize(client::DecidePick(eps, r, policy, rng, detail));
   state.SetItemsProcessed(state.iterations());
 }
+void BM_DecidePick(benchmark::State& state) { DecidePickOver(state, client::PickDetail::kExplained); }
+void BM_DecidePickFacts(benchmark::State& state) { DecidePickOver(state, client::PickDetail::kFacts); }
 BENCHMARK(BM_DecidePick)->Arg(8)->Arg(64);
+BENCHMARK(BM_DecidePickFacts)->Arg(8)->Arg(64);
 
 void BM_Exchange(benchmark::State& state) {
   PoolTable table({}, client::PickPolicy(), 1);

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -21,7 +21,7 @@ using ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
 
 std::string HeaderValue(const HeaderMap& headers, const std::string& key) {
   for (const auto& h : headers.headers()) {
-    if (absl::AsciiStrToLower(h.key()) == key) return h.raw_value().empty() ? h.value() : h.raw_value();
+    if (absl::EqualsIgnoreCase(h.key(), key)) return h.raw_value().empty() ? h.value() : h.raw_value();
   }
   return "";
 }
@@ -226,7 +226,7 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
   request.session_id = session_;
   request.subset = subset_;
   bool class_refused = false;
-  const client::PickResult result = table_->Pick(model, request, priority_, tenant_, &class_refused);
+  client::PickResult result = table_->Pick(model, request, priority_, tenant_, &class_refused);
   metrics_->decide_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   switch (result.verdict) {
     case client::PickVerdict::kUnavailable:
@@ -256,7 +256,10 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
                                          ? r.mutable_request_body()->mutable_response()
                                          : r.mutable_request_headers()->mutable_response();
   SetHeader(common->mutable_header_mutation(), kDestinationHeader, value);
-  if (options_->debug_header) SetHeader(common->mutable_header_mutation(), kDebugHeader, result.reason);
+  if (options_->debug_header) {
+    client::ExplainPick(&result);  // The table decides without formatting the reason.
+    SetHeader(common->mutable_header_mutation(), kDebugHeader, result.reason);
+  }
   common->set_clear_route_cache(true);
   google::protobuf::Struct lb;
   (*lb.mutable_fields())[kDestinationHeader].set_string_value(value);

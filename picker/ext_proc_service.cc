@@ -1,5 +1,7 @@
 #include "picker/ext_proc_service.h"
 
+#include <malloc.h>
+
 #include <deque>
 
 #include "common/mutex.h"
@@ -86,6 +88,13 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
 grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse>* ExtProcService::Process(
     grpc::CallbackServerContext* /*context*/) {
   return new ProcessReactor(table_, options_, metrics_);
+}
+
+void ConfigureExtProcServer(grpc::ServerBuilder* builder) { builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0); }
+
+void KeepFreedMemoryForStreams() {
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);  // Grow a heap by 16 MiB at a time (pages are touched only when used).
 }
 
 }  // namespace switchboard::picker

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   // not to; keep it on in debug and sanitizer builds.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
+  KeepFreedMemoryForStreams();
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -247,8 +248,7 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   if (!reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.RegisterService(&service);
-  // Small messages both ways: BDP probing would add a ping round trip to many of them.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  ConfigureExtProcServer(&builder);
   int port = 0;
   builder.AddListeningPort(listen, *server_credentials, &port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

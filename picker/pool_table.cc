@@ -20,7 +20,21 @@ absl::Status PoolTable::Apply(const v1::Assignment& a) {
   MutexLock lock(&mu_);
   Pool& p = by_pool_[a.pool()];
   p.assignment = a;
-  p.since.clear();
+  p.candidates.clear();
+  p.index.clear();
+  p.candidates.reserve(a.endpoints_size());
+  for (const v1::AssignedEndpoint& ep : a.endpoints()) {
+    p.index.emplace(ep.address(), p.candidates.size());
+    client::CandidateEndpoint& c = p.candidates.emplace_back();
+    c.address = ep.address();
+    const bool routable = ep.state() == v1::ENDPOINT_STATE_READY && ep.circuit() != v1::CIRCUIT_STATE_OPEN;
+    c.load.weight = routable ? ep.weight() : 0;
+    c.load.slots_total = ep.slots_total();
+    c.load.slots_free = ep.slots_free();
+    c.load.queue_depth = ep.queue_depth();
+    c.load.decode_tokens_per_second = ep.decode_tokens_per_second();
+    c.load.prefill_tokens_per_second = ep.prefill_tokens_per_second();
+  }
   p.admission = controlplane::policy::AdmissionFromProto(a.priority());
   p.headroom_slots.clear();
   for (const v1::PriorityClass& c : a.priority().classes()) p.headroom_slots[c.name()] = c.headroom_slots();
@@ -44,29 +58,12 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
     r.verdict = client::PickVerdict::kUnavailable;
     r.reason = Serves(pool) ? absl::StrCat("no assignment for pool ", pool, " yet")
                             : absl::StrCat("model ", pool, " is not served by this picker");
+    r.explained = true;
     return r;
   }
   Pool& p = it->second;
-  std::vector<client::CandidateEndpoint> candidates;
-  candidates.reserve(p.assignment.endpoints_size());
-  for (const v1::AssignedEndpoint& ep : p.assignment.endpoints()) {
-    client::CandidateEndpoint c;
-    c.address = ep.address();
-    const bool routable = ep.state() == v1::ENDPOINT_STATE_READY && ep.circuit() != v1::CIRCUIT_STATE_OPEN;
-    c.load.weight = routable ? ep.weight() : 0;
-    c.load.slots_total = ep.slots_total();
-    c.load.slots_free = ep.slots_free();
-    c.load.queue_depth = ep.queue_depth();
-    c.load.decode_tokens_per_second = ep.decode_tokens_per_second();
-    c.load.prefill_tokens_per_second = ep.prefill_tokens_per_second();
-    auto s = p.since.find(ep.address());
-    if (s != p.since.end()) {
-      c.load.sent_since_assignment = s->second.sent;
-      c.load.done_since_assignment = s->second.done;
-    }
-    c.load.peers_change = p.peers.Change(ep.address());
-    candidates.push_back(std::move(c));
-  }
+  std::vector<client::CandidateEndpoint>& candidates = p.candidates;
+  for (client::CandidateEndpoint& c : candidates) c.load.peers_change = p.peers.Change(c.address);
   client::PickPolicy policy = policy_;
   policy.picker.gateways = p.peers.GatewaysScale(policy_.picker.gateways);
   std::string class_reason;
@@ -96,27 +93,39 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
       r.verdict = client::PickVerdict::kShed;
       r.retry_after = policy_.retry_after;
       r.reason = absl::StrCat(class_reason, d.reason);
-      picks_.push_back({pool, clock_->Now(), request.prompt_tokens, r});
-      if (picks_.size() > kKeptPicks) picks_.pop_front();
+      r.explained = true;
+      r.prompt_tokens = request.prompt_tokens;
+      Keep(pool, r);
       return r;
     }
   }
-  client::PickResult r = client::DecidePick(candidates, request, policy, rng_);
+  // Only the kept picks that are taken are explained (TakePicks, outside the lock), or a
+  // caller that wants this one's reason (ExplainPick).
+  client::PickResult r = client::DecidePick(candidates, request, policy, rng_, client::PickDetail::kFacts);
   if (r.verdict == client::PickVerdict::kRoute) {
-    ++p.since[r.endpoints.front()].sent;
+    ++candidates[p.index.at(r.endpoints.front())].load.sent_since_assignment;
     ++p.in_flight[r.endpoints.front()];
   }
-  if (!class_reason.empty()) r.reason = absl::StrCat(class_reason, r.reason);
-  picks_.push_back({pool, clock_->Now(), request.prompt_tokens, r});
-  if (picks_.size() > kKeptPicks) picks_.pop_front();
+  r.reason_prefix = std::move(class_reason);
+  Keep(pool, r);
   return r;
+}
+
+void PoolTable::Keep(const std::string& pool, const client::PickResult& result) {
+  KeptPick& k = kept_[kept_next_];
+  k.pool = pool;
+  k.at = clock_->Now();
+  k.result = result;
+  kept_next_ = (kept_next_ + 1) % kKeptPicks;
+  kept_count_ = std::min(kept_count_ + 1, kKeptPicks);
 }
 
 void PoolTable::Done(const std::string& pool, const std::string& picked) {
   MutexLock lock(&mu_);
   auto it = by_pool_.find(pool);
   if (it == by_pool_.end()) return;
-  ++it->second.since[picked].done;
+  auto c = it->second.index.find(picked);
+  if (c != it->second.index.end()) ++it->second.candidates[c->second].load.done_since_assignment;
   auto f = it->second.in_flight.find(picked);
   if (f != it->second.in_flight.end() && --f->second == 0) it->second.in_flight.erase(f);
 }
@@ -169,17 +178,20 @@ bool PoolTable::Outcome(const std::string& pool, const std::string& address, int
 }
 
 std::vector<v1::PickExplanation> PoolTable::TakePicks() {
-  std::deque<KeptPick> kept;
+  std::vector<KeptPick> kept;
   {
     MutexLock lock(&mu_);
-    kept.swap(picks_);
+    kept.reserve(kept_count_);
+    for (size_t i = kept_count_; i > 0; --i) kept.push_back(kept_[(kept_next_ + kKeptPicks - i) % kKeptPicks]);
+    kept_count_ = 0;
   }
   std::vector<v1::PickExplanation> out;
-  for (const KeptPick& k : kept) {
+  for (KeptPick& k : kept) {
+    client::ExplainPick(&k.result);
     v1::PickExplanation& e = out.emplace_back();
     e.set_pool(k.pool);
     *e.mutable_decided_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(k.at));
-    e.set_prompt_tokens(k.prompt_tokens);
+    e.set_prompt_tokens(k.result.prompt_tokens);
     e.set_verdict(k.result.verdict == client::PickVerdict::kRoute  ? "route"
                   : k.result.verdict == client::PickVerdict::kShed ? "shed"
                                                                    : "unavailable");

@@ -7,8 +7,8 @@
 #ifndef SWITCHBOARD_PICKER_POOL_TABLE_H_
 #define SWITCHBOARD_PICKER_POOL_TABLE_H_
 
+#include <array>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -73,12 +73,13 @@ class PoolTable {
   void Restore(const std::vector<v1::EndpointOutcome>& outcomes);
 
  private:
-  struct Since {
-    uint32_t sent = 0, done = 0;
-  };
   struct Pool {
     v1::Assignment assignment;
-    std::map<std::string, Since> since;         // By address.
+    // The assignment's endpoints as DecidePick takes them, built once per assignment: a
+    // pick updates their counts since the assignment (and the peers' change) in place
+    // rather than copying the pool per request.
+    std::vector<client::CandidateEndpoint> candidates;
+    std::map<std::string, size_t> index;        // Address -> its place in candidates.
     std::map<std::string, uint32_t> in_flight;  // By address; kept across assignments.
     client::PeerInFlight peers;
     // The assignment's priority classes (none: classes off) and headroom by class.
@@ -96,11 +97,13 @@ class PoolTable {
   struct KeptPick {
     std::string pool;
     absl::Time at;
-    double prompt_tokens = 0;
-    client::PickResult result;
+    client::PickResult result;  // Its facts; explained when taken (TakePicks).
   };
-  std::deque<KeptPick> picks_
-      ABSL_GUARDED_BY(mu_);  // Oldest first.  // Peers' counts arrive (SetPeers since PeersLost).
+  void Keep(const std::string& pool, const client::PickResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The last kKeptPicks picks, a ring: copying a pick over an older one reuses its storage.
+  std::array<KeptPick, kKeptPicks> kept_ ABSL_GUARDED_BY(mu_);
+  size_t kept_next_ ABSL_GUARDED_BY(mu_) = 0;   // Where the next pick goes.
+  size_t kept_count_ ABSL_GUARDED_BY(mu_) = 0;  // Picks kept since the last TakePicks.
 };
 
 }  // namespace switchboard::picker

@@ -197,5 +197,66 @@ TEST(DecidePickTest, EveryEndpointSaysWhyItWasOrWasNotPicked) {
   EXPECT_EQ(r.scores[0].why, "not routed: the pool sheds");
 }
 
+// PickDetail::kFacts leaves the lines to ExplainPick, which writes the same ones.
+TEST(DecidePickTest, FactsExplainedLaterReadAsExplainedAtOnce) {
+  const std::vector<CandidateEndpoint> eps = {Endpoint("slow:1", 10, 4, 3, 1000), Endpoint("fast:1", 10, 4, 4, 10000),
+                                              Endpoint("mid:1", 1, 4, 4, 4000), Endpoint("gone:1", 0, 4, 4, 9000)};
+  PickRequest plain;
+  plain.prompt_tokens = 3000;
+  PickRequest session = plain;
+  session.session_id = "user-7";
+  PickRequest subset = plain;
+  subset.subset = {"mid:1", "slow:1"};
+  PickRequest nowhere = plain;
+  nowhere.subset = {"gone:1"};
+  PickPolicy policy;
+  policy.picker.draws = 2;
+  PickPolicy full_sessions = policy;
+  full_sessions.affinity_max_occupancy = 0;  // Every session's server counts as full.
+  PickPolicy shed = policy;
+  shed.shed_occupancy = 0.01;
+  const struct {
+    const char* name;
+    PickRequest request;
+    PickPolicy policy;
+    PickVerdict verdict;
+  } cases[] = {{"draws", plain, policy, PickVerdict::kRoute},
+               {"session", session, policy, PickVerdict::kRoute},
+               {"session's server full", session, full_sessions, PickVerdict::kRoute},
+               {"subset", subset, policy, PickVerdict::kRoute},
+               {"shed", plain, shed, PickVerdict::kShed},
+               {"no endpoint", nowhere, policy, PickVerdict::kUnavailable}};
+  for (const auto& c : cases) {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+      std::mt19937_64 rng_now(seed), rng_later(seed);
+      const PickResult now = DecidePick(eps, c.request, c.policy, rng_now);
+      PickResult later = DecidePick(eps, c.request, c.policy, rng_later, PickDetail::kFacts);
+      ASSERT_EQ(now.verdict, c.verdict) << c.name;
+      EXPECT_EQ(later.verdict, now.verdict) << c.name;
+      EXPECT_EQ(later.endpoints, now.endpoints) << c.name;
+      if (c.verdict != PickVerdict::kUnavailable) {
+        EXPECT_TRUE(later.reason.empty()) << c.name;
+        for (const ScoredEndpoint& s : later.scores) EXPECT_TRUE(s.why.empty()) << c.name;
+      }
+      ExplainPick(&later);
+      EXPECT_EQ(later.reason, now.reason) << c.name;
+      ASSERT_EQ(later.scores.size(), now.scores.size()) << c.name;
+      for (size_t i = 0; i < now.scores.size(); ++i) {
+        EXPECT_FALSE(now.scores[i].why.empty()) << c.name;
+        EXPECT_EQ(later.scores[i].why, now.scores[i].why) << c.name;
+      }
+      ExplainPick(&later);  // Once explained, again changes nothing.
+      EXPECT_EQ(later.reason, now.reason) << c.name;
+    }
+  }
+  // The caller's prefix leads the reason.
+  std::mt19937_64 rng(3);
+  PickResult r = DecidePick(eps, plain, policy, rng, PickDetail::kFacts);
+  r.reason_prefix = "class gold (x-priority): ";
+  ExplainPick(&r);
+  EXPECT_EQ(r.reason.rfind("class gold (x-priority): ", 0), 0u) << r.reason;
+  EXPECT_NE(r.reason.find("expected TTFT"), std::string::npos) << r.reason;
+}
+
 }  // namespace
 }  // namespace switchboard::client
