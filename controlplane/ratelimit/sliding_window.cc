@@ -301,20 +301,28 @@ absl::StatusOr<RateLimitDecision> DecideRateLimit(const std::vector<Descriptor>&
     }
   }
 
+  // Every counter this call touches exists before any pointer to one is taken: inserting
+  // into the flat map may move the counters already in it.
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (applied[i].empty()) continue;
+    auto [it, inserted] = table.try_emplace(parsed[i].key);
+    if (inserted) it->second.descriptor = parsed[i].sorted;
+  }
+  std::vector<RateLimitCounters::Counter*> counter_of(parsed.size(), nullptr);
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (!applied[i].empty()) counter_of[i] = &table.find(parsed[i].key)->second;
+  }
+
   RateLimitDecision decision;
   decision.descriptors.resize(parsed.size());
   bool admit = true;
-  std::vector<RateLimitCounters::Counter*> counter_of(parsed.size(), nullptr);
   // Before counting: which limits refuse, and how much must leave the window for this call.
   std::vector<std::vector<uint64_t>> need(parsed.size());
   for (size_t i = 0; i < parsed.size(); ++i) {
     DescriptorDecision& dd = decision.descriptors[i];
     dd.tokens = parsed[i].tokens;
     if (applied[i].empty()) continue;
-    auto [it, inserted] = table.try_emplace(parsed[i].key);
-    RateLimitCounters::Counter& c = it->second;
-    if (inserted) c.descriptor = parsed[i].sorted;
-    counter_of[i] = &c;
+    RateLimitCounters::Counter& c = *counter_of[i];
     Trim(&c.requests.seconds, &c.requests.total, now_s, MaxWindow(applied[i], Unit::kRequests));
     Trim(&c.tokens.seconds, &c.tokens.total, now_s, MaxWindow(applied[i], Unit::kTokens));
     need[i].assign(applied[i].size(), 0);

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -326,6 +327,20 @@ TEST(SlidingWindowTest, ReplicaShareDividesEveryLimitRoundingUp) {
       EXPECT_EQ(Call(&counters, share, 1, {D({{"tenant", "a"}})}).overall, Code::kOk);
     }
     EXPECT_EQ(Call(&counters, share, 1, {D({{"tenant", "a"}})}).overall, Code::kOverLimit);
+  }
+}
+
+// One call naming many new descriptors grows the counter table while it counts; every
+// descriptor's hit lands on its own counter (the table moving its entries must not lose one).
+TEST(SlidingWindowTest, ManyNewDescriptorsInOneCallAreEachCounted) {
+  RateLimitConfig config = OneRule({{Unit::kRequests, 60, 1}});
+  RateLimitCounters counters;
+  std::vector<Descriptor> many;
+  for (int i = 0; i < 40; ++i) many.push_back(D({{"tenant", absl::StrCat("t", i)}}));
+  EXPECT_EQ(Call(&counters, config, 0, many).overall, Code::kOk);
+  for (int i = 0; i < 40; ++i) {
+    RateLimitDecision d = Call(&counters, config, 1, {many[i]});
+    EXPECT_EQ(d.overall, Code::kOverLimit) << "t" << i << ": " << d.reason;
   }
 }
 
