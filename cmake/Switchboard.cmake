@@ -31,6 +31,10 @@ function(switchboard_test)
   if(NOT SB_TIMEOUT)
     set(SB_TIMEOUT 120)
   endif()
+  # Sanitizer builds (Debug, instrumented) run several times slower: four times the time.
+  if(CMAKE_CXX_FLAGS MATCHES "-fsanitize=(address|thread)")
+    math(EXPR SB_TIMEOUT "${SB_TIMEOUT} * 4")
+  endif()
   if(SB_PROCESS_PER_TEST)
     # One label at most here: a list would be split into properties.
     set(properties TIMEOUT ${SB_TIMEOUT} ENVIRONMENT "SWITCHBOARD_BIN_DIR=${CMAKE_BINARY_DIR}/bin")

@@ -1,6 +1,7 @@
 #include "controlplane/policy/circuit.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -62,8 +63,11 @@ std::string EvidenceFailure(const CircuitInput& in, const CircuitMemory& m, cons
 }  // namespace
 
 Outcomes OutcomeWindow::Feed(uint64_t total, uint64_t failed, absl::Time now, absl::Duration window) {
-  const int64_t now_ns = absl::ToUnixNanos(now);
-  const int64_t since_ns = now_ns - absl::ToInt64Nanoseconds(window);
+  const int64_t now_ns = absl::ToUnixNanos(now);  // Saturates for the infinite past and future.
+  const int64_t window_ns = std::max<int64_t>(0, absl::ToInt64Nanoseconds(window));
+  const int64_t since_ns = now_ns < std::numeric_limits<int64_t>::min() + window_ns
+                               ? std::numeric_limits<int64_t>::min()
+                               : now_ns - window_ns;
   while (count_ > 0 && buckets_[oldest_].start_ns < since_ns) {
     sum_total_ -= buckets_[oldest_].total;
     sum_failed_ -= buckets_[oldest_].failed;

@@ -30,6 +30,20 @@ absl::Duration Scaled(absl::Duration d) {
   return d * factor;
 }
 
+bool SanitizerBuild() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return true;
+#else
+  return false;
+#endif
+#else
+  return false;
+#endif
+}
+
 std::string BinDir() {
   const char* dir = std::getenv("SWITCHBOARD_BIN_DIR");
   return dir != nullptr ? dir : "build/bin";

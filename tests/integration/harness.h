@@ -31,6 +31,11 @@ std::string BinDir();
 // their binaries run several times slower. Every deadline below is scaled by it.
 absl::Duration Scaled(absl::Duration d);
 
+// True in AddressSanitizer and ThreadSanitizer builds. Tests that bound a process's CPU or
+// memory, or that need a thousand concurrent streams, scale down there: ASan holds freed
+// memory in its quarantine (RSS grows by design) and both run the code several times slower.
+bool SanitizerBuild();
+
 // The one place where tests choose plaintext: a Switchboard binary named by its name in
 // BinDir() (controlplane, agent, sbctl, sync, loadgen, picker) whose `args` carry
 // neither --insecure nor a TLS flag (--tls-cert, --tls-key, --client-ca, --ca, --cert,

@@ -283,7 +283,10 @@ TEST_F(LoadFaultsTest, SubscriberThatStopsReadingCostsNoBacklog) {
   // what the transport buffers.
   const double backlog_bytes = static_cast<double>(kStalled) * kRounds * assignment_bytes;
   const double grown_bytes = static_cast<double>(end.rss_bytes - start.rss_bytes);
-  EXPECT_LT(grown_bytes, backlog_bytes / 4) << "RSS grew by " << grown_bytes / 1e6 << " MB";
+  // Not under ASan: its quarantine keeps freed memory resident by design.
+  if (!SanitizerBuild()) {
+    EXPECT_LT(grown_bytes, backlog_bytes / 4) << "RSS grew by " << grown_bytes / 1e6 << " MB";
+  }
   std::sort(before_ms.begin(), before_ms.end());
   std::sort(during_ms.begin(), during_ms.end());
   const double median_before = before_ms[before_ms.size() / 2];
@@ -393,7 +396,8 @@ TEST_F(LoadFaultsTest, FlappingAgentEndsInTheRightState) {
 TEST_F(LoadFaultsTest, ThunderingHerdOfReconnectingAgents) {
   // All agents come from 127.0.0.1 here; a fleet's come from a thousand addresses.
   StartControlPlane({"--max-streams-per-peer", "5000"});
-  constexpr int kAgents = 1000;
+  // A sanitizer build runs each reconnect several times slower: a smaller herd there.
+  const int kAgents = SanitizerBuild() ? 200 : 1000;
   constexpr int kChannels = 8;
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs;
@@ -764,7 +768,7 @@ TEST_F(LoadFaultsTest, HostileMessagesAreRefusedAndChangeNothingElse) {
 
   // Serializing the cases with bytes that are not UTF-8 makes protobuf log an error each.
   google::protobuf::LogHandler* log_handler = google::protobuf::SetLogHandler(nullptr);
-  constexpr int kMessages = 10000;
+  const int kMessages = SanitizerBuild() ? 2000 : 10000;
   constexpr int kWorkers = 4;
   std::atomic<int> next{0};
   std::atomic<int> refused{0};

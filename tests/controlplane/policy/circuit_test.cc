@@ -462,6 +462,15 @@ TEST(OutcomeWindowTest, ACounterThatGoesDownIsANewBaseline) {
   EXPECT_EQ(w.Sum().total, 1);
 }
 
+// A snapshot built with no clock (the infinite past) feeds its windows too: the window's
+// start saturates instead of overflowing (UBSan found the subtraction).
+TEST(OutcomeWindowTest, TheInfinitePastAndFutureAreValidTimes) {
+  OutcomeWindow w;
+  EXPECT_EQ(w.Feed(10, 1, absl::InfinitePast(), absl::Seconds(30)).total, 0);
+  EXPECT_EQ(w.Feed(20, 2, absl::InfinitePast(), absl::Seconds(30)).total, 10);
+  EXPECT_EQ(w.Feed(30, 3, absl::InfiniteFuture(), absl::InfiniteDuration()).total, 10);
+}
+
 TEST(OutcomeWindowTest, ALongerWindowAndGarbageCountsStayConsistent) {
   OutcomeWindow w;
   absl::Time t = absl::FromUnixSeconds(1000);
