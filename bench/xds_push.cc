@@ -224,6 +224,8 @@ int main(int argc, char** argv) {
     before = now;
   }
 
+  std::printf("xds_push: rounds start\n");
+  std::fflush(stdout);
   std::vector<absl::Duration> latencies;
   const absl::Duration cpu_before = CpuTime(cp->pid());
   const absl::Time wall_before = absl::Now();
