@@ -9,6 +9,7 @@
 //
 // usage: xds_push [--subscribers N] [--endpoints M] [--pools P] [--rounds R] [--channels C]
 //                 [--xds-quiet D] [--xds-max-delay D] [--reconcile-coalesce D] [--no-baseline]
+//                 [--controlplane-arg FLAG=VALUE ...]
 // (docs/performance.md records runs.)
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -283,21 +284,26 @@ void Print(const char* what, const Result& r, int rounds) {
 int main(int argc, char** argv) {
   Options o;
   std::string quiet = "10ms", max_delay = "100ms", coalesce;
+  std::vector<std::string> extra;  // --controlplane-arg, repeatable.
   bool baseline = true;
   if (argc == 4 && std::string(argv[1]) == "--bare-server") {  // The baseline's own process.
     return switchboard::bench::RunXdsBareServer(std::stoi(argv[2]), std::stoi(argv[3]));
   }
   for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
+    std::string flag = argv[i], value;
     if (flag == "--no-baseline") {
       baseline = false;
       continue;
     }
-    if (i + 1 >= argc) {
+    if (const size_t eq = flag.find('='); eq != std::string::npos) {  // --flag=value
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
       std::cerr << "xds_push: " << flag << " needs a value\n";
       return 2;
     }
-    const std::string value = argv[++i];
     if (flag == "--subscribers") {
       o.subscribers = std::stoi(value);
     } else if (flag == "--endpoints") {
@@ -314,6 +320,8 @@ int main(int argc, char** argv) {
       max_delay = value;
     } else if (flag == "--reconcile-coalesce") {
       coalesce = value;
+    } else if (flag == "--controlplane-arg") {
+      extra.push_back(value);
     } else {
       std::cerr << "xds_push: unknown flag " << flag << "\n";
       return 2;
@@ -328,6 +336,7 @@ int main(int argc, char** argv) {
                                       "",         "--insecure",  "--xds-quiet",      quiet, "--xds-max-delay",
                                       max_delay};
   if (!coalesce.empty()) cp_args.insert(cp_args.end(), {"--reconcile-coalesce", coalesce});
+  cp_args.insert(cp_args.end(), extra.begin(), extra.end());
   std::optional<Result> cp_result;
   {
     auto cp = Subprocess::Start("switchboard-controlplane", cp_args);  // From SWITCHBOARD_BIN_DIR (default build/bin).

@@ -204,7 +204,8 @@ AdsService::AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, Histo
       history_(history),
       clock_(clock),
       config_(std::move(config)),
-      clients_(clients) {
+      clients_(clients),
+      fanout_(coalescing.push_threads) {
   {
     MutexLock lock(&mu_);
     published_ = store_->All();
@@ -238,9 +239,13 @@ void AdsService::Push() {
     ++published_generation_;
   }
   // Each pump builds its response against the catalog just published (built once, by
-  // the first stream of each kind) and starts a write; none waits for the network.
+  // the first stream of each kind) and starts a write; none waits for the network. The
+  // writes start on several threads (gRPC writes on the thread that starts them).
   MutexLock lock(&streams_mu_);
-  for (auto& [id, pump] : streams_) pump();
+  std::vector<std::function<void()>*> pumps;
+  pumps.reserve(streams_.size());
+  for (auto& [id, pump] : streams_) pumps.push_back(&pump);
+  fanout_.Run(pumps.size(), [&pumps](size_t i) { (*pumps[i])(); });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AdsService::StreamAggregatedResources(

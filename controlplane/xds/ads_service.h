@@ -21,6 +21,7 @@
 #include "controlplane/service/limits.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "controlplane/xds/push_coalescer.h"
+#include "controlplane/xds/push_fanout.h"
 #include "controlplane/xds/resources.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 
@@ -105,6 +106,7 @@ class AdsService final
   std::map<int, std::function<void()>> streams_ ABSL_GUARDED_BY(streams_mu_);
   int next_stream_id_ ABSL_GUARDED_BY(streams_mu_) = 1;
 
+  PushFanOut fanout_;  // Runs the streams' pumps of a push; used by the coalescer's thread only.
   std::unique_ptr<PushCoalescer> coalescer_;
   int store_watcher_ = 0;
 };
