@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
   app.add_option("--xds-max-delay", xds_max_delay,
                  "but an xDS push waits at most this long after the first change of a burst")
       ->capture_default_str();
+  app.add_option("--xds-push-threads", options.xds_push.push_threads,
+                 "threads that start the writes of one xDS push (gRPC writes on the thread that starts them)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--scale-exec", scale_exec,
                  "run this command on every change of a pool's desired replicas, e.g. "
                  "'kubectl scale deployment/{pool} --replicas={replicas}' (not through a shell; also "

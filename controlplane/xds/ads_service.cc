@@ -9,25 +9,23 @@
 #include "controlplane/service/refused_stream.h"
 #include "controlplane/xds/delta_stream.h"
 #include "controlplane/xds/sotw_stream.h"
+#include "controlplane/xds/wire.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 
 namespace switchboard::controlplane::xds {
 
 using envoy::service::discovery::v3::DeltaDiscoveryRequest;
-using envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using envoy::service::discovery::v3::DiscoveryRequest;
-using envoy::service::discovery::v3::DiscoveryResponse;
 
-// One ADS stream, state of the world (Protocol = SotwStream) or delta (DeltaStream). At
-// most one write is in flight; when it completes, or when the snapshots change, the
-// stream asks its protocol for the next response against the newest catalog, so a slow
-// client skips intermediate versions.
-template <typename Protocol, typename Request, typename Response>
-class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
+// One ADS stream, state of the world (Protocol = SotwStream, Request = DiscoveryRequest)
+// or delta (DeltaStream, DeltaDiscoveryRequest). At most one write is in flight; when it
+// completes, or when the snapshots change, the stream asks its protocol for the next
+// response against the newest catalog, so a slow client skips intermediate versions.
+// Raw: requests arrive as bytes and are parsed here; responses go out assembled from
+// shared resource bytes (wire.h).
+template <typename Protocol, typename Request>
+class AdsStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  using grpc::ServerBidiReactor<Request, Response>::StartRead;
-  using grpc::ServerBidiReactor<Request, Response>::StartWrite;
-  using grpc::ServerBidiReactor<Request, Response>::Finish;
-
   AdsStream(AdsService* service, grpc::CallbackServerContext* context, std::unique_ptr<StreamGate::Ticket> ticket)
       : service_(service),
         ticket_(std::move(ticket)),
@@ -37,13 +35,20 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
                 ? 0
                 : service->clients_->Add(std::is_same_v<Protocol, SotwStream> ? "ads-sotw" : "ads-delta", peer_)) {
     service_->metrics_->xds_streams->Increment();
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       MutexLock lock(&mu_);
       finish_requested_ = true;
+      PumpLocked();
+      return;
+    }
+    if (!ParseRequest()) {
+      MutexLock lock(&mu_);
+      finish_requested_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "discovery request does not parse");
       PumpLocked();
       return;
     }
@@ -75,7 +80,7 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
       MutexLock lock(&mu_);
       PumpLocked();
     }
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -97,6 +102,14 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   }
 
  private:
+  bool ParseRequest() {
+    request_.Clear();
+    grpc::ProtoBufferReader reader(&request_bytes_);
+    const bool parsed = request_.ParseFromZeroCopyStream(&reader);
+    request_bytes_.Clear();
+    return parsed;
+  }
+
   // What `sbctl clients` shows: the types asked for, the last ACKed version of each, the
   // last NACK.
   void UpdateRegistry(RequestKind what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -152,13 +165,13 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
     if (writing_ || finished_) return;
     if (finish_requested_) {
       finished_ = true;
-      Finish(grpc::Status::OK);
+      Finish(finish_status_);
       return;
     }
     if (!has_node_) return;
-    std::optional<Response> next = state_.NextResponse(*service_->CurrentCatalog(kind_));
+    auto next = state_.Next(*service_->CurrentCatalog(kind_));
     if (!next) return;
-    response_ = std::move(*next);
+    response_ = ToWire(*next);
     writing_ = true;
     StartWrite(&response_);
   }
@@ -166,9 +179,10 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   AdsService* const service_;
   const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const std::string peer_;
-  const uint64_t client_id_;  // In the service's ClientRegistry; 0 when there is none.
-  Request request_;           // Owned by the single outstanding read.
-  int watcher_id_ = 0;        // Set by the read callback before any write; read in OnDone.
+  const uint64_t client_id_;        // In the service's ClientRegistry; 0 when there is none.
+  grpc::ByteBuffer request_bytes_;  // Owned by the single outstanding read.
+  Request request_;                 // request_bytes_ parsed; touched only from read callbacks.
+  int watcher_id_ = 0;              // Set by the read callback before any write; read in OnDone.
 
   Mutex mu_;
   bool has_node_ ABSL_GUARDED_BY(mu_) = false;
@@ -176,9 +190,10 @@ class AdsStream final : public grpc::ServerBidiReactor<Request, Response> {
   std::string user_agent_ ABSL_GUARDED_BY(mu_);
   ClientKind kind_ ABSL_GUARDED_BY(mu_) = ClientKind::kGrpc;
   Protocol state_ ABSL_GUARDED_BY(mu_);
-  Response response_ ABSL_GUARDED_BY(mu_);  // The write in flight.
+  grpc::ByteBuffer response_ ABSL_GUARDED_BY(mu_);  // The write in flight.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -189,7 +204,8 @@ AdsService::AdsService(SnapshotStore* store, ControlPlaneMetrics* metrics, Histo
       history_(history),
       clock_(clock),
       config_(std::move(config)),
-      clients_(clients) {
+      clients_(clients),
+      fanout_(coalescing.push_threads) {
   {
     MutexLock lock(&mu_);
     published_ = store_->All();
@@ -220,35 +236,40 @@ void AdsService::Push() {
   {
     MutexLock lock(&mu_);
     published_ = std::move(snapshots);
+    ++published_generation_;
   }
   // Each pump builds its response against the catalog just published (built once, by
-  // the first stream of each kind) and starts a write; none waits for the network.
+  // the first stream of each kind) and starts a write; none waits for the network. The
+  // writes start on several threads (gRPC writes on the thread that starts them).
   MutexLock lock(&streams_mu_);
-  for (auto& [id, pump] : streams_) pump();
+  std::vector<std::function<void()>*> pumps;
+  pumps.reserve(streams_.size());
+  for (auto& [id, pump] : streams_) pumps.push_back(&pump);
+  fanout_.Run(pumps.size(), [&pumps](size_t i) { (*pumps[i])(); });
 }
 
-grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* AdsService::StreamAggregatedResources(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AdsService::StreamAggregatedResources(
     grpc::CallbackServerContext* context) {
   if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
-    return new RefusedStream<DiscoveryRequest, DiscoveryResponse>(s);
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(s);
   }
   absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket = Admit(*context);
   if (!ticket.ok())
-    return new RefusedStream<DiscoveryRequest, DiscoveryResponse>(
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(ticket.status().message())));
-  return new AdsStream<SotwStream, DiscoveryRequest, DiscoveryResponse>(this, context, std::move(*ticket));
+  return new AdsStream<SotwStream, DiscoveryRequest>(this, context, std::move(*ticket));
 }
 
-grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* AdsService::DeltaAggregatedResources(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AdsService::DeltaAggregatedResources(
     grpc::CallbackServerContext* context) {
   if (grpc::Status s = auth_->Check(*context, Access::kSubscribe); !s.ok()) {
-    return new RefusedStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(s);
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(s);
   }
   absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket = Admit(*context);
   if (!ticket.ok())
-    return new RefusedStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(ticket.status().message())));
-  return new AdsStream<DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse>(this, context, std::move(*ticket));
+  return new AdsStream<DeltaStream, DeltaDiscoveryRequest>(this, context, std::move(*ticket));
 }
 
 absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> AdsService::Admit(const grpc::CallbackServerContext& context) {
@@ -259,13 +280,19 @@ absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> AdsService::Admit(const grpc
 std::shared_ptr<const Catalog> AdsService::CurrentCatalog(ClientKind kind) {
   std::shared_ptr<const policy::FleetConfig> config = config_ ? config_() : nullptr;
   MutexLock lock(&mu_);
+  CachedCatalog& cached = kind == ClientKind::kEnvoy ? envoy_catalog_ : grpc_catalog_;
+  // Every stream asks at every push: checking the generation first keeps that cheap.
+  if (cached.catalog != nullptr && cached.generation == published_generation_ && cached.config == config) {
+    return cached.catalog;
+  }
   const std::vector<std::shared_ptr<const Snapshot>>& snapshots = published_;
   std::vector<std::pair<std::string, std::string>> versions;
   versions.reserve(snapshots.size());
   for (const auto& snap : snapshots) versions.emplace_back(snap->pool, snap->version);
-  CachedCatalog& cached = kind == ClientKind::kEnvoy ? envoy_catalog_ : grpc_catalog_;
+  cached.generation = published_generation_;
   if (cached.catalog == nullptr || cached.versions != versions || cached.config != config) {
-    cached.catalog = BuildCatalog(snapshots, kind, config.get());
+    if (cached.config != config) cached.pools.clear();  // Every pool's settings may differ.
+    cached.catalog = BuildCatalog(snapshots, kind, config.get(), &cached.pools);
     cached.versions = std::move(versions);
     cached.config = std::move(config);
   }

@@ -21,12 +21,19 @@
 #include "controlplane/service/limits.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "controlplane/xds/push_coalescer.h"
+#include "controlplane/xds/push_fanout.h"
 #include "controlplane/xds/resources.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 
 namespace switchboard::controlplane::xds {
 
-class AdsService final : public envoy::service::discovery::v3::AggregatedDiscoveryService::CallbackService {
+// Both methods are served raw (grpc::ByteBuffer both ways): requests are parsed here,
+// and responses are assembled from resources encoded once and shared (wire.h), so a
+// push serializes and copies nothing per subscriber but its nonce and version.
+class AdsService final
+    : public envoy::service::discovery::v3::AggregatedDiscoveryService::WithRawCallbackMethod_StreamAggregatedResources<
+          envoy::service::discovery::v3::AggregatedDiscoveryService::WithRawCallbackMethod_DeltaAggregatedResources<
+              envoy::service::discovery::v3::AggregatedDiscoveryService::Service>> {
  public:
   // The running pool configuration (reloaded on SIGHUP); may return null.
   using ConfigSource = std::function<std::shared_ptr<const policy::FleetConfig>()>;
@@ -43,13 +50,11 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   // Streams per peer and subscribers in all (default: unlimited). Must outlive the service.
   void set_stream_gate(StreamGate* gate) { gate_ = gate; }
 
-  grpc::ServerBidiReactor<envoy::service::discovery::v3::DiscoveryRequest,
-                          envoy::service::discovery::v3::DiscoveryResponse>*
-  StreamAggregatedResources(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamAggregatedResources(
+      grpc::CallbackServerContext* context) override;
 
-  grpc::ServerBidiReactor<envoy::service::discovery::v3::DeltaDiscoveryRequest,
-                          envoy::service::discovery::v3::DeltaDiscoveryResponse>*
-  DeltaAggregatedResources(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* DeltaAggregatedResources(
+      grpc::CallbackServerContext* context) override;
 
   // The resources for clients of `kind` as of the last push (the store's snapshots when
   // the coalescer last pushed). Built once per change and shared by every stream.
@@ -59,7 +64,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   int64_t pushes() const { return coalescer_->pushes(); }
 
  private:
-  template <typename Protocol, typename Request, typename Response>
+  template <typename Protocol, typename Request>
   friend class AdsStream;
 
   // Streams register a pump, run on every push. RemoveStream returns only when that
@@ -77,7 +82,9 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
     // admin details keeps its version and does not rebuild the catalog.
     std::vector<std::pair<std::string, std::string>> versions;
     std::shared_ptr<const policy::FleetConfig> config;  // And with this configuration.
+    int64_t generation = -1;                            // published_generation_ when checked.
     std::shared_ptr<const Catalog> catalog;
+    std::map<std::string, PoolResources> pools;  // Each pool's resources, reused while unchanged.
   };
 
   SnapshotStore* const store_;
@@ -91,6 +98,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
 
   Mutex mu_;
   std::vector<std::shared_ptr<const Snapshot>> published_ ABSL_GUARDED_BY(mu_);
+  int64_t published_generation_ ABSL_GUARDED_BY(mu_) = 0;  // Counts the pushes that changed published_.
   CachedCatalog grpc_catalog_ ABSL_GUARDED_BY(mu_);
   CachedCatalog envoy_catalog_ ABSL_GUARDED_BY(mu_);
 
@@ -98,6 +106,7 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   std::map<int, std::function<void()>> streams_ ABSL_GUARDED_BY(streams_mu_);
   int next_stream_id_ ABSL_GUARDED_BY(streams_mu_) = 1;
 
+  PushFanOut fanout_;  // Runs the streams' pumps of a push; used by the coalescer's thread only.
   std::unique_ptr<PushCoalescer> coalescer_;
   int store_watcher_ = 0;
 };

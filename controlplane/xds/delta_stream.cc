@@ -53,28 +53,27 @@ RequestKind DeltaStream::OnRequest(const envoy::service::discovery::v3::DeltaDis
   return RequestKind::kAck;
 }
 
-std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::ResponseFor(
-    const std::string& type_url, TypeState& state, const Catalog& catalog, bool removals) {
+std::optional<DeltaOutgoing> DeltaStream::ResponseFor(const std::string& type_url, TypeState& state,
+                                                      const Catalog& catalog, bool removals) {
   if (!state.subscribed) return std::nullopt;
   const auto& available = catalog.Of(type_url);
-  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  DeltaOutgoing out;
+  envoy::service::discovery::v3::DeltaDiscoveryResponse& response = out.header;
   std::map<std::string, std::string> now_has = state.client_has;
 
-  auto consider = [&](const std::string& name, const Resource& resource) {
-    auto has = state.client_has.find(name);
-    if (has != state.client_has.end() && has->second == resource.version) return;
-    auto* out = response.add_resources();
-    out->set_name(name);
-    out->set_version(resource.version);
-    *out->mutable_resource() = resource.any;
-    now_has[name] = resource.version;
+  // Catalog keys are the resources' names.
+  auto consider = [&](const std::shared_ptr<const Resource>& resource) {
+    auto has = state.client_has.find(resource->name);
+    if (has != state.client_has.end() && has->second == resource->version) return;
+    out.resources.push_back(resource);
+    now_has[resource->name] = resource->version;
   };
   if (state.wildcard) {
-    for (const auto& [name, resource] : available) consider(name, *resource);
+    for (const auto& [name, resource] : available) consider(resource);
   } else {
     for (const std::string& name : state.names) {
       auto it = available.find(name);
-      if (it != available.end()) consider(name, *it->second);
+      if (it != available.end()) consider(it->second);
     }
   }
   for (const auto& [name, version] : state.client_has) {
@@ -83,7 +82,7 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
       now_has.erase(name);
     }
   }
-  if (response.resources().empty() && response.removed_resources().empty()) return std::nullopt;
+  if (out.resources.empty() && response.removed_resources().empty()) return std::nullopt;
 
   if (type_url == kClusterType) {
     // A cluster the client did not have waits for its endpoints; a removed one for nothing.
@@ -102,7 +101,7 @@ std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream
   state.last_nonce = response.nonce();
   state.last_version = response.system_version_info();
   state.awaiting_answer = true;
-  return response;
+  return out;
 }
 
 bool DeltaStream::AwaitingAnswer(const std::string& type_url) const {
@@ -122,6 +121,12 @@ bool DeltaStream::AwaitingEndpoints(const Catalog& catalog) const {
 }
 
 std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> DeltaStream::NextResponse(const Catalog& catalog) {
+  std::optional<DeltaOutgoing> next = Next(catalog);
+  if (!next) return std::nullopt;
+  return ToMessage(*next);
+}
+
+std::optional<DeltaOutgoing> DeltaStream::Next(const Catalog& catalog) {
   for (const char* type_url : kServedTypesInOrder) {
     auto it = types_.find(type_url);
     if (it == types_.end()) continue;

@@ -30,6 +30,7 @@
 
 #include "controlplane/xds/resources.h"
 #include "controlplane/xds/sotw_stream.h"
+#include "controlplane/xds/wire.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace switchboard::controlplane::xds {
@@ -38,6 +39,10 @@ class DeltaStream {
  public:
   RequestKind OnRequest(const envoy::service::discovery::v3::DeltaDiscoveryRequest& request);
 
+  // The next response against `catalog`, or nullopt when the client is up to date; as
+  // SotwStream::Next.
+  std::optional<DeltaOutgoing> Next(const Catalog& catalog);
+  // Next() as a message.
   std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> NextResponse(const Catalog& catalog);
 
   // The system_version_info of the last response of `type_url` the client ACKed ("" if
@@ -59,10 +64,8 @@ class DeltaStream {
   };
 
   // `removals`: whether removed_resources may be listed.
-  std::optional<envoy::service::discovery::v3::DeltaDiscoveryResponse> ResponseFor(const std::string& type_url,
-                                                                                   TypeState& state,
-                                                                                   const Catalog& catalog,
-                                                                                   bool removals);
+  std::optional<DeltaOutgoing> ResponseFor(const std::string& type_url, TypeState& state, const Catalog& catalog,
+                                           bool removals);
   bool AwaitingAnswer(const std::string& type_url) const;
   // As SotwStream's: a new cluster's assignment in `catalog` the client has not answered.
   bool AwaitingEndpoints(const Catalog& catalog) const;

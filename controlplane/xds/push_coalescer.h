@@ -25,6 +25,8 @@ struct PushCoalescing {
   absl::Duration quiet = absl::Milliseconds(10);
   // But never later than this after the first unpushed change.
   absl::Duration max_delay = absl::Milliseconds(100);
+  // Threads that start a push's writes (the coalescer's own included; push_fanout.h).
+  int push_threads = 1;  // One: the coalescer's thread starts every write.
 };
 
 struct PushDecision {

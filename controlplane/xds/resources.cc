@@ -15,6 +15,7 @@
 #include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
 #include "envoy/extensions/load_balancing_policies/override_host/v3/override_host.pb.h"
 #include "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -216,14 +217,54 @@ std::shared_ptr<const Resource> MakeResource(const std::string& name, const goog
   return resource;
 }
 
+const std::string& Resource::SotwEntry() const {
+  absl::call_once(sotw_once_, [this] {
+    envoy::service::discovery::v3::DiscoveryResponse one;
+    *one.add_resources() = any;
+    sotw_entry_ = DeterministicBytes(one);
+  });
+  return sotw_entry_;
+}
+
+const std::string& Resource::DeltaEntry() const {
+  absl::call_once(delta_once_, [this] {
+    envoy::service::discovery::v3::DeltaDiscoveryResponse one;
+    auto* resource = one.add_resources();
+    resource->set_name(name);
+    resource->set_version(version);
+    *resource->mutable_resource() = any;
+    delta_entry_ = DeterministicBytes(one);
+  });
+  return delta_entry_;
+}
+
+PoolResources BuildPoolResources(const Snapshot& snap, ClientKind kind, const policy::PoolPolicy* pool_config) {
+  PoolResources out;
+  out.version = snap.version;
+  const std::string& pool = snap.pool;
+  // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.
+  if (kind == ClientKind::kGrpc) out.resources.emplace_back(kListenerType, MakeResource(pool, BuildListener(pool)));
+  out.resources.emplace_back(kRouteConfigurationType, MakeResource(pool, BuildRouteConfiguration(pool)));
+  const envoy::config::cluster::v3::Cluster cluster = BuildCluster(snap.assignment, kind, pool_config);
+  out.resources.emplace_back(kClusterType, MakeResource(pool, cluster));
+  if (kind == ClientKind::kEnvoy) {
+    for (const auto& c : BuildClassClusters(snap.assignment, cluster)) {
+      out.resources.emplace_back(kClusterType, MakeResource(c.name(), c));
+    }
+  }
+  out.resources.emplace_back(kClusterLoadAssignmentType,
+                             MakeResource(pool, BuildClusterLoadAssignment(snap.assignment)));
+  return out;
+}
+
 std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<const Snapshot>>& snapshots,
-                                            ClientKind kind, const policy::FleetConfig* config) {
+                                            ClientKind kind, const policy::FleetConfig* config,
+                                            std::map<std::string, PoolResources>* reuse) {
   auto catalog = std::make_shared<Catalog>();
   // Every type is present, possibly empty: an empty LDS or CDS answer is a real answer.
-  auto& listeners = catalog->types[kListenerType];
-  auto& routes = catalog->types[kRouteConfigurationType];
-  auto& clusters = catalog->types[kClusterType];
-  auto& assignments = catalog->types[kClusterLoadAssignmentType];
+  for (const char* type_url : {kListenerType, kRouteConfigurationType, kClusterType, kClusterLoadAssignmentType}) {
+    catalog->types[type_url];
+  }
   if (kind == ClientKind::kEnvoy) {
     std::vector<std::string> pools;
     for (const auto& snap : snapshots) pools.push_back(snap->pool);
@@ -231,22 +272,23 @@ std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<co
     std::vector<const v1::Assignment*> published;
     for (const auto& snap : snapshots) published.push_back(&snap->assignment);
     ApplyClassRoutes(published, kModelHeader, &envoy_routes);  // Priority classes: POOL~CLASS.
-    routes[kEnvoyRouteName] = MakeResource(kEnvoyRouteName, envoy_routes);
+    catalog->types[kRouteConfigurationType][kEnvoyRouteName] = MakeResource(kEnvoyRouteName, envoy_routes);
   }
+  std::map<std::string, PoolResources> built;
   for (const std::shared_ptr<const Snapshot>& snap : snapshots) {
-    const std::string& pool = snap->pool;
-    // Envoy takes listeners with sockets; an ApiListener is for proxyless gRPC only.
-    if (kind == ClientKind::kGrpc) listeners[pool] = MakeResource(pool, BuildListener(pool));
-    routes[pool] = MakeResource(pool, BuildRouteConfiguration(pool));
-    const policy::PoolPolicy* pool_config = config != nullptr ? &config->For(pool) : nullptr;
-    const envoy::config::cluster::v3::Cluster cluster = BuildCluster(snap->assignment, kind, pool_config);
-    clusters[pool] = MakeResource(pool, cluster);
-    if (kind == ClientKind::kEnvoy) {
-      for (const auto& c : BuildClassClusters(snap->assignment, cluster))
-        clusters[c.name()] = MakeResource(c.name(), c);
+    PoolResources* pool = nullptr;
+    if (reuse != nullptr) {
+      auto it = reuse->find(snap->pool);
+      if (it != reuse->end() && it->second.version == snap->version)
+        pool = &(built[snap->pool] = std::move(it->second));
     }
-    assignments[pool] = MakeResource(pool, BuildClusterLoadAssignment(snap->assignment));
+    if (pool == nullptr) {
+      const policy::PoolPolicy* pool_config = config != nullptr ? &config->For(snap->pool) : nullptr;
+      pool = &(built[snap->pool] = BuildPoolResources(*snap, kind, pool_config));
+    }
+    for (const auto& [type_url, resource] : pool->resources) catalog->types[type_url][resource->name] = resource;
   }
+  if (reuse != nullptr) *reuse = std::move(built);
   return catalog;
 }
 

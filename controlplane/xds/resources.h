@@ -18,8 +18,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "controlplane/policy/pool_policy.h"
 #include "controlplane/snapshot/snapshot.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -69,10 +71,26 @@ envoy::config::endpoint::v3::ClusterLoadAssignment BuildClusterLoadAssignment(co
 inline constexpr uint32_t kLocalityWeightScale = 1000;
 
 // One resource ready to send: its name, a content-hash version, and the packed message.
+// Shared (immutable once built) by every stream that sends it; so are its wire entries.
 struct Resource {
   std::string name;
   std::string version;
   google::protobuf::Any any;
+
+  // `any` as one element of DiscoveryResponse.resources on the wire (field tag, length,
+  // the Any's bytes), serialized on first use and then shared: a response is assembled
+  // from these without serializing or copying a resource per stream. Thread-safe; set
+  // the fields above before the first call.
+  const std::string& SotwEntry() const;
+  // As one element of DeltaDiscoveryResponse.resources (a discovery Resource: name,
+  // version and the Any). Same contract.
+  const std::string& DeltaEntry() const;
+
+ private:
+  mutable absl::once_flag sotw_once_;
+  mutable std::string sotw_entry_;
+  mutable absl::once_flag delta_once_;
+  mutable std::string delta_entry_;
 };
 
 // Everything a client of one kind may subscribe to: type URL -> name -> resource.
@@ -83,9 +101,22 @@ struct Catalog {
   const std::map<std::string, std::shared_ptr<const Resource>>& Of(const std::string& type_url) const;
 };
 
-// `config` (may be null: no outlier detection) gives each pool's settings.
+// The resources one pool contributes to a catalog (every type but Envoy's route over all
+// pools), and the snapshot version they were built from.
+struct PoolResources {
+  std::string version;
+  std::vector<std::pair<const char*, std::shared_ptr<const Resource>>> resources;  // (type URL, resource).
+};
+PoolResources BuildPoolResources(const Snapshot& snap, ClientKind kind, const policy::PoolPolicy* pool_config);
+
+// `config` (may be null: no outlier detection) gives each pool's settings. `reuse` (may
+// be null) carries each pool's resources from one call to the next: a pool whose
+// snapshot version is the one recorded there is not rebuilt, so a change to one pool
+// costs that pool's resources only. The caller clears it when `config` changes. On
+// return it holds exactly the pools of `snapshots`.
 std::shared_ptr<const Catalog> BuildCatalog(const std::vector<std::shared_ptr<const Snapshot>>& snapshots,
-                                            ClientKind kind, const policy::FleetConfig* config = nullptr);
+                                            ClientKind kind, const policy::FleetConfig* config = nullptr,
+                                            std::map<std::string, PoolResources>* reuse = nullptr);
 
 // A resource from a message: packs it and versions it by a hash of its deterministic
 // serialization.

@@ -63,10 +63,8 @@ SotwStream::RequestKind SotwStream::OnRequest(const envoy::service::discovery::v
   return RequestKind::kAck;
 }
 
-std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::ResponseFor(const std::string& type_url,
-                                                                                        TypeState& state,
-                                                                                        const Catalog& catalog,
-                                                                                        bool keep_removed) {
+std::optional<SotwOutgoing> SotwStream::ResponseFor(const std::string& type_url, TypeState& state,
+                                                    const Catalog& catalog, bool keep_removed) {
   if (!state.subscribed) return std::nullopt;
   const auto& available = catalog.Of(type_url);
   std::map<std::string, std::shared_ptr<const Resource>> wanted;
@@ -104,10 +102,19 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
   if (state.answer_pending && versions.empty()) state.answer_pending = false;
   if (!changed && !state.answer_pending) return std::nullopt;
 
-  envoy::service::discovery::v3::DiscoveryResponse response;
+  SotwOutgoing out;
+  envoy::service::discovery::v3::DiscoveryResponse& response = out.header;
   response.set_type_url(type_url);
-  for (const auto& [name, resource] : wanted) *response.add_resources() = resource->any;
-  if (!IsCompleteStateType(type_url)) {
+  const bool complete = IsCompleteStateType(type_url);
+  for (const auto& [name, resource] : wanted) {
+    if (!complete && !state.answer_pending) {
+      // EDS and RDS: what the client has already stays as it is.
+      auto sent = state.sent.find(name);
+      if (sent != state.sent.end() && sent->second == resource->version) continue;
+    }
+    out.resources.push_back(resource);
+  }
+  if (!complete) {
     // Names sent before and gone from the catalog stay as they were on the client.
     for (const auto& [name, version] : state.sent) versions.emplace(name, version);
   }
@@ -129,7 +136,7 @@ std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::Resp
   state.answer_pending = false;
   state.awaiting_answer = true;
   if (type_url == kClusterType) state.sent_resources = std::move(wanted);
-  return response;
+  return out;
 }
 
 bool SotwStream::AwaitingAnswer(const std::string& type_url) const {
@@ -149,6 +156,12 @@ bool SotwStream::AwaitingEndpoints(const Catalog& catalog) const {
 }
 
 std::optional<envoy::service::discovery::v3::DiscoveryResponse> SotwStream::NextResponse(const Catalog& catalog) {
+  std::optional<SotwOutgoing> next = Next(catalog);
+  if (!next) return std::nullopt;
+  return ToMessage(*next);
+}
+
+std::optional<SotwOutgoing> SotwStream::Next(const Catalog& catalog) {
   // Make: new and changed resources, clusters first; listeners and routes only once the
   // client has answered the last Cluster response and the endpoints of every new cluster.
   for (const char* type_url : kServedTypesInOrder) {

@@ -12,7 +12,9 @@
 //     resource (wildcard); empty later, or on RDS and EDS, means none (unsubscribe).
 //   - A response goes out only when a subscribed resource's version differs from what was
 //     sent (or on the answer to a first request). LDS and CDS responses carry every
-//     subscribed resource that exists; a deleted one is left out, which deletes it.
+//     subscribed resource that exists; a deleted one is left out, which deletes it. EDS
+//     and RDS responses carry only the resources that changed (all subscribed ones on the
+//     answer to a first request): a change to one pool sends that pool's assignment only.
 //   - Names requested before they exist are kept and sent when they appear. A first
 //     request none of whose resources exist is not answered, not even with an empty
 //     Listener or Cluster list: that would delete what a client reconnecting to a
@@ -40,6 +42,7 @@
 #include "controlplane/xds/endpoint_wait.h"
 #include "controlplane/xds/resources.h"
 #include "controlplane/xds/type_urls.h"
+#include "controlplane/xds/wire.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace switchboard::controlplane::xds {
@@ -71,6 +74,8 @@ class SotwStream {
 
   // The next response to send against `catalog`, or nullopt when the client is up to
   // date. The response counts as sent: its nonce becomes the one a reply must carry.
+  std::optional<SotwOutgoing> Next(const Catalog& catalog);
+  // Next() as a message.
   std::optional<envoy::service::discovery::v3::DiscoveryResponse> NextResponse(const Catalog& catalog);
 
   // The version the client last accepted for `type_url` ("" if none), and its last NACK.
@@ -100,9 +105,8 @@ class SotwStream {
 
   // `keep_removed`: a Cluster response keeps carrying what was sent and the catalog no
   // longer has.
-  std::optional<envoy::service::discovery::v3::DiscoveryResponse> ResponseFor(const std::string& type_url,
-                                                                              TypeState& state, const Catalog& catalog,
-                                                                              bool keep_removed);
+  std::optional<SotwOutgoing> ResponseFor(const std::string& type_url, TypeState& state, const Catalog& catalog,
+                                          bool keep_removed);
   // Whether a response of `type_url` is unanswered.
   bool AwaitingAnswer(const std::string& type_url) const;
   // Whether a new cluster's assignment, in `catalog`, has not reached the client yet (make

@@ -345,11 +345,11 @@ TEST_F(AdsProtocolTest, StaleNonceIsIgnored) {
   // Names b with a nonce that was never sent: ignored, b is not sent.
   Send(xds::kClusterLoadAssignmentType, {"a", "b"}, "no-such-nonce", eds.version_info());
   EXPECT_EQ(Fence(xds::kClusterType, {"a"}).type_url(), xds::kClusterType);
-  // With the current nonce, b is sent (with a, as every subscribed one that exists).
+  // With the current nonce, b is sent (alone: EDS goes per resource, and a is unchanged).
   Ack(eds, {"a", "b"});
-  DiscoveryResponse both = Read();
-  EXPECT_EQ(both.type_url(), xds::kClusterLoadAssignmentType);
-  EXPECT_EQ(Names(both), (std::vector<std::string>{"a", "b"}));
+  DiscoveryResponse added = Read();
+  EXPECT_EQ(added.type_url(), xds::kClusterLoadAssignmentType);
+  EXPECT_EQ(Names(added), (std::vector<std::string>{"b"}));
 }
 
 TEST_F(AdsProtocolTest, EmptyNamesUnsubscribe) {
@@ -387,7 +387,7 @@ TEST_F(AdsProtocolTest, WildcardCdsListsEveryPoolAndNamesAppearLater) {
   EXPECT_EQ(Names(cds2), (std::vector<std::string>{"a", "b", "c"}));
   DiscoveryResponse eds = Read();
   EXPECT_EQ(eds.type_url(), xds::kClusterLoadAssignmentType);
-  EXPECT_EQ(Names(eds), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(Names(eds), (std::vector<std::string>{"c"}));  // Per resource: a and b did not change.
 }
 
 TEST_F(AdsProtocolTest, EnvoyGetsItsPolicyOutlierDetectionAndTheModelRoutes) {

@@ -274,5 +274,24 @@ TEST(DeltaStreamTest, ExplicitWildcardAndNamesThatAppearLater) {
   EXPECT_EQ(Names(*all), (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(DeltaStreamTest, WireBytesParseToTheResponse) {
+  DeltaStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b"}));
+  auto out = s.Next(*CatalogOf({{"a", 1}, {"b", 2}}));
+  ASSERT_TRUE(out);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(ToWire(*out).Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  envoy::service::discovery::v3::DeltaDiscoveryResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.SerializeAsString(), ToMessage(*out).SerializeAsString());
+  ASSERT_EQ(parsed.resources_size(), 2);
+  EXPECT_EQ(parsed.resources(0).name(), "a");
+  EXPECT_EQ(parsed.resources(1).name(), "b");
+  EXPECT_EQ(parsed.type_url(), kClusterLoadAssignmentType);
+  EXPECT_FALSE(parsed.nonce().empty());
+}
+
 }  // namespace
 }  // namespace switchboard::controlplane::xds

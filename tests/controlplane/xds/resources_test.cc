@@ -1,5 +1,6 @@
 #include "controlplane/xds/resources.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "envoy/extensions/load_balancing_policies/override_host/v3/override_host.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane::xds {
@@ -348,6 +350,51 @@ TEST(ResourcesTest, VersionIsAStableHashOfTheContent) {
   auto resource = MakeResource("chat", BuildRouteConfiguration("chat"));
   EXPECT_EQ(resource->version, MakeResource("chat", BuildRouteConfiguration("chat"))->version);
   EXPECT_NE(resource->version, MakeResource("chat2", BuildRouteConfiguration("chat2"))->version);
+}
+
+TEST(ResourcesTest, CatalogRebuildsOnlyThePoolsThatChanged) {
+  std::vector<std::shared_ptr<const Snapshot>> snaps = {Snap(Pool("a", {Ep("10.0.0.1:1", 1)}), "v1"),
+                                                        Snap(Pool("b", {Ep("10.0.0.2:1", 2)}), "v2")};
+  std::map<std::string, PoolResources> reuse;
+  auto first = BuildCatalog(snaps, ClientKind::kGrpc, nullptr, &reuse);
+  EXPECT_EQ(reuse.size(), 2u);
+  snaps[0] = Snap(Pool("a", {Ep("10.0.0.1:1", 7)}), "v3");
+  auto second = BuildCatalog(snaps, ClientKind::kGrpc, nullptr, &reuse);
+  for (const char* type : {kListenerType, kRouteConfigurationType, kClusterType, kClusterLoadAssignmentType}) {
+    SCOPED_TRACE(type);
+    // b's snapshot kept its version: the very same resources (not rebuilt, not re-encoded).
+    EXPECT_EQ(second->Of(type).at("b"), first->Of(type).at("b"));
+    EXPECT_NE(second->Of(type).at("a"), first->Of(type).at("a"));
+  }
+  EXPECT_NE(second->Of(kClusterLoadAssignmentType).at("a")->version,
+            first->Of(kClusterLoadAssignmentType).at("a")->version);
+  // The same content as a build without reuse.
+  auto fresh = BuildCatalog(snaps, ClientKind::kGrpc);
+  for (const char* type : {kListenerType, kRouteConfigurationType, kClusterType, kClusterLoadAssignmentType}) {
+    for (const auto& [name, resource] : fresh->Of(type))
+      EXPECT_EQ(second->Of(type).at(name)->version, resource->version);
+  }
+  // A pool gone from the snapshots is gone from the catalog and from the reuse map.
+  snaps.pop_back();
+  auto third = BuildCatalog(snaps, ClientKind::kGrpc, nullptr, &reuse);
+  EXPECT_EQ(third->Of(kClusterType).count("b"), 0u);
+  EXPECT_EQ(reuse.count("b"), 0u);
+  EXPECT_EQ(third->Of(kClusterType).at("a"), second->Of(kClusterType).at("a"));
+}
+
+TEST(ResourcesTest, WireEntriesAreOneResponseElement) {
+  auto resource = MakeResource("a", BuildClusterLoadAssignment(Pool("a", {Ep("10.0.0.1:1", 3)})));
+  envoy::service::discovery::v3::DiscoveryResponse sotw;
+  ASSERT_TRUE(sotw.ParseFromString(resource->SotwEntry()));
+  ASSERT_EQ(sotw.resources_size(), 1);
+  EXPECT_EQ(sotw.resources(0).SerializeAsString(), resource->any.SerializeAsString());
+  envoy::service::discovery::v3::DeltaDiscoveryResponse delta;
+  ASSERT_TRUE(delta.ParseFromString(resource->DeltaEntry()));
+  ASSERT_EQ(delta.resources_size(), 1);
+  EXPECT_EQ(delta.resources(0).name(), "a");
+  EXPECT_EQ(delta.resources(0).version(), resource->version);
+  EXPECT_EQ(delta.resources(0).resource().SerializeAsString(), resource->any.SerializeAsString());
+  EXPECT_EQ(&resource->SotwEntry(), &resource->SotwEntry());  // Encoded once.
 }
 
 }  // namespace

@@ -150,6 +150,53 @@ TEST(SotwStreamTest, NackIsRecordedAndNotAnsweredByResending) {
   ASSERT_TRUE(r3);
 }
 
+TEST(SotwStreamTest, AChangeToOnePoolSendsOnlyItsAssignment) {
+  SotwStream s;
+  s.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b", "c"}));
+  auto r1 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 1}, {"c", 1}}));
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(Names(*r1), (std::vector<std::string>{"a", "b", "c"}));  // The first answer: all.
+  s.OnRequest(Ack(*r1, {"a", "b", "c"}));
+  auto r2 = s.NextResponse(*CatalogOf({{"a", 1}, {"b", 5}, {"c", 1}}));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(Names(*r2), (std::vector<std::string>{"b"}));  // EDS is per resource: b only.
+  EXPECT_NE(r2->version_info(), r1->version_info());
+  s.OnRequest(Ack(*r2, {"a", "b", "c"}));
+  // A reconnect (empty nonce) gets everything again.
+  SotwStream again;
+  again.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b", "c"}, "", r2->version_info()));
+  auto r3 = again.NextResponse(*CatalogOf({{"a", 1}, {"b", 5}, {"c", 1}}));
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(Names(*r3), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(r3->version_info(), r2->version_info());
+}
+
+TEST(SotwStreamTest, WireBytesParseToTheResponseAndShareTheResources) {
+  auto catalog = CatalogOf({{"a", 1}, {"b", 2}});
+  SotwStream s1, s2;
+  s1.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b"}));
+  s2.OnRequest(Request(kClusterLoadAssignmentType, {"a", "b"}));
+  auto out1 = s1.Next(*catalog);
+  auto out2 = s2.Next(*catalog);
+  ASSERT_TRUE(out1 && out2);
+  grpc::ByteBuffer wire1 = ToWire(*out1), wire2 = ToWire(*out2);
+  std::vector<grpc::Slice> slices1, slices2;
+  ASSERT_TRUE(wire1.Dump(&slices1).ok());
+  ASSERT_TRUE(wire2.Dump(&slices2).ok());
+  std::string bytes;
+  for (const auto& slice : slices1) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  DiscoveryResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.SerializeAsString(), ToMessage(*out1).SerializeAsString());
+  EXPECT_EQ(Names(parsed), (std::vector<std::string>{"a", "b"}));
+  // Both streams' bytes for a's assignment are one buffer, the resource's own.
+  ASSERT_EQ(slices1.size(), 3u);  // The stream's own fields, then a and b.
+  ASSERT_EQ(slices2.size(), 3u);
+  const std::string& entry = catalog->Of(kClusterLoadAssignmentType).at("a")->SotwEntry();
+  EXPECT_EQ(static_cast<const void*>(slices1[1].begin()), static_cast<const void*>(entry.data()));
+  EXPECT_EQ(static_cast<const void*>(slices2[1].begin()), static_cast<const void*>(entry.data()));
+}
+
 TEST(SotwStreamTest, StaleNonceIsIgnored) {
   SotwStream s;
   s.OnRequest(Request(kClusterLoadAssignmentType, {"a"}));
@@ -162,11 +209,11 @@ TEST(SotwStreamTest, StaleNonceIsIgnored) {
   // A stale NACK is ignored as well.
   EXPECT_EQ(s.OnRequest(Nack(*r1, {"a"})), RequestKind::kStale);
   EXPECT_EQ(s.LastNack(kClusterLoadAssignmentType), "");
-  // The current nonce with b: b is sent.
+  // The current nonce with b: b is sent (a, which the client has, is not sent again).
   EXPECT_EQ(s.OnRequest(Ack(*r2, {"a", "b"})), RequestKind::kAck);
   auto r3 = s.NextResponse(*CatalogOf({{"a", 2}, {"b", 1}}));
   ASSERT_TRUE(r3);
-  EXPECT_EQ(Names(*r3), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Names(*r3), (std::vector<std::string>{"b"}));
 }
 
 TEST(SotwStreamTest, EmptyNamesOnEdsUnsubscribes) {
@@ -298,7 +345,7 @@ TEST(SotwStreamTest, ANewClustersRouteWaitsForItsEndpoints) {
   auto eds2 = s.NextResponse(*ab);
   ASSERT_TRUE(eds2);
   EXPECT_EQ(eds2->type_url(), kClusterLoadAssignmentType);
-  EXPECT_EQ(Names(*eds2), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Names(*eds2), (std::vector<std::string>{"b"}));  // a is unchanged.
   EXPECT_FALSE(s.NextResponse(*ab));
   s.OnRequest(Ack(*eds2, {"a", "b"}));
   auto rds2 = s.NextResponse(*ab);
