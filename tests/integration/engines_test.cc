@@ -30,14 +30,14 @@ class EnginesTest : public ::testing::TestWithParam<EngineCase> {
   void SetUp() override {
     cp_ = Subprocess::Start("switchboard-controlplane",
                             {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
-    auto port = cp_->WaitForPort("grpc listening on port ", absl::Seconds(20));
+    auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(port.ok()) << port.status();
     cp_addr_ = absl::StrCat("127.0.0.1:", *port);
     std::vector<std::string> args = {"--listen", "127.0.0.1:0",         "--model", "m-7b",     "--slots",
                                      "3",        "--tokens-per-second", "50",      "--engine", GetParam().fake_engine};
     args.insert(args.end(), GetParam().fake_flags.begin(), GetParam().fake_flags.end());
     server_ = Subprocess::Start("switchboard-fakellm", args);
-    auto sp = server_->WaitForPort("http listening on port ", absl::Seconds(20));
+    auto sp = server_->WaitForPort("http listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(sp.ok()) << sp.status();
     server_port_ = *sp;
     agent_ = Subprocess::Start("switchboard-agent",
@@ -74,7 +74,7 @@ class EnginesTest : public ::testing::TestWithParam<EngineCase> {
 TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
   const EngineCase& c = GetParam();
   std::optional<v1::EndpointStatus> ep;
-  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->weight() > 0; }, absl::Seconds(15)))
+  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->weight() > 0; }, Scaled(absl::Seconds(15))))
       << (ep ? ep->DebugString() : "no endpoint in pool m-7b");
   EXPECT_EQ(ep->engine(), c.expected_engine);
   EXPECT_EQ(ep->state(), v1::ENDPOINT_STATE_READY);
@@ -84,7 +84,7 @@ TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
   // Short requests first, so that latency histograms and token counters move.
   Send(3, 5);
   if (c.has_ttft) {
-    ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->ttft_p95_seconds() > 0; }, absl::Seconds(10)))
+    ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->ttft_p95_seconds() > 0; }, Scaled(absl::Seconds(10))))
         << ep->DebugString();
   }
   for (auto& t : load_) t.join();
@@ -93,18 +93,18 @@ TEST_P(EnginesTest, ControlPlaneSeesNormalizedState) {
   Send(5, 2000);
   ASSERT_TRUE(
       WaitFor([&] { return (ep = Endpoint()) && ep->slots_busy() == 3 && (!c.has_queue || ep->queue_depth() == 2); },
-              absl::Seconds(10)))
+              Scaled(absl::Seconds(10))))
       << ep->DebugString();
   // KV-cache use (measured or estimated) and decode speed per sequence become known.
   EXPECT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->kv_cache_usage() > 0 && ep->slot_tokens_per_second() > 0; },
-                      absl::Seconds(5)))
+                      Scaled(absl::Seconds(5))))
       << ep->DebugString();
 
   // The server dies: after the failure threshold the endpoint is excluded.
   server_->Signal(SIGKILL);
   server_->Wait();
-  ASSERT_TRUE(
-      WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_UNHEALTHY; }, absl::Seconds(10)))
+  ASSERT_TRUE(WaitFor([&] { return (ep = Endpoint()) && ep->state() == v1::ENDPOINT_STATE_UNHEALTHY; },
+                      Scaled(absl::Seconds(10))))
       << ep->DebugString();
   EXPECT_EQ(ep->weight(), 0u);
   EXPECT_FALSE(ep->probe_error().empty());
@@ -139,14 +139,14 @@ namespace {
 v1::Assignment AssignmentWithMeasuredSpeeds(const std::string& engine) {
   auto cp = Subprocess::Start("switchboard-controlplane",
                               {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
-  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  auto port = cp->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
   EXPECT_TRUE(port.ok()) << port.status();
   if (!port.ok()) return {};
   const std::string cp_addr = absl::StrCat("127.0.0.1:", *port);
   auto server = Subprocess::Start(
       "switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "2", "--tokens-per-second", "50",
                               "--prefill-tokens-per-second", "100", "--engine", engine});
-  auto sp = server->WaitForPort("http listening on port ", absl::Seconds(20));
+  auto sp = server->WaitForPort("http listening on port ", Scaled(absl::Seconds(20)));
   EXPECT_TRUE(sp.ok()) << sp.status();
   if (!sp.ok()) return {};
   auto agent = Subprocess::Start("switchboard-agent", {"--controlplane", cp_addr, "--backend",
@@ -154,7 +154,7 @@ v1::Assignment AssignmentWithMeasuredSpeeds(const std::string& engine) {
                                                        "--node-id", "n1", "--report-interval", "200ms", "--insecure"});
   Subscriber sub(cp_addr, {"m-7b"});
   EXPECT_TRUE(sub.WaitFor(
-      "m-7b", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, absl::Seconds(15)));
+      "m-7b", [](const v1::Assignment& a) { return a.endpoints_size() == 1; }, Scaled(absl::Seconds(15))));
   std::vector<std::thread> load;
   // Requests in two rounds, so that the counters move between two scrapes.
   SendChatCompletions(*sp, 2, 10, &load);
@@ -169,7 +169,7 @@ v1::Assignment AssignmentWithMeasuredSpeeds(const std::string& engine) {
         return x.endpoints_size() == 1 && x.endpoints(0).prefill_tokens_per_second() > 0 &&
                x.endpoints(0).decode_tokens_per_second() > 0;
       },
-      absl::Seconds(15), &a);
+      Scaled(absl::Seconds(15)), &a);
   EXPECT_TRUE(measured) << a.DebugString();
   return a;
 }
@@ -197,7 +197,7 @@ std::map<std::string, int> RunLoadgen(const std::string& cp_addr, const std::str
   auto lg = Subprocess::Start("switchboard-loadgen", {"--controlplane", cp_addr, "--pool", "m-7b", "--rps", "4",
                                                       "--duration", "3s", "--max-tokens", "2", "--prompt-chars", "8000",
                                                       "--report-every", "1s", "--picker", picker, "--seed", "3"});
-  absl::StatusOr<std::string> line = lg->WaitForLine("loadgen: done", absl::Seconds(60));
+  absl::StatusOr<std::string> line = lg->WaitForLine("loadgen: done", Scaled(absl::Seconds(60)));
   EXPECT_TRUE(line.ok()) << line.status();
   std::map<std::string, int> out;
   if (!line.ok()) return out;
@@ -219,7 +219,7 @@ std::map<std::string, int> RunLoadgen(const std::string& cp_addr, const std::str
 TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
   auto cp = Subprocess::Start("switchboard-controlplane",
                               {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--db", "", "--insecure"});
-  auto port = cp->WaitForPort("grpc listening on port ", absl::Seconds(20));
+  auto port = cp->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
   ASSERT_TRUE(port.ok()) << port.status();
   const std::string cp_addr = absl::StrCat("127.0.0.1:", *port);
   std::vector<std::unique_ptr<Subprocess>> servers;
@@ -228,7 +228,7 @@ TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
     servers.push_back(Subprocess::Start(
         "switchboard-fakellm", {"--listen", "127.0.0.1:0", "--model", "m-7b", "--slots", "4", "--tokens-per-second",
                                 "50", "--prefill-tokens-per-second", prefill}));
-    auto sp = servers.back()->WaitForPort("http listening on port ", absl::Seconds(20));
+    auto sp = servers.back()->WaitForPort("http listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(sp.ok()) << sp.status();
     ports.push_back(*sp);
   }
@@ -255,7 +255,7 @@ TEST(SizeAwarePickingTest, LongPromptsGoToTheServerThatPrefillsFast) {
   ASSERT_TRUE(sub.WaitFor(
       "m-7b",
       [&](const v1::Assignment& x) { return prefill_of(x, slow) > 0 && prefill_of(x, fast) > 2 * prefill_of(x, slow); },
-      absl::Seconds(15), &a))
+      Scaled(absl::Seconds(15)), &a))
       << a.DebugString();
 
   std::map<std::string, int> aware = RunLoadgen(cp_addr, "size-aware");
