@@ -183,7 +183,8 @@ class TlsFront {
   static constexpr int kIdleTimeoutSeconds = 60;
 
   static absl::StatusOr<std::unique_ptr<TlsFront>> Start(const std::string& listen, int backend_port,
-                                                         std::shared_ptr<HttpsCertificate> certificate) {
+                                                         std::shared_ptr<HttpsCertificate> certificate,
+                                                         const std::string& client_ca) {
     absl::StatusOr<HostPort> hp = ParseHostPort(listen);
     if (!hp.ok()) return hp.status();
     std::unique_ptr<TlsFront> front(new TlsFront(backend_port, std::move(certificate)));
@@ -191,6 +192,16 @@ class TlsFront {
     if (front->ctx_ == nullptr) return absl::InternalError("cannot create a TLS context");
     SSL_CTX_set_min_proto_version(front->ctx_, TLS1_2_VERSION);
     front->certificate_->InstallOn(front->ctx_);
+    if (!client_ca.empty()) {
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(client_ca.c_str());  // Sent to clients as hints.
+      if (names == nullptr || SSL_CTX_load_verify_locations(front->ctx_, client_ca.c_str(), nullptr) != 1) {
+        if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+        ERR_clear_error();
+        return absl::InvalidArgumentError(absl::StrCat("--client-ca ", client_ca, ": no readable PEM certificate"));
+      }
+      SSL_CTX_set_client_CA_list(front->ctx_, names);  // Takes ownership.
+      SSL_CTX_set_verify(front->ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
 
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -379,7 +390,8 @@ int HttpServer::port() const { return front != nullptr ? front->port() : exposer
 
 absl::StatusOr<std::unique_ptr<HttpServer>> MakeHttpServer(const std::string& listen, size_t num_threads,
                                                            const CivetCallbacks* callbacks,
-                                                           std::shared_ptr<HttpsCertificate> certificate) {
+                                                           std::shared_ptr<HttpsCertificate> certificate,
+                                                           const std::string& client_ca) {
   auto server = std::make_unique<HttpServer>();
   CivetCallbacks all;  // Zeroed by its constructor.
   if (callbacks != nullptr) all = *callbacks;
@@ -393,7 +405,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> MakeHttpServer(const std::string& li
   }
   if (certificate != nullptr) {
     absl::StatusOr<std::unique_ptr<TlsFront>> front =
-        TlsFront::Start(listen, server->exposer_port(), std::move(certificate));
+        TlsFront::Start(listen, server->exposer_port(), std::move(certificate), client_ca);
     if (!front.ok()) return front.status();
     server->front = std::move(*front);
   }
