@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
                  "from it); plain HTTP only with --insecure");
   // The metrics listener's certificate (reloaded when its files change) and client CA.
   AddServerTlsFlags(app, &tls);
+  app.get_option("--client-ca")
+      ->description("PEM CA bundle: --metrics-listen serves only clients with a certificate from it");
   app.add_option("--reconnect-grace", grace_text,
                  "after the stream to the control plane reconnects, keep endpoints its assignments "
                  "lack for this long (a restarted control plane knows only the agents that have "
