@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/barrier.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
+#include "common/notification.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/grpcpp.h"
@@ -413,10 +413,16 @@ TEST_F(LoadFaultsTest, ThunderingHerdOfReconnectingAgents) {
   std::atomic<int> refused{0};
   auto run_all = [&](const std::function<void(int)>& body) {
     std::vector<std::thread> threads;
-    absl::Barrier* start = new absl::Barrier(kAgents);
+    Mutex start_mu;  // A barrier: every thread starts once all are ready.
+    int ready = 0;
     for (int i = 0; i < kAgents; ++i) {
       threads.emplace_back([&, i] {
-        if (start->Block()) delete start;
+        {
+          MutexLock lock(&start_mu);
+          ++ready;
+          auto all_ready = [&ready] { return ready == kAgents; };
+          start_mu.Await(Condition(&all_ready));
+        }
         body(i);
       });
     }
@@ -753,7 +759,7 @@ TEST_F(LoadFaultsTest, HostileMessagesAreRefusedAndChangeNothingElse) {
   ASSERT_EQ(nodes_before.size(), 1u);
   // The honest agent keeps reporting the same load throughout (so its endpoint never
   // goes stale), every 250 ms, as a real agent would.
-  absl::Notification stop_honest;
+  Notification stop_honest;
   std::atomic<uint64_t> honest_sequence{1};
   std::atomic<int> honest_failures{0};
   std::thread honest_reporter([&] {

@@ -12,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
 #include "common/auth.h"
+#include "common/notification.h"
 #include "common/tls.h"
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -693,7 +693,7 @@ std::pair<grpc::Status, bool> HealthCheck(const std::shared_ptr<grpc::Channel>& 
   grpc::Slice slice(absl::StrCat(std::string(1, '\x0a'), std::string(1, static_cast<char>(service.size())), service));
   grpc::ByteBuffer request(&slice, 1), response;
   grpc::Status status;
-  absl::Notification done;
+  Notification done;
   stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                  [&](grpc::Status s) {
                    status = s;
