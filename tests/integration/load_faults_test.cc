@@ -431,7 +431,7 @@ TEST_F(LoadFaultsTest, ThunderingHerdOfReconnectingAgents) {
         {
           MutexLock lock(&start_mu);
           ++ready;
-          auto all_ready = [&ready] { return ready == kAgents; };
+          auto all_ready = [&] { return ready == kAgents; };
           start_mu.Await(Condition(&all_ready));
         }
         body(i);
