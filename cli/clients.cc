@@ -7,9 +7,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "common/net.h"
 #include "common/table.h"
-#include "google/protobuf/util/json_util.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
 namespace switchboard::cli {
@@ -43,12 +43,7 @@ int RunClients(const GlobalOptions& global, bool json, std::ostream& out, std::o
     return 1;
   }
   if (json) {
-    google::protobuf::util::JsonPrintOptions jo;
-    jo.always_print_primitive_fields = true;
-    jo.preserve_proto_field_names = true;
-    std::string text;
-    (void)google::protobuf::util::MessageToJsonString(resp, &text, jo);
-    out << text << "\n";
+    out << ToJson(resp, /*compact=*/true) << "\n";
     return 0;
   }
   if (resp.clients().empty()) {

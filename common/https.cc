@@ -16,16 +16,15 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "CivetServer.h"
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/host_port.h"
 #include "common/log.h"
 
@@ -43,15 +42,6 @@ struct HttpsCertificate::Pair {
 };
 
 namespace {
-
-bool ReadWhole(const std::string& path, std::string* text) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream out;
-  out << in.rdbuf();
-  *text = out.str();
-  return true;
-}
 
 // The pair in the two PEM texts, or what is wrong with them (naming the files only).
 absl::StatusOr<std::shared_ptr<const HttpsCertificate::Pair>> ParsePair(const std::string& cert_path,
@@ -102,20 +92,17 @@ absl::StatusOr<std::shared_ptr<HttpsCertificate>> HttpsCertificate::Load(const s
                                                                          const std::string& key_path,
                                                                          absl::Duration reload_interval,
                                                                          const Clock* clock) {
-  std::string cert_text, key_text;
-  if (!ReadWhole(cert_path, &cert_text)) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", cert_path, ": cannot read the file"));
-  }
-  if (!ReadWhole(key_path, &key_text)) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-key ", key_path, ": cannot read the file"));
-  }
-  absl::StatusOr<std::shared_ptr<const Pair>> pair = ParsePair(cert_path, cert_text, key_path, key_text);
+  absl::StatusOr<std::string> cert_text = ReadWholeFile(cert_path, "--tls-cert");
+  if (!cert_text.ok()) return cert_text.status();
+  absl::StatusOr<std::string> key_text = ReadWholeFile(key_path, "--tls-key");
+  if (!key_text.ok()) return key_text.status();
+  absl::StatusOr<std::shared_ptr<const Pair>> pair = ParsePair(cert_path, *cert_text, key_path, *key_text);
   if (!pair.ok()) return pair.status();
   std::shared_ptr<HttpsCertificate> certificate(new HttpsCertificate(cert_path, key_path, reload_interval, clock));
   MutexLock lock(&certificate->mu_);
   certificate->pair_ = std::move(*pair);
-  certificate->cert_text_ = std::move(cert_text);
-  certificate->key_text_ = std::move(key_text);
+  certificate->cert_text_ = std::move(*cert_text);
+  certificate->key_text_ = std::move(*key_text);
   certificate->last_read_ = clock->MonotonicNow();
   return certificate;
 }
@@ -127,19 +114,20 @@ absl::Status HttpsCertificate::MaybeReload() {
     if (now - last_read_ < reload_interval_) return absl::OkStatus();
     last_read_ = now;
   }
-  std::string cert_text, key_text;
-  if (!ReadWhole(cert_path_, &cert_text) || !ReadWhole(key_path_, &key_text)) {
+  absl::StatusOr<std::string> cert_text = ReadWholeFile(cert_path_, "--tls-cert");
+  absl::StatusOr<std::string> key_text = ReadWholeFile(key_path_, "--tls-key");
+  if (!cert_text.ok() || !key_text.ok()) {
     return absl::UnavailableError(absl::StrCat("--tls-cert ", cert_path_, " or --tls-key ", key_path_,
                                                ": cannot read; serving the one in force"));
   }
   {
     MutexLock lock(&mu_);
-    if (cert_text == cert_text_ && key_text == key_text_) return absl::OkStatus();
+    if (*cert_text == cert_text_ && *key_text == key_text_) return absl::OkStatus();
     // Remembered even when invalid, so a bad pair is reported once, not every interval.
-    cert_text_ = cert_text;
-    key_text_ = key_text;
+    cert_text_ = *cert_text;
+    key_text_ = *key_text;
   }
-  absl::StatusOr<std::shared_ptr<const Pair>> pair = ParsePair(cert_path_, cert_text, key_path_, key_text);
+  absl::StatusOr<std::shared_ptr<const Pair>> pair = ParsePair(cert_path_, *cert_text, key_path_, *key_text);
   if (!pair.ok()) {
     // Usual mid-rotation (the certificate renamed into place before its key): the next
     // read sees the pair whole.
@@ -183,7 +171,8 @@ class TlsFront {
   static constexpr int kIdleTimeoutSeconds = 60;
 
   static absl::StatusOr<std::unique_ptr<TlsFront>> Start(const std::string& listen, int backend_port,
-                                                         std::shared_ptr<HttpsCertificate> certificate) {
+                                                         std::shared_ptr<HttpsCertificate> certificate,
+                                                         const std::string& client_ca) {
     absl::StatusOr<HostPort> hp = ParseHostPort(listen);
     if (!hp.ok()) return hp.status();
     std::unique_ptr<TlsFront> front(new TlsFront(backend_port, std::move(certificate)));
@@ -191,6 +180,16 @@ class TlsFront {
     if (front->ctx_ == nullptr) return absl::InternalError("cannot create a TLS context");
     SSL_CTX_set_min_proto_version(front->ctx_, TLS1_2_VERSION);
     front->certificate_->InstallOn(front->ctx_);
+    if (!client_ca.empty()) {
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(client_ca.c_str());  // Sent to clients as hints.
+      if (names == nullptr || SSL_CTX_load_verify_locations(front->ctx_, client_ca.c_str(), nullptr) != 1) {
+        if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+        ERR_clear_error();
+        return absl::InvalidArgumentError(absl::StrCat("--client-ca ", client_ca, ": no readable PEM certificate"));
+      }
+      SSL_CTX_set_client_CA_list(front->ctx_, names);  // Takes ownership.
+      SSL_CTX_set_verify(front->ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
 
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -379,7 +378,8 @@ int HttpServer::port() const { return front != nullptr ? front->port() : exposer
 
 absl::StatusOr<std::unique_ptr<HttpServer>> MakeHttpServer(const std::string& listen, size_t num_threads,
                                                            const CivetCallbacks* callbacks,
-                                                           std::shared_ptr<HttpsCertificate> certificate) {
+                                                           std::shared_ptr<HttpsCertificate> certificate,
+                                                           const std::string& client_ca) {
   auto server = std::make_unique<HttpServer>();
   CivetCallbacks all;  // Zeroed by its constructor.
   if (callbacks != nullptr) all = *callbacks;
@@ -393,7 +393,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> MakeHttpServer(const std::string& li
   }
   if (certificate != nullptr) {
     absl::StatusOr<std::unique_ptr<TlsFront>> front =
-        TlsFront::Start(listen, server->exposer_port(), std::move(certificate));
+        TlsFront::Start(listen, server->exposer_port(), std::move(certificate), client_ca);
     if (!front.ok()) return front.status();
     server->front = std::move(*front);
   }

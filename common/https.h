@@ -90,11 +90,14 @@ struct HttpServer {
 
 // Starts an HttpServer on `listen` (HOST:PORT, port 0 picks one) with `num_threads`
 // civetweb threads and `callbacks` (may be null): HTTPS only (no plaintext on `listen`)
-// when `certificate` is non-null. A port that cannot be bound is an error
-// (prometheus-cpp throws; this turns it into a status).
+// when `certificate` is non-null. With `client_ca` too (a PEM CA bundle, read once here),
+// every client must present a certificate that chains to it, or the handshake fails
+// (mTLS). A port that cannot be bound, or a `client_ca` without a certificate in it, is
+// an error (prometheus-cpp throws; this turns it into a status).
 absl::StatusOr<std::unique_ptr<HttpServer>> MakeHttpServer(const std::string& listen, size_t num_threads,
                                                            const CivetCallbacks* callbacks,
-                                                           std::shared_ptr<HttpsCertificate> certificate);
+                                                           std::shared_ptr<HttpsCertificate> certificate,
+                                                           const std::string& client_ca = "");
 
 }  // namespace switchboard
 

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/client_interceptor.h"
@@ -58,7 +58,7 @@ class BearerTokenInterceptorFactory final : public grpc::experimental::ClientInt
 };
 
 struct ClientDefaults {
-  absl::Mutex mu;
+  Mutex mu;
   std::shared_ptr<grpc::ChannelCredentials> credentials ABSL_GUARDED_BY(mu);
   std::string server_name ABSL_GUARDED_BY(mu);
   std::string bearer_token ABSL_GUARDED_BY(mu);
@@ -74,7 +74,7 @@ std::shared_ptr<grpc::Channel> Make(const std::string& target, grpc::ChannelArgu
   std::string token;
   {
     ClientDefaults& d = Defaults();
-    absl::MutexLock lock(&d.mu);
+    MutexLock lock(&d.mu);
     credentials = d.credentials;
     token = d.bearer_token;
     if (!d.server_name.empty()) args.SetSslTargetNameOverride(d.server_name);
@@ -99,7 +99,7 @@ std::shared_ptr<grpc::Channel> MakeDedicatedChannel(const std::string& target) {
 void SetClientChannelDefaults(std::shared_ptr<grpc::ChannelCredentials> credentials, const std::string& server_name,
                               const std::string& bearer_token) {
   ClientDefaults& d = Defaults();
-  absl::MutexLock lock(&d.mu);
+  MutexLock lock(&d.mu);
   d.credentials = std::move(credentials);
   d.server_name = server_name;
   d.bearer_token = bearer_token;

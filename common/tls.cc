@@ -7,11 +7,10 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "grpcpp/security/tls_certificate_provider.h"
@@ -35,14 +34,6 @@ void AddReloadFlag(CLI::App& app, TlsFlags* flags) {
       ->capture_default_str();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot read the file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -55,7 +46,7 @@ BioPtr MemBio(const std::string& text) {
 // holds the matching PEM private key. Messages name files, never their contents.
 absl::Status CheckPemFiles(const std::string& cert_path, const char* cert_flag, const std::string& key_path,
                            const char* key_flag) {
-  absl::StatusOr<std::string> cert_pem = ReadFile(cert_path, cert_flag);
+  absl::StatusOr<std::string> cert_pem = ReadWholeFile(cert_path, cert_flag);
   if (!cert_pem.ok()) return cert_pem.status();
   BioPtr cert_bio = MemBio(*cert_pem);
   X509Ptr cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
@@ -63,7 +54,7 @@ absl::Status CheckPemFiles(const std::string& cert_path, const char* cert_flag, 
     return absl::InvalidArgumentError(absl::StrCat(cert_flag, " ", cert_path, ": no PEM certificate in the file"));
   }
   if (key_path.empty()) return absl::OkStatus();
-  absl::StatusOr<std::string> key_pem = ReadFile(key_path, key_flag);
+  absl::StatusOr<std::string> key_pem = ReadWholeFile(key_path, key_flag);
   if (!key_pem.ok()) return key_pem.status();
   BioPtr key_bio = MemBio(*key_pem);
   KeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
@@ -195,7 +186,7 @@ absl::Status ConfigureClientChannels(const TlsFlags& flags, const std::string& b
 absl::StatusOr<std::string> ReadBearerToken(const std::string& path) {
   std::string token;
   if (!path.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(path, "--token-file");
+    absl::StatusOr<std::string> text = ReadWholeFile(path, "--token-file");
     if (!text.ok()) return text.status();
     token = std::string(absl::StripAsciiWhitespace(*text));
     if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token-file ", path, ": the file is empty"));

@@ -1,43 +1,26 @@
 #include "common/token_file.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/log.h"
 
 namespace switchboard {
-namespace {
-
-// Reads the whole file into `text`; false when it cannot be read.
-bool ReadWhole(const std::string& path, std::string* text) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream out;
-  out << in.rdbuf();
-  *text = out.str();
-  return true;
-}
-
-}  // namespace
-
 TokenFile::TokenFile(std::string path, absl::Duration interval, const Clock* clock, OnChange on_change)
     : path_(std::move(path)), interval_(interval), clock_(clock), on_change_(std::move(on_change)) {}
 
 absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(const std::string& path, absl::Duration interval,
                                                            const Clock* clock, OnChange on_change) {
   std::unique_ptr<TokenFile> file(new TokenFile(path, interval, clock, std::move(on_change)));
-  std::string text;
-  if (!ReadWhole(path, &text)) {
-    return absl::InvalidArgumentError(absl::StrCat("--admin-tokens ", path, ": cannot read the file"));
-  }
-  absl::StatusOr<TokenTable> table = TokenTable::Parse(text, absl::StrCat("--admin-tokens ", path));
+  absl::StatusOr<std::string> text = ReadWholeFile(path, "--admin-tokens");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<TokenTable> table = TokenTable::Parse(*text, absl::StrCat("--admin-tokens ", path));
   if (!table.ok()) return table.status();
   {
     MutexLock lock(&file->mu_);
     file->table_ = std::make_shared<const TokenTable>(std::move(*table));
-    file->last_text_ = std::move(text);
+    file->last_text_ = std::move(*text);
   }
   if (interval > absl::ZeroDuration()) file->watcher_ = std::thread([f = file.get()] { f->Watch(); });
   return file;
@@ -57,8 +40,9 @@ std::shared_ptr<const TokenTable> TokenFile::Current() const {
 }
 
 absl::StatusOr<bool> TokenFile::Refresh() {
-  std::string text;
-  const bool readable = ReadWhole(path_, &text);
+  absl::StatusOr<std::string> read = ReadWholeFile(path_, "--admin-tokens");
+  const bool readable = read.ok();
+  const std::string text = readable ? std::move(*read) : std::string();
   {
     MutexLock lock(&mu_);
     if (readable ? (!unreadable_ && text == last_text_) : unreadable_) return false;

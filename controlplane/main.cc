@@ -12,6 +12,7 @@
 #include "common/cli_parse.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/protobuf_log.h"
 #include "common/tls.h"
 #include "controlplane/config/pool_config.h"
 #include "controlplane/ratelimit/config.h"
@@ -32,6 +33,8 @@ bool ParseDurationFlag(const std::string& text, absl::Duration* out, const char*
 
 int main(int argc, char** argv) {
   switchboard::SetLogProgramName("controlplane");
+  // Protobuf logs an error of its own per malformed agent message: one line per 10 s.
+  switchboard::RouteProtobufLogs(absl::Seconds(10));
 #ifdef NDEBUG
   // Debian's Abseil runs its deadlock detector on every lock unless told not to, which
   // costs every lock a graph update; keep it on in debug and sanitizer builds.

@@ -74,16 +74,16 @@ client::PickResult PoolTable::Pick(const std::string& pool, const client::PickRe
     // routable endpoints, as EstimatedOccupancy counts it: this picker's requests sent
     // (and seen finish) plus the other pickers' shared change, scaled for the pickers it
     // does not hear from.
-    double change = 0;
+    controlplane::policy::OccupancyChange change;
     for (const client::CandidateEndpoint& c : candidates) {
-      if (c.load.weight == 0) continue;
-      change += static_cast<double>(c.load.sent_since_assignment) - c.load.done_since_assignment + c.load.peers_change;
+      change.Add(c.load.weight > 0, static_cast<double>(c.load.sent_since_assignment),
+                 static_cast<double>(c.load.done_since_assignment), c.load.peers_change);
     }
-    change *= std::max(1.0, policy.picker.gateways);
     const controlplane::policy::ClassChoice choice =
         controlplane::policy::ClassifyRequest(p.admission, priority, tenant);
     auto h = p.headroom_slots.find(choice.name);
-    const double headroom = (h == p.headroom_slots.end() ? 0 : h->second) - change;
+    const double headroom = controlplane::policy::HeadroomSinceAssignment(h == p.headroom_slots.end() ? 0 : h->second,
+                                                                          change, policy.picker.gateways);
     const controlplane::policy::AdmissionDecision d =
         controlplane::policy::DecideAdmission(p.admission, choice.name, headroom);
     class_reason = absl::StrCat("class ", choice.name, " (", choice.reason, "): ");

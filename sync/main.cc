@@ -16,6 +16,7 @@
 #include "client/subscription.h"
 #include "common/cli_parse.h"
 #include "common/host_port.h"
+#include "common/https.h"
 #include "common/log.h"
 #include "common/metrics_listen.h"
 #include "common/mutex.h"
@@ -84,7 +85,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   app.add_option("--metrics-listen", metrics_listen,
-                 "serve Prometheus /metrics here, e.g. 127.0.0.1:9469 (off when empty; port 0 picks one)");
+                 "serve Prometheus /metrics here, e.g. 127.0.0.1:9469 (off when empty; port 0 picks one): "
+                 "HTTPS with --tls-cert/--tls-key (and, with --client-ca, only to clients with a certificate "
+                 "from it); plain HTTP only with --insecure");
+  // The metrics listener's certificate (reloaded when its files change) and client CA.
+  AddServerTlsFlags(app, &tls);
+  app.get_option("--client-ca")
+      ->description("PEM CA bundle: --metrics-listen serves only clients with a certificate from it");
   app.add_option("--reconnect-grace", grace_text,
                  "after the stream to the control plane reconnects, keep endpoints its assignments "
                  "lack for this long (a restarted control plane knows only the agents that have "
@@ -197,8 +204,27 @@ int main(int argc, char** argv) {
   } else {
     nx_sync = std::make_unique<NginxSync>(nx, std::cout);
   }
+  const bool server_tls = !tls.tls_cert.empty() || !tls.tls_key.empty() || !tls.client_ca.empty();
+  if (server_tls && tls.insecure) {
+    return UsageError("--insecure cannot be combined with --tls-cert, --tls-key or --client-ca");
+  }
+  if (server_tls && metrics_listen.empty()) {
+    return UsageError("--tls-cert, --tls-key and --client-ca are for --metrics-listen: give it too");
+  }
+  std::shared_ptr<HttpsCertificate> https;
+  if (!metrics_listen.empty() && !tls.insecure) {
+    if (tls.tls_cert.empty() || tls.tls_key.empty()) {
+      return UsageError("--metrics-listen serves HTTPS: give --tls-cert and --tls-key (or --insecure for plain HTTP)");
+    }
+    absl::StatusOr<unsigned> reload = ReloadIntervalSeconds(tls);
+    absl::StatusOr<std::shared_ptr<HttpsCertificate>> loaded =
+        reload.ok() ? HttpsCertificate::Load(tls.tls_cert, tls.tls_key, absl::Seconds(*reload))
+                    : absl::StatusOr<std::shared_ptr<HttpsCertificate>>(reload.status());
+    if (!loaded.ok()) return UsageError(std::string(loaded.status().message()));
+    https = *loaded;
+  }
   std::unique_ptr<SyncMetrics> metrics = MakeSyncMetrics();
-  auto exposer = ServeMetrics(metrics_listen, metrics->registry);
+  auto exposer = ServeMetrics(metrics_listen, metrics->registry, https, tls.client_ca);
   if (!exposer.ok()) {
     std::cerr << "switchboard-sync: --metrics-listen " << metrics_listen << ": " << exposer.status().message() << "\n";
     return 1;

@@ -13,8 +13,8 @@
 #include <unordered_map>
 
 #include "CLI/CLI.hpp"
-#include "absl/synchronization/mutex.h"
 #include "bench/loadgen/workload.h"
+#include "common/mutex.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 #include "switchboard/v1/discovery.grpc.pb.h"
 
@@ -174,7 +174,7 @@ class BareDiscovery final
 
 // The fleet's latest reports, decoded and applied under one mutex.
 struct BareFleet {
-  absl::Mutex mu;
+  Mutex mu;
   std::unordered_map<std::string, v1::Report> latest ABSL_GUARDED_BY(mu);
 };
 
@@ -197,7 +197,7 @@ class BareAgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v
       const uint32_t queue =
           marker_node && in_.report().endpoints_size() > 0 ? in_.report().endpoints(0).queue_depth() : 0;
       {
-        absl::MutexLock lock(&fleet_->mu);
+        MutexLock lock(&fleet_->mu);
         fleet_->latest[node_].Swap(in_.mutable_report());
       }
       if (marker_node && queue >= kMarkerBase) publisher_->Marker(queue);

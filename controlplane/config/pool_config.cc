@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/yaml_error.h"
 #include "yaml-cpp/yaml.h"
 
 namespace switchboard::controlplane {
@@ -34,8 +35,7 @@ class Parser {
   explicit Parser(std::string name) : name_(std::move(name)) {}
 
   absl::Status Error(const YAML::Node& node, const std::string& field, const std::string& message) const {
-    const int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(name_, ":", line, ": ", field, ": ", message));
+    return YamlError(name_, node, field, message);
   }
 
   absl::Status OnlyKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& known) const {
@@ -507,8 +507,7 @@ absl::StatusOr<FleetConfig> ParseFleetConfig(const std::string& yaml, const std:
       }
     }
   } catch (const YAML::Exception& e) {
-    const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(name, ":", line, ": ", e.msg));
+    return YamlExceptionError(name, e);
   }
   return config;
 }
@@ -518,8 +517,7 @@ absl::Status ParseWeightKeys(const YAML::Node& pool, const std::string& file, co
   try {
     return Parser(file).Weights(pool, field, out);
   } catch (const YAML::Exception& e) {
-    const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": ", e.msg));
+    return YamlExceptionError(file, e);
   }
 }
 

@@ -103,6 +103,20 @@ std::vector<ClassHeadroom> ClassHeadrooms(const AdmissionConfig& config, double 
   return out;
 }
 
+void RoutableOccupancy::Add(bool routable, double slots_total, double slots_busy, double queue_depth) {
+  if (!routable) return;
+  occupancy_slots += std::min(slots_busy, slots_total) + queue_depth;
+  slots += std::max(1.0, slots_total);
+}
+
+void OccupancyChange::Add(bool routable, double sent, double done, double peers_change) {
+  if (routable) slots += sent - done + peers_change;
+}
+
+double HeadroomSinceAssignment(double published_headroom_slots, const OccupancyChange& change, double gateways) {
+  return published_headroom_slots - change.slots * std::max(1.0, gateways);
+}
+
 AdmissionDecision DecideAdmission(const AdmissionConfig& config, const std::string& class_name, double headroom_slots) {
   AdmissionDecision d;
   d.headroom_slots = headroom_slots;

@@ -88,6 +88,32 @@ struct ClassHeadroom {
 // `occupancy` of them busy or queued. In rank order; empty when classes are off.
 std::vector<ClassHeadroom> ClassHeadrooms(const AdmissionConfig& config, double occupancy, double slots);
 
+// The occupancy the headroom is computed from: over the routable endpoints (weight > 0),
+// busy slots (at most the endpoint's slots) plus queued requests, and their slots, each
+// endpoint counted with at least one slot (as gateways estimate it:
+// client::EstimatedOccupancy). The control plane fills it at each reconcile and passes
+// it to ClassHeadrooms; the simulator does the same.
+struct RoutableOccupancy {
+  double occupancy_slots = 0;
+  double slots = 0;
+  // Adds one endpoint; one that is not routable adds nothing.
+  void Add(bool routable, double slots_total, double slots_busy, double queue_depth);
+};
+
+// The change in a pool's occupancy since its assignment, as a picker replica counts it on
+// the routable endpoints: its own requests sent less those it saw finish, plus the other
+// pickers' shared change (zero when not shared).
+struct OccupancyChange {
+  double slots = 0;
+  // Adds one endpoint; one that is not routable adds nothing.
+  void Add(bool routable, double sent, double done, double peers_change);
+};
+
+// A class's headroom now: `published_headroom_slots` (ClassHeadrooms at the reconcile, as
+// the assignment carries it) less `change`, scaled by `gateways`, the number of picker
+// replicas this one's count stands for (below 1 counts as 1).
+double HeadroomSinceAssignment(double published_headroom_slots, const OccupancyChange& change, double gateways);
+
 struct AdmissionDecision {
   bool admit = true;
   double headroom_slots = 0;

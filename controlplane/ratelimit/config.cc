@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/yaml_error.h"
 #include "yaml-cpp/yaml.h"
 
 namespace switchboard::controlplane::ratelimit {
@@ -26,8 +27,7 @@ class Parser {
   explicit Parser(std::string name) : name_(std::move(name)) {}
 
   absl::Status Error(const YAML::Node& node, const std::string& field, const std::string& message) const {
-    const int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(name_, ":", line, ": ", field, ": ", message));
+    return YamlError(name_, node, field, message);
   }
 
   absl::Status Positive(const YAML::Node& node, const std::string& field, uint64_t* out) const {
@@ -135,8 +135,7 @@ absl::StatusOr<RateLimitConfig> ParseRateLimitConfig(const std::string& yaml, co
     if (root.IsNull() || !root.IsMap() || !root["rate_limits"]) return config;
     if (absl::Status s = parser.RateLimits(root["rate_limits"], &config); !s.ok()) return s;
   } catch (const YAML::Exception& e) {
-    const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(name, ":", line, ": ", e.msg));
+    return YamlExceptionError(name, e);
   }
   return config;
 }

@@ -11,6 +11,16 @@
 #include "controlplane/service/refused_stream.h"
 
 namespace switchboard::controlplane {
+namespace {
+
+// The host of a gRPC peer ("ipv4:10.0.0.1:41234" -> "ipv4:10.0.0.1"): one key for every
+// connection a host opens, whatever its port.
+std::string PeerHost(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon == 0 ? peer : peer.substr(0, colon);
+}
+
+}  // namespace
 
 // One agent's Connect stream. Reads one message at a time; acks coalesce (only the
 // newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
@@ -42,8 +52,12 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         const LimitMetrics* m = service_->gate_->metrics();
         (absl::StrContains(status.message(), "--max-report-rate") ? m->report_rate : m->fleet)->Increment();
       }
-      SB_LOG(WARNING) << "rejected message from " << peer_ << (node_id_.empty() ? "" : " node=" + node_id_) << ": "
-                      << status.message();
+      const LogRateLimiter::Verdict log =
+          service_->rejected_log_.Admit(PeerHost(peer_), service_->clock_->MonotonicNow());
+      if (log.log) {
+        SB_LOG(WARNING) << "rejected message from " << peer_ << (node_id_.empty() ? "" : " node=" + node_id_) << ": "
+                        << status.message() << LogRateLimiter::Suffix(log);
+      }
       Disconnect();
       FinishWhenIdle(ToGrpcStatus(status));
       return;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/log_limiter.h"
 #include "common/mutex.h"
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
@@ -63,6 +64,9 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   const Authorizer* auth_ = Authorizer::AllowAll();
   RefusalSink on_refused_;
   StreamGate* gate_ = nullptr;
+  // "rejected message" lines: one per peer host per 10 s, with the count held back (a
+  // flood of malformed messages is counted by the metric, not logged line by line).
+  LogRateLimiter rejected_log_{absl::Seconds(10)};
 };
 
 }  // namespace switchboard::controlplane

@@ -125,17 +125,12 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   a.set_pool(pool);
   a.set_lb_policy(config.lb_policy);
   uint32_t routable = 0;
-  double routable_slots = 0, routable_occupancy = 0;  // For the priority classes' headroom.
+  policy::RoutableOccupancy occupancy;  // For the priority classes' headroom.
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const EndpointView& ep = endpoints[i];
     const uint32_t weight = weights.endpoints[i].weight;
     routable += weight > 0 ? 1 : 0;
-    if (weight > 0) {
-      // As gateways estimate it (client::EstimatedOccupancy): busy + queued, each
-      // endpoint counted with at least one slot.
-      routable_slots += std::max<uint32_t>(1, ep.slots_total);
-      routable_occupancy += std::min(ep.slots_busy, ep.slots_total) + ep.queue_depth;
-    }
+    occupancy.Add(weight > 0, ep.slots_total, ep.slots_busy, ep.queue_depth);
     v1::AssignedEndpoint* out = a.add_endpoints();
     out->set_address(ep.address);
     out->set_node_id(ep.node_id);
@@ -188,7 +183,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   if (config.admission.enabled()) {
     *a.mutable_priority() = policy::PriorityToProto(
-        config.admission, policy::ClassHeadrooms(config.admission, routable_occupancy, routable_slots));
+        config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots));
   }
   for (const policy::WeightResult& w : weights.endpoints) snap->weight_explanations.push_back(w.reason);
   snap->version = ComputeVersion(a);

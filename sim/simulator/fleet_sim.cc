@@ -322,13 +322,12 @@ class FleetSim {
     previous_weights_ = v.weights;
     if (admission_.enabled()) {
       // As the control plane publishes it (BuildSnapshot): over the routable servers.
-      double occupancy = 0, slots = 0;
+      policy::RoutableOccupancy occupancy;
       for (size_t i = 0; i < v.servers.size(); ++i) {
-        if (v.weights[i] == 0) continue;
-        occupancy += std::min(v.servers[i].busy, v.servers[i].slots) + v.servers[i].queue;
-        slots += std::max(1, v.servers[i].slots);
+        occupancy.Add(v.weights[i] > 0, v.servers[i].slots, v.servers[i].busy, v.servers[i].queue);
       }
-      for (const policy::ClassHeadroom& h : policy::ClassHeadrooms(admission_, occupancy, slots)) {
+      for (const policy::ClassHeadroom& h :
+           policy::ClassHeadrooms(admission_, occupancy.occupancy_slots, occupancy.slots)) {
         v.headroom.push_back(h.headroom_slots);
       }
     }
@@ -450,13 +449,13 @@ class FleetSim {
           // The picker's admission (PoolTable::Pick): the published headroom less the
           // change in occupancy since the view as the picker counts it (its own requests
           // and, shared, the others' change), times the replicas it does not hear from.
-          double change = 0;
+          policy::OccupancyChange change;
           for (const client::CandidateEndpoint& e : eps) {
-            change +=
-                static_cast<double>(e.load.sent_since_assignment) - e.load.done_since_assignment + e.load.peers_change;
+            change.Add(e.load.weight > 0, static_cast<double>(e.load.sent_since_assignment),
+                       static_cast<double>(e.load.done_since_assignment), e.load.peers_change);
           }
           const int cls = request.priority_class;
-          const double headroom = v.headroom[cls] - change * std::max(1.0, pp.picker.gateways);
+          const double headroom = policy::HeadroomSinceAssignment(v.headroom[cls], change, pp.picker.gateways);
           if (!policy::DecideAdmission(admission_, admission_.classes[cls].name, headroom).admit) return -1;
         }
         pp.picker.mean_prompt_tokens = s_.prompt_tokens_mean;

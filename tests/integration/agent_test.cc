@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "common/notification.h"
 #include "common/net.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -207,7 +207,7 @@ TEST_F(AgentTest, ServesHealthAndMetrics) {
     grpc::ByteBuffer request(&empty, 1);
     grpc::ByteBuffer response;
     grpc::Status s;
-    absl::Notification done;
+    Notification done;
     stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                    [&](grpc::Status st) {
                      s = st;

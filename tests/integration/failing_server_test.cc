@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/notification.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/integration/harness.h"
@@ -135,7 +135,7 @@ class FailingServerTest : public ::testing::TestWithParam<FailingCase> {
   std::string cp_addr_;
   int server_port_ = 0;
   std::thread traffic_;
-  absl::Notification stop_traffic_;
+  Notification stop_traffic_;
 };
 
 TEST_P(FailingServerTest, ExcludedWhileFailingAndBackThroughATrial) {

@@ -3,6 +3,7 @@
 // agents, and ten thousand malformed or hostile agent messages. The agents here are
 // in-process clients of the real AgentService protocol (the real agent needs a probed
 // inference server per endpoint; a thousand of them do not fit in a test).
+#include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -19,10 +20,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/barrier.h"
-#include "absl/synchronization/notification.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
+#include "common/notification.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/grpcpp.h"
@@ -169,7 +172,8 @@ class LoadFaultsTest : public ::testing::Test {
  protected:
   // Starts the control plane with `extra` flags. Its log is kept to errors: the hostile
   // test alone makes it log ten thousand rejections.
-  void StartControlPlane(std::vector<std::string> extra = {}) {
+  // With `log_file`, its stderr goes there, at level warning.
+  void StartControlPlane(std::vector<std::string> extra = {}, const std::string& log_file = "") {
     dir_ = std::filesystem::path(::testing::TempDir()) /
            absl::StrCat("load_faults_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
@@ -177,8 +181,15 @@ class LoadFaultsTest : public ::testing::Test {
     std::vector<std::string> args = {"--listen",    "127.0.0.1:0", "--metrics-listen",
                                      "127.0.0.1:0", "--db",        (dir_ / "h.db").string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    setenv("SWITCHBOARD_LOG_LEVEL", "error", 1);
-    cp_ = Subprocess::Start("switchboard-controlplane", args);
+    setenv("SWITCHBOARD_LOG_LEVEL", log_file.empty() ? "error" : "warning", 1);
+    if (log_file.empty()) {
+      cp_ = Subprocess::Start("switchboard-controlplane", args);
+    } else {
+      cp_ = Subprocess::Start(
+          "/bin/sh", {"-c", absl::StrCat("exec ", BinDir(), "/switchboard-controlplane ",
+                                         absl::StrJoin(WithTransportDefaults("switchboard-controlplane", args), " "),
+                                         " 2>", log_file)});
+    }
     unsetenv("SWITCHBOARD_LOG_LEVEL");
     auto port = cp_->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
     ASSERT_TRUE(port.ok()) << port.status();
@@ -417,10 +428,16 @@ TEST_F(LoadFaultsTest, ThunderingHerdOfReconnectingAgents) {
   std::atomic<int> refused{0};
   auto run_all = [&](const std::function<void(int)>& body) {
     std::vector<std::thread> threads;
-    absl::Barrier* start = new absl::Barrier(kAgents);
+    Mutex start_mu;  // A barrier: every thread starts once all are ready.
+    int ready = 0;
     for (int i = 0; i < kAgents; ++i) {
       threads.emplace_back([&, i] {
-        if (start->Block()) delete start;
+        {
+          MutexLock lock(&start_mu);
+          ++ready;
+          auto all_ready = [&] { return ready == kAgents; };
+          start_mu.Await(Condition(&all_ready));
+        }
         body(i);
       });
     }
@@ -739,6 +756,57 @@ HostileCase MakeHostileCase(int index, const v1::Hello& hello, const std::string
   }
 }
 
+// A flood of malformed agent messages (a node id that is not UTF-8: protobuf logs an
+// error of its own for each one it parses) is counted one by one in the metric but logged
+// in a bounded number of lines: one per peer host (and per protobuf source line) per 10 s.
+TEST_F(LoadFaultsTest, MalformedMessageFloodLogsABoundedNumberOfLines) {
+  const std::string log = (std::filesystem::path(::testing::TempDir()) / "load_faults_flood.log").string();
+  StartControlPlane({}, log);
+  auto metrics_port = cp_->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  auto rejected = [&] {
+    auto [rc, text] = RunToExit("/usr/bin/curl", {"-s", absl::StrCat("http://127.0.0.1:", *metrics_port, "/metrics")},
+                                absl::Seconds(30));
+    const std::string series = "switchboard_agent_messages_total{kind=\"any\",result=\"invalid_argument\"} ";
+    const size_t at = text.find(series);
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size()));
+  };
+  const double before = rejected();
+  ASSERT_GE(before, 0);
+
+  google::protobuf::LogHandler* log_handler = google::protobuf::SetLogHandler(nullptr);  // Serializing logs too.
+  constexpr int kMessages = 1000;
+  v1::AgentMessage bad;
+  bad.mutable_hello()->set_node_id("bad-\xff\xfe-node");
+  bad.mutable_hello()->set_agent_version("load-faults-test");
+  int invalid = 0;
+  FakeAgent agent(agents_.get());
+  for (int i = 0; i < kMessages; ++i) {
+    agent.Open();
+    invalid += agent.Send(bad).error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 1 : 0;
+  }
+  google::protobuf::SetLogHandler(log_handler);
+  EXPECT_EQ(invalid, kMessages);
+  EXPECT_TRUE(WaitFor([&] { return rejected() - before == kMessages; }, Scaled(absl::Seconds(20))))
+      << "rejected: " << rejected() - before;
+
+  cp_->Signal(SIGTERM);
+  cp_->Wait();
+  std::ifstream in(log);
+  int rejected_lines = 0, protobuf_lines = 0, lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    rejected_lines += absl::StrContains(line, "rejected message from") ? 1 : 0;
+    protobuf_lines += absl::StrContains(line, "UTF-8") && !absl::StrContains(line, "rejected message") ? 1 : 0;
+  }
+  // However long the flood took on a loaded machine: a line per 10 s at most, plus one.
+  const int bound = 2 + static_cast<int>(absl::ToDoubleSeconds(Scaled(absl::Seconds(60))) / 10);
+  EXPECT_GE(rejected_lines, 1);
+  EXPECT_LE(rejected_lines, bound);
+  EXPECT_GE(protobuf_lines, 1) << "protobuf's own complaint is logged (rate limited), not lost";
+  EXPECT_LE(protobuf_lines, bound);
+  EXPECT_LE(lines, 2 * bound + 10);
+}
+
 // Ten thousand malformed or hostile messages, on four connections at once: each is
 // refused with a clear error, the control plane keeps serving, and nothing else changes
 // (the honest node, its pool's version, what subscribers received).
@@ -757,7 +825,7 @@ TEST_F(LoadFaultsTest, HostileMessagesAreRefusedAndChangeNothingElse) {
   ASSERT_EQ(nodes_before.size(), 1u);
   // The honest agent keeps reporting the same load throughout (so its endpoint never
   // goes stale), every 250 ms, as a real agent would.
-  absl::Notification stop_honest;
+  Notification stop_honest;
   std::atomic<uint64_t> honest_sequence{1};
   std::atomic<int> honest_failures{0};
   std::thread honest_reporter([&] {

@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
+#include "common/notification.h"
 #include "common/net.h"
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -286,7 +286,7 @@ class PickerTest : public ::testing::Test {
     grpc::ByteBuffer request(&slice, 1);
     grpc::ByteBuffer response;
     grpc::Status status;
-    absl::Notification done;
+    Notification done;
     stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                    [&](grpc::Status st) {
                      status = st;

@@ -11,8 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "absl/strings/str_join.h"
 #include "common/auth.h"
+#include "common/notification.h"
 #include "common/tls.h"
 #include "envoy/service/ext_proc/v3/external_processor.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -411,6 +412,94 @@ TEST_F(SecurityTest, MetricsPortServesHttps) {
   EXPECT_TRUE(cp_->running());
 }
 
+// switchboard-sync's /metrics: HTTPS with --tls-cert/--tls-key, only to clients with a
+// certificate from --client-ca, following a rotated certificate without a restart; plain
+// HTTP only with --insecure (curl, as Prometheus would scrape it).
+TEST_F(SecurityTest, SyncMetricsServeHttpsWithClientCertificates) {
+  const std::string cert = (dir_ / "sync.crt").string(), key = (dir_ / "sync.key").string();
+  std::filesystem::copy_file(server_.cert, cert);
+  std::filesystem::copy_file(server_.key, key);
+  auto scraper = ca_->Issue("prometheus", {"DNS:prometheus"});
+  auto stranger = other_ca_->Issue("prometheus", {"DNS:prometheus"});
+  ASSERT_TRUE(scraper.ok() && stranger.ok());
+  // No control plane listens on port 1: the metrics listener starts regardless.
+  const std::vector<std::string> proxy = {
+      "nginx", "--pool", "p", "--out", (dir_ / "up.conf").string(), "--check-cmd", "true", "--reload-cmd", "true"};
+  auto sync_args = [&](std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--controlplane", "127.0.0.1:1", "--ca", ca_->cert()});
+    flags.insert(flags.end(), proxy.begin(), proxy.end());
+    return flags;
+  };
+  auto sync = Subprocess::Start("switchboard-sync",
+                                sync_args({"--metrics-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+                                           "--client-ca", ca_->cert(), "--tls-reload-interval", "1s"}));
+  auto port = sync->WaitForPort("metrics listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string url = absl::StrCat("https://127.0.0.1:", *port, "/metrics");
+  auto curl = [&](const std::string& ca, const CertFiles* client) {
+    std::vector<std::string> args = {"-sS", "--max-time", "10", "--cacert", ca};
+    if (client != nullptr) args.insert(args.end(), {"--cert", client->cert, "--key", client->key});
+    args.push_back(url);
+    return RunToExit("/usr/bin/curl", args, absl::Seconds(30));
+  };
+  auto [rc, out] = curl(ca_->cert(), &*scraper);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("switchboard_sync_changes_total"));
+  // No client certificate, or one from another CA: refused at the handshake.
+  std::tie(rc, out) = curl(ca_->cert(), nullptr);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr("switchboard_sync_changes_total")));
+  std::tie(rc, out) = curl(ca_->cert(), &*stranger);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr("switchboard_sync_changes_total")));
+  // No plaintext on that port; a server certificate from another CA is not trusted.
+  std::tie(rc, out) =
+      RunToExit("/usr/bin/curl", {"-sS", "--max-time", "10", absl::StrCat("http://127.0.0.1:", *port, "/metrics")},
+                absl::Seconds(30));
+  EXPECT_THAT(out, Not(HasSubstr("switchboard_sync_changes_total")));
+  std::tie(rc, out) = curl(other_ca_->cert(), &*scraper);
+  EXPECT_NE(rc, 0) << out;
+
+  // Rotation: a certificate from the other CA is served to new connections.
+  auto rotated = other_ca_->Issue("server", {"IP:127.0.0.1"});
+  ASSERT_TRUE(rotated.ok());
+  std::filesystem::copy_file(rotated->cert, cert + ".new");
+  std::filesystem::copy_file(rotated->key, key + ".new");
+  std::filesystem::rename(key + ".new", key);
+  std::filesystem::rename(cert + ".new", cert);
+  EXPECT_TRUE(WaitFor([&] { return curl(other_ca_->cert(), &*scraper).first == 0; }, absl::Seconds(30),
+                      absl::Milliseconds(200)));
+  EXPECT_TRUE(sync->running());
+
+  // Plain HTTP needs --insecure; TLS flags beside --insecure, or without a listener, are
+  // usage errors.
+  for (const std::vector<std::string>& flags : std::vector<std::vector<std::string>>{
+           {"--metrics-listen", "127.0.0.1:0"},
+           {"--metrics-listen", "127.0.0.1:0", "--tls-cert", cert},
+           {"--tls-cert", cert, "--tls-key", key},
+       }) {
+    std::tie(rc, out) = RunToExit("switchboard-sync", sync_args(flags), absl::Seconds(10));
+    EXPECT_EQ(rc, 2) << absl::StrJoin(flags, " ") << ": " << out;
+  }
+  std::tie(rc, out) = RunToExit("switchboard-sync",
+                                {"--controlplane", "127.0.0.1:1", "--insecure", "--metrics-listen", "127.0.0.1:0",
+                                 "--tls-cert", cert, "--tls-key", key, "nginx", "--pool", "p", "--out", "/tmp/x"},
+                                absl::Seconds(10));
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--insecure cannot be combined"));
+  auto plain = Subprocess::Start(
+      "switchboard-sync",
+      {"--controlplane", "127.0.0.1:1", "--insecure", "--metrics-listen", "127.0.0.1:0", "nginx", "--pool", "p",
+       "--out", (dir_ / "up2.conf").string(), "--check-cmd", "true", "--reload-cmd", "true"});
+  port = plain->WaitForPort("metrics listening on port ", absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  std::tie(rc, out) =
+      RunToExit("/usr/bin/curl", {"-sS", "--max-time", "10", absl::StrCat("http://127.0.0.1:", *port, "/metrics")},
+                absl::Seconds(30));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("switchboard_sync_changes_total"));
+}
+
 // Admin roles: no token cannot read or write, read can only read, admin can do both,
 // and every write is an event that names its caller.
 TEST_F(SecurityTest, AdminTokenRoles) {
@@ -607,7 +696,7 @@ std::pair<grpc::Status, bool> HealthCheck(const std::shared_ptr<grpc::Channel>& 
   grpc::Slice slice(absl::StrCat(std::string(1, '\x0a'), std::string(1, static_cast<char>(service.size())), service));
   grpc::ByteBuffer request(&slice, 1), response;
   grpc::Status status;
-  absl::Notification done;
+  Notification done;
   stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                  [&](grpc::Status s) {
                    status = s;

@@ -119,6 +119,67 @@ TEST(AdmissionTest, AdmitWhileReserveOfHigherClassesIsFree) {
   }
 }
 
+// The occupancy behind the headroom: routable endpoints only, busy capped at the slots,
+// queued requests added, each endpoint with at least one slot.
+TEST(AdmissionTest, RoutableOccupancyCountsRoutableEndpoints) {
+  struct Endpoint {
+    bool routable;
+    double slots_total, slots_busy, queue_depth;
+  };
+  struct Row {
+    const char* name;
+    std::vector<Endpoint> endpoints;
+    double occupancy_slots, slots;
+  };
+  const Row rows[] = {
+      {"none", {}, 0, 0},
+      {"idle", {{true, 4, 0, 0}}, 0, 4},
+      {"busy and queued", {{true, 4, 3, 2}}, 5, 4},
+      {"busy past the slots is capped", {{true, 4, 6, 1}}, 5, 4},
+      {"no slots counts as one", {{true, 0, 0, 2}}, 2, 1},
+      {"not routable adds nothing", {{false, 8, 8, 9}, {true, 2, 1, 0}}, 1, 2},
+      {"sums", {{true, 4, 4, 1}, {true, 8, 2, 0}, {false, 4, 4, 4}}, 7, 12},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.name);
+    RoutableOccupancy o;
+    for (const Endpoint& e : r.endpoints) o.Add(e.routable, e.slots_total, e.slots_busy, e.queue_depth);
+    EXPECT_DOUBLE_EQ(o.occupancy_slots, r.occupancy_slots);
+    EXPECT_DOUBLE_EQ(o.slots, r.slots);
+  }
+}
+
+// A picker's headroom: the published one less its change since the assignment on the
+// routable endpoints, scaled by the replicas it stands for (at least one).
+TEST(AdmissionTest, HeadroomSinceAssignmentSubtractsTheScaledChange) {
+  struct Endpoint {
+    bool routable;
+    double sent, done, peers_change;
+  };
+  struct Row {
+    const char* name;
+    double published;
+    std::vector<Endpoint> endpoints;
+    double gateways, headroom;
+  };
+  const Row rows[] = {
+      {"no change", 3, {{true, 0, 0, 0}}, 1, 3},
+      {"own requests", 3, {{true, 2, 0, 0}}, 1, 1},
+      {"finished ones give back", 3, {{true, 2, 2, 0}}, 1, 3},
+      {"peers' change", 3, {{true, 1, 0, 1.5}}, 1, 0.5},
+      {"scaled by the replicas", 3, {{true, 1, 0, 0}}, 4, -1},
+      {"fewer than one replica counts as one", 3, {{true, 1, 0, 0}}, 0, 2},
+      {"not routable ignored", 3, {{false, 5, 0, 5}, {true, 1, 0, 0}}, 2, 1},
+      {"negative published stays negative", -2, {{true, 0, 1, 0}}, 1, -1},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.name);
+    OccupancyChange change;
+    for (const Endpoint& e : r.endpoints) change.Add(e.routable, e.sent, e.done, e.peers_change);
+    EXPECT_DOUBLE_EQ(HeadroomSinceAssignment(r.published, change, r.gateways), r.headroom);
+  }
+}
+
 TEST(AdmissionTest, DecisionCarriesReasonRetryAfterAndQueue) {
   const AdmissionConfig config = ThreeClasses();
   AdmissionDecision d = DecideAdmission(config, "standard", -1.5);

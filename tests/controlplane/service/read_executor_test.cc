@@ -1,6 +1,6 @@
 #include "controlplane/service/read_executor.h"
 
-#include "absl/synchronization/notification.h"
+#include "common/notification.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane {
@@ -8,7 +8,7 @@ namespace {
 
 // Work runs on the executor's thread, in order; a full queue refuses at once.
 TEST(ReadExecutorTest, RunsQueuedWorkAndRefusesWhenFull) {
-  absl::Notification started, release, second_ran;
+  Notification started, release, second_ran;
   {
     ReadExecutor executor(/*queue_limit=*/1);
     ASSERT_TRUE(executor.Post([&] {
