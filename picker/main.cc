@@ -19,6 +19,7 @@
 #include "client/subscription.h"
 #include "common/cli_parse.h"
 #include "common/host_port.h"
+#include "common/https.h"
 #include "common/log.h"
 #include "common/metrics_listen.h"
 #include "common/mutex.h"
@@ -147,7 +148,8 @@ int main(int argc, char** argv) {
                "serve gRPC server reflection on the ext_proc port (for grpcurl and the like; off by default, "
                "never on --health-listen)");
   app.add_option("--metrics-listen", metrics_listen,
-                 "serve Prometheus /metrics here, e.g. 0.0.0.0:9090 (off when empty; port 0 picks one)");
+                 "serve Prometheus /metrics here, e.g. 0.0.0.0:9090 (off when empty; port 0 picks one); HTTPS with "
+                 "--tls-cert/--tls-key, plain HTTP only with --insecure");
   app.add_option("--replicas", policy.picker.gateways,
                  "picker replicas sharing the pools: while in-flight sharing is down (or for replicas on "
                  "another control-plane replica), the requests since the last assignment this one knows of "
@@ -222,8 +224,19 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials = MakeServerCredentials(tls);
   if (!server_credentials.ok()) return UsageError(std::string(server_credentials.status().message()));
 
+  // /metrics speaks HTTPS with the picker's own server certificate (reloaded like the gRPC
+  // one); plain HTTP only with --insecure.
+  std::shared_ptr<HttpsCertificate> https;
+  if (!metrics_listen.empty() && !tls.insecure) {
+    absl::StatusOr<unsigned> reload = ReloadIntervalSeconds(tls);
+    absl::StatusOr<std::shared_ptr<HttpsCertificate>> loaded =
+        reload.ok() ? HttpsCertificate::Load(tls.tls_cert, tls.tls_key, absl::Seconds(*reload))
+                    : absl::StatusOr<std::shared_ptr<HttpsCertificate>>(reload.status());
+    if (!loaded.ok()) return UsageError("--metrics-listen: " + std::string(loaded.status().message()));
+    https = *loaded;
+  }
   std::unique_ptr<PickerMetrics> metrics = MakePickerMetrics();
-  auto exposer = ServeMetrics(metrics_listen, metrics->registry);
+  auto exposer = ServeMetrics(metrics_listen, metrics->registry, https);
   if (!exposer.ok()) {
     std::cerr << "switchboard-picker: --metrics-listen " << metrics_listen << ": " << exposer.status().message()
               << "\n";
