@@ -10,12 +10,13 @@ namespace {
 class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse> {
  public:
   ProcessReactor(PoolTable* table, const ExchangeOptions* options, PickerMetrics* metrics)
-      : exchange_(table, options, metrics), metrics_(metrics) {
+      : exchange_(table, options, metrics), options_(options), metrics_(metrics) {
     metrics_->streams->Increment();
     StartRead(&request_);
   }
 
-  // Reads are one at a time, so the exchange is only ever touched by one callback.
+  // Reads are one at a time, and none is started while the exchange awaits the rate
+  // limits, so the exchange is only ever touched by one callback.
   void OnReadDone(bool ok) override {
     if (!ok) {  // Envoy half-closed (or the stream broke): finish once the answers are out.
       {
@@ -25,13 +26,19 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
       Pump();
       return;
     }
-    std::vector<ext_proc::ProcessingResponse> answers = exchange_.Handle(request_);
-    {
-      MutexLock lock(&mu_);
-      for (ext_proc::ProcessingResponse& a : answers) queue_.push_back(std::move(a));
+    Queue(exchange_.Handle(request_));
+    if (!exchange_.awaiting_rate_limit()) {
+      StartRead(&request_);
+      return;
     }
-    Pump();
-    StartRead(&request_);
+    // The pick waits for the rate limits; so does this stream's next read (the exchange
+    // takes no message meanwhile), but no thread waits: the answer resumes the stream.
+    // The call has a deadline, so the reactor (which cannot end while a read is not
+    // started again) always hears back.
+    options_->rate_limits->CheckAsync(exchange_.rate_limit_keys(), [this](RateLimitVerdict verdict) {
+      Queue(exchange_.Resume(verdict));
+      StartRead(&request_);
+    });
   }
 
   void OnWriteDone(bool ok) override {
@@ -51,6 +58,14 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   }
 
  private:
+  void Queue(std::vector<ext_proc::ProcessingResponse> answers) {
+    {
+      MutexLock lock(&mu_);
+      for (ext_proc::ProcessingResponse& a : answers) queue_.push_back(std::move(a));
+    }
+    Pump();
+  }
+
   // Starts the next write, or finishes once reads are over and every answer is written.
   // gRPC is called outside the mutex: it may run a callback inline.
   void Pump() {
@@ -72,6 +87,7 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   }
 
   Exchange exchange_;
+  const ExchangeOptions* const options_;
   PickerMetrics* const metrics_;
   ext_proc::ProcessingRequest request_;
   Mutex mu_;
