@@ -72,7 +72,8 @@ std::string Flag(int argc, char** argv, const std::string& name, const std::stri
 }
 
 // The baseline: the same service answering OK without looking at the request, on a server
-// built like the control plane's (its keepalive arguments; abseil's deadlock detector off).
+// built like the control plane's (its keepalive arguments; abseil's deadlock detector off),
+// plus BDP probing off (measured: no change in system calls per unary call).
 class BareRls final : public RateLimitService::CallbackService {
   grpc::ServerUnaryReactor* ShouldRateLimit(grpc::CallbackServerContext* context, const RateLimitRequest*,
                                             RateLimitResponse* response) override {
