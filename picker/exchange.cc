@@ -248,7 +248,30 @@ void Exchange::Pick(ext_proc::ProcessingRequest::RequestCase kind, AfterPick aft
   request.session_id = session_;
   request.subset = subset_;
   bool class_refused = false;
-  const client::PickResult result = table_->Pick(model, request, priority_, tenant_, &class_refused);
+  uint64_t held = 0;
+  const client::PickResult result =
+      table_->Pick(model, request, priority_, tenant_, &class_refused, on_release_, on_release_ ? &held : nullptr);
+  if (held != 0) {  // In its class's queue: ResumeHeld answers.
+    held_ = held;
+    pending_kind_ = kind;
+    pending_after_ = after;
+    return;
+  }
+  Answer(kind, after, result, class_refused, out);
+}
+
+std::vector<ext_proc::ProcessingResponse> Exchange::ResumeHeld(const client::PickResult& result) {
+  std::vector<ext_proc::ProcessingResponse> out;
+  if (held_ == 0) return out;
+  held_ = 0;
+  Answer(pending_kind_, pending_after_, result, result.verdict == client::PickVerdict::kShed, &out);
+  if (observability_) out.clear();
+  return out;
+}
+
+void Exchange::Answer(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after, const client::PickResult& result,
+                      bool class_refused, std::vector<ext_proc::ProcessingResponse>* out) {
+  const std::string& model = model_;
   metrics_->decide_seconds->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_started_).count());
   switch (result.verdict) {
@@ -336,6 +359,12 @@ void Exchange::ReportTokens() {
   response_body_.clear();
 }
 
-void Exchange::End() { FinishRequest(); }
+void Exchange::End() {
+  if (held_ != 0) {
+    table_->Unhold(held_);
+    held_ = 0;
+  }
+  FinishRequest();
+}
 
 }  // namespace switchboard::picker

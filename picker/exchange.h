@@ -79,7 +79,16 @@ class Exchange {
   // The answers that the rate limit check held back: the pick (and the body and trailers
   // after it), or a 429 with the limit's x-ratelimit-* headers and Retry-After.
   std::vector<ext_proc::ProcessingResponse> Resume(const RateLimitVerdict& verdict);
-  // The stream is over: a routed request not finished yet is counted as finished.
+  // Priority-class queues (PoolTable::Pick): with a callback set, a request its class
+  // refuses may be held instead of answered 429. Handle (or Resume) then returns without
+  // the pick and awaiting_release() is true; the table calls `on_release` once (from any
+  // thread) with the pick, and the caller, feeding no message meanwhile, passes it to
+  // ResumeHeld for the answers. Without a callback: 429 at once.
+  void set_on_release(PoolTable::ReleaseCallback on_release) { on_release_ = std::move(on_release); }
+  bool awaiting_release() const { return held_ != 0; }
+  std::vector<ext_proc::ProcessingResponse> ResumeHeld(const client::PickResult& result);
+  // The stream is over: a routed request not finished yet is counted as finished, a held
+  // one leaves its queue.
   void End();
 
   // What the exchange decided (tests and the debug log).
@@ -104,6 +113,9 @@ class Exchange {
   // The pick itself, once the rate limits admitted the request.
   void Pick(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after,
             std::vector<ext_proc::ProcessingResponse>* out);
+  // The answers for the pick's `result` (`class_refused`: a kShed by the class).
+  void Answer(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after, const client::PickResult& result,
+              bool class_refused, std::vector<ext_proc::ProcessingResponse>* out);
   void Immediate(int code, const std::string& body, absl::Duration retry_after,
                  std::vector<ext_proc::ProcessingResponse>* out,
                  const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -137,6 +149,8 @@ class Exchange {
   // token usage.
   bool count_tokens_ = false;
   RateLimitKeys rate_limit_keys_;
+  PoolTable::ReleaseCallback on_release_;
+  uint64_t held_ = 0;  // Held in its class's queue (PoolTable's id); 0: not.
   std::string response_body_;
 };
 

@@ -1,6 +1,7 @@
 #include "picker/ext_proc_service.h"
 
 #include <deque>
+#include <optional>
 
 #include "common/mutex.h"
 
@@ -12,6 +13,7 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   ProcessReactor(PoolTable* table, const ExchangeOptions* options, PickerMetrics* metrics)
       : exchange_(table, options, metrics), options_(options), metrics_(metrics) {
     metrics_->streams->Increment();
+    exchange_.set_on_release([this](client::PickResult result) { Released(std::move(result)); });
     StartRead(&request_);
   }
 
@@ -27,6 +29,27 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
       return;
     }
     Queue(exchange_.Handle(request_));
+    Continue();
+  }
+
+  // After the exchange took a message or a verdict: the next read, or a wait.
+  void Continue() {
+    if (exchange_.awaiting_release()) {
+      // Held in its class's queue: no read until the table releases it (at the latest at
+      // the class's deadline, or when the picker closes its queues), which may have
+      // happened already on another thread.
+      std::optional<client::PickResult> released;
+      {
+        MutexLock lock(&mu_);
+        held_waiting_ = true;
+        if (!released_.has_value()) return;
+        released.swap(released_);
+        held_waiting_ = false;
+      }
+      Queue(exchange_.ResumeHeld(*released));
+      Continue();
+      return;
+    }
     if (!exchange_.awaiting_rate_limit()) {
       StartRead(&request_);
       return;
@@ -37,8 +60,23 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
     // started again) always hears back.
     options_->rate_limits->CheckAsync(exchange_.rate_limit_keys(), [this](RateLimitVerdict verdict) {
       Queue(exchange_.Resume(verdict));
-      StartRead(&request_);
+      Continue();
     });
+  }
+
+  // The table released the held request (any thread): resume now if the exchange is
+  // waiting for it, else Continue finds it.
+  void Released(client::PickResult result) {
+    {
+      MutexLock lock(&mu_);
+      if (!held_waiting_) {
+        released_ = std::move(result);
+        return;
+      }
+      held_waiting_ = false;
+    }
+    Queue(exchange_.ResumeHeld(result));
+    Continue();
   }
 
   void OnWriteDone(bool ok) override {
@@ -95,6 +133,8 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool held_waiting_ ABSL_GUARDED_BY(mu_) = false;                   // Continue saw the exchange held.
+  std::optional<client::PickResult> released_ ABSL_GUARDED_BY(mu_);  // Released before that.
 };
 
 }  // namespace

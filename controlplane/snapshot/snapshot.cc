@@ -188,7 +188,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   if (config.admission.enabled()) {
     *a.mutable_priority() = policy::PriorityToProto(
-        config.admission, policy::ClassHeadrooms(config.admission, routable_occupancy, routable_slots));
+        config.admission, policy::ClassHeadrooms(config.admission, routable_occupancy, routable_slots), config.queues);
   }
   for (const policy::WeightResult& w : weights.endpoints) snap->weight_explanations.push_back(w.reason);
   snap->version = ComputeVersion(a);

@@ -11,9 +11,11 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "controlplane/policy/admission_proto.h"
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "picker/rate_limit.h"
@@ -167,6 +169,7 @@ class ExtProcServiceTest : public ::testing::Test {
   }
   void TearDown() override {
     rls_.Release();
+    table_.CloseQueues();
     if (server_) server_->Shutdown();
     if (rls_server_) rls_server_->Shutdown();
   }
@@ -239,6 +242,71 @@ TEST_F(ExtProcServiceTest, MissedDeadlineDenies) {
   s.Close();
   EXPECT_EQ(metrics_->rate_limit_errors->Value(), 1);
   EXPECT_EQ(metrics_->rate_limited->Value(), 1);
+}
+
+// Two endpoints of 5 slots, `busy` of them busy; classes interactive (1.0) and standard
+// (0.8, the default) whose queue holds 3 requests for a minute.
+v1::Assignment Queued(int busy) {
+  namespace policy = ::switchboard::controlplane::policy;
+  v1::Assignment a = Pool();
+  for (int i = 0; i < 2; ++i) {
+    a.mutable_endpoints(i)->set_slots_total(5);
+    a.mutable_endpoints(i)->set_slots_free(5 - std::min(5, std::max(0, busy - i * 5)));
+  }
+  policy::AdmissionConfig c;
+  c.classes = {{"interactive", 0, 1.0}, {"standard", 1, 0.8}};
+  c.default_class = "standard";
+  *a.mutable_priority() = policy::PriorityToProto(c, policy::ClassHeadrooms(c, busy, 10),
+                                                  policy::QueueConfig{{"standard", {3, absl::Minutes(1)}}});
+  return a;
+}
+
+// Waits (bounded, in real time) until the table holds `n` requests: the streams reach the
+// service on gRPC's threads.
+bool AwaitHeld(const PoolTable& table, size_t n) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (table.Held() != n) {
+    if (absl::Now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Over real gRPC (after the rate limit check): refused requests of a class with a queue
+// wait on their streams, a full queue answers 429 at once, a new assignment with headroom
+// routes the held ones, and closing the queues answers the rest 503.
+TEST_F(ExtProcServiceTest, HeldInItsClassQueueUntilCapacityOrClose) {
+  ASSERT_NO_FATAL_FAILURE(Start(absl::Seconds(60), /*fail_open=*/true));
+  ASSERT_TRUE(table_.Apply(Queued(8)).ok());  // Standard: no headroom.
+  std::vector<std::unique_ptr<Stream>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<Stream>(stub_.get(), "fast", absl::Seconds(60)));
+  ASSERT_TRUE(AwaitHeld(table_, 3)) << table_.Held();
+
+  Stream full(stub_.get(), "fast", absl::Seconds(10));
+  ext_proc::ProcessingResponse refused;
+  ASSERT_TRUE(full.Read(&refused));
+  ASSERT_TRUE(refused.has_immediate_response()) << refused.ShortDebugString();
+  EXPECT_EQ(refused.immediate_response().status().code(), 429);
+  full.Close();
+
+  ASSERT_TRUE(table_.Apply(Queued(0)).ok());  // Capacity is back: 8 slots for standard.
+  for (auto& s : held) {
+    ext_proc::ProcessingResponse r;
+    ASSERT_TRUE(s->Read(&r));
+    EXPECT_NE(Picked(r), "") << r.ShortDebugString();
+    s->Close();
+  }
+  EXPECT_EQ(table_.Held(), 0u);
+
+  ASSERT_TRUE(table_.Apply(Queued(8)).ok());
+  Stream last(stub_.get(), "fast", absl::Seconds(60));
+  ASSERT_TRUE(AwaitHeld(table_, 1));
+  table_.CloseQueues();  // The picker stops.
+  ext_proc::ProcessingResponse r;
+  ASSERT_TRUE(last.Read(&r));
+  ASSERT_TRUE(r.has_immediate_response()) << r.ShortDebugString();
+  EXPECT_EQ(r.immediate_response().status().code(), 503);
+  last.Close();
 }
 
 }  // namespace
