@@ -71,6 +71,7 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
     }
   }
   if (immediate_) return out;  // Envoy stops after an ImmediateResponse.
+  observability_ = request.observability_mode();
   switch (request.request_case()) {
     case ext_proc::ProcessingRequest::kRequestHeaders: {
       const HeaderMap& headers = request.request_headers().headers();
@@ -81,7 +82,7 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
       if (!options_->session_header.empty()) session_ = HeaderValue(headers, options_->session_header);
       subset_ = MetadataStrings(request.metadata_context(), kSubsetNamespace, kSubsetKey);
       if (request.request_headers().end_of_stream()) {
-        Decide(ext_proc::ProcessingRequest::kRequestHeaders, &out);
+        Decide(ext_proc::ProcessingRequest::kRequestHeaders, {}, &out);
       } else if (!FullDuplex(request_body_mode_)) {
         out.emplace_back().mutable_request_headers();  // CONTINUE; the pick comes with the body.
         stage_ = Stage::kBody;
@@ -114,11 +115,11 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
       }
       body_.append(chunk.body());
       if (FullDuplex(request_body_mode_)) {
-        if (chunk.end_of_stream() && Decide(ext_proc::ProcessingRequest::kRequestHeaders, &out)) {
-          FlushBody(true, &out);
+        if (chunk.end_of_stream()) {
+          Decide(ext_proc::ProcessingRequest::kRequestHeaders, AfterPick{true, true, false}, &out);
         }
       } else if (chunk.end_of_stream()) {
-        Decide(ext_proc::ProcessingRequest::kRequestBody, &out);
+        Decide(ext_proc::ProcessingRequest::kRequestBody, {}, &out);
       } else {
         out.emplace_back().mutable_request_body();  // STREAMED: each chunk gets its answer.
       }
@@ -127,12 +128,12 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
     case ext_proc::ProcessingRequest::kRequestTrailers:
       if (stage_ == Stage::kBody && FullDuplex(request_body_mode_)) {
         // The trailers end a full-duplex body: pick, then the headers, body and trailers.
-        if (!Decide(ext_proc::ProcessingRequest::kRequestHeaders, &out)) break;
-        FlushBody(false, &out);
+        Decide(ext_proc::ProcessingRequest::kRequestHeaders, AfterPick{true, false, true}, &out);
       } else if (stage_ == Stage::kBody) {
-        if (!Decide(ext_proc::ProcessingRequest::kRequestBody, &out)) break;
+        Decide(ext_proc::ProcessingRequest::kRequestBody, AfterPick{false, false, true}, &out);
+      } else {
+        out.emplace_back().mutable_request_trailers();
       }
-      out.emplace_back().mutable_request_trailers();
       break;
     case ext_proc::ProcessingRequest::kResponseHeaders: {
       const HeaderMap& headers = request.response_headers().headers();
@@ -188,8 +189,9 @@ std::vector<ext_proc::ProcessingResponse> Exchange::Handle(const ext_proc::Proce
   return out;
 }
 
-bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector<ext_proc::ProcessingResponse>* out) {
-  const auto started = std::chrono::steady_clock::now();
+void Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after,
+                      std::vector<ext_proc::ProcessingResponse>* out) {
+  decide_started_ = std::chrono::steady_clock::now();
   stage_ = Stage::kDecided;
   std::string model = model_header_;
   double prompt_tokens = 0;
@@ -198,7 +200,7 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
     if (!parsed.ok()) {
       metrics_->bad_request->Increment();
       Immediate(400, absl::StrCat(parsed.status().message(), "\n"), absl::ZeroDuration(), out);
-      return false;
+      return;
     }
     model = parsed->model;
     prompt_tokens = parsed->prompt_tokens;
@@ -207,42 +209,86 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
     metrics_->bad_request->Increment();
     Immediate(400, "the request names no model (a JSON body with \"model\", or the header x-gateway-model-name)\n",
               absl::ZeroDuration(), out);
-    return false;
+    return;
   }
+  model_ = model;
+  prompt_tokens_ = prompt_tokens;
   if (options_->rate_limits != nullptr) {
     rate_limit_keys_ = RateLimitKeys{tenant_, priority_, model};
-    RateLimitVerdict v = options_->rate_limits->Check(rate_limit_keys_);
-    if (v.error) metrics_->rate_limit_errors->Increment();
-    if (!v.admit) {
-      metrics_->rate_limited->Increment();
-      Immediate(429, absl::StrCat(v.reason, "; retry later\n"), v.error ? absl::Seconds(1) : v.retry_after, out,
-                v.headers);
-      return false;
-    }
-    count_tokens_ = !v.error;
+    awaiting_rate_limit_ = true;
+    pending_kind_ = kind;
+    pending_after_ = after;
+    return;
   }
+  Pick(kind, after, out);
+}
+
+std::vector<ext_proc::ProcessingResponse> Exchange::Resume(const RateLimitVerdict& v) {
+  std::vector<ext_proc::ProcessingResponse> out;
+  if (!awaiting_rate_limit_) return out;
+  awaiting_rate_limit_ = false;
+  if (v.error) metrics_->rate_limit_errors->Increment();
+  if (!v.admit) {
+    metrics_->rate_limited->Increment();
+    Immediate(429, absl::StrCat(v.reason, "; retry later\n"), v.error ? absl::Seconds(1) : v.retry_after, &out,
+              v.headers);
+  } else {
+    count_tokens_ = !v.error;
+    Pick(pending_kind_, pending_after_, &out);
+  }
+  if (observability_) out.clear();
+  return out;
+}
+
+void Exchange::Pick(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after,
+                    std::vector<ext_proc::ProcessingResponse>* out) {
+  const std::string& model = model_;
   client::PickRequest request;
-  request.prompt_tokens = prompt_tokens;
+  request.prompt_tokens = prompt_tokens_;
   request.session_id = session_;
   request.subset = subset_;
   bool class_refused = false;
-  client::PickResult result = table_->Pick(model, request, priority_, tenant_, &class_refused);
-  metrics_->decide_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  uint64_t held = 0;
+  client::PickResult result =
+      table_->Pick(model, request, priority_, tenant_, &class_refused, on_release_, on_release_ ? &held : nullptr);
+  if (held != 0) {  // In its class's queue: ResumeHeld answers.
+    held_ = held;
+    pending_kind_ = kind;
+    pending_after_ = after;
+    return;
+  }
+  Answer(kind, after, std::move(result), class_refused, out);
+}
+
+std::vector<ext_proc::ProcessingResponse> Exchange::ResumeHeld(const client::PickResult& result) {
+  std::vector<ext_proc::ProcessingResponse> out;
+  if (held_ == 0) return out;
+  held_ = 0;
+  Answer(pending_kind_, pending_after_, result, result.verdict == client::PickVerdict::kShed, &out);
+  if (observability_) out.clear();
+  return out;
+}
+
+void Exchange::Answer(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after, client::PickResult result,
+                      bool class_refused, std::vector<ext_proc::ProcessingResponse>* out) {
+  const std::string& model = model_;
+  metrics_->decide_seconds->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_started_).count());
   switch (result.verdict) {
     case client::PickVerdict::kUnavailable:
       metrics_->unavailable->Increment();
       Immediate(503, absl::StrCat("no endpoint available: ", result.reason, "\n"), absl::ZeroDuration(), out);
-      return false;
+      return;
     case client::PickVerdict::kShed:
       if (class_refused) {
         metrics_->class_refused->Increment();
         Immediate(429, absl::StrCat("pool ", model, " is too busy for this request's priority class; retry later\n"),
                   result.retry_after, out);
-        return false;
+        return;
       }
       metrics_->shed->Increment();
       Immediate(429, absl::StrCat("pool ", model, " is saturated; retry later\n"), result.retry_after, out);
-      return false;
+      return;
     case client::PickVerdict::kRoute:
       break;
   }
@@ -264,7 +310,8 @@ bool Exchange::Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector
   google::protobuf::Struct lb;
   (*lb.mutable_fields())[kDestinationHeader].set_string_value(value);
   *(*r.mutable_dynamic_metadata()->mutable_fields())[kLbNamespace].mutable_struct_value() = std::move(lb);
-  return true;
+  if (after.flush_body) FlushBody(after.end_of_stream, out);
+  if (after.trailers) out->emplace_back().mutable_request_trailers();
 }
 
 void Exchange::FlushBody(bool end_of_stream, std::vector<ext_proc::ProcessingResponse>* out) {
@@ -315,6 +362,12 @@ void Exchange::ReportTokens() {
   response_body_.clear();
 }
 
-void Exchange::End() { FinishRequest(); }
+void Exchange::End() {
+  if (held_ != 0) {
+    table_->Unhold(held_);
+    held_ = 0;
+  }
+  FinishRequest();
+}
 
 }  // namespace switchboard::picker

@@ -22,6 +22,7 @@
 #ifndef SWITCHBOARD_PICKER_EXCHANGE_H_
 #define SWITCHBOARD_PICKER_EXCHANGE_H_
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -69,9 +70,25 @@ class Exchange {
   Exchange& operator=(const Exchange&) = delete;
 
   // The answers to `request`, in order (none in observability mode, or while a full-duplex
-  // body is still arriving).
+  // body is still arriving). With rate limits on, Handle may stop before the pick to ask
+  // them (awaiting_rate_limit()): the caller then sends the check (rate_limit_keys()),
+  // feeds no further message, and calls Resume with the verdict.
   std::vector<ext_proc::ProcessingResponse> Handle(const ext_proc::ProcessingRequest& request);
-  // The stream is over: a routed request not finished yet is counted as finished.
+  bool awaiting_rate_limit() const { return awaiting_rate_limit_; }
+  const RateLimitKeys& rate_limit_keys() const { return rate_limit_keys_; }
+  // The answers that the rate limit check held back: the pick (and the body and trailers
+  // after it), or a 429 with the limit's x-ratelimit-* headers and Retry-After.
+  std::vector<ext_proc::ProcessingResponse> Resume(const RateLimitVerdict& verdict);
+  // Priority-class queues (PoolTable::Pick): with a callback set, a request its class
+  // refuses may be held instead of answered 429. Handle (or Resume) then returns without
+  // the pick and awaiting_release() is true; the table calls `on_release` once (from any
+  // thread) with the pick, and the caller, feeding no message meanwhile, passes it to
+  // ResumeHeld for the answers. Without a callback: 429 at once.
+  void set_on_release(PoolTable::ReleaseCallback on_release) { on_release_ = std::move(on_release); }
+  bool awaiting_release() const { return held_ != 0; }
+  std::vector<ext_proc::ProcessingResponse> ResumeHeld(const client::PickResult& result);
+  // The stream is over: a routed request not finished yet is counted as finished, a held
+  // one leaves its queue.
   void End();
 
   // What the exchange decided (tests and the debug log).
@@ -81,9 +98,24 @@ class Exchange {
  private:
   enum class Stage { kHeaders, kBody, kDecided, kResponse };
 
-  // Parses the request, picks, and appends the answer (a header mutation in a message
-  // of `kind`, or an ImmediateResponse) to `out`; false when the answer was immediate.
-  bool Decide(ext_proc::ProcessingRequest::RequestCase kind, std::vector<ext_proc::ProcessingResponse>* out);
+  // What follows a pick that routes the request: the body handed back (full duplex), and
+  // the answer to the trailers.
+  struct AfterPick {
+    bool flush_body = false;
+    bool end_of_stream = false;  // Of the flushed body.
+    bool trailers = false;
+  };
+  // Parses the request, checks the rate limits (or stops to await them), picks, and appends
+  // the answers (a header mutation in a message of `kind` then `after`, or an
+  // ImmediateResponse) to `out`.
+  void Decide(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after,
+              std::vector<ext_proc::ProcessingResponse>* out);
+  // The pick itself, once the rate limits admitted the request.
+  void Pick(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after,
+            std::vector<ext_proc::ProcessingResponse>* out);
+  // The answers for the pick's `result` (`class_refused`: a kShed by the class).
+  void Answer(ext_proc::ProcessingRequest::RequestCase kind, AfterPick after, client::PickResult result,
+              bool class_refused, std::vector<ext_proc::ProcessingResponse>* out);
   void Immediate(int code, const std::string& body, absl::Duration retry_after,
                  std::vector<ext_proc::ProcessingResponse>* out,
                  const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -102,13 +134,23 @@ class Exchange {
   std::string priority_, tenant_;  // x-priority, x-tenant (priority classes).
   std::vector<std::string> subset_;
   std::string body_;
-  bool immediate_ = false;  // An ImmediateResponse was sent: ignore the rest.
+  bool immediate_ = false;      // An ImmediateResponse was sent: ignore the rest.
+  bool observability_ = false;  // Envoy does not wait for answers: none are sent.
+  // Decide stopped for the rate limits: what Resume continues with.
+  bool awaiting_rate_limit_ = false;
+  ext_proc::ProcessingRequest::RequestCase pending_kind_ = ext_proc::ProcessingRequest::REQUEST_NOT_SET;
+  AfterPick pending_after_;
+  std::chrono::steady_clock::time_point decide_started_;
+  std::string model_;  // The request's model (its pool), once parsed.
+  double prompt_tokens_ = 0;
   std::string pool_, picked_;
   bool in_flight_ = false;  // Counted as sent to picked_, not finished yet.
   // Admitted by the rate limits: the response body (up to max_body_bytes) is kept for its
   // token usage.
   bool count_tokens_ = false;
   RateLimitKeys rate_limit_keys_;
+  PoolTable::ReleaseCallback on_release_;
+  uint64_t held_ = 0;  // Held in its class's queue (PoolTable's id); 0: not.
   std::string response_body_;
 };
 

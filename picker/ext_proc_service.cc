@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <deque>
+#include <optional>
 
 #include "common/mutex.h"
 
@@ -12,12 +13,14 @@ namespace {
 class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::ProcessingRequest, ext_proc::ProcessingResponse> {
  public:
   ProcessReactor(PoolTable* table, const ExchangeOptions* options, PickerMetrics* metrics)
-      : exchange_(table, options, metrics), metrics_(metrics) {
+      : exchange_(table, options, metrics), options_(options), metrics_(metrics) {
     metrics_->streams->Increment();
+    exchange_.set_on_release([this](client::PickResult result) { Released(std::move(result)); });
     StartRead(&request_);
   }
 
-  // Reads are one at a time, so the exchange is only ever touched by one callback.
+  // Reads are one at a time, and none is started while the exchange awaits the rate
+  // limits, so the exchange is only ever touched by one callback.
   void OnReadDone(bool ok) override {
     if (!ok) {  // Envoy half-closed (or the stream broke): finish once the answers are out.
       {
@@ -27,13 +30,55 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
       Pump();
       return;
     }
-    std::vector<ext_proc::ProcessingResponse> answers = exchange_.Handle(request_);
+    Queue(exchange_.Handle(request_));
+    Continue();
+  }
+
+  // After the exchange took a message or a verdict: the next read, or a wait.
+  void Continue() {
+    if (exchange_.awaiting_release()) {
+      // Held in its class's queue: no read until the table releases it (at the latest at
+      // the class's deadline, or when the picker closes its queues), which may have
+      // happened already on another thread.
+      std::optional<client::PickResult> released;
+      {
+        MutexLock lock(&mu_);
+        held_waiting_ = true;
+        if (!released_.has_value()) return;
+        released.swap(released_);
+        held_waiting_ = false;
+      }
+      Queue(exchange_.ResumeHeld(*released));
+      Continue();
+      return;
+    }
+    if (!exchange_.awaiting_rate_limit()) {
+      StartRead(&request_);
+      return;
+    }
+    // The pick waits for the rate limits; so does this stream's next read (the exchange
+    // takes no message meanwhile), but no thread waits: the answer resumes the stream.
+    // The call has a deadline, so the reactor (which cannot end while a read is not
+    // started again) always hears back.
+    options_->rate_limits->CheckAsync(exchange_.rate_limit_keys(), [this](RateLimitVerdict verdict) {
+      Queue(exchange_.Resume(verdict));
+      Continue();
+    });
+  }
+
+  // The table released the held request (any thread): resume now if the exchange is
+  // waiting for it, else Continue finds it.
+  void Released(client::PickResult result) {
     {
       MutexLock lock(&mu_);
-      for (ext_proc::ProcessingResponse& a : answers) queue_.push_back(std::move(a));
+      if (!held_waiting_) {
+        released_ = std::move(result);
+        return;
+      }
+      held_waiting_ = false;
     }
-    Pump();
-    StartRead(&request_);
+    Queue(exchange_.ResumeHeld(result));
+    Continue();
   }
 
   void OnWriteDone(bool ok) override {
@@ -53,6 +98,14 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   }
 
  private:
+  void Queue(std::vector<ext_proc::ProcessingResponse> answers) {
+    {
+      MutexLock lock(&mu_);
+      for (ext_proc::ProcessingResponse& a : answers) queue_.push_back(std::move(a));
+    }
+    Pump();
+  }
+
   // Starts the next write, or finishes once reads are over and every answer is written.
   // gRPC is called outside the mutex: it may run a callback inline.
   void Pump() {
@@ -74,6 +127,7 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   }
 
   Exchange exchange_;
+  const ExchangeOptions* const options_;
   PickerMetrics* const metrics_;
   ext_proc::ProcessingRequest request_;
   Mutex mu_;
@@ -81,6 +135,8 @@ class ProcessReactor final : public grpc::ServerBidiReactor<ext_proc::Processing
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool held_waiting_ ABSL_GUARDED_BY(mu_) = false;                   // Continue saw the exchange held.
+  std::optional<client::PickResult> released_ ABSL_GUARDED_BY(mu_);  // Released before that.
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // envoy.service.ext_proc.v3.ExternalProcessor on gRPC's callback API: a thin adapter
 // that feeds each stream's messages to an Exchange (picker/exchange.h) and writes its
-// answers in order. Reactors never block: a pick takes the pool table's mutex briefly.
+// answers in order. Reactors never block: a pick takes the pool table's mutex briefly, and
+// the rate limit check before it is an asynchronous call that resumes the stream.
 #ifndef SWITCHBOARD_PICKER_EXT_PROC_SERVICE_H_
 #define SWITCHBOARD_PICKER_EXT_PROC_SERVICE_H_
 

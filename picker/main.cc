@@ -318,6 +318,8 @@ int main(int argc, char** argv) {
       &table, metrics.get(), [&] { return MakeDedicatedChannel(controlplane); }, subscriber_id, share_interval);
   std::thread sharing;
   if (share_interval > absl::ZeroDuration()) sharing = std::thread([&] { sharer.Run(); });
+  // Requests held in their priority class's queue expire at their deadline.
+  std::thread release_timer([&] { table.RunReleaseTimer(); });
 
   // Every outcome_interval: the answers per endpoint since the last report, as deltas.
   std::thread reporter([&] {
@@ -357,6 +359,8 @@ int main(int argc, char** argv) {
   reporter.join();
   signals.join();
   if (sharing.joinable()) sharing.join();
+  table.CloseQueues();  // Every held request is answered (503) rather than left hanging.
+  release_timer.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (health_server) health_server->Shutdown();
   return 0;

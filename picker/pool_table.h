@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -23,6 +24,7 @@
 #include "common/clock.h"
 #include "common/mutex.h"
 #include "controlplane/policy/admission.h"
+#include "controlplane/policy/admission_queue.h"
 #include "switchboard/v1/discovery.pb.h"
 
 namespace switchboard::picker {
@@ -45,8 +47,33 @@ class PoolTable {
   // pool has priority classes, the request's class (from `priority` and `tenant`, the
   // x-priority and x-tenant headers) must have headroom first (otherwise kShed, and
   // *class_refused is set when given); its class is named in the reason.
+  //
+  // When `on_release` is given and the refused class has a queue in the assignment
+  // (controlplane/policy/admission_queue.h) with room, the request is held instead:
+  // *held is set, the result returned means nothing, and `on_release` is called exactly
+  // once later, from whichever thread runs the release pass and without the table's lock,
+  // with the pick made when the request is admitted (kRoute, or what DecidePick says
+  // then), a kShed with Retry-After past the class's deadline, or kUnavailable when the
+  // table closes its queues. Unhold takes a held request back without calling it.
+  using ReleaseCallback = std::function<void(client::PickResult)>;
   client::PickResult Pick(const std::string& pool, const client::PickRequest& request, absl::string_view priority = {},
-                          absl::string_view tenant = {}, bool* class_refused = nullptr);
+                          absl::string_view tenant = {}, bool* class_refused = nullptr,
+                          ReleaseCallback on_release = nullptr, uint64_t* held = nullptr);
+  // A held request (the id Pick set in *held) leaves: true if it was still held (its
+  // callback will not be called), false if it was released already.
+  bool Unhold(uint64_t held);
+  // One release pass over every pool's held requests at the clock's monotonic now
+  // (admits what the classes' headroom allows, most important class first, and expires
+  // what is past its deadline). Apply and Done run one; RunReleaseTimer runs one at each
+  // deadline. Returns the number of callbacks called.
+  size_t ReleaseQueued();
+  // Requests held now, in every pool.
+  size_t Held() const;
+  // Runs release passes at the held requests' deadlines (on the table's clock) until
+  // CloseQueues; for a thread of its own.
+  void RunReleaseTimer();
+  // Answers every held request kUnavailable (503) and holds no more; ends RunReleaseTimer.
+  void CloseQueues();
   // A request Pick routed to `picked` in `pool` is over (answered or abandoned).
   void Done(const std::string& pool, const std::string& picked);
   // `address` of `pool` answered a request with HTTP `status` (the gateway's served
@@ -85,7 +112,29 @@ class PoolTable {
     // The assignment's priority classes (none: classes off) and headroom by class.
     controlplane::policy::AdmissionConfig admission;
     std::map<std::string, double> headroom_slots;
+    controlplane::policy::QueueConfig queues;  // The assignment's queues by class.
+    controlplane::policy::AdmissionQueue queue;
   };
+  struct HeldRequest {
+    std::string pool;
+    client::PickRequest request;
+    std::string class_reason;
+    absl::Time deadline;
+    ReleaseCallback on_release;
+  };
+  using Released = std::vector<std::pair<ReleaseCallback, client::PickResult>>;
+  // Brings `p`'s candidates up to date with the other replicas' change and gives the
+  // policy for them (the gateways this replica stands for).
+  void Refresh(Pool& p, client::PickPolicy* policy) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The change in occupancy since the assignment on the routable candidates, as
+  // EstimatedOccupancy counts it.
+  static controlplane::policy::OccupancyChange Change(const std::vector<client::CandidateEndpoint>& candidates);
+  // DecidePick (facts only), counting a kRoute as sent, and keeping the pick for explaining.
+  client::PickResult Route(const std::string& pool, Pool& p, const client::PickRequest& request,
+                           const client::PickPolicy& policy, std::string class_reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLocked(Released* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Call(Released released);
   const std::vector<std::string> pools_;
   const client::PickPolicy policy_;
   const Clock* const clock_;
@@ -104,6 +153,10 @@ class PoolTable {
   std::array<KeptPick, kKeptPicks> kept_ ABSL_GUARDED_BY(mu_);
   size_t kept_next_ ABSL_GUARDED_BY(mu_) = 0;   // Where the next pick goes.
   size_t kept_count_ ABSL_GUARDED_BY(mu_) = 0;  // Picks kept since the last TakePicks.
+  std::map<uint64_t, HeldRequest> held_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_held_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t held_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // Changes when a request is held (the timer rereads deadlines).
+  bool queues_closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace switchboard::picker

@@ -66,18 +66,11 @@ std::optional<uint64_t> ResponseTokens(absl::string_view body) {
   return last;
 }
 
-RateLimitVerdict RateLimitClient::Check(const RateLimitKeys& keys) {
-  RateLimitRequest request;
-  request.set_domain(domain_);
-  AddRateLimitDescriptors(keys, false, &request);
-  RateLimitResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMicroseconds(timeout_));
-  const grpc::Status status = stub_->ShouldRateLimit(&context, request, &response);
+RateLimitVerdict ToRateLimitVerdict(const grpc::Status& status, const RateLimitResponse& response, bool fail_open) {
   RateLimitVerdict v;
   if (!status.ok()) {
     v.error = true;
-    v.admit = fail_open_;
+    v.admit = fail_open;
     v.reason = absl::StrCat("rate limit service: ", status.error_message());
     return v;
   }
@@ -88,8 +81,8 @@ RateLimitVerdict RateLimitClient::Check(const RateLimitKeys& keys) {
     if (s.code() != RateLimitResponse::OVER_LIMIT) continue;
     const absl::Duration reset =
         absl::Seconds(s.duration_until_reset().seconds()) + absl::Nanoseconds(s.duration_until_reset().nanos());
-    if (reset > v.retry_after) {
-      v.retry_after = reset;
+    if (reset > v.retry_after || v.reason.empty()) {
+      v.retry_after = std::max(v.retry_after, reset);
       v.reason =
           absl::StrCat("over the rate limit ", s.current_limit().name(), " (", s.current_limit().requests_per_unit(),
                        " per ", RateLimitResponse::RateLimit::Unit_Name(s.current_limit().unit()), ")");
@@ -97,6 +90,27 @@ RateLimitVerdict RateLimitClient::Check(const RateLimitKeys& keys) {
   }
   if (v.reason.empty()) v.reason = "over a rate limit";
   return v;
+}
+
+void RateLimitClient::CheckAsync(const RateLimitKeys& keys, Done done) {
+  struct Call {
+    grpc::ClientContext context;
+    RateLimitRequest request;
+    RateLimitResponse response;
+    Done done;
+  };
+  auto* call = new Call;
+  call->done = std::move(done);
+  call->request.set_domain(domain_);
+  AddRateLimitDescriptors(keys, false, &call->request);
+  call->context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMicroseconds(timeout_));
+  stub_->async()->ShouldRateLimit(&call->context, &call->request, &call->response,
+                                  [call, fail_open = fail_open_](grpc::Status status) {
+                                    RateLimitVerdict v = ToRateLimitVerdict(status, call->response, fail_open);
+                                    Done then = std::move(call->done);
+                                    delete call;
+                                    then(std::move(v));
+                                  });
 }
 
 void RateLimitClient::ReportTokens(const RateLimitKeys& keys, uint64_t tokens) {

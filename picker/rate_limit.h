@@ -7,14 +7,15 @@
 // keys present, so each rule of `rate_limits:` whose match has exactly some of these keys
 // applies (a descriptor that no rule matches costs nothing on the control plane).
 //
-// Admission is a synchronous call with a deadline (--ratelimit-timeout) made on the
-// thread that handles the ext_proc message; an error or a missed deadline admits or
-// refuses by --ratelimit-failure-mode (allow by default, like Envoy's filter). Token
-// reports are asynchronous and never delay an answer.
+// Admission is an asynchronous call with a deadline (--ratelimit-timeout): the ext_proc
+// stream that asked waits for its answer (Exchange::Resume), no thread does; an error or a
+// missed deadline admits or refuses by --ratelimit-failure-mode (allow by default, like
+// Envoy's filter). Token reports are asynchronous and never delay an answer.
 #ifndef SWITCHBOARD_PICKER_RATE_LIMIT_H_
 #define SWITCHBOARD_PICKER_RATE_LIMIT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,12 @@ struct RateLimitVerdict {
   std::vector<std::pair<std::string, std::string>> headers;  // x-ratelimit-*.
 };
 
+// The verdict of one admission call that ended with `status` and `response`: an error
+// admits when `fail_open`; OVER_LIMIT refuses with the longest reset of the refusing
+// descriptors as retry_after.
+RateLimitVerdict ToRateLimitVerdict(const grpc::Status& status,
+                                    const envoy::service::ratelimit::v3::RateLimitResponse& response, bool fail_open);
+
 class RateLimitClient {
  public:
   RateLimitClient(std::shared_ptr<grpc::Channel> channel, std::string domain, absl::Duration timeout, bool fail_open)
@@ -58,8 +65,11 @@ class RateLimitClient {
         timeout_(timeout),
         fail_open_(fail_open) {}
 
-  // One request asking to be admitted (hits 1). Blocks up to the timeout.
-  RateLimitVerdict Check(const RateLimitKeys& keys);
+  // One request asking to be admitted (hits 1). Returns at once; `done` runs exactly once
+  // with the verdict, on a gRPC thread, within about the timeout. The client must outlive
+  // the calls in flight.
+  using Done = std::function<void(RateLimitVerdict)>;
+  void CheckAsync(const RateLimitKeys& keys, Done done);
   // The tokens one admitted request used; fire and forget.
   void ReportTokens(const RateLimitKeys& keys, uint64_t tokens);
 

@@ -336,14 +336,16 @@ class Parser {
   //     - {name: batch, share: 0.5, tenants: [free-tier]}
   // `rank` is the position unless given; without `default: true` the least important class
   // is the default. `classes: []` turns classes off (for a pool whose defaults have them).
-  absl::Status Classes(const YAML::Node& node, const std::string& field, policy::AdmissionConfig* out) const {
+  absl::Status Classes(const YAML::Node& node, const std::string& field, policy::AdmissionConfig* out,
+                       policy::QueueConfig* queues_out) const {
     if (!node.IsSequence()) return Error(node, field, "must be a list of classes, most important first");
     policy::AdmissionConfig c;
+    policy::QueueConfig queues;
     std::map<std::string, std::string> tenant_seen_in;
     for (size_t i = 0; i < node.size(); ++i) {
       const YAML::Node& n = node[i];
       const std::string f = absl::StrCat(field, "[", i, "]");
-      if (absl::Status s = OnlyKeys(n, f, {"name", "rank", "share", "default", "tenants"}); !s.ok()) {
+      if (absl::Status s = OnlyKeys(n, f, {"name", "rank", "share", "default", "tenants", "queue"}); !s.ok()) {
         return s;
       }
       policy::PriorityClass pc;
@@ -384,12 +386,28 @@ class Parser {
           c.tenant_classes[tenant] = pc.name;
         }
       }
+      if (n["queue"]) {
+        // queue: {max: 100, deadline: 2s}: hold up to `max` refused requests, each at most
+        // `deadline`, instead of answering 429 at once.
+        const YAML::Node& q = n["queue"];
+        const std::string qf = f + ".queue";
+        if (!q.IsMap()) return Error(q, qf, "must be a map with max and deadline");
+        if (absl::Status s = OnlyKeys(q, qf, {"max", "deadline"}); !s.ok()) return s;
+        if (!q["max"] || !q["deadline"]) return Error(q, qf, "needs max (requests held) and deadline (e.g. 2s)");
+        policy::ClassQueueConfig qc;
+        if (absl::Status s = Number<uint32_t>(q["max"], qf + ".max", 1, 100000, &qc.max); !s.ok()) return s;
+        if (absl::Status s = Positive(q["deadline"], qf + ".deadline", &qc.deadline); !s.ok()) return s;
+        queues[pc.name] = qc;
+      }
       c.classes.push_back(std::move(pc));
     }
     if (c.default_class.empty() && !c.classes.empty()) c.default_class = c.classes.back().name;
     if (absl::Status s = policy::ValidateAdmissionConfig(c); !s.ok())
       return Error(node, field, std::string(s.message()));
+    if (absl::Status s = policy::ValidateQueueConfig(c, queues); !s.ok())
+      return Error(node, field, std::string(s.message()));
     *out = std::move(c);
+    *queues_out = std::move(queues);
     return absl::OkStatus();
   }
 
@@ -405,7 +423,9 @@ class Parser {
       if (absl::Status s = Envoy(node["envoy"], field + ".envoy", &p->envoy); !s.ok()) return s;
     }
     if (node["classes"]) {
-      if (absl::Status s = Classes(node["classes"], field + ".classes", &p->policy.admission); !s.ok()) return s;
+      if (absl::Status s = Classes(node["classes"], field + ".classes", &p->policy.admission, &p->policy.queues);
+          !s.ok())
+        return s;
     }
     if (node["circuit"]) {
       if (absl::Status s = Circuit(node["circuit"], field + ".circuit", &p->policy.circuit); !s.ok()) return s;

@@ -2,7 +2,8 @@
 
 namespace switchboard::controlplane::policy {
 
-v1::PriorityClasses PriorityToProto(const AdmissionConfig& config, const std::vector<ClassHeadroom>& headrooms) {
+v1::PriorityClasses PriorityToProto(const AdmissionConfig& config, const std::vector<ClassHeadroom>& headrooms,
+                                    const QueueConfig& queues) {
   v1::PriorityClasses out;
   if (!config.enabled()) return out;
   out.set_default_class(config.default_class);
@@ -16,6 +17,10 @@ v1::PriorityClasses PriorityToProto(const AdmissionConfig& config, const std::ve
     if (i < headrooms.size()) {
       p->set_limit_slots(headrooms[i].limit_slots);
       p->set_headroom_slots(headrooms[i].headroom_slots);
+    }
+    if (auto q = queues.find(c.name); q != queues.end() && q->second.max > 0) {
+      p->set_queue_max(q->second.max);
+      p->set_queue_deadline_seconds(absl::ToDoubleSeconds(q->second.deadline));
     }
   }
   return out;
@@ -33,6 +38,15 @@ AdmissionConfig AdmissionFromProto(const v1::PriorityClasses& published) {
     config.classes.push_back(std::move(c));
   }
   return config;
+}
+
+QueueConfig QueueFromProto(const v1::PriorityClasses& published) {
+  QueueConfig queues;
+  for (const v1::PriorityClass& p : published.classes()) {
+    if (p.queue_max() == 0 || !(p.queue_deadline_seconds() > 0)) continue;
+    queues[p.name()] = ClassQueueConfig{p.queue_max(), absl::Seconds(p.queue_deadline_seconds())};
+  }
+  return queues;
 }
 
 }  // namespace switchboard::controlplane::policy

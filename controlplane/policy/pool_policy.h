@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "controlplane/policy/admission.h"
+#include "controlplane/policy/admission_queue.h"
 #include "controlplane/policy/autoscale.h"
 #include "controlplane/policy/circuit.h"
 #include "controlplane/policy/weights.h"
@@ -23,6 +24,7 @@ struct PolicyConfig {
   WeightConfig weights;
   v1::LbPolicy lb_policy = v1::LB_POLICY_WEIGHTED;  // Told to subscribers; matches weights.rule.
   AdmissionConfig admission;                        // Priority classes; none by default.
+  QueueConfig queues;                               // The classes' queues; none by default.
 };
 
 // Predictive scaling: forecast demand (the slots the traffic asks for) `lead_time` ahead

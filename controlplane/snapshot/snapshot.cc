@@ -183,7 +183,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   if (config.admission.enabled()) {
     *a.mutable_priority() = policy::PriorityToProto(
-        config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots));
+        config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots),
+        config.queues);
   }
   for (const policy::WeightResult& w : weights.endpoints) snap->weight_explanations.push_back(w.reason);
   snap->version = ComputeVersion(a);

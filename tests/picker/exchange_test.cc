@@ -2,6 +2,10 @@
 // body mode, and checks the answers against the endpoint-picker protocol.
 #include "picker/exchange.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <map>
 #include <string>
 #include <vector>
 
@@ -260,6 +264,108 @@ TEST_F(ExchangeTest, ObservabilityModeGetsNoAnswers) {
   ext_proc::ProcessingRequest h = Headers(true);
   h.set_observability_mode(true);
   EXPECT_TRUE(x.Handle(h).empty());
+}
+
+// With rate limits on, the exchange stops before the pick and asks them; nothing is
+// answered until Resume, which then answers exactly what the pick would have (the pick,
+// the body handed back, the trailers' answer), or a 429 with the limit's headers.
+class RateLimitedExchangeTest : public ExchangeTest {
+ protected:
+  RateLimitedExchangeTest()
+      // Never called: the exchange only names the check; the service sends it.
+      : client_(grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()), "llm", absl::Seconds(1), true) {
+    options_.rate_limits = &client_;
+  }
+  static ext_proc::ProcessingRequest Trailers() {
+    ext_proc::ProcessingRequest t;
+    t.mutable_request_trailers();
+    return t;
+  }
+  RateLimitClient client_;
+};
+
+TEST_F(RateLimitedExchangeTest, AwaitsTheVerdictThenPicksAndHandsTheBodyBack) {
+  options_.body_chunk_bytes = 16;
+  Exchange x(&table_, &options_, metrics_.get());
+  ext_proc::ProcessingRequest h = Headers(false, ProcessingMode::FULL_DUPLEX_STREAMED);
+  auto* tenant = h.mutable_request_headers()->mutable_headers()->add_headers();
+  tenant->set_key("x-tenant");
+  tenant->set_raw_value("acme");
+  EXPECT_TRUE(x.Handle(h).empty());
+  EXPECT_FALSE(x.awaiting_rate_limit());
+  EXPECT_TRUE(x.Handle(Body(kBody, false)).empty());
+  EXPECT_TRUE(x.Handle(Trailers()).empty());
+  ASSERT_TRUE(x.awaiting_rate_limit());
+  EXPECT_EQ(x.rate_limit_keys().tenant, "acme");
+  EXPECT_EQ(x.rate_limit_keys().model, "llama");
+  EXPECT_EQ(x.picked(), "");  // Nothing picked (nothing counted in flight) before the verdict.
+
+  auto out = x.Resume(RateLimitVerdict{});
+  EXPECT_FALSE(x.awaiting_rate_limit());
+  ASSERT_GE(out.size(), 3u);
+  EXPECT_NE(HeaderSet(out.front().request_headers().response(), kDestinationHeader), "");
+  EXPECT_TRUE(out.back().has_request_trailers());
+  std::string echoed;
+  for (size_t i = 1; i + 1 < out.size(); ++i) {
+    echoed += out[i].request_body().response().body_mutation().streamed_response().body();
+  }
+  EXPECT_EQ(echoed, kBody);
+  EXPECT_EQ(x.pool(), "llama");
+  EXPECT_NE(x.picked(), "");
+  EXPECT_TRUE(x.Resume(RateLimitVerdict{}).empty());  // Once only.
+}
+
+TEST_F(RateLimitedExchangeTest, RefusedVerdictAnswers429AndPicksNothing) {
+  struct Case {
+    BodySendMode mode;
+    bool trailers;
+  };
+  for (const Case& c : {Case{ProcessingMode::FULL_DUPLEX_STREAMED, false}, Case{ProcessingMode::BUFFERED, false},
+                        Case{ProcessingMode::BUFFERED, true}}) {
+    SCOPED_TRACE(static_cast<int>(c.mode) * 10 + c.trailers);
+    Exchange x(&table_, &options_, metrics_.get());
+    (void)x.Handle(Headers(false, c.mode));
+    auto out = x.Handle(Body(kBody, !c.trailers));
+    if (c.trailers) out = x.Handle(Trailers());
+    EXPECT_TRUE(out.empty() || (out.size() == 1 && out[0].has_request_body())) << out.size();
+    ASSERT_TRUE(x.awaiting_rate_limit());
+    RateLimitVerdict refused;
+    refused.admit = false;
+    refused.reason = "over the rate limit per-tenant:requests";
+    refused.retry_after = absl::Milliseconds(2500);
+    refused.headers = {{"x-ratelimit-limit", "3, 3;w=60"}};
+    out = x.Resume(refused);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_TRUE(out[0].has_immediate_response());
+    const auto& i = out[0].immediate_response();
+    EXPECT_EQ(i.status().code(), 429);
+    std::map<std::string, std::string> headers;
+    for (const auto& o : i.headers().set_headers()) headers[o.header().key()] = o.header().raw_value();
+    EXPECT_EQ(headers["retry-after"], "3");
+    EXPECT_EQ(headers["x-ratelimit-limit"], "3, 3;w=60");
+    EXPECT_EQ(x.picked(), "");
+    EXPECT_TRUE(x.Handle(Trailers()).empty());  // Nothing after an immediate response.
+  }
+  EXPECT_EQ(metrics_->rate_limited->Value(), 3);
+  EXPECT_EQ(metrics_->routed->Value(), 0);
+}
+
+// The buffered mode: the headers are answered at once, the pick rides on the body's answer
+// once the verdict is in.
+TEST_F(RateLimitedExchangeTest, BufferedPickRidesOnTheBodysAnswer) {
+  Exchange x(&table_, &options_, metrics_.get());
+  auto out = x.Handle(Headers(false, ProcessingMode::BUFFERED));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].has_request_headers());
+  EXPECT_TRUE(x.Handle(Body(kBody, true)).empty());
+  ASSERT_TRUE(x.awaiting_rate_limit());
+  RateLimitVerdict failed_open;  // The service failed; the failure mode allowed it.
+  failed_open.error = true;
+  out = x.Resume(failed_open);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0].has_request_body());
+  EXPECT_NE(HeaderSet(out[0].request_body().response(), kDestinationHeader), "");
+  EXPECT_EQ(metrics_->rate_limit_errors->Value(), 1);
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // The picker's admission by priority class: the assignment's classes and headroom as the
 // control plane publishes them (PriorityToProto over ClassHeadrooms), requests with the
 // x-priority and x-tenant headers driven through an Exchange as Envoy sends them.
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "controlplane/policy/admission_proto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -179,6 +182,163 @@ TEST_F(PriorityTest, NoClassesInTheAssignmentAdmitsEveryClassName) {
   ASSERT_TRUE(table_.Apply(a).ok());
   Exchange x(&table_, &options_, metrics_.get());
   EXPECT_EQ(Send(&x, "batch", "free"), 0);
+}
+
+// Standard may queue one request for 2s (the pool YAML's queue: {max: 1, deadline: 2s}).
+v1::Assignment PoolWithQueue(int busy) {
+  v1::Assignment a = PoolWithClasses(busy);
+  const policy::AdmissionConfig c = Classes();
+  *a.mutable_priority() = policy::PriorityToProto(c, policy::ClassHeadrooms(c, busy, 10),
+                                                  policy::QueueConfig{{"standard", {1, absl::Seconds(2)}}});
+  return a;
+}
+
+class PriorityQueueTest : public ::testing::Test {
+ protected:
+  PriorityQueueTest() : table_({}, PriorityTest_Policy(), 1, &clock_), metrics_(MakePickerMetrics()) {}
+  static client::PickPolicy PriorityTest_Policy() {
+    client::PickPolicy p;
+    p.shed_occupancy = 3;
+    p.retry_after = absl::Seconds(2);
+    return p;
+  }
+  // An exchange whose held request's release is kept in `*released`.
+  std::unique_ptr<Exchange> Held(std::optional<client::PickResult>* released) {
+    auto x = std::make_unique<Exchange>(&table_, &options_, metrics_.get());
+    x->set_on_release([released](client::PickResult r) { *released = std::move(r); });
+    return x;
+  }
+  // The immediate status of `out` (0: routed to an endpoint).
+  static int Status(const std::vector<ext_proc::ProcessingResponse>& out, std::string* retry_after = nullptr) {
+    EXPECT_EQ(out.size(), 1u);
+    if (out.empty()) return -1;
+    if (!out[0].has_immediate_response()) {
+      EXPECT_FALSE(out[0].request_headers().response().header_mutation().set_headers().empty());
+      return 0;
+    }
+    for (const auto& o : out[0].immediate_response().headers().set_headers()) {
+      if (o.header().key() == "retry-after" && retry_after != nullptr) *retry_after = o.header().raw_value();
+    }
+    return out[0].immediate_response().status().code();
+  }
+  FakeClock clock_;
+  PoolTable table_;
+  ExchangeOptions options_;
+  std::unique_ptr<PickerMetrics> metrics_;
+};
+
+// Standard has 2 slots of headroom with 6 of 10 busy: two go, the third is held (not
+// answered), a fourth finds the queue full (429 at once). The first one finishing frees a
+// slot: the held one is routed. The next one held expires at its deadline: 429.
+TEST_F(PriorityQueueTest, HeldUntilASlotFreesOrItsDeadline) {
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(6)).ok());
+  std::optional<client::PickResult> r1, r2, r3, r4, r5;
+  auto first = Held(&r1);
+  auto second = Held(&r2);
+  EXPECT_EQ(Status(first->Handle(Headers("standard", ""))), 0);
+  EXPECT_EQ(Status(second->Handle(Headers("standard", ""))), 0);
+
+  auto third = Held(&r3);
+  EXPECT_TRUE(third->Handle(Headers("standard", "")).empty()) << "held: no answer yet";
+  EXPECT_TRUE(third->awaiting_release());
+  EXPECT_EQ(table_.Held(), 1u);
+
+  auto fourth = Held(&r4);
+  std::string retry_after;
+  EXPECT_EQ(Status(fourth->Handle(Headers("standard", "")), &retry_after), 429) << "the queue holds one";
+  EXPECT_EQ(retry_after, "2");
+  EXPECT_FALSE(r4.has_value());
+
+  EXPECT_EQ(table_.ReleaseQueued(), 0u) << "no slot free, deadline not reached";
+  EXPECT_FALSE(r3.has_value());
+
+  first.reset();  // Its stream ends: the request is finished, a slot is free.
+  ASSERT_TRUE(r3.has_value()) << "released by the finished request";
+  EXPECT_EQ(r3->verdict, client::PickVerdict::kRoute) << r3->reason;
+  EXPECT_THAT(r3->reason, HasSubstr("released from the queue"));
+  EXPECT_EQ(Status(third->ResumeHeld(*r3)), 0);
+  EXPECT_FALSE(third->awaiting_release());
+  EXPECT_EQ(table_.Held(), 0u);
+
+  auto fifth = Held(&r5);
+  EXPECT_TRUE(fifth->Handle(Headers("", "")).empty()) << "the default class, standard: held";
+  clock_.Advance(absl::Milliseconds(1999));
+  EXPECT_EQ(table_.ReleaseQueued(), 0u);
+  EXPECT_FALSE(r5.has_value());
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(table_.ReleaseQueued(), 1u);
+  ASSERT_TRUE(r5.has_value());
+  EXPECT_EQ(r5->verdict, client::PickVerdict::kShed);
+  EXPECT_THAT(r5->reason, HasSubstr("held past its deadline"));
+  retry_after.clear();
+  EXPECT_EQ(Status(fifth->ResumeHeld(*r5), &retry_after), 429);
+  EXPECT_EQ(retry_after, "2");
+
+  // Interactive has no queue and is never refused; batch has none: 429 at once.
+  auto batch = Held(&r4);
+  EXPECT_EQ(Status(batch->Handle(Headers("batch", ""))), 429);
+}
+
+TEST_F(PriorityQueueTest, ANewAssignmentWithHeadroomReleases) {
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(8)).ok());  // Standard: no headroom.
+  std::optional<client::PickResult> r;
+  auto x = Held(&r);
+  EXPECT_TRUE(x->Handle(Headers("standard", "")).empty());
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(5)).ok());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(Status(x->ResumeHeld(*r)), 0);
+}
+
+TEST_F(PriorityQueueTest, WithoutAQueueOrACallbackRefusedAtOnce) {
+  ASSERT_TRUE(table_.Apply(PoolWithClasses(8)).ok());  // No queue: today's behaviour.
+  std::optional<client::PickResult> r;
+  auto x = Held(&r);
+  EXPECT_EQ(Status(x->Handle(Headers("standard", ""))), 429);
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(8)).ok());
+  Exchange plain(&table_, &options_, metrics_.get());  // No callback: cannot wait.
+  EXPECT_EQ(Status(plain.Handle(Headers("standard", ""))), 429);
+  EXPECT_EQ(table_.Held(), 0u);
+}
+
+TEST_F(PriorityQueueTest, AStreamEndingLeavesTheQueue) {
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(8)).ok());
+  std::optional<client::PickResult> r;
+  auto x = Held(&r);
+  EXPECT_TRUE(x->Handle(Headers("standard", "")).empty());
+  x.reset();
+  EXPECT_EQ(table_.Held(), 0u);
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(0)).ok());
+  EXPECT_FALSE(r.has_value()) << "not called once taken back";
+}
+
+// The timer thread expires a held request at its deadline on the table's clock, and
+// closing the queues answers the rest 503 and ends the timer.
+TEST_F(PriorityQueueTest, TimerExpiresAndCloseAnswers503) {
+  ASSERT_TRUE(table_.Apply(PoolWithQueue(8)).ok());
+  std::thread timer([this] { table_.RunReleaseTimer(); });
+  std::optional<client::PickResult> r1, r2;
+  auto x = Held(&r1);
+  EXPECT_TRUE(x->Handle(Headers("standard", "")).empty());
+  const absl::Time deadline = clock_.MonotonicNow() + absl::Seconds(2);
+  ASSERT_TRUE(clock_.AwaitDeadlines(
+      [deadline](const std::vector<absl::Time>& d) { return d.size() == 1 && d[0] == deadline; }, absl::Seconds(10)));
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(clock_.AwaitDeadlines(
+      [](const std::vector<absl::Time>& d) { return d.size() == 1 && d[0] == absl::InfiniteFuture(); },
+      absl::Seconds(10)))
+      << "the timer waits again, for nothing held";
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_EQ(Status(x->ResumeHeld(*r1)), 429);
+
+  auto y = Held(&r2);
+  EXPECT_TRUE(y->Handle(Headers("standard", "")).empty());
+  table_.CloseQueues();
+  timer.join();
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(Status(y->ResumeHeld(*r2)), 503);
+  std::optional<client::PickResult> r3;
+  auto z = Held(&r3);
+  EXPECT_EQ(Status(z->Handle(Headers("standard", ""))), 429) << "closed: nothing more is held";
 }
 
 }  // namespace

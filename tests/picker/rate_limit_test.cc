@@ -50,5 +50,49 @@ TEST(RateLimitTest, ResponseTokensFromUsage) {
   for (const Case& c : cases) EXPECT_EQ(ResponseTokens(c.body), c.tokens) << c.body;
 }
 
+TEST(RateLimitTest, VerdictOfACall) {
+  using envoy::service::ratelimit::v3::RateLimitResponse;
+  RateLimitResponse none;
+  // The service failed: the failure mode decides.
+  RateLimitVerdict v = ToRateLimitVerdict(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"), none, true);
+  EXPECT_TRUE(v.admit);
+  EXPECT_TRUE(v.error);
+  v = ToRateLimitVerdict(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"), none, false);
+  EXPECT_FALSE(v.admit);
+  EXPECT_TRUE(v.error);
+  EXPECT_EQ(v.reason, "rate limit service: down");
+
+  RateLimitResponse ok;
+  ok.set_overall_code(RateLimitResponse::OK);
+  auto* h = ok.add_response_headers_to_add();
+  h->set_key("x-ratelimit-remaining");
+  h->set_value("4");
+  v = ToRateLimitVerdict(grpc::Status::OK, ok, false);
+  EXPECT_TRUE(v.admit);
+  EXPECT_FALSE(v.error);
+  ASSERT_EQ(v.headers.size(), 1u);
+  EXPECT_EQ(v.headers[0].second, "4");
+
+  // Over the limit: the longest reset among the refusing descriptors, and its limit named.
+  RateLimitResponse over;
+  over.set_overall_code(RateLimitResponse::OVER_LIMIT);
+  auto add = [&](RateLimitResponse::Code code, const char* name, int64_t seconds) {
+    auto* s = over.add_statuses();
+    s->set_code(code);
+    s->mutable_current_limit()->set_name(name);
+    s->mutable_current_limit()->set_requests_per_unit(10);
+    s->mutable_current_limit()->set_unit(RateLimitResponse::RateLimit::MINUTE);
+    s->mutable_duration_until_reset()->set_seconds(seconds);
+  };
+  add(RateLimitResponse::OK, "ok-rule", 50);
+  add(RateLimitResponse::OVER_LIMIT, "short", 2);
+  add(RateLimitResponse::OVER_LIMIT, "long", 30);
+  v = ToRateLimitVerdict(grpc::Status::OK, over, true);
+  EXPECT_FALSE(v.admit);
+  EXPECT_FALSE(v.error);
+  EXPECT_EQ(v.retry_after, absl::Seconds(30));
+  EXPECT_EQ(v.reason, "over the rate limit long (10 per MINUTE)");
+}
+
 }  // namespace
 }  // namespace switchboard::picker

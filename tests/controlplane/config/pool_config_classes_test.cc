@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "controlplane/config/pool_config.h"
+#include "controlplane/policy/admission_proto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -60,6 +61,41 @@ pools:
   EXPECT_FALSE(c->For("plain").policy.admission.enabled()) << "classes: [] turns them off";
 }
 
+TEST(PoolConfigClassesTest, QueuesPerClassAndPublished) {
+  auto c = ParseFleetConfig(R"(
+pools:
+  p:
+    classes:
+      - {name: interactive, share: 1}
+      - {name: standard, share: 0.8, queue: {max: 50, deadline: 2s}}
+      - name: batch
+        share: 0.5
+        queue:
+          max: 1000
+          deadline: 1m
+)",
+                            "pools.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const policy::QueueConfig& q = c->For("p").policy.queues;
+  ASSERT_EQ(q.size(), 2u) << "interactive has no queue: refused at once";
+  EXPECT_EQ(q.at("standard").max, 50u);
+  EXPECT_EQ(q.at("standard").deadline, absl::Seconds(2));
+  EXPECT_EQ(q.at("batch").max, 1000u);
+  EXPECT_EQ(q.at("batch").deadline, absl::Minutes(1));
+  EXPECT_TRUE(c->For("other").policy.queues.empty());
+
+  // What the assignment carries to the pickers, and what they read back.
+  const policy::AdmissionConfig& a = c->For("p").policy.admission;
+  const v1::PriorityClasses published = policy::PriorityToProto(a, policy::ClassHeadrooms(a, 0, 10), q);
+  EXPECT_EQ(published.classes(0).queue_max(), 0u);
+  EXPECT_EQ(published.classes(1).queue_max(), 50u);
+  EXPECT_DOUBLE_EQ(published.classes(1).queue_deadline_seconds(), 2.0);
+  const policy::QueueConfig read = policy::QueueFromProto(published);
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read.at("standard").max, 50u);
+  EXPECT_EQ(read.at("batch").deadline, absl::Minutes(1));
+}
+
 TEST(PoolConfigClassesTest, ErrorsNameTheLineFieldAndClass) {
   struct Row {
     const char* yaml;
@@ -90,7 +126,23 @@ TEST(PoolConfigClassesTest, ErrorsNameTheLineFieldAndClass) {
        "pools.yaml:5: pools.p.classes[1].tenants[1]: tenant x is already in class a"},
       {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, tenants: x}\n", "must be a list of tenant names"},
       {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {limit: 5}}\n",
-       "pools.p.classes[0].queue: unknown field"},
+       "pools.p.classes[0].queue.limit: unknown field"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: 5}\n",
+       "pools.p.classes[0].queue: must be a map with max and deadline"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 5}}\n",
+       "pools.p.classes[0].queue: needs max (requests held) and deadline"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 0, deadline: 1s}}\n",
+       "pools.p.classes[0].queue.max: must be in [1, 100000]"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: lots, deadline: 1s}}\n",
+       "pools.p.classes[0].queue.max: must be a number"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 200000, deadline: 1s}}\n",
+       "pools.p.classes[0].queue.max: must be in [1, 100000]"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 5, deadline: 0s}}\n",
+       "pools.p.classes[0].queue.deadline: must be longer than 0s"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 5, deadline: soon}}\n",
+       "pools.p.classes[0].queue.deadline"},
+      {"pools:\n  p:\n    classes:\n      - {name: a, share: 1, queue: {max: 5, deadline: 11m}}\n",
+       "pools.p.classes: queue of class 'a': deadline 11m is not in (0, 10m]"},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(r.yaml);
