@@ -254,8 +254,10 @@ TEST_F(PriorityQueueTest, HeldUntilASlotFreesOrItsDeadline) {
 
   first.reset();  // Its stream ends: the request is finished, a slot is free.
   ASSERT_TRUE(r3.has_value()) << "released by the finished request";
-  EXPECT_EQ(r3->verdict, client::PickVerdict::kRoute) << r3->reason;
-  EXPECT_THAT(r3->reason, HasSubstr("released from the queue"));
+  EXPECT_EQ(r3->verdict, client::PickVerdict::kRoute);
+  client::PickResult explained = *r3;  // The table decides with facts; the reason on demand.
+  client::ExplainPick(&explained);
+  EXPECT_THAT(explained.reason, HasSubstr("released from the queue"));
   EXPECT_EQ(Status(third->ResumeHeld(*r3)), 0);
   EXPECT_FALSE(third->awaiting_release());
   EXPECT_EQ(table_.Held(), 0u);
