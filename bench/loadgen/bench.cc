@@ -350,6 +350,7 @@ void PrintTable(const nlohmann::json& out) {
       {"loadgen_cpu_cores", "loadgen CPU (cores)"},
       {"rss_mib", "server RSS MiB"},
       {"rss_bytes_per_endpoint", "RSS bytes/endpoint"},
+      {"rss_over_bare_bytes_per_endpoint", "RSS over bare B/endpoint"},
       {"push_to_first_p50_ms", "to first sub p50 ms"},
       {"push_to_last_p50_ms", "to last sub p50 ms"},
       {"push_to_last_p99_ms", "to last sub p99 ms"},
@@ -500,6 +501,13 @@ int RunLoadgenBench(int argc, char** argv) {
       ratio[key] = b > 0 && s >= 0 ? nlohmann::json(s / b) : nlohmann::json(nullptr);
     }
     out["ratio"] = ratio;
+    // What the control plane keeps per endpoint beyond what gRPC itself holds for the same
+    // connections and streams (the bare server keeps no state): its own live state.
+    if (out["switchboard"].contains("rss_mib") && out["bare"].contains("rss_mib")) {
+      const double endpoints = static_cast<double>(o.workload.agents) * o.workload.endpoints_per_agent;
+      out["switchboard"]["rss_over_bare_bytes_per_endpoint"] =
+          (out["switchboard"]["rss_mib"].get<double>() - out["bare"]["rss_mib"].get<double>()) * (1 << 20) / endpoints;
+    }
   }
   const bool failed = out["switchboard"].contains("error") || (o.baseline && out["bare"].contains("error"));
   if (json) {

@@ -37,6 +37,7 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
     }
     RETURN_IF_ERROR(CheckSizeLocked(hello));
     Node& node = nodes_[hello.node_id()];
+    IndexNodeLocked(hello.node_id(), node, /*add=*/false);
     node.hello = hello;
     node.stream_id = stream_id;
     node.connected = true;
@@ -49,6 +50,7 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
     for (auto it = node.gateway.begin(); it != node.gateway.end();) {
       it = Declares(hello, it->first) ? std::next(it) : node.gateway.erase(it);
     }
+    IndexNodeLocked(hello.node_id(), node, /*add=*/true);
   }
   NotifyChange();
   return absl::OkStatus();
@@ -66,31 +68,71 @@ absl::Status FleetState::CheckSizeLocked(const v1::Hello& hello) const {
     return absl::ResourceExhaustedError(absl::StrCat("this control plane already knows ", nodes_.size(),
                                                      " nodes, its most (--max-nodes ", limits_.max_nodes, ")"));
   }
+  // What each endpoint will serve once connected: a known node's endpoints keep their
+  // last reported models (Connect keeps the reports of the addresses still declared).
+  auto known = nodes_.find(hello.node_id());
   std::vector<const Models*> proposed;
-  for (const v1::EndpointInfo& ep : hello.endpoints()) proposed.push_back(&ep.models());
+  for (const v1::EndpointInfo& ep : hello.endpoints()) {
+    const Models* models = &ep.models();
+    if (known != nodes_.end()) {
+      auto latest = known->second.latest.find(ep.address());
+      if (latest != known->second.latest.end() && latest->second.models_size() > 0) models = &latest->second.models();
+    }
+    proposed.push_back(models);
+  }
   return CheckPoolsLocked(hello.node_id(), proposed);
 }
 
 absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
                                           const std::vector<const Models*>& proposed) const {
-  std::set<std::string> others;  // Pools of every other node, as their endpoints stand.
-  std::set<std::string> own;     // This node's pools as they stand.
-  for (const auto& [id, node] : nodes_) {
-    std::set<std::string>& into = id == node_id ? own : others;
-    for (const v1::EndpointInfo& ep : node.hello.endpoints()) {
-      const Models& models = CurrentModels(node, ep);
-      into.insert(models.begin(), models.end());
+  // Pools that exist only through this node's endpoints: they go if the node stops
+  // serving them. (Members sort by node id: the first and the last tell.)
+  auto own_only = [&](const std::string& pool) {
+    auto it = pool_members_.find(pool);
+    return it != pool_members_.end() && it->second.begin()->first == node_id && it->second.rbegin()->first == node_id;
+  };
+  const size_t now = pool_members_.size();
+  size_t others = now;  // Pools of every other node, as their endpoints stand.
+  if (auto node = nodes_.find(node_id); node != nodes_.end()) {
+    std::set<std::string> own;
+    for (const v1::EndpointInfo& ep : node->second.hello.endpoints()) {
+      const Models& models = CurrentModels(node->second, ep);
+      own.insert(models.begin(), models.end());
+    }
+    for (const std::string& pool : own) others -= own_only(pool) ? 1 : 0;
+  }
+  std::set<std::string> added;  // Proposed pools that no other node serves.
+  for (const Models* models : proposed) {
+    for (const std::string& m : *models) {
+      if (pool_members_.count(m) == 0 || own_only(m)) added.insert(m);
     }
   }
-  std::set<std::string> after = others;
-  for (const Models* models : proposed) after.insert(models->begin(), models->end());
-  others.insert(own.begin(), own.end());
-  if (after.size() > others.size() && after.size() > limits_.max_pools) {
-    return absl::ResourceExhaustedError(absl::StrCat("node ", node_id, " would make ", after.size(),
-                                                     " pools, more than the most (--max-pools ", limits_.max_pools,
-                                                     ")"));
+  const size_t after = others + added.size();
+  if (after > now && after > limits_.max_pools) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "node ", node_id, " would make ", after, " pools, more than the most (--max-pools ", limits_.max_pools, ")"));
   }
   return absl::OkStatus();
+}
+
+void FleetState::IndexNodeLocked(const std::string& node_id, const Node& node, bool add) {
+  for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+    for (const std::string& pool : CurrentModels(node, info)) {
+      if (add) {
+        pool_members_[pool].emplace(node_id, info.address());
+      } else if (auto it = pool_members_.find(pool); it != pool_members_.end()) {
+        it->second.erase({node_id, info.address()});
+        if (it->second.empty()) pool_members_.erase(it);
+      }
+    }
+    if (!node.connected) continue;
+    if (add) {
+      claimants_[info.address()].insert(node_id);
+    } else if (auto it = claimants_.find(info.address()); it != claimants_.end()) {
+      it->second.erase(node_id);
+      if (it->second.empty()) claimants_.erase(it);
+    }
+  }
 }
 
 absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
@@ -112,13 +154,17 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     for (const v1::EndpointInfo& info : node.hello.endpoints()) {
       const Models* models = &CurrentModels(node, info);
       for (const v1::EndpointReport& ep : report.endpoints()) {
-        if (ep.address() != info.address() || ep.models_size() == 0) continue;
-        if (!SameModels(ep.models(), *models)) models_change = true;
-        models = &ep.models();
+        if (ep.address() != info.address()) continue;
+        // A report without models puts the endpoint back in its Hello's pools: counted too.
+        const Models* after = ep.models_size() > 0 ? &ep.models() : &info.models();
+        if (!SameModels(*after, *models)) models_change = true;
+        models = after;
       }
       proposed.push_back(models);
     }
     if (models_change) RETURN_IF_ERROR(CheckPoolsLocked(node_id, proposed));
+    const bool moves = models_change;  // The node's endpoints move between pools.
+    if (moves) IndexNodeLocked(node_id, node, /*add=*/false);
     node.last_sequence = report.sequence();
     node.last_seen = now;
     changed = !node.reported;
@@ -145,6 +191,7 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
       if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
       if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
     }
+    if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
   }
   // A report that repeats every endpoint's last values (only its sequence, time or GPU
   // readings moved) changes no decision: no pass for it. Its freshness still counts (the
@@ -158,7 +205,9 @@ void FleetState::Disconnect(uint64_t stream_id, const std::string& node_id, absl
     MutexLock lock(&mu_);
     auto it = nodes_.find(node_id);
     if (it == nodes_.end() || it->second.stream_id != stream_id) return;
+    IndexNodeLocked(node_id, it->second, /*add=*/false);
     it->second.connected = false;
+    IndexNodeLocked(node_id, it->second, /*add=*/true);
     (void)now;  // last_seen keeps the last report time: staleness counts from there.
   }
   NotifyChange();
@@ -174,6 +223,7 @@ absl::Status FleetState::Leave(uint64_t stream_id, const std::string& node_id, c
     Departure d{node_id, {}, reason.substr(0, 256)};
     for (const v1::EndpointInfo& ep : it->second.hello.endpoints()) d.addresses.push_back(ep.address());
     departures_.push_back(std::move(d));
+    IndexNodeLocked(node_id, it->second, /*add=*/false);
     nodes_.erase(it);
   }
   NotifyChange();
@@ -224,6 +274,7 @@ std::vector<std::string> FleetState::ForgetSilentNodes(absl::Duration retention,
     for (auto it = nodes_.begin(); it != nodes_.end();) {
       if (!it->second.connected && now - it->second.last_seen > retention) {
         removed.push_back(it->first);
+        IndexNodeLocked(it->first, it->second, /*add=*/false);
         it = nodes_.erase(it);
       } else {
         ++it;
@@ -246,86 +297,93 @@ std::optional<std::set<std::string>> FleetState::TakeChangedPools() {
   return pools;
 }
 
+EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
+                                    absl::Time now) const {
+  EndpointView v;
+  v.node_id = node_id;
+  v.address = info.address();
+  v.labels.insert(node.hello.labels().begin(), node.hello.labels().end());
+  v.engine = info.engine();
+  v.models.assign(info.models().begin(), info.models().end());
+  v.slots_total = info.slots_total();
+  v.capacity_hint = info.capacity_hint();
+  v.connected = node.connected;
+  v.report_age = now - node.last_seen;
+  auto latest = node.latest.find(info.address());
+  if (latest != node.latest.end()) {
+    const v1::EndpointReport& r = latest->second;
+    v.reported = true;
+    v.state = r.state();
+    if (r.engine() != v1::ENGINE_UNSPECIFIED) v.engine = r.engine();
+    if (r.models_size() > 0) v.models.assign(r.models().begin(), r.models().end());
+    v.slots_total = r.slots_total();
+    v.slots_busy = r.slots_busy();
+    v.queue_depth = r.queue_depth();
+    v.kv_cache_usage = r.kv_cache_usage();
+    v.tokens_per_second = r.tokens_per_second();
+    v.ttft_p95_seconds = r.ttft_p95_seconds();
+    v.requests_total = r.requests_total();
+    v.errors_total = r.errors_total();
+    v.errors_counted = r.errors_counted();
+    v.checks_total = r.checks_total();
+    v.check_failures_total = r.check_failures_total();
+    v.check_error = r.check_error();
+    v.probe_error = r.probe_error();
+  }
+  if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
+  if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
+    v.gateway_requests_total = g->second.requests;
+    v.gateway_errors_total = g->second.errors;
+  }
+  auto tps = node.slot_tps.find(info.address());
+  if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
+  if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
+    v.prefill_tokens_per_second = p->second;
+  }
+  if (auto e = node.e2e_p50.find(info.address()); e != node.e2e_p50.end()) v.e2e_p50_seconds = e->second;
+  return v;
+}
+
 std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<std::string>* pools) const {
   std::vector<EndpointView> out;
   MutexLock lock(&mu_);
-  // Whether an endpoint (its report's models, else its Hello's) is in one of `pools`.
-  auto wanted = [pools](const google::protobuf::RepeatedPtrField<std::string>& models) {
-    for (const std::string& m : models) {
-      if (pools->count(m) > 0) return true;
-    }
-    return false;
-  };
-  for (const auto& [node_id, node] : nodes_) {
-    for (const v1::EndpointInfo& info : node.hello.endpoints()) {
-      if (pools != nullptr) {
-        auto latest = node.latest.find(info.address());
-        const bool by_report = latest != node.latest.end() && latest->second.models_size() > 0;
-        if (!wanted(by_report ? latest->second.models() : info.models())) continue;
-      }
-      EndpointView v;
-      v.node_id = node_id;
-      v.address = info.address();
-      v.labels.insert(node.hello.labels().begin(), node.hello.labels().end());
-      v.engine = info.engine();
-      v.models.assign(info.models().begin(), info.models().end());
-      v.slots_total = info.slots_total();
-      v.capacity_hint = info.capacity_hint();
-      v.connected = node.connected;
-      v.report_age = now - node.last_seen;
-      auto latest = node.latest.find(info.address());
-      if (latest != node.latest.end()) {
-        const v1::EndpointReport& r = latest->second;
-        v.reported = true;
-        v.state = r.state();
-        if (r.engine() != v1::ENGINE_UNSPECIFIED) v.engine = r.engine();
-        if (r.models_size() > 0) v.models.assign(r.models().begin(), r.models().end());
-        v.slots_total = r.slots_total();
-        v.slots_busy = r.slots_busy();
-        v.queue_depth = r.queue_depth();
-        v.kv_cache_usage = r.kv_cache_usage();
-        v.tokens_per_second = r.tokens_per_second();
-        v.ttft_p95_seconds = r.ttft_p95_seconds();
-        v.requests_total = r.requests_total();
-        v.errors_total = r.errors_total();
-        v.errors_counted = r.errors_counted();
-        v.checks_total = r.checks_total();
-        v.check_failures_total = r.check_failures_total();
-        v.check_error = r.check_error();
-        v.probe_error = r.probe_error();
-      }
-      if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
-      if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
-        v.gateway_requests_total = g->second.requests;
-        v.gateway_errors_total = g->second.errors;
-      }
-      auto tps = node.slot_tps.find(info.address());
-      if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
-      if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
-        v.prefill_tokens_per_second = p->second;
-      }
-      if (auto e = node.e2e_p50.find(info.address()); e != node.e2e_p50.end()) v.e2e_p50_seconds = e->second;
-      out.push_back(std::move(v));
-    }
-  }
-  std::map<std::string, std::vector<std::string>> duplicates;
   if (pools == nullptr) {
-    duplicates = DuplicateAddresses(out);
-  } else {  // Claimants in other pools count too: every connected node's declared addresses.
-    std::map<std::string, std::set<std::string>> claimants;
     for (const auto& [node_id, node] : nodes_) {
-      if (!node.connected) continue;
-      for (const v1::EndpointInfo& info : node.hello.endpoints()) claimants[info.address()].insert(node_id);
+      for (const v1::EndpointInfo& info : node.hello.endpoints()) out.push_back(ViewLocked(node_id, node, info, now));
     }
-    for (const auto& [address, nodes] : claimants) {
-      if (nodes.size() > 1) duplicates[address].assign(nodes.begin(), nodes.end());
+    for (EndpointView& v : out) {  // Only connected claimants count: DuplicateAddresses.
+      auto dup = claimants_.find(v.address);
+      if (!v.connected || dup == claimants_.end() || dup->second.size() < 2) continue;
+      for (const std::string& other : dup->second) {
+        if (other != v.node_id) v.duplicate_of.push_back(other);
+      }
+    }
+    return out;
+  }
+  // The endpoints of the wanted pools, each once (an endpoint may serve several), sorted
+  // by node id and address.
+  std::set<std::pair<std::string, std::string>> wanted;
+  for (const std::string& pool : *pools) {
+    if (auto members = pool_members_.find(pool); members != pool_members_.end()) {
+      wanted.insert(members->second.begin(), members->second.end());
     }
   }
-  for (EndpointView& v : out) {
-    auto dup = duplicates.find(v.address);
-    if (dup == duplicates.end() || !v.connected) continue;
-    for (const std::string& other : dup->second) {
-      if (other != v.node_id) v.duplicate_of.push_back(other);
+  out.reserve(wanted.size());
+  for (const auto& [node_id, address] : wanted) {
+    auto node = nodes_.find(node_id);
+    if (node == nodes_.end()) continue;  // Never: the index follows nodes_.
+    for (const v1::EndpointInfo& info : node->second.hello.endpoints()) {
+      if (info.address() != address) continue;
+      EndpointView v = ViewLocked(node_id, node->second, info, now);
+      // Claimants in other pools count too: every connected node's declared addresses.
+      auto dup = claimants_.find(address);
+      if (v.connected && dup != claimants_.end() && dup->second.size() > 1) {
+        for (const std::string& other : dup->second) {
+          if (other != node_id) v.duplicate_of.push_back(other);
+        }
+      }
+      out.push_back(std::move(v));
+      break;
     }
   }
   return out;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -131,7 +132,8 @@ class FleetState {
 
   std::vector<EndpointView> Endpoints(absl::Time now) const;
   // The same, for the endpoints in at least one of `pools` only (duplicate addresses are
-  // still judged over the whole fleet). Null: every endpoint.
+  // still judged over the whole fleet). Null: every endpoint. Costs the size of those
+  // pools, not of the fleet (an index kept up to date on every change).
   std::vector<EndpointView> Endpoints(absl::Time now, const std::set<std::string>* pools) const;
 
   // The pools whose endpoints' reports changed since the last call; nullopt when
@@ -161,11 +163,18 @@ class FleetState {
 
   // `all_pools`: the change may touch any pool (else the caller recorded its pools).
   void NotifyChange(bool all_pools = true);
+  // Adds (`add`) or removes the node's entries in pool_members_ and claimants_, as its
+  // Hello, models and connection stand now. Every change to those calls it with false
+  // before and with true after, so the indexes always match nodes_.
+  void IndexNodeLocked(const std::string& node_id, const Node& node, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One endpoint as the policy sees it (duplicate_of left empty).
+  EndpointView ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
+                          absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
   absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when `node_id`'s endpoints serving `proposed` (one model list per
-  // endpoint) instead of what they serve now would add pools past max_pools. Walks the
-  // whole fleet: called on Hellos and on the rare report that changes a model list.
+  // endpoint) instead of what they serve now would add pools past max_pools. Looks only at
+  // the node's own pools and `proposed` in the index (no walk of the fleet).
   absl::Status CheckPoolsLocked(const std::string& node_id,
                                 const std::vector<const google::protobuf::RepeatedPtrField<std::string>*>& proposed)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -180,6 +189,11 @@ class FleetState {
   std::vector<Departure> departures_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> drained_ ABSL_GUARDED_BY(mu_);        // Node ids, known or not.
   std::set<std::string> changed_pools_ ABSL_GUARDED_BY(mu_);  // Since TakeChangedPools.
+  // Pool -> its endpoints (node id, address), as their current models place them: a
+  // pool's endpoints and the number of pools are found without walking the fleet.
+  std::map<std::string, std::set<std::pair<std::string, std::string>>> pool_members_ ABSL_GUARDED_BY(mu_);
+  // Address -> the connected nodes that declare it (duplicates, without a walk).
+  std::map<std::string, std::set<std::string>> claimants_ ABSL_GUARDED_BY(mu_);
   bool all_pools_changed_ ABSL_GUARDED_BY(mu_) = true;
 };
 

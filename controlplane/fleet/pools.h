@@ -14,7 +14,7 @@ namespace switchboard::controlplane {
 // serving several models is in several pools; one that reports no model yet (still
 // loading) is in none. Pools and their endpoints come out sorted (by name, then by
 // node id and address) so that the same fleet always yields the same pools.
-std::map<std::string, std::vector<EndpointView>> GroupByPool(const std::vector<EndpointView>& endpoints);
+std::map<std::string, std::vector<EndpointView>> GroupByPool(std::vector<EndpointView> endpoints);
 
 }  // namespace switchboard::controlplane
 

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -23,6 +26,37 @@ double TwoSignificantDigits(double v) {
   return std::round(v / scale) * scale;
 }
 
+// Whether `key` is EndpointKey(node_id, address), without building it.
+bool IsKeyOf(const std::string& key, const std::string& node_id, const std::string& address) {
+  return key.size() == node_id.size() + 1 + address.size() && key.compare(0, node_id.size(), node_id) == 0 &&
+         key[node_id.size()] == '/' && key.compare(node_id.size() + 1, std::string::npos, address) == 0;
+}
+
+// Lines `memories` up with `endpoints`: the same endpoints in the same order as the last
+// pass (nearly always) leave it untouched; otherwise every endpoint keeps its memory, a new
+// one starts afresh and those that left the pool are forgotten.
+void MatchMemories(const std::vector<EndpointView>& endpoints, CircuitMemories* memories) {
+  bool same = memories->keys.size() == endpoints.size() && memories->memories.size() == endpoints.size();
+  for (size_t i = 0; same && i < endpoints.size(); ++i) {
+    same = IsKeyOf(memories->keys[i], endpoints[i].node_id, endpoints[i].address);
+  }
+  if (same) return;
+  std::map<std::string, size_t> old_index;  // Key -> index in the old vectors.
+  for (size_t i = 0; i < memories->keys.size() && i < memories->memories.size(); ++i) {
+    old_index.emplace(memories->keys[i], i);
+  }
+  CircuitMemories next;
+  next.keys.reserve(endpoints.size());
+  next.memories.reserve(endpoints.size());
+  for (const EndpointView& ep : endpoints) {
+    next.keys.push_back(EndpointKey(ep.node_id, ep.address));
+    auto old = old_index.find(next.keys.back());
+    next.memories.push_back(old == old_index.end() ? policy::CircuitMemory()
+                                                   : std::move(memories->memories[old->second]));
+  }
+  *memories = std::move(next);
+}
+
 }  // namespace
 
 const std::string& LazyWireBytes::Get(const google::protobuf::MessageLite& message) const {
@@ -31,11 +65,18 @@ const std::string& LazyWireBytes::Get(const google::protobuf::MessageLite& messa
 }
 
 std::string ComputeVersion(const v1::Assignment& assignment) {
-  v1::Assignment content = assignment;
-  content.clear_version();
-  content.clear_nonce();
-  content.clear_stale();
-  content.clear_generated_at();
+  // Only an assignment that carries the excluded fields is copied to clear them (a new
+  // snapshot has none yet: no copy of a whole pool per pass).
+  std::optional<v1::Assignment> cleared;
+  if (!assignment.version().empty() || !assignment.nonce().empty() || assignment.stale() ||
+      assignment.has_generated_at()) {
+    cleared.emplace(assignment);
+    cleared->clear_version();
+    cleared->clear_nonce();
+    cleared->clear_stale();
+    cleared->clear_generated_at();
+  }
+  const v1::Assignment& content = cleared ? *cleared : assignment;
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream raw(&bytes);
@@ -58,7 +99,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
 
   std::vector<policy::CircuitInput> circuit_inputs;
-  std::vector<policy::CircuitMemory> memory;
+  circuit_inputs.reserve(endpoints.size());
+  std::vector<policy::CircuitMemory> no_memory;  // Without `memories`: every call starts afresh.
+  if (memories != nullptr) MatchMemories(endpoints, memories);
+  std::vector<policy::CircuitMemory>* memory = memories != nullptr ? &memories->memories : &no_memory;
   for (const EndpointView& ep : endpoints) {
     policy::CircuitInput ci;
     ci.state = ep.state;
@@ -75,13 +119,9 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     ci.gateway_errors_total = ep.gateway_errors_total;
     ci.ttft_p95_seconds = ep.ttft_p95_seconds;
     circuit_inputs.push_back(std::move(ci));
-    if (memories != nullptr) {
-      auto it = memories->find(EndpointKey(ep.node_id, ep.address));
-      memory.push_back(it == memories->end() ? policy::CircuitMemory() : std::move(it->second));
-    }
   }
   std::vector<policy::CircuitDecision> circuits =
-      policy::DecidePoolCircuits(circuit_inputs, &memory, config.circuit, monotonic_now);
+      policy::DecidePoolCircuits(circuit_inputs, memory, config.circuit, monotonic_now);
   // An address that two nodes report is ambiguous: neither is routed to (see
   // DuplicateAddresses). The breaker's memory is left as it was.
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -93,14 +133,9 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
         absl::StrCat("duplicate address: also reported by node ", absl::StrJoin(endpoints[i].duplicate_of, ", "),
                      "; excluded until only one node reports it");
   }
-  if (memories != nullptr) {
-    memories->clear();  // Endpoints that left the pool are forgotten.
-    for (size_t i = 0; i < endpoints.size(); ++i) {
-      (*memories)[EndpointKey(endpoints[i].node_id, endpoints[i].address)] = std::move(memory[i]);
-    }
-  }
 
   std::vector<policy::WeightInput> weight_inputs;
+  weight_inputs.reserve(endpoints.size());
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const EndpointView& ep = endpoints[i];
     policy::WeightInput wi;
@@ -116,7 +151,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     wi.weight_cap = circuits[i].weight_cap;
     weight_inputs.push_back(wi);
   }
-  const policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
+  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
 
   auto snap = std::make_shared<Snapshot>();
   snap->pool = pool;
@@ -124,6 +159,9 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   v1::Assignment& a = snap->assignment;
   a.set_pool(pool);
   a.set_lb_policy(config.lb_policy);
+  a.mutable_endpoints()->Reserve(static_cast<int>(endpoints.size()));
+  snap->details.reserve(endpoints.size());
+  snap->weight_explanations.reserve(endpoints.size());
   uint32_t routable = 0;
   policy::RoutableOccupancy occupancy;  // For the priority classes' headroom.
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -186,7 +224,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
         config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots),
         config.queues);
   }
-  for (const policy::WeightResult& w : weights.endpoints) snap->weight_explanations.push_back(w.reason);
+  for (policy::WeightResult& w : weights.endpoints) {
+    snap->weight_explanations.push_back(std::move(w.reason));
+    snap->weight_explanations.back().shrink_to_fit();  // Built by appending: capacity to spare.
+  }
   snap->version = ComputeVersion(a);
   a.set_version(snap->version);
   a.set_nonce(snap->version);

@@ -52,8 +52,14 @@ struct Snapshot {
   LazyWireBytes assignment_bytes;
 };
 
-// Circuit-breaker memory of a pool's endpoints, keyed by "node/address".
-using CircuitMemories = std::map<std::string, policy::CircuitMemory>;
+// Circuit-breaker memory of a pool's endpoints: `memories[i]` belongs to the endpoint
+// `keys[i]` ("node/address"), in the order of the pool's endpoints at the last pass. Kept
+// as two parallel vectors, not a map: while the pool's endpoints stay the same (nearly
+// every pass) the policy works on `memories` in place, without copying or allocating.
+struct CircuitMemories {
+  std::vector<std::string> keys;
+  std::vector<policy::CircuitMemory> memories;
+};
 
 // Runs the policy over one pool's endpoints and builds its snapshot; `replicas` is the
 // autoscaler's decision (nullopt: desired replicas = the routable endpoints). `previous` (may be

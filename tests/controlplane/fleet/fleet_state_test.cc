@@ -1,5 +1,12 @@
 #include "controlplane/fleet/fleet_state.h"
 
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "controlplane/fleet/pools.h"
 #include "gtest/gtest.h"
 #include "tests/controlplane/test_util.h"
@@ -350,4 +357,126 @@ TEST(FleetStateOutcomesTest, CheckCountersFromTheAgentReachTheView) {
 }
 
 }  // namespace
+// The pool index against the walk it replaces: after every step of a random history of
+// Hellos, reports that move endpoints between pools, disconnects, clean exits and
+// forgetting, the endpoints of each pool (and their duplicates) are exactly those of the
+// whole fleet that serve it.
+TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
+  ValidationLimits limits;
+  limits.max_pools = 4;  // Five models: some reports and Hellos are refused on the way.
+  FleetState fleet(limits);
+  std::mt19937 rng(20);  // Fixed: the same history every run.
+  const std::vector<std::string> models = {"m0", "m1", "m2", "m3", "m4"};
+  const std::vector<std::string> addresses = {"x:1", "x:2", "y:1", "y:2"};  // Shared: duplicates.
+  std::map<std::string, uint64_t> stream, sequence;                         // By node.
+  uint64_t next_stream = 1;
+  absl::Time now = kT0;
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  auto endpoint_report = [&](const std::string& address) {
+    v1::EndpointReport ep = MakeEndpointReport(address, models[pick(models.size())], 4, 1);
+    if (pick(3) == 0) ep.add_models(models[pick(models.size())]);
+    if (pick(4) == 0) ep.clear_models();  // Back to the Hello's models.
+    return ep;
+  };
+  for (int step = 0; step < 400; ++step) {
+    const std::string node = absl::StrCat("n", pick(6));
+    now += absl::Seconds(1);
+    switch (pick(6)) {
+      case 0:
+      case 1: {  // (Re)connect with some of the addresses, some with models.
+        v1::Hello hello = MakeHello(node, {});
+        for (const std::string& a : addresses) {
+          if (pick(2) == 0) continue;
+          v1::EndpointInfo* info = hello.add_endpoints();
+          info->set_address(a);
+          info->set_engine(v1::ENGINE_LLAMACPP);
+          info->set_slots_total(4);
+          if (pick(2) == 0) info->add_models(models[pick(models.size())]);
+        }
+        if (hello.endpoints_size() == 0) continue;
+        const uint64_t id = next_stream++;
+        if (fleet.Connect(id, hello, now).ok()) {
+          stream[node] = id;
+          sequence[node] = 0;
+        }
+        break;
+      }
+      case 2:
+      case 3: {  // A report that may move endpoints to other pools.
+        if (stream.count(node) == 0) continue;
+        std::vector<v1::EndpointReport> eps;
+        for (const NodeView& n : fleet.Nodes(now)) {
+          if (n.node_id != node) continue;
+          for (const v1::NodeEndpoint& e : n.endpoints) eps.push_back(endpoint_report(e.address()));
+        }
+        (void)fleet.ApplyReport(stream[node], node, MakeReport(++sequence[node], eps), now);
+        break;
+      }
+      case 4:
+        if (stream.count(node) > 0) fleet.Disconnect(stream[node], node, now);
+        break;
+      default:
+        if (stream.count(node) > 0 && pick(2) == 0) (void)fleet.Leave(stream[node], node, "bye");
+        (void)fleet.ForgetSilentNodes(absl::Seconds(20), now);
+        break;
+    }
+    const std::vector<EndpointView> all = fleet.Endpoints(now);
+    std::set<std::string> pools;
+    for (const EndpointView& ep : all) pools.insert(ep.models.begin(), ep.models.end());
+    EXPECT_LE(pools.size(), limits.max_pools) << "step " << step;
+    pools.insert("no-such-pool");
+    for (const std::string& pool : pools) {
+      auto describe = [](const std::vector<EndpointView>& eps) {
+        std::set<std::string> out;
+        for (const EndpointView& ep : eps) {
+          out.insert(absl::StrCat(ep.node_id, "/", ep.address, " dup=", absl::StrJoin(ep.duplicate_of, ","),
+                                  " busy=", ep.slots_busy, " connected=", ep.connected));
+        }
+        return out;
+      };
+      std::vector<EndpointView> expected;
+      for (const EndpointView& ep : all) {
+        if (std::find(ep.models.begin(), ep.models.end(), pool) != ep.models.end()) expected.push_back(ep);
+      }
+      const std::set<std::string> only = {pool};
+      const std::vector<EndpointView> indexed = fleet.Endpoints(now, &only);
+      EXPECT_EQ(indexed.size(), expected.size()) << "step " << step << " pool " << pool;
+      EXPECT_EQ(describe(indexed), describe(expected)) << "step " << step << " pool " << pool;
+    }
+  }
+}
+
+TEST(FleetStateIndexTest, AHelloMayKeepItsOwnPoolsAtTheLimitButNotAddOne) {
+  ValidationLimits limits;
+  limits.max_pools = 2;
+  FleetState fleet(limits);
+  v1::Hello h1 = MakeHello("n1", {"a:1"});
+  h1.mutable_endpoints(0)->add_models("m1");
+  v1::Hello h2 = MakeHello("n2", {"b:1"});
+  h2.mutable_endpoints(0)->add_models("m2");
+  ASSERT_TRUE(fleet.Connect(1, h1, kT0).ok());
+  ASSERT_TRUE(fleet.Connect(2, h2, kT0).ok());
+  // n1 reconnects serving m3 instead of m1 (its own pool goes): still two pools.
+  v1::Hello moved = MakeHello("n1", {"a:1"});
+  moved.mutable_endpoints(0)->add_models("m3");
+  fleet.Disconnect(1, "n1", kT0);
+  EXPECT_TRUE(fleet.Connect(3, moved, kT0).ok());
+  // A new node with a third model is refused; one joining m2 or m3 is not.
+  v1::Hello third = MakeHello("n3", {"c:1"});
+  third.mutable_endpoints(0)->add_models("m4");
+  EXPECT_EQ(fleet.Connect(4, third, kT0).code(), absl::StatusCode::kResourceExhausted);
+  third.mutable_endpoints(0)->set_models(0, "m2");
+  EXPECT_TRUE(fleet.Connect(4, third, kT0).ok());
+  // m2 is no longer n2's alone: n2 may not swap it for a third pool.
+  v1::Hello n2_moves = MakeHello("n2", {"b:1"});
+  n2_moves.mutable_endpoints(0)->add_models("m5");
+  fleet.Disconnect(2, "n2", kT0);
+  EXPECT_EQ(fleet.Connect(5, n2_moves, kT0).code(), absl::StatusCode::kResourceExhausted);
+  const std::set<std::string> m2 = {"m2"};
+  std::vector<EndpointView> eps = fleet.Endpoints(kT0, &m2);
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0].node_id, "n2");
+  EXPECT_EQ(eps[1].node_id, "n3");
+}
+
 }  // namespace switchboard::controlplane

@@ -136,4 +136,34 @@ TEST(SnapshotTest, AssignmentBytesAreSerializedOnceAndCopiesStartAfresh) {
 }
 
 }  // namespace
+TEST(SnapshotTest, BreakerMemoriesFollowTheirEndpointsAndForgetTheOnesThatLeft) {
+  policy::PolicyConfig config;
+  config.circuit.staleness_bound = absl::Seconds(5);
+  CircuitMemories memories;
+  const absl::Time t0 = absl::FromUnixSeconds(5000);
+  EndpointView down = Ep("n2", "b:1", 4, 0);
+  down.state = v1::ENDPOINT_STATE_UNHEALTHY;
+  BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), down}, nullptr, config, kNow, &memories, t0);
+  ASSERT_THAT(memories.keys, ::testing::ElementsAre("n1/a:1", "n2/b:1"));
+  ASSERT_EQ(memories.memories.size(), 2u);
+  EXPECT_EQ(memories.memories[1].state, v1::CIRCUIT_STATE_OPEN);
+  EXPECT_EQ(memories.memories[1].times_ejected, 1);
+
+  // A new endpoint sorts before the ejected one: each memory moves with its endpoint.
+  auto snap = BuildSnapshot("m", {Ep("n1", "a:1", 4, 0), Ep("n1", "a:2", 4, 0), down}, nullptr, config, kNow, &memories,
+                            t0 + absl::Seconds(1));
+  ASSERT_THAT(memories.keys, ::testing::ElementsAre("n1/a:1", "n1/a:2", "n2/b:1"));
+  ASSERT_EQ(memories.memories.size(), 3u);
+  EXPECT_EQ(memories.memories[1].times_ejected, 0);
+  EXPECT_EQ(memories.memories[2].state, v1::CIRCUIT_STATE_OPEN);
+  EXPECT_EQ(memories.memories[2].times_ejected, 1);
+  EXPECT_EQ(snap->assignment.endpoints(2).circuit(), v1::CIRCUIT_STATE_OPEN);
+
+  // The endpoints that left are forgotten: the memory is bounded by the pool's size.
+  BuildSnapshot("m", {down}, nullptr, config, kNow, &memories, t0 + absl::Seconds(2));
+  ASSERT_THAT(memories.keys, ::testing::ElementsAre("n2/b:1"));
+  ASSERT_EQ(memories.memories.size(), 1u);
+  EXPECT_EQ(memories.memories[0].times_ejected, 1) << "still the same ejection";
+}
+
 }  // namespace switchboard::controlplane
