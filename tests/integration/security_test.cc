@@ -622,13 +622,14 @@ TEST_F(SecurityTest, PickerServesAndSubscribesOverTls) {
       "switchboard-picker", {"--tls-cert", cert->cert, "--tls-key", cert->key, "--ca", ca_->cert(), "--token-file",
                              (dir_ / "read.token").string(), "--controlplane", cp_addr_, "--listen", "127.0.0.1:0",
                              "--pool", "llama", "--tls-reload-interval", "1s", "--metrics-listen", "127.0.0.1:0"});
+  // The metrics port is printed first.
+  auto metrics_port = picker->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   auto port = picker->WaitForPort("grpc listening on port ", Scaled(absl::Seconds(20)));
   ASSERT_TRUE(port.ok()) << port.status();
   const std::string target = absl::StrCat("127.0.0.1:", *port);
 
   // Its /metrics speaks HTTPS with the same certificate; plain HTTP is refused.
-  auto metrics_port = picker->WaitForPort("metrics listening on port ", Scaled(absl::Seconds(20)));
-  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   std::tie(rc, out) = RunToExit("/usr/bin/curl",
                                 {"-sS", "--max-time", "10", "--cacert", ca_->cert(),
                                  absl::StrCat("https://127.0.0.1:", *metrics_port, "/metrics")},
