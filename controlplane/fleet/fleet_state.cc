@@ -87,7 +87,7 @@ absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
                                           const std::vector<const Models*>& proposed) const {
   // Pools that exist only through this node's endpoints: they go if the node stops
   // serving them. (Members sort by node id: the first and the last tell.)
-  auto own_only = [&](const std::string& pool) {
+  auto own_only = [&](const std::string& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = pool_members_.find(pool);
     return it != pool_members_.end() && it->second.begin()->first == node_id && it->second.rbegin()->first == node_id;
   };
