@@ -475,6 +475,10 @@ class Parser {
             !s.ok()) {
           return s;
         }
+        if (p->autoscale_sync_period <= absl::ZeroDuration()) {
+          return Error(node["autoscaling"]["sync_period"], field + ".autoscaling.sync_period",
+                       "must be longer than zero, e.g. 15s");
+        }
       }
       if (node["autoscaling"].IsMap() && node["autoscaling"]["predictive"]) {
         const YAML::Node& pr = node["autoscaling"]["predictive"];

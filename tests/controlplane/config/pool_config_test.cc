@@ -123,6 +123,9 @@ TEST(PoolConfigTest, ErrorsNameTheLineAndField) {
       {"pools:\n  m:\n    autoscaling:\n      max_replicas: -2\n", "pools.yaml:4: pools.m.autoscaling.max_replicas"},
       {"pools:\n  m:\n    typo: 1\n", "pools.yaml:3: pools.m.typo: unknown field"},
       {"defaults:\n  staleness_bound: soon\n", "pools.yaml:2: defaults.staleness_bound: must be a duration"},
+      // Found by fuzz_pool_config: a zero sync period was accepted.
+      {"pools:\n  m:\n    autoscaling:\n      sync_period: 000ms\n",
+       "pools.yaml:4: pools.m.autoscaling.sync_period: must be longer than zero"},
       {"pools:\n  m:\n    autoscaling:\n      min_replicas: 5\n      max_replicas: 2\n",
        "min_replicas exceeds max_replicas"},
       {"pools:\n  m:\n    autoscaling:\n      behavior:\n        scaleUp:\n          selectPolicy: Most\n",
