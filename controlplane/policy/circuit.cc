@@ -99,7 +99,9 @@ Outcomes OutcomeWindow::Feed(uint64_t total, uint64_t failed, absl::Time now, ab
     }
     buckets_[(oldest_ + count_) % kBuckets] = Bucket{now_ns, 0, 0};
     ++count_;
-    newest_until_ns_ = now_ns + absl::ToInt64Nanoseconds(window) / (kBuckets - 1);
+    const int64_t span_ns = window_ns / (kBuckets - 1);
+    newest_until_ns_ =
+        now_ns > std::numeric_limits<int64_t>::max() - span_ns ? std::numeric_limits<int64_t>::max() : now_ns + span_ns;
   }
   Bucket& newest = buckets_[(oldest_ + count_ - 1) % kBuckets];
   // A bucket lasts window / 7: its counts stay far below 2^32 unless fed garbage, and
