@@ -63,7 +63,7 @@ class HoldingRls final : public envoy::service::ratelimit::v3::RateLimitService:
   }
   bool WaitHeld(int n) {
     absl::MutexLock lock(&mu_);
-    auto enough = [this, n] { return static_cast<int>(held_.size()) >= n; };
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return static_cast<int>(held_.size()) >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
   }
   void Release() {
