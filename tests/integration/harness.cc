@@ -91,17 +91,20 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::string& binary, const s
     // If the test process dies (a crash, a failed ASSERT in a fixture), its children
     // must not outlive it.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);
     dup2(pipefd[1], STDOUT_FILENO);
     close(pipefd[0]);
     close(pipefd[1]);
     setenv("SWITCHBOARD_LOG_LEVEL", "warning", 0);
     ExecOrDie(path, args);
   }
+  setpgid(pid, pid);  // Also here: the destructor may run before the child gets to it.
   close(pipefd[1]);
   return std::unique_ptr<Subprocess>(new Subprocess(pid, pipefd[0]));
 }
 
 Subprocess::~Subprocess() {
+  kill(-group_, SIGKILL);  // ESRCH when the group has gone: nothing to do.
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
     Wait();
@@ -163,18 +166,21 @@ std::pair<int, std::string> RunToExit(const std::string& binary, const std::vect
   if (pid < 0) return {-1, "fork failed"};
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);
     dup2(pipefd[1], STDOUT_FILENO);
     dup2(pipefd[1], STDERR_FILENO);
     close(pipefd[0]);
     close(pipefd[1]);
     ExecOrDie(path, args);
   }
+  setpgid(pid, pid);
   close(pipefd[1]);
   const absl::Time deadline = absl::Now() + Scaled(timeout);
   std::string out;
   while (true) {
     const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (left_ms <= 0) {
+      kill(-pid, SIGKILL);  // With what it started, which may hold the output open.
       kill(pid, SIGKILL);
       break;
     }

@@ -47,9 +47,12 @@ class Subprocess {
  public:
   // Starts `binary` (a name in BinDir(), or an absolute path) with `args`
   // (WithTransportDefaults); stdout is captured for WaitForLine, stderr goes to the
-  // test's stderr.
+  // test's stderr. The process leads a process group of its own, so that what it starts
+  // (nginx's and haproxy's workers) can be killed with it.
   static std::unique_ptr<Subprocess> Start(const std::string& binary, const std::vector<std::string>& args);
-  ~Subprocess();  // SIGKILLs and reaps the process if still running.
+  // SIGKILLs the process group (a worker left by a killed master would keep the test's
+  // output open, and CTest waiting on it) and reaps the process if still running.
+  ~Subprocess();
 
   // Reads stdout until a line starts with `prefix`; returns the integer that ends it
   // (the programs print "grpc listening on port N").
@@ -63,8 +66,9 @@ class Subprocess {
   bool running() const { return pid_ > 0; }
 
  private:
-  Subprocess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
+  Subprocess(pid_t pid, int stdout_fd) : pid_(pid), group_(pid), stdout_fd_(stdout_fd) {}
   pid_t pid_;
+  const pid_t group_;
   int stdout_fd_;
   std::string buffer_;
 };

@@ -392,7 +392,10 @@ TEST_F(HaproxySyncTest, DynamicServersAddedAndRemovedWithOnceAndDryRun) {
   for (const auto& s : Servers("llama_dynamic")) EXPECT_NE(absl::StrCat(s.host, ":", s.port), leaving);
 
   // The control plane restarts (same address): the sync reconnects and follows again.
-  cp_.reset();
+  // Stopped cleanly, so its history holds the departure above: killed within
+  // milliseconds of it, the restarted one could serve the assignment before it (stale).
+  cp_->Signal(SIGTERM);
+  ASSERT_EQ(cp_->Wait(), 0);
   cp_ = Subprocess::Start("switchboard-controlplane", {"--listen", cp_addr_, "--metrics-listen", "127.0.0.1:0", "--db",
                                                        (dir_ / "history.db").string(), "--insecure"});
   ASSERT_NE(cp_, nullptr);
