@@ -117,8 +117,10 @@ TEST_F(MetricsLintTest, EveryBinaryPassesPromtoolCheckMetrics) {
   ASSERT_TRUE(WaitFor(
       [&] {
         cp_text = Scrape(*cp_metrics);
-        // --scale-exec ran at least once (a pool appeared), so its counter moved.
+        // --scale-exec ran at least once (a pool appeared), so its counter moved; the
+        // autoscaler decided once, so the usage ratios are there.
         return cp_text.find("switchboard_endpoint_weight{") != std::string::npos &&
+               cp_text.find("switchboard_pool_scaling_usage_ratio{") != std::string::npos &&
                std::regex_search(cp_text, std::regex("switchboard_scale_exec_runs_total\\{result=\"ok\"\\} [1-9]"));
       },
       Scaled(absl::Seconds(15))))
