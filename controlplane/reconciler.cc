@@ -23,6 +23,29 @@ const char* CircuitName(v1::CircuitState c) {
 
 }  // namespace
 
+std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall) {
+  std::vector<EndpointSample> samples;
+  samples.reserve(snapshot.details.size());
+  for (const v1::EndpointStatus& d : snapshot.details) {
+    EndpointSample s;
+    s.time = wall;
+    s.pool = snapshot.pool;
+    s.node_id = d.node_id();
+    s.address = d.address();
+    s.slots_total = d.slots_total();
+    s.slots_busy = d.slots_busy();
+    s.queue_depth = d.queue_depth();
+    s.kv_cache_usage = d.kv_cache_usage();
+    s.ttft_p95_seconds = d.ttft_p95_seconds();
+    s.tokens_per_second = d.tokens_per_second();
+    s.weight = d.weight();
+    s.circuit = d.circuit();
+    s.errors_total = d.errors_total();
+    samples.push_back(std::move(s));
+  }
+  return samples;
+}
+
 Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history, const Clock* clock,
                        ReconcilerOptions options)
     : fleet_(fleet),
@@ -320,26 +343,7 @@ void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now,
     if (now - it->second < options_.endpoint_sample_interval) return;
     it->second = now;
   }
-  std::vector<EndpointSample> samples;
-  samples.reserve(snapshot.details.size());
-  for (const v1::EndpointStatus& d : snapshot.details) {
-    EndpointSample s;
-    s.time = wall;
-    s.pool = snapshot.pool;
-    s.node_id = d.node_id();
-    s.address = d.address();
-    s.slots_total = d.slots_total();
-    s.slots_busy = d.slots_busy();
-    s.queue_depth = d.queue_depth();
-    s.kv_cache_usage = d.kv_cache_usage();
-    s.ttft_p95_seconds = d.ttft_p95_seconds();
-    s.tokens_per_second = d.tokens_per_second();
-    s.weight = d.weight();
-    s.circuit = d.circuit();
-    s.errors_total = d.errors_total();
-    samples.push_back(std::move(s));
-  }
-  history_->RecordEndpointSamples(std::move(samples));
+  history_->RecordEndpointSamples(EndpointSamplesOf(snapshot, wall));
 }
 
 void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {
