@@ -25,22 +25,24 @@ const char* CircuitName(v1::CircuitState c) {
 
 std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall) {
   std::vector<EndpointSample> samples;
-  samples.reserve(snapshot.details.size());
-  for (const v1::EndpointStatus& d : snapshot.details) {
+  samples.reserve(snapshot.size());
+  for (size_t i = 0; i < snapshot.size(); ++i) {
+    const v1::AssignedEndpoint& ep = snapshot.assignment.endpoints(static_cast<int>(i));
+    const EndpointFacts& f = snapshot.facts[i];
     EndpointSample s;
     s.time = wall;
     s.pool = snapshot.pool;
-    s.node_id = d.node_id();
-    s.address = d.address();
-    s.slots_total = d.slots_total();
-    s.slots_busy = d.slots_busy();
-    s.queue_depth = d.queue_depth();
-    s.kv_cache_usage = d.kv_cache_usage();
-    s.ttft_p95_seconds = d.ttft_p95_seconds();
-    s.tokens_per_second = d.tokens_per_second();
-    s.weight = d.weight();
-    s.circuit = d.circuit();
-    s.errors_total = d.errors_total();
+    s.node_id = ep.node_id();
+    s.address = ep.address();
+    s.slots_total = f.weight_input.slots_total;
+    s.slots_busy = f.weight_input.slots_busy;
+    s.queue_depth = f.weight_input.queue_depth;
+    s.kv_cache_usage = f.kv_cache_usage;
+    s.ttft_p95_seconds = f.ttft_p95_seconds;
+    s.tokens_per_second = f.tokens_per_second;
+    s.weight = ep.weight();
+    s.circuit = ep.circuit();
+    s.errors_total = f.errors_total;
     samples.push_back(std::move(s));
   }
   return samples;
@@ -337,7 +339,7 @@ int Reconciler::Pass(const std::set<std::string>* only) {
 }
 
 void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall) {
-  if (history_ == nullptr || snapshot.details.empty()) return;
+  if (history_ == nullptr || snapshot.size() == 0) return;
   auto [it, inserted] = last_endpoint_sample_.try_emplace(snapshot.pool, now);
   if (!inserted) {
     if (now - it->second < options_.endpoint_sample_interval) return;
@@ -372,34 +374,41 @@ void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointVie
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {
-  std::map<std::string, const v1::EndpointStatus*> old_eps;
+  std::map<std::string, size_t> old_eps;  // Key -> index in `before`.
   if (before != nullptr) {
-    for (const v1::EndpointStatus& d : before->details) old_eps[EndpointKey(d.node_id(), d.address())] = &d;
+    for (size_t i = 0; i < before->size(); ++i) {
+      const v1::AssignedEndpoint& ep = before->assignment.endpoints(static_cast<int>(i));
+      old_eps[EndpointKey(ep.node_id(), ep.address())] = i;
+    }
   }
-  auto emit = [&](const std::string& kind, const v1::EndpointStatus& d, std::string detail) {
-    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << d.node_id() << " endpoint=" << d.address() << " "
+  auto emit = [&](const std::string& kind, const v1::AssignedEndpoint& ep, std::string detail) {
+    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << ep.node_id() << " endpoint=" << ep.address() << " "
                  << detail;
     if (history_ != nullptr) {
-      history_->RecordEvent({wall, kind, after.pool, d.node_id(), d.address(), std::move(detail)});
+      history_->RecordEvent({wall, kind, after.pool, ep.node_id(), ep.address(), std::move(detail)});
     }
   };
-  for (const v1::EndpointStatus& d : after.details) {
-    auto it = old_eps.find(EndpointKey(d.node_id(), d.address()));
+  for (size_t i = 0; i < after.size(); ++i) {
+    const v1::AssignedEndpoint& ep = after.assignment.endpoints(static_cast<int>(i));
+    const std::string& reason = after.facts[i].circuit_reason;
+    auto it = old_eps.find(EndpointKey(ep.node_id(), ep.address()));
     if (it == old_eps.end()) {
-      emit("endpoint_joined", d, absl::StrCat("circuit ", CircuitName(d.circuit()), ": ", d.reason()));
+      emit("endpoint_joined", ep, absl::StrCat("circuit ", CircuitName(ep.circuit()), ": ", reason));
       continue;
     }
-    const v1::EndpointStatus& old = *it->second;
+    const v1::AssignedEndpoint& old = before->assignment.endpoints(static_cast<int>(it->second));
     const bool was_routable = old.weight() > 0;
-    const bool is_routable = d.weight() > 0;
-    if (old.circuit() != d.circuit() || was_routable != is_routable) {
-      emit("circuit_changed", d,
+    const bool is_routable = ep.weight() > 0;
+    if (old.circuit() != ep.circuit() || was_routable != is_routable) {
+      emit("circuit_changed", ep,
            absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
-                        CircuitName(d.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", d.reason()));
+                        CircuitName(ep.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", reason));
     }
     old_eps.erase(it);
   }
-  for (const auto& [key, d] : old_eps) emit("endpoint_left", *d, "no longer reported");
+  for (const auto& [key, i] : old_eps) {
+    emit("endpoint_left", before->assignment.endpoints(static_cast<int>(i)), "no longer reported");
+  }
 }
 
 }  // namespace switchboard::controlplane
