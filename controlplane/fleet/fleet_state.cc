@@ -187,9 +187,12 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
         }
       }
       latest = ep;
-      if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
-      if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
-      if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
+      if (ep.slot_tokens_per_second() > 0 || ep.prefill_tokens_per_second() > 0 || ep.e2e_p50_seconds() > 0) {
+        Node::KeptSpeeds& kept = node.speeds[ep.address()];
+        if (ep.slot_tokens_per_second() > 0) kept.slot_tps = ep.slot_tokens_per_second();
+        if (ep.prefill_tokens_per_second() > 0) kept.prefill_tps = ep.prefill_tokens_per_second();
+        if (ep.e2e_p50_seconds() > 0) kept.e2e_p50 = ep.e2e_p50_seconds();
+      }
     }
     if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
   }
@@ -335,12 +338,11 @@ EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node
     v.gateway_requests_total = g->second.requests;
     v.gateway_errors_total = g->second.errors;
   }
-  auto tps = node.slot_tps.find(info.address());
-  if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
-  if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
-    v.prefill_tokens_per_second = p->second;
+  if (auto kept = node.speeds.find(info.address()); kept != node.speeds.end()) {
+    v.slot_tokens_per_second = kept->second.slot_tps;
+    v.prefill_tokens_per_second = kept->second.prefill_tps;
+    v.e2e_p50_seconds = kept->second.e2e_p50;
   }
-  if (auto e = node.e2e_p50.find(info.address()); e != node.e2e_p50.end()) v.e2e_p50_seconds = e->second;
   return v;
 }
 
@@ -348,6 +350,9 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<s
   std::vector<EndpointView> out;
   MutexLock lock(&mu_);
   if (pools == nullptr) {
+    size_t count = 0;  // Reserved up front: a growing vector would hold up to twice the views.
+    for (const auto& entry : nodes_) count += static_cast<size_t>(entry.second.hello.endpoints_size());
+    out.reserve(count);
     for (const auto& [node_id, node] : nodes_) {
       for (const v1::EndpointInfo& info : node.hello.endpoints()) out.push_back(ViewLocked(node_id, node, info, now));
     }

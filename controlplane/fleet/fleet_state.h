@@ -150,10 +150,13 @@ class FleetState {
     uint64_t last_sequence = 0;
     absl::Time last_seen;                              // Monotonic.
     std::map<std::string, v1::EndpointReport> latest;  // By address.
-    std::map<std::string, double> slot_tps;            // Last non-zero per address.
-    std::map<std::string, double> prefill_tps;         // Last non-zero per address.
-    std::map<std::string, double> e2e_p50;             // Last non-zero per address.
-    std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
+    // The last non-zero measurement of each speed (0: none yet), per address: one map
+    // entry per endpoint for the three of them.
+    struct KeptSpeeds {
+      double slot_tps = 0, prefill_tps = 0, e2e_p50 = 0;
+    };
+    std::map<std::string, KeptSpeeds> speeds;
+    std::map<std::string, v1::GpuSample> gpus;  // Latest sample by uuid.
     struct GatewayCounts {
       uint64_t requests = 0, errors = 0;
     };
