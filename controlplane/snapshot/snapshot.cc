@@ -161,7 +161,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     wi.weight_cap = circuits[i].weight_cap;
     weight_inputs.push_back(wi);
   }
-  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
+  // Explained on request (Snapshot::WeightExplanations), from the inputs kept.
+  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights, /*explain=*/false);
 
   auto snap = std::make_shared<Snapshot>();
   snap->pool = pool;
