@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,14 +127,11 @@ int Run(int argc, char** argv) {
   size_t pool_endpoints = 0;
   {
     meter.Start();
-    std::vector<controlplane::EndpointView> views = fleet.Endpoints(clock.MonotonicNow());
-    meter.Line("pass, transient: endpoint views (whole fleet)");
-    std::vector<controlplane::EndpointView> pool;
-    for (controlplane::EndpointView& v : views) {
-      if (v.models.size() == 1 && v.models[0] == bench::kWatchedPool) pool.push_back(std::move(v));
-    }
+    std::map<std::string, std::vector<controlplane::EndpointView>> views =
+        fleet.EndpointsByPool(clock.MonotonicNow(), nullptr);
+    meter.Line("pass, transient: endpoint views (whole fleet, by pool)");
+    std::vector<controlplane::EndpointView> pool = std::move(views[bench::kWatchedPool]);
     views.clear();
-    views.shrink_to_fit();
     pool_endpoints = pool.size();
     Meter pool_meter(pool_endpoints);
     pool_meter.Start();

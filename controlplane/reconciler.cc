@@ -1,9 +1,11 @@
 #include "controlplane/reconciler.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
-#include "controlplane/fleet/pools.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -300,11 +302,9 @@ int Reconciler::Pass(const std::set<std::string>* only) {
   }
 
   std::shared_ptr<const policy::FleetConfig> config = this->config();
-  std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now, only));
-  if (only != nullptr) {
-    // An endpoint of a changed pool may serve other pools too: those are not rebuilt.
-    for (auto it = pools.begin(); it != pools.end();) it = only->count(it->first) > 0 ? std::next(it) : pools.erase(it);
-  }
+  // Only the changed pools when `only` is set: an endpoint of a changed pool may serve
+  // other pools too, and those are not rebuilt.
+  std::map<std::string, std::vector<EndpointView>> pools = fleet_->EndpointsByPool(now, only);
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
     if (only != nullptr && only->count(old->pool) == 0) continue;
@@ -374,13 +374,17 @@ void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointVie
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {
-  std::map<std::string, size_t> old_eps;  // Key -> index in `before`.
-  if (before != nullptr) {
-    for (size_t i = 0; i < before->size(); ++i) {
-      const v1::AssignedEndpoint& ep = before->assignment.endpoints(static_cast<int>(i));
-      old_eps[EndpointKey(ep.node_id(), ep.address())] = i;
-    }
-  }
+  // The previous endpoints by (node id, address), as positions sorted by key: found by
+  // binary search without copying a key per endpoint (this runs on every published pass,
+  // while both snapshots are held).
+  const int before_size = before != nullptr ? before->assignment.endpoints_size() : 0;
+  auto key_of = [](const v1::AssignedEndpoint& ep) { return std::tie(ep.node_id(), ep.address()); };
+  std::vector<int> old_order(static_cast<size_t>(before_size));
+  for (int i = 0; i < before_size; ++i) old_order[static_cast<size_t>(i)] = i;
+  std::sort(old_order.begin(), old_order.end(), [&](int a, int b) {
+    return key_of(before->assignment.endpoints(a)) < key_of(before->assignment.endpoints(b));
+  });
+  std::vector<bool> still_there(static_cast<size_t>(before_size), false);
   auto emit = [&](const std::string& kind, const v1::AssignedEndpoint& ep, std::string detail) {
     SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << ep.node_id() << " endpoint=" << ep.address() << " "
                  << detail;
@@ -391,12 +395,14 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
   for (size_t i = 0; i < after.size(); ++i) {
     const v1::AssignedEndpoint& ep = after.assignment.endpoints(static_cast<int>(i));
     const std::string& reason = after.facts[i].circuit_reason;
-    auto it = old_eps.find(EndpointKey(ep.node_id(), ep.address()));
-    if (it == old_eps.end()) {
+    auto it = std::lower_bound(old_order.begin(), old_order.end(), key_of(ep),
+                               [&](int a, const auto& key) { return key_of(before->assignment.endpoints(a)) < key; });
+    if (it == old_order.end() || key_of(before->assignment.endpoints(*it)) != key_of(ep)) {
       emit("endpoint_joined", ep, absl::StrCat("circuit ", CircuitName(ep.circuit()), ": ", reason));
       continue;
     }
-    const v1::AssignedEndpoint& old = before->assignment.endpoints(static_cast<int>(it->second));
+    still_there[static_cast<size_t>(*it)] = true;
+    const v1::AssignedEndpoint& old = before->assignment.endpoints(*it);
     const bool was_routable = old.weight() > 0;
     const bool is_routable = ep.weight() > 0;
     if (old.circuit() != ep.circuit() || was_routable != is_routable) {
@@ -404,11 +410,14 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
            absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
                         CircuitName(ep.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", reason));
     }
-    old_eps.erase(it);
   }
-  for (const auto& [key, i] : old_eps) {
-    emit("endpoint_left", before->assignment.endpoints(static_cast<int>(i)), "no longer reported");
+  std::map<std::string, int> left;  // By EndpointKey: the order these events always had.
+  for (int i = 0; i < before_size; ++i) {
+    if (still_there[static_cast<size_t>(i)]) continue;
+    const v1::AssignedEndpoint& ep = before->assignment.endpoints(i);
+    left.emplace(EndpointKey(ep.node_id(), ep.address()), i);
   }
+  for (const auto& [key, i] : left) emit("endpoint_left", before->assignment.endpoints(i), "no longer reported");
 }
 
 }  // namespace switchboard::controlplane

@@ -394,6 +394,37 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<s
   return out;
 }
 
+void FleetState::AddDuplicatesLocked(EndpointView* view) const {
+  auto dup = claimants_.find(view->address);
+  if (!view->connected || dup == claimants_.end() || dup->second.size() < 2) return;
+  for (const std::string& other : dup->second) {
+    if (other != view->node_id) view->duplicate_of.push_back(other);
+  }
+}
+
+std::map<std::string, std::vector<EndpointView>> FleetState::EndpointsByPool(absl::Time now,
+                                                                             const std::set<std::string>* pools) const {
+  std::map<std::string, std::vector<EndpointView>> out;
+  MutexLock lock(&mu_);
+  for (const auto& [pool, members] : pool_members_) {
+    if (pools != nullptr && pools->count(pool) == 0) continue;
+    std::vector<EndpointView>& views = out[pool];
+    views.reserve(members.size());
+    // The index is a set of (node id, address): the order GroupByPool sorts into.
+    for (const auto& [node_id, address] : members) {
+      auto node = nodes_.find(node_id);
+      if (node == nodes_.end()) continue;  // Never: the index follows nodes_.
+      for (const v1::EndpointInfo& info : node->second.hello.endpoints()) {
+        if (info.address() != address) continue;
+        views.push_back(ViewLocked(node_id, node->second, info, now));
+        AddDuplicatesLocked(&views.back());
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<NodeView> FleetState::Nodes(absl::Time now) const {
   std::map<std::string, std::vector<v1::NodeEndpoint>> endpoints;  // By node.
   for (const EndpointView& ep : Endpoints(now)) {

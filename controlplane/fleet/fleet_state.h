@@ -136,6 +136,13 @@ class FleetState {
   // pools, not of the fleet (an index kept up to date on every change).
   std::vector<EndpointView> Endpoints(absl::Time now, const std::set<std::string>* pools) const;
 
+  // The endpoints grouped into pools exactly as GroupByPool(Endpoints(now, pools)) does
+  // (fleet/pools.h: the same pools, endpoints and order), less the pools not in `pools`
+  // (null: every pool). Built straight into each pool's vector, reserved from the index:
+  // a pass holds one copy of the views, not a flat list and then the pools.
+  std::map<std::string, std::vector<EndpointView>> EndpointsByPool(absl::Time now,
+                                                                   const std::set<std::string>* pools) const;
+
   // The pools whose endpoints' reports changed since the last call; nullopt when
   // something else changed since (a node connected, left or was drained or forgotten:
   // any pool may be touched). Each call starts the next interval.
@@ -170,6 +177,8 @@ class FleetState {
   // Hello, models and connection stand now. Every change to those calls it with false
   // before and with true after, so the indexes always match nodes_.
   void IndexNodeLocked(const std::string& node_id, const Node& node, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills `view->duplicate_of` from the index (connected claimants only).
+  void AddDuplicatesLocked(EndpointView* view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One endpoint as the policy sees it (duplicate_of left empty).
   EndpointView ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                           absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

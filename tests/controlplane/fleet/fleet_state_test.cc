@@ -443,6 +443,27 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
       EXPECT_EQ(indexed.size(), expected.size()) << "step " << step << " pool " << pool;
       EXPECT_EQ(describe(indexed), describe(expected)) << "step " << step << " pool " << pool;
     }
+    // A pass's grouping, built straight from the index: the same pools, endpoints and
+    // order as grouping the whole fleet's views; and of some pools only, those pools.
+    auto ordered = [](const std::map<std::string, std::vector<EndpointView>>& by_pool) {
+      std::vector<std::string> out;
+      for (const auto& [pool, eps] : by_pool) {
+        for (const EndpointView& ep : eps) {
+          out.push_back(absl::StrCat(pool, ": ", ep.node_id, "/", ep.address,
+                                     " dup=", absl::StrJoin(ep.duplicate_of, ","), " busy=", ep.slots_busy,
+                                     " connected=", ep.connected, " models=", absl::StrJoin(ep.models, ",")));
+        }
+      }
+      return out;
+    };
+    const std::map<std::string, std::vector<EndpointView>> grouped = GroupByPool(all);
+    EXPECT_EQ(ordered(fleet.EndpointsByPool(now, nullptr)), ordered(grouped)) << "step " << step;
+    const std::set<std::string> some = {models[pick(models.size())], models[pick(models.size())], "no-such-pool"};
+    std::map<std::string, std::vector<EndpointView>> some_grouped;
+    for (const auto& [pool, eps] : grouped) {
+      if (some.count(pool) > 0) some_grouped[pool] = eps;
+    }
+    EXPECT_EQ(ordered(fleet.EndpointsByPool(now, &some)), ordered(some_grouped)) << "step " << step;
   }
 }
 
