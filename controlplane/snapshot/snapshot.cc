@@ -133,6 +133,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   std::vector<policy::CircuitDecision> circuits =
       policy::DecidePoolCircuits(circuit_inputs, memory, config.circuit, monotonic_now);
+  circuit_inputs = {};  // Freed before the snapshot is built: one pass's peak is the sum.
   // An address that two nodes report is ambiguous: neither is routed to (see
   // DuplicateAddresses). The breaker's memory is left as it was.
   for (size_t i = 0; i < endpoints.size(); ++i) {
