@@ -117,7 +117,7 @@ class FleetMetrics final : public prometheus::Collectable {
       const policy::PoolPolicy& pp = config->For(pool);
       AddGauge(&desired, {{"pool", pool}}, snap->assignment.desired_replicas());
       double n_current = 0, n_ready = 0;
-      for (const v1::EndpointStatus& ep : snap->details) {
+      for (const v1::AssignedEndpoint& ep : snap->assignment.endpoints()) {
         if (ep.state() == v1::ENDPOINT_STATE_READY) ++n_ready;
         if (ep.state() == v1::ENDPOINT_STATE_READY || ep.state() == v1::ENDPOINT_STATE_STARTING) ++n_current;
       }
@@ -147,7 +147,9 @@ class FleetMetrics final : public prometheus::Collectable {
           }
         }
       }
-      for (const v1::EndpointStatus& ep : snap->details) {
+      for (size_t i = 0; i < snap->size(); ++i) {
+        const v1::AssignedEndpoint& ep = snap->assignment.endpoints(static_cast<int>(i));
+        const EndpointFacts& f = snap->facts[i];
         const std::vector<prometheus::ClientMetric::Label> l = {
             {"pool", pool}, {"node", ep.node_id()}, {"endpoint", ep.address()}};
         AddGauge(&weight, l, ep.weight());
@@ -157,11 +159,11 @@ class FleetMetrics final : public prometheus::Collectable {
           AddGauge(&circuit, with_state, ep.circuit() == s ? 1 : 0);
         }
         AddGauge(&slots, l, ep.slots_total());
-        AddGauge(&busy, l, ep.slots_busy());
-        AddGauge(&queue, l, ep.queue_depth());
-        AddGauge(&kv, l, ep.kv_cache_usage());
-        AddGauge(&ttft, l, ep.ttft_p95_seconds());
-        AddGauge(&tps, l, ep.tokens_per_second());
+        AddGauge(&busy, l, f.weight_input.slots_busy);
+        AddGauge(&queue, l, f.weight_input.queue_depth);
+        AddGauge(&kv, l, f.kv_cache_usage);
+        AddGauge(&ttft, l, f.ttft_p95_seconds);
+        AddGauge(&tps, l, f.tokens_per_second);
       }
     }
     std::vector<prometheus::MetricFamily> out;

@@ -1,9 +1,11 @@
 #include "controlplane/reconciler.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
-#include "controlplane/fleet/pools.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -22,6 +24,31 @@ const char* CircuitName(v1::CircuitState c) {
 }
 
 }  // namespace
+
+std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall) {
+  std::vector<EndpointSample> samples;
+  samples.reserve(snapshot.size());
+  for (size_t i = 0; i < snapshot.size(); ++i) {
+    const v1::AssignedEndpoint& ep = snapshot.assignment.endpoints(static_cast<int>(i));
+    const EndpointFacts& f = snapshot.facts[i];
+    EndpointSample s;
+    s.time = wall;
+    s.pool = snapshot.pool;
+    s.node_id = ep.node_id();
+    s.address = ep.address();
+    s.slots_total = f.weight_input.slots_total;
+    s.slots_busy = f.weight_input.slots_busy;
+    s.queue_depth = f.weight_input.queue_depth;
+    s.kv_cache_usage = f.kv_cache_usage;
+    s.ttft_p95_seconds = f.ttft_p95_seconds;
+    s.tokens_per_second = f.tokens_per_second;
+    s.weight = ep.weight();
+    s.circuit = ep.circuit();
+    s.errors_total = f.errors_total;
+    samples.push_back(std::move(s));
+  }
+  return samples;
+}
 
 Reconciler::Reconciler(FleetState* fleet, SnapshotStore* store, HistoryStore* history, const Clock* clock,
                        ReconcilerOptions options)
@@ -275,11 +302,9 @@ int Reconciler::Pass(const std::set<std::string>* only) {
   }
 
   std::shared_ptr<const policy::FleetConfig> config = this->config();
-  std::map<std::string, std::vector<EndpointView>> pools = GroupByPool(fleet_->Endpoints(now, only));
-  if (only != nullptr) {
-    // An endpoint of a changed pool may serve other pools too: those are not rebuilt.
-    for (auto it = pools.begin(); it != pools.end();) it = only->count(it->first) > 0 ? std::next(it) : pools.erase(it);
-  }
+  // Only the changed pools when `only` is set: an endpoint of a changed pool may serve
+  // other pools too, and those are not rebuilt.
+  std::map<std::string, std::vector<EndpointView>> pools = fleet_->EndpointsByPool(now, only);
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
     if (only != nullptr && only->count(old->pool) == 0) continue;
@@ -314,32 +339,13 @@ int Reconciler::Pass(const std::set<std::string>* only) {
 }
 
 void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall) {
-  if (history_ == nullptr || snapshot.details.empty()) return;
+  if (history_ == nullptr || snapshot.size() == 0) return;
   auto [it, inserted] = last_endpoint_sample_.try_emplace(snapshot.pool, now);
   if (!inserted) {
     if (now - it->second < options_.endpoint_sample_interval) return;
     it->second = now;
   }
-  std::vector<EndpointSample> samples;
-  samples.reserve(snapshot.details.size());
-  for (const v1::EndpointStatus& d : snapshot.details) {
-    EndpointSample s;
-    s.time = wall;
-    s.pool = snapshot.pool;
-    s.node_id = d.node_id();
-    s.address = d.address();
-    s.slots_total = d.slots_total();
-    s.slots_busy = d.slots_busy();
-    s.queue_depth = d.queue_depth();
-    s.kv_cache_usage = d.kv_cache_usage();
-    s.ttft_p95_seconds = d.ttft_p95_seconds();
-    s.tokens_per_second = d.tokens_per_second();
-    s.weight = d.weight();
-    s.circuit = d.circuit();
-    s.errors_total = d.errors_total();
-    samples.push_back(std::move(s));
-  }
-  history_->RecordEndpointSamples(std::move(samples));
+  history_->RecordEndpointSamples(EndpointSamplesOf(snapshot, wall));
 }
 
 void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {
@@ -368,34 +374,50 @@ void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointVie
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {
-  std::map<std::string, const v1::EndpointStatus*> old_eps;
-  if (before != nullptr) {
-    for (const v1::EndpointStatus& d : before->details) old_eps[EndpointKey(d.node_id(), d.address())] = &d;
-  }
-  auto emit = [&](const std::string& kind, const v1::EndpointStatus& d, std::string detail) {
-    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << d.node_id() << " endpoint=" << d.address() << " "
+  // The previous endpoints by (node id, address), as positions sorted by key: found by
+  // binary search without copying a key per endpoint (this runs on every published pass,
+  // while both snapshots are held).
+  const int before_size = before != nullptr ? before->assignment.endpoints_size() : 0;
+  auto key_of = [](const v1::AssignedEndpoint& ep) { return std::tie(ep.node_id(), ep.address()); };
+  std::vector<int> old_order(static_cast<size_t>(before_size));
+  for (int i = 0; i < before_size; ++i) old_order[static_cast<size_t>(i)] = i;
+  std::sort(old_order.begin(), old_order.end(), [&](int a, int b) {
+    return key_of(before->assignment.endpoints(a)) < key_of(before->assignment.endpoints(b));
+  });
+  std::vector<bool> still_there(static_cast<size_t>(before_size), false);
+  auto emit = [&](const std::string& kind, const v1::AssignedEndpoint& ep, std::string detail) {
+    SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << ep.node_id() << " endpoint=" << ep.address() << " "
                  << detail;
     if (history_ != nullptr) {
-      history_->RecordEvent({wall, kind, after.pool, d.node_id(), d.address(), std::move(detail)});
+      history_->RecordEvent({wall, kind, after.pool, ep.node_id(), ep.address(), std::move(detail)});
     }
   };
-  for (const v1::EndpointStatus& d : after.details) {
-    auto it = old_eps.find(EndpointKey(d.node_id(), d.address()));
-    if (it == old_eps.end()) {
-      emit("endpoint_joined", d, absl::StrCat("circuit ", CircuitName(d.circuit()), ": ", d.reason()));
+  for (size_t i = 0; i < after.size(); ++i) {
+    const v1::AssignedEndpoint& ep = after.assignment.endpoints(static_cast<int>(i));
+    const std::string& reason = after.facts[i].circuit_reason;
+    auto it = std::lower_bound(old_order.begin(), old_order.end(), key_of(ep),
+                               [&](int a, const auto& key) { return key_of(before->assignment.endpoints(a)) < key; });
+    if (it == old_order.end() || key_of(before->assignment.endpoints(*it)) != key_of(ep)) {
+      emit("endpoint_joined", ep, absl::StrCat("circuit ", CircuitName(ep.circuit()), ": ", reason));
       continue;
     }
-    const v1::EndpointStatus& old = *it->second;
+    still_there[static_cast<size_t>(*it)] = true;
+    const v1::AssignedEndpoint& old = before->assignment.endpoints(*it);
     const bool was_routable = old.weight() > 0;
-    const bool is_routable = d.weight() > 0;
-    if (old.circuit() != d.circuit() || was_routable != is_routable) {
-      emit("circuit_changed", d,
+    const bool is_routable = ep.weight() > 0;
+    if (old.circuit() != ep.circuit() || was_routable != is_routable) {
+      emit("circuit_changed", ep,
            absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
-                        CircuitName(d.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", d.reason()));
+                        CircuitName(ep.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", reason));
     }
-    old_eps.erase(it);
   }
-  for (const auto& [key, d] : old_eps) emit("endpoint_left", *d, "no longer reported");
+  std::map<std::string, int> left;  // By EndpointKey: the order these events always had.
+  for (int i = 0; i < before_size; ++i) {
+    if (still_there[static_cast<size_t>(i)]) continue;
+    const v1::AssignedEndpoint& ep = before->assignment.endpoints(i);
+    left.emplace(EndpointKey(ep.node_id(), ep.address()), i);
+  }
+  for (const auto& [key, i] : left) emit("endpoint_left", before->assignment.endpoints(i), "no longer reported");
 }
 
 }  // namespace switchboard::controlplane

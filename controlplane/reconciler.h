@@ -44,6 +44,9 @@ struct ReconcilerOptions {
   absl::Duration endpoint_sample_interval = absl::Seconds(1);
 };
 
+// The history samples of a snapshot's endpoints (one per endpoint, same order) at `wall`.
+std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall);
+
 class Reconciler {
  public:
   // `history` may be null (no history kept). All pointers must outlive the Reconciler.

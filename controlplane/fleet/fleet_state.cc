@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/message_differencer.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -59,7 +58,7 @@ absl::Status FleetState::Connect(uint64_t stream_id, const v1::Hello& hello, abs
 const google::protobuf::RepeatedPtrField<std::string>& FleetState::CurrentModels(const Node& node,
                                                                                  const v1::EndpointInfo& info) {
   auto latest = node.latest.find(info.address());
-  if (latest != node.latest.end() && latest->second.models_size() > 0) return latest->second.models();
+  if (latest != node.latest.end() && !latest->second.models.empty()) return latest->second.models;
   return info.models();
 }
 
@@ -76,7 +75,7 @@ absl::Status FleetState::CheckSizeLocked(const v1::Hello& hello) const {
     const Models* models = &ep.models();
     if (known != nodes_.end()) {
       auto latest = known->second.latest.find(ep.address());
-      if (latest != known->second.latest.end() && latest->second.models_size() > 0) models = &latest->second.models();
+      if (latest != known->second.latest.end() && !latest->second.models.empty()) models = &latest->second.models;
     }
     proposed.push_back(models);
   }
@@ -172,24 +171,24 @@ absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node
     for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
     for (const v1::EndpointReport& ep : report.endpoints()) {
       auto [slot, fresh] = node.latest.try_emplace(ep.address());
-      v1::EndpointReport& latest = slot->second;
-      if (fresh || !google::protobuf::util::MessageDifferencer::Equals(latest, ep)) {
-        changed = true;
-        // The endpoint's pools before and after (a report's models, else its Hello's).
-        for (const v1::EndpointReport* r : {static_cast<const v1::EndpointReport*>(&latest), &ep}) {
-          if (r->models_size() > 0) {
-            changed_pools_.insert(r->models().begin(), r->models().end());
-          } else {
-            for (const v1::EndpointInfo& info : node.hello.endpoints()) {
-              if (info.address() == ep.address()) changed_pools_.insert(info.models().begin(), info.models().end());
-            }
-          }
+      LatestReport& latest = slot->second;
+      const bool differs = fresh || !latest.Matches(ep);
+      // The endpoint's pools before and after (a report's models, else its Hello's).
+      auto note_pools = [&](const Models& models) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (!models.empty()) {
+          changed_pools_.insert(models.begin(), models.end());
+          return;
         }
+        for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+          if (info.address() == ep.address()) changed_pools_.insert(info.models().begin(), info.models().end());
+        }
+      };
+      if (differs) {
+        changed = true;
+        note_pools(latest.models);
       }
-      latest = ep;
-      if (ep.slot_tokens_per_second() > 0) node.slot_tps[ep.address()] = ep.slot_tokens_per_second();
-      if (ep.prefill_tokens_per_second() > 0) node.prefill_tps[ep.address()] = ep.prefill_tokens_per_second();
-      if (ep.e2e_p50_seconds() > 0) node.e2e_p50[ep.address()] = ep.e2e_p50_seconds();
+      latest.Update(ep);
+      if (differs) note_pools(latest.models);
     }
     if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
   }
@@ -297,6 +296,41 @@ std::optional<std::set<std::string>> FleetState::TakeChangedPools() {
   return pools;
 }
 
+void FleetState::LatestReport::Update(const v1::EndpointReport& report) {
+  state = report.state();
+  engine = report.engine();
+  slots_total = report.slots_total();
+  slots_busy = report.slots_busy();
+  queue_depth = report.queue_depth();
+  errors_counted = report.errors_counted();
+  kv_cache_usage = report.kv_cache_usage();
+  tokens_per_second = report.tokens_per_second();
+  ttft_p95_seconds = report.ttft_p95_seconds();
+  if (report.slot_tokens_per_second() > 0) slot_tps = report.slot_tokens_per_second();
+  if (report.prefill_tokens_per_second() > 0) prefill_tps = report.prefill_tokens_per_second();
+  if (report.e2e_p50_seconds() > 0) e2e_p50 = report.e2e_p50_seconds();
+  requests_total = report.requests_total();
+  errors_total = report.errors_total();
+  checks_total = report.checks_total();
+  check_failures_total = report.check_failures_total();
+  if (!SameModels(models, report.models())) models = report.models();
+  probe_error = report.probe_error();
+  check_error = report.check_error();
+}
+
+bool FleetState::LatestReport::Matches(const v1::EndpointReport& r) const {
+  // A speed reported as 0 keeps the last measurement: no change.
+  auto same_speed = [](double reported, double kept) { return !(reported > 0) || reported == kept; };
+  return state == r.state() && engine == r.engine() && slots_total == r.slots_total() && slots_busy == r.slots_busy() &&
+         queue_depth == r.queue_depth() && errors_counted == r.errors_counted() &&
+         kv_cache_usage == r.kv_cache_usage() && tokens_per_second == r.tokens_per_second() &&
+         ttft_p95_seconds == r.ttft_p95_seconds() && same_speed(r.slot_tokens_per_second(), slot_tps) &&
+         same_speed(r.prefill_tokens_per_second(), prefill_tps) && same_speed(r.e2e_p50_seconds(), e2e_p50) &&
+         requests_total == r.requests_total() && errors_total == r.errors_total() && checks_total == r.checks_total() &&
+         check_failures_total == r.check_failures_total() && SameModels(models, r.models()) &&
+         probe_error == r.probe_error() && check_error == r.check_error();
+}
+
 EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                                     absl::Time now) const {
   EndpointView v;
@@ -311,36 +345,33 @@ EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node
   v.report_age = now - node.last_seen;
   auto latest = node.latest.find(info.address());
   if (latest != node.latest.end()) {
-    const v1::EndpointReport& r = latest->second;
+    const LatestReport& r = latest->second;
     v.reported = true;
-    v.state = r.state();
-    if (r.engine() != v1::ENGINE_UNSPECIFIED) v.engine = r.engine();
-    if (r.models_size() > 0) v.models.assign(r.models().begin(), r.models().end());
-    v.slots_total = r.slots_total();
-    v.slots_busy = r.slots_busy();
-    v.queue_depth = r.queue_depth();
-    v.kv_cache_usage = r.kv_cache_usage();
-    v.tokens_per_second = r.tokens_per_second();
-    v.ttft_p95_seconds = r.ttft_p95_seconds();
-    v.requests_total = r.requests_total();
-    v.errors_total = r.errors_total();
-    v.errors_counted = r.errors_counted();
-    v.checks_total = r.checks_total();
-    v.check_failures_total = r.check_failures_total();
-    v.check_error = r.check_error();
-    v.probe_error = r.probe_error();
+    v.state = r.state;
+    if (r.engine != v1::ENGINE_UNSPECIFIED) v.engine = r.engine;
+    if (!r.models.empty()) v.models.assign(r.models.begin(), r.models.end());
+    v.slots_total = r.slots_total;
+    v.slots_busy = r.slots_busy;
+    v.queue_depth = r.queue_depth;
+    v.kv_cache_usage = r.kv_cache_usage;
+    v.tokens_per_second = r.tokens_per_second;
+    v.ttft_p95_seconds = r.ttft_p95_seconds;
+    v.requests_total = r.requests_total;
+    v.errors_total = r.errors_total;
+    v.errors_counted = r.errors_counted;
+    v.checks_total = r.checks_total;
+    v.check_failures_total = r.check_failures_total;
+    v.check_error = r.check_error;
+    v.probe_error = r.probe_error;
+    v.slot_tokens_per_second = r.slot_tps;
+    v.prefill_tokens_per_second = r.prefill_tps;
+    v.e2e_p50_seconds = r.e2e_p50;
   }
   if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
   if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
     v.gateway_requests_total = g->second.requests;
     v.gateway_errors_total = g->second.errors;
   }
-  auto tps = node.slot_tps.find(info.address());
-  if (tps != node.slot_tps.end()) v.slot_tokens_per_second = tps->second;
-  if (auto p = node.prefill_tps.find(info.address()); p != node.prefill_tps.end()) {
-    v.prefill_tokens_per_second = p->second;
-  }
-  if (auto e = node.e2e_p50.find(info.address()); e != node.e2e_p50.end()) v.e2e_p50_seconds = e->second;
   return v;
 }
 
@@ -348,6 +379,9 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<s
   std::vector<EndpointView> out;
   MutexLock lock(&mu_);
   if (pools == nullptr) {
+    size_t count = 0;  // Reserved up front: a growing vector would hold up to twice the views.
+    for (const auto& entry : nodes_) count += static_cast<size_t>(entry.second.hello.endpoints_size());
+    out.reserve(count);
     for (const auto& [node_id, node] : nodes_) {
       for (const v1::EndpointInfo& info : node.hello.endpoints()) out.push_back(ViewLocked(node_id, node, info, now));
     }
@@ -384,6 +418,37 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<s
       }
       out.push_back(std::move(v));
       break;
+    }
+  }
+  return out;
+}
+
+void FleetState::AddDuplicatesLocked(EndpointView* view) const {
+  auto dup = claimants_.find(view->address);
+  if (!view->connected || dup == claimants_.end() || dup->second.size() < 2) return;
+  for (const std::string& other : dup->second) {
+    if (other != view->node_id) view->duplicate_of.push_back(other);
+  }
+}
+
+std::map<std::string, std::vector<EndpointView>> FleetState::EndpointsByPool(absl::Time now,
+                                                                             const std::set<std::string>* pools) const {
+  std::map<std::string, std::vector<EndpointView>> out;
+  MutexLock lock(&mu_);
+  for (const auto& [pool, members] : pool_members_) {
+    if (pools != nullptr && pools->count(pool) == 0) continue;
+    std::vector<EndpointView>& views = out[pool];
+    views.reserve(members.size());
+    // The index is a set of (node id, address): the order GroupByPool sorts into.
+    for (const auto& [node_id, address] : members) {
+      auto node = nodes_.find(node_id);
+      if (node == nodes_.end()) continue;  // Never: the index follows nodes_.
+      for (const v1::EndpointInfo& info : node->second.hello.endpoints()) {
+        if (info.address() != address) continue;
+        views.push_back(ViewLocked(node_id, node->second, info, now));
+        AddDuplicatesLocked(&views.back());
+        break;
+      }
     }
   }
   return out;

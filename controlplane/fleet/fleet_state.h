@@ -136,6 +136,13 @@ class FleetState {
   // pools, not of the fleet (an index kept up to date on every change).
   std::vector<EndpointView> Endpoints(absl::Time now, const std::set<std::string>* pools) const;
 
+  // The endpoints grouped into pools exactly as GroupByPool(Endpoints(now, pools)) does
+  // (fleet/pools.h: the same pools, endpoints and order), less the pools not in `pools`
+  // (null: every pool). Built straight into each pool's vector, reserved from the index:
+  // a pass holds one copy of the views, not a flat list and then the pools.
+  std::map<std::string, std::vector<EndpointView>> EndpointsByPool(absl::Time now,
+                                                                   const std::set<std::string>* pools) const;
+
   // The pools whose endpoints' reports changed since the last call; nullopt when
   // something else changed since (a node connected, left or was drained or forgotten:
   // any pool may be touched). Each call starts the next interval.
@@ -143,17 +150,34 @@ class FleetState {
   std::vector<NodeView> Nodes(absl::Time now) const;
 
  private:
+  // An endpoint's latest report as far as anything reads it (EndpointView's fields: the
+  // rest of the message, such as TTFT p50 or the probe latency, is not kept), with the
+  // last non-zero measurement of each speed (kept while idle). A report that Matches
+  // the one before changes no decision.
+  struct LatestReport {
+    v1::EndpointState state = v1::ENDPOINT_STATE_UNSPECIFIED;
+    v1::Engine engine = v1::ENGINE_UNSPECIFIED;
+    uint32_t slots_total = 0, slots_busy = 0, queue_depth = 0;
+    bool errors_counted = false;
+    double kv_cache_usage = 0, tokens_per_second = 0, ttft_p95_seconds = 0;
+    double slot_tps = 0, prefill_tps = 0, e2e_p50 = 0;  // Last non-zero; 0: none yet.
+    uint64_t requests_total = 0, errors_total = 0, checks_total = 0, check_failures_total = 0;
+    google::protobuf::RepeatedPtrField<std::string> models;  // Empty: the Hello's.
+    std::string probe_error, check_error;
+    // Takes `report`'s values (a speed only when measured, > 0).
+    void Update(const v1::EndpointReport& report);
+    // Whether Update(report) would change nothing.
+    bool Matches(const v1::EndpointReport& report) const;
+  };
+
   struct Node {
     v1::Hello hello;
     uint64_t stream_id = 0;
     bool connected = false;
     uint64_t last_sequence = 0;
-    absl::Time last_seen;                              // Monotonic.
-    std::map<std::string, v1::EndpointReport> latest;  // By address.
-    std::map<std::string, double> slot_tps;            // Last non-zero per address.
-    std::map<std::string, double> prefill_tps;         // Last non-zero per address.
-    std::map<std::string, double> e2e_p50;             // Last non-zero per address.
-    std::map<std::string, v1::GpuSample> gpus;         // Latest sample by uuid.
+    absl::Time last_seen;                        // Monotonic.
+    std::map<std::string, LatestReport> latest;  // By address.
+    std::map<std::string, v1::GpuSample> gpus;   // Latest sample by uuid.
     struct GatewayCounts {
       uint64_t requests = 0, errors = 0;
     };
@@ -167,6 +191,8 @@ class FleetState {
   // Hello, models and connection stand now. Every change to those calls it with false
   // before and with true after, so the indexes always match nodes_.
   void IndexNodeLocked(const std::string& node_id, const Node& node, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills `view->duplicate_of` from the index (connected claimants only).
+  void AddDuplicatesLocked(EndpointView* view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One endpoint as the policy sees it (duplicate_of left empty).
   EndpointView ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                           absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -9,6 +9,18 @@ namespace switchboard::controlplane {
 
 std::map<std::string, std::vector<EndpointView>> GroupByPool(std::vector<EndpointView> endpoints) {
   std::map<std::string, std::vector<EndpointView>> pools;
+  // Each pool's vector is reserved at its final size first: grown by doubling, the views
+  // of a pass would take up to twice their room (one pass's memory peak, see
+  // docs/performance.md).
+  std::map<std::string, size_t> sizes;
+  for (const EndpointView& ep : endpoints) {
+    if (ep.models.size() == 1) {
+      ++sizes[ep.models[0]];
+      continue;
+    }
+    for (const std::string& model : std::set<std::string>(ep.models.begin(), ep.models.end())) ++sizes[model];
+  }
+  for (const auto& [model, size] : sizes) pools[model].reserve(size);
   for (EndpointView& ep : endpoints) {
     std::set<std::string> models(ep.models.begin(), ep.models.end());  // No duplicates.
     if (models.empty()) continue;

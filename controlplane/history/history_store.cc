@@ -240,6 +240,17 @@ HistoryStore::~HistoryStore() {
 
 void HistoryStore::Enqueue(Item item) {
   MutexLock lock(&mu_);
+  if (item.kind == Item::Kind::kEndpointSamples) {
+    // Bounded by samples, not items: older passes give way to the newest.
+    const size_t n = item.endpoint_samples.size();
+    if (n > options_.endpoint_sample_limit) {
+      dropped_endpoint_samples_ += n;
+      return;
+    }
+    while (queued_endpoint_samples_ + n > options_.endpoint_sample_limit &&
+           DropOldestLocked(Item::Kind::kEndpointSamples)) {
+    }
+  }
   if (queue_.size() >= queue_limit_) {
     // Never wait for the writer: make room by dropping what matters least.
     const bool is_sample = item.kind == Item::Kind::kSample || item.kind == Item::Kind::kEndpointSamples;
@@ -257,7 +268,13 @@ void HistoryStore::Enqueue(Item item) {
     // Otherwise it goes over the limit: events, overrides and drains are never dropped.
   }
   item.seq = ++enqueued_;
+  if (item.kind == Item::Kind::kEndpointSamples) queued_endpoint_samples_ += item.endpoint_samples.size();
   queue_.push_back(std::move(item));
+}
+
+std::deque<HistoryStore::Item>::iterator HistoryStore::EraseLocked(std::deque<Item>::iterator it) {
+  if (it->kind == Item::Kind::kEndpointSamples) queued_endpoint_samples_ -= it->endpoint_samples.size();
+  return queue_.erase(it);
 }
 
 bool HistoryStore::DropOldestLocked(Item::Kind kind) {
@@ -265,10 +282,10 @@ bool HistoryStore::DropOldestLocked(Item::Kind kind) {
   if (it == queue_.end()) return false;
   if (kind == Item::Kind::kEndpointSamples) {
     dropped_endpoint_samples_ += it->endpoint_samples.size();
-    queue_.erase(it);
+    EraseLocked(it);
     return true;
   }
-  queue_.erase(it);
+  EraseLocked(it);
   ++(kind == Item::Kind::kSample     ? dropped_samples_
      : kind == Item::Kind::kSnapshot ? dropped_snapshots_
                                      : dropped_scaling_states_);
@@ -401,6 +418,11 @@ uint64_t HistoryStore::dropped_snapshots() const {
   return dropped_snapshots_;
 }
 
+size_t HistoryStore::queued_endpoint_samples() const {
+  MutexLock lock(&mu_);
+  return queued_endpoint_samples_;
+}
+
 uint64_t HistoryStore::dropped_endpoint_samples() const {
   MutexLock lock(&mu_);
   return dropped_endpoint_samples_;
@@ -433,8 +455,12 @@ void HistoryStore::WriterLoop() {
       mu_.Await(Condition(&ready));
       if (queue_.empty() && stop_) break;
       writing_from_ = queue_.front().seq;
-      while (!queue_.empty() && batch.size() < 512) {
-        batch.push_back(std::move(queue_.front()));
+      size_t batch_endpoint_samples = 0;
+      while (!queue_.empty() && batch.size() < 512 && batch_endpoint_samples < kBatchEndpointSamples) {
+        Item& front = queue_.front();
+        if (front.kind == Item::Kind::kEndpointSamples) queued_endpoint_samples_ -= front.endpoint_samples.size();
+        batch_endpoint_samples += front.endpoint_samples.size();
+        batch.push_back(std::move(front));
         queue_.pop_front();
       }
     }

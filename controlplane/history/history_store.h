@@ -7,8 +7,13 @@
 // oldest queued snapshot or scaling state (a newer one replaces it anyway), and each
 // drop is counted. Events, overrides and drains are never dropped: with nothing to
 // drop, they (and snapshots and scaling states) are queued over the limit, and a sample
-// is dropped itself. Reads use their own connection and may run concurrently with the
-// writer.
+// is dropped itself. Endpoint samples are bounded on their own, by count: one item
+// carries a whole pool's pass (thousands of samples, ~170 bytes each), so a count of
+// items alone would bound nothing. Past `endpoint_sample_limit` queued samples the
+// oldest passes give way (counted per sample), and a pass larger than the whole limit is
+// dropped itself; the writer takes at most kBatchEndpointSamples of them per batch, so
+// the samples held, queued and being written, stay within twice the limit. Reads use
+// their own connection and may run concurrently with the writer.
 //
 // Samples: endpoint samples (one per endpoint per reconcile pass that had a new report,
 // written in one queue item per pool) and pool samples (one per autoscaler sync) are kept
@@ -66,6 +71,9 @@ struct EventQuery {
 struct HistoryOptions {
   // Items queued for the writer before samples give way (see above).
   size_t queue_limit = 10000;
+  // Endpoint samples queued for the writer before the oldest passes give way (see above):
+  // about 17 MB at the default.
+  size_t endpoint_sample_limit = 100000;
   RetentionTiers retention;
   // Rows deleted per tier per pruning pass: small, so that one pass never holds the
   // database for long.
@@ -170,6 +178,11 @@ class HistoryStore {
   // Writes waiting for the writer thread. Exported as switchboard_history_queue_depth.
   size_t queue_depth() const;
   uint64_t dropped_endpoint_samples() const;  // Counted per sample.
+  // Endpoint samples in the queue (not counting a batch being written).
+  size_t queued_endpoint_samples() const;
+
+  // Endpoint samples one write batch takes at most (it takes at least one item).
+  static constexpr size_t kBatchEndpointSamples = 20000;
 
   // For tests: the writer takes no new batch until ResumeWriter (a disk that does not
   // keep up). Returns once any batch being written is committed.
@@ -213,6 +226,8 @@ class HistoryStore {
   // inside the batch's transaction).
   absl::StatusOr<int64_t> SeriesId(const EndpointSample& sample);
   void Enqueue(Item item);
+  // Removes the queued item at `it`, keeping queued_endpoint_samples_ in step.
+  std::deque<Item>::iterator EraseLocked(std::deque<Item>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the oldest queued item of `kind`; false if there is none.
   bool DropOldestLocked(Item::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SettledLocked(uint64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -235,7 +250,8 @@ class HistoryStore {
 
   mutable Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;  // Seq of the newest item recorded.
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;               // Seq of the newest item recorded.
+  size_t queued_endpoint_samples_ ABSL_GUARDED_BY(mu_) = 0;  // In queue_'s kEndpointSamples items.
   // Seq of the first item of the batch being written; 0 when none is.
   uint64_t writing_from_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t write_errors_ ABSL_GUARDED_BY(mu_) = 0;

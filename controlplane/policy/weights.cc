@@ -73,7 +73,7 @@ std::string DescribeRule(const WeightInput& in, const WeightResult& r, uint32_t 
 
 }  // namespace
 
-PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config) {
+PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config, bool explain) {
   PoolWeights out;
   out.endpoints.resize(inputs.size());
 
@@ -138,29 +138,32 @@ PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightC
     const WeightInput& in = inputs[i];
     WeightResult& r = out.endpoints[i];
     if (!in.routable) {
-      r.reason = "weight 0: excluded (its circuit does not admit traffic)";
+      if (explain) r.reason = "weight 0: excluded (its circuit does not admit traffic)";
       continue;
     }
     uint32_t w = 1;
     if (max_raw <= 0) {
       // Nothing free anywhere (slot-based): spread evenly rather than exclude.
-      r.reason = "weight 1: slot based, and no endpoint of the pool has a free slot: every one gets 1";
+      if (explain) r.reason = "weight 1: slot based, and no endpoint of the pool has a free slot: every one gets 1";
     } else {
       double scaled = std::round(kMaxWeight * r.raw / max_raw);
       if (config.rule == WeightRule::kSlotBased) scaled = r.raw == max_raw ? kMaxWeight : 1;
       w = static_cast<uint32_t>(std::clamp(scaled, 1.0, static_cast<double>(kMaxWeight)));
-      r.reason = DescribeRule(in, r, w, out.capacity_source, max_raw, pool_free_share, config);
+      if (explain) r.reason = DescribeRule(in, r, w, out.capacity_source, max_raw, pool_free_share, config);
     }
     if (in.previous_weight > 0 && config.rule == WeightRule::kWeighted) {
       const double band = std::max(1.0, config.hysteresis * in.previous_weight);
       if (w != in.previous_weight && std::abs(static_cast<double>(w) - in.previous_weight) <= band) {
-        absl::StrAppend(&r.reason, absl::StrFormat("; kept at the previous %d: %d is within the %.0f%% hysteresis band",
-                                                   in.previous_weight, w, 100 * config.hysteresis));
+        if (explain) {
+          absl::StrAppend(&r.reason,
+                          absl::StrFormat("; kept at the previous %d: %d is within the %.0f%% hysteresis band",
+                                          in.previous_weight, w, 100 * config.hysteresis));
+        }
         w = in.previous_weight;
       }
     }
     if (in.weight_cap > 0 && w > in.weight_cap) {
-      absl::StrAppend(&r.reason, "; capped at ", in.weight_cap, " while its circuit is half-open (trial)");
+      if (explain) absl::StrAppend(&r.reason, "; capped at ", in.weight_cap, " while its circuit is half-open (trial)");
       w = in.weight_cap;
     }
     r.weight = w;

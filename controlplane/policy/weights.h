@@ -83,8 +83,11 @@ struct PoolWeights {
 };
 
 // Every routable endpoint gets 1..kMaxWeight by the rule, then hysteresis (kWeighted only),
-// then its weight_cap; every other endpoint 0. Each result says how its weight came about.
-PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config);
+// then its weight_cap; every other endpoint 0. Each result says how its weight came about;
+// with `explain` false the reasons are left empty and everything else is the same (a
+// reconcile pass keeps the inputs and explains on request: a sentence per endpoint per
+// pass would be built only to be thrown away).
+PoolWeights ComputeWeights(const std::vector<WeightInput>& inputs, const WeightConfig& config, bool explain = true);
 
 const char* CapacitySourceName(CapacitySource source);
 

@@ -15,7 +15,7 @@ void FillPool(const Snapshot& snapshot, v1::Pool* pool) {
   pool->set_version(snapshot.version);
   pool->set_lb_policy(snapshot.assignment.lb_policy());
   pool->set_desired_replicas(snapshot.assignment.desired_replicas());
-  for (const v1::EndpointStatus& d : snapshot.details) *pool->add_endpoints() = d;
+  for (size_t i = 0; i < snapshot.size(); ++i) *pool->add_endpoints() = snapshot.Detail(i);
   *pool->mutable_assignment() = snapshot.assignment;
 }
 
@@ -101,16 +101,17 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Explain(grpc::CallbackServerContext*
   response->set_lb_policy(snap->assignment.lb_policy());
   response->set_desired_replicas(snap->assignment.desired_replicas());
   response->set_replicas_arithmetic(snap->autoscale_explanation);
-  for (size_t i = 0; i < snap->details.size(); ++i) {
-    const v1::EndpointStatus& d = snap->details[i];
-    if (!request->endpoint().empty() && d.address() != request->endpoint()) continue;
+  std::vector<std::string> weight_arithmetic = snap->WeightExplanations();
+  for (size_t i = 0; i < snap->size(); ++i) {
+    const v1::AssignedEndpoint& ep = snap->assignment.endpoints(static_cast<int>(i));
+    if (!request->endpoint().empty() && ep.address() != request->endpoint()) continue;
     v1::EndpointExplanation* e = response->add_endpoints();
-    e->set_address(d.address());
-    e->set_node_id(d.node_id());
-    e->set_circuit(d.circuit());
-    e->set_circuit_reason(d.reason());
-    e->set_weight(d.weight());
-    if (i < snap->weight_explanations.size()) e->set_weight_arithmetic(snap->weight_explanations[i]);
+    e->set_address(ep.address());
+    e->set_node_id(ep.node_id());
+    e->set_circuit(ep.circuit());
+    e->set_circuit_reason(snap->facts[i].circuit_reason);
+    e->set_weight(ep.weight());
+    e->set_weight_arithmetic(std::move(weight_arithmetic[i]));
   }
   if (request->picks() > 0 && recent_picks_ != nullptr) {
     for (v1::PickExplanation& p : recent_picks_->Latest(snap->pool, std::min<uint32_t>(request->picks(), 64))) {

@@ -91,12 +91,23 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
                                               const Snapshot* previous, const policy::PolicyConfig& config,
                                               absl::Time now, CircuitMemories* memories, absl::Time monotonic_now,
                                               const std::optional<policy::ReplicaDecision>& replicas) {
-  std::map<std::pair<std::string, std::string>, uint32_t> previous_weights;
-  if (previous != nullptr) {
-    for (const v1::AssignedEndpoint& ep : previous->assignment.endpoints()) {
-      previous_weights[{ep.node_id(), ep.address()}] = ep.weight();
+  // The previous weights, by position while the pool's endpoints stay the same (nearly
+  // every pass: no copy of the keys); through a map built on the first mismatch.
+  std::optional<std::map<std::pair<std::string, std::string>, uint32_t>> previous_weights;
+  auto previous_weight = [&](size_t i, const EndpointView& ep) -> uint32_t {
+    if (previous == nullptr) return 0;
+    const auto& before = previous->assignment.endpoints();
+    if (!previous_weights && i < static_cast<size_t>(before.size())) {
+      const v1::AssignedEndpoint& same = before[static_cast<int>(i)];
+      if (same.node_id() == ep.node_id && same.address() == ep.address) return same.weight();
     }
-  }
+    if (!previous_weights) {
+      previous_weights.emplace();
+      for (const v1::AssignedEndpoint& b : before) (*previous_weights)[{b.node_id(), b.address()}] = b.weight();
+    }
+    auto prev = previous_weights->find({ep.node_id, ep.address});
+    return prev == previous_weights->end() ? 0 : prev->second;
+  };
 
   std::vector<policy::CircuitInput> circuit_inputs;
   circuit_inputs.reserve(endpoints.size());
@@ -122,6 +133,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
   }
   std::vector<policy::CircuitDecision> circuits =
       policy::DecidePoolCircuits(circuit_inputs, memory, config.circuit, monotonic_now);
+  circuit_inputs = {};  // Freed before the snapshot is built: one pass's peak is the sum.
   // An address that two nodes report is ambiguous: neither is routed to (see
   // DuplicateAddresses). The breaker's memory is left as it was.
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -146,22 +158,22 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     wi.slot_tokens_per_second = ep.slot_tokens_per_second;
     wi.slot_seconds_per_request = ep.e2e_p50_seconds;
     wi.capacity_hint = ep.capacity_hint;
-    auto prev = previous_weights.find({ep.node_id, ep.address});
-    wi.previous_weight = prev == previous_weights.end() ? 0 : prev->second;
+    wi.previous_weight = previous_weight(i, ep);
     wi.weight_cap = circuits[i].weight_cap;
     weight_inputs.push_back(wi);
   }
-  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights);
+  // Explained on request (Snapshot::WeightExplanations), from the inputs kept.
+  policy::PoolWeights weights = policy::ComputeWeights(weight_inputs, config.weights, /*explain=*/false);
 
   auto snap = std::make_shared<Snapshot>();
   snap->pool = pool;
   snap->capacity_source = weights.capacity_source;
+  snap->weight_config = config.weights;
   v1::Assignment& a = snap->assignment;
   a.set_pool(pool);
   a.set_lb_policy(config.lb_policy);
   a.mutable_endpoints()->Reserve(static_cast<int>(endpoints.size()));
-  snap->details.reserve(endpoints.size());
-  snap->weight_explanations.reserve(endpoints.size());
+  snap->facts.reserve(endpoints.size());
   uint32_t routable = 0;
   policy::RoutableOccupancy occupancy;  // For the priority classes' headroom.
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -182,34 +194,26 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
     out->set_decode_tokens_per_second(TwoSignificantDigits(ep.slot_tokens_per_second));
     out->set_prefill_tokens_per_second(TwoSignificantDigits(ep.prefill_tokens_per_second));
 
-    v1::EndpointStatus d;
-    d.set_address(ep.address);
-    d.set_node_id(ep.node_id);
-    d.set_engine(ep.engine);
-    d.set_state(ep.state);
-    d.set_circuit(circuits[i].circuit);
-    d.set_weight(weight);
-    d.set_slots_total(ep.slots_total);
-    d.set_slots_busy(ep.slots_busy);
-    d.set_queue_depth(ep.queue_depth);
-    d.set_kv_cache_usage(ep.kv_cache_usage);
-    d.set_tokens_per_second(ep.tokens_per_second);
-    d.set_slot_tokens_per_second(ep.slot_tokens_per_second);
-    d.set_ttft_p95_seconds(ep.ttft_p95_seconds);
-    *d.mutable_report_age() =
-        google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(ep.report_age));
-    d.set_probe_error(ep.probe_error);
-    d.set_reason(circuits[i].reason);
-    for (const std::string& other : ep.duplicate_of) d.add_duplicate_of(other);
-    d.set_checks_total(ep.checks_total);
-    d.set_check_failures_total(ep.check_failures_total);
-    d.set_check_error(ep.check_error);
-    d.set_gateway_requests_total(ep.gateway_requests_total);
-    d.set_gateway_errors_total(ep.gateway_errors_total);
-    d.set_requests_total(ep.requests_total);
-    d.set_errors_total(ep.errors_total);
-    d.set_errors_counted(ep.errors_counted);
-    snap->details.push_back(std::move(d));
+    EndpointFacts& f = snap->facts.emplace_back();
+    f.weight_input = weight_inputs[i];
+    f.kv_cache_usage = ep.kv_cache_usage;
+    f.tokens_per_second = ep.tokens_per_second;
+    f.ttft_p95_seconds = ep.ttft_p95_seconds;
+    f.report_age_ns = absl::ToInt64Nanoseconds(ep.report_age);
+    f.requests_total = ep.requests_total;
+    f.errors_total = ep.errors_total;
+    f.checks_total = ep.checks_total;
+    f.check_failures_total = ep.check_failures_total;
+    f.gateway_requests_total = ep.gateway_requests_total;
+    f.gateway_errors_total = ep.gateway_errors_total;
+    f.engine = ep.engine;
+    f.errors_counted = ep.errors_counted;
+    f.circuit_reason = std::move(circuits[i].reason);
+    f.circuit_reason.shrink_to_fit();  // Built by appending: capacity to spare.
+    if (!ep.probe_error.empty() || !ep.check_error.empty() || !ep.duplicate_of.empty()) {
+      f.rare = std::make_shared<const EndpointFacts::Rare>(
+          EndpointFacts::Rare{ep.probe_error, ep.check_error, ep.duplicate_of});
+    }
   }
   if (replicas) {
     a.set_desired_replicas(static_cast<uint32_t>(std::max(0, replicas->desired)));
@@ -224,10 +228,6 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
         config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots),
         config.queues);
   }
-  for (policy::WeightResult& w : weights.endpoints) {
-    snap->weight_explanations.push_back(std::move(w.reason));
-    snap->weight_explanations.back().shrink_to_fit();  // Built by appending: capacity to spare.
-  }
   snap->version = ComputeVersion(a);
   a.set_version(snap->version);
   a.set_nonce(snap->version);
@@ -239,26 +239,70 @@ std::shared_ptr<const Snapshot> RestoredSnapshot(v1::Assignment stored) {
   auto snap = std::make_shared<Snapshot>();
   snap->pool = stored.pool();
   snap->version = stored.version();
+  snap->restored = true;
   stored.set_stale(true);
+  snap->facts.reserve(static_cast<size_t>(stored.endpoints_size()));
   for (const v1::AssignedEndpoint& ep : stored.endpoints()) {
-    v1::EndpointStatus d;
-    d.set_address(ep.address());
-    d.set_node_id(ep.node_id());
-    d.set_state(ep.state());
-    d.set_circuit(ep.circuit());
-    d.set_weight(ep.weight());
-    d.set_slots_total(ep.slots_total());
-    d.set_slots_busy(ep.slots_total() - std::min(ep.slots_free(), ep.slots_total()));
-    d.set_queue_depth(ep.queue_depth());
-    d.set_slot_tokens_per_second(ep.decode_tokens_per_second());
-    d.set_reason("restored from history after a restart; not reported since");
-    snap->details.push_back(std::move(d));
-    snap->weight_explanations.push_back("restored from history after a restart");
+    EndpointFacts& f = snap->facts.emplace_back();
+    f.weight_input.slots_total = ep.slots_total();
+    f.weight_input.slots_busy = ep.slots_total() - std::min(ep.slots_free(), ep.slots_total());
+    f.weight_input.queue_depth = ep.queue_depth();
+    f.weight_input.slot_tokens_per_second = ep.decode_tokens_per_second();
+    f.circuit_reason = "restored from history after a restart; not reported since";
   }
   snap->autoscale_explanation = absl::StrCat("desired ", stored.desired_replicas(),
                                              ": restored from history after a restart, until the pool's nodes report");
   snap->assignment = std::move(stored);
   return snap;
+}
+
+v1::EndpointStatus Snapshot::Detail(size_t i) const {
+  const v1::AssignedEndpoint& ep = assignment.endpoints(static_cast<int>(i));
+  const EndpointFacts& f = facts[i];
+  v1::EndpointStatus d;
+  d.set_address(ep.address());
+  d.set_node_id(ep.node_id());
+  d.set_engine(f.engine);
+  d.set_state(ep.state());
+  d.set_circuit(ep.circuit());
+  d.set_weight(ep.weight());
+  d.set_slots_total(f.weight_input.slots_total);
+  d.set_slots_busy(f.weight_input.slots_busy);
+  d.set_queue_depth(f.weight_input.queue_depth);
+  d.set_kv_cache_usage(f.kv_cache_usage);
+  d.set_tokens_per_second(f.tokens_per_second);
+  d.set_slot_tokens_per_second(f.weight_input.slot_tokens_per_second);
+  d.set_ttft_p95_seconds(f.ttft_p95_seconds);
+  if (!restored) *d.mutable_report_age() = google::protobuf::util::TimeUtil::NanosecondsToDuration(f.report_age_ns);
+  d.set_reason(f.circuit_reason);
+  if (f.rare != nullptr) {
+    d.set_probe_error(f.rare->probe_error);
+    d.set_check_error(f.rare->check_error);
+    for (const std::string& other : f.rare->duplicate_of) d.add_duplicate_of(other);
+  }
+  d.set_checks_total(f.checks_total);
+  d.set_check_failures_total(f.check_failures_total);
+  d.set_gateway_requests_total(f.gateway_requests_total);
+  d.set_gateway_errors_total(f.gateway_errors_total);
+  d.set_requests_total(f.requests_total);
+  d.set_errors_total(f.errors_total);
+  d.set_errors_counted(f.errors_counted);
+  return d;
+}
+
+std::vector<std::string> Snapshot::WeightExplanations() const {
+  std::vector<std::string> out;
+  if (restored) {
+    out.assign(facts.size(), "restored from history after a restart");
+    return out;
+  }
+  std::vector<policy::WeightInput> inputs;
+  inputs.reserve(facts.size());
+  for (const EndpointFacts& f : facts) inputs.push_back(f.weight_input);
+  policy::PoolWeights weights = policy::ComputeWeights(inputs, weight_config);
+  out.reserve(facts.size());
+  for (policy::WeightResult& w : weights.endpoints) out.push_back(std::move(w.reason));
+  return out;
 }
 
 }  // namespace switchboard::controlplane

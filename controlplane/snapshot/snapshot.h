@@ -37,19 +37,62 @@ class LazyWireBytes {
   mutable std::string bytes_;
 };
 
+// What a snapshot keeps of one endpoint beyond its assignment entry, for the admin API,
+// the metrics and the history: the facts, not their presentation. EndpointStatus and the
+// weight's explanation are built from them on request (Snapshot::Detail,
+// Snapshot::WeightExplanations), so a snapshot costs about 200 bytes per endpoint here
+// instead of a second protobuf message and a sentence per endpoint. Strings are rare:
+// the circuit's reason is short in the common case ("ready", within the string's inline
+// capacity), and what agents report on failure sits behind `rare`, null when empty.
+struct EndpointFacts {
+  // The weight policy's input, exactly as it was decided on (slots, queue, speeds, the
+  // previous weight, the circuit's cap): the explanation is recomputed from it.
+  policy::WeightInput weight_input;
+  double kv_cache_usage = 0;
+  double tokens_per_second = 0;
+  double ttft_p95_seconds = 0;
+  int64_t report_age_ns = 0;
+  uint64_t requests_total = 0;
+  uint64_t errors_total = 0;
+  uint64_t checks_total = 0;
+  uint64_t check_failures_total = 0;
+  uint64_t gateway_requests_total = 0;
+  uint64_t gateway_errors_total = 0;
+  v1::Engine engine = v1::ENGINE_UNSPECIFIED;
+  bool errors_counted = false;
+  std::string circuit_reason;
+  struct Rare {
+    std::string probe_error;
+    std::string check_error;
+    std::vector<std::string> duplicate_of;
+  };
+  std::shared_ptr<const Rare> rare;  // Null: all empty.
+};
+
 struct Snapshot {
   std::string pool;
-  std::string version;                      // == assignment.version(): hash of the content.
-  v1::Assignment assignment;                // What subscribers receive (nonce = version).
-  std::vector<v1::EndpointStatus> details;  // What the admin API shows, same order.
+  std::string version;        // == assignment.version(): hash of the content.
+  v1::Assignment assignment;  // What subscribers receive (nonce = version).
+  // One per assignment endpoint, same order (see EndpointFacts).
+  std::vector<EndpointFacts> facts;
+  // The weight rule the weights were computed with (for WeightExplanations).
+  policy::WeightConfig weight_config;
+  bool restored = false;  // Served from history after a restart (RestoredSnapshot).
   policy::CapacitySource capacity_source = policy::CapacitySource::kEqual;
-  std::vector<std::string> weight_explanations;  // The weight policy's reason per endpoint, same order.
-  std::string autoscale_explanation;             // How desired_replicas came about.
+  std::string autoscale_explanation;  // How desired_replicas came about.
   // What the autoscaler saw at its last sync (current replicas, demand); nullopt with
   // autoscaling off and for a snapshot restored from history. Not part of the version.
   std::optional<policy::PoolSignals> scaling_signals;
   // `assignment` serialized, for the native Subscribe streams (set `assignment` first).
   LazyWireBytes assignment_bytes;
+
+  size_t size() const { return facts.size(); }
+  // What the admin API shows of endpoint `i` (< size()).
+  v1::EndpointStatus Detail(size_t i) const;
+  // The weight policy's reason for every endpoint's weight, same order: the policy run
+  // again on the inputs it decided on (pure, so the same words and numbers). Costs one
+  // weight computation over the pool: for explain requests, not for every pass.
+  std::vector<std::string> WeightExplanations() const;
 };
 
 // Circuit-breaker memory of a pool's endpoints: `memories[i]` belongs to the endpoint

@@ -138,7 +138,7 @@ TEST_F(ReconcilerTest, SilentNodeGoesStaleThenComesBack) {
   Report(2, "n2", 2, "b:1", 0);
   reconciler_->ReconcileOnce();
   EXPECT_EQ(Weight("b:1"), 0u);
-  EXPECT_EQ(store_.Get("m")->details[1].reason(), "ejected (stale: no report for 3.5s (bound 3s)); half-open in 30s");
+  EXPECT_EQ(store_.Get("m")->Detail(1).reason(), "ejected (stale: no report for 3.5s (bound 3s)); half-open in 30s");
   for (int i = 5; i <= 34; ++i) {
     clock_.Advance(absl::Seconds(1));
     Report(1, "n1", i, "a:1", 0);

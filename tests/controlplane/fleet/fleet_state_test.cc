@@ -121,6 +121,38 @@ TEST(FleetStateTest, OnlyReportsThatChangeAnEndpointWakeTheReconciler) {
   EXPECT_EQ(changes, after_hello + 2);
 }
 
+// The fleet keeps what decisions and the admin API read of a report, not the message: a
+// report that moves only what nothing reads (TTFT p50, e2e p95, the probe's latency), or
+// a speed going to 0 while the last measurement is kept, changes no decision and asks for
+// no pass; a new speed does.
+TEST(FleetStateTest, OnlyWhatDecisionsReadWakesTheReconciler) {
+  int changes = 0;
+  FleetState fleet({}, [&] { ++changes; });
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
+  v1::EndpointReport ep = MakeEndpointReport("a:1", "m", 4, 1);
+  ep.set_slot_tokens_per_second(40);
+  ep.set_ttft_p50_seconds(0.1);
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(1, {ep}), kT0).ok());
+  const int after_first = changes;
+  ep.set_ttft_p50_seconds(0.2);
+  ep.set_e2e_p95_seconds(9);
+  ep.mutable_probe_latency()->set_nanos(5'000'000);
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(2, {ep}), kT0).ok());
+  EXPECT_EQ(changes, after_first) << "nothing a decision reads moved";
+  ep.set_slot_tokens_per_second(0);  // Idle: the last measurement is kept.
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(3, {ep}), kT0).ok());
+  EXPECT_EQ(changes, after_first);
+  EXPECT_DOUBLE_EQ(fleet.Endpoints(kT0)[0].slot_tokens_per_second, 40);
+  ep.set_slot_tokens_per_second(55);
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(4, {ep}), kT0).ok());
+  EXPECT_EQ(changes, after_first + 1);
+  EXPECT_DOUBLE_EQ(fleet.Endpoints(kT0)[0].slot_tokens_per_second, 55);
+  ep.set_probe_error("timeout");
+  ASSERT_TRUE(fleet.ApplyReport(1, "n1", MakeReport(5, {ep}), kT0).ok());
+  EXPECT_EQ(changes, after_first + 2) << "the admin API shows the probe error";
+  EXPECT_EQ(fleet.Endpoints(kT0)[0].probe_error, "timeout");
+}
+
 TEST(FleetStateTest, EndpointsOfSomePoolsStillSeeDuplicatesInOtherPools) {
   FleetState fleet;
   ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1", "c:1"}), kT0).ok());
@@ -443,6 +475,27 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
       EXPECT_EQ(indexed.size(), expected.size()) << "step " << step << " pool " << pool;
       EXPECT_EQ(describe(indexed), describe(expected)) << "step " << step << " pool " << pool;
     }
+    // A pass's grouping, built straight from the index: the same pools, endpoints and
+    // order as grouping the whole fleet's views; and of some pools only, those pools.
+    auto ordered = [](const std::map<std::string, std::vector<EndpointView>>& by_pool) {
+      std::vector<std::string> out;
+      for (const auto& [pool, eps] : by_pool) {
+        for (const EndpointView& ep : eps) {
+          out.push_back(absl::StrCat(pool, ": ", ep.node_id, "/", ep.address,
+                                     " dup=", absl::StrJoin(ep.duplicate_of, ","), " busy=", ep.slots_busy,
+                                     " connected=", ep.connected, " models=", absl::StrJoin(ep.models, ",")));
+        }
+      }
+      return out;
+    };
+    const std::map<std::string, std::vector<EndpointView>> grouped = GroupByPool(all);
+    EXPECT_EQ(ordered(fleet.EndpointsByPool(now, nullptr)), ordered(grouped)) << "step " << step;
+    const std::set<std::string> some = {models[pick(models.size())], models[pick(models.size())], "no-such-pool"};
+    std::map<std::string, std::vector<EndpointView>> some_grouped;
+    for (const auto& [pool, eps] : grouped) {
+      if (some.count(pool) > 0) some_grouped[pool] = eps;
+    }
+    EXPECT_EQ(ordered(fleet.EndpointsByPool(now, &some)), ordered(some_grouped)) << "step " << step;
   }
 }
 

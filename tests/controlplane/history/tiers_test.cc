@@ -215,6 +215,45 @@ TEST_F(TiersTest, EndpointSamplesGiveWayToEvents) {
   EXPECT_EQ(Scalar("SELECT COUNT(*) FROM endpoint_samples"), 0);
 }
 
+// One queue item carries a whole pool's pass, so the queue is bounded by samples, not by
+// items: with the writer held, many big passes keep at most `endpoint_sample_limit`
+// samples queued (the oldest passes give way, every sample counted), a pass larger than
+// the whole limit is dropped itself, events still go through, and what is written once
+// the writer resumes is the newest passes.
+TEST_F(TiersTest, EndpointSamplesAreBoundedBySamplesNotItems) {
+  HistoryOptions options;
+  options.endpoint_sample_limit = 10000;
+  auto opened = HistoryStore::Open(path_, options);
+  ASSERT_TRUE(opened.ok());
+  HistoryStore& store = **opened;
+  store.PauseWriter();
+  auto pass = [](int index, int endpoints) {
+    std::vector<EndpointSample> samples;
+    for (int i = 0; i < endpoints; ++i) {
+      samples.push_back(Sample(kT0 + absl::Seconds(index), "10.0.0.1:" + std::to_string(10000 + i), index));
+    }
+    return samples;
+  };
+  for (int i = 0; i < 20; ++i) {
+    store.RecordEndpointSamples(pass(i, 2000));
+    EXPECT_LE(store.queued_endpoint_samples(), 10000u) << i;
+    store.RecordEvent({kT0 + absl::Seconds(i), "circuit_changed", "m", "node-1", "10.0.0.1:8000", std::to_string(i)});
+  }
+  EXPECT_EQ(store.queued_endpoint_samples(), 10000u);
+  EXPECT_EQ(store.dropped_endpoint_samples(), 15u * 2000u) << "passes 0-14 gave way to 15-19";
+  store.RecordEndpointSamples(pass(20, 12000));  // Larger than the whole limit.
+  EXPECT_EQ(store.dropped_endpoint_samples(), 15u * 2000u + 12000u);
+  EXPECT_EQ(store.queued_endpoint_samples(), 10000u) << "the newest passes that fit stay queued";
+  EXPECT_EQ(store.queue_depth(), 5u + 20u) << "five passes and every event";
+  store.ResumeWriter();
+  store.Flush();
+  EXPECT_EQ(store.queued_endpoint_samples(), 0u);
+  EXPECT_EQ(store.RecentEvents(100)->size(), 20u);
+  EXPECT_EQ(Scalar("SELECT COUNT(*) FROM endpoint_samples"), 10000);
+  EXPECT_EQ(Scalar("SELECT MIN(time_unix_ms) FROM endpoint_samples"), absl::ToUnixMillis(kT0 + absl::Seconds(15)));
+  EXPECT_EQ(store.write_errors(), 0u);
+}
+
 TEST_F(TiersTest, EventsFilterByPoolTimeAndId) {
   auto store = HistoryStore::Open(path_);
   ASSERT_TRUE(store.ok());

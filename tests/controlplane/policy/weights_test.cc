@@ -24,6 +24,39 @@ WeightInput Ep(uint32_t total, uint32_t busy, uint32_t queue = 0, double slot_tp
   return in;
 }
 
+// Without explanations (a reconcile pass) every decision is the same, only the reasons
+// are left empty: over every rule, with exclusion, hysteresis and a half-open cap.
+TEST(WeightsTest, WithoutExplanationsTheWeightsAreTheSame) {
+  WeightInput excluded = Ep(4, 0);
+  excluded.routable = false;
+  WeightInput kept = Ep(16, 1, 0, 50);
+  kept.previous_weight = 120;  // Its new weight, 128, is within the hysteresis band.
+  WeightInput capped = Ep(8, 0, 0, 60);
+  capped.weight_cap = 8;
+  const std::vector<WeightInput> inputs = {Ep(8, 0, 0, 40), Ep(4, 4, 3, 10), excluded, kept, capped};
+  for (WeightRule rule :
+       {WeightRule::kWeighted, WeightRule::kRoundRobin, WeightRule::kLeastRequest, WeightRule::kSlotBased}) {
+    WeightConfig config;
+    config.rule = rule;
+    const PoolWeights explained = ComputeWeights(inputs, config);
+    const PoolWeights silent = ComputeWeights(inputs, config, /*explain=*/false);
+    EXPECT_EQ(silent.capacity_source, explained.capacity_source);
+    ASSERT_EQ(silent.endpoints.size(), inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      SCOPED_TRACE(::testing::Message() << "rule " << static_cast<int>(rule) << ", endpoint " << i);
+      EXPECT_EQ(silent.endpoints[i].weight, explained.endpoints[i].weight);
+      EXPECT_EQ(silent.endpoints[i].raw, explained.endpoints[i].raw);
+      EXPECT_EQ(silent.endpoints[i].capacity, explained.endpoints[i].capacity);
+      EXPECT_EQ(silent.endpoints[i].report_kept, explained.endpoints[i].report_kept);
+      EXPECT_TRUE(silent.endpoints[i].reason.empty());
+      EXPECT_FALSE(explained.endpoints[i].reason.empty());
+    }
+  }
+  const PoolWeights weighted = ComputeWeights(inputs, {});
+  EXPECT_THAT(weighted.endpoints[3].reason, HasSubstr("kept at the previous 120"));
+  EXPECT_THAT(weighted.endpoints[4].reason, HasSubstr("capped at 8"));
+}
+
 TEST(WeightsTest, FreeSlotsTimesCapacity) {
   // 8 free slots at 40 tok/s vs 2 free at 10 tok/s: raw 320 vs 20.
   PoolWeights w = ComputeWeights({Ep(8, 0, 0, 40), Ep(4, 2, 0, 10)}, {});

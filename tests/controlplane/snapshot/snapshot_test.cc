@@ -65,7 +65,7 @@ TEST(SnapshotTest, StaleEndpointIsExcludedWithReason) {
   EXPECT_GT(snap->assignment.endpoints(0).weight(), 0u);
   EXPECT_EQ(snap->assignment.endpoints(1).weight(), 0u);
   EXPECT_EQ(snap->assignment.endpoints(1).circuit(), v1::CIRCUIT_STATE_OPEN);
-  EXPECT_NE(snap->details[1].reason().find("stale"), std::string::npos);
+  EXPECT_NE(snap->Detail(1).reason().find("stale"), std::string::npos);
   EXPECT_EQ(snap->assignment.desired_replicas(), 1u);
 }
 
@@ -78,11 +78,12 @@ TEST(SnapshotTest, DuplicateAddressIsExcludedOnEveryNodeWithReason) {
   for (int i : {0, 1}) {
     EXPECT_EQ(snap->assignment.endpoints(i).weight(), 0u) << i;
     EXPECT_EQ(snap->assignment.endpoints(i).circuit(), v1::CIRCUIT_STATE_OPEN) << i;
-    EXPECT_THAT(snap->details[i].reason(), ::testing::HasSubstr("duplicate address"));
+    EXPECT_THAT(snap->Detail(i).reason(), ::testing::HasSubstr("duplicate address"));
   }
-  EXPECT_THAT(snap->details[0].reason(), ::testing::HasSubstr("node n2"));
-  EXPECT_THAT(snap->details[1].reason(), ::testing::HasSubstr("node n1"));
-  EXPECT_EQ(std::vector<std::string>(snap->details[0].duplicate_of().begin(), snap->details[0].duplicate_of().end()),
+  EXPECT_THAT(snap->Detail(0).reason(), ::testing::HasSubstr("node n2"));
+  EXPECT_THAT(snap->Detail(1).reason(), ::testing::HasSubstr("node n1"));
+  const v1::EndpointStatus detail = snap->Detail(0);
+  EXPECT_EQ(std::vector<std::string>(detail.duplicate_of().begin(), detail.duplicate_of().end()),
             std::vector<std::string>{"n2"});
   EXPECT_GT(snap->assignment.endpoints(2).weight(), 0u) << "other endpoints are routed as before";
   EXPECT_EQ(snap->assignment.desired_replicas(), 1u);
@@ -112,9 +113,113 @@ TEST(SnapshotTest, WeightExplanationsFollowThePoolsRule) {
     policy::PolicyConfig config;
     config.weights.rule = rule;
     auto snap = BuildSnapshot("m", eps, nullptr, config, kNow);
-    ASSERT_EQ(snap->weight_explanations.size(), 2u);
-    for (const std::string& e : snap->weight_explanations) EXPECT_THAT(e, ::testing::HasSubstr(text)) << text;
+    const std::vector<std::string> explanations = snap->WeightExplanations();
+    ASSERT_EQ(explanations.size(), 2u);
+    for (const std::string& e : explanations) EXPECT_THAT(e, ::testing::HasSubstr(text)) << text;
   }
+}
+
+TEST(SnapshotTest, DetailsAreBuiltFromTheKeptFactsWithEveryField) {
+  EndpointView ep = Ep("n1", "a:1", 8, 3);
+  ep.engine = v1::ENGINE_VLLM;
+  ep.state = v1::ENDPOINT_STATE_UNHEALTHY;
+  ep.queue_depth = 2;
+  ep.kv_cache_usage = 0.25;
+  ep.tokens_per_second = 321.5;
+  ep.slot_tokens_per_second = 40.25;
+  ep.ttft_p95_seconds = 0.75;
+  ep.report_age = absl::Milliseconds(1500);
+  ep.probe_error = "connection refused";
+  ep.check_error = "HTTP 503";
+  ep.checks_total = 7;
+  ep.check_failures_total = 2;
+  ep.gateway_requests_total = 11;
+  ep.gateway_errors_total = 1;
+  ep.requests_total = 100;
+  ep.errors_total = 4;
+  ep.errors_counted = true;
+  ep.duplicate_of = {"n9"};
+  auto snap = BuildSnapshot("m", {ep, Ep("n2", "b:1", 4, 1)}, nullptr, {}, kNow);
+  ASSERT_EQ(snap->size(), 2u);
+  const v1::EndpointStatus d = snap->Detail(0);
+  EXPECT_EQ(d.address(), "a:1");
+  EXPECT_EQ(d.node_id(), "n1");
+  EXPECT_EQ(d.engine(), v1::ENGINE_VLLM);
+  EXPECT_EQ(d.state(), v1::ENDPOINT_STATE_UNHEALTHY);
+  EXPECT_EQ(d.circuit(), v1::CIRCUIT_STATE_OPEN);
+  EXPECT_EQ(d.weight(), 0u);
+  EXPECT_EQ(d.slots_total(), 8u);
+  EXPECT_EQ(d.slots_busy(), 3u);
+  EXPECT_EQ(d.queue_depth(), 2u);
+  EXPECT_EQ(d.kv_cache_usage(), 0.25);
+  EXPECT_EQ(d.tokens_per_second(), 321.5);
+  EXPECT_EQ(d.slot_tokens_per_second(), 40.25) << "exact, not rounded as in the assignment";
+  EXPECT_EQ(d.ttft_p95_seconds(), 0.75);
+  EXPECT_EQ(d.report_age().seconds(), 1);
+  EXPECT_EQ(d.report_age().nanos(), 500'000'000);
+  EXPECT_EQ(d.probe_error(), "connection refused");
+  EXPECT_EQ(d.check_error(), "HTTP 503");
+  EXPECT_EQ(d.checks_total(), 7u);
+  EXPECT_EQ(d.check_failures_total(), 2u);
+  EXPECT_EQ(d.gateway_requests_total(), 11u);
+  EXPECT_EQ(d.gateway_errors_total(), 1u);
+  EXPECT_EQ(d.requests_total(), 100u);
+  EXPECT_EQ(d.errors_total(), 4u);
+  EXPECT_TRUE(d.errors_counted());
+  ASSERT_EQ(d.duplicate_of_size(), 1);
+  EXPECT_EQ(d.duplicate_of(0), "n9");
+  EXPECT_THAT(d.reason(), ::testing::HasSubstr("duplicate address"));
+
+  const v1::EndpointStatus healthy = snap->Detail(1);
+  EXPECT_EQ(healthy.reason(), "ready");
+  EXPECT_EQ(healthy.weight(), snap->assignment.endpoints(1).weight());
+  EXPECT_GT(healthy.weight(), 0u);
+  EXPECT_TRUE(healthy.probe_error().empty());
+  EXPECT_EQ(healthy.duplicate_of_size(), 0);
+}
+
+TEST(SnapshotTest, WeightExplanationsOnRequestAreWhatThePolicySaidDuringThePass) {
+  // Hysteresis (the previous snapshot's weight) and a half-open cap are inputs of the
+  // explanation too: recomputed on request, it must still tell them.
+  auto first = BuildSnapshot("m", {Ep("n1", "a:1", 16, 0), Ep("n2", "b:1", 16, 1)}, nullptr, {}, kNow);
+  auto second = BuildSnapshot("m", {Ep("n1", "a:1", 16, 0), Ep("n2", "b:1", 16, 0)}, first.get(), {}, kNow);
+  std::vector<policy::WeightInput> inputs;
+  for (const EndpointFacts& f : second->facts) inputs.push_back(f.weight_input);
+  EXPECT_EQ(inputs[1].previous_weight, first->assignment.endpoints(1).weight());
+  const policy::PoolWeights direct = policy::ComputeWeights(inputs, policy::PolicyConfig().weights);
+  const std::vector<std::string> explained = second->WeightExplanations();
+  ASSERT_EQ(explained.size(), 2u);
+  for (size_t i = 0; i < explained.size(); ++i) {
+    EXPECT_EQ(explained[i], direct.endpoints[i].reason);
+    EXPECT_EQ(direct.endpoints[i].weight, second->assignment.endpoints(static_cast<int>(i)).weight());
+  }
+  EXPECT_THAT(explained[1], ::testing::HasSubstr("kept at the previous"));
+}
+
+TEST(SnapshotTest, AnEndpointsKeptFactsStayCompact) {
+  // The contract behind "under 4 KiB of live state per endpoint" (docs/performance.md): a
+  // snapshot keeps a fixed-size record per endpoint besides its assignment entry, with no
+  // heap allocation for a healthy endpoint.
+  static_assert(sizeof(EndpointFacts) <= 192, "EndpointFacts grew: the per-endpoint memory budget counts on it");
+  auto snap = BuildSnapshot("m", {Ep("n1", "a:1", 8, 0)}, nullptr, {}, kNow);
+  const EndpointFacts& f = snap->facts[0];
+  EXPECT_EQ(f.rare, nullptr) << "no error strings, no duplicates: nothing allocated for them";
+  EXPECT_EQ(f.circuit_reason, "ready");
+  EXPECT_LE(f.circuit_reason.capacity(), 15u) << "the common reason fits the string's inline buffer";
+}
+
+TEST(SnapshotTest, RestoredSnapshotExplainsItselfFromTheAssignment) {
+  auto live = BuildSnapshot("m", {Ep("n1", "a:1", 8, 3)}, nullptr, {}, kNow);
+  v1::Assignment stored = live->assignment;
+  auto restored = RestoredSnapshot(stored);
+  EXPECT_TRUE(restored->assignment.stale());
+  ASSERT_EQ(restored->size(), 1u);
+  const v1::EndpointStatus d = restored->Detail(0);
+  EXPECT_EQ(d.address(), "a:1");
+  EXPECT_EQ(d.slots_busy(), 3u);
+  EXPECT_EQ(d.weight(), live->assignment.endpoints(0).weight());
+  EXPECT_THAT(d.reason(), ::testing::HasSubstr("restored from history"));
+  EXPECT_THAT(restored->WeightExplanations(), ::testing::ElementsAre("restored from history after a restart"));
 }
 
 TEST(SnapshotTest, AssignmentBytesAreSerializedOnceAndCopiesStartAfresh) {
