@@ -23,7 +23,9 @@ std::string PeerHost(const std::string& peer) {
 }  // namespace
 
 // One agent's Connect stream. Reads one message at a time; acks coalesce (only the
-// newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
+// newest sequence is acked when writes lag). The reactor's callbacks never block: each
+// message read is handled on the service's ingest thread (FleetState, validation, logs),
+// which then starts the next read, so gRPC's pollers stay free to answer pings.
 class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context,
@@ -37,7 +39,15 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     StartRead(&in_bytes_);
   }
 
+  // The read's bytes (or its failure) go to the ingest thread; no read is outstanding
+  // until it has handled them, so in_bytes_ and in_ are its alone meanwhile. The stream
+  // stays alive: Finish is called only from there, and OnDone follows Finish.
   void OnReadDone(bool ok) override {
+    service_->ingest_.Post([this, ok] { HandleRead(ok); });
+  }
+
+  // On the ingest thread: one message, then the next read (or the end of the stream).
+  void HandleRead(bool ok) {
     if (!ok) {  // The agent closed its side or went away.
       Disconnect();
       FinishWhenIdle(grpc::Status::OK);
@@ -224,8 +234,8 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   const Caller caller_;        // What the TLS handshake proved about the peer.
   grpc::ByteBuffer in_bytes_;  // Owned by the single outstanding read.
   v1::AgentMessage in_;        // Parsed from in_bytes_ by the read callback.
-  std::string node_id_;        // Set by the Hello; touched only from read callbacks.
-  ReportBucket reports_;       // The node's report allowance; touched only from read callbacks.
+  std::string node_id_;        // Set by the Hello; touched only by HandleRead (and OnDone, after it).
+  ReportBucket reports_;       // The node's report allowance; touched only by HandleRead.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,7 @@
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
 #include "controlplane/service/authorizer.h"
+#include "controlplane/service/ingest_thread.h"
 #include "controlplane/service/limits.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "switchboard/v1/agent.grpc.pb.h"
@@ -67,6 +68,9 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // "rejected message" lines: one per peer host per 10 s, with the count held back (a
   // flood of malformed messages is counted by the metric, not logged line by line).
   LogRateLimiter rejected_log_{absl::Seconds(10)};
+  // Handles every stream's messages off gRPC's pollers. Last: destroyed (joined) first,
+  // while what its work touches is still there.
+  IngestThread ingest_;
 };
 
 }  // namespace switchboard::controlplane
