@@ -1,10 +1,10 @@
-// IngestThread: runs the agent streams' messages (validation, FleetState, acks) on one
-// thread of its own, so that gRPC's poller threads, which also answer HTTP/2 pings, never
-// wait on the control plane's work: a FleetState lock held by a reconcile pass, a reader
-// of the fleet, a slow log or history write. gRPC 1.51 runs callback reactors on a few
-// poller threads (two on a 2-core machine); one that blocks there leaves every
-// connection's pings unanswered, and agents drop their streams after their keepalive
-// timeout.
+// IngestThread: runs agent streams' messages (validation, FleetState, acks) on a
+// thread of its own (AgentServiceImpl keeps a few, each stream on one of them), so that
+// gRPC's poller threads, which also answer HTTP/2 pings, never wait on the control
+// plane's work: a FleetState lock held by a reconcile pass, a reader of the fleet, a
+// slow log or history write. gRPC 1.51 runs callback reactors on a few poller threads
+// (two on a 2-core machine); one that blocks there leaves every connection's pings
+// unanswered, and agents drop their streams after their keepalive timeout.
 //
 // Unbounded by itself, bounded by its callers: an agent stream posts its next message
 // only after the previous one was handled (one read outstanding per stream), so at most
