@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -99,22 +100,35 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   policy::ReplicaInput in;
   in.now = now;
   in.wall = clock_->Now();
-  in.endpoints.reserve(endpoints.size());
-  for (const EndpointView& ep : endpoints) {
-    in.endpoints.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
-                            ep.slots_busy, ep.queue_depth, ep.requests_total});
-  }
+  // The inputs cost a string per endpoint: built only when a decision may be made.
+  auto scaling_endpoints = [&endpoints] {
+    std::vector<policy::ScalingEndpoint> out;
+    out.reserve(endpoints.size());
+    for (const EndpointView& ep : endpoints) {
+      out.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
+                     ep.slots_busy, ep.queue_depth, ep.requests_total});
+    }
+    return out;
+  };
   // Like the HPA, decide once per sync period; a new manual override, or one that just
   // expired, decides at once, and so do more replicas than the last decision while the
   // pool warms up after a start (agents connect one by one: the first sync may see one
-  // of three, and the hold must not publish 1 for a whole sync period).
+  // of three, and the hold must not publish 1 for a whole sync period). "More" is more
+  // than were held at the last decision too: a count the decision could not follow (past
+  // max_replicas, or with no valid metric) would otherwise decide again on every pass.
   const bool manual_changed =
       manual_generation != as.manual_generation || (manual && as.last_sync < manual->expires && now >= manual->expires);
-  const bool grew_while_warming =
-      as.last && !(manual && now < manual->expires) && policy::WarmingUp(as.memory, pp, now) &&
-      policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound) > as.last->desired;
-  if (as.last && now - as.last_sync < pp.autoscale_sync_period && !manual_changed && !grew_while_warming) {
+  const bool sync_due = !as.last || now - as.last_sync >= pp.autoscale_sync_period || manual_changed;
+  std::optional<int32_t> held;
+  if (!sync_due && !(manual && now < manual->expires) && policy::WarmingUp(as.memory, pp, now)) {
+    in.endpoints = scaling_endpoints();
+    held = policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound);
+    const bool grew_while_warming = *held > as.last->desired && *held > as.last_held;
+    if (!grew_while_warming) return as.last;
+  } else if (!sync_due) {
     return as.last;
+  } else {
+    in.endpoints = scaling_endpoints();
   }
   as.manual_generation = manual_generation;
   in.manual = std::move(manual);
@@ -132,6 +146,7 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   }
   as.last = out;
   as.last_sync = now;
+  as.last_held = held ? *held : policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound);
   return out;
 }
 

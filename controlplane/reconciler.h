@@ -119,6 +119,7 @@ class Reconciler {
     policy::PoolScalingMemory memory;  // The forecast is replayed from history at start.
     absl::Time last_sync = absl::InfinitePast();
     std::optional<policy::ReplicaDecision> last;
+    int32_t last_held = 0;  // Replicas held (policy::CountHeldReplicas) at the last decision.
     uint64_t manual_generation = 0;
   };
 

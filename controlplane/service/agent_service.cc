@@ -1,5 +1,6 @@
 #include "controlplane/service/agent_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 
@@ -23,7 +24,11 @@ std::string PeerHost(const std::string& peer) {
 }  // namespace
 
 // One agent's Connect stream. Reads one message at a time; acks coalesce (only the
-// newest sequence is acked when writes lag). Never blocks: FleetState calls are short.
+// newest sequence is acked when writes lag). The reactor's callbacks never block: each
+// message is decoded on the poller that read it (CPU only, as any gRPC server does) and
+// handled on one of the service's ingest threads, always the same one for a stream
+// (FleetState, validation, logs), which then starts the next read; so gRPC's pollers
+// stay free to answer pings.
 class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context,
@@ -32,18 +37,29 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         ticket_(std::move(ticket)),
         stream_id_(service->next_stream_id_++),
         peer_(context->peer()),
-        caller_(service->auth_->CallerOf(*context)) {
+        caller_(service->auth_->CallerOf(*context)),
+        ingest_(service->IngestFor(stream_id_)) {
     service_->metrics_->agent_streams->Increment();
     StartRead(&in_bytes_);
   }
 
+  // The message (or the read's failure) goes to the stream's ingest thread; no read is
+  // outstanding until that has handled it, so in_bytes_, in_ and parsed_ are its alone
+  // meanwhile. The stream stays alive: Finish is called only from there, and OnDone
+  // follows Finish.
   void OnReadDone(bool ok) override {
+    if (ok) parsed_ = Parse();
+    ingest_->Post([this, ok] { HandleRead(ok); });
+  }
+
+  // On the ingest thread: one message, then the next read (or the end of the stream).
+  void HandleRead(bool ok) {
     if (!ok) {  // The agent closed its side or went away.
       Disconnect();
       FinishWhenIdle(grpc::Status::OK);
       return;
     }
-    absl::Status status = Parse();
+    absl::Status status = std::move(parsed_);
     if (status.ok()) status = Handle();
     if (!status.ok()) {
       service_->metrics_->Rejected(status.code())->Increment();
@@ -221,11 +237,13 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const uint64_t stream_id_;
   const std::string peer_;
-  const Caller caller_;        // What the TLS handshake proved about the peer.
-  grpc::ByteBuffer in_bytes_;  // Owned by the single outstanding read.
-  v1::AgentMessage in_;        // Parsed from in_bytes_ by the read callback.
-  std::string node_id_;        // Set by the Hello; touched only from read callbacks.
-  ReportBucket reports_;       // The node's report allowance; touched only from read callbacks.
+  const Caller caller_;         // What the TLS handshake proved about the peer.
+  grpc::ByteBuffer in_bytes_;   // Owned by the single outstanding read.
+  IngestThread* const ingest_;  // Handles this stream's messages, in order.
+  v1::AgentMessage in_;         // Parsed from in_bytes_ by the read callback.
+  absl::Status parsed_;         // Whether it parsed.
+  std::string node_id_;         // Set by the Hello; touched only by HandleRead (and OnDone, after it).
+  ReportBucket reports_;        // The node's report allowance; touched only by HandleRead.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
@@ -237,6 +255,12 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   std::deque<v1::Command> pending_commands_ ABSL_GUARDED_BY(mu_);  // Few: operator actions.
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
 };
+
+AgentServiceImpl::AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics,
+                                   int ingest_threads)
+    : fleet_(fleet), clock_(clock), metrics_(metrics) {
+  for (int i = 0; i < std::max(1, ingest_threads); ++i) ingest_.push_back(std::make_unique<IngestThread>());
+}
 
 void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream, const std::string& identity) {
   MutexLock lock(&streams_mu_);

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/log_limiter.h"
@@ -13,6 +15,7 @@
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
 #include "controlplane/service/authorizer.h"
+#include "controlplane/service/ingest_thread.h"
 #include "controlplane/service/limits.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "switchboard/v1/agent.grpc.pb.h"
@@ -26,8 +29,8 @@ class AgentStream;
 // INVALID_ARGUMENT: gRPC's own parsing would end the stream as if the agent had closed it.
 class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Connect<v1::AgentService::Service> {
  public:
-  AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics)
-      : fleet_(fleet), clock_(clock), metrics_(metrics) {}
+  // `ingest_threads` (at least 1) handle the streams' messages, each stream on one.
+  AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics, int ingest_threads = 2);
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(grpc::CallbackServerContext* context) override;
 
@@ -52,6 +55,7 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // The identity of the stream that owns `node_id`, or "" when none does.
   std::string OwnerIdentity(const std::string& node_id);
   void Unregister(const std::string& node_id, AgentStream* stream);
+  IngestThread* IngestFor(uint64_t stream_id) { return ingest_[stream_id % ingest_.size()].get(); }
 
   Mutex streams_mu_;
   // Streams that own a node (after an accepted Hello), by node id.
@@ -67,6 +71,10 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // "rejected message" lines: one per peer host per 10 s, with the count held back (a
   // flood of malformed messages is counted by the metric, not logged line by line).
   LogRateLimiter rejected_log_{absl::Seconds(10)};
+  // Handle the streams' messages off gRPC's pollers; more than one, so that ingest keeps
+  // gRPC's own parallelism on a busy machine (a single thread gets one thread's share of
+  // the CPU). Last: destroyed (joined) first, while what their work touches is still there.
+  std::vector<std::unique_ptr<IngestThread>> ingest_;
 };
 
 }  // namespace switchboard::controlplane

@@ -279,6 +279,45 @@ TEST(ReconcilerSlotDemandTest, RequestRateCarriesItsPoissonNoise) {
       << snap->autoscale_explanation;
 }
 
+// While a pool warms up, more replicas than the last decision decide again at once
+// (above); but a count the decision cannot follow (more endpoints than max_replicas)
+// must not decide on every pass: each decision is a demand sample and a saved autoscaler
+// state in the history, and a pass per report. A new endpoint still decides at once.
+TEST_F(ReconcilerTest, WarmUpDecidesAgainOnlyWhenMoreReplicasAppear) {
+  options_.config.defaults.autoscale->max_replicas = 2;
+  reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, history_.get(), &clock_, options_);
+  const std::vector<std::string> addrs = {"a:1", "a:2", "a:3"};
+  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", addrs), clock_.MonotonicNow()).ok());
+  uint64_t seq = 0;
+  auto report = [&](const std::vector<std::string>& eps) {
+    std::vector<v1::EndpointReport> out;
+    for (const auto& a : eps) out.push_back(MakeEndpointReport(a, "m", 4, static_cast<uint32_t>(seq % 4)));
+    ASSERT_TRUE(fleet_.ApplyReport(1, "n1", MakeReport(++seq, out), clock_.MonotonicNow()).ok());
+  };
+  auto decisions = [&] {
+    history_->Flush();
+    absl::StatusOr<std::vector<PoolSample>> samples = history_->SamplesSince(absl::InfinitePast());
+    EXPECT_TRUE(samples.ok()) << samples.status();
+    return samples.ok() ? samples->size() : 0;
+  };
+  report(addrs);
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(decisions(), 1u);
+  EXPECT_EQ(store_.Get("m")->assignment.desired_replicas(), 2u) << store_.Get("m")->autoscale_explanation;
+  for (int pass = 0; pass < 10; ++pass) {  // 3 held, 2 at most: nothing new to decide.
+    clock_.Advance(absl::Milliseconds(100));
+    report(addrs);
+    reconciler_->ReconcileOnce();
+  }
+  EXPECT_EQ(decisions(), 1u);
+  // A fourth endpoint connects (another node): decided at once, not a sync period later.
+  ASSERT_TRUE(fleet_.Connect(2, MakeHello("n2", {"b:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(
+      fleet_.ApplyReport(2, "n2", MakeReport(1, {MakeEndpointReport("b:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(decisions(), 2u);
+}
+
 // Predictive scaling end to end in the reconciler, on a fake clock: two weeks of a
 // working-hours peak, then the third Monday just before 09:00.
 TEST(ReconcilerPredictiveTest, ScalesUpAheadOfAKnownPeak) {
