@@ -885,7 +885,16 @@ TEST_F(SecurityTest, LimitsHold) {
   EXPECT_TRUE(run_agent("calm", 1, 0, 2).ok());  // Others are served.
 
   // Three streams from 127.0.0.1 are the most; a fourth is refused, and once one ends
-  // another may open.
+  // another may open. Every stream counts, the agents' above too: each holds its place
+  // until the control plane is done with it, which may come after the agent has its
+  // status, so wait for them to be gone.
+  auto scrape = [&] {
+    return RunToExit("/usr/bin/curl", {"-s", absl::StrCat("http://127.0.0.1:", *metrics_port, "/metrics")},
+                     absl::Seconds(10))
+        .second;
+  };
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(scrape(), "switchboard_streams{service=\"agent\"} 0"); },
+                      absl::Seconds(10)));
   auto stub = v1::DiscoveryService::NewStub(grpc::CreateChannel(cp_addr_, grpc::InsecureChannelCredentials()));
   struct Open {
     grpc::ClientContext context;
