@@ -1,6 +1,7 @@
 #include "controlplane/service/agent_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <optional>
 
@@ -45,11 +46,16 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   // The message (or the read's failure) goes to the stream's ingest thread; no read is
   // outstanding until that has handled it, so in_bytes_, in_ and parsed_ are its alone
-  // meanwhile. The stream stays alive: Finish is called only from there, and OnDone
-  // follows Finish.
+  // meanwhile. The message holds a reference: a Finish the ingest thread calls lets gRPC
+  // run OnDone at once on a poller, and the stream must outlive what the ingest thread
+  // still does with it (releasing mu_, at least).
   void OnReadDone(bool ok) override {
     if (ok) parsed_ = Parse();
-    ingest_->Post([this, ok] { HandleRead(ok); });
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    ingest_->Post([this, ok] {
+      HandleRead(ok);
+      Unref();
+    });
   }
 
   // On the ingest thread: one message, then the next read (or the end of the stream).
@@ -105,10 +111,14 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     Disconnect();
     if (!node_id_.empty()) service_->Unregister(node_id_, this);
     service_->metrics_->agent_streams->Decrement();
-    delete this;
+    Unref();  // gRPC's reference; a message still on the ingest thread holds another.
   }
 
  private:
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
   absl::Status Parse() {
     in_.Clear();
     if (!grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_bytes_, &in_).ok()) {
@@ -242,6 +252,7 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   IngestThread* const ingest_;  // Handles this stream's messages, in order.
   v1::AgentMessage in_;         // Parsed from in_bytes_ by the read callback.
   absl::Status parsed_;         // Whether it parsed.
+  std::atomic<int> refs_{1};    // gRPC's until OnDone, and one per message posted to ingest_.
   std::string node_id_;         // Set by the Hello; touched only by HandleRead (and OnDone, after it).
   ReportBucket reports_;        // The node's report allowance; touched only by HandleRead.
 
