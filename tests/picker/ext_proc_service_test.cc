@@ -264,7 +264,8 @@ v1::Assignment Queued(int busy) {
 // Waits (bounded, in real time) until the table holds `n` requests: the streams reach the
 // service on gRPC's threads.
 bool AwaitHeld(const PoolTable& table, size_t n) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  // A deadline, not a pause: generous, as the sanitizer builds run several times slower.
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
   while (table.Held() != n) {
     if (absl::Now() > give_up) return false;
     std::this_thread::yield();
@@ -300,7 +301,7 @@ TEST_F(ExtProcServiceTest, HeldInItsClassQueueUntilCapacityOrClose) {
 
   ASSERT_TRUE(table_.Apply(Queued(8)).ok());
   Stream last(stub_.get(), "fast", absl::Seconds(60));
-  ASSERT_TRUE(AwaitHeld(table_, 1));
+  ASSERT_TRUE(AwaitHeld(table_, 1)) << table_.Held();
   table_.CloseQueues();  // The picker stops.
   ext_proc::ProcessingResponse r;
   ASSERT_TRUE(last.Read(&r));
