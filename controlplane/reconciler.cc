@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -100,13 +101,14 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   policy::ReplicaInput in;
   in.now = now;
   in.wall = clock_->Now();
-  // The inputs cost a string per endpoint: built only when a decision may be made.
-  auto scaling_endpoints = [&endpoints] {
+  // The inputs; their keys cost a string per endpoint: built only when a decision is
+  // made (counting the held replicas needs none).
+  auto scaling_endpoints = [&endpoints](bool with_keys) {
     std::vector<policy::ScalingEndpoint> out;
     out.reserve(endpoints.size());
     for (const EndpointView& ep : endpoints) {
-      out.push_back({EndpointKey(ep.node_id, ep.address), ep.state, ep.reported, ep.report_age, ep.slots_total,
-                     ep.slots_busy, ep.queue_depth, ep.requests_total});
+      out.push_back({with_keys ? EndpointKey(ep.node_id, ep.address) : std::string(), ep.state, ep.reported,
+                     ep.report_age, ep.slots_total, ep.slots_busy, ep.queue_depth, ep.requests_total});
     }
     return out;
   };
@@ -121,15 +123,13 @@ std::optional<policy::ReplicaDecision> Reconciler::DecideReplicas(const std::str
   const bool sync_due = !as.last || now - as.last_sync >= pp.autoscale_sync_period || manual_changed;
   std::optional<int32_t> held;
   if (!sync_due && !(manual && now < manual->expires) && policy::WarmingUp(as.memory, pp, now)) {
-    in.endpoints = scaling_endpoints();
-    held = policy::CountHeldReplicas(in.endpoints, pp.policy.circuit.staleness_bound);
+    held = policy::CountHeldReplicas(scaling_endpoints(/*with_keys=*/false), pp.policy.circuit.staleness_bound);
     const bool grew_while_warming = *held > as.last->desired && *held > as.last_held;
     if (!grew_while_warming) return as.last;
   } else if (!sync_due) {
     return as.last;
-  } else {
-    in.endpoints = scaling_endpoints();
   }
+  in.endpoints = scaling_endpoints(/*with_keys=*/true);
   as.manual_generation = manual_generation;
   in.manual = std::move(manual);
   policy::ReplicaDecision out = policy::DecidePoolReplicas(in, pp, &as.memory);
@@ -249,6 +249,8 @@ void Reconciler::Stop() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  MutexLock pass_lock(&pass_mu_);
+  if (history_ != nullptr) SaveKeptSnapshots(clock_->MonotonicNow(), /*all=*/true);
 }
 
 void Reconciler::Notify() {
@@ -262,6 +264,7 @@ uint64_t Reconciler::passes() const {
 }
 
 void Reconciler::Loop() {
+  NameThisThread("sb-reconcile");
   while (true) {
     bool changed_only = false;
     {
@@ -303,9 +306,12 @@ int Reconciler::Pass(const std::set<std::string>* only) {
   const absl::Time now = clock_->MonotonicNow();
   const absl::Time wall = clock_->Now();
 
-  for (const std::string& node : fleet_->ForgetSilentNodes(options_.forget_after, now)) {
-    SB_LOG(INFO) << "forgot node " << node << " (silent for over " << absl::FormatDuration(options_.forget_after)
-                 << ")";
+  // Forgetting walks every node: once per whole pass (every tick), not per change.
+  if (only == nullptr) {
+    for (const std::string& node : fleet_->ForgetSilentNodes(options_.forget_after, now)) {
+      SB_LOG(INFO) << "forgot node " << node << " (silent for over " << absl::FormatDuration(options_.forget_after)
+                   << ")";
+    }
   }
 
   for (const Departure& d : fleet_->TakeDepartures()) {
@@ -318,17 +324,24 @@ int Reconciler::Pass(const std::set<std::string>* only) {
 
   std::shared_ptr<const policy::FleetConfig> config = this->config();
   // Only the changed pools when `only` is set: an endpoint of a changed pool may serve
-  // other pools too, and those are not rebuilt.
-  std::map<std::string, std::vector<EndpointView>> pools = fleet_->EndpointsByPool(now, only);
+  // other pools too, and those are not rebuilt. The views are refilled in place (views_
+  // is kept from pass to pass), so a pass copies an endpoint's values, not its storage.
+  fleet_->RefreshEndpointsByPool(now, only, &views_);
+  static const std::vector<EndpointView> kNoEndpoints;
+  PoolViews pools;
+  for (const auto& [pool, endpoints] : views_) {
+    if (only == nullptr || only->count(pool) > 0) pools.emplace(pool, &endpoints);
+  }
   // Pools that lost every endpoint are published empty, so subscribers learn of it.
   for (const auto& old : store_->All()) {
     if (only != nullptr && only->count(old->pool) == 0) continue;
-    if (pools.count(old->pool) == 0 && old->assignment.endpoints_size() > 0) pools[old->pool];
+    if (old->assignment.endpoints_size() > 0) pools.try_emplace(old->pool, &kNoEndpoints);
   }
-  ReleaseOrKeepHeld(&pools, now);
+  ReleaseOrKeepHeld(&pools, &kNoEndpoints, now);
 
   std::vector<std::shared_ptr<const Snapshot>> changed, refreshed;
-  for (const auto& [pool, endpoints] : pools) {
+  for (const auto& [pool, views] : pools) {
+    const std::vector<EndpointView>& endpoints = *views;
     std::shared_ptr<const Snapshot> previous = store_->Get(pool);
     const policy::PoolPolicy& pp = config->For(pool);
     std::optional<policy::ReplicaDecision> replicas = DecideReplicas(pool, endpoints, pp, now);
@@ -340,17 +353,34 @@ int Reconciler::Pass(const std::set<std::string>* only) {
       continue;
     }
     RecordTransitions(previous.get(), *next, wall);
-    if (history_ != nullptr) {
-      history_->RecordSnapshot({pool, next->version, wall, next->assignment.SerializeAsString()});
-    }
+    SaveSnapshot(next, wall);
     changed.push_back(std::move(next));
   }
+  SaveKeptSnapshots(now, /*all=*/false);
   store_->Refresh(refreshed);
   store_->Publish(changed);
   MutexLock lock(&mu_);
   ++passes_;
   if (only == nullptr) last_whole_pass_ = now;
   return static_cast<int>(changed.size());
+}
+
+void Reconciler::SaveSnapshot(std::shared_ptr<const Snapshot> published, absl::Time wall) {
+  if (history_ == nullptr) return;
+  SnapshotSave& save = saves_[published->pool];
+  save.kept = std::move(published);
+  save.kept_wall = wall;
+}
+
+void Reconciler::SaveKeptSnapshots(absl::Time now, bool all) {
+  for (auto& [pool, save] : saves_) {
+    if (save.kept == nullptr || (!all && now - save.last < options_.snapshot_save_interval)) continue;
+    // The bytes subscribers are sent (serialized once per version, shared).
+    history_->RecordSnapshot(
+        {pool, save.kept->version, save.kept_wall, save.kept->assignment_bytes.Get(save.kept->assignment)});
+    save.kept = nullptr;
+    save.last = now;
+  }
 }
 
 void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now, absl::Time wall) {
@@ -363,11 +393,11 @@ void Reconciler::RecordEndpointSamples(const Snapshot& snapshot, absl::Time now,
   history_->RecordEndpointSamples(EndpointSamplesOf(snapshot, wall));
 }
 
-void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointView>>* pools, absl::Time now) {
+void Reconciler::ReleaseOrKeepHeld(PoolViews* pools, const std::vector<EndpointView>* none, absl::Time now) {
   if (held_.empty()) return;
   std::set<std::string> reported;  // Nodes that reported since the start.
   for (const auto& [pool, endpoints] : *pools) {
-    for (const EndpointView& ep : endpoints) {
+    for (const EndpointView& ep : *endpoints) {
       if (ep.reported && ep.connected) reported.insert(ep.node_id);
     }
   }
@@ -383,23 +413,14 @@ void Reconciler::ReleaseOrKeepHeld(std::map<std::string, std::vector<EndpointVie
     SB_LOG(INFO) << "pool " << pool << ": serving live state, " << back << " of " << it->second.nodes.size()
                  << " nodes reported since the restart"
                  << (back < it->second.nodes.size() ? " (the staleness bound passed)" : "");
-    (*pools)[pool];  // Rebuilt (and no longer stale) even if nothing reports it.
+    pools->try_emplace(pool, none);  // Rebuilt (and no longer stale) even if nothing reports it.
     it = held_.erase(it);
   }
 }
 
 void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall) {
-  // The previous endpoints by (node id, address), as positions sorted by key: found by
-  // binary search without copying a key per endpoint (this runs on every published pass,
-  // while both snapshots are held).
   const int before_size = before != nullptr ? before->assignment.endpoints_size() : 0;
   auto key_of = [](const v1::AssignedEndpoint& ep) { return std::tie(ep.node_id(), ep.address()); };
-  std::vector<int> old_order(static_cast<size_t>(before_size));
-  for (int i = 0; i < before_size; ++i) old_order[static_cast<size_t>(i)] = i;
-  std::sort(old_order.begin(), old_order.end(), [&](int a, int b) {
-    return key_of(before->assignment.endpoints(a)) < key_of(before->assignment.endpoints(b));
-  });
-  std::vector<bool> still_there(static_cast<size_t>(before_size), false);
   auto emit = [&](const std::string& kind, const v1::AssignedEndpoint& ep, std::string detail) {
     SB_LOG(INFO) << kind << " pool=" << after.pool << " node=" << ep.node_id() << " endpoint=" << ep.address() << " "
                  << detail;
@@ -407,6 +428,36 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
       history_->RecordEvent({wall, kind, after.pool, ep.node_id(), ep.address(), std::move(detail)});
     }
   };
+  auto compare = [&](const v1::AssignedEndpoint& old, const v1::AssignedEndpoint& ep, const std::string& reason) {
+    const bool was_routable = old.weight() > 0;
+    const bool is_routable = ep.weight() > 0;
+    if (old.circuit() != ep.circuit() || was_routable != is_routable) {
+      emit("circuit_changed", ep,
+           absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
+                        CircuitName(ep.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", reason));
+    }
+  };
+  // Nearly every pass: the same endpoints in the same order (both sorted by key), compared
+  // position by position.
+  bool same_endpoints = before_size == static_cast<int>(after.size());
+  for (int i = 0; same_endpoints && i < before_size; ++i) {
+    same_endpoints = key_of(before->assignment.endpoints(i)) == key_of(after.assignment.endpoints(i));
+  }
+  if (same_endpoints) {
+    for (int i = 0; i < before_size; ++i) {
+      compare(before->assignment.endpoints(i), after.assignment.endpoints(i),
+              after.facts[static_cast<size_t>(i)].circuit_reason);
+    }
+    return;
+  }
+  // Otherwise the previous endpoints by (node id, address), as positions sorted by key:
+  // found by binary search without copying a key per endpoint.
+  std::vector<int> old_order(static_cast<size_t>(before_size));
+  for (int i = 0; i < before_size; ++i) old_order[static_cast<size_t>(i)] = i;
+  std::sort(old_order.begin(), old_order.end(), [&](int a, int b) {
+    return key_of(before->assignment.endpoints(a)) < key_of(before->assignment.endpoints(b));
+  });
+  std::vector<bool> still_there(static_cast<size_t>(before_size), false);
   for (size_t i = 0; i < after.size(); ++i) {
     const v1::AssignedEndpoint& ep = after.assignment.endpoints(static_cast<int>(i));
     const std::string& reason = after.facts[i].circuit_reason;
@@ -417,14 +468,7 @@ void Reconciler::RecordTransitions(const Snapshot* before, const Snapshot& after
       continue;
     }
     still_there[static_cast<size_t>(*it)] = true;
-    const v1::AssignedEndpoint& old = before->assignment.endpoints(*it);
-    const bool was_routable = old.weight() > 0;
-    const bool is_routable = ep.weight() > 0;
-    if (old.circuit() != ep.circuit() || was_routable != is_routable) {
-      emit("circuit_changed", ep,
-           absl::StrCat(CircuitName(old.circuit()), was_routable ? " (routable)" : " (excluded)", " -> ",
-                        CircuitName(ep.circuit()), is_routable ? " (routable)" : " (excluded)", ": ", reason));
-    }
+    compare(before->assignment.endpoints(*it), ep, reason);
   }
   std::map<std::string, int> left;  // By EndpointKey: the order these events always had.
   for (int i = 0; i < before_size; ++i) {

@@ -88,7 +88,8 @@ absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
   // serving them. (Members sort by node id: the first and the last tell.)
   auto own_only = [&](const std::string& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = pool_members_.find(pool);
-    return it != pool_members_.end() && it->second.begin()->first == node_id && it->second.rbegin()->first == node_id;
+    return it != pool_members_.end() && it->second.begin()->first.first == node_id &&
+           it->second.rbegin()->first.first == node_id;
   };
   const size_t now = pool_members_.size();
   size_t others = now;  // Pools of every other node, as their endpoints stand.
@@ -115,10 +116,11 @@ absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
 }
 
 void FleetState::IndexNodeLocked(const std::string& node_id, const Node& node, bool add) {
-  for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+  for (int i = 0; i < node.hello.endpoints_size(); ++i) {
+    const v1::EndpointInfo& info = node.hello.endpoints(i);
     for (const std::string& pool : CurrentModels(node, info)) {
       if (add) {
-        pool_members_[pool].emplace(node_id, info.address());
+        pool_members_[pool].insert_or_assign({node_id, info.address()}, Member{&node, i});
       } else if (auto it = pool_members_.find(pool); it != pool_members_.end()) {
         it->second.erase({node_id, info.address()});
         if (it->second.empty()) pool_members_.erase(it);
@@ -126,9 +128,10 @@ void FleetState::IndexNodeLocked(const std::string& node_id, const Node& node, b
     }
     if (!node.connected) continue;
     if (add) {
-      claimants_[info.address()].insert(node_id);
+      std::set<std::string>& nodes = claimants_[info.address()];
+      if (nodes.insert(node_id).second && nodes.size() == 2) ++duplicated_addresses_;
     } else if (auto it = claimants_.find(info.address()); it != claimants_.end()) {
-      it->second.erase(node_id);
+      if (it->second.erase(node_id) > 0 && it->second.size() == 1) --duplicated_addresses_;
       if (it->second.empty()) claimants_.erase(it);
     }
   }
@@ -331,48 +334,75 @@ bool FleetState::LatestReport::Matches(const v1::EndpointReport& r) const {
          probe_error == r.probe_error() && check_error == r.check_error();
 }
 
+namespace {
+
+// `to` = `from`, reusing `to`'s nodes when they already hold the same labels (always,
+// when a view of the same node is refilled).
+void AssignLabels(const google::protobuf::Map<std::string, std::string>& from, std::map<std::string, std::string>* to) {
+  bool same = from.size() == to->size();
+  for (auto it = from.begin(); same && it != from.end(); ++it) {
+    auto found = to->find(it->first);
+    same = found != to->end() && found->second == it->second;
+  }
+  if (same) return;
+  to->clear();
+  to->insert(from.begin(), from.end());
+}
+
+}  // namespace
+
 EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                                     absl::Time now) const {
   EndpointView v;
-  v.node_id = node_id;
-  v.address = info.address();
-  v.labels.insert(node.hello.labels().begin(), node.hello.labels().end());
-  v.engine = info.engine();
-  v.models.assign(info.models().begin(), info.models().end());
-  v.slots_total = info.slots_total();
-  v.capacity_hint = info.capacity_hint();
-  v.connected = node.connected;
-  v.report_age = now - node.last_seen;
-  auto latest = node.latest.find(info.address());
-  if (latest != node.latest.end()) {
-    const LatestReport& r = latest->second;
-    v.reported = true;
-    v.state = r.state;
-    if (r.engine != v1::ENGINE_UNSPECIFIED) v.engine = r.engine;
-    if (!r.models.empty()) v.models.assign(r.models.begin(), r.models.end());
-    v.slots_total = r.slots_total;
-    v.slots_busy = r.slots_busy;
-    v.queue_depth = r.queue_depth;
-    v.kv_cache_usage = r.kv_cache_usage;
-    v.tokens_per_second = r.tokens_per_second;
-    v.ttft_p95_seconds = r.ttft_p95_seconds;
-    v.requests_total = r.requests_total;
-    v.errors_total = r.errors_total;
-    v.errors_counted = r.errors_counted;
-    v.checks_total = r.checks_total;
-    v.check_failures_total = r.check_failures_total;
-    v.check_error = r.check_error;
-    v.probe_error = r.probe_error;
-    v.slot_tokens_per_second = r.slot_tps;
-    v.prefill_tokens_per_second = r.prefill_tps;
-    v.e2e_p50_seconds = r.e2e_p50;
-  }
-  if (drained_.count(node_id) > 0 && v.state != v1::ENDPOINT_STATE_UNHEALTHY) v.state = v1::ENDPOINT_STATE_DRAINING;
-  if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
-    v.gateway_requests_total = g->second.requests;
-    v.gateway_errors_total = g->second.errors;
-  }
+  FillViewLocked(node_id, node, info, now, &v);
   return v;
+}
+
+void FleetState::FillViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
+                                absl::Time now, EndpointView* v) const {
+  static const LatestReport kNotReported;
+  auto latest = node.latest.find(info.address());
+  const bool reported = latest != node.latest.end();
+  const LatestReport& r = reported ? latest->second : kNotReported;
+  v->node_id = node_id;
+  v->address = info.address();
+  AssignLabels(node.hello.labels(), &v->labels);
+  v->engine = r.engine != v1::ENGINE_UNSPECIFIED ? r.engine : info.engine();
+  const Models& models = r.models.empty() ? info.models() : r.models;
+  v->models.assign(models.begin(), models.end());
+  v->state = r.state;
+  v->slots_total = reported ? r.slots_total : info.slots_total();
+  v->slots_busy = r.slots_busy;
+  v->queue_depth = r.queue_depth;
+  v->kv_cache_usage = r.kv_cache_usage;
+  v->tokens_per_second = r.tokens_per_second;
+  v->slot_tokens_per_second = r.slot_tps;
+  v->prefill_tokens_per_second = r.prefill_tps;
+  v->e2e_p50_seconds = r.e2e_p50;
+  v->capacity_hint = info.capacity_hint();
+  v->ttft_p95_seconds = r.ttft_p95_seconds;
+  v->requests_total = r.requests_total;
+  v->errors_total = r.errors_total;
+  v->errors_counted = r.errors_counted;
+  v->checks_total = r.checks_total;
+  v->check_failures_total = r.check_failures_total;
+  v->check_error = r.check_error;
+  v->probe_error = r.probe_error;
+  v->reported = reported;
+  v->connected = node.connected;
+  v->report_age = now - node.last_seen;
+  v->duplicate_of.clear();
+  if (!drained_.empty() && v->state != v1::ENDPOINT_STATE_UNHEALTHY && drained_.count(node_id) > 0) {
+    v->state = v1::ENDPOINT_STATE_DRAINING;
+  }
+  v->gateway_requests_total = 0;
+  v->gateway_errors_total = 0;
+  if (!node.gateway.empty()) {
+    if (auto g = node.gateway.find(info.address()); g != node.gateway.end()) {
+      v->gateway_requests_total = g->second.requests;
+      v->gateway_errors_total = g->second.errors;
+    }
+  }
 }
 
 std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<std::string>* pools) const {
@@ -383,49 +413,34 @@ std::vector<EndpointView> FleetState::Endpoints(absl::Time now, const std::set<s
     for (const auto& entry : nodes_) count += static_cast<size_t>(entry.second.hello.endpoints_size());
     out.reserve(count);
     for (const auto& [node_id, node] : nodes_) {
-      for (const v1::EndpointInfo& info : node.hello.endpoints()) out.push_back(ViewLocked(node_id, node, info, now));
-    }
-    for (EndpointView& v : out) {  // Only connected claimants count: DuplicateAddresses.
-      auto dup = claimants_.find(v.address);
-      if (!v.connected || dup == claimants_.end() || dup->second.size() < 2) continue;
-      for (const std::string& other : dup->second) {
-        if (other != v.node_id) v.duplicate_of.push_back(other);
+      for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+        out.push_back(ViewLocked(node_id, node, info, now));
+        AddDuplicatesLocked(&out.back());  // Only connected claimants count: DuplicateAddresses.
       }
     }
     return out;
   }
   // The endpoints of the wanted pools, each once (an endpoint may serve several), sorted
   // by node id and address.
-  std::set<std::pair<std::string, std::string>> wanted;
+  Members wanted;
   for (const std::string& pool : *pools) {
     if (auto members = pool_members_.find(pool); members != pool_members_.end()) {
       wanted.insert(members->second.begin(), members->second.end());
     }
   }
   out.reserve(wanted.size());
-  for (const auto& [node_id, address] : wanted) {
-    auto node = nodes_.find(node_id);
-    if (node == nodes_.end()) continue;  // Never: the index follows nodes_.
-    for (const v1::EndpointInfo& info : node->second.hello.endpoints()) {
-      if (info.address() != address) continue;
-      EndpointView v = ViewLocked(node_id, node->second, info, now);
-      // Claimants in other pools count too: every connected node's declared addresses.
-      auto dup = claimants_.find(address);
-      if (v.connected && dup != claimants_.end() && dup->second.size() > 1) {
-        for (const std::string& other : dup->second) {
-          if (other != node_id) v.duplicate_of.push_back(other);
-        }
-      }
-      out.push_back(std::move(v));
-      break;
-    }
+  for (const auto& [key, member] : wanted) {
+    out.push_back(ViewLocked(key.first, *member.node, member.node->hello.endpoints(member.endpoint), now));
+    // Claimants in other pools count too: every connected node's declared addresses.
+    AddDuplicatesLocked(&out.back());
   }
   return out;
 }
 
 void FleetState::AddDuplicatesLocked(EndpointView* view) const {
+  if (duplicated_addresses_ == 0 || !view->connected) return;
   auto dup = claimants_.find(view->address);
-  if (!view->connected || dup == claimants_.end() || dup->second.size() < 2) return;
+  if (dup == claimants_.end() || dup->second.size() < 2) return;
   for (const std::string& other : dup->second) {
     if (other != view->node_id) view->duplicate_of.push_back(other);
   }
@@ -434,24 +449,30 @@ void FleetState::AddDuplicatesLocked(EndpointView* view) const {
 std::map<std::string, std::vector<EndpointView>> FleetState::EndpointsByPool(absl::Time now,
                                                                              const std::set<std::string>* pools) const {
   std::map<std::string, std::vector<EndpointView>> out;
+  RefreshEndpointsByPool(now, pools, &out);
+  return out;
+}
+
+void FleetState::RefreshEndpointsByPool(absl::Time now, const std::set<std::string>* pools,
+                                        std::map<std::string, std::vector<EndpointView>>* views) const {
   MutexLock lock(&mu_);
+  // Pools gone from the index (of those asked for) leave `views`.
+  for (auto it = views->begin(); it != views->end();) {
+    const bool asked = pools == nullptr || pools->count(it->first) > 0;
+    it = asked && pool_members_.count(it->first) == 0 ? views->erase(it) : std::next(it);
+  }
   for (const auto& [pool, members] : pool_members_) {
     if (pools != nullptr && pools->count(pool) == 0) continue;
-    std::vector<EndpointView>& views = out[pool];
-    views.reserve(members.size());
-    // The index is a set of (node id, address): the order GroupByPool sorts into.
-    for (const auto& [node_id, address] : members) {
-      auto node = nodes_.find(node_id);
-      if (node == nodes_.end()) continue;  // Never: the index follows nodes_.
-      for (const v1::EndpointInfo& info : node->second.hello.endpoints()) {
-        if (info.address() != address) continue;
-        views.push_back(ViewLocked(node_id, node->second, info, now));
-        AddDuplicatesLocked(&views.back());
-        break;
-      }
+    std::vector<EndpointView>& out = (*views)[pool];
+    // The index is sorted by (node id, address): the order GroupByPool sorts into.
+    size_t n = 0;
+    out.resize(members.size());
+    for (const auto& [key, member] : members) {
+      FillViewLocked(key.first, *member.node, member.node->hello.endpoints(member.endpoint), now, &out[n]);
+      AddDuplicatesLocked(&out[n]);
+      ++n;
     }
   }
-  return out;
 }
 
 std::vector<NodeView> FleetState::Nodes(absl::Time now) const {

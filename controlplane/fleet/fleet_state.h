@@ -142,6 +142,12 @@ class FleetState {
   // a pass holds one copy of the views, not a flat list and then the pools.
   std::map<std::string, std::vector<EndpointView>> EndpointsByPool(absl::Time now,
                                                                    const std::set<std::string>* pools) const;
+  // The same into `views`, kept by the caller from one pass to the next: each asked-for
+  // pool's views are refilled in place (an endpoint's strings, labels and model lists
+  // reuse the storage of the view before them: a pass copies values, it does not
+  // allocate), pools that are gone leave, and pools not asked for are left as they were.
+  void RefreshEndpointsByPool(absl::Time now, const std::set<std::string>* pools,
+                              std::map<std::string, std::vector<EndpointView>>* views) const;
 
   // The pools whose endpoints' reports changed since the last call; nullopt when
   // something else changed since (a node connected, left or was drained or forgotten:
@@ -196,6 +202,10 @@ class FleetState {
   // One endpoint as the policy sees it (duplicate_of left empty).
   EndpointView ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                           absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The same into `view`, every field assigned (strings and containers keep their
+  // capacity: refilling a view of the same endpoint allocates nothing).
+  void FillViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info, absl::Time now,
+                      EndpointView* view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
   absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when `node_id`'s endpoints serving `proposed` (one model list per
@@ -216,10 +226,21 @@ class FleetState {
   std::set<std::string> drained_ ABSL_GUARDED_BY(mu_);        // Node ids, known or not.
   std::set<std::string> changed_pools_ ABSL_GUARDED_BY(mu_);  // Since TakeChangedPools.
   // Pool -> its endpoints (node id, address), as their current models place them: a
-  // pool's endpoints and the number of pools are found without walking the fleet.
-  std::map<std::string, std::set<std::pair<std::string, std::string>>> pool_members_ ABSL_GUARDED_BY(mu_);
+  // pool's endpoints and the number of pools are found without walking the fleet. Each
+  // member points at its node's entry in nodes_ (a std::map: the entry stays put until
+  // erased) and its position in the node's Hello; IndexNodeLocked removes the members
+  // before either changes and adds them after, so a pass's copy-out looks nothing up.
+  struct Member {
+    const Node* node;
+    int endpoint;  // Index in node->hello.endpoints().
+  };
+  using Members = std::map<std::pair<std::string, std::string>, Member>;
+  std::map<std::string, Members> pool_members_ ABSL_GUARDED_BY(mu_);
   // Address -> the connected nodes that declare it (duplicates, without a walk).
   std::map<std::string, std::set<std::string>> claimants_ ABSL_GUARDED_BY(mu_);
+  // How many claimants_ entries have more than one node: while none, a view needs no
+  // duplicate lookup (the common case, and a map search per endpoint per pass).
+  size_t duplicated_addresses_ ABSL_GUARDED_BY(mu_) = 0;
   bool all_pools_changed_ ABSL_GUARDED_BY(mu_) = true;
 };
 

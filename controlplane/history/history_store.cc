@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 
 namespace switchboard::controlplane {
 namespace {
@@ -446,6 +447,7 @@ void HistoryStore::ResumeWriter() {
 }
 
 void HistoryStore::WriterLoop() {
+  NameThisThread("sb-history");
   while (true) {
     std::vector<Item> batch;
     {

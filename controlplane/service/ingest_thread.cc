@@ -1,9 +1,14 @@
 #include "controlplane/service/ingest_thread.h"
 
+#include "common/thread_name.h"
+
 namespace switchboard::controlplane {
 
 IngestThread::IngestThread() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("sb-ingest");
+    Loop();
+  });
 }
 
 IngestThread::~IngestThread() {

@@ -1,9 +1,14 @@
 #include "controlplane/service/read_executor.h"
 
+#include "common/thread_name.h"
+
 namespace switchboard::controlplane {
 
 ReadExecutor::ReadExecutor(size_t queue_limit) : queue_limit_(queue_limit) {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("sb-reads");
+    Loop();
+  });
 }
 
 ReadExecutor::~ReadExecutor() {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace switchboard::controlplane::xds {
 
 PushDecision NextPush(absl::Time first_change, absl::Time last_change, const PushCoalescing& config) {
@@ -37,6 +39,7 @@ int64_t PushCoalescer::pushes() const {
 }
 
 void PushCoalescer::Run() {
+  NameThisThread("sb-xds-push");
   MutexLock lock(&mu_);
   auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || pending_; };
   while (true) {

@@ -1,9 +1,15 @@
 #include "controlplane/xds/push_fanout.h"
 
+#include "common/thread_name.h"
+
 namespace switchboard::controlplane::xds {
 
 PushFanOut::PushFanOut(int threads) {
-  for (int i = 1; i < threads; ++i) helpers_.emplace_back([this] { Helper(); });
+  for (int i = 1; i < threads; ++i)
+    helpers_.emplace_back([this] {
+      NameThisThread("sb-xds-fanout");
+      Helper();
+    });
 }
 
 PushFanOut::~PushFanOut() {

@@ -565,6 +565,53 @@ TEST_F(ReconcilerRestartTest, ANodeThatDoesNotReturnLeavesAfterTheStalenessBound
   EXPECT_EQ((*events)[0].kind, "endpoint_left");
 }
 
+// A pool that publishes many versions a second is saved for restarts at most once per
+// snapshot_save_interval: the newest of a burst once the interval has passed, and the
+// newest unsaved one at Stop (a clean stop restarts from the last version served).
+TEST_F(ReconcilerRestartTest, SnapshotsAreSavedAtMostOncePerIntervalAndTheLastAtStop) {
+  options_.snapshot_save_interval = absl::Seconds(1);
+  auto saved_version = [&](Incarnation* cp) -> std::string {
+    cp->history->Flush();
+    absl::StatusOr<std::vector<StoredSnapshot>> snaps = cp->history->LatestSnapshots();
+    EXPECT_TRUE(snaps.ok());
+    return snaps.ok() && !snaps->empty() ? (*snaps)[0].version : "";
+  };
+  std::string last_published;
+  {
+    Incarnation cp(path_, &clock_, options_);
+    ConnectAll(&cp);
+    ReportAll(&cp, 0);
+    ASSERT_EQ(cp.reconciler.ReconcileOnce(), 1);
+    const std::string first = cp.store.Get("m")->version;
+    EXPECT_EQ(saved_version(&cp), first) << "a pool's first version is saved at once";
+    // Three more versions within the interval: none saved yet.
+    for (uint32_t busy = 1; busy <= 3; ++busy) {
+      clock_.Advance(absl::Milliseconds(100));
+      ReportAll(&cp, busy);
+      ASSERT_EQ(cp.reconciler.ReconcileOnce(), 1);
+    }
+    EXPECT_EQ(saved_version(&cp), first);
+    // The interval passes: the next pass saves the newest, even with nothing new published.
+    clock_.Advance(absl::Seconds(1));
+    const std::string newest = cp.store.Get("m")->version;
+    ASSERT_NE(newest, first);
+    EXPECT_EQ(cp.reconciler.ReconcileOnce(), 0);
+    EXPECT_EQ(saved_version(&cp), newest);
+    // One more within the next interval, then a clean stop: saved by Stop.
+    clock_.Advance(absl::Milliseconds(100));
+    ReportAll(&cp, 4);
+    ASSERT_EQ(cp.reconciler.ReconcileOnce(), 1);
+    last_published = cp.store.Get("m")->version;
+    EXPECT_EQ(saved_version(&cp), newest);
+    cp.reconciler.Stop();
+    EXPECT_EQ(saved_version(&cp), last_published);
+  }
+  Incarnation cp(path_, &clock_, options_);
+  cp.reconciler.Restore();
+  ASSERT_NE(cp.store.Get("m"), nullptr);
+  EXPECT_EQ(cp.store.Get("m")->version, last_published);
+}
+
 TEST_F(ReconcilerRestartTest, AnUnreadableSavedSnapshotIsSkipped) {
   {
     auto history = HistoryStore::Open(path_);

@@ -404,9 +404,14 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
   uint64_t next_stream = 1;
   absl::Time now = kT0;
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  // What a pass keeps from one step to the next (Reconciler::views_): refilled in place, it
+  // must always read as a fresh copy does, every field included.
+  std::map<std::string, std::vector<EndpointView>> kept_all, kept_some;
   auto endpoint_report = [&](const std::string& address) {
-    v1::EndpointReport ep = MakeEndpointReport(address, models[pick(models.size())], 4, 1);
+    v1::EndpointReport ep = MakeEndpointReport(address, models[pick(models.size())], 4, static_cast<uint32_t>(pick(5)));
     if (pick(3) == 0) ep.add_models(models[pick(models.size())]);
+    if (pick(5) == 0)
+      ep.set_probe_error(absl::StrCat("probe failed ", pick(100), " times in a row, long enough to allocate"));
     if (pick(4) == 0) ep.clear_models();  // Back to the Hello's models.
     return ep;
   };
@@ -417,6 +422,8 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
       case 0:
       case 1: {  // (Re)connect with some of the addresses, some with models.
         v1::Hello hello = MakeHello(node, {});
+        if (pick(2) == 0) (*hello.mutable_labels())["zone"] = pick(2) == 0 ? "a" : "b";
+        if (pick(2) == 0) (*hello.mutable_labels())["gpu"] = "h100";
         for (const std::string& a : addresses) {
           if (pick(2) == 0) continue;
           v1::EndpointInfo* info = hello.add_endpoints();
@@ -448,6 +455,7 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
         if (stream.count(node) > 0) fleet.Disconnect(stream[node], node, now);
         break;
       default:
+        (void)fleet.SetDrainRequested(node, pick(2) == 0);
         if (stream.count(node) > 0 && pick(2) == 0) (void)fleet.Leave(stream[node], node, "bye");
         (void)fleet.ForgetSilentNodes(absl::Seconds(20), now);
         break;
@@ -481,9 +489,16 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
       std::vector<std::string> out;
       for (const auto& [pool, eps] : by_pool) {
         for (const EndpointView& ep : eps) {
-          out.push_back(absl::StrCat(pool, ": ", ep.node_id, "/", ep.address,
-                                     " dup=", absl::StrJoin(ep.duplicate_of, ","), " busy=", ep.slots_busy,
-                                     " connected=", ep.connected, " models=", absl::StrJoin(ep.models, ",")));
+          out.push_back(absl::StrCat(
+              pool, ": ", ep.node_id, "/", ep.address, " dup=", absl::StrJoin(ep.duplicate_of, ","),
+              " labels=", absl::StrJoin(ep.labels, ",", absl::PairFormatter("=")), " engine=", ep.engine,
+              " models=", absl::StrJoin(ep.models, ","), " state=", ep.state, " slots=", ep.slots_total, "/",
+              ep.slots_busy, " queue=", ep.queue_depth, " kv=", ep.kv_cache_usage, " tps=", ep.tokens_per_second, "/",
+              ep.slot_tokens_per_second, "/", ep.prefill_tokens_per_second, " e2e=", ep.e2e_p50_seconds, " hint=",
+              ep.capacity_hint, " ttft=", ep.ttft_p95_seconds, " requests=", ep.requests_total, "/", ep.errors_total,
+              "/", ep.errors_counted, " checks=", ep.checks_total, "/", ep.check_failures_total, "/", ep.check_error,
+              " gateway=", ep.gateway_requests_total, "/", ep.gateway_errors_total, " probe=", ep.probe_error,
+              " reported=", ep.reported, " connected=", ep.connected, " age=", absl::FormatDuration(ep.report_age)));
         }
       }
       return out;
@@ -496,6 +511,15 @@ TEST(FleetStateIndexTest, EndpointsOfAPoolMatchTheWholeFleetThroughAnyHistory) {
       if (some.count(pool) > 0) some_grouped[pool] = eps;
     }
     EXPECT_EQ(ordered(fleet.EndpointsByPool(now, &some)), ordered(some_grouped)) << "step " << step;
+    fleet.RefreshEndpointsByPool(now, nullptr, &kept_all);
+    EXPECT_EQ(ordered(kept_all), ordered(grouped)) << "step " << step;
+    // Refreshing some pools leaves the others as they were and drops the asked-for
+    // pools that are gone.
+    std::map<std::string, std::vector<EndpointView>> expected_some = kept_some;
+    for (const std::string& pool : some) expected_some.erase(pool);
+    for (const auto& [pool, eps] : some_grouped) expected_some[pool] = eps;
+    fleet.RefreshEndpointsByPool(now, &some, &kept_some);
+    EXPECT_EQ(ordered(kept_some), ordered(expected_some)) << "step " << step;
   }
 }
 
