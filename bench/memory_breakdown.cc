@@ -4,7 +4,7 @@
 // Builds the state of `switchboard-loadgen bench`'s fleet (the same Hellos and Reports,
 // bench/loadgen/workload.h) in this process, without gRPC, and reads the heap's live bytes
 // (glibc's mallinfo2: allocated chunks in every arena plus mmapped ones) before and after
-// each step: the fleet state, the endpoint views a pass copies out of it, one pool's
+// each step: the fleet state, the endpoint views a pass refills from it, one pool's
 // snapshot, the breakers' memories, a pass's history queue item, and a steady-state pass
 // over the whole fleet. Heap bytes include malloc's per-chunk overhead (8 bytes, 16-byte
 // granularity), as the RSS does. Deterministic: no threads race, no network.
@@ -129,7 +129,7 @@ int Run(int argc, char** argv) {
     meter.Start();
     std::map<std::string, std::vector<controlplane::EndpointView>> views =
         fleet.EndpointsByPool(clock.MonotonicNow(), nullptr);
-    meter.Line("pass, transient: endpoint views (whole fleet, by pool)");
+    meter.Line("endpoint views (whole fleet, by pool; the reconciler keeps them)");
     std::vector<controlplane::EndpointView> pool = std::move(views[bench::kWatchedPool]);
     views.clear();
     pool_endpoints = pool.size();

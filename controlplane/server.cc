@@ -40,7 +40,7 @@ struct ControlPlane::Impl {
   RecentPicks recent_picks;  // Pickers' last picks: reported on ShareInFlight, read by Explain.
   std::unique_ptr<xds::AdsService> ads_service;
   std::unique_ptr<FleetOperations> operations;
-  std::unique_ptr<ReadExecutor> history_reads;  // Admin reads of SQLite, off the reactors.
+  std::unique_ptr<WorkThread> history_reads;  // Admin reads of SQLite, off the reactors.
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<KedaScalerService> keda_service;
   std::unique_ptr<ratelimit::RateLimiter> rate_limiter;
@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlP
   p->operations = std::make_unique<FleetOperations>(
       p->fleet.get(), &p->store, p->reconciler.get(), p->history.get(), options.clock,
       [agents](const std::string& node, const v1::Command& command) { return agents->SendCommand(node, command); });
-  p->history_reads = std::make_unique<ReadExecutor>();
+  p->history_reads = std::make_unique<WorkThread>("sb-reads", /*queue_limit=*/64);
   if (p->exposer) {
     p->dashboard = std::make_unique<Dashboard>(&p->store, p->operations.get(), options.clock);
   }

@@ -11,7 +11,7 @@
 #include "controlplane/operations.h"
 #include "controlplane/ratelimit/limiter.h"
 #include "controlplane/service/authorizer.h"
-#include "controlplane/service/read_executor.h"
+#include "controlplane/service/work_thread.h"
 #include "controlplane/snapshot/snapshot_store.h"
 #include "switchboard/v1/admin.grpc.pb.h"
 
@@ -23,7 +23,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   // Events and History read SQLite on `reads` (never on a reactor); without it they are
   // refused (UNAVAILABLE).
   AdminServiceImpl(const FleetState* fleet, const SnapshotStore* store, FleetOperations* ops, const Clock* clock,
-                   const ClientRegistry* clients = nullptr, ReadExecutor* reads = nullptr)
+                   const ClientRegistry* clients = nullptr, WorkThread* reads = nullptr)
       : fleet_(fleet), store_(store), ops_(ops), clock_(clock), clients_(clients), reads_(reads) {}
 
   // Who may call what (default: everyone). `auth` must outlive the service.
@@ -76,7 +76,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   FleetOperations* const ops_;
   const Clock* const clock_;
   const ClientRegistry* const clients_;
-  ReadExecutor* const reads_;
+  WorkThread* const reads_;
   const Authorizer* auth_ = Authorizer::AllowAll();
   const ratelimit::RateLimiter* rate_limiter_ = nullptr;
   const RecentPicks* recent_picks_ = nullptr;

@@ -247,14 +247,14 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   const std::unique_ptr<StreamGate::Ticket> ticket_;  // This stream's place under the limits (may be null).
   const uint64_t stream_id_;
   const std::string peer_;
-  const Caller caller_;         // What the TLS handshake proved about the peer.
-  grpc::ByteBuffer in_bytes_;   // Owned by the single outstanding read.
-  IngestThread* const ingest_;  // Handles this stream's messages, in order.
-  v1::AgentMessage in_;         // Parsed from in_bytes_ by the read callback.
-  absl::Status parsed_;         // Whether it parsed.
-  std::atomic<int> refs_{1};    // gRPC's until OnDone, and one per message posted to ingest_.
-  std::string node_id_;         // Set by the Hello; touched only by HandleRead (and OnDone, after it).
-  ReportBucket reports_;        // The node's report allowance; touched only by HandleRead.
+  const Caller caller_;        // What the TLS handshake proved about the peer.
+  grpc::ByteBuffer in_bytes_;  // Owned by the single outstanding read.
+  WorkThread* const ingest_;   // Handles this stream's messages, in order.
+  v1::AgentMessage in_;        // Parsed from in_bytes_ by the read callback.
+  absl::Status parsed_;        // Whether it parsed.
+  std::atomic<int> refs_{1};   // gRPC's until OnDone, and one per message posted to ingest_.
+  std::string node_id_;        // Set by the Hello; touched only by HandleRead (and OnDone, after it).
+  ReportBucket reports_;       // The node's report allowance; touched only by HandleRead.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
@@ -270,7 +270,7 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 AgentServiceImpl::AgentServiceImpl(FleetState* fleet, const Clock* clock, ControlPlaneMetrics* metrics,
                                    int ingest_threads)
     : fleet_(fleet), clock_(clock), metrics_(metrics) {
-  for (int i = 0; i < std::max(1, ingest_threads); ++i) ingest_.push_back(std::make_unique<IngestThread>());
+  for (int i = 0; i < std::max(1, ingest_threads); ++i) ingest_.push_back(std::make_unique<WorkThread>("sb-ingest"));
 }
 
 void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream, const std::string& identity) {

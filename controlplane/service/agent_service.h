@@ -15,8 +15,8 @@
 #include "controlplane/fleet/fleet_state.h"
 #include "controlplane/metrics.h"
 #include "controlplane/service/authorizer.h"
-#include "controlplane/service/ingest_thread.h"
 #include "controlplane/service/limits.h"
+#include "controlplane/service/work_thread.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "switchboard/v1/agent.grpc.pb.h"
 
@@ -55,7 +55,7 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // The identity of the stream that owns `node_id`, or "" when none does.
   std::string OwnerIdentity(const std::string& node_id);
   void Unregister(const std::string& node_id, AgentStream* stream);
-  IngestThread* IngestFor(uint64_t stream_id) { return ingest_[stream_id % ingest_.size()].get(); }
+  WorkThread* IngestFor(uint64_t stream_id) { return ingest_[stream_id % ingest_.size()].get(); }
 
   Mutex streams_mu_;
   // Streams that own a node (after an accepted Hello), by node id.
@@ -74,7 +74,7 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // Handle the streams' messages off gRPC's pollers; more than one, so that ingest keeps
   // gRPC's own parallelism on a busy machine (a single thread gets one thread's share of
   // the CPU). Last: destroyed (joined) first, while what their work touches is still there.
-  std::vector<std::unique_ptr<IngestThread>> ingest_;
+  std::vector<std::unique_ptr<WorkThread>> ingest_;
 };
 
 }  // namespace switchboard::controlplane

@@ -1,17 +1,18 @@
-#include "controlplane/service/ingest_thread.h"
+#include "controlplane/service/work_thread.h"
+
+#include <utility>
 
 #include "common/thread_name.h"
 
 namespace switchboard::controlplane {
 
-IngestThread::IngestThread() {
-  thread_ = std::thread([this] {
-    NameThisThread("sb-ingest");
-    Loop();
-  });
-}
+WorkThread::WorkThread(std::string name, size_t queue_limit)
+    : name_(std::move(name)), queue_limit_(queue_limit), thread_([this] {
+        NameThisThread(name_.c_str());
+        Loop();
+      }) {}
 
-IngestThread::~IngestThread() {
+WorkThread::~WorkThread() {
   {
     MutexLock lock(&mu_);
     stop_ = true;
@@ -19,28 +20,22 @@ IngestThread::~IngestThread() {
   thread_.join();
 }
 
-void IngestThread::Post(std::function<void()> work) {
+bool WorkThread::Post(std::function<void()> work) {
   MutexLock lock(&mu_);
+  if (queue_.size() >= queue_limit_) return false;
   queue_.push_back(std::move(work));
+  return true;
 }
 
-size_t IngestThread::backlog() const {
-  MutexLock lock(&mu_);
-  return queue_.size() + running_;
-}
-
-void IngestThread::Loop() {
+void WorkThread::Loop() {
   std::vector<std::function<void()>> batch;
   while (true) {
     {
       MutexLock lock(&mu_);
-      running_ = 0;
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(Condition(&ready));
       if (queue_.empty()) return;  // Stopping, and nothing left to run.
-      // Everything queued at once: one wakeup per burst, not per message.
       batch.swap(queue_);
-      running_ = batch.size();
     }
     for (std::function<void()>& work : batch) work();
     batch.clear();
