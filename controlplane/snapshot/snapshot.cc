@@ -22,7 +22,19 @@ namespace {
 // version at every report (1234.5 -> 1200, 61.7 -> 62, 0 stays 0).
 double TwoSignificantDigits(double v) {
   if (!(v > 0) || !std::isfinite(v)) return 0;
-  const double scale = std::pow(10.0, std::floor(std::log10(v)) - 1);
+  // The scale is the power of ten with 10 * scale <= v < 100 * scale, looked up instead
+  // of computed with log10 and pow (two of each per endpoint per pass, 7% of a pass).
+  static constexpr double kScales[] = {1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0,
+                                       1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10};
+  constexpr size_t kCount = sizeof(kScales) / sizeof(kScales[0]);
+  double scale;
+  if (v < 10 * kScales[0] || v >= 100 * kScales[kCount - 1]) {
+    scale = std::pow(10.0, std::floor(std::log10(v)) - 1);
+  } else {
+    size_t i = 0;
+    while (i + 1 < kCount && 10 * kScales[i + 1] <= v) ++i;
+    scale = kScales[i];
+  }
   return std::round(v / scale) * scale;
 }
 
@@ -59,12 +71,42 @@ void MatchMemories(const std::vector<EndpointView>& endpoints, CircuitMemories* 
 
 }  // namespace
 
+namespace {
+
+std::unique_ptr<google::protobuf::Arena> NewSnapshotArena() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 4096;
+  options.max_block_size = 64 * 1024;  // Bounds what the last block leaves unused.
+  return std::make_unique<google::protobuf::Arena>(options);
+}
+
+}  // namespace
+
+Snapshot::Snapshot()
+    : arena_(NewSnapshotArena()), assignment(*google::protobuf::Arena::CreateMessage<v1::Assignment>(arena_.get())) {}
+
+Snapshot::Snapshot(const Snapshot& other)
+    : SnapshotFields(other),
+      arena_(NewSnapshotArena()),
+      assignment(*google::protobuf::Arena::CreateMessage<v1::Assignment>(arena_.get())) {
+  assignment.CopyFrom(other.assignment);
+}
+
 const std::string& LazyWireBytes::Get(const google::protobuf::MessageLite& message) const {
   absl::call_once(once_, [&] { message.SerializeToString(&bytes_); });
   return bytes_;
 }
 
+void LazyWireBytes::Set(std::string bytes) {
+  absl::call_once(once_, [&] { bytes_ = std::move(bytes); });
+}
+
 std::string ComputeVersion(const v1::Assignment& assignment) {
+  std::string content;
+  return ComputeVersion(assignment, &content);
+}
+
+std::string ComputeVersion(const v1::Assignment& assignment, std::string* content) {
   // Only an assignment that carries the excluded fields is copied to clear them (a new
   // snapshot has none yet: no copy of a whole pool per pass).
   std::optional<v1::Assignment> cleared;
@@ -76,15 +118,15 @@ std::string ComputeVersion(const v1::Assignment& assignment) {
     cleared->clear_stale();
     cleared->clear_generated_at();
   }
-  const v1::Assignment& content = cleared ? *cleared : assignment;
-  std::string bytes;
+  const v1::Assignment& hashed = cleared ? *cleared : assignment;
+  content->clear();
   {
-    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::StringOutputStream raw(content);
     google::protobuf::io::CodedOutputStream coded(&raw);
     coded.SetSerializationDeterministic(true);  // Sorted map keys.
-    content.SerializeToCodedStream(&coded);
+    hashed.SerializeToCodedStream(&coded);
   }
-  return HashHex(bytes);
+  return HashHex(*content);
 }
 
 std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std::vector<EndpointView>& endpoints,
@@ -228,10 +270,20 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const std::string& pool, const std
         config.admission, policy::ClassHeadrooms(config.admission, occupancy.occupancy_slots, occupancy.slots),
         config.queues);
   }
-  snap->version = ComputeVersion(a);
+  std::string bytes;
+  snap->version = ComputeVersion(a, &bytes);
   a.set_version(snap->version);
   a.set_nonce(snap->version);
   *a.mutable_generated_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  // What subscribers are sent: the bytes just hashed, then the fields set after them (a
+  // message's fields may come in any order; a parser merges them), so a published version
+  // is serialized once, not once for its version and again for its subscribers.
+  v1::Assignment tail;
+  tail.set_version(a.version());
+  tail.set_nonce(a.nonce());
+  *tail.mutable_generated_at() = a.generated_at();
+  tail.AppendToString(&bytes);
+  snap->assignment_bytes.Set(std::move(bytes));
   return snap;
 }
 

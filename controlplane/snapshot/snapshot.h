@@ -15,6 +15,7 @@
 #include "controlplane/policy/pool_policy.h"
 #include "controlplane/policy/replicas.h"
 #include "controlplane/policy/weights.h"
+#include "google/protobuf/arena.h"
 #include "switchboard/v1/admin.pb.h"
 #include "switchboard/v1/discovery.pb.h"
 
@@ -31,6 +32,9 @@ class LazyWireBytes {
   LazyWireBytes& operator=(const LazyWireBytes&) = delete;
   // `message` must not change after the first call.
   const std::string& Get(const google::protobuf::MessageLite& message) const;
+  // Sets the bytes before any Get (which then returns them); ignored after one. `bytes`
+  // must parse to the message Get would be called with.
+  void Set(std::string bytes);
 
  private:
   mutable absl::once_flag once_;
@@ -69,10 +73,10 @@ struct EndpointFacts {
   std::shared_ptr<const Rare> rare;  // Null: all empty.
 };
 
-struct Snapshot {
+// Everything a Snapshot holds besides its assignment (copied member by member).
+struct SnapshotFields {
   std::string pool;
-  std::string version;        // == assignment.version(): hash of the content.
-  v1::Assignment assignment;  // What subscribers receive (nonce = version).
+  std::string version;  // == assignment.version(): hash of the content.
   // One per assignment endpoint, same order (see EndpointFacts).
   std::vector<EndpointFacts> facts;
   // The weight rule the weights were computed with (for WeightExplanations).
@@ -85,6 +89,22 @@ struct Snapshot {
   std::optional<policy::PoolSignals> scaling_signals;
   // `assignment` serialized, for the native Subscribe streams (set `assignment` first).
   LazyWireBytes assignment_bytes;
+};
+
+struct Snapshot : SnapshotFields {
+  Snapshot();
+  // A copy has its own arena and assignment (which may be changed before it is sent).
+  Snapshot(const Snapshot& other);
+  Snapshot& operator=(const Snapshot&) = delete;
+
+ private:
+  // Holds the assignment: a pool's assignment is a message per endpoint with its strings
+  // and labels, built by every pass that changes the pool and freed with the snapshot;
+  // on an arena that is a few block allocations and one release instead of thousands.
+  std::unique_ptr<google::protobuf::Arena> arena_;
+
+ public:
+  v1::Assignment& assignment;  // What subscribers receive (nonce = version). On arena_.
 
   size_t size() const { return facts.size(); }
   // What the admin API shows of endpoint `i` (< size()).
@@ -124,6 +144,9 @@ std::shared_ptr<const Snapshot> RestoredSnapshot(v1::Assignment stored);
 // version, nonce, stale and generated_at fields cleared. Same content, same version, on every
 // replica and after a restart.
 std::string ComputeVersion(const v1::Assignment& assignment);
+// The same, and the deterministic serialization it hashed into `content` (the assignment
+// without its version, nonce, stale and generated_at fields).
+std::string ComputeVersion(const v1::Assignment& assignment, std::string* content);
 
 }  // namespace switchboard::controlplane
 

@@ -1,6 +1,9 @@
 #include "controlplane/snapshot/snapshot.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
 namespace switchboard::controlplane {
@@ -230,6 +233,8 @@ TEST(SnapshotTest, AssignmentBytesAreSerializedOnceAndCopiesStartAfresh) {
   EXPECT_EQ(parsed.version(), snap->version);
   EXPECT_EQ(parsed.endpoints_size(), 1);
   EXPECT_EQ(&snap->assignment_bytes.Get(snap->assignment), &bytes) << "the same bytes, not a second serialization";
+  // The bytes are those hashed for the version plus the version fields: the assignment.
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, snap->assignment));
 
   Snapshot copy = *snap;  // A copy may change its assignment before it is sent.
   copy.assignment.set_stale(true);
@@ -238,6 +243,30 @@ TEST(SnapshotTest, AssignmentBytesAreSerializedOnceAndCopiesStartAfresh) {
   EXPECT_TRUE(copied.stale());
   ASSERT_TRUE(parsed.ParseFromString(snap->assignment_bytes.Get(snap->assignment)));
   EXPECT_FALSE(parsed.stale());
+}
+
+// Speeds are published with two significant digits (noise makes no new version); the
+// rounding, from a lookup of the scale, matches the log10 formula over the whole range.
+TEST(SnapshotTest, SpeedsAreRoundedToTwoSignificantDigits) {
+  auto expected = [](double v) {
+    if (!(v > 0) || !std::isfinite(v)) return 0.0;
+    const double scale = std::pow(10.0, std::floor(std::log10(v)) - 1);
+    return std::round(v / scale) * scale;
+  };
+  std::vector<double> values = {0,  -5,   std::nan(""), 1e-12, 3.3e-9, 0.0123, 0.95,    1,         9.96,
+                                10, 61.7, 99.5,         99.4,  100,    1234.5, 1e6 + 1, 987654321, 3e12};
+  for (double v = 1e-10; v < 1e13; v *= 1.37) values.push_back(v);
+  for (double v : values) {
+    EndpointView ep = Ep("n1", "a:1", 4, 0);
+    ep.slot_tokens_per_second = v;
+    ep.prefill_tokens_per_second = v * 3;
+    auto snap = BuildSnapshot("m", {ep}, nullptr, {}, kNow);
+    EXPECT_EQ(snap->assignment.endpoints(0).decode_tokens_per_second(), expected(v)) << v;
+    EXPECT_EQ(snap->assignment.endpoints(0).prefill_tokens_per_second(), expected(v * 3)) << v * 3;
+  }
+  EndpointView ep = Ep("n1", "a:1", 4, 0);
+  ep.slot_tokens_per_second = 1234.5;
+  EXPECT_EQ(BuildSnapshot("m", {ep}, nullptr, {}, kNow)->assignment.endpoints(0).decode_tokens_per_second(), 1200);
 }
 
 }  // namespace
