@@ -149,7 +149,7 @@ int Run(int argc, char** argv) {
     }
     pool_meter.Start();
     snapshot->assignment_bytes.Get(snapshot->assignment);
-    pool_meter.Line("snapshot: serialized assignment (kept once sent)");
+    pool_meter.Line("snapshot: serialized assignment (built with it: counted above)");
     pool_meter.Start();
     {
       std::vector<controlplane::EndpointSample> samples = controlplane::EndpointSamplesOf(*snapshot, clock.Now());

@@ -708,8 +708,12 @@ absl::StatusOr<std::vector<HistorySeries>> HistoryStore::Query(const HistoryQuer
 }
 
 absl::StatusOr<int64_t> HistoryStore::SeriesId(const EndpointSample& sample) {
-  std::string key =
-      absl::StrCat(sample.pool, std::string(1, '\0'), sample.node_id, std::string(1, '\0'), sample.address);
+  std::string& key = series_key_;
+  key.assign(sample.pool);
+  key.push_back('\0');
+  key.append(sample.node_id);
+  key.push_back('\0');
+  key.append(sample.address);
   auto it = series_ids_.find(key);
   if (it != series_ids_.end()) return it->second;
   sqlite3_stmt* stmt = nullptr;
@@ -727,7 +731,7 @@ absl::StatusOr<int64_t> HistoryStore::SeriesId(const EndpointSample& sample) {
   if (sqlite3_step(stmt) == SQLITE_ROW) id = sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
   if (id < 0) return absl::InternalError(sqlite3_errmsg(writer_db_));
-  series_ids_.emplace(std::move(key), id);
+  series_ids_.emplace(key, id);
   return id;
 }
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/mutex.h"
@@ -243,7 +244,10 @@ class HistoryStore {
   const HistoryOptions options_;
   // Writer thread only: known series ids, the newest sample time written (the
   // maintenance's "now"), and when maintenance last ran (in sample time).
-  std::map<std::string, int64_t> series_ids_;
+  // Series ids by "pool\0node\0address"; looked up through series_key_, a buffer reused
+  // for every sample (no allocation per sample once it has grown).
+  absl::flat_hash_map<std::string, int64_t> series_ids_;
+  std::string series_key_;
   absl::Time newest_sample_ = absl::InfinitePast();
   absl::Time last_maintained_ = absl::InfinitePast();
   bool maintenance_behind_ = false;
