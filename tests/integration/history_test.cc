@@ -57,9 +57,15 @@ class HistoryTest : public ::testing::Test {
           {"--controlplane", addr_, "--backend", absl::StrCat("llamacpp=http://", addresses_.back()), "--node-id",
            absl::StrCat("n", i), "--report-interval", "250ms", "--gpu", "none", "--insecure"}));
     }
+    // Both endpoints reported and routable: their joins and first circuit changes are
+    // recorded before a test starts (EventsFollowPrintsNewEvents follows from then on).
     Subscriber subscriber(addr_, {"m"});
     ASSERT_TRUE(subscriber.WaitFor(
-        "m", [](const v1::Assignment& a) { return a.endpoints_size() == 2; }, Scaled(absl::Seconds(15))));
+        "m",
+        [](const v1::Assignment& a) {
+          return a.endpoints_size() == 2 && a.endpoints(0).weight() > 0 && a.endpoints(1).weight() > 0;
+        },
+        Scaled(absl::Seconds(15))));
   }
   void TearDown() override {
     agents_.clear();
