@@ -273,6 +273,24 @@ bool AwaitHeld(const PoolTable& table, size_t n) {
   return true;
 }
 
+// Waits (bounded, in real time) until no request of this picker is in flight: a stream's
+// end reaches the service on gRPC's threads, after the client has closed it.
+bool AwaitNoneInFlight(const PoolTable& table) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  auto in_flight = [&table] {
+    size_t n = 0;
+    for (const auto& [pool, counts] : table.InFlight()) {
+      for (const auto& [address, count] : counts) n += count;
+    }
+    return n;
+  };
+  while (in_flight() != 0) {
+    if (absl::Now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 // Over real gRPC (after the rate limit check): refused requests of a class with a queue
 // wait on their streams, a full queue answers 429 at once, a new assignment with headroom
 // routes the held ones, and closing the queues answers the rest 503.
@@ -298,6 +316,10 @@ TEST_F(ExtProcServiceTest, HeldInItsClassQueueUntilCapacityOrClose) {
     s->Close();
   }
   EXPECT_EQ(table_.Held(), 0u);
+  // Their ends counted before the next assignment: a request that ends after an
+  // assignment frees a slot against that assignment's occupancy (as it should: the
+  // occupancy was measured with it running), and Queued(8) would then have headroom.
+  ASSERT_TRUE(AwaitNoneInFlight(table_));
 
   ASSERT_TRUE(table_.Apply(Queued(8)).ok());
   Stream last(stub_.get(), "fast", absl::Seconds(60));
