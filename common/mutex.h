@@ -2,7 +2,7 @@
 //
 // Debian's Abseil is not built with -fsanitize=thread, so TSan cannot see absl::Mutex
 // acquire and release and reports races between accesses the mutex does order. In TSan
-// builds this header substitutes a small mutex with the same interface (Lock, Unlock,
+// builds this header substitutes a small mutex with the same interface (Lock, TryLock, Unlock,
 // Await, AwaitWithTimeout, AwaitWithDeadline, MutexLock, Condition) built on std::mutex
 // and std::condition_variable_any, which TSan understands. Semantics match what the
 // project relies on: conditions are re-evaluated whenever the mutex is released.
@@ -61,6 +61,7 @@ class Condition {
 class ABSL_LOCKABLE Mutex {
  public:
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
     mu_.unlock();
     cv_.notify_all();

@@ -140,65 +140,85 @@ void FleetState::IndexNodeLocked(const std::string& node_id, const Node& node, b
 absl::Status FleetState::ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
                                      absl::Time now) {
   bool changed = false;
+  absl::Status status;
   {
     MutexLock lock(&mu_);
-    auto it = nodes_.find(node_id);
-    if (it == nodes_.end()) return absl::FailedPreconditionError("Report before Hello");
-    Node& node = it->second;
-    if (node.stream_id != stream_id) {
-      return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is bound to another stream"));
-    }
-    RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
-    // A report may name other models than the Hello (an engine swapped its model): only
-    // then are the pools counted again, so that reports cannot pass --max-pools either.
-    bool models_change = false;
-    std::vector<const Models*> proposed;
-    for (const v1::EndpointInfo& info : node.hello.endpoints()) {
-      const Models* models = &CurrentModels(node, info);
-      for (const v1::EndpointReport& ep : report.endpoints()) {
-        if (ep.address() != info.address()) continue;
-        // A report without models puts the endpoint back in its Hello's pools: counted too.
-        const Models* after = ep.models_size() > 0 ? &ep.models() : &info.models();
-        if (!SameModels(*after, *models)) models_change = true;
-        models = after;
-      }
-      proposed.push_back(models);
-    }
-    if (models_change) RETURN_IF_ERROR(CheckPoolsLocked(node_id, proposed));
-    const bool moves = models_change;  // The node's endpoints move between pools.
-    if (moves) IndexNodeLocked(node_id, node, /*add=*/false);
-    node.last_sequence = report.sequence();
-    node.last_seen = now;
-    changed = !node.reported;
-    node.reported = true;
-    for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
-    for (const v1::EndpointReport& ep : report.endpoints()) {
-      auto [slot, fresh] = node.latest.try_emplace(ep.address());
-      LatestReport& latest = slot->second;
-      const bool differs = fresh || !latest.Matches(ep);
-      // The endpoint's pools before and after (a report's models, else its Hello's).
-      auto note_pools = [&](const Models& models) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (!models.empty()) {
-          changed_pools_.insert(models.begin(), models.end());
-          return;
-        }
-        for (const v1::EndpointInfo& info : node.hello.endpoints()) {
-          if (info.address() == ep.address()) changed_pools_.insert(info.models().begin(), info.models().end());
-        }
-      };
-      if (differs) {
-        changed = true;
-        note_pools(latest.models);
-      }
-      latest.Update(ep);
-      if (differs) note_pools(latest.models);
-    }
-    if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
+    status = ApplyReportLocked(stream_id, node_id, report, now, &changed);
   }
   // A report that repeats every endpoint's last values (only its sequence, time or GPU
   // readings moved) changes no decision: no pass for it. Its freshness still counts (the
   // periodic pass sees the report age).
   if (changed) NotifyChange(/*all_pools=*/false);
+  return status;
+}
+
+std::optional<absl::Status> FleetState::TryApplyReport(uint64_t stream_id, const std::string& node_id,
+                                                       const v1::Report& report, absl::Time now, bool* changed) {
+  *changed = false;
+  if (!mu_.TryLock()) return std::nullopt;
+  // A change already waiting for a pass has woken the reconciler (or will): no need to
+  // again until a pass takes the changed pools.
+  const bool waiting = !changed_pools_.empty() || all_pools_changed_;
+  absl::Status status = ApplyReportLocked(stream_id, node_id, report, now, changed);
+  if (waiting) *changed = false;
+  mu_.Unlock();
+  return status;
+}
+
+absl::Status FleetState::ApplyReportLocked(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
+                                           absl::Time now, bool* changed) {
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return absl::FailedPreconditionError("Report before Hello");
+  Node& node = it->second;
+  if (node.stream_id != stream_id) {
+    return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is bound to another stream"));
+  }
+  RETURN_IF_ERROR(ValidateReport(report, node.hello, node.last_sequence, limits_));
+  // A report may name other models than the Hello (an engine swapped its model): only
+  // then are the pools counted again, so that reports cannot pass --max-pools either.
+  bool models_change = false;
+  std::vector<const Models*> proposed;
+  for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+    const Models* models = &CurrentModels(node, info);
+    for (const v1::EndpointReport& ep : report.endpoints()) {
+      if (ep.address() != info.address()) continue;
+      // A report without models puts the endpoint back in its Hello's pools: counted too.
+      const Models* after = ep.models_size() > 0 ? &ep.models() : &info.models();
+      if (!SameModels(*after, *models)) models_change = true;
+      models = after;
+    }
+    proposed.push_back(models);
+  }
+  if (models_change) RETURN_IF_ERROR(CheckPoolsLocked(node_id, proposed));
+  const bool moves = models_change;  // The node's endpoints move between pools.
+  if (moves) IndexNodeLocked(node_id, node, /*add=*/false);
+  node.last_sequence = report.sequence();
+  node.last_seen = now;
+  *changed = !node.reported;
+  node.reported = true;
+  for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
+  for (const v1::EndpointReport& ep : report.endpoints()) {
+    auto [slot, fresh] = node.latest.try_emplace(ep.address());
+    LatestReport& latest = slot->second;
+    const bool differs = fresh || !latest.Matches(ep);
+    // The endpoint's pools before and after (a report's models, else its Hello's).
+    auto note_pools = [&](const Models& models) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (!models.empty()) {
+        changed_pools_.insert(models.begin(), models.end());
+        return;
+      }
+      for (const v1::EndpointInfo& info : node.hello.endpoints()) {
+        if (info.address() == ep.address()) changed_pools_.insert(info.models().begin(), info.models().end());
+      }
+    };
+    if (differs) {
+      *changed = true;
+      note_pools(latest.models);
+    }
+    latest.Update(ep);
+    if (differs) note_pools(latest.models);
+  }
+  if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
   return absl::OkStatus();
 }
 

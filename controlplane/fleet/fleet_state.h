@@ -102,6 +102,15 @@ class FleetState {
   absl::Status Connect(uint64_t stream_id, const v1::Hello& hello, absl::Time now);
   // Validates and applies a report from `stream_id`. Changes nothing on error.
   absl::Status ApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report, absl::Time now);
+  // ApplyReport for a caller that must not wait (a gRPC poller): nullopt, with nothing
+  // done, when another thread holds the fleet's lock. It does not run the change hook:
+  // `*changed` says that the report changed an input of a decision while no earlier
+  // change was waiting for a pass (TakeChangedPools), and then the caller runs
+  // NotifyChanged() soon, on a thread that may wait.
+  std::optional<absl::Status> TryApplyReport(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
+                                             absl::Time now, bool* changed);
+  // Runs the change hook for changes applied by TryApplyReport.
+  void NotifyChanged() { NotifyChange(/*all_pools=*/false); }
   // The stream ended. Its node's data stays (it ages and goes stale) until Forget.
   void Disconnect(uint64_t stream_id, const std::string& node_id, absl::Time now);
   // The agent on `stream_id` exits cleanly: its node and endpoints are removed now (not
@@ -156,6 +165,7 @@ class FleetState {
   std::vector<NodeView> Nodes(absl::Time now) const;
 
  private:
+  friend class FleetStateTestPeer;  // Holds mu_ in tests of what must not wait on it.
   // An endpoint's latest report as far as anything reads it (EndpointView's fields: the
   // rest of the message, such as TTFT p50 or the probe latency, is not kept), with the
   // last non-zero measurement of each speed (kept while idle). A report that Matches
@@ -196,6 +206,9 @@ class FleetState {
   // Adds (`add`) or removes the node's entries in pool_members_ and claimants_, as its
   // Hello, models and connection stand now. Every change to those calls it with false
   // before and with true after, so the indexes always match nodes_.
+  // ApplyReport's work under the lock; `*changed`: whether a decision input moved.
+  absl::Status ApplyReportLocked(uint64_t stream_id, const std::string& node_id, const v1::Report& report,
+                                 absl::Time now, bool* changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexNodeLocked(const std::string& node_id, const Node& node, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills `view->duplicate_of` from the index (connected claimants only).
   void AddDuplicatesLocked(EndpointView* view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,7 +1,7 @@
 #include "controlplane/fleet/validation.h"
 
+#include <algorithm>
 #include <cmath>
-#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -28,16 +28,22 @@ bool IsPrintable(absl::string_view s) {
   return true;
 }
 
-absl::Status CheckRatio(double v, absl::string_view field) {
+// `where` (may be empty) and `field` name the value; joined only for an error message,
+// since every report checks several values of each endpoint.
+std::string Name(absl::string_view where, absl::string_view field) {
+  return where.empty() ? std::string(field) : absl::StrCat(where, ": ", field);
+}
+
+absl::Status CheckRatio(double v, absl::string_view where, absl::string_view field) {
   if (!std::isfinite(v) || v < 0 || v > 1) {
-    return Invalid(absl::StrCat(field, " must be a finite number in [0, 1], got ", v));
+    return Invalid(absl::StrCat(Name(where, field), " must be a finite number in [0, 1], got ", v));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckNonNegative(double v, double max, absl::string_view field) {
+absl::Status CheckNonNegative(double v, double max, absl::string_view where, absl::string_view field) {
   if (!std::isfinite(v) || v < 0 || v > max) {
-    return Invalid(absl::StrCat(field, " must be a finite number in [0, ", max, "], got ", v));
+    return Invalid(absl::StrCat(Name(where, field), " must be a finite number in [0, ", max, "], got ", v));
   }
   return absl::OkStatus();
 }
@@ -118,7 +124,7 @@ absl::Status ValidateHello(const v1::Hello& hello, const ValidationLimits& limit
     if (ep.slots_total() > limits.max_slots) {
       return Invalid(absl::StrCat(ep.address(), ": slots_total ", ep.slots_total(), " is absurd"));
     }
-    RETURN_IF_ERROR(CheckNonNegative(ep.capacity_hint(), 1e6, "capacity_hint"));
+    RETURN_IF_ERROR(CheckNonNegative(ep.capacity_hint(), 1e6, "", "capacity_hint"));
   }
   if (hello.has_report_interval() && (hello.report_interval().seconds() < 0 || hello.report_interval().nanos() < 0)) {
     return Invalid("report_interval is negative");
@@ -132,29 +138,29 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, ui
     return Invalid(
         absl::StrCat("report sequence ", report.sequence(), " does not follow the previous ", last_sequence));
   }
-  std::set<std::string> declared;
-  for (const v1::EndpointInfo& ep : hello.endpoints()) declared.insert(ep.address());
-  std::map<std::string, uint64_t> gpus;  // uuid -> VRAM total
-  for (const v1::GpuInfo& gpu : hello.gpus()) gpus[gpu.uuid()] = gpu.vram_total_bytes();
-
+  // Linear scans, not sets built per report: a node declares a few endpoints and GPUs
+  // (at most max_endpoints and max_gpus).
   for (const v1::GpuSample& gpu : report.gpus()) {
-    auto declared_gpu = gpus.find(gpu.uuid());
-    if (declared_gpu == gpus.end()) {
+    auto declared_gpu = std::find_if(hello.gpus().begin(), hello.gpus().end(),
+                                     [&](const v1::GpuInfo& g) { return g.uuid() == gpu.uuid(); });
+    if (declared_gpu == hello.gpus().end()) {
       return Invalid(absl::StrCat("GPU '", Clip(gpu.uuid()), "' was not declared in Hello"));
     }
-    if (gpu.vram_used_bytes() > declared_gpu->second) {
+    if (gpu.vram_used_bytes() > declared_gpu->vram_total_bytes()) {
       return Invalid(absl::StrCat("GPU ", Clip(gpu.uuid()), ": vram_used_bytes ", gpu.vram_used_bytes(),
-                                  " exceeds its total ", declared_gpu->second));
+                                  " exceeds its total ", declared_gpu->vram_total_bytes()));
     }
-    RETURN_IF_ERROR(CheckRatio(gpu.utilization(), "gpu utilization"));
-    RETURN_IF_ERROR(CheckNonNegative(gpu.temperature_celsius(), 200, "gpu temperature_celsius"));
+    RETURN_IF_ERROR(CheckRatio(gpu.utilization(), "", "gpu utilization"));
+    RETURN_IF_ERROR(CheckNonNegative(gpu.temperature_celsius(), 200, "", "gpu temperature_celsius"));
   }
-  std::set<std::string> seen;
-  for (const v1::EndpointReport& ep : report.endpoints()) {
-    if (declared.count(ep.address()) == 0) {
+  for (int i = 0; i < report.endpoints_size(); ++i) {
+    const v1::EndpointReport& ep = report.endpoints(i);
+    if (std::none_of(hello.endpoints().begin(), hello.endpoints().end(),
+                     [&](const v1::EndpointInfo& d) { return d.address() == ep.address(); })) {
       return Invalid(absl::StrCat("endpoint '", Clip(ep.address()), "' was not declared in Hello"));
     }
-    if (!seen.insert(ep.address()).second) {
+    if (std::any_of(report.endpoints().begin(), report.endpoints().begin() + i,
+                    [&](const v1::EndpointReport& before) { return before.address() == ep.address(); })) {
       return Invalid(absl::StrCat("endpoint ", ep.address(), " is reported twice"));
     }
     const std::string& where = ep.address();
@@ -172,18 +178,17 @@ absl::Status ValidateReport(const v1::Report& report, const v1::Hello& hello, ui
     if (ep.queue_depth() > limits.max_queue) {
       return Invalid(absl::StrCat(where, ": queue_depth ", ep.queue_depth(), " is absurd"));
     }
-    RETURN_IF_ERROR(CheckRatio(ep.kv_cache_usage(), absl::StrCat(where, ": kv_cache_usage")));
+    RETURN_IF_ERROR(CheckRatio(ep.kv_cache_usage(), where, "kv_cache_usage"));
     const double latencies[] = {ep.ttft_p50_seconds(), ep.ttft_p95_seconds(), ep.e2e_p50_seconds(),
                                 ep.e2e_p95_seconds()};
     for (double v : latencies) {
-      RETURN_IF_ERROR(CheckNonNegative(v, limits.max_latency_seconds, absl::StrCat(where, ": latency")));
+      RETURN_IF_ERROR(CheckNonNegative(v, limits.max_latency_seconds, where, "latency"));
     }
-    RETURN_IF_ERROR(CheckNonNegative(ep.tokens_per_second(), limits.max_tokens_per_second,
-                                     absl::StrCat(where, ": tokens_per_second")));
-    RETURN_IF_ERROR(CheckNonNegative(ep.slot_tokens_per_second(), limits.max_tokens_per_second,
-                                     absl::StrCat(where, ": slot_tokens_per_second")));
-    RETURN_IF_ERROR(CheckNonNegative(ep.prefill_tokens_per_second(), limits.max_tokens_per_second,
-                                     absl::StrCat(where, ": prefill_tokens_per_second")));
+    RETURN_IF_ERROR(CheckNonNegative(ep.tokens_per_second(), limits.max_tokens_per_second, where, "tokens_per_second"));
+    RETURN_IF_ERROR(
+        CheckNonNegative(ep.slot_tokens_per_second(), limits.max_tokens_per_second, where, "slot_tokens_per_second"));
+    RETURN_IF_ERROR(CheckNonNegative(ep.prefill_tokens_per_second(), limits.max_tokens_per_second, where,
+                                     "prefill_tokens_per_second"));
     if (ep.errors_total() > ep.requests_total() && ep.requests_total() != 0) {
       return Invalid(absl::StrCat(where, ": errors_total exceeds requests_total"));
     }

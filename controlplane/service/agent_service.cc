@@ -25,11 +25,17 @@ std::string PeerHost(const std::string& peer) {
 }  // namespace
 
 // One agent's Connect stream. Reads one message at a time; acks coalesce (only the
-// newest sequence is acked when writes lag). The reactor's callbacks never block: each
-// message is decoded on the poller that read it (CPU only, as any gRPC server does) and
-// handled on one of the service's ingest threads, always the same one for a stream
-// (FleetState, validation, logs), which then starts the next read; so gRPC's pollers
-// stay free to answer pings.
+// newest sequence is acked when writes lag). The reactor's callbacks never wait: gRPC
+// runs them on its few poller threads, which also read every connection and answer its
+// HTTP/2 pings. Each message is decoded on the poller that read it (CPU only, as any
+// gRPC server does). A report of a connected node, nearly every message, is then applied
+// and acked right there when the fleet's lock is free (FleetState::TryApplyReport):
+// the reconciler holds that lock for part of every pass, and a poller waiting on it
+// leaves every connection's pings waiting too. Everything else (a Hello, a Goodbye, a
+// rejection and its log line, a report that found the lock taken) goes to the stream's
+// ingest thread, always the same one for a stream, which then starts the next read. So
+// one read is outstanding per stream, its messages stay in order, and flow control still
+// pushes back on a flooding agent.
 class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AgentStream(AgentServiceImpl* service, grpc::CallbackServerContext* context,
@@ -44,13 +50,25 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     StartRead(&in_bytes_);
   }
 
-  // The message (or the read's failure) goes to the stream's ingest thread; no read is
-  // outstanding until that has handled it, so in_bytes_, in_ and parsed_ are its alone
+  // A report applied at once starts the next read here. Anything else (or the read's
+  // failure) goes to the stream's ingest thread; no read is outstanding until that has
+  // handled it, so in_bytes_, in_, parsed_, node_id_ and reports_ are its alone
   // meanwhile. The message holds a reference: a Finish the ingest thread calls lets gRPC
   // run OnDone at once on a poller, and the stream must outlive what the ingest thread
   // still does with it (releasing mu_, at least).
   void OnReadDone(bool ok) override {
-    if (ok) parsed_ = Parse();
+    if (ok) {
+      parsed_ = Parse();
+      if (parsed_.ok() && in_.has_report() && !node_id_.empty()) {
+        std::optional<absl::Status> handled = HandleReport(/*wait=*/false);
+        if (handled && handled->ok()) {
+          StartRead(&in_bytes_);
+          return;
+        }
+        // Refused (answered, and logged, by the ingest thread), or the lock was taken.
+        if (handled) parsed_ = std::move(*handled);
+      }
+    }
     refs_.fetch_add(1, std::memory_order_relaxed);
     ingest_->Post([this, ok] {
       HandleRead(ok);
@@ -150,16 +168,7 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     if (in_.has_report()) {
       if (node_id_.empty()) return absl::InvalidArgumentError("Report before Hello");
-      if (service_->gate_ != nullptr) {
-        if (absl::Status s = AdmitReport(reports_, now, service_->gate_->limits()); !s.ok()) {
-          return absl::ResourceExhaustedError(absl::StrCat("node ", node_id_, ": ", s.message()));
-        }
-      }
-      absl::Status s = service_->fleet_->ApplyReport(stream_id_, node_id_, in_.report(), now);
-      if (!s.ok()) return s;
-      service_->metrics_->reports_accepted->Increment();
-      QueueAck(in_.report().sequence());
-      return absl::OkStatus();
+      return *HandleReport(/*wait=*/true);
     }
     if (in_.has_goodbye()) {
       if (node_id_.empty()) return absl::InvalidArgumentError("Goodbye before Hello");
@@ -169,6 +178,30 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       return absl::OkStatus();
     }
     return absl::InvalidArgumentError("empty AgentMessage");
+  }
+
+  // The report in in_ of a connected node: within the node's report rate, applied,
+  // acked. Without `wait` (on a poller) nullopt, with nothing changed, when the fleet's
+  // lock is taken; the change hook then runs later, on an ingest thread.
+  std::optional<absl::Status> HandleReport(bool wait) {
+    const absl::Time now = service_->clock_->MonotonicNow();
+    ReportBucket bucket = reports_;  // Kept only once the report is decided.
+    if (service_->gate_ != nullptr) {
+      if (absl::Status s = AdmitReport(bucket, now, service_->gate_->limits()); !s.ok()) {
+        return absl::ResourceExhaustedError(absl::StrCat("node ", node_id_, ": ", s.message()));
+      }
+    }
+    bool changed = false;
+    std::optional<absl::Status> applied =
+        wait ? service_->fleet_->ApplyReport(stream_id_, node_id_, in_.report(), now)
+             : service_->fleet_->TryApplyReport(stream_id_, node_id_, in_.report(), now, &changed);
+    if (!applied) return std::nullopt;
+    reports_ = bucket;
+    if (!applied->ok()) return applied;
+    if (changed) service_->NotifyChangedSoon();
+    service_->metrics_->reports_accepted->Increment();
+    QueueAck(in_.report().sequence());
+    return absl::OkStatus();
   }
 
   // The caller's certificate must name `node_id` (with --client-ca), and no stream of
@@ -253,8 +286,8 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   v1::AgentMessage in_;        // Parsed from in_bytes_ by the read callback.
   absl::Status parsed_;        // Whether it parsed.
   std::atomic<int> refs_{1};   // gRPC's until OnDone, and one per message posted to ingest_.
-  std::string node_id_;        // Set by the Hello; touched only by HandleRead (and OnDone, after it).
-  ReportBucket reports_;       // The node's report allowance; touched only by HandleRead.
+  std::string node_id_;        // Set by the Hello; touched only by the message's handler (and OnDone).
+  ReportBucket reports_;       // The node's report allowance; touched only by the message's handler.
 
   Mutex mu_;
   v1::ControlMessage out_ ABSL_GUARDED_BY(mu_);
@@ -271,6 +304,14 @@ AgentServiceImpl::AgentServiceImpl(FleetState* fleet, const Clock* clock, Contro
                                    int ingest_threads)
     : fleet_(fleet), clock_(clock), metrics_(metrics) {
   for (int i = 0; i < std::max(1, ingest_threads); ++i) ingest_.push_back(std::make_unique<WorkThread>("sb-ingest"));
+}
+
+void AgentServiceImpl::NotifyChangedSoon() {
+  if (change_posted_.exchange(true, std::memory_order_acq_rel)) return;  // The queued one covers this change.
+  ingest_[0]->Post([this] {
+    change_posted_.store(false, std::memory_order_release);  // Before the hook: later changes post again.
+    fleet_->NotifyChanged();
+  });
 }
 
 void AgentServiceImpl::Register(const std::string& node_id, AgentStream* stream, const std::string& identity) {

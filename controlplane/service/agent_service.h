@@ -56,6 +56,9 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   std::string OwnerIdentity(const std::string& node_id);
   void Unregister(const std::string& node_id, AgentStream* stream);
   WorkThread* IngestFor(uint64_t stream_id) { return ingest_[stream_id % ingest_.size()].get(); }
+  // Runs FleetState's change hook for reports applied on a poller: on an ingest thread,
+  // once for every burst of them (the hook wakes the reconciler, which takes its lock).
+  void NotifyChangedSoon();
 
   Mutex streams_mu_;
   // Streams that own a node (after an accepted Hello), by node id.
@@ -71,7 +74,9 @@ class AgentServiceImpl final : public v1::AgentService::WithRawCallbackMethod_Co
   // "rejected message" lines: one per peer host per 10 s, with the count held back (a
   // flood of malformed messages is counted by the metric, not logged line by line).
   LogRateLimiter rejected_log_{absl::Seconds(10)};
-  // Handle the streams' messages off gRPC's pollers; more than one, so that ingest keeps
+  std::atomic<bool> change_posted_{false};  // A NotifyChanged is queued and has not started.
+  // Handle the streams' messages that a poller must not (all but reports applied at
+  // once, see AgentStream); more than one, so that ingest keeps
   // gRPC's own parallelism on a busy machine (a single thread gets one thread's share of
   // the CPU). Last: destroyed (joined) first, while what their work touches is still there.
   std::vector<std::unique_ptr<WorkThread>> ingest_;

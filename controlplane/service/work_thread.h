@@ -4,8 +4,10 @@
 // a lock or on the disk there leaves every connection's pings unanswered, and clients
 // drop their streams after their keepalive timeout. The control plane posts such work
 // here instead:
-// - agent streams' messages (validation, FleetState, acks): a few unbounded threads, each
-//   stream always on the same one so its messages stay in order. Bounded by its callers:
+// - agent streams' messages that cannot be handled on the poller without waiting (a
+//   Hello, a Goodbye, a rejection, a report that found the fleet's lock taken) and the
+//   change hook of reports applied there: a few unbounded threads, each stream always on
+//   the same one so its messages stay in order. Bounded by its callers:
 //   a stream posts its next message only after the previous one was handled (one read
 //   outstanding per stream), so at most one item per open stream waits
 //   (--max-streams-per-peer and --max-nodes bound those).

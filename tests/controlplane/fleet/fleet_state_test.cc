@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "controlplane/fleet/pools.h"
 #include "gtest/gtest.h"
+#include "tests/controlplane/fleet_state_peer.h"
 #include "tests/controlplane/test_util.h"
 
 namespace switchboard::controlplane {
@@ -119,6 +121,55 @@ TEST(FleetStateTest, OnlyReportsThatChangeAnEndpointWakeTheReconciler) {
   // A rejected report changes nothing, so asks for nothing.
   ASSERT_FALSE(fleet.ApplyReport(1, "n1", report(4, 9), kT0 + absl::Seconds(3)).ok());
   EXPECT_EQ(changes, after_hello + 2);
+}
+
+// TryApplyReport (a gRPC poller's call) never waits: with the lock taken it does nothing
+// and says so; otherwise it applies as ApplyReport does, without running the change hook,
+// and asks its caller to run it only for the first change since a pass took the changed
+// pools (the reconciler is already woken for the rest).
+TEST(FleetStateTest, TryApplyReportNeverWaitsAndAsksForOneWakeupPerPass) {
+  int hook_runs = 0;
+  FleetState fleet({}, [&] { ++hook_runs; });
+  ASSERT_TRUE(fleet.Connect(1, MakeHello("n1", {"a:1"}), kT0).ok());
+  fleet.TakeChangedPools();
+  const int after_hello = hook_runs;
+  auto report = [](uint64_t seq, uint32_t busy) { return MakeReport(seq, {MakeEndpointReport("a:1", "m", 4, busy)}); };
+  bool changed = true;
+
+  FleetStateTestPeer::Lock(fleet);
+  EXPECT_EQ(fleet.TryApplyReport(1, "n1", report(1, 1), kT0, &changed), std::nullopt);
+  EXPECT_FALSE(changed);
+  FleetStateTestPeer::Unlock(fleet);
+  EXPECT_FALSE(fleet.Endpoints(kT0)[0].reported) << "a report that found the lock taken changed nothing";
+
+  std::optional<absl::Status> applied = fleet.TryApplyReport(1, "n1", report(1, 1), kT0, &changed);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_TRUE(applied->ok()) << applied->message();
+  EXPECT_TRUE(changed) << "the first change since the last pass wakes the reconciler";
+  EXPECT_EQ(fleet.Endpoints(kT0)[0].slots_busy, 1u);
+  EXPECT_EQ(hook_runs, after_hello) << "the caller runs the hook, later";
+
+  applied = fleet.TryApplyReport(1, "n1", report(2, 2), kT0, &changed);
+  ASSERT_TRUE(applied.has_value() && applied->ok());
+  EXPECT_FALSE(changed) << "a change already waits for a pass";
+  EXPECT_EQ(fleet.Endpoints(kT0)[0].slots_busy, 2u);
+
+  const std::optional<std::set<std::string>> taken = fleet.TakeChangedPools();
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(*taken, std::set<std::string>{"m"});
+  applied = fleet.TryApplyReport(1, "n1", report(3, 2), kT0, &changed);
+  ASSERT_TRUE(applied.has_value() && applied->ok());
+  EXPECT_FALSE(changed) << "same values: nothing to decide again";
+  applied = fleet.TryApplyReport(1, "n1", report(4, 3), kT0, &changed);
+  ASSERT_TRUE(applied.has_value() && applied->ok());
+  EXPECT_TRUE(changed) << "the first change after the pass took the pools";
+
+  applied = fleet.TryApplyReport(1, "n1", report(4, 1), kT0, &changed);  // Sequence not advancing.
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_EQ(applied->code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(fleet.Endpoints(kT0)[0].slots_busy, 3u) << "a rejected report changes nothing";
+  EXPECT_EQ(hook_runs, after_hello);
 }
 
 // The fleet keeps what decisions and the admin API read of a report, not the message: a

@@ -1,6 +1,6 @@
-// AgentService over real gRPC (loopback, port 0): the stream's messages are handled off
-// gRPC's poller threads, so a control plane busy with its own work (FleetState's change
-// hook held, a reconcile pass blocked) still answers other calls, and reports are still
+// AgentService over real gRPC (loopback, port 0): what may wait is handled off gRPC's
+// poller threads, so a control plane busy with its own work (FleetState's change hook or
+// lock held, a reconcile pass blocked) still answers other calls, and reports are still
 // accepted and acknowledged.
 #include "controlplane/service/agent_service.h"
 
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/notification.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/snapshot/snapshot_store.h"
@@ -21,6 +22,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "tests/controlplane/fleet_state_peer.h"
 #include "tests/controlplane/test_util.h"
 
 namespace switchboard::controlplane {
@@ -44,13 +46,29 @@ class ChangeGate {
   }
   // The hook's body.
   void OnChange() {
+    {
+      MutexLock lock(&mu_);
+      ++runs_;
+    }
     if (!held_.load()) return;
     entered_.Notify();
     released_.WaitForNotification();
   }
   bool AwaitEntered(absl::Duration timeout) const { return entered_.WaitForNotificationWithTimeout(timeout); }
+  int runs() {
+    MutexLock lock(&mu_);
+    return runs_;
+  }
+  // Whether the hook has run more than `runs` times within `timeout`.
+  bool AwaitRunsAbove(int runs, absl::Duration timeout) {
+    MutexLock lock(&mu_);
+    auto above = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return runs_ > runs; };
+    return mu_.AwaitWithTimeout(Condition(&above), timeout);
+  }
 
  private:
+  Mutex mu_;
+  int runs_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> held_{false};
   Notification entered_, released_;
 };
@@ -197,6 +215,48 @@ TEST_F(AgentServiceTest, ReportIsAckedWhileAReconcilePassIsBlocked) {
   release_pass.Notify();
   pass.join();
   store.RemoveWatcher(watcher);
+}
+
+// A report is applied on the poller that read it only when the fleet's lock is free; one
+// that finds it taken (a long pass copying the fleet) waits on the stream's ingest thread,
+// so gRPC's threads still answer other calls, and is applied once the lock is released.
+TEST_F(AgentServiceTest, ReportFindingTheFleetLockedWaitsOffGrpcThreads) {
+  std::vector<Client*> agents;
+  constexpr int kAgents = 8;  // More than gRPC's pollers: none of them may wait.
+  for (int i = 0; i < kAgents; ++i) {
+    agents.push_back(Connect(i));
+    ASSERT_TRUE(SendHello(agents.back(), absl::StrCat("n", i)));
+    ExpectAck(agents.back(), 0);
+  }
+  FleetStateTestPeer::Lock(*fleet_);
+  for (int i = 0; i < kAgents; ++i) {
+    v1::AgentMessage m;
+    *m.mutable_report() = MakeReport(1, {MakeEndpointReport(absl::StrCat("n", i, ":8000"), "m", 4, 2)});
+    ASSERT_TRUE(agents[i]->stream->Write(m));
+  }
+  const grpc::Status health = HealthCheck(absl::Seconds(10));
+  FleetStateTestPeer::Unlock(*fleet_);
+  EXPECT_TRUE(health.ok()) << health.error_code() << ": " << health.error_message();
+  for (Client* c : agents) ExpectAck(c, 1);
+  for (const EndpointView& ep : fleet_->Endpoints(clock_.MonotonicNow())) {
+    EXPECT_TRUE(ep.reported) << ep.node_id;
+    EXPECT_EQ(ep.slots_busy, 2u) << ep.node_id;
+  }
+}
+
+// A report applied on a poller does not run FleetState's change hook there (it takes the
+// reconciler's lock): an ingest thread runs it, so the reconciler still learns of it.
+TEST_F(AgentServiceTest, ReportAppliedOnAPollerStillWakesTheReconciler) {
+  Client* c = Connect(0);
+  ASSERT_TRUE(SendHello(c, "n0"));
+  ExpectAck(c, 0);
+  fleet_->TakeChangedPools();  // As the pass after the Hello would.
+  const int before = gate_.runs();
+  v1::AgentMessage m;
+  *m.mutable_report() = MakeReport(1, {MakeEndpointReport("n0:8000", "m", 4, 1)});
+  ASSERT_TRUE(c->stream->Write(m));
+  ExpectAck(c, 1);
+  EXPECT_TRUE(gate_.AwaitRunsAbove(before, absl::Seconds(30)));
 }
 
 // An invalid report is still answered on its stream (INVALID_ARGUMENT ends it) and
