@@ -118,9 +118,14 @@ absl::Status FleetState::CheckPoolsLocked(const std::string& node_id,
 void FleetState::IndexNodeLocked(const std::string& node_id, const Node& node, bool add) {
   for (int i = 0; i < node.hello.endpoints_size(); ++i) {
     const v1::EndpointInfo& info = node.hello.endpoints(i);
+    const LatestReport* latest = nullptr;
+    if (add) {
+      auto it = node.latest.find(info.address());
+      if (it != node.latest.end()) latest = &it->second;
+    }
     for (const std::string& pool : CurrentModels(node, info)) {
       if (add) {
-        pool_members_[pool].insert_or_assign({node_id, info.address()}, Member{&node, i});
+        pool_members_[pool].insert_or_assign({node_id, info.address()}, Member{&node, i, latest});
       } else if (auto it = pool_members_.find(pool); it != pool_members_.end()) {
         it->second.erase({node_id, info.address()});
         if (it->second.empty()) pool_members_.erase(it);
@@ -197,9 +202,11 @@ absl::Status FleetState::ApplyReportLocked(uint64_t stream_id, const std::string
   *changed = !node.reported;
   node.reported = true;
   for (const v1::GpuSample& gpu : report.gpus()) node.gpus[gpu.uuid()] = gpu;
+  bool first_of_some = false;  // The first report of one of the node's endpoints.
   for (const v1::EndpointReport& ep : report.endpoints()) {
     auto [slot, fresh] = node.latest.try_emplace(ep.address());
     LatestReport& latest = slot->second;
+    first_of_some = first_of_some || fresh;
     const bool differs = fresh || !latest.Matches(ep);
     // The endpoint's pools before and after (a report's models, else its Hello's).
     auto note_pools = [&](const Models& models) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -218,7 +225,12 @@ absl::Status FleetState::ApplyReportLocked(uint64_t stream_id, const std::string
     latest.Update(ep);
     if (differs) note_pools(latest.models);
   }
-  if (moves) IndexNodeLocked(node_id, node, /*add=*/true);
+  if (moves) {
+    IndexNodeLocked(node_id, node, /*add=*/true);
+  } else if (first_of_some) {  // The index points at the new latest reports.
+    IndexNodeLocked(node_id, node, /*add=*/false);
+    IndexNodeLocked(node_id, node, /*add=*/true);
+  }
   return absl::OkStatus();
 }
 
@@ -373,17 +385,17 @@ void AssignLabels(const google::protobuf::Map<std::string, std::string>& from, s
 
 EndpointView FleetState::ViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
                                     absl::Time now) const {
+  auto latest = node.latest.find(info.address());
   EndpointView v;
-  FillViewLocked(node_id, node, info, now, &v);
+  FillViewLocked(node_id, node, info, latest == node.latest.end() ? nullptr : &latest->second, now, &v);
   return v;
 }
 
 void FleetState::FillViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
-                                absl::Time now, EndpointView* v) const {
+                                const LatestReport* latest, absl::Time now, EndpointView* v) const {
   static const LatestReport kNotReported;
-  auto latest = node.latest.find(info.address());
-  const bool reported = latest != node.latest.end();
-  const LatestReport& r = reported ? latest->second : kNotReported;
+  const bool reported = latest != nullptr;
+  const LatestReport& r = reported ? *latest : kNotReported;
   v->node_id = node_id;
   v->address = info.address();
   AssignLabels(node.hello.labels(), &v->labels);
@@ -488,7 +500,8 @@ void FleetState::RefreshEndpointsByPool(absl::Time now, const std::set<std::stri
     size_t n = 0;
     out.resize(members.size());
     for (const auto& [key, member] : members) {
-      FillViewLocked(key.first, *member.node, member.node->hello.endpoints(member.endpoint), now, &out[n]);
+      FillViewLocked(key.first, *member.node, member.node->hello.endpoints(member.endpoint), member.latest, now,
+                     &out[n]);
       AddDuplicatesLocked(&out[n]);
       ++n;
     }

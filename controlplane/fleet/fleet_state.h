@@ -217,8 +217,10 @@ class FleetState {
                           absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The same into `view`, every field assigned (strings and containers keep their
   // capacity: refilling a view of the same endpoint allocates nothing).
-  void FillViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info, absl::Time now,
-                      EndpointView* view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `latest`: the node's latest report of the endpoint (null: none yet).
+  void FillViewLocked(const std::string& node_id, const Node& node, const v1::EndpointInfo& info,
+                      const LatestReport* latest, absl::Time now, EndpointView* view) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when accepting `hello` would pass max_nodes or max_pools.
   absl::Status CheckSizeLocked(const v1::Hello& hello) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED when `node_id`'s endpoints serving `proposed` (one model list per
@@ -240,12 +242,14 @@ class FleetState {
   std::set<std::string> changed_pools_ ABSL_GUARDED_BY(mu_);  // Since TakeChangedPools.
   // Pool -> its endpoints (node id, address), as their current models place them: a
   // pool's endpoints and the number of pools are found without walking the fleet. Each
-  // member points at its node's entry in nodes_ (a std::map: the entry stays put until
-  // erased) and its position in the node's Hello; IndexNodeLocked removes the members
-  // before either changes and adds them after, so a pass's copy-out looks nothing up.
+  // member points at its node's entry in nodes_ and that node's latest report of it (both
+  // std::maps: an entry stays put until erased) and its position in the node's Hello;
+  // IndexNodeLocked removes the members before any of them changes and adds them after,
+  // so a pass's copy-out looks nothing up.
   struct Member {
     const Node* node;
-    int endpoint;  // Index in node->hello.endpoints().
+    int endpoint;                // Index in node->hello.endpoints().
+    const LatestReport* latest;  // In node->latest; null until the endpoint's first report.
   };
   using Members = std::map<std::pair<std::string, std::string>, Member>;
   std::map<std::string, Members> pool_members_ ABSL_GUARDED_BY(mu_);
