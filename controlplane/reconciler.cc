@@ -275,18 +275,27 @@ void Reconciler::Loop() {
       if (stop_) return;
       if (dirty_) {
         auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-        clock_->AwaitWithTimeout(&mu_, Condition(&stopped), options_.coalesce);
+        clock_->AwaitWithTimeout(&mu_, Condition(&stopped),
+                                 SettleDelay(options_.coalesce, last_pass_, options_.max_duty));
         if (stop_) return;
         changed_only = clock_->MonotonicNow() - last_whole_pass_ < options_.tick;
       }
       dirty_ = false;
     }
+    const absl::Time start = clock_->MonotonicNow();
     if (changed_only) {
       ReconcileChanged();
     } else {
       ReconcileOnce();
     }
+    MutexLock lock(&mu_);
+    last_pass_ = clock_->MonotonicNow() - start;
   }
+}
+
+absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty) {
+  if (!(max_duty > 0) || max_duty >= 1 || last_pass <= absl::ZeroDuration()) return coalesce;
+  return std::max(coalesce, last_pass * ((1 - max_duty) / max_duty));
 }
 
 int Reconciler::ReconcileOnce() { return Pass(nullptr); }

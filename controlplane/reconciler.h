@@ -37,6 +37,13 @@ struct ReconcilerOptions {
   policy::FleetConfig config = policy::DefaultFleetConfig();
   absl::Duration coalesce = absl::Milliseconds(50);
   absl::Duration tick = absl::Milliseconds(250);
+  // The largest share of its time the reconciler spends in passes under a steady stream
+  // of changes: after a pass that took T (wall time), the next change waits at least
+  // T x (1 - max_duty) / max_duty, if that is longer than `coalesce`. A big fleet on a
+  // busy machine then decides a little less often instead of taking the CPU its reports
+  // and pushes need; a small fleet (passes far shorter than `coalesce`) sees no change.
+  // In (0, 1]; 1: no bound.
+  double max_duty = 0.1;
   // Nodes disconnected and silent this long are forgotten (their endpoints leave).
   absl::Duration forget_after = absl::Minutes(5);
   // Each pool's endpoints are sampled into the history at most this often (the agents'
@@ -48,6 +55,11 @@ struct ReconcilerOptions {
   // second would otherwise write over half a megabyte a second to SQLite.)
   absl::Duration snapshot_save_interval = absl::Seconds(1);
 };
+
+// How long the reconciler lets changes settle before its next pass, after a pass that
+// took `last_pass`: `coalesce`, or longer so that passes take at most `max_duty` of its
+// time.
+absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty);
 
 // The history samples of a snapshot's endpoints (one per endpoint, same order) at `wall`.
 std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall);
@@ -147,6 +159,7 @@ class Reconciler {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_whole_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
+  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);                           // How long the last pass took (wall time).
   std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;

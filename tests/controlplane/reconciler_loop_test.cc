@@ -78,6 +78,47 @@ TEST_F(ReconcilerLoopTest, NotifyRunsOnePassAfterTheCoalesceDelay) {
   EXPECT_GT(snap->assignment.endpoints(0).weight(), 0u);
 }
 
+// After a pass that took T, changes settle for max(coalesce, T x (1 - max_duty) /
+// max_duty): passes take at most max_duty of the reconciler's time.
+TEST(SettleDelayTest, StretchesTheCoalesceDelayAfterLongPasses) {
+  const absl::Duration coalesce = absl::Milliseconds(50);
+  EXPECT_EQ(SettleDelay(coalesce, absl::ZeroDuration(), 0.1), coalesce);
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(2), 0.1), coalesce) << "18 ms is shorter";
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.1), absl::Milliseconds(180));
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.5), coalesce);
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(100), 0.5), absl::Milliseconds(100));
+  EXPECT_EQ(SettleDelay(coalesce, absl::Seconds(1), 1.0), coalesce) << "1: no bound";
+  EXPECT_EQ(SettleDelay(absl::ZeroDuration(), absl::Milliseconds(10), 0.2), absl::Milliseconds(40));
+}
+
+// The loop measures its passes: one that takes 20 ms (the fake clock moves while it
+// publishes) makes the next change wait 180 ms with the default max_duty of 0.1.
+TEST_F(ReconcilerLoopTest, ALongPassStretchesTheNextSettleDelay) {
+  ASSERT_DOUBLE_EQ(options_.max_duty, 0.1);
+  const absl::Duration pass_time = absl::Milliseconds(20);
+  const int watcher = store_.AddWatcher([&] { clock_.Advance(pass_time); });
+  reconciler_->Start();
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
+  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+  ASSERT_TRUE(
+      fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+  reconciler_->Notify();
+  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.coalesce)) << "no pass measured yet: the plain delay";
+
+  clock_.Advance(options_.coalesce);  // The pass runs and publishes pool m, which takes 20 ms.
+  const absl::Time after_pass = start_ + options_.coalesce + pass_time;
+  ASSERT_TRUE(LoopWaitsUntil(after_pass + options_.tick));
+  EXPECT_EQ(reconciler_->passes(), 1u);
+
+  ASSERT_TRUE(
+      fleet_.ApplyReport(1, "n1", MakeReport(2, {MakeEndpointReport("a:1", "m", 4, 2)}), clock_.MonotonicNow()).ok());
+  reconciler_->Notify();
+  ASSERT_TRUE(LoopWaitsUntil(after_pass + absl::Milliseconds(180)));
+  EXPECT_EQ(reconciler_->passes(), 1u);
+  reconciler_->Stop();
+  store_.RemoveWatcher(watcher);
+}
+
 TEST_F(ReconcilerLoopTest, StopEndsTheLoopWhileItWaits) {
   reconciler_->Start();
   ASSERT_TRUE(clock_.AwaitWaiters(1, kRealTimeout));
