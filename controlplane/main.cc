@@ -76,11 +76,12 @@ int main(int argc, char** argv) {
   app.add_option("--reconcile-tick", reconcile_tick,
                  "decide again at least this often without any report (staleness needs time to pass)")
       ->capture_default_str();
-  app.add_option("--reconcile-max-duty", options.reconciler.max_duty,
-                 "the largest share of time the reconciler spends in passes while reports keep changing the "
-                 "fleet: after a pass of T, the next waits at least T x (1 - share) / share, if that is longer "
-                 "than --reconcile-coalesce (a big fleet decides a little less often rather than starve ingest and "
-                 "pushes); 1: no bound")
+  app.add_option(
+         "--reconcile-max-duty", options.reconciler.max_duty,
+         "the largest share of time the reconciler spends in passes while reports keep changing the "
+         "fleet: after a pass that took T of CPU, the next waits at least T x (1 - share) / share, if that is longer "
+         "than --reconcile-coalesce (a big fleet decides a little less often rather than starve ingest and "
+         "pushes); 1: no bound")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
   std::string xds_quiet = "10ms", xds_max_delay = "100ms";

@@ -1,5 +1,7 @@
 #include "controlplane/reconciler.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <tuple>
 #include <utility>
@@ -282,14 +284,11 @@ void Reconciler::Loop() {
       }
       dirty_ = false;
     }
-    const absl::Time start = clock_->MonotonicNow();
     if (changed_only) {
       ReconcileChanged();
     } else {
       ReconcileOnce();
     }
-    MutexLock lock(&mu_);
-    last_pass_ = clock_->MonotonicNow() - start;
   }
 }
 
@@ -306,8 +305,16 @@ int Reconciler::ReconcileChanged() {
   return Pass(&*changed);
 }
 
+absl::Duration Reconciler::ThreadCpuTime() const {
+  if (options_.thread_cpu_time) return options_.thread_cpu_time();
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return absl::ZeroDuration();
+  return absl::DurationFromTimespec(ts);
+}
+
 int Reconciler::Pass(const std::set<std::string>* only) {
   MutexLock pass_lock(&pass_mu_);
+  const absl::Duration cpu_start = ThreadCpuTime();
   // A held pool is released by nodes reporting in any pool: judged over the whole fleet.
   if (!held_.empty()) only = nullptr;
   // A whole pass covers every change so far.
@@ -366,9 +373,14 @@ int Reconciler::Pass(const std::set<std::string>* only) {
     changed.push_back(std::move(next));
   }
   SaveKeptSnapshots(now, /*all=*/false);
+  // What max_duty bounds: the decisions, not the pushes the publication starts (with many
+  // native subscribers those are most of the thread's time, and they have their own
+  // latest-wins bound).
+  const absl::Duration cost = ThreadCpuTime() - cpu_start;
   store_->Refresh(refreshed);
   store_->Publish(changed);
   MutexLock lock(&mu_);
+  last_pass_ = cost;
   ++passes_;
   if (only == nullptr) last_whole_pass_ = now;
   return static_cast<int>(changed.size());

@@ -38,12 +38,15 @@ struct ReconcilerOptions {
   absl::Duration coalesce = absl::Milliseconds(50);
   absl::Duration tick = absl::Milliseconds(250);
   // The largest share of its time the reconciler spends in passes under a steady stream
-  // of changes: after a pass that took T (wall time), the next change waits at least
+  // of changes: after a pass whose decisions took T of CPU time (the pushes its
+  // publication starts not counted), the next change waits at least
   // T x (1 - max_duty) / max_duty, if that is longer than `coalesce`. A big fleet on a
   // busy machine then decides a little less often instead of taking the CPU its reports
   // and pushes need; a small fleet (passes far shorter than `coalesce`) sees no change.
   // In (0, 1]; 1: no bound.
   double max_duty = 0.1;
+  // Where a pass's CPU time is read (for max_duty); unset: the calling thread's CPU clock.
+  std::function<absl::Duration()> thread_cpu_time;
   // Nodes disconnected and silent this long are forgotten (their endpoints leave).
   absl::Duration forget_after = absl::Minutes(5);
   // Each pool's endpoints are sampled into the history at most this often (the agents'
@@ -159,7 +162,8 @@ class Reconciler {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_whole_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
-  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);                           // How long the last pass took (wall time).
+  absl::Duration ThreadCpuTime() const;
+  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);  // The last pass's CPU time.
   std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;
