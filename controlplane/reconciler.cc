@@ -277,8 +277,9 @@ void Reconciler::Loop() {
       if (stop_) return;
       if (dirty_) {
         auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-        clock_->AwaitWithTimeout(&mu_, Condition(&stopped),
-                                 SettleDelay(options_.coalesce, last_pass_, options_.max_duty));
+        clock_->AwaitWithTimeout(
+            &mu_, Condition(&stopped),
+            SettleDelay(options_.coalesce, last_pass_, options_.max_duty, clock_->MonotonicNow() - last_pass_end_));
         if (stop_) return;
         changed_only = clock_->MonotonicNow() - last_whole_pass_ < options_.tick;
       }
@@ -289,12 +290,15 @@ void Reconciler::Loop() {
     } else {
       ReconcileOnce();
     }
+    MutexLock lock(&mu_);
+    last_pass_end_ = clock_->MonotonicNow();
   }
 }
 
-absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty) {
+absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty,
+                           absl::Duration since_last_pass) {
   if (!(max_duty > 0) || max_duty >= 1 || last_pass <= absl::ZeroDuration()) return coalesce;
-  return std::max(coalesce, last_pass * ((1 - max_duty) / max_duty));
+  return std::max(coalesce, last_pass * ((1 - max_duty) / max_duty) - since_last_pass);
 }
 
 int Reconciler::ReconcileOnce() { return Pass(nullptr); }

@@ -60,9 +60,10 @@ struct ReconcilerOptions {
 };
 
 // How long the reconciler lets changes settle before its next pass, after a pass that
-// took `last_pass`: `coalesce`, or longer so that passes take at most `max_duty` of its
-// time.
-absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty);
+// took `last_pass` and ended `since_last_pass` ago: `coalesce`, or longer so that passes
+// take at most `max_duty` of its time (time it already spent idle counts).
+absl::Duration SettleDelay(absl::Duration coalesce, absl::Duration last_pass, double max_duty,
+                           absl::Duration since_last_pass);
 
 // The history samples of a snapshot's endpoints (one per endpoint, same order) at `wall`.
 std::vector<EndpointSample> EndpointSamplesOf(const Snapshot& snapshot, absl::Time wall);
@@ -163,7 +164,8 @@ class Reconciler {
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_whole_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
   absl::Duration ThreadCpuTime() const;
-  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);  // The last pass's CPU time.
+  absl::Time last_pass_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
+  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);                         // The last pass's CPU time.
   std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -83,13 +83,17 @@ TEST_F(ReconcilerLoopTest, NotifyRunsOnePassAfterTheCoalesceDelay) {
 // max_duty): passes take at most max_duty of the reconciler's time.
 TEST(SettleDelayTest, StretchesTheCoalesceDelayAfterLongPasses) {
   const absl::Duration coalesce = absl::Milliseconds(50);
-  EXPECT_EQ(SettleDelay(coalesce, absl::ZeroDuration(), 0.1), coalesce);
-  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(2), 0.1), coalesce) << "18 ms is shorter";
-  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.1), absl::Milliseconds(180));
-  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.5), coalesce);
-  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(100), 0.5), absl::Milliseconds(100));
-  EXPECT_EQ(SettleDelay(coalesce, absl::Seconds(1), 1.0), coalesce) << "1: no bound";
-  EXPECT_EQ(SettleDelay(absl::ZeroDuration(), absl::Milliseconds(10), 0.2), absl::Milliseconds(40));
+  const absl::Duration now = absl::ZeroDuration();  // The pass just ended.
+  EXPECT_EQ(SettleDelay(coalesce, absl::ZeroDuration(), 0.1, now), coalesce);
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(2), 0.1, now), coalesce) << "18 ms is shorter";
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.1, now), absl::Milliseconds(180));
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.5, now), coalesce);
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(100), 0.5, now), absl::Milliseconds(100));
+  EXPECT_EQ(SettleDelay(coalesce, absl::Seconds(1), 1.0, now), coalesce) << "1: no bound";
+  EXPECT_EQ(SettleDelay(absl::ZeroDuration(), absl::Milliseconds(10), 0.2, now), absl::Milliseconds(40));
+  // Time already spent idle since the pass counts toward its share.
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.1, absl::Milliseconds(100)), absl::Milliseconds(80));
+  EXPECT_EQ(SettleDelay(coalesce, absl::Milliseconds(20), 0.1, absl::Seconds(5)), coalesce);
 }
 
 // The loop measures its passes' CPU time: a pass whose decisions take 20 ms (read from
