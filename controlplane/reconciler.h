@@ -39,8 +39,9 @@ struct ReconcilerOptions {
   absl::Duration tick = absl::Milliseconds(250);
   // The largest share of its time the reconciler spends in passes under a steady stream
   // of changes: after a pass whose decisions took T of CPU time (the pushes its
-  // publication starts not counted), the next change waits at least
-  // T x (1 - max_duty) / max_duty, if that is longer than `coalesce`. A big fleet on a
+  // publication starts not counted), the next pass starts no sooner than
+  // T x (1 - max_duty) / max_duty after it ended, if that is later than `coalesce` after
+  // the change. A big fleet on a
   // busy machine then decides a little less often instead of taking the CPU its reports
   // and pushes need; a small fleet (passes far shorter than `coalesce`) sees no change.
   // In (0, 1]; 1: no bound.
