@@ -41,9 +41,9 @@ struct ReconcilerOptions {
   // of changes: after a pass whose decisions took T of CPU time (the pushes its
   // publication starts not counted), the next pass starts no sooner than
   // T x (1 - max_duty) / max_duty after it ended, if that is later than `coalesce` after
-  // the change. A big fleet on a
-  // busy machine then decides a little less often instead of taking the CPU its reports
-  // and pushes need; a small fleet (passes far shorter than `coalesce`) sees no change.
+  // the change. A big fleet on a busy machine then decides a little less often instead
+  // of taking the CPU its reports and pushes need; a small fleet (passes far shorter
+  // than `coalesce`) sees no change.
   // In (0, 1]; 1: no bound.
   double max_duty = 0.1;
   // Where a pass's CPU time is read (for max_duty); unset: the calling thread's CPU clock.
