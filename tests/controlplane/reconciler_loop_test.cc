@@ -33,6 +33,16 @@ class ReconcilerLoopTest : public ::testing::Test {
         kRealTimeout);
   }
 
+  // Starts the loop, waits until it waits for its first tick, then connects node n1 with
+  // endpoint a:1 of pool m and applies its first report (no pass yet: nothing notified).
+  void StartWithOneReportedEndpoint() {
+    reconciler_->Start();
+    ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
+    ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
+    ASSERT_TRUE(
+        fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+  }
+
   FakeClock clock_;
   const absl::Time start_ = clock_.MonotonicNow();
   FleetState fleet_;
@@ -57,11 +67,7 @@ TEST_F(ReconcilerLoopTest, RunsAPassEveryTick) {
 }
 
 TEST_F(ReconcilerLoopTest, NotifyRunsOnePassAfterTheCoalesceDelay) {
-  reconciler_->Start();
-  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
-  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
-  ASSERT_TRUE(
-      fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+  ASSERT_NO_FATAL_FAILURE(StartWithOneReportedEndpoint());
 
   reconciler_->Notify();
   reconciler_->Notify();  // A burst costs one pass.
@@ -105,11 +111,7 @@ TEST_F(ReconcilerLoopTest, ALongPassStretchesTheNextSettleDelay) {
   auto cpu = std::make_shared<std::atomic<int64_t>>(0);
   options_.thread_cpu_time = [cpu, pass_time] { return cpu->fetch_add(1) * pass_time; };
   reconciler_ = std::make_unique<Reconciler>(&fleet_, &store_, /*history=*/nullptr, &clock_, options_);
-  reconciler_->Start();
-  ASSERT_TRUE(LoopWaitsUntil(start_ + options_.tick));
-  ASSERT_TRUE(fleet_.Connect(1, MakeHello("n1", {"a:1"}), clock_.MonotonicNow()).ok());
-  ASSERT_TRUE(
-      fleet_.ApplyReport(1, "n1", MakeReport(1, {MakeEndpointReport("a:1", "m", 4, 0)}), clock_.MonotonicNow()).ok());
+  ASSERT_NO_FATAL_FAILURE(StartWithOneReportedEndpoint());
   reconciler_->Notify();
   ASSERT_TRUE(LoopWaitsUntil(start_ + options_.coalesce)) << "no pass measured yet: the plain delay";
 
