@@ -1,5 +1,6 @@
 #include "agent/probe/llamacpp_probe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -34,12 +35,28 @@ std::optional<json> ParseJson(const std::string& body) {
   return j;
 }
 
-// A non-negative integer field, or nullopt if missing or of another type.
+// Larger than any count, id or token total a server reports, and exact as a double; keeps
+// sums and differences of two fields far from int64's limits.
+constexpr int64_t kMaxField = int64_t{1} << 53;
+
+// A non-negative integer field no larger than kMaxField, or nullopt if missing, of another
+// type or out of that range (a double past int64's range converts to undefined behaviour).
 std::optional<int64_t> IntField(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return std::nullopt;
   const json& v = j[key];
-  if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
-  if (v.is_number_float() && std::isfinite(v.get<double>())) return static_cast<int64_t>(v.get<double>());
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    return u <= static_cast<uint64_t>(kMaxField) ? std::optional<int64_t>(static_cast<int64_t>(u)) : std::nullopt;
+  }
+  if (v.is_number_integer()) {
+    const int64_t i = v.get<int64_t>();
+    return i >= 0 && i <= kMaxField ? std::optional<int64_t>(i) : std::nullopt;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    return d >= 0 && d <= static_cast<double>(kMaxField) ? std::optional<int64_t>(static_cast<int64_t>(d))
+                                                         : std::nullopt;
+  }
   return std::nullopt;
 }
 
@@ -114,8 +131,12 @@ std::string LlamaCppProbe::PollOnce(absl::Time now, v1::EndpointReport* out, boo
     }
   }
   if (!have_load && h_busy) {
-    out->set_slots_busy(static_cast<uint32_t>(*h_busy));
-    if (total_slots_ == 0 && h_idle) out->set_slots_total(static_cast<uint32_t>(*h_idle + *h_busy));
+    // Bounded before the casts; the busy > total check below rejects what is still absurd.
+    constexpr int64_t kMaxSlots = 65536;
+    out->set_slots_busy(static_cast<uint32_t>(std::min(*h_busy, kMaxSlots + 1)));
+    if (total_slots_ == 0 && h_idle) {
+      out->set_slots_total(static_cast<uint32_t>(std::min(*h_idle + *h_busy, kMaxSlots)));
+    }
   }
   if (out->slots_busy() > out->slots_total()) {
     return absl::StrCat("server reports ", out->slots_busy(), " busy slots of ", out->slots_total());

@@ -63,6 +63,30 @@ TEST_F(LlamaCppProbeTest, RefusesGaugesPastAnyRealCount) {
   EXPECT_EQ(r.slots_busy(), 0u);
 }
 
+// Found by fuzz_probes: a JSON number past int64's range (total_slots 2e44) was cast
+// (undefined behaviour). Integer fields outside [0, 2^53] are treated as missing.
+TEST_F(LlamaCppProbeTest, RefusesJsonNumbersPastAnyRealCount) {
+  ServeIdleCaptures();
+  http_.Set("/props", 200, R"({"total_slots":2e44})");
+  EXPECT_THAT(Poll().probe_error(), HasSubstr("total_slots missing or absurd"));
+  http_.Set("/props", 200, R"({"total_slots":18446744073709551615})");
+  EXPECT_THAT(Poll().probe_error(), HasSubstr("total_slots missing or absurd"));
+  http_.Set("/props", 200, R"({"total_slots":-3})");
+  EXPECT_THAT(Poll().probe_error(), HasSubstr("total_slots missing or absurd"));
+
+  // 2024 shape, no /metrics or /slots: the busy count comes from /health alone, and one
+  // past any real count is an error, not a number wrapped into range.
+  http_.Set("/props", 200, R"({"total_slots":4})");
+  http_.Set("/metrics", 501, "");
+  http_.Set("/slots", 501, "");
+  http_.Set("/health", 200, R"({"status":"ok","slots_idle":0,"slots_processing":4294967297})");
+  EXPECT_THAT(Poll().probe_error(), HasSubstr("busy slots of 4"));
+  http_.Set("/health", 200, R"({"status":"ok","slots_idle":1,"slots_processing":3})");
+  v1::EndpointReport r = Poll();
+  EXPECT_EQ(r.probe_error(), "");
+  EXPECT_EQ(r.slots_busy(), 3u);
+}
+
 TEST_F(LlamaCppProbeTest, CountsFinishedRequestsFromSlots) {
   // llama.cpp has no finished-request counter; the real captures in order show one:
   // busy: slots 0-3 run tasks 17, 16, 14, 13. busy_tail: 0 and 1 idle (17 and 16 done),
