@@ -14,13 +14,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "bench/loadgen/workload.h"
 #include "common/clock.h"
 #include "controlplane/fleet/fleet_state.h"
@@ -89,10 +87,8 @@ int Run(int argc, char** argv) {
 
   FakeClock clock;
   Meter meter(endpoints);
-  const std::string db =
-      (std::filesystem::temp_directory_path() / absl::StrFormat("memory_breakdown_%d.db", getpid())).string();
-  std::filesystem::remove(db);
-  std::unique_ptr<controlplane::HistoryStore> history = std::move(controlplane::HistoryStore::Open(db).value());
+  const bench::ScratchDatabase db("memory_breakdown");
+  std::unique_ptr<controlplane::HistoryStore> history = std::move(controlplane::HistoryStore::Open(db.path()).value());
   history->Flush();
 
   // Fleet state: every agent's Hello, then one Report each.
@@ -184,10 +180,6 @@ int Run(int argc, char** argv) {
   std::printf("heap: %.1f MiB live, %.1f MiB held by malloc (arenas + mmapped)\n",
               static_cast<double>(m.uordblks + m.hblkhd) / (1 << 20),
               static_cast<double>(m.arena + m.hblkhd) / (1 << 20));
-  history.reset();
-  std::filesystem::remove(db);
-  std::filesystem::remove(db + "-wal");
-  std::filesystem::remove(db + "-shm");
   return 0;
 }
 

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/picker_workload.h"
 #include "benchmark/benchmark.h"
 #include "client/pick_decision.h"
 #include "grpcpp/grpcpp.h"
@@ -26,51 +27,8 @@
 namespace switchboard::picker {
 namespace {
 
-using ::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
-
-v1::Assignment Pool(int n) {
-  v1::Assignment a;
-  a.set_pool("llama");
-  for (int i = 0; i < n; ++i) {
-    v1::AssignedEndpoint* e = a.add_endpoints();
-    e->set_address(absl::StrCat("10.0.", i / 250, ".", i % 250, ":8000"));
-    e->set_node_id(absl::StrCat("node-", i));
-    e->set_weight(10 + i % 50);
-    e->set_state(v1::ENDPOINT_STATE_READY);
-    e->set_circuit(v1::CIRCUIT_STATE_CLOSED);
-    e->set_slots_total(16);
-    e->set_slots_free(i % 16);
-    e->set_queue_depth(i % 3);
-    e->set_prefill_tokens_per_second(1500 + 500 * (i % 8));
-    e->set_decode_tokens_per_second(15 + 5 * (i % 8));
-  }
-  return a;
-}
-
-std::vector<ext_proc::ProcessingRequest> RequestMessages() {
-  std::vector<ext_proc::ProcessingRequest> m(4);
-  auto* h = m[0].mutable_request_headers();
-  for (auto [k, v] : {std::pair<const char*, const char*>{":method", "POST"},
-                      {":path", "/v1/chat/completions"},
-                      {":authority", "gateway.example"},
-                      {"content-type", "application/json"},
-                      {"user-agent", "bench"}}) {
-    auto* hv = h->mutable_headers()->add_headers();
-    hv->set_key(k);
-    hv->set_raw_value(v);
-  }
-  m[0].mutable_protocol_config()->set_request_body_mode(ProcessingMode::FULL_DUPLEX_STREAMED);
-  const std::string body = absl::StrCat(R"({"model":"llama","messages":[{"role":"user","content":")",
-                                        std::string(1950, 'x'), R"("}],"max_tokens":64})");
-  m[1].mutable_request_body()->set_body(body.substr(0, 1024));
-  m[2].mutable_request_body()->set_body(body.substr(1024));
-  m[2].mutable_request_body()->set_end_of_stream(true);
-  auto* st = m[3].mutable_response_headers()->mutable_headers()->add_headers();
-  st->set_key(":status");
-  st->set_raw_value("200");
-  m[3].mutable_response_headers()->set_end_of_stream(true);
-  return m;
-}
+// The pool of the figures in docs/performance.md: 16 slots, load varying by endpoint.
+v1::Assignment Pool(int n) { return bench::PickerBenchPool(n, /*slots_total=*/16, /*varied_load=*/true); }
 
 void DecidePickOver(benchmark::State& state, client::PickDetail detail) {
   std::vector<client::CandidateEndpoint> eps;
@@ -102,7 +60,7 @@ void BM_Exchange(benchmark::State& state) {
   (void)table.Apply(Pool(8));
   ExchangeOptions options;
   auto metrics = MakePickerMetrics();
-  const std::vector<ext_proc::ProcessingRequest> messages = RequestMessages();
+  const std::vector<ext_proc::ProcessingRequest> messages = bench::PickerRequestMessages();
   for (auto _ : state) {
     Exchange x(&table, &options, metrics.get());
     for (const auto& m : messages) benchmark::DoNotOptimize(x.Handle(m));
@@ -139,7 +97,7 @@ InProcessPicker& Picker() {
 
 void BM_GrpcExchange(benchmark::State& state) {
   auto stub = ext_proc::ExternalProcessor::NewStub(Picker().channel);
-  const std::vector<ext_proc::ProcessingRequest> messages = RequestMessages();
+  const std::vector<ext_proc::ProcessingRequest> messages = bench::PickerRequestMessages();
   std::vector<double> latencies_us;
   for (auto _ : state) {
     const auto started = std::chrono::steady_clock::now();

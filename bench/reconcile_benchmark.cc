@@ -14,16 +14,13 @@
 //   reconcile_benchmark [--agents 5000] [--endpoints-per-agent 2] [--pools 10]
 //                       [--seconds 10] [--passes-per-second 10] [--no-history 1]
 #include <time.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "bench/loadgen/workload.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -76,11 +73,9 @@ int Run(int argc, char** argv) {
 
   SetMinLogSeverity(LogSeverity::kWarning);  // Not a line per endpoint joining.
   FakeClock clock;
-  const std::string db =
-      (std::filesystem::temp_directory_path() / absl::StrFormat("reconcile_benchmark_%d.db", getpid())).string();
-  std::filesystem::remove(db);
+  const bench::ScratchDatabase db("reconcile_benchmark");
   std::unique_ptr<controlplane::HistoryStore> history;
-  if (history_on) history = std::move(controlplane::HistoryStore::Open(db).value());
+  if (history_on) history = std::move(controlplane::HistoryStore::Open(db.path()).value());
 
   controlplane::FleetState fleet;
   std::vector<bench::LoadModel> models;
@@ -143,10 +138,6 @@ int Run(int argc, char** argv) {
   std::printf("apply reports:   %8.2f us per report (FleetState::ApplyReport, this thread)\n",
               1e6 * report_cpu / reports);
   std::printf("history writer:  %8.1f us per report (the rest of the process)\n", 1e6 * history_cpu / reports);
-  history.reset();
-  std::filesystem::remove(db);
-  std::filesystem::remove(db + "-wal");
-  std::filesystem::remove(db + "-shm");
   return 0;
 }
 

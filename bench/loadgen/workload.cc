@@ -1,6 +1,11 @@
 #include "bench/loadgen/workload.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -120,6 +125,18 @@ uint32_t MarkerOf(const v1::Assignment& a) {
     }
   }
   return 0;
+}
+
+ScratchDatabase::ScratchDatabase(const std::string& name)
+    : path_((std::filesystem::temp_directory_path() / absl::StrFormat("%s_%d.db", name, getpid())).string()) {
+  Remove();
+}
+
+ScratchDatabase::~ScratchDatabase() { Remove(); }
+
+void ScratchDatabase::Remove() const {
+  std::error_code ignored;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix, ignored);
 }
 
 }  // namespace switchboard::bench

@@ -57,6 +57,22 @@ v1::Assignment MakeWatchedAssignment(const Workload& w, uint32_t marker_queue_de
 // The marker in an assignment of pool "bench-0" (0 if absent).
 uint32_t MarkerOf(const v1::Assignment& a);
 
+// A history database for an in-process benchmark: `<temp dir>/<name>_<pid>.db`, removed
+// (with its -wal and -shm files) when made and when destroyed. Declare it before the
+// HistoryStore that opens it, so that the store closes first.
+class ScratchDatabase {
+ public:
+  explicit ScratchDatabase(const std::string& name);
+  ~ScratchDatabase();
+  ScratchDatabase(const ScratchDatabase&) = delete;
+  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  void Remove() const;
+  std::string path_;
+};
+
 }  // namespace switchboard::bench
 
 #endif  // SWITCHBOARD_BENCH_LOADGEN_WORKLOAD_H_
