@@ -97,7 +97,8 @@ std::string MetricsEngineProbe::FetchModels() {
     }
     models_ = {j["model_id"].get<std::string>()};
     if (j.contains("max_concurrent_requests") && j["max_concurrent_requests"].is_number_unsigned()) {
-      slots_total_ = std::min<uint32_t>(j["max_concurrent_requests"].get<uint32_t>(), 65536);
+      // Read at full width, then capped: a value past uint32 must not wrap to a small one.
+      slots_total_ = static_cast<uint32_t>(std::min<uint64_t>(j["max_concurrent_requests"].get<uint64_t>(), 65536));
     }
   } else {
     HttpResponse r = http_->Get(options_.base_url + "/v1/models", options_.timeout);

@@ -142,6 +142,22 @@ TEST(TgiProbeTest, RequestsTotalCountsFinishedRequests) {
   EXPECT_TRUE(r.errors_counted()) << "no failure yet is still a count";
 }
 
+// max_concurrent_requests is capped at 65,536 slots; one past uint32's range used to wrap
+// (2^32 + 128 read as 128).
+TEST(TgiProbeTest, MaxConcurrentRequestsPastUint32IsCappedNotWrapped) {
+  FakeHttpClient http;
+  ProbeOptions o;
+  o.base_url = "http://127.0.0.1:3000";
+  o.address = "127.0.0.1:3000";
+  MetricsEngineProbe probe(TgiSpec(), o, &http);
+  http.Set("/health", 200, "");
+  http.Set("/info", 200, R"({"model_id":"m","max_concurrent_requests":4294967424})");
+  http.Set("/metrics", 200, "tgi_batch_current_size 3\ntgi_queue_size 0\n");
+  v1::EndpointReport r = probe.Poll(absl::FromUnixSeconds(100));
+  EXPECT_TRUE(r.probe_error().empty()) << r.probe_error();
+  EXPECT_EQ(r.slots_total(), 65536u);
+}
+
 // vLLM and SGLang count requests but not their failures: errors_total means nothing.
 TEST(MetricsEngineProbeTest, EnginesWithoutAFailureCounterDoNotClaimToCountErrors) {
   FakeHttpClient http;
