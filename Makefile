@@ -44,7 +44,10 @@ loadgen: build
 # Fuzzing: each target runs FUZZ_SECONDS (default 60) from its seed corpus
 # (tests/fuzz/corpus/NAME); every parser of input from outside has one. Undefined
 # behaviour stops a run like a crash (UBSan would otherwise report it and go on).
+# FUZZ_SEED fixes libFuzzer's seed (CI sets it, so that a failure there reproduces with
+# the same command on a clean clone); unset, every run draws a new one and explores.
 FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
 FUZZ_TARGETS = prometheus_text probes nvidia_smi agent_messages pool_config retention_tiers token_file \
   inference_request cli_values haproxy_state
 fuzz: deps
@@ -53,7 +56,7 @@ fuzz: deps
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ ; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
-	  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) -max_len=65536 -print_final_stats=1 \
 	      build-fuzz/corpus/$$t > build-fuzz/fuzz_$$t.log 2>&1; then \
 	    tail -n 40 build-fuzz/fuzz_$$t.log; exit 1; \
 	  fi; \
