@@ -8,6 +8,7 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "gtest/gtest.h"
+#include "tests/controlplane/xds/catalog_fixtures.h"
 
 namespace switchboard::controlplane::xds {
 namespace {
@@ -16,50 +17,10 @@ using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 using RequestKind = SotwStream::RequestKind;
 
-// A catalog with one pool per (name, weight): its weight makes its EDS version.
-std::shared_ptr<const Catalog> CatalogOf(const std::vector<std::pair<std::string, uint32_t>>& pools) {
-  std::vector<std::shared_ptr<const Snapshot>> snaps;
-  for (const auto& [name, weight] : pools) {
-    auto snap = std::make_shared<Snapshot>();
-    snap->pool = name;
-    snap->assignment.set_pool(name);
-    auto* ep = snap->assignment.add_endpoints();
-    ep->set_address("10.0.0.1:8000");
-    ep->set_weight(weight);
-    ep->set_state(v1::ENDPOINT_STATE_READY);
-    ep->set_circuit(v1::CIRCUIT_STATE_CLOSED);
-    snaps.push_back(snap);
-  }
-  return BuildCatalog(snaps, ClientKind::kGrpc);
-}
+using xds_test::ClassCatalog;
 
-// An Envoy catalog of pool `name` (its weight makes its EDS version), with priority
-// classes hi and lo or without: their clusters name~hi and name~lo read the pool's
-// assignment, `name`.
-std::shared_ptr<const Catalog> EnvoyCatalogOf(const std::string& name, uint32_t weight, bool classes) {
-  auto snap = std::make_shared<Snapshot>();
-  snap->pool = name;
-  snap->assignment.set_pool(name);
-  auto* ep = snap->assignment.add_endpoints();
-  ep->set_address("10.0.0.1:8000");
-  ep->set_weight(weight);
-  ep->set_state(v1::ENDPOINT_STATE_READY);
-  ep->set_circuit(v1::CIRCUIT_STATE_CLOSED);
-  ep->set_slots_total(4);
-  ep->set_slots_free(4);
-  if (classes) {
-    auto* priority = snap->assignment.mutable_priority();
-    priority->set_default_class("lo");
-    for (const char* c : {"hi", "lo"}) {
-      auto* pc = priority->add_classes();
-      pc->set_name(c);
-      pc->set_rank(priority->classes_size() - 1);
-      pc->set_max_share(1.0);
-      pc->set_limit_slots(4);
-      pc->set_headroom_slots(4);
-    }
-  }
-  return BuildCatalog({snap}, ClientKind::kEnvoy);
+std::shared_ptr<const Catalog> CatalogOf(const std::vector<std::pair<std::string, uint32_t>>& pools) {
+  return xds_test::PoolsCatalog(pools, ClientKind::kGrpc);
 }
 
 DiscoveryRequest Request(const std::string& type, const std::vector<std::string>& names, const std::string& nonce = "",
@@ -365,7 +326,7 @@ TEST(SotwStreamTest, ClassClustersWaitForThePoolsEndpoints) {
   SotwStream s;
   s.OnRequest(Request(kClusterType, {}));
   s.OnRequest(Request(kRouteConfigurationType, {kEnvoyRouteName}));
-  auto plain = EnvoyCatalogOf("a", 1, false);
+  auto plain = ClassCatalog("a", 1, false);
   auto cds1 = s.NextResponse(*plain);
   ASSERT_TRUE(cds1);
   s.OnRequest(Ack(*cds1, {}));
@@ -379,10 +340,10 @@ TEST(SotwStreamTest, ClassClustersWaitForThePoolsEndpoints) {
   s.OnRequest(Ack(*rds1, {kEnvoyRouteName}));
 
   // a's endpoints change and are on their way when its classes turn on.
-  auto eds2 = s.NextResponse(*EnvoyCatalogOf("a", 2, false));
+  auto eds2 = s.NextResponse(*ClassCatalog("a", 2, false));
   ASSERT_TRUE(eds2);
   EXPECT_EQ(eds2->type_url(), kClusterLoadAssignmentType);
-  auto classes = EnvoyCatalogOf("a", 2, true);
+  auto classes = ClassCatalog("a", 2, true);
   auto cds2 = s.NextResponse(*classes);
   ASSERT_TRUE(cds2);
   EXPECT_EQ(Names(*cds2), (std::vector<std::string>{"a", "a~hi", "a~lo"}));
