@@ -35,6 +35,7 @@ namespace {
 struct Options {
   Workload workload;
   int subscribers = 100;
+  bool subscriber_acks = false;
   double rate = 1;  // Reports per second per agent; 0: closed loop.
   absl::Duration duration = absl::Seconds(10);
   absl::Duration warmup = absl::Seconds(3);
@@ -227,7 +228,8 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
 
   std::vector<std::unique_ptr<SubscriberStream>> subs;
   for (int i = 0; i < o.subscribers; ++i) {
-    subs.push_back(std::make_unique<SubscriberStream>(i, MakeDedicatedChannel(target), &subscriber_outcomes, &book));
+    subs.push_back(std::make_unique<SubscriberStream>(i, MakeDedicatedChannel(target), &subscriber_outcomes, &book,
+                                                      o.subscriber_acks));
   }
   auto count_subs = [&] {
     return std::count_if(subs.begin(), subs.end(), [](const auto& s) { return s->received() > 0; });
@@ -250,6 +252,11 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
     }
     return std::make_pair(sum, bytes);
   };
+  auto acks = [&] {
+    int64_t sum = 0;
+    for (const auto& s : subs) sum += s->acks();
+    return sum;
+  };
   auto overruns = [&] {
     uint64_t sum = 0;
     for (const auto& a : agents) sum += a->overruns();
@@ -258,6 +265,7 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   const double cpu0 = CpuSeconds(child->pid()), self0 = SelfCpuSeconds();
   const uint64_t acked0 = acked(), overruns0 = overruns();
   const auto [pushes0, bytes0] = pushes();
+  const int64_t acks0 = acks();
   const absl::Time t0 = absl::Now();
   nlohmann::json rss_samples = nlohmann::json::array();
   absl::Time next_marker = t0, next_rss = t0 + o.rss_every;
@@ -278,6 +286,7 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   const double cpu = CpuSeconds(child->pid()) - cpu0, self = SelfCpuSeconds() - self0;
   const uint64_t reports = acked() - acked0;
   const auto [pushes1, bytes1] = pushes();
+  const int64_t acks1 = acks();
   const uint64_t window_overruns = overruns() - overruns0;
   // Late markers: give the last ones up to 3 s to arrive everywhere.
   const int issued = book.Summarize().issued;
@@ -326,6 +335,7 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   r["push_each_p50_ms"] = PercentileMs(markers.each, 0.5);
   r["push_each_p99_ms"] = PercentileMs(markers.each, 0.99);
   r["pushes_per_s"] = static_cast<double>(pushes1 - pushes0) / seconds;
+  r["acks_per_s"] = static_cast<double>(acks1 - acks0) / seconds;
   r["push_bytes_avg"] =
       pushes1 > pushes0 ? static_cast<double>(bytes1 - bytes0) / static_cast<double>(pushes1 - pushes0) : 0;
   r["report_overruns"] = window_overruns;
@@ -359,6 +369,7 @@ void PrintTable(const nlohmann::json& out) {
       {"push_each_p99_ms", "each delivery p99 ms"},
       {"markers_complete", "markers reaching all"},
       {"pushes_per_s", "pushes/s"},
+      {"acks_per_s", "subscriber acks/s"},
       {"push_bytes_avg", "bytes per push"},
       {"report_overruns", "report overruns"},
       {"rejects", "rejects"},
@@ -404,6 +415,8 @@ int RunLoadgenBench(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--subscribers", o.subscribers, "native subscribers of pool bench-0 (one connection each)")
       ->capture_default_str();
+  app.add_flag("--subscriber-acks", o.subscriber_acks,
+               "subscribers ACK every assignment they read, as gateways do (default: they only read)");
   app.add_option("--rate", o.rate, "reports per second per agent; 0: closed loop (each agent as fast as it can)")
       ->capture_default_str();
   app.add_option("--change-probability", o.workload.change_probability,
@@ -484,6 +497,7 @@ int RunLoadgenBench(int argc, char** argv) {
                    {"endpoints_per_agent", o.workload.endpoints_per_agent},
                    {"pools", o.workload.pools},
                    {"subscribers", o.subscribers},
+                   {"subscriber_acks", o.subscriber_acks},
                    {"rate_per_agent", o.rate},
                    {"closed_loop", o.rate <= 0},
                    {"change_probability", o.workload.change_probability},

@@ -182,14 +182,31 @@ void AgentStream::OnDone(const grpc::Status& status) {
 }
 
 SubscriberStream::SubscriberStream(int index, const std::shared_ptr<grpc::Channel>& channel, StreamOutcomes* outcomes,
-                                   MarkerBook* book)
-    : outcomes_(outcomes), book_(book), stub_(v1::DiscoveryService::NewStub(channel)) {
+                                   MarkerBook* book, bool ack)
+    : outcomes_(outcomes), book_(book), ack_(ack), stub_(v1::DiscoveryService::NewStub(channel)) {
   stub_->async()->Subscribe(&context_, this);
+  absl::MutexLock lock(&mu_);
   request_.set_subscriber_id(absl::StrCat("loadgen-", index));
   request_.add_pools(kWatchedPool);
   StartWrite(&request_);
   StartRead(&in_);
   StartCall();
+}
+
+void SubscriberStream::WriteAckLocked() {
+  request_.Clear();
+  request_.set_version_info(std::move(pending_version_));
+  request_.set_response_nonce(std::move(pending_nonce_));
+  ack_pending_ = false;
+  writing_ = true;
+  acks_.fetch_add(1);
+  StartWrite(&request_);
+}
+
+void SubscriberStream::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (ok && ack_pending_) WriteAckLocked();
 }
 
 void SubscriberStream::Cancel() {
@@ -202,6 +219,13 @@ void SubscriberStream::OnReadDone(bool ok) {
   bytes_.fetch_add(static_cast<int64_t>(in_.ByteSizeLong()));
   book_->Delivered(MarkerOf(in_), &seen_);
   received_.fetch_add(1);
+  if (ack_) {
+    absl::MutexLock lock(&mu_);
+    pending_version_ = in_.version();
+    pending_nonce_ = in_.nonce();
+    ack_pending_ = true;
+    if (!writing_) WriteAckLocked();
+  }
   StartRead(&in_);
 }
 

@@ -120,23 +120,36 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
 // without ACKs; the bare broadcaster reads none either).
 class SubscriberStream final : public grpc::ClientBidiReactor<v1::SubscribeRequest, v1::Assignment> {
  public:
-  SubscriberStream(int index, const std::shared_ptr<grpc::Channel>& channel, StreamOutcomes* outcomes,
-                   MarkerBook* book);
+  // With `ack`, the subscriber ACKs every assignment it reads (version_info and
+  // response_nonce, as client/subscription.cc does), one write at a time: while one is in
+  // flight, only the newest assignment's ACK waits to be sent.
+  SubscriberStream(int index, const std::shared_ptr<grpc::Channel>& channel, StreamOutcomes* outcomes, MarkerBook* book,
+                   bool ack);
   void Cancel();
   int64_t received() const { return received_.load(); }
   int64_t bytes() const { return bytes_.load(); }
+  int64_t acks() const { return acks_.load(); }
   bool done() const { return done_.load(); }
 
-  void OnWriteDone(bool) override {}
+  void OnWriteDone(bool ok) override;
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
  private:
+  void WriteAckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   StreamOutcomes* const outcomes_;
   MarkerBook* const book_;
+  const bool ack_;
   std::unique_ptr<v1::DiscoveryService::Stub> stub_;
   grpc::ClientContext context_;
-  v1::SubscribeRequest request_;
+  absl::Mutex mu_;
+  v1::SubscribeRequest request_ ABSL_GUARDED_BY(mu_);  // The one write in flight.
+  bool writing_ ABSL_GUARDED_BY(mu_) = true;           // The subscription itself, at first.
+  std::string pending_version_ ABSL_GUARDED_BY(mu_);   // The newest assignment not ACKed yet.
+  std::string pending_nonce_ ABSL_GUARDED_BY(mu_);
+  bool ack_pending_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> acks_{0};
   v1::Assignment in_;
   uint32_t seen_ = 0;  // Touched by the read callback only.
   std::atomic<int64_t> received_{0};

@@ -51,6 +51,30 @@ TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
   EXPECT_TRUE(j["ratio"].contains("push_to_last_p99_ms"));
 }
 
+// --subscriber-acks: every subscriber ACKs what it reads (at most one ACK per assignment:
+// while a write is in flight only the newest waits), and the pushes still arrive.
+TEST(LoadgenBenchTest, SubscribersThatAckStillGetEveryMarker) {
+  int status = -1;
+  const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
+                                         " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
+                                         " --subscriber-acks --no-baseline"
+                                         " --duration 2s --warmup 500ms --marker-interval 200ms --json",
+                                     &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["config"]["subscriber_acks"], true);
+  const nlohmann::json& r = j["switchboard"];
+  EXPECT_EQ(r["subscribers_connected"], 5);
+  EXPECT_GT(r["acks_per_s"].get<double>(), 0);
+  // At most one ACK per assignment read; the window may cut between a read and its ACK
+  // once per subscriber.
+  const double seconds = r["seconds"].get<double>();
+  EXPECT_LE(r["acks_per_s"].get<double>() * seconds, r["pushes_per_s"].get<double>() * seconds + 5);
+  EXPECT_GT(r["markers_complete"].get<int>(), 0);
+  EXPECT_EQ(r["errors"], 0);
+}
+
 TEST(LoadgenBenchTest, BadFlagsAreRefused) {
   int status = -1;
   RunCommand(std::string(SWITCHBOARD_LOADGEN) + " bench --agents 0 2>&1", &status);
