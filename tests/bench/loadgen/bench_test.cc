@@ -53,7 +53,7 @@ TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
 
 // --subscriber-acks: every subscriber ACKs what it reads (at most one ACK per assignment:
 // while a write is in flight only the newest waits), and the pushes still arrive.
-TEST(LoadgenBenchTest, SubscribersThatAckStillGetEveryMarker) {
+TEST(LoadgenBenchTest, SubscribersThatAckStillGetMarkers) {
   int status = -1;
   const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
                                          " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
