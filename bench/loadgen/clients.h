@@ -116,8 +116,9 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
 };
 
 // One native subscriber of pool "bench-0": parses every assignment (as a gateway does)
-// and hands its marker to the book. Does not ACK (the native stream is latest-wins
-// without ACKs; the bare broadcaster reads none either).
+// and hands its marker to the book. ACKs only when asked to (--subscriber-acks): the
+// native stream is latest-wins with or without ACKs, and the bare broadcaster reads and
+// drops them.
 class SubscriberStream final : public grpc::ClientBidiReactor<v1::SubscribeRequest, v1::Assignment> {
  public:
   // With `ack`, the subscriber ACKs every assignment it reads (version_info and
