@@ -113,6 +113,8 @@ class Reconciler {
   void Loop();
   // `only`: the pools to rebuild (null: all of them).
   int Pass(const std::set<std::string>* only);
+  // This thread's CPU time so far (options_.thread_cpu_time when set), for max_duty.
+  absl::Duration ThreadCpuTime() const;
   void RecordTransitions(const Snapshot* before, const Snapshot& after, absl::Time wall);
   // Keeps `published` (published at `wall`) to be saved by SaveKeptSnapshots, replacing
   // one kept and not saved yet.
@@ -164,9 +166,8 @@ class Reconciler {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_whole_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
-  absl::Duration ThreadCpuTime() const;
-  absl::Time last_pass_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // Monotonic.
-  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);                         // The last pass's CPU time.
+  absl::Time last_pass_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();    // Monotonic.
+  absl::Duration last_pass_ ABSL_GUARDED_BY(mu_);                           // The last pass's CPU time.
   std::shared_ptr<const policy::FleetConfig> config_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, policy::ManualOverride> manual_ ABSL_GUARDED_BY(mu_);
   uint64_t manual_generation_ ABSL_GUARDED_BY(mu_) = 0;

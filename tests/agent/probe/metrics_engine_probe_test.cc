@@ -10,6 +10,14 @@
 namespace switchboard::agent {
 namespace {
 
+// Options for an engine on 127.0.0.1:`port`.
+ProbeOptions LocalOptions(int port) {
+  ProbeOptions o;
+  o.base_url = absl::StrFormat("http://127.0.0.1:%d", port);
+  o.address = absl::StrFormat("127.0.0.1:%d", port);
+  return o;
+}
+
 TEST(CounterPairTest, GrowthRatioRestartAndBadValues) {
   CounterPair c;
   const absl::Time t0 = absl::FromUnixSeconds(1000);
@@ -64,9 +72,7 @@ std::string VllmMetrics(double prompt_tokens_sum, double prefill_seconds_sum, do
 class VllmProbeTest : public ::testing::Test {
  protected:
   VllmProbeTest() {
-    ProbeOptions o;
-    o.base_url = "http://127.0.0.1:8000";
-    o.address = "127.0.0.1:8000";
+    ProbeOptions o = LocalOptions(8000);
     probe_ = std::make_unique<MetricsEngineProbe>(VllmSpec(), o, &http_);
     http_.Set("/health", 200, "");
     http_.Set("/v1/models", 200, R"({"data":[{"id":"meta-llama/Llama-3.1-8B-Instruct","max_model_len":8192}]})");
@@ -120,9 +126,7 @@ TEST(TgiProbeTest, RequestsTotalCountsFinishedRequests) {
   // TGI's tgi_request_count grows as requests arrive; the control plane's slot demand
   // needs finished ones: success + failure.
   FakeHttpClient http;
-  ProbeOptions o;
-  o.base_url = "http://127.0.0.1:3000";
-  o.address = "127.0.0.1:3000";
+  ProbeOptions o = LocalOptions(3000);
   MetricsEngineProbe probe(TgiSpec(), o, &http);
   http.Set("/health", 200, "");
   http.Set("/info", 200, R"({"model_id":"mistralai/Mistral-7B-Instruct-v0.3","max_concurrent_requests":128})");
@@ -146,9 +150,7 @@ TEST(TgiProbeTest, RequestsTotalCountsFinishedRequests) {
 // (2^32 + 128 read as 128).
 TEST(TgiProbeTest, MaxConcurrentRequestsPastUint32IsCappedNotWrapped) {
   FakeHttpClient http;
-  ProbeOptions o;
-  o.base_url = "http://127.0.0.1:3000";
-  o.address = "127.0.0.1:3000";
+  ProbeOptions o = LocalOptions(3000);
   MetricsEngineProbe probe(TgiSpec(), o, &http);
   http.Set("/health", 200, "");
   http.Set("/info", 200, R"({"model_id":"m","max_concurrent_requests":4294967424})");
@@ -161,9 +163,7 @@ TEST(TgiProbeTest, MaxConcurrentRequestsPastUint32IsCappedNotWrapped) {
 // vLLM and SGLang count requests but not their failures: errors_total means nothing.
 TEST(MetricsEngineProbeTest, EnginesWithoutAFailureCounterDoNotClaimToCountErrors) {
   FakeHttpClient http;
-  ProbeOptions o;
-  o.base_url = "http://127.0.0.1:30000";
-  o.address = "127.0.0.1:30000";
+  ProbeOptions o = LocalOptions(30000);
   o.check.mode = ActiveCheckOptions::Mode::kOff;
   MetricsEngineProbe probe(SglangSpec(), o, &http);
   http.Set("/health", 200, "");
