@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
@@ -80,11 +82,15 @@ class BareSubscribeStream final : public grpc::ServerBidiReactor<grpc::ByteBuffe
   bool finished_ = false;
 };
 
-// Serializes the watched assignment once per marker and offers it to every stream, from
-// one thread (the single-thread broadcast the control plane is compared with).
+// Serializes the watched assignment once per broadcast and offers it to every stream,
+// from one thread (the single-thread broadcast the control plane is compared with). It
+// broadcasts at once when agent 0's marker changes; with a beat set, it also broadcasts
+// on every beat that followed no marker, so that it sends `beats` messages a second
+// whenever markers come less often than that (as many as the control plane sent: the
+// same bytes to the same subscribers).
 class Publisher {
  public:
-  explicit Publisher(const Workload& w) : workload_(w) {
+  Publisher(const Workload& w, std::chrono::microseconds interval) : workload_(w), interval_(interval) {
     current_ = Serialize(0);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -126,9 +132,26 @@ class Publisher {
   }
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
+    auto next_beat = std::chrono::steady_clock::now() + interval_;
+    bool marker_since_beat = false;
     while (true) {
-      cv_.wait(lock, [&] { return stop_ || wanted_ != published_; });
+      auto marked = [&] { return stop_ || wanted_ != published_; };
+      bool marker = true;
+      if (interval_.count() > 0) {
+        marker = cv_.wait_until(lock, next_beat, marked);
+      } else {
+        cv_.wait(lock, marked);
+      }
       if (stop_) return;
+      if (!marker) {  // A beat.
+        const auto now = std::chrono::steady_clock::now();
+        next_beat = std::max(next_beat + interval_, now);  // No catching up after a stall.
+        const bool skip = marker_since_beat;
+        marker_since_beat = false;
+        if (skip) continue;
+      } else {
+        marker_since_beat = true;
+      }
       const uint32_t want = wanted_;
       lock.unlock();
       std::shared_ptr<const grpc::ByteBuffer> buffer = Serialize(want);
@@ -141,6 +164,7 @@ class Publisher {
   }
 
   const Workload workload_;
+  const std::chrono::microseconds interval_;  // Between beats; zero: markers only.
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<BareSubscribeStream*> streams_;
@@ -263,6 +287,11 @@ int RunBareServer(int argc, char** argv) {
   app.add_option("--agents", w.agents);
   app.add_option("--endpoints-per-agent", w.endpoints_per_agent);
   app.add_option("--pools", w.pools);
+  double broadcasts_per_second = 0;
+  app.add_option("--broadcasts-per-second", broadcasts_per_second,
+                 "also broadcast the watched assignment this many times a second, skipping a beat that "
+                 "follows a marker's broadcast (0: only when the marker changes)")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   // As the control plane does at start (Debian's abseil runs its deadlock detector).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -274,7 +303,8 @@ int RunBareServer(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // Before gRPC starts its threads.
 
   BareFleet fleet;
-  Publisher publisher(w);
+  Publisher publisher(
+      w, std::chrono::microseconds(broadcasts_per_second > 0 ? static_cast<int64_t>(1e6 / broadcasts_per_second) : 0));
   BareAgentService agents(&fleet, &publisher);
   BareDiscovery discovery(&publisher);
   int port = 0;

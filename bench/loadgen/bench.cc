@@ -42,6 +42,7 @@ struct Options {
   absl::Duration marker_interval = absl::Milliseconds(250);
   absl::Duration rss_every = absl::ZeroDuration();
   bool baseline = true;
+  bool bare_markers_only = false;  // Else the bare server sends as many messages as the control plane did.
   bool history = true;
   std::string controlplane_bin;
   std::vector<std::string> controlplane_args;
@@ -387,6 +388,17 @@ void PrintTable(const nlohmann::json& out) {
     }
     std::printf("%-26s %14s %14s %8s\n", row[1], a.c_str(), b.c_str(), ratio.c_str());
   }
+  if (bare) {
+    const double beat = out["config"]["bare_broadcasts_per_s"].get<double>();
+    if (beat > 0) {
+      std::printf(
+          "(bare: each marker at once, and %.1f broadcasts a second in all: what each subscriber received "
+          "from switchboard)\n",
+          beat);
+    } else {
+      std::printf("(bare: broadcasts only when a marker arrives)\n");
+    }
+  }
   for (const char* side : {"switchboard", "bare"}) {
     if (!out.contains(side)) continue;
     for (const auto& [what, e] : out[side]["streams_ended_early"].items()) {
@@ -429,6 +441,9 @@ int RunLoadgenBench(int argc, char** argv) {
   app.add_option("--rss-every", rss_every, "sample the server's RSS this often (soak runs; 0s: off)")
       ->capture_default_str();
   app.add_flag("--no-baseline", no_baseline, "skip the bare-gRPC server");
+  app.add_flag("--bare-markers-only", o.bare_markers_only,
+               "the bare server broadcasts only when a marker arrives (default: it also broadcasts on a steady "
+               "beat, so that each subscriber receives as many messages a second as it did from the control plane)");
   app.add_flag("--no-history", no_history, "run the control plane without --db");
   app.add_option("--controlplane-bin", o.controlplane_bin,
                  "switchboard-controlplane to start (default: next to this binary)");
@@ -507,7 +522,21 @@ int RunLoadgenBench(int argc, char** argv) {
                    {"controlplane_args", o.controlplane_args}};
   out["switchboard"] = RunTarget("switchboard", o.controlplane_bin, cp_args, o);
   if (o.baseline) {
-    out["bare"] = RunTarget("bare", o.self, bare_args, o);
+    // The same bytes to the same subscribers: the bare broadcaster sends each subscriber as
+    // many messages a second as the control plane did (each marker at once, and the
+    // assignment again whenever that many have not gone out).
+    std::vector<std::string> args = bare_args;
+    const nlohmann::json& sb = out["switchboard"];
+    double beat = 0;
+    if (!o.bare_markers_only && sb.contains("pushes_per_s") && sb["subscribers_connected"].get<int64_t>() > 0) {
+      beat = sb["pushes_per_s"].get<double>() / static_cast<double>(sb["subscribers_connected"].get<int64_t>());
+    }
+    out["config"]["bare_broadcasts_per_s"] = beat;
+    if (beat > 0) {
+      args.push_back("--broadcasts-per-second");
+      args.push_back(absl::StrCat(beat));
+    }
+    out["bare"] = RunTarget("bare", o.self, args, o);
     nlohmann::json ratio = nlohmann::json::object();
     for (const auto& [key, value] : out["switchboard"].items()) {
       if (!value.is_number() || !out["bare"].contains(key) || !out["bare"][key].is_number()) continue;

@@ -1,6 +1,7 @@
 // A short `switchboard-loadgen bench` run against the real control plane and the bare
-// server: it runs, every client connects, markers reach every subscriber, and --json is
-// well-formed with the figures docs/performance.md quotes. No timing is asserted: the
+// server: it runs, every client connects, markers reach every subscriber, the bare server
+// sends as many messages as the control plane, and --json is well-formed with the
+// figures docs/performance.md quotes. No timing is asserted: the
 // figures themselves come from longer runs on a quiet machine.
 #include <sys/wait.h>
 
@@ -73,6 +74,36 @@ TEST(LoadgenBenchTest, SubscribersThatAckStillGetMarkers) {
   EXPECT_LE(r["acks_per_s"].get<double>() * seconds, r["pushes_per_s"].get<double>() * seconds + 5);
   EXPECT_GT(r["markers_complete"].get<int>(), 0);
   EXPECT_EQ(r["errors"], 0);
+}
+
+// The bare broadcaster sends each subscriber as many messages a second as the control
+// plane did (the same bytes), not only the markers; --bare-markers-only keeps the old
+// baseline. Every endpoint's load changes in every report, so the control plane pushes
+// far more often than the one marker a second.
+TEST(LoadgenBenchTest, BareBroadcasterSendsAsManyMessagesAsTheControlPlane) {
+  const std::string run = std::string(SWITCHBOARD_LOADGEN) +
+                          " bench --agents 40 --endpoints-per-agent 2 --pools 2 --subscribers 5 --change-probability 1"
+                          " --duration 2s --warmup 500ms --marker-interval 1s --json";
+  for (const bool markers_only : {false, true}) {
+    SCOPED_TRACE(markers_only ? "--bare-markers-only" : "default");
+    int status = -1;
+    const std::string out = RunCommand(run + (markers_only ? " --bare-markers-only" : ""), &status);
+    ASSERT_EQ(status, 0) << out;
+    const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(j.is_discarded()) << out;
+    const double switchboard = j["switchboard"]["pushes_per_s"].get<double>();
+    const double bare = j["bare"]["pushes_per_s"].get<double>();
+    const double per_subscriber = switchboard / 5;
+    ASSERT_GT(per_subscriber, 4) << "the control plane should push several versions a second here: " << out;
+    if (markers_only) {
+      EXPECT_EQ(j["config"]["bare_broadcasts_per_s"].get<double>(), 0);
+      EXPECT_LE(bare / 5, 2) << out;  // One marker a second (a window may hold two).
+    } else {
+      EXPECT_NEAR(j["config"]["bare_broadcasts_per_s"].get<double>(), per_subscriber, 1e-6);
+      EXPECT_GT(bare, 0.7 * switchboard) << out;
+      EXPECT_LT(bare, 1.3 * switchboard) << out;
+    }
+  }
 }
 
 TEST(LoadgenBenchTest, BadFlagsAreRefused) {
