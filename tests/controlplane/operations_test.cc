@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/controlplane/history_events.h"
 #include "tests/controlplane/test_util.h"
 
 namespace switchboard::controlplane {
@@ -34,17 +35,7 @@ class FleetOperationsTest : public ::testing::Test {
     reconciler_->ReconcileOnce();
   }
 
-  std::vector<std::string> EventKinds() {
-    history_->Flush();
-    std::vector<std::string> kinds;
-    absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(100);
-    if (!events.ok()) {
-      ADD_FAILURE() << events.status();
-      return kinds;
-    }
-    for (const HistoryEvent& e : *events) kinds.insert(kinds.begin(), e.kind);
-    return kinds;
-  }
+  std::vector<std::string> EventKinds() { return ::switchboard::testing::RecentEventKinds(history_.get()); }
 
   std::string path_;
   FakeClock clock_;

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "gtest/gtest.h"
+#include "tests/controlplane/history_events.h"
 #include "tests/controlplane/test_util.h"
 
 namespace switchboard::controlplane {
@@ -38,17 +39,7 @@ class ReconcilerTest : public ::testing::Test {
     return 0;
   }
 
-  std::vector<std::string> EventKinds() {
-    history_->Flush();
-    std::vector<std::string> kinds;
-    absl::StatusOr<std::vector<HistoryEvent>> events = history_->RecentEvents(100);
-    if (!events.ok()) {
-      ADD_FAILURE() << events.status();
-      return kinds;
-    }
-    for (const HistoryEvent& e : *events) kinds.insert(kinds.begin(), e.kind);
-    return kinds;
-  }
+  std::vector<std::string> EventKinds() { return ::switchboard::testing::RecentEventKinds(history_.get()); }
 
   std::string path_;
   FakeClock clock_;

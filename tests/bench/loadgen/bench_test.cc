@@ -24,15 +24,25 @@ std::string RunCommand(const std::string& command, int* status) {
   return out;
 }
 
-TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
+// Runs `switchboard-loadgen bench <args> --json`: a failed run or output that is not
+// JSON is a test failure and gives a discarded value.
+nlohmann::json RunBench(const std::string& args) {
   int status = -1;
-  const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
-                                         " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
-                                         " --duration 2s --warmup 500ms --marker-interval 200ms --json",
-                                     &status);
-  ASSERT_EQ(status, 0) << out;
-  const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-  ASSERT_FALSE(j.is_discarded()) << out;
+  const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) + " bench " + args + " --json", &status);
+  if (status != 0) {
+    ADD_FAILURE() << "exit status " << status << ": " << out;
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) ADD_FAILURE() << "not JSON: " << out;
+  return j;
+}
+
+TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
+  const nlohmann::json j = RunBench(
+      "--agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5 --duration 2s --warmup 500ms"
+      " --marker-interval 200ms");
+  ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["config"]["agents"], 20);
   for (const char* side : {"switchboard", "bare"}) {
     SCOPED_TRACE(side);
@@ -55,15 +65,10 @@ TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
 // --subscriber-acks: every subscriber ACKs what it reads (at most one ACK per assignment:
 // while a write is in flight only the newest waits), and the pushes still arrive.
 TEST(LoadgenBenchTest, SubscribersThatAckStillGetMarkers) {
-  int status = -1;
-  const std::string out = RunCommand(std::string(SWITCHBOARD_LOADGEN) +
-                                         " bench --agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5"
-                                         " --subscriber-acks --no-baseline"
-                                         " --duration 2s --warmup 500ms --marker-interval 200ms --json",
-                                     &status);
-  ASSERT_EQ(status, 0) << out;
-  const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-  ASSERT_FALSE(j.is_discarded()) << out;
+  const nlohmann::json j = RunBench(
+      "--agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 5 --subscriber-acks --no-baseline"
+      " --duration 2s --warmup 500ms --marker-interval 200ms");
+  ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["config"]["subscriber_acks"], true);
   const nlohmann::json& r = j["switchboard"];
   EXPECT_EQ(r["subscribers_connected"], 5);
@@ -81,16 +86,14 @@ TEST(LoadgenBenchTest, SubscribersThatAckStillGetMarkers) {
 // baseline. Every endpoint's load changes in every report, so the control plane pushes
 // far more often than the one marker a second.
 TEST(LoadgenBenchTest, BareBroadcasterSendsAsManyMessagesAsTheControlPlane) {
-  const std::string run = std::string(SWITCHBOARD_LOADGEN) +
-                          " bench --agents 40 --endpoints-per-agent 2 --pools 2 --subscribers 5 --change-probability 1"
-                          " --duration 2s --warmup 500ms --marker-interval 1s --json";
+  const std::string run =
+      "--agents 40 --endpoints-per-agent 2 --pools 2 --subscribers 5 --change-probability 1 --duration 2s"
+      " --warmup 500ms --marker-interval 1s";
   for (const bool markers_only : {false, true}) {
     SCOPED_TRACE(markers_only ? "--bare-markers-only" : "default");
-    int status = -1;
-    const std::string out = RunCommand(run + (markers_only ? " --bare-markers-only" : ""), &status);
-    ASSERT_EQ(status, 0) << out;
-    const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-    ASSERT_FALSE(j.is_discarded()) << out;
+    const nlohmann::json j = RunBench(run + (markers_only ? " --bare-markers-only" : ""));
+    ASSERT_FALSE(j.is_discarded());
+    const std::string out = j.dump();
     const double switchboard = j["switchboard"]["pushes_per_s"].get<double>();
     const double bare = j["bare"]["pushes_per_s"].get<double>();
     const double per_subscriber = switchboard / 5;
