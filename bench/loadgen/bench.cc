@@ -181,9 +181,14 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   const char* dir = mkdtemp(dir_template);
   const std::string log = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name, ".log");
   std::vector<std::string> full_args = args;
+  // The control plane's history serves this run only: removed when it returns (a long
+  // run writes hundreds of megabytes). The server's log stays, named in "log".
+  std::optional<ScratchDatabase> db;
   if (name == "switchboard" && o.history) {
+    db.emplace("switchboard-loadgen-history");
     full_args.push_back("--db");
-    full_args.push_back(absl::StrCat(dir != nullptr ? dir : "/tmp", "/history.db"));
+    full_args.push_back(db->path());
+    r["history_db"] = db->path();
   }
   std::unique_ptr<Child> child = Child::Start(binary, full_args, log);
   const int port = child ? child->WaitForPort(absl::Seconds(30)) : 0;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -60,6 +61,10 @@ TEST(LoadgenBenchTest, ShortRunPrintsBothTargetsAsJson) {
   }
   EXPECT_TRUE(j["ratio"].contains("reports_per_s"));
   EXPECT_TRUE(j["ratio"].contains("push_to_last_p99_ms"));
+  // The history database served the run and is gone; the server's log stays.
+  ASSERT_TRUE(j["switchboard"]["history_db"].is_string());
+  EXPECT_FALSE(std::filesystem::exists(j["switchboard"]["history_db"].get<std::string>()));
+  EXPECT_TRUE(std::filesystem::exists(j["switchboard"]["log"].get<std::string>()));
 }
 
 // --subscriber-acks: every subscriber ACKs what it reads (at most one ACK per assignment:
