@@ -213,7 +213,10 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   auto count_agents = [&] {
     return std::count_if(agents.begin(), agents.end(), [](const auto& a) { return a->hello_acked(); });
   };
-  while (count_agents() < n && absl::Now() < connect_deadline) absl::SleepFor(absl::Milliseconds(20));
+  auto count_settled = [&] {  // Connected, or ended (refused).
+    return std::count_if(agents.begin(), agents.end(), [](const auto& a) { return a->hello_acked() || a->ended(); });
+  };
+  while (count_settled() < n && absl::Now() < connect_deadline) absl::SleepFor(absl::Milliseconds(20));
   const int64_t agents_connected = count_agents();
 
   // Paced reports: agent i's reports are spread evenly over each interval.
@@ -305,7 +308,12 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
 
   stop_pacing.store(true);
   if (pacer.joinable()) pacer.join();
-  // Unexpected ends are read before the run cancels the streams.
+  // The streams that ended before the run cancelled them (each stream knows whether it
+  // did; an agent's end is only reported once it is cancelled).
+  for (auto& a : agents) a->Cancel();
+  for (auto& s : subs) s->Cancel();
+  agent_outcomes.AwaitDone(n, absl::Seconds(30));
+  subscriber_outcomes.AwaitDone(o.subscribers, absl::Seconds(30));
   const int64_t agent_rejects = agent_outcomes.rejects(), agent_errors = agent_outcomes.errors();
   const int64_t sub_errors = subscriber_outcomes.rejects() + subscriber_outcomes.errors();
   nlohmann::json ended = nlohmann::json::object();
@@ -315,10 +323,6 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   for (const auto& [code, entry] : subscriber_outcomes.Unexpected()) {
     ended[absl::StrCat("subscriber ", code)] = {{"streams", entry.first}, {"first_message", entry.second}};
   }
-  for (auto& a : agents) a->Cancel();
-  for (auto& s : subs) s->Cancel();
-  agent_outcomes.AwaitDone(n, absl::Seconds(30));
-  subscriber_outcomes.AwaitDone(o.subscribers, absl::Seconds(30));
   child->Stop();
 
   const double endpoints = static_cast<double>(n) * o.workload.endpoints_per_agent;

@@ -118,6 +118,10 @@ AgentStream::AgentStream(int index, const Workload& workload, const std::shared_
       stub_(v1::AgentService::NewStub(channel)),
       load_(index, workload) {
   stub_->async()->Connect(&context_, this);
+  // Send is called from the run's threads, outside gRPC's callbacks: the hold keeps the
+  // call (and its stream object) alive until Cancel, so a write started there never
+  // reaches a call that has ended and been freed.
+  AddHold();
   {
     MutexLock lock(&mu_);
     *out_.mutable_hello() = MakeHello(index, workload);
@@ -130,7 +134,7 @@ AgentStream::AgentStream(int index, const Workload& workload, const std::shared_
 
 void AgentStream::Send() {
   MutexLock lock(&mu_);
-  if (cancelled_.load()) return;
+  if (cancelled_.load() || broken_) return;
   if (writing_) {
     if (!pending_) overruns_.fetch_add(1);
     pending_ = true;
@@ -147,25 +151,34 @@ void AgentStream::WriteLocked() {
 }
 
 void AgentStream::Cancel() {
-  cancelled_.store(true);
+  {
+    MutexLock lock(&mu_);  // A Send under way has started its write before this.
+    if (cancelled_.exchange(true)) return;
+    ended_before_cancel_ = ended_.load();
+  }
   context_.TryCancel();
+  RemoveHold();
 }
 
 void AgentStream::OnWriteDone(bool ok) {
   MutexLock lock(&mu_);
   writing_ = false;
+  if (!ok) broken_ = true;
   if (!ok || cancelled_.load()) return;
   // The first report only after the Hello's ack (a closed loop starts from the ack).
   if (pending_ || (closed_loop_ && hello_acked_.load())) WriteLocked();
 }
 
 void AgentStream::OnReadDone(bool ok) {
-  if (!ok) return;
+  if (!ok) {
+    ended_.store(true);
+    return;
+  }
   if (in_.has_ack()) {
     if (in_.ack().sequence() == 0) {
       if (!hello_acked_.exchange(true) && closed_loop_) {
         MutexLock lock(&mu_);
-        if (!writing_) WriteLocked();
+        if (!writing_ && !broken_ && !cancelled_.load()) WriteLocked();
       }
     } else {
       uint64_t prev = acked_.load();
@@ -177,8 +190,12 @@ void AgentStream::OnReadDone(bool ok) {
 }
 
 void AgentStream::OnDone(const grpc::Status& status) {
-  outcomes_->Ended(status, cancelled_.load());
-  done_.store(true);
+  bool expected;
+  {
+    MutexLock lock(&mu_);
+    expected = !ended_before_cancel_;
+  }
+  outcomes_->Ended(status, expected);
 }
 
 SubscriberStream::SubscriberStream(int index, const std::shared_ptr<grpc::Channel>& channel, StreamOutcomes* outcomes,

@@ -78,14 +78,17 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
  public:
   AgentStream(int index, const Workload& workload, const std::shared_ptr<grpc::Channel>& channel, bool closed_loop,
               StreamOutcomes* outcomes, std::atomic<uint32_t>* marker);
-  // Sends a report now, or right after the write in flight (then counts an overrun).
+  // Sends a report now, or right after the write in flight (then counts an overrun);
+  // nothing once the stream has failed or was cancelled. Any thread, until Cancel.
   void Send();
-  // Ends the stream (OnDone follows on a gRPC thread).
+  // Ends the stream (OnDone follows on a gRPC thread). Once: after it, Send does nothing.
   void Cancel();
   bool hello_acked() const { return hello_acked_.load(); }
   uint64_t acked() const { return acked_.load(); }  // Highest report sequence acknowledged.
   uint64_t overruns() const { return overruns_.load(); }
-  bool done() const { return done_.load(); }
+  // The server ended the stream (it refused the agent, or went away); OnDone itself
+  // waits for Cancel.
+  bool ended() const { return ended_.load(); }
 
   void OnWriteDone(bool ok) override;
   void OnReadDone(bool ok) override;
@@ -104,15 +107,17 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
   std::atomic<bool> hello_acked_{false};
   std::atomic<uint64_t> acked_{0};
   std::atomic<uint64_t> overruns_{0};
-  std::atomic<bool> done_{false};
+  std::atomic<bool> ended_{false};
   std::atomic<bool> cancelled_{false};
 
   Mutex mu_;
+  bool ended_before_cancel_ ABSL_GUARDED_BY(mu_) = false;  // Its end is then an outcome to count.
   LoadModel load_ ABSL_GUARDED_BY(mu_);
   v1::AgentMessage out_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the stream has ended.
 };
 
 // One native subscriber of pool "bench-0": parses every assignment (as a gateway does)

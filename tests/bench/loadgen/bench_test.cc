@@ -114,6 +114,21 @@ TEST(LoadgenBenchTest, BareBroadcasterSendsAsManyMessagesAsTheControlPlane) {
   }
 }
 
+// Agents the control plane refuses (--max-nodes 5 of 20) end their streams at once. The
+// run's pacer keeps asking every agent to report; a refused one sends nothing more (a
+// write on its ended call was a use after free, which ASan/UBSan builds catch), its end
+// counts as a reject, and the run finishes without waiting for it to connect.
+TEST(LoadgenBenchTest, RefusedAgentsAreCountedAndTheRunFinishes) {
+  const nlohmann::json j = RunBench(
+      "--agents 20 --endpoints-per-agent 2 --pools 2 --subscribers 2 --no-baseline --duration 2s --warmup 500ms"
+      " --controlplane-arg=--max-nodes=5");
+  ASSERT_FALSE(j.is_discarded());
+  const nlohmann::json& r = j["switchboard"];
+  EXPECT_EQ(r["agents_connected"], 5);
+  EXPECT_EQ(r["rejects"], 15) << r.dump();
+  EXPECT_GT(r["reports_per_s"].get<double>(), 0);
+}
+
 TEST(LoadgenBenchTest, BadFlagsAreRefused) {
   int status = -1;
   RunCommand(std::string(SWITCHBOARD_LOADGEN) + " bench --agents 0 2>&1", &status);
