@@ -32,6 +32,18 @@ bool ParseDurationFlag(const std::string& text, absl::Duration* out, const char*
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Block the stop and reload signals first, so that every thread inherits the mask and
+  // only the sigwait at the end of main takes them. gRPC starts threads of its own as
+  // soon as credentials are made (below); one started before the mask would take a
+  // SIGHUP sent while main is not waiting (during a reload), and SIGHUP's default
+  // action ends the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   switchboard::SetLogProgramName("controlplane");
   // Protobuf logs an error of its own per malformed agent message: one line per 10 s.
   switchboard::RouteProtobufLogs(absl::Seconds(10));
@@ -264,14 +276,6 @@ int main(int argc, char** argv) {
     SB_LOG(WARNING) << "rate_limits has rules and --subscriber-auth is none: anyone who reaches the gRPC port can "
                        "spend a tenant's quota or fill max_descriptors; use --subscriber-auth cert";
   }
-
-  // Block the stop signals before any thread starts, then wait for one here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto cp = switchboard::controlplane::ControlPlane::Start(options);
   if (!cp.ok()) {

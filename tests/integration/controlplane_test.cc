@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -179,6 +181,43 @@ TEST_F(ControlPlaneTest, SighupReloadsWithoutDroppingStreams) {
   EXPECT_THAT(events, HasSubstr("requests_per_hour"));
   EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"error\"} 2"));
   EXPECT_TRUE(metric("switchboard_config_reloads_total{result=\"ok\"} 2"));
+}
+
+// Every thread but main's (in sigwait, where the kernel unblocks what it waits for)
+// blocks the stop and reload signals: a SIGHUP that comes while main is busy with the
+// last reload waits for it, instead of reaching a thread whose default action for it
+// would end the process. gRPC's first threads start with the first credentials, so the
+// mask must come before them. Then a burst of SIGHUPs: still serving, and reloaded.
+TEST_F(ControlPlaneTest, ReloadSignalsReachOnlyTheSignalWaiter) {
+  const pid_t pid = cp_->pid();
+  const uint64_t stop = (1ULL << (SIGHUP - 1)) | (1ULL << (SIGINT - 1)) | (1ULL << (SIGTERM - 1));
+  int threads = 0;
+  for (const auto& task : std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+    if (task.path().filename() == std::to_string(pid)) continue;
+    std::ifstream status(task.path() / "status");
+    std::string line, name;
+    std::optional<uint64_t> blocked;
+    while (std::getline(status, line)) {
+      if (line.rfind("Name:", 0) == 0) name = line.substr(5);
+      if (line.rfind("SigBlk:", 0) == 0) blocked = std::stoull(line.substr(7), nullptr, 16);
+    }
+    if (!blocked) continue;  // The thread ended meanwhile.
+    ++threads;
+    EXPECT_EQ(*blocked & stop, stop) << "thread" << name << " would take SIGHUP, SIGINT or SIGTERM";
+  }
+  EXPECT_GT(threads, 3);
+
+  for (int i = 0; i < 30; ++i) cp_->Signal(SIGHUP);
+  httplib::Client metrics("127.0.0.1", metrics_port_);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto res = metrics.Get("/metrics");
+        return res && res->body.find("switchboard_config_reloads_total{result=\"ok\"} ") != std::string::npos &&
+               res->body.find("switchboard_config_reloads_total{result=\"ok\"} 0\n") == std::string::npos;
+      },
+      absl::Seconds(10)));
+  auto [rc, out] = Sbctl("status");
+  EXPECT_EQ(rc, 0) << out;
 }
 
 TEST(ControlPlaneStartupTest, BrokenConfigIsAClearError) {
