@@ -5,7 +5,7 @@
 // published: a change that comes while a pass writes its pushes waits for them too, so a
 // pool's versions are spaced by their own fan-out. (Counting from the change itself was
 // measured at 1,000 subscribers: more versions and a later last subscriber, p99
-// 287-393 ms against 233-313; docs/performance.md.)
+// 287-393 ms against 233-339; docs/performance.md.)
 //
 // Restarts (Restore, with a history): the newest snapshot of every pool is served at
 // once, marked stale with its old version, and held (the pool is not rebuilt) until

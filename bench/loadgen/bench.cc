@@ -236,6 +236,7 @@ nlohmann::json RunTarget(const std::string& name, const std::string& binary, con
   }
 
   std::vector<std::unique_ptr<SubscriberStream>> subs;
+  subs.reserve(static_cast<size_t>(o.subscribers));
   for (int i = 0; i < o.subscribers; ++i) {
     subs.push_back(std::make_unique<SubscriberStream>(i, MakeDedicatedChannel(target), &subscriber_outcomes, &book,
                                                       o.subscriber_acks));

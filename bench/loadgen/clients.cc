@@ -134,7 +134,7 @@ AgentStream::AgentStream(int index, const Workload& workload, const std::shared_
 
 void AgentStream::Send() {
   MutexLock lock(&mu_);
-  if (cancelled_.load() || broken_) return;
+  if (cancelled_.load() || ended_.load()) return;
   if (writing_) {
     if (!pending_) overruns_.fetch_add(1);
     pending_ = true;
@@ -163,7 +163,7 @@ void AgentStream::Cancel() {
 void AgentStream::OnWriteDone(bool ok) {
   MutexLock lock(&mu_);
   writing_ = false;
-  if (!ok) broken_ = true;
+  if (!ok) ended_.store(true);
   if (!ok || cancelled_.load()) return;
   // The first report only after the Hello's ack (a closed loop starts from the ack).
   if (pending_ || (closed_loop_ && hello_acked_.load())) WriteLocked();
@@ -178,7 +178,7 @@ void AgentStream::OnReadDone(bool ok) {
     if (in_.ack().sequence() == 0) {
       if (!hello_acked_.exchange(true) && closed_loop_) {
         MutexLock lock(&mu_);
-        if (!writing_ && !broken_ && !cancelled_.load()) WriteLocked();
+        if (!writing_ && !ended_.load() && !cancelled_.load()) WriteLocked();
       }
     } else {
       uint64_t prev = acked_.load();
@@ -246,9 +246,6 @@ void SubscriberStream::OnReadDone(bool ok) {
   StartRead(&in_);
 }
 
-void SubscriberStream::OnDone(const grpc::Status& status) {
-  outcomes_->Ended(status, cancelled_.load());
-  done_.store(true);
-}
+void SubscriberStream::OnDone(const grpc::Status& status) { outcomes_->Ended(status, cancelled_.load()); }
 
 }  // namespace switchboard::bench

@@ -86,8 +86,8 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
   bool hello_acked() const { return hello_acked_.load(); }
   uint64_t acked() const { return acked_.load(); }  // Highest report sequence acknowledged.
   uint64_t overruns() const { return overruns_.load(); }
-  // The server ended the stream (it refused the agent, or went away); OnDone itself
-  // waits for Cancel.
+  // The stream has ended (a read or a write failed: the server refused the agent, or
+  // went away); OnDone itself waits for Cancel.
   bool ended() const { return ended_.load(); }
 
   void OnWriteDone(bool ok) override;
@@ -117,7 +117,6 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::C
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the stream has ended.
 };
 
 // One native subscriber of pool "bench-0": parses every assignment (as a gateway does)
@@ -135,7 +134,6 @@ class SubscriberStream final : public grpc::ClientBidiReactor<v1::SubscribeReque
   int64_t received() const { return received_.load(); }
   int64_t bytes() const { return bytes_.load(); }
   int64_t acks() const { return acks_.load(); }
-  bool done() const { return done_.load(); }
 
   void OnWriteDone(bool ok) override;
   void OnReadDone(bool ok) override;
@@ -160,7 +158,6 @@ class SubscriberStream final : public grpc::ClientBidiReactor<v1::SubscribeReque
   uint32_t seen_ = 0;  // Touched by the read callback only.
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> bytes_{0};
-  std::atomic<bool> done_{false};
   std::atomic<bool> cancelled_{false};
 };
 
